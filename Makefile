@@ -1,0 +1,34 @@
+# The two commands of README: `make demo` runs the main job, `make test` every test.
+# Each sets up what it needs: the virtualenv, the dependencies, the broker.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint venv kafka-fetch clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed (python3 not found)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+kafka-fetch:
+	scripts/kafka fetch
+
+demo: $(STAMP)
+	scripts/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor detectors tests scripts
+	$(BIN)/ruff format --check monitor detectors tests scripts
+	$(BIN)/mypy
+
+test: $(STAMP) kafka-fetch lint
+	scripts/run-tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""The types shared by every detector and by the service that drives them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detection: a signal of one model broke with its baseline.
+
+    ``details`` holds plain JSON-able data only (str, int, float, bool, None,
+    lists and dicts of those): window sizes, reference summary, onset estimate.
+    """
+
+    detector: str
+    signal: str
+    event_ts: float
+    severity: Severity
+    statistic: float
+    threshold: float | None = None
+    p_value: float | None = None
+    effect_size: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RowBatch:
+    """Consecutive prediction/input events of one model, in stream order, as columns.
+
+    Every array has one entry per event (length ``n``).
+
+    - ``ts``: event times, epoch seconds (float64).
+    - ``numeric``: feature name -> float64 values; NaN where the event lacks the
+      feature or its value is NaN/inf (both count as missing/invalid).
+    - ``categorical``: feature name -> object array of str; None where missing.
+      Booleans arrive as "true"/"false".
+    - ``score``: float64, NaN where the event has no score.
+    - ``prediction``: object array of class labels as str, None where absent or
+      where the prediction is a number (that goes in ``prediction_value``).
+    - ``prediction_value``: float64 regression outputs, NaN where absent.
+    - ``client``: object array of caller identities as str, None where absent.
+
+    - ``has_features``: bool, False for events that carried no ``features``
+      object at all (a prediction logged apart from its inputs); those events
+      say nothing about feature values and never count as missing. None means
+      every event carried features.
+
+    A feature the suite has seen before but that is absent from ``numeric`` and
+    ``categorical`` here is missing in every event whose ``has_features`` is True.
+    """
+
+    ts: np.ndarray
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, np.ndarray] = field(default_factory=dict)
+    score: np.ndarray | None = None
+    prediction: np.ndarray | None = None
+    prediction_value: np.ndarray | None = None
+    client: np.ndarray | None = None
+    has_features: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])

@@ -1,0 +1,111 @@
+"""Chi-square test of homogeneity between window and reference label counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from detectors.reference import CategoricalReference
+from detectors.window_test import (
+    CATEGORICAL,
+    FEATURE,
+    PREDICTION,
+    CategoricalWindow,
+    WindowOutcome,
+    WindowTest,
+    require_positive,
+    severity_for,
+)
+
+
+def pooled_bins(
+    ref: CategoricalReference, win: CategoricalWindow, min_expected: float
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Reference and window counts over labels frequent enough for the test.
+
+    A label whose reference share would give the window fewer than
+    ``min_expected`` events joins one "other" bin with unseen labels: the
+    chi-square approximation is poor for small expected counts, and rare
+    labels are what the ``unseen`` test is for.
+    """
+    ref_present = int(ref.counts.sum()) + ref.dropped
+    win_present = int(win.counts.sum())
+    if ref_present == 0:
+        return np.zeros(0), np.zeros(0), []
+    keep = ref.counts * (win_present / ref_present) >= min_expected
+    ref_counts = np.append(ref.counts[keep], ref.counts[~keep].sum() + ref.dropped)
+    win_known = win.counts[:-1]
+    win_counts = np.append(win_known[keep], win_known[~keep].sum() + win.counts[-1])
+    labels = [label for label, k in zip(ref.labels, keep.tolist(), strict=True) if k]
+    labels.append("(other)")
+    nonempty = (ref_counts + win_counts) > 0
+    kept = [lab for lab, ne in zip(labels, nonempty.tolist(), strict=True) if ne]
+    return ref_counts[nonempty].astype(np.float64), win_counts[nonempty].astype(np.float64), kept
+
+
+def homogeneity_chi2(ref_counts: np.ndarray, win_counts: np.ndarray) -> tuple[float, int]:
+    """Pearson statistic and degrees of freedom of the 2 x k table (no continuity correction)."""
+    table = np.vstack([ref_counts, win_counts])
+    total = table.sum()
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / total
+    stat = float(((table - expected) ** 2 / expected).sum())
+    return stat, int(table.shape[1] - 1)
+
+
+class ChiSquare(WindowTest):
+    """Label-mix shift of a categorical signal (features, predicted classes).
+
+    Effect size is the total variation distance between the window's and the
+    reference's label shares over the pooled bins (0..1).
+    """
+
+    name = "chi2"
+    kinds = frozenset({CATEGORICAL})
+    roles = frozenset({FEATURE, PREDICTION})
+
+    def __init__(
+        self, critical_effect: float = 0.2, min_expected: float = 5.0, min_values: int = 30
+    ) -> None:
+        require_positive("critical_effect", critical_effect)
+        require_positive("min_expected", min_expected)
+        if min_values < 1:
+            raise ValueError(f"min_values must be >= 1, got {min_values!r}")
+        self.critical_effect = critical_effect
+        self.min_expected = min_expected
+        self.min_values = min_values
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "critical_effect": self.critical_effect,
+            "min_expected": self.min_expected,
+            "min_values": self.min_values,
+        }
+
+    def test_categorical(
+        self, ref: CategoricalReference, win: CategoricalWindow
+    ) -> WindowOutcome | None:
+        if int(win.counts.sum()) < self.min_values:
+            return None
+        ref_counts, win_counts, labels = pooled_bins(ref, win, self.min_expected)
+        if ref_counts.shape[0] < 2:
+            return None
+        stat, dof = homogeneity_chi2(ref_counts, win_counts)
+        p = float(special.chdtrc(dof, stat))
+        ref_share = ref_counts / ref_counts.sum()
+        win_share = win_counts / win_counts.sum()
+        tv = float(0.5 * np.abs(win_share - ref_share).sum())
+        top = int(np.argmax(np.abs(win_share - ref_share)))
+        return WindowOutcome(
+            statistic=stat,
+            effect_size=tv,
+            severity=severity_for(tv, self.critical_effect),
+            p_value=p,
+            details={
+                "dof": dof,
+                "most_changed": labels[top],
+                "share_reference": float(ref_share[top]),
+                "share_window": float(win_share[top]),
+            },
+        )

@@ -1,0 +1,69 @@
+"""One serving-metric series (latency_ms, qps, ...) and the detectors watching it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detectors import registry
+from detectors.alarms import AlarmTracker
+from detectors.base import Finding
+
+if TYPE_CHECKING:
+    from detectors.settings import SuiteSettings
+
+
+class MetricSeries:
+    """Detectors of one metric series, its point count and its alarm states."""
+
+    def __init__(self, detectors: dict[str, Any], alarms: AlarmTracker, points: int = 0) -> None:
+        self.detectors = detectors
+        self.alarms = alarms
+        self.points = points
+
+    @classmethod
+    def create(cls, settings: SuiteSettings) -> MetricSeries:
+        names = settings.series_detectors
+        dets: dict[str, Any] = {}
+        for name in names:
+            det = settings.build(name)
+            det.arl_events = settings.false_alarm_events / max(len(names), 1)
+            dets[name] = det
+        return cls(dets, AlarmTracker(recover_after=settings.metric_recover_points))
+
+    def observe(self, signal: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
+        keyed: list[tuple[int, int, Finding]] = []
+        for order, (name, det) in enumerate(self.detectors.items()):
+            for ev in det.update(values):
+                index = self.points + ev.index
+                state = self.alarms.report(f"{name}|{signal}", ev.severity, index)
+                if state is None:
+                    continue
+                finding = Finding(
+                    detector=name,
+                    signal=signal,
+                    event_ts=float(ts[ev.index]),
+                    severity=ev.severity,
+                    statistic=ev.statistic,
+                    threshold=ev.threshold,
+                    effect_size=ev.effect_size,
+                    details={"state": state, "point_index": index, **ev.details},
+                )
+                keyed.append((ev.index, order, finding))
+        self.points += int(values.shape[0])
+        self.alarms.expire(self.points - 1)
+        keyed.sort(key=lambda t: t[:2])
+        return [f for *_, f in keyed]
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "points": self.points,
+            "alarms": self.alarms.dump(),
+            "detectors": {k: d.dump() for k, d in self.detectors.items()},
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> MetricSeries:
+        dets = {k: registry.get(k).loader(d) for k, d in state["detectors"].items()}
+        return cls(dets, AlarmTracker.load(state["alarms"]), state["points"])

@@ -1,0 +1,134 @@
+"""Compact summaries of a signal's reference (baseline) sample.
+
+A numeric reference keeps its finite values sorted, which is all that rank
+tests (KS, CvM), quantile bins (PSI, Jensen-Shannon) and Wasserstein need. A
+categorical reference keeps the counts of its most frequent labels. Both keep
+how many events lacked the signal, for the missing-rate test.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.codec import decode_array, encode_array
+
+MISSING_CODE = -1
+
+
+@dataclass
+class NumericReference:
+    """The sorted finite values of a numeric signal's reference, and its missing count."""
+
+    n: int
+    missing: int
+    values: np.ndarray  # sorted finite float64 values
+
+    @classmethod
+    def build(cls, values: np.ndarray) -> NumericReference:
+        x = np.asarray(values, dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        return cls(
+            n=int(x.shape[0]), missing=int(x.shape[0] - finite.shape[0]), values=np.sort(finite)
+        )
+
+    @property
+    def size(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def mean(self) -> float:
+        return float(self.values.mean()) if self.size else 0.0
+
+    @property
+    def std(self) -> float:
+        return float(self.values.std()) if self.size > 1 else 0.0
+
+    def scale(self) -> float:
+        """A robust, never-zero scale: std, else IQR, else 1."""
+        if self.size > 1:
+            s = float(self.values.std())
+            if s > 0:
+                return s
+        return 1.0
+
+    def dump(self) -> dict[str, Any]:
+        return {"n": self.n, "missing": self.missing, "values": encode_array(self.values)}
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> NumericReference:
+        return cls(n=state["n"], missing=state["missing"], values=decode_array(state["values"]))
+
+
+@dataclass
+class CategoricalReference:
+    """Counts of the most frequent labels of a categorical signal's reference.
+
+    Window values are turned into codes: ``0..len(labels)-1`` for a known
+    label, ``len(labels)`` for a label not kept (unseen or beyond the cap) and
+    :data:`MISSING_CODE` where missing.
+    """
+
+    n: int
+    missing: int
+    labels: list[str]
+    counts: np.ndarray  # int64, one per label
+    dropped: int = 0  # events whose label was beyond the cap
+    singletons: int = 0  # labels seen exactly once (Good-Turing unseen mass)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {label: i for i, label in enumerate(self.labels)}
+
+    @classmethod
+    def build(cls, values: np.ndarray, max_categories: int) -> CategoricalReference:
+        present = [v for v in values.tolist() if v is not None]
+        counter = Counter(present)
+        ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+        kept = ranked[:max_categories]
+        dropped = sum(c for _, c in ranked[max_categories:])
+        return cls(
+            n=int(values.shape[0]),
+            missing=int(values.shape[0]) - len(present),
+            labels=[k for k, _ in kept],
+            counts=np.array([c for _, c in kept], dtype=np.int64),
+            dropped=int(dropped),
+            singletons=sum(1 for c in counter.values() if c == 1),
+        )
+
+    @property
+    def unknown_code(self) -> int:
+        return len(self.labels)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Codes of window values (see the class docstring)."""
+        index, unknown = self._index, len(self.labels)
+        codes = [MISSING_CODE if v is None else index.get(v, unknown) for v in values.tolist()]
+        return np.array(codes, dtype=np.int64)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "missing": self.missing,
+            "labels": list(self.labels),
+            "counts": [int(c) for c in self.counts],
+            "dropped": self.dropped,
+            "singletons": self.singletons,
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> CategoricalReference:
+        return cls(
+            n=state["n"],
+            missing=state["missing"],
+            labels=list(state["labels"]),
+            counts=np.array(state["counts"], dtype=np.int64),
+            dropped=state["dropped"],
+            singletons=state["singletons"],
+        )
+
+
+Reference = NumericReference | CategoricalReference

@@ -1,0 +1,68 @@
+"""Detectors by name: the one place a configured name becomes a detector.
+
+Kinds:
+- ``window``: a two-sample test run on every full event-count window of each
+  signal it fits (numeric/categorical features, score, prediction).
+- ``change``: a sequential change detector on a numeric stream (score,
+  numeric prediction, metric series).
+- ``metric``: an anomaly detector for serving-metric series.
+- ``multivariate``: a test on the joint distribution of the numeric features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from detectors.chi2 import ChiSquare
+from detectors.cusum import CUSUM
+from detectors.ks import KolmogorovSmirnov
+from detectors.missing_rate import MissingRate
+from detectors.unseen import UnseenShare
+
+Kind = Literal["window", "change", "metric", "multivariate"]
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    kind: Kind
+    factory: Callable[..., Any]
+    loader: Callable[[dict[str, Any]], Any]
+    summary: str
+
+
+_SPECS: dict[str, DetectorSpec] = {}
+
+
+def register(name: str, kind: Kind, cls: Any, summary: str) -> None:
+    """Add a detector class under ``name`` (its constructor builds it with defaults)."""
+    if name in _SPECS:
+        raise ValueError(f"detector {name!r} is already registered; pick another name")
+    _SPECS[name] = DetectorSpec(name, kind, cls, cls.load, summary)
+
+
+def get(name: str) -> DetectorSpec:
+    """The spec registered under ``name``; an unknown name lists the choices."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown detector {name!r}; choose from: {', '.join(sorted(_SPECS))}"
+        ) from None
+
+
+def names(kind: Kind | None = None) -> tuple[str, ...]:
+    """Registered names (of one kind), in registration order."""
+    return tuple(n for n, s in _SPECS.items() if kind is None or s.kind == kind)
+
+
+register("ks", "window", KolmogorovSmirnov, "Kolmogorov-Smirnov two-sample test (numeric)")
+register("chi2", "window", ChiSquare, "chi-square homogeneity of label counts (categorical)")
+register("missing_rate", "window", MissingRate, "missing/invalid share vs reference (any)")
+register("unseen", "window", UnseenShare, "share of labels the reference never showed")
+register("cusum", "change", CUSUM, "two-sided CUSUM on standardised block means")
+
+DEFAULT_DETECTORS: tuple[str, ...] = ("ks", "chi2", "missing_rate", "unseen", "cusum")
+DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ()

@@ -1,0 +1,163 @@
+"""Base of the sequential change detectors on a numeric stream.
+
+They run on standardised means of ``block`` consecutive finite values. Block
+means are near-normal whatever the raw shape (a skewed score, a discrete
+output), so a threshold calibrated for normal increments holds its false alarm
+rate; they also cut per-event Python work by ``block``. Blocks close by value
+count, never by batch boundary, and each block mean is computed from exactly
+its own values, so any split of the stream gives the same detections.
+
+Calibration is to the reference (``calibrate``) or, when none is given, to the
+first ``warmup`` finite values of the stream itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from detectors.base import Severity
+from detectors.codec import decode_array, decode_float, encode_array, encode_float
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """A detection at ``index``, a position in the values passed to ``update``."""
+
+    index: int
+    statistic: float
+    threshold: float
+    effect_size: float  # estimated shift, in reference standard deviations of raw values
+    severity: Severity
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class BlockChangeDetector:
+    """Shared machinery: warm-up, block means, standardisation, state."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        block: int = 50,
+        warmup: int = 1000,
+        arl_events: float = 1e7,
+        critical_effect: float = 1.0,
+    ) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block!r}; pass e.g. 50")
+        if warmup < 2 * block:
+            raise ValueError(f"warmup must be >= 2 * block, got {warmup!r}; pass e.g. 1000")
+        if not arl_events > block:
+            raise ValueError(f"arl_events must exceed block, got {arl_events!r}; pass e.g. 1e7")
+        if not critical_effect > 0:
+            raise ValueError(f"critical_effect must be > 0, got {critical_effect!r}")
+        self.block = block
+        self.warmup = warmup
+        self.arl_events = arl_events
+        self.critical_effect = critical_effect
+        self._mean: float | None = None
+        self._std = 1.0
+        self._carry = np.zeros(0)
+        self._warm = np.zeros(0)
+
+    # -- subclass hooks -------------------------------------------------
+    def _configure(self) -> None:
+        """Set thresholds from ``self.arl_events`` (called at calibration)."""
+
+    def _step(self, z: float) -> tuple[float, float, float, dict[str, Any]] | None:
+        """One standardised block mean in; (statistic, threshold, shift_z, details) on alarm."""
+        raise NotImplementedError
+
+    def _dump_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, state: dict[str, Any]) -> None:
+        pass
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "block": self.block,
+            "warmup": self.warmup,
+            "arl_events": self.arl_events,
+            "critical_effect": self.critical_effect,
+        }
+
+    # -- public API -----------------------------------------------------
+    @property
+    def calibrated(self) -> bool:
+        return self._mean is not None
+
+    def calibrate(self, mean: float, std: float, arl_events: float | None = None) -> None:
+        """Standardise against a reference (mean, std) and restart detection."""
+        self._mean = float(mean)
+        self._std = float(std) if std > 0 and math.isfinite(std) else 1.0
+        if arl_events is not None:
+            self.arl_events = float(arl_events)
+        self._carry = np.zeros(0)
+        self._warm = np.zeros(0)
+        self._configure()
+
+    def update(self, values: np.ndarray) -> list[ChangeEvent]:
+        """Feed consecutive values (NaN/inf skipped); return the detections."""
+        x = np.asarray(values, dtype=np.float64)
+        positions = np.flatnonzero(np.isfinite(x))
+        finite = x[positions]
+        start = 0
+        if self._mean is None:
+            take = min(self.warmup - self._warm.shape[0], finite.shape[0])
+            self._warm = np.concatenate([self._warm, finite[:take]])
+            start = take
+            if self._warm.shape[0] < self.warmup:
+                return []
+            self.calibrate(float(self._warm.mean()), float(self._warm.std()))
+        pending = np.concatenate([self._carry, finite[start:]])
+        full = pending.shape[0] // self.block
+        self._carry = pending[full * self.block :].copy()
+        if full == 0:
+            return []
+        assert self._mean is not None
+        means = pending[: full * self.block].reshape(full, self.block).mean(axis=1)
+        zs = (means - self._mean) / (self._std / math.sqrt(self.block))
+        # position (in `values`) of the value completing each block
+        carried = pending.shape[0] - (finite.shape[0] - start)
+        ends = np.arange(1, full + 1) * self.block - 1 - carried + start
+        events = []
+        for z, end in zip(zs.tolist(), ends.tolist(), strict=True):
+            hit = self._step(z)
+            if hit is not None:
+                stat, threshold, shift_z, details = hit
+                effect = shift_z / math.sqrt(self.block)
+                severity: Severity = (
+                    "critical" if abs(effect) >= self.critical_effect else "warning"
+                )
+                details = {**details, "block": self.block, "reference_mean": self._mean}
+                events.append(
+                    ChangeEvent(int(positions[end]), stat, threshold, effect, severity, details)
+                )
+        return events
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "params": self.params(),
+            "mean": None if self._mean is None else encode_float(self._mean),
+            "std": encode_float(self._std),
+            "carry": encode_array(self._carry),
+            "warm": encode_array(self._warm),
+            "extra": self._dump_extra(),
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> BlockChangeDetector:
+        det = cls(**state["params"])
+        if state["mean"] is not None:
+            det._mean = decode_float(state["mean"])
+            det._std = decode_float(state["std"])
+            det._configure()
+        det._carry = decode_array(state["carry"])
+        det._warm = decode_array(state["warm"])
+        det._load_extra(state["extra"])
+        return det

@@ -1,0 +1,179 @@
+"""The ``driftwarden`` command line (CONTRACT §2).
+
+The one place that reads argv and the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor import __version__
+from monitor.config import load_config
+from monitor.errors import DriftwardenError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except DriftwardenError as exc:
+        print(f"driftwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftwarden: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("DRIFTWARDEN_DEBUG"):
+            raise
+        print(
+            f"driftwarden: unexpected error: {type(exc).__name__}: {exc} "
+            "(set DRIFTWARDEN_DEBUG=1 for a traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftwarden",
+        description="Watch deployed models on Kafka for drift, output anomalies and attacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"driftwarden {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the daemon: consume Kafka, detect, store, notify")
+    run.add_argument("--config", required=True, help="the TOML config")
+    run.add_argument("--store", help="SQLite store (default: the config's store.path)")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", help="the TOML config to check")
+    check.set_defaults(handler=_check_config)
+
+    replay = commands.add_parser("replay", help="run the pipeline over recorded events")
+    replay.add_argument("--config", required=True, help="the TOML config")
+    replay.add_argument("--input", required=True, help="events, one JSON object per line")
+    replay.add_argument("--store", help="SQLite store to write (default: the config's store.path)")
+    replay.add_argument(
+        "--overwrite", action="store_true", help="empty the store first if it holds alerts"
+    )
+    replay.set_defaults(handler=_replay)
+
+    simulate = commands.add_parser("simulate", help="write simulated traffic with incidents")
+    simulate.add_argument("--out", required=True, help="JSONL file to write")
+    simulate.add_argument("--events", type=int, default=60_000, help="events in all")
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--malformed", type=int, default=0, help="malformed lines to mix in")
+    simulate.add_argument("--truth", help="where to write the incident schedule (JSON)")
+    simulate.set_defaults(handler=_simulate)
+
+    score = commands.add_parser("score", help="compare a store's alerts with a simulation's truth")
+    score.add_argument("--store", required=True, help="the SQLite store of the run")
+    score.add_argument("--truth", required=True, help="the truth file written by simulate")
+    score.set_defaults(handler=_score)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from monitor.service import run_daemon
+
+    config = load_config(args.config)
+    if args.store:
+        config = dataclasses.replace(
+            config, store=dataclasses.replace(config.store, path=args.store)
+        )
+    return run_daemon(config, os.environ.get("NOTIFY_SOCKET"))
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    names = ", ".join(m.name for m in config.models)
+    print(f"{args.file}: valid ({len(config.models)} model(s): {names})")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from monitor.progress import Progress
+    from monitor.replay import open_replay_store, replay_file
+
+    config = load_config(args.config)
+    input_path = Path(args.input)
+    if not input_path.is_file():
+        raise DriftwardenError(f"no such input file: {input_path}")
+    store_path = args.store or config.store.path
+    store = open_replay_store(store_path, args.overwrite)
+    try:
+        result = replay_file(config, store, input_path, Progress("replay"))
+        incidents = store.count("incidents")
+    finally:
+        store.close()
+    stats = result.stats
+    rate = stats.processed / result.seconds if result.seconds > 0 else 0.0
+    print(
+        f"replayed {result.lines:,} lines in {result.seconds:.1f} s ({rate:,.0f} events/s): "
+        f"{stats.processed:,} events processed, {stats.quarantined:,} quarantined, "
+        f"{stats.alerts:,} alerts in {incidents:,} incidents; store {store_path}"
+    )
+    if stats.unlisted:
+        names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
+        print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from monitor.simulator import write_simulation
+
+    truth = write_simulation(Path(args.out), args.events, args.seed, args.malformed)
+    if args.truth:
+        Path(args.truth).write_text(truth.to_json(), encoding="utf-8")
+    print(f"wrote {args.events:,} events to {args.out} with {len(truth.incidents)} incidents")
+    for incident in truth.incidents:
+        print(f"  {incident.describe()}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from monitor.scorecard import false_alarms, load_truth, score
+    from monitor.store import Store
+
+    for path in (args.store, args.truth):
+        if not Path(path).is_file():
+            raise DriftwardenError(f"no such file: {path}")
+    truth = load_truth(Path(args.truth))
+    store = Store(args.store)
+    try:
+        results = score(store, truth)
+        false = false_alarms(store, truth)
+    finally:
+        store.close()
+    table = Table(title="Injected incidents and their detection")
+    for column in ("injected", "model/signal", "caught by", "after events", "after s", "severity"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.incident.kind,
+            f"{r.incident.model}/{r.incident.signal}",
+            r.detector or "MISSED",
+            "-" if r.delay_events is None else f"{r.delay_events:,}",
+            "-" if r.delay_seconds is None else f"{r.delay_seconds:,.1f}",
+            r.severity or "-",
+        )
+    console = Console()
+    console.print(table)
+    caught = sum(r.caught for r in results)
+    console.print(f"caught {caught} of {len(results)}; alerts before any injection: {false}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

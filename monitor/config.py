@@ -1,0 +1,250 @@
+"""TOML config into typed, frozen config (CONTRACT §3).
+
+Unknown keys and wrong types are errors naming the file and the key; everything
+not written has a default that serves a user who writes nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from detectors.suite import SuiteSettings
+from monitor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "driftwarden.db"
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: list[str] = field(default_factory=lambda: ["127.0.0.1:9092"])
+    topics: list[str] = field(default_factory=lambda: ["driftwarden-events"])
+    group_id: str = "driftwarden"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = 500
+    dead_letter_topic: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every_records: int = 5000
+    every_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class OpsConfig:
+    host: str = "127.0.0.1"
+    port: int = 9187
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    stop_timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str
+    format: Literal["generic", "alertmanager", "slack", "pagerduty"] = "generic"
+    secret_env: str = ""
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    detection: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
+    detection: dict[str, Any] = field(default_factory=dict)
+    models: list[ModelConfig] = field(default_factory=list)
+    webhooks: list[WebhookConfig] = field(default_factory=list)
+    source: str = "<defaults>"
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def suite_settings(self, model: str) -> SuiteSettings:
+        """The detector settings of one model: global [detection], then the model's own."""
+        chosen = self.model(model)
+        overrides = {**self.detection, **(chosen.detection if chosen else {})}
+        return dataclasses.replace(SuiteSettings(), **overrides)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ``ConfigError`` naming file and key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: dict[str, Any], source: str) -> Config:
+    data = dict(raw)
+    detection = data.pop("detection", {})
+    models = data.pop("models", [])
+    config = _build(Config, data, source, "")
+    if not isinstance(models, list):
+        raise ConfigError(f"{source}: key 'models' must be an array of tables ([[models]])")
+    if not models:
+        raise ConfigError(f"{source}: no [[models]]: name at least one model to watch")
+    model_configs = []
+    for i, item in enumerate(models):
+        where = f"models[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{source}: key '{where}' must be a table")
+        item = dict(item)
+        model_detection = _detection(item.pop("detection", {}), source, f"{where}.detection")
+        built = _build(ModelConfig, item, source, where + ".")
+        model_configs.append(dataclasses.replace(built, detection=model_detection))
+    names = [m.name for m in model_configs]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"{source}: model {duplicated[0]!r} is listed twice under [[models]]")
+    if any(not n for n in names):
+        raise ConfigError(f"{source}: key 'models[].name' must not be empty")
+    config = dataclasses.replace(
+        config,
+        detection=_detection(detection, source, "detection"),
+        models=model_configs,
+        source=source,
+    )
+    _check_values(config)
+    return config
+
+
+def _detection(raw: Any, source: str, where: str) -> dict[str, Any]:
+    """[detection] tables map onto ``SuiteSettings``; validated by the settings themselves."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key '{where}' must be a table")
+    hints = typing.get_type_hints(SuiteSettings)
+    known = {f.name for f in dataclasses.fields(SuiteSettings)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key '{where}.{key}' (known: {', '.join(sorted(known))})"
+            )
+        values[key] = _coerce(value, hints[key], source, f"{where}.{key}")
+    try:
+        dataclasses.replace(SuiteSettings(), **values)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key '{where}': {exc}") from None
+    return values
+
+
+def _check_values(config: Config) -> None:
+    source = config.source
+    if not config.store.path:
+        raise ConfigError(f"{source}: key 'store.path' must not be empty")
+    if not config.kafka.topics:
+        raise ConfigError(f"{source}: key 'kafka.topics' must name at least one topic")
+    if config.kafka.max_poll_records < 1:
+        raise ConfigError(f"{source}: key 'kafka.max_poll_records' must be at least 1")
+    if config.checkpoint.every_records < 1 or config.checkpoint.every_seconds <= 0:
+        raise ConfigError(f"{source}: keys 'checkpoint.*' must be positive")
+    if not 0 <= config.ops.port <= 65535:
+        raise ConfigError(f"{source}: key 'ops.port' must be a port number (0 picks a free one)")
+    for i, hook in enumerate(config.webhooks):
+        if not hook.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: key 'webhooks[{i}].url' must be an http(s) URL")
+
+
+def _build(cls: type[Any], raw: dict[str, Any], source: str, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}' (known: {known})")
+        values[key] = _coerce(value, hints[key], source, prefix + key)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{source}: missing key '{prefix}{missing[0]}'")
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: key '{key}' must be a table")
+        return _build(hint, value, source, key + ".")
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"{source}: key '{key}' must be one of {', '.join(map(repr, choices))}, "
+                f"got {value!r}"
+            )
+        return value
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None and len(options) < len(get_args(hint)):
+            return None
+        for option in options:
+            try:
+                return _coerce(value, option, source, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{source}: key '{key}' has the wrong type ({_toml_kind(value)})")
+    if origin in (list, tuple):
+        if key == "kafka.bootstrap_servers" and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: key '{key}' must be an array, got {_toml_kind(value)}")
+        (item_hint, *_) = get_args(hint) or (Any,)
+        items = [_coerce(v, item_hint, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or hint is Any:
+        return value
+    expected = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in expected:
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"{source}: key '{key}' must be {expected[hint]}, got {_toml_kind(value)}"
+            )
+        return value
+    return value
+
+
+def _toml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__

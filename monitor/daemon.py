@@ -1,0 +1,249 @@
+"""``driftwarden run``: a Kafka consumer group feeding the per-model pipeline.
+
+Exactly-once effects over an at-least-once stream: every checkpoint writes
+alerts, incidents, quarantined records, detector state and the next offset of
+each partition in ONE SQLite transaction; Kafka commits follow, best effort. On
+(re)assignment the consumer seeks to the offsets in SQLite, so after a crash
+the records since the last checkpoint are read again and their effects, which
+never landed, are made exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.structs import OffsetAndMetadata
+
+from monitor.config import Config
+from monitor.errors import DriftwardenError
+from monitor.events import Malformed, parse_event
+from monitor.ops import DaemonMetrics
+from monitor.pipeline import Pipeline
+from monitor.store import QuarantinedRecord, Store
+
+log = logging.getLogger("driftwarden.daemon")
+OUTAGE_GRACE_SECONDS = 3.0
+
+
+@dataclass
+class DaemonStatus:
+    assigned: int = 0
+    broker_up: bool = False
+    outage_since: float | None = None
+    started: bool = False
+
+
+class Daemon:
+    def __init__(self, config: Config, store: Store, metrics: DaemonMetrics) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.pipeline = Pipeline(config, store)
+        self.status = DaemonStatus()
+        self._lock = threading.RLock()
+        self._positions: dict[tuple[str, int], int] = {}
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self._alerts_by_model: dict[str, int] = {}
+        self._down_since: float | None = None
+        kafka = config.kafka
+        self.consumer = _connect(
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id=kafka.group_id,
+            client_id=f"driftwarden-{kafka.group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset=kafka.auto_offset_reset,
+            max_poll_records=kafka.max_poll_records,
+            retry_backoff_ms=20,
+            reconnect_backoff_ms=200,
+            reconnect_backoff_max_ms=5000,
+        )
+        self.consumer.subscribe(kafka.topics, listener=_Rebalance(self))
+        self.dead_letters: KafkaProducer | None = None
+        if kafka.dead_letter_topic:
+            self.dead_letters = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.status.started:
+            return False, "starting"
+        if not self.status.broker_up:
+            return False, "broker unreachable"
+        return True, f"ok: {self.status.assigned} partition(s) assigned"
+
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
+        self.status.started = True
+        self.status.broker_up = True
+        self.metrics.broker_up.set(1)
+        while not stop.is_set():
+            try:
+                polled = self.consumer.poll(timeout_ms=500)
+            except KafkaError as exc:
+                self._broker_state(False, str(exc))
+                stop.wait(1.0)
+                continue
+            self._broker_state(self._connected(), "")
+            if polled:
+                started = time.perf_counter()
+                with self._lock:
+                    for tp, records in polled.items():
+                        self._process(tp, records)
+                self.metrics.latency.observe(time.perf_counter() - started)
+            if self._checkpoint_due():
+                self.checkpoint(commit=True)
+            if heartbeat is not None:
+                heartbeat()
+        self.close()
+
+    def close(self) -> None:
+        """The final checkpoint, then leave the group."""
+        self.checkpoint(commit=True)
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # leaving politely is best effort
+            log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if self.dead_letters is not None:
+            self.dead_letters.close(timeout=5)
+
+    def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
+        pipeline = self.pipeline
+        for record in records:
+            parsed = parse_event(record.value, default_ts=record.timestamp / 1000.0)
+            if isinstance(parsed, Malformed):
+                raw = record.value if isinstance(record.value, bytes) else b""
+                pipeline.quarantine(
+                    QuarantinedRecord(
+                        f"kafka:{tp.topic}",
+                        parsed.reason,
+                        raw,
+                        tp.topic,
+                        tp.partition,
+                        record.offset,
+                    )
+                )
+                self.metrics.quarantined.inc()
+                if self.dead_letters is not None:
+                    self.dead_letters.send(
+                        self.config.kafka.dead_letter_topic, value=raw, key=record.key
+                    )
+            else:
+                pipeline.feed(parsed)
+                self.metrics.records.labels(parsed.model).inc()
+        self._positions[(tp.topic, tp.partition)] = records[-1].offset + 1
+        self._since_checkpoint += len(records)
+        highwater = self.consumer.highwater(tp)
+        if highwater is not None:
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                highwater - records[-1].offset - 1
+            )
+
+    def _checkpoint_due(self) -> bool:
+        cfg = self.config.checkpoint
+        return self._since_checkpoint >= cfg.every_records or (
+            self._since_checkpoint > 0
+            and time.monotonic() - self._last_checkpoint >= cfg.every_seconds
+        )
+
+    def checkpoint(self, commit: bool) -> None:
+        """Write everything since the last checkpoint in one transaction, then commit to Kafka."""
+        with self._lock:
+            offsets = dict(self._positions)
+            self.pipeline.checkpoint(offsets)
+            self._positions.clear()
+            self._since_checkpoint = 0
+            self._last_checkpoint = time.monotonic()
+            self.metrics.checkpointed()
+            for model, count in self.pipeline.stats.alerts_by_model.items():
+                new = count - self._alerts_by_model.get(model, 0)
+                if new:
+                    self.metrics.alerts.labels(model).inc(new)
+            self._alerts_by_model = dict(self.pipeline.stats.alerts_by_model)
+        if commit and offsets:
+            try:
+                self.consumer.commit(
+                    {
+                        TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                        for (t, p), o in offsets.items()
+                    }
+                )
+            except Exception as exc:  # SQLite holds the truth; Kafka's copy can lag
+                log.warning("offset commit to Kafka failed", extra={"error": str(exc)})
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call.
+        with self._lock:
+            self.checkpoint(commit=False)
+            self.pipeline.forget_models()
+            self.status.assigned = 0
+        log.info("partitions revoked", extra={"partitions": sorted(map(str, partitions))})
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        stored = self.store.stored_offsets()
+        with self._lock:
+            self.status.assigned = len(partitions)
+            for tp in partitions:
+                offset = stored.get((tp.topic, tp.partition))
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+        log.info(
+            "partitions assigned",
+            extra={"partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)},
+        )
+
+    def _connected(self) -> bool:
+        client = self.consumer._client  # kafka-python exposes connection state only here
+        nodes = [b.nodeId for b in client.cluster.brokers()]
+        return (
+            any(client.connected(node) for node in nodes) if nodes else client.bootstrap_connected()
+        )
+
+    def _broker_state(self, up: bool, why: str) -> None:
+        now = time.monotonic()
+        if up:
+            self._down_since = None
+        else:
+            # A connection can drop for a moment; call it an outage after a grace period.
+            self._down_since = self._down_since or now
+            if now - self._down_since < OUTAGE_GRACE_SECONDS:
+                return
+        if up == self.status.broker_up:
+            return
+        self.status.broker_up = up
+        self.metrics.broker_up.set(1 if up else 0)
+        if up:
+            if self.status.outage_since is not None:
+                lasted = round(now - self.status.outage_since, 1)
+                log.warning("broker reachable again", extra={"outage_seconds": lasted})
+            self.status.outage_since = None
+        else:
+            self.status.outage_since = self._down_since
+            log.error("broker unreachable; waiting with backoff", extra={"error": why})
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.daemon.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.daemon.on_assigned(assigned)
+
+
+def _connect(**settings: Any) -> KafkaConsumer:
+    try:
+        return KafkaConsumer(**settings)
+    except NoBrokersAvailable:
+        servers = ",".join(settings["bootstrap_servers"])
+        raise DriftwardenError(
+            f"no Kafka broker answers at {servers}: start one (scripts/kafka start) "
+            "or fix kafka.bootstrap_servers in the config"
+        ) from None

@@ -1,0 +1,203 @@
+"""Parse CONTRACT §1 event records into typed events.
+
+Every malformation becomes a ``Malformed`` with a reason; nothing raises. orjson
+is the fast path; the standard library parses what orjson refuses only to let
+NaN and Infinity through, since those are data (a missing/invalid value), not
+errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+EVENT_TYPES = ("prediction", "input", "label", "metric")
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    model: str
+    ts: float
+    id: str | None = None
+    client: str | None = None
+    version: str | None = None
+    features: dict[str, Scalar | None] | None = None
+    prediction: Scalar | None = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
+    label: Scalar | None = None
+    name: str | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    reason: str
+
+
+class _Invalid(Exception):
+    pass
+
+
+def parse_event(raw: bytes | str, default_ts: float | None = None) -> Event | Malformed:
+    """One record value to an ``Event``, or a ``Malformed`` saying why not.
+
+    ``default_ts`` is the event time used when the record has no ``ts``: the Kafka
+    record timestamp, or in a file the previous event's time.
+    """
+    try:
+        obj = _decode(raw)
+        return _build(obj, default_ts)
+    except _Invalid as exc:
+        return Malformed(str(exc))
+    except Exception as exc:  # a bad record never stops the stream
+        return Malformed(f"unreadable record: {type(exc).__name__}: {exc}")
+
+
+def _decode(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as fast_error:
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            return json.loads(text)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise _Invalid(f"invalid JSON: {fast_error}") from None
+
+
+def _build(obj: Any, default_ts: float | None) -> Event:
+    if not isinstance(obj, dict):
+        raise _Invalid(f"not a JSON object but {_kind(obj)}")
+    model = obj.get("model")
+    if model is None:
+        raise _Invalid("missing 'model'")
+    if not isinstance(model, str) or not model:
+        raise _Invalid(f"'model' must be a non-empty string, got {_kind(model)}")
+    etype = obj.get("type", "prediction")
+    if etype not in EVENT_TYPES:
+        raise _Invalid(f"'type' must be one of {', '.join(EVENT_TYPES)}, got {etype!r:.60}")
+    ts = _event_time(obj.get("ts"), default_ts)
+    event = Event(
+        type=etype,
+        model=model,
+        ts=ts,
+        id=_opt_id(obj, "id"),
+        client=_opt_id(obj, "client"),
+        version=_opt_id(obj, "version"),
+        features=_features(obj.get("features")),
+        prediction=_opt_scalar(obj, "prediction"),
+        score=_opt_number(obj, "score"),
+        probabilities=_probabilities(obj.get("probabilities")),
+        label=_opt_scalar(obj, "label"),
+        name=_opt_str(obj, "name"),
+        value=_opt_number(obj, "value"),
+    )
+    if etype == "metric":
+        if not event.name:
+            raise _Invalid("a metric event needs a non-empty string 'name'")
+        if event.value is None:
+            raise _Invalid("a metric event needs a numeric 'value'")
+    elif etype == "label":
+        if event.id is None:
+            raise _Invalid("a label event needs the 'id' of its prediction")
+        if event.label is None:
+            raise _Invalid("a label event needs a 'label'")
+    return event
+
+
+def _event_time(value: Any, default_ts: float | None) -> float:
+    if value is None:
+        if default_ts is None:
+            raise _Invalid("no 'ts' and no record timestamp or earlier event to take it from")
+        return default_ts
+    if isinstance(value, bool):
+        raise _Invalid("'ts' must be an RFC 3339 string or epoch seconds, got bool")
+    if isinstance(value, int | float):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            raise _Invalid(f"'ts' is not an RFC 3339 time: {value!r:.60}") from None
+        if datetime.fromisoformat(value).tzinfo is None:
+            raise _Invalid(f"'ts' has no time zone (add Z or an offset): {value!r:.60}")
+    else:
+        raise _Invalid(f"'ts' must be an RFC 3339 string or epoch seconds, got {_kind(value)}")
+    if not math.isfinite(ts):
+        raise _Invalid("'ts' is not a finite number")
+    return ts
+
+
+def _features(value: Any) -> dict[str, Scalar | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Invalid(f"'features' must be an object, got {_kind(value)}")
+    for name, item in value.items():
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise _Invalid(
+                f"feature {name!r:.60} must be a number, string or bool, got {_kind(item)}"
+            )
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**63:
+            raise _Invalid(f"feature {name!r:.60} is an integer too large to be a number")
+    return value
+
+
+def _probabilities(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Invalid(f"'probabilities' must be an object, got {_kind(value)}")
+    for name, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise _Invalid(f"probability of {name!r:.60} must be a number, got {_kind(item)}")
+    return value
+
+
+def _opt_number(obj: dict[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"'{key}' must be a number, got {_kind(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise _Invalid(f"'{key}' is a number too large to represent") from None
+
+
+def _opt_scalar(obj: dict[str, Any], key: str) -> Scalar | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise _Invalid(f"'{key}' must be a string, number or bool, got {_kind(value)}")
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
+    return value
+
+
+def _opt_id(obj: dict[str, Any], key: str) -> str | None:
+    """Identifiers may be written as strings or integers; both become strings."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "bool", int: "integer"}
+    names.update({float: "number", type(None): "null"})
+    return names.get(type(value), type(value).__name__)

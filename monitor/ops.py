@@ -1,0 +1,112 @@
+"""Operations endpoints: /healthz, /readyz and /metrics on 127.0.0.1 (or a configured host)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+
+class DaemonMetrics:
+    """The daemon's Prometheus metrics, in a registry of their own so tests build theirs."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records = Counter(
+            "driftwarden_records_consumed", "Records consumed, by model", ["model"], registry=r
+        )
+        self.quarantined = Counter(
+            "driftwarden_records_quarantined", "Malformed records quarantined", registry=r
+        )
+        self.alerts = Counter(
+            "driftwarden_alerts", "Alerts written, by model", ["model"], registry=r
+        )
+        self.lag = Gauge(
+            "driftwarden_consumer_lag", "Records behind the end", ["topic", "partition"], registry=r
+        )
+        self.checkpoint_ts = Gauge(
+            "driftwarden_last_checkpoint_timestamp_seconds",
+            "When the last checkpoint landed",
+            registry=r,
+        )
+        self.checkpoint_age = Gauge(
+            "driftwarden_checkpoint_age_seconds", "Seconds since the last checkpoint", registry=r
+        )
+        self.checkpoint_age.set_function(self._checkpoint_age)
+        self.outbox_depth = Gauge(
+            "driftwarden_outbox_depth", "Notifications waiting for delivery", registry=r
+        )
+        self.broker_up = Gauge("driftwarden_broker_up", "1 while the broker answers", registry=r)
+        self.latency = Histogram(
+            "driftwarden_processing_seconds",
+            "Processing time of one polled batch",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self._last_checkpoint = time.time()
+
+    def checkpointed(self) -> None:
+        self._last_checkpoint = time.time()
+        self.checkpoint_ts.set(self._last_checkpoint)
+
+    def _checkpoint_age(self) -> float:
+        return time.time() - self._last_checkpoint
+
+
+class OpsServer:
+    def __init__(
+        self, host: str, port: int, metrics: DaemonMetrics, ready: Callable[[], tuple[bool, str]]
+    ) -> None:
+        handler = _handler(metrics, ready)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="ops-http", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler(
+    metrics: DaemonMetrics, ready: Callable[[], tuple[bool, str]]
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self._send(200, b"ok\n", "text/plain")
+            elif self.path == "/readyz":
+                ok, why = ready()
+                self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
+            elif self.path == "/metrics":
+                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            else:
+                self._send(404, b"try /healthz, /readyz or /metrics\n", "text/plain")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # scrapes every few seconds would drown the daemon's own log
+
+    return Handler

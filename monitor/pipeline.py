@@ -1,0 +1,138 @@
+"""The per-model pipeline shared by replay and the daemon.
+
+Events are buffered per model and handed to the detectors in micro-batches;
+since the detectors give the same findings for any split of the stream, the
+buffer size is a matter of speed only. ``checkpoint`` then writes findings,
+detector state, quarantined records and source positions in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectors.base import Finding
+from detectors.suite import ModelDetectors
+from monitor.alerting import AlertPolicy
+from monitor.batching import row_batch
+from monitor.config import Config
+from monitor.events import Event
+from monitor.store import Checkpoint, QuarantinedRecord, Store
+
+FLUSH_EVENTS = 2048
+
+
+@dataclass
+class ModelPipeline:
+    name: str
+    detectors: ModelDetectors
+    events: int = 0
+    labels: int = 0
+    rows: list[Event] = field(default_factory=list)
+    metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def add(self, event: Event) -> bool:
+        """Buffer one event; True when the buffer is worth flushing."""
+        self.events += 1
+        if event.type == "metric":
+            assert event.name is not None and event.value is not None
+            self.metrics.setdefault(event.name, []).append((event.ts, event.value))
+        elif event.type == "label":
+            self.labels += 1
+        else:
+            self.rows.append(event)
+        return len(self.rows) + sum(map(len, self.metrics.values())) >= FLUSH_EVENTS
+
+    def flush(self) -> list[Finding]:
+        findings: list[Finding] = []
+        if self.rows:
+            findings += self.detectors.observe_rows(row_batch(self.rows))
+            self.rows = []
+        for name in sorted(self.metrics):
+            points = np.array(self.metrics[name], dtype=np.float64)
+            findings += self.detectors.observe_metric(name, points[:, 0], points[:, 1])
+        self.metrics = {}
+        return findings
+
+
+@dataclass
+class PipelineStats:
+    processed: int = 0
+    quarantined: int = 0
+    alerts: int = 0
+    alerts_by_model: Counter[str] = field(default_factory=Counter)
+    unlisted: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    def __init__(self, config: Config, store: Store, policy: AlertPolicy | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.policy = policy or AlertPolicy()
+        self.models: dict[str, ModelPipeline] = {}
+        self.stats = PipelineStats()
+        self._findings: dict[str, list[Finding]] = {}
+        self._quarantine: list[QuarantinedRecord] = []
+        self._touched: set[str] = set()
+
+    def model(self, name: str) -> ModelPipeline | None:
+        pipeline = self.models.get(name)
+        if pipeline is None and self.config.model(name) is not None:
+            saved = self.store.load_model_state(name)
+            if saved is None:
+                settings = self.config.suite_settings(name)
+                pipeline = ModelPipeline(name, ModelDetectors(settings))
+            else:
+                state, events = saved
+                pipeline = ModelPipeline(name, ModelDetectors.load(state), events=events)
+            self.models[name] = pipeline
+        return pipeline
+
+    def feed(self, event: Event) -> None:
+        pipeline = self.model(event.model)
+        if pipeline is None:
+            self.stats.unlisted[event.model] += 1
+            return
+        self.stats.processed += 1
+        self._touched.add(event.model)
+        if pipeline.add(event):
+            self._findings.setdefault(event.model, []).extend(pipeline.flush())
+
+    def quarantine(self, record: QuarantinedRecord) -> None:
+        self.stats.quarantined += 1
+        self._quarantine.append(record)
+
+    def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> int:
+        """Flush every model and write all effects in one transaction; returns alerts written."""
+        for name in sorted(self._touched):
+            self._findings.setdefault(name, []).extend(self.models[name].flush())
+        work = Checkpoint(
+            quarantined=self._quarantine,
+            model_states={
+                name: (self.models[name].detectors.dump(), self.models[name].events)
+                for name in sorted(self._touched)
+            },
+            offsets=offsets or {},
+        )
+        written = 0
+        with self.store.transaction() as db:
+            for name in sorted(self._findings):
+                count = self.policy.record(db, name, self._findings[name])
+                self.stats.alerts_by_model[name] += count
+                written += count
+            self.store.write_checkpoint(db, work)
+        self.stats.alerts += written
+        self._findings = {}
+        self._quarantine = []
+        self._touched = set()
+        return written
+
+    def forget_models(self) -> None:
+        """Drop in-memory detector state; it reloads from the store when next needed.
+
+        Called after a checkpoint when partitions move: another process may own
+        these models now, and the store is the only state both can trust.
+        """
+        self.models = {}

@@ -1,0 +1,187 @@
+"""The SQLite store (CONTRACT §4): one file holding the truth.
+
+Alerts, incidents, quarantined records, per-model detector state and the next
+offset of each Kafka partition. ``Checkpoint`` gathers one unit of work so that
+all of it lands in ONE transaction: a crash leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from monitor.errors import DriftwardenError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    event_ts REAL NOT NULL,
+    created_at REAL NOT NULL,
+    details TEXT NOT NULL,
+    incident_id INTEGER REFERENCES incidents(id)
+);
+CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts(model, event_ts);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    first_event_ts REAL NOT NULL,
+    last_event_ts REAL NOT NULL,
+    alert_count INTEGER NOT NULL DEFAULT 0,
+    signals TEXT NOT NULL DEFAULT '[]',
+    opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    resolved_by TEXT,
+    resolved_at REAL,
+    notification_state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX IF NOT EXISTS incidents_model_status ON incidents(model, status);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    topic TEXT,
+    partition INTEGER,
+    offset INTEGER,
+    reason TEXT NOT NULL,
+    raw BLOB,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_state (
+    model TEXT PRIMARY KEY,
+    state BLOB NOT NULL,
+    events INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+
+def fingerprint(model: str, detector: str, signal: str) -> str:
+    """Stable hash of (model, detector, signal): the same problem, the same fingerprint."""
+    digest = hashlib.sha256(f"{model}\x00{detector}\x00{signal}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class QuarantinedRecord:
+    source: str
+    reason: str
+    raw: bytes
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class Checkpoint:
+    """Everything one unit of work changes, written together by ``Store.commit``."""
+
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    model_states: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            raise DriftwardenError(
+                f"store {self.path}: folder {self.path.parent} does not exist; create it first"
+            )
+        try:
+            self.db = sqlite_utils.Database(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.executescript(SCHEMA)
+        except Exception as exc:
+            raise DriftwardenError(f"store {self.path}: cannot open as SQLite: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        with self.db.atomic():
+            yield self.db
+
+    def write_checkpoint(self, db: sqlite_utils.Database, checkpoint: Checkpoint) -> None:
+        """Write a checkpoint's rows; call inside ``transaction()``."""
+        now = time.time()
+        if checkpoint.quarantined:
+            db["quarantine"].insert_all(
+                (
+                    {
+                        "source": q.source,
+                        "topic": q.topic,
+                        "partition": q.partition,
+                        "offset": q.offset,
+                        "reason": q.reason,
+                        "raw": q.raw,
+                        "created_at": now,
+                    }
+                    for q in checkpoint.quarantined
+                ),
+                batch_size=500,
+            )
+        for model, (state, events) in checkpoint.model_states.items():
+            db.execute(
+                "INSERT OR REPLACE INTO model_state (model, state, events, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                [model, orjson.dumps(state), events, now],
+            )
+        for (topic, partition), next_offset in checkpoint.offsets.items():
+            db.execute(
+                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                [topic, partition, next_offset, now],
+            )
+
+    def load_model_state(self, model: str) -> tuple[dict[str, Any], int] | None:
+        row = self.db.execute(
+            "SELECT state, events FROM model_state WHERE model = ?", [model]
+        ).fetchone()
+        if row is None:
+            return None
+        return orjson.loads(row[0]), int(row[1])
+
+    def stored_offsets(self) -> dict[tuple[str, int], int]:
+        rows = self.db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts in a stable order, without ``id`` and ``created_at``: what replays compare."""
+        rows = self.db.execute(
+            "SELECT fingerprint, model, detector, signal, severity, event_ts, details "
+            "FROM alerts ORDER BY model, event_ts, detector, signal, id"
+        ).fetchall()
+        keys = ("fingerprint", "model", "detector", "signal", "severity", "event_ts", "details")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

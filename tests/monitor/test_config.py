@@ -1,0 +1,84 @@
+"""Config: typed and frozen, good defaults, every error names the key and the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "driftwarden.toml"
+    path.write_text(text)
+    return path
+
+
+def test_smallest_config_gets_defaults(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, '[store]\npath = "x.db"\n[[models]]\nname = "fraud"\n'))
+    assert config.store.path == "x.db"
+    assert [m.name for m in config.models] == ["fraud"]
+    assert config.kafka.auto_offset_reset == "earliest"
+    assert config.suite_settings("fraud") == type(config.suite_settings("fraud"))()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.store.path = "y.db"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[store]\npth = "x.db"\n[[models]]\nname = "m"\n', "'store.pth'"),
+        ('[store]\npath = 3\n[[models]]\nname = "m"\n', "'store.path' must be a string"),
+        ('[kafka]\ntopics = "t"\n[[models]]\nname = "m"\n', "'kafka.topics' must be an array"),
+        (
+            '[kafka]\nauto_offset_reset = "first"\n[[models]]\nname = "m"\n',
+            "'kafka.auto_offset_reset'",
+        ),
+        ('[[models]]\nname = "m"\ncolour = "red"\n', "'models[0].colour'"),
+        ('[[models]]\nname = "m"\n[[models]]\nname = "m"\n', "listed twice"),
+        ('[store]\npath = "x.db"\n', "no [[models]]"),
+        ('[detection]\nno_such_knob = 1\n[[models]]\nname = "m"\n', "'detection.no_such_knob'"),
+        ('[[webhooks]]\nformat = "slack"\n[[models]]\nname = "m"\n', "'webhooks[0].url'"),
+        ('[[models]]\nname = "m"\n[oops\n', "not valid TOML"),
+    ],
+)
+def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, named: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message and named in message, message
+    assert "\n" not in message
+
+
+def _check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_check_config_exit_codes(tmp_path: Path) -> None:
+    good = _check_config(ROOT / "configs" / "minimal.toml")
+    assert good.returncode == 0, good.stderr
+    broken = _check_config(_write(tmp_path, '[kafka]\ngroup_id = 7\n[[models]]\nname = "m"\n'))
+    assert broken.returncode == 2
+    assert broken.stderr.count("\n") == 1 and "'kafka.group_id'" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    missing = _check_config(tmp_path / "absent.toml")
+    assert missing.returncode == 2 and "no such config file" in missing.stderr
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    result = _check_config(path)
+    assert result.returncode == 0, result.stderr

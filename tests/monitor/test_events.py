@@ -1,0 +1,128 @@
+"""Parsing CONTRACT §1 records: typed events, or a reason; never an exception."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.events import Event, Malformed, parse_event
+
+
+def test_contract_examples_parse() -> None:
+    lines = [
+        b'{"type": "prediction", "id": "req-81f2", "ts": "2026-11-26T07:44:15.123Z",'
+        b' "model": "fraud", "version": "3.2.1", "client": "api-key-17",'
+        b' "features": {"amount": 12.5, "country": "DE", "is_new": true},'
+        b' "prediction": "fraud", "score": 0.93, "probabilities": {"fraud": 0.93, "ok": 0.07}}',
+        b'{"type": "input", "id": "req-81f3", "model": "fraud", "client": "api-key-17",'
+        b' "ts": 1764143055.1, "features": {"amount": 980.0, "country": "NG", "is_new": false}}',
+        b'{"type": "label", "id": "req-81f2", "model": "fraud", "ts": 1764143055.5, "label": "ok"}',
+        b'{"type": "metric", "model": "fraud", "name": "latency_ms", "value": 41.7,'
+        b' "ts": 1764143055.5}',
+    ]
+    events = [parse_event(line) for line in lines]
+    assert all(isinstance(e, Event) for e in events), events
+    first = events[0]
+    assert isinstance(first, Event)
+    assert first.ts == 1795679055.123
+    assert first.features == {"amount": 12.5, "country": "DE", "is_new": True}
+    assert [e.type for e in events if isinstance(e, Event)] == [
+        "prediction",
+        "input",
+        "label",
+        "metric",
+    ]
+
+
+def test_missing_ts_takes_the_default_and_type_defaults_to_prediction() -> None:
+    event = parse_event(b'{"model": "m", "score": 0.2}', default_ts=12.0)
+    assert isinstance(event, Event)
+    assert (event.ts, event.type) == (12.0, "prediction")
+
+
+def test_nan_and_infinity_are_data() -> None:
+    event = parse_event(b'{"model": "m", "ts": 1, "score": NaN, "features": {"x": Infinity}}')
+    assert isinstance(event, Event)
+    assert event.score is not None and math.isnan(event.score)
+    assert event.features == {"x": math.inf}
+
+
+def test_each_malformation_has_a_reason() -> None:
+    cases = {
+        b"{oops": "invalid JSON",
+        b"[1, 2]": "not a JSON object",
+        b'{"ts": 1}': "missing 'model'",
+        b'{"model": "", "ts": 1}': "'model' must be a non-empty string",
+        b'{"model": "m", "ts": 1, "type": "click"}': "'type' must be one of",
+        b'{"model": "m", "ts": "noon"}': "not an RFC 3339 time",
+        b'{"model": "m", "ts": "2026-11-26T07:44:15"}': "no time zone",
+        b'{"model": "m", "ts": 1, "features": {"a": [1]}}': "feature 'a' must be",
+        b'{"model": "m", "ts": 1, "score": "high"}': "'score' must be a number",
+        b'{"model": "m", "ts": 1, "type": "metric", "value": 3}': "needs a non-empty string 'name'",
+        b'{"model": "m", "ts": 1, "type": "label", "label": 1}': "needs the 'id'",
+        b'{"model": "m"}': "no 'ts'",
+    }
+    for raw, reason in cases.items():
+        result = parse_event(raw)
+        assert isinstance(result, Malformed), raw
+        assert reason in result.reason, (raw, result.reason)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise(raw: bytes) -> None:
+    assert isinstance(parse_event(raw, default_ts=0.0), Event | Malformed)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "type",
+                "model",
+                "ts",
+                "id",
+                "client",
+                "features",
+                "prediction",
+                "score",
+                "probabilities",
+                "label",
+                "name",
+                "value",
+                "extra",
+            ]
+        ),
+        json_values,
+    )
+)
+def test_random_json_objects_never_raise(obj: dict[str, object]) -> None:
+    raw = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS) if _finite(obj) else repr(obj).encode()
+    result = parse_event(raw, default_ts=1.0)
+    assert isinstance(result, Event | Malformed)
+    if isinstance(result, Event):
+        assert isinstance(result.model, str) and result.model
+        assert math.isfinite(result.ts)
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return not (isinstance(value, int) and abs(value) >= 2**64)
