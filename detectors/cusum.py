@@ -46,7 +46,8 @@ class CUSUM(BlockChangeDetector):
     def _configure(self) -> None:
         if self.threshold is None:
             # two one-sided charts: each gets twice the run length
-            self._h = cusum_threshold(2 * self.arl_events / self.block, self.k)
+            k_eff = max(self.k - 2 * self.reference_error(), 0.25 * self.k)
+            self._h = cusum_threshold(2 * self.arl_events / self.block, k_eff)
         self._up = self._down = 0.0
         self._run = 0
 

@@ -37,7 +37,8 @@ class MetricSeries:
         for order, (name, det) in enumerate(self.detectors.items()):
             for ev in det.update(values):
                 index = self.points + ev.index
-                state = self.alarms.report(f"{name}|{signal}", ev.severity, index)
+                kind = ev.details.get("kind", "")
+                state = self.alarms.report(f"{name}|{signal}|{kind}", ev.severity, index)
                 if state is None:
                     continue
                 finding = Finding(

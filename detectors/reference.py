@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -39,21 +40,22 @@ class NumericReference:
     def size(self) -> int:
         return int(self.values.shape[0])
 
-    @property
+    @cached_property
     def mean(self) -> float:
         return float(self.values.mean()) if self.size else 0.0
 
-    @property
+    @cached_property
     def std(self) -> float:
         return float(self.values.std()) if self.size > 1 else 0.0
 
+    @cached_property
+    def var(self) -> float:
+        """Sample variance (ddof=1)."""
+        return float(np.var(self.values, ddof=1)) if self.size > 1 else 0.0
+
     def scale(self) -> float:
-        """A robust, never-zero scale: std, else IQR, else 1."""
-        if self.size > 1:
-            s = float(self.values.std())
-            if s > 0:
-                return s
-        return 1.0
+        """The standard deviation, or 1 for a constant reference."""
+        return self.std if self.std > 0 else 1.0
 
     def dump(self) -> dict[str, Any]:
         return {"n": self.n, "missing": self.missing, "values": encode_array(self.values)}
@@ -61,6 +63,17 @@ class NumericReference:
     @classmethod
     def load(cls, state: dict[str, Any]) -> NumericReference:
         return cls(n=state["n"], missing=state["missing"], values=decode_array(state["values"]))
+
+
+class _CodeTable(dict[str | None, int]):
+    """Label -> code; a label not in the table maps to ``unknown``."""
+
+    def __init__(self, unknown: int) -> None:
+        super().__init__()
+        self.unknown = unknown
+
+    def __missing__(self, key: str | None) -> int:
+        return self.unknown
 
 
 @dataclass
@@ -78,10 +91,12 @@ class CategoricalReference:
     counts: np.ndarray  # int64, one per label
     dropped: int = 0  # events whose label was beyond the cap
     singletons: int = 0  # labels seen exactly once (Good-Turing unseen mass)
-    _index: dict[str, int] = field(default_factory=dict, repr=False)
+    _index: dict[str | None, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._index = {label: i for i, label in enumerate(self.labels)}
+        self._index = _CodeTable(len(self.labels))
+        self._index.update({label: i for i, label in enumerate(self.labels)})
+        self._index[None] = MISSING_CODE
 
     @classmethod
     def build(cls, values: np.ndarray, max_categories: int) -> CategoricalReference:
@@ -105,9 +120,8 @@ class CategoricalReference:
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Codes of window values (see the class docstring)."""
-        index, unknown = self._index, len(self.labels)
-        codes = [MISSING_CODE if v is None else index.get(v, unknown) for v in values.tolist()]
-        return np.array(codes, dtype=np.int64)
+        lookup = self._index.__getitem__
+        return np.fromiter(map(lookup, values.tolist()), dtype=np.int64, count=values.shape[0])
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -15,11 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from detectors.adwin import ADWIN
 from detectors.chi2 import ChiSquare
+from detectors.confidence import ConfidenceDrop
+from detectors.cramer_von_mises import CramerVonMises
 from detectors.cusum import CUSUM
+from detectors.jensen_shannon import JensenShannon
 from detectors.ks import KolmogorovSmirnov
+from detectors.metric_anomaly import MetricAnomaly
 from detectors.missing_rate import MissingRate
+from detectors.output_range import OutputRange
+from detectors.page_hinkley import PageHinkley
+from detectors.pca_drift import PCADrift
+from detectors.psi import PopulationStability
 from detectors.unseen import UnseenShare
+from detectors.wasserstein import NormalisedWasserstein
 
 Kind = Literal["window", "change", "metric", "multivariate"]
 
@@ -62,7 +72,26 @@ register("ks", "window", KolmogorovSmirnov, "Kolmogorov-Smirnov two-sample test 
 register("chi2", "window", ChiSquare, "chi-square homogeneity of label counts (categorical)")
 register("missing_rate", "window", MissingRate, "missing/invalid share vs reference (any)")
 register("unseen", "window", UnseenShare, "share of labels the reference never showed")
+register("output_range", "window", OutputRange, "outputs outside the valid range (score, value)")
+register("confidence", "window", ConfidenceDrop, "drop of the mean score (confidence collapse)")
+register("psi", "window", PopulationStability, "population stability index (threshold)")
+register("jensen_shannon", "window", JensenShannon, "Jensen-Shannon distance (threshold)")
+register("wasserstein", "window", NormalisedWasserstein, "W1 in reference std units (threshold)")
+register("cramer_von_mises", "window", CramerVonMises, "Cramér-von Mises two-sample test")
 register("cusum", "change", CUSUM, "two-sided CUSUM on standardised block means")
+register("page_hinkley", "change", PageHinkley, "Page-Hinkley change points on block means")
+register("adwin", "change", ADWIN, "ADWIN adaptive windowing on block means")
+register("metric_anomaly", "metric", MetricAnomaly, "spikes, level shifts, flat-lines of a metric")
+register("pca_drift", "multivariate", PCADrift, "PCA reconstruction error of numeric features")
 
-DEFAULT_DETECTORS: tuple[str, ...] = ("ks", "chi2", "missing_rate", "unseen", "cusum")
-DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ()
+DEFAULT_DETECTORS: tuple[str, ...] = (
+    "ks",
+    "chi2",
+    "missing_rate",
+    "unseen",
+    "output_range",
+    "confidence",
+    "pca_drift",
+    "cusum",
+)
+DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ("metric_anomaly",)

@@ -61,6 +61,7 @@ class BlockChangeDetector:
         self.critical_effect = critical_effect
         self._mean: float | None = None
         self._std = 1.0
+        self._ref_n = warmup
         self._carry = np.zeros(0)
         self._warm = np.zeros(0)
 
@@ -86,13 +87,29 @@ class BlockChangeDetector:
             "critical_effect": self.critical_effect,
         }
 
+    def reference_error(self) -> float:
+        """Standard error of the reference mean, in block-mean std units.
+
+        A threshold that ignores it fires early on the side the estimate
+        erred towards, so calibrations widen by twice this much.
+        """
+        return math.sqrt(self.block / max(self._ref_n, 1))
+
     # -- public API -----------------------------------------------------
     @property
     def calibrated(self) -> bool:
         return self._mean is not None
 
-    def calibrate(self, mean: float, std: float, arl_events: float | None = None) -> None:
-        """Standardise against a reference (mean, std) and restart detection."""
+    def calibrate(
+        self,
+        mean: float,
+        std: float,
+        arl_events: float | None = None,
+        reference_size: int | None = None,
+    ) -> None:
+        """Standardise against a reference (mean, std of ``reference_size`` values)
+        and restart detection."""
+        self._ref_n = reference_size if reference_size is not None else self.warmup
         self._mean = float(mean)
         self._std = float(std) if std > 0 and math.isfinite(std) else 1.0
         if arl_events is not None:
@@ -113,7 +130,7 @@ class BlockChangeDetector:
             start = take
             if self._warm.shape[0] < self.warmup:
                 return []
-            self.calibrate(float(self._warm.mean()), float(self._warm.std()))
+            self.calibrate(float(self._warm.mean()), float(self._warm.std()), None, self.warmup)
         pending = np.concatenate([self._carry, finite[start:]])
         full = pending.shape[0] // self.block
         self._carry = pending[full * self.block :].copy()
@@ -145,6 +162,7 @@ class BlockChangeDetector:
             "params": self.params(),
             "mean": None if self._mean is None else encode_float(self._mean),
             "std": encode_float(self._std),
+            "reference_size": self._ref_n,
             "carry": encode_array(self._carry),
             "warm": encode_array(self._warm),
             "extra": self._dump_extra(),
@@ -156,6 +174,7 @@ class BlockChangeDetector:
         if state["mean"] is not None:
             det._mean = decode_float(state["mean"])
             det._std = decode_float(state["std"])
+            det._ref_n = int(state["reference_size"])
             det._configure()
         det._carry = decode_array(state["carry"])
         det._warm = decode_array(state["warm"])

@@ -31,7 +31,7 @@ from detectors.signals import (
     numeric_columns,
 )
 from detectors.stream import BlockChangeDetector, ChangeEvent
-from detectors.window_test import CATEGORICAL, NUMERIC, WindowOutcome, WindowTest
+from detectors.window_test import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome, WindowTest
 
 CHANGE_SERIES = ("score", "prediction_value")
 DEFAULT_SETTINGS = SuiteSettings()
@@ -110,12 +110,12 @@ class ModelDetectors:
             self._change[key] = {}
             for name in self._change_names:
                 det = s.build(name)
-                det.calibrate(ref.mean, ref.std, self._change_budget() / instances)
+                det.calibrate(ref.mean, ref.std, self._change_budget() / instances, ref.size)
                 self._change[key][name] = det
         self._multi = {}
         for name in self._multi_names:
             det = s.build(name)
-            det.fit({k: v for k, (r, v) in num.items() if r == "feature"}, self.seed)
+            det.fit({k: v for k, (r, v) in num.items() if r == FEATURE}, self.seed)
             self._multi[name] = det
         self._window_start_ts = math.nan
         self._fill = 0
@@ -203,8 +203,9 @@ class ModelDetectors:
     def _close_window(self, ts: float) -> list[Finding]:
         index = self._events - 1
         outcomes: list[tuple[str, str, WindowOutcome]] = []
+        windows = {name: sig.take_window() for name, sig in self._numeric.items()}
         for name, sig in self._numeric.items():
-            win = sig.take_window()
+            win = windows[name]
             for test_name, test in self._tests:
                 if NUMERIC in test.kinds and sig.role in test.roles:
                     o = test.test_numeric(sig.reference, win)
@@ -218,7 +219,8 @@ class ModelDetectors:
                     if o is not None:
                         outcomes.append((test_name, name, o))
         for multi_name, det in self._multi.items():
-            o = det.test_window(self._numeric)
+            features = {k: w for k, w in windows.items() if self._numeric[k].role == FEATURE}
+            o = det.test_window(features)
             if o is not None:
                 outcomes.append((multi_name, "features", o))
         q = self._window_level()

@@ -30,6 +30,7 @@ class KafkaConfig:
     group_id: str = "driftwarden"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = 500
+    session_timeout_ms: int = 10_000
     dead_letter_topic: str = ""
 
 

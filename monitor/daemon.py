@@ -19,7 +19,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor.config import Config
@@ -62,6 +62,8 @@ class Daemon:
             enable_auto_commit=False,
             auto_offset_reset=kafka.auto_offset_reset,
             max_poll_records=kafka.max_poll_records,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, kafka.session_timeout_ms // 4),
             retry_backoff_ms=20,
             reconnect_backoff_ms=200,
             reconnect_backoff_max_ms=5000,
@@ -86,7 +88,8 @@ class Daemon:
             try:
                 polled = self.consumer.poll(timeout_ms=500)
             except KafkaError as exc:
-                self._broker_state(False, str(exc))
+                log.warning("poll failed; retrying", extra={"error": str(exc)})
+                self._broker_state(self._connected(), str(exc))
                 stop.wait(1.0)
                 continue
             self._broker_state(self._connected(), "")
@@ -182,7 +185,7 @@ class Daemon:
             self.checkpoint(commit=False)
             self.pipeline.forget_models()
             self.status.assigned = 0
-        log.info("partitions revoked", extra={"partitions": sorted(map(str, partitions))})
+        log.info("partitions revoked", extra={"partitions": _names(partitions)})
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
         stored = self.store.stored_offsets()
@@ -194,15 +197,12 @@ class Daemon:
                     self.consumer.seek(tp, offset)
         log.info(
             "partitions assigned",
-            extra={"partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)},
+            extra={"partitions": _names(partitions)},
         )
 
     def _connected(self) -> bool:
         client = self.consumer._client  # kafka-python exposes connection state only here
-        nodes = [b.nodeId for b in client.cluster.brokers()]
-        return (
-            any(client.connected(node) for node in nodes) if nodes else client.bootstrap_connected()
-        )
+        return any(client.connected(broker.node_id) for broker in client.cluster.brokers())
 
     def _broker_state(self, up: bool, why: str) -> None:
         now = time.monotonic()
@@ -238,10 +238,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.daemon.on_assigned(assigned)
 
 
+def _names(partitions: set[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
 def _connect(**settings: Any) -> KafkaConsumer:
     try:
         return KafkaConsumer(**settings)
-    except NoBrokersAvailable:
+    except KafkaError:
         servers = ",".join(settings["bootstrap_servers"])
         raise DriftwardenError(
             f"no Kafka broker answers at {servers}: start one (scripts/kafka start) "

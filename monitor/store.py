@@ -8,6 +8,7 @@ all of it lands in ONE transaction: a crash leaves either all of it or none.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,7 +115,10 @@ class Store:
                 f"store {self.path}: folder {self.path.parent} does not exist; create it first"
             )
         try:
-            self.db = sqlite_utils.Database(self.path)
+            # The consumer's rebalance callbacks run on its IO thread; callers
+            # serialise access, so the connection may cross threads.
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")

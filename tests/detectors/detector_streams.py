@@ -33,6 +33,10 @@ class Drift:
     mean_shift: float = 0.0  # in std of normal_a
     variance_factor: float = 1.0  # variance of normal_b multiplied
     colour_p: tuple[float, ...] | None = None  # new colour mix
+    missing_share: float = 0.0  # extra share of gappy_normal missing
+    unseen_share: float = 0.0  # share of device_id replaced by never-seen ids
+    score_drop: float = 0.0  # subtracted from the logit of the score
+    score_invalid_share: float = 0.0  # share of scores set to 1.5 (out of range)
 
 
 def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) -> RowBatch:
@@ -58,6 +62,8 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
     num["uniform"] = rng.random(n)
     gappy = rng.normal(0, 1, n)
     gappy[rng.random(n) < 0.05] = np.nan
+    if drift is not None and drift.missing_share:
+        gappy[after & (rng.random(n) < drift.missing_share)] = np.nan
     num["gappy_normal"] = gappy
     num["rounded"] = np.round(rng.normal(50, 2, n))
     cat: dict[str, np.ndarray] = {}
@@ -70,9 +76,16 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
     cat["flag"] = np.where(rng.random(n) < 0.5, "true", "false").astype(object)
     dev = DEVICES[rng.choice(5000, n, p=DEVICE_P)]
     dev[rng.random(n) < 0.02] = None
+    if drift is not None and drift.unseen_share:
+        fresh = after & (rng.random(n) < drift.unseen_share)
+        dev[fresh] = np.array([f"new{i}" for i in idx[fresh]], dtype=object)
     cat["device_id"] = dev
     logit = 0.8 * num["normal_a"] - 0.3 * num["normal_b"] + 3 + rng.normal(0, 1, n)
+    if drift is not None:
+        logit = logit - np.where(after, drift.score_drop, 0.0)
     score = 1 / (1 + np.exp(-logit))
+    if drift is not None and drift.score_invalid_share:
+        score[after & (rng.random(n) < drift.score_invalid_share)] = 1.5
     pred = CLASSES[np.digitize(score + 0.1 * rng.normal(0, 1, n), [0.4, 0.7])]
     ts = 1.7e9 + idx * 0.01
     return RowBatch(ts=ts, numeric=num, categorical=cat, score=score, prediction=pred)

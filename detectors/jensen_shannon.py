@@ -1,0 +1,87 @@
+"""Jensen-Shannon distance (base 2, 0..1) over reference quantile bins or labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from detectors.binning import categorical_shares, numeric_shares
+from detectors.reference import CategoricalReference, NumericReference
+from detectors.window_test import (
+    CATEGORICAL,
+    NUMERIC,
+    CategoricalWindow,
+    NumericWindow,
+    WindowOutcome,
+    WindowTest,
+    require_positive,
+    severity_for,
+)
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """As ``scipy.spatial.distance.jensenshannon(p, q, base=2)``."""
+    p = p / p.sum()
+    q = q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return float(np.sqrt(max(0.5 * (kl(p) + kl(q)), 0.0)))
+
+
+class JensenShannon(WindowTest):
+    """A threshold test on the Jensen-Shannon distance; the distance is the effect size."""
+
+    name = "jensen_shannon"
+    kinds = frozenset({NUMERIC, CATEGORICAL})
+
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        critical_effect: float = 0.2,
+        bins: int = 10,
+        min_values: int = 100,
+    ) -> None:
+        require_positive("threshold", threshold)
+        require_positive("critical_effect", critical_effect)
+        if bins < 2:
+            raise ValueError(f"bins must be >= 2, got {bins!r}; pass e.g. 10")
+        self.threshold = threshold
+        self.critical_effect = critical_effect
+        self.bins = bins
+        self.min_values = min_values
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "critical_effect": self.critical_effect,
+            "bins": self.bins,
+            "min_values": self.min_values,
+        }
+
+    def _outcome(self, ref_share: np.ndarray, win_share: np.ndarray) -> WindowOutcome:
+        value = js_distance(ref_share, win_share)
+        return WindowOutcome(
+            statistic=value,
+            effect_size=value,
+            severity=severity_for(value, self.critical_effect),
+            threshold=self.threshold,
+            exceeded=value >= self.threshold,
+            details={"bins": int(ref_share.shape[0])},
+        )
+
+    def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
+        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
+            return None
+        return self._outcome(*numeric_shares(ref, win, self.bins))
+
+    def test_categorical(
+        self, ref: CategoricalReference, win: CategoricalWindow
+    ) -> WindowOutcome | None:
+        if int(win.counts.sum()) < self.min_values:
+            return None
+        return self._outcome(*categorical_shares(ref, win))

@@ -1,0 +1,142 @@
+"""Multivariate input drift: PCA reconstruction error against the reference.
+
+A change in how features move together (a broken correlation, a new joint
+mode) can leave every marginal distribution intact. Principal components
+fitted on half of the reference capture its joint structure; rows that break
+it reconstruct poorly (squared prediction error, SPE), and rows that move
+within it have a large Hotelling T^2. Each statistic of the window's rows is
+compared with the same statistic of the other, held-out half of the reference
+by a one-sided KS test; the smaller p-value, doubled (Bonferroni), is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from detectors.codec import decode_array, encode_array
+from detectors.ks import ks_distances, ks_pvalue_one_sided
+from detectors.window_test import NumericWindow, WindowOutcome, require_probability, severity_for
+
+
+class PCADrift:
+    name = "pca_drift"
+
+    def __init__(
+        self, variance: float = 0.9, critical_effect: float = 2.0, min_rows: int = 200
+    ) -> None:
+        require_probability("variance", variance)
+        if not critical_effect > 1:
+            raise ValueError(
+                f"critical_effect must be > 1 (a ratio of medians), got {critical_effect!r}"
+            )
+        self.variance = variance
+        self.critical_effect = critical_effect
+        self.min_rows = min_rows
+        self._names: list[str] = []
+        self._mean = np.zeros(0)
+        self._std = np.zeros(0)
+        self._components = np.zeros((0, 0))
+        self._spread = np.zeros(0)  # std of each component's scores
+        self._errors = np.zeros(0)  # held-out SPE, sorted
+        self._t2 = np.zeros(0)  # held-out T^2, sorted
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "variance": self.variance,
+            "critical_effect": self.critical_effect,
+            "min_rows": self.min_rows,
+        }
+
+    @property
+    def fitted(self) -> bool:
+        return self._errors.shape[0] > 0
+
+    def _standardise(self, columns: list[np.ndarray]) -> np.ndarray:
+        x = (np.column_stack(columns) - self._mean) / self._std
+        return np.where(np.isfinite(x), x, 0.0)
+
+    def _row_stats(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(SPE, T^2) of each row."""
+        scores = z @ self._components
+        recon = scores @ self._components.T
+        spe = ((z - recon) ** 2).sum(axis=1)
+        t2 = ((scores / self._spread) ** 2).sum(axis=1)
+        return np.asarray(spe), np.asarray(t2)
+
+    def fit(self, features: dict[str, np.ndarray], seed: int) -> None:
+        """Learn the joint structure of the reference's numeric features."""
+        names = sorted(features)
+        rows = features[names[0]].shape[0] if names else 0
+        if len(names) < 2 or rows < 2 * self.min_rows:
+            self._errors = np.zeros(0)
+            return
+        x = np.column_stack([features[k] for k in names])
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
+            std = np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0)
+        self._names = names
+        self._mean = np.where(np.isfinite(mean), mean, 0.0)
+        self._std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        z = self._standardise([x[:, i] for i in range(x.shape[1])])
+        order = np.random.default_rng([seed, rows]).permutation(rows)
+        train, held = z[order[: rows // 2]], z[order[rows // 2 :]]
+        _, s, vt = np.linalg.svd(train - train.mean(axis=0), full_matrices=False)
+        explained = np.cumsum(s**2) / max(float(np.sum(s**2)), 1e-300)
+        k = min(int(np.searchsorted(explained, self.variance)) + 1, len(names) - 1)
+        self._components = vt[:k].T.copy()
+        spread = s[:k] / np.sqrt(max(train.shape[0] - 1, 1))
+        self._spread = np.where(spread > 0, spread, 1.0)
+        spe, t2 = self._row_stats(held)
+        self._errors, self._t2 = np.sort(spe), np.sort(t2)
+
+    def test_window(self, windows: dict[str, NumericWindow]) -> WindowOutcome | None:
+        if not self.fitted or any(k not in windows for k in self._names):
+            return None
+        z = self._standardise([windows[k].values for k in self._names])
+        spe, t2 = self._row_stats(z)
+        best: tuple[float, float, float, str] | None = None
+        for label, ref, win in (("spe", self._errors, np.sort(spe)), ("t2", self._t2, np.sort(t2))):
+            d_plus, _ = ks_distances(ref, win)
+            p = min(1.0, 2 * ks_pvalue_one_sided(d_plus, ref.shape[0], win.shape[0]))
+            ratio = float(np.median(win) / max(float(np.median(ref)), 1e-12))
+            if best is None or p < best[1]:
+                best = (d_plus, p, ratio, label)
+        assert best is not None
+        d_plus, p, ratio, label = best
+        return WindowOutcome(
+            statistic=d_plus,
+            effect_size=ratio,
+            severity=severity_for(ratio, self.critical_effect),
+            p_value=p,
+            details={
+                "statistic_kind": label,
+                "components": int(self._components.shape[1]),
+                "features": len(self._names),
+            },
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "params": self.params(),
+            "names": list(self._names),
+            "mean": encode_array(self._mean),
+            "std": encode_array(self._std),
+            "components": encode_array(self._components),
+            "spread": encode_array(self._spread),
+            "errors": encode_array(self._errors),
+            "t2": encode_array(self._t2),
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> PCADrift:
+        det = cls(**state["params"])
+        det._names = list(state["names"])
+        det._mean = decode_array(state["mean"])
+        det._std = decode_array(state["std"])
+        det._components = decode_array(state["components"])
+        det._spread = decode_array(state["spread"])
+        det._errors = decode_array(state["errors"])
+        det._t2 = decode_array(state["t2"])
+        return det

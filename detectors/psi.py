@@ -1,0 +1,86 @@
+"""Population Stability Index over reference quantile bins or labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from detectors.binning import categorical_shares, numeric_shares
+from detectors.reference import CategoricalReference, NumericReference
+from detectors.window_test import (
+    CATEGORICAL,
+    NUMERIC,
+    CategoricalWindow,
+    NumericWindow,
+    WindowOutcome,
+    WindowTest,
+    require_positive,
+    severity_for,
+)
+
+
+def psi(ref_share: np.ndarray, win_share: np.ndarray, eps: float) -> float:
+    """sum((w - r) * ln(w / r)), shares floored at ``eps`` so empty bins stay finite."""
+    r = np.maximum(ref_share, eps)
+    w = np.maximum(win_share, eps)
+    return float(np.sum((w - r) * np.log(w / r)))
+
+
+class PopulationStability(WindowTest):
+    """PSI, a threshold test: by the usual convention 0.1 is a moderate shift and
+    0.25 a major one. Not p-value calibrated; the statistic is the effect size."""
+
+    name = "psi"
+    kinds = frozenset({NUMERIC, CATEGORICAL})
+
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        critical_effect: float = 0.25,
+        bins: int = 10,
+        eps: float = 1e-4,
+        min_values: int = 100,
+    ) -> None:
+        require_positive("threshold", threshold)
+        require_positive("critical_effect", critical_effect)
+        require_positive("eps", eps)
+        if bins < 2:
+            raise ValueError(f"bins must be >= 2, got {bins!r}; pass e.g. 10")
+        self.threshold = threshold
+        self.critical_effect = critical_effect
+        self.bins = bins
+        self.eps = eps
+        self.min_values = min_values
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "critical_effect": self.critical_effect,
+            "bins": self.bins,
+            "eps": self.eps,
+            "min_values": self.min_values,
+        }
+
+    def _outcome(self, ref_share: np.ndarray, win_share: np.ndarray) -> WindowOutcome:
+        value = psi(ref_share, win_share, self.eps)
+        return WindowOutcome(
+            statistic=value,
+            effect_size=value,
+            severity=severity_for(value, self.critical_effect),
+            threshold=self.threshold,
+            exceeded=value >= self.threshold,
+            details={"bins": int(ref_share.shape[0])},
+        )
+
+    def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
+        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
+            return None
+        return self._outcome(*numeric_shares(ref, win, self.bins))
+
+    def test_categorical(
+        self, ref: CategoricalReference, win: CategoricalWindow
+    ) -> WindowOutcome | None:
+        if int(win.counts.sum()) < self.min_values:
+            return None
+        return self._outcome(*categorical_shares(ref, win))

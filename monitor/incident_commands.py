@@ -1,0 +1,225 @@
+"""``driftwarden incidents …`` and ``driftwarden audit verify`` (CONTRACT §2).
+
+Acknowledging and resolving record who and when on the incident and append an
+``incident_transition`` row to the audit log in the same transaction; the
+daemon's notification policy then tells the webhooks about a resolve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from monitor import notify_policy
+from monitor.audit import AuditLog, write_transaction
+from monitor.config import load_config
+from monitor.errors import DriftwardenError
+from monitor.store import Store
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``incidents`` and ``audit`` commands to the top-level subparsers."""
+    incidents = commands.add_parser("incidents", help="the incident log and its lifecycle")
+    actions = incidents.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="incidents, newest first")
+    listing.add_argument("--status", choices=("open", "acknowledged", "resolved"))
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_list)
+    show = actions.add_parser("show", help="one incident with its alerts and timings")
+    show.add_argument("incident", type=int, metavar="N")
+    show.set_defaults(handler=_show)
+    for name, handler in (("ack", _ack), ("resolve", _resolve)):
+        action = actions.add_parser(name, help=f"{name} incident N")
+        action.add_argument("incident", type=int, metavar="N")
+        action.add_argument("--by", help="who does it (default: the login user name)")
+        action.set_defaults(handler=handler)
+
+    audit = commands.add_parser("audit", help="the hash-chained audit log")
+    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    verify = audit_actions.add_parser("verify", help="check the chain; names the first bad row")
+    verify.set_defaults(handler=_verify)
+
+    for parser in (*actions.choices.values(), verify):
+        parser.add_argument("--store", help="the SQLite store (default: the config's)")
+        parser.add_argument("--config", help="the TOML config naming the store")
+
+
+@contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[Store]:
+    if args.store:
+        path = Path(args.store)
+    elif args.config:
+        path = Path(load_config(args.config).store.path)
+    else:
+        raise DriftwardenError("say which store: give --store DB or --config FILE")
+    if not path.is_file():
+        raise DriftwardenError(f"no such store: {path} (check --store or the config's store.path)")
+    store = Store(path)
+    try:
+        notify_policy.ensure_schema(store.db)
+        yield store
+    finally:
+        store.close()
+
+
+def _incident(store: Store, number: int) -> dict[str, Any]:
+    cursor = store.db.execute("SELECT * FROM incidents WHERE id = ?", [number])
+    row = cursor.fetchone()
+    if row is None:
+        raise DriftwardenError(f"no incident {number}: see `driftwarden incidents list`")
+    return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+
+def _when(ts: float | None) -> str:
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(start: float | None, end: float | None) -> str:
+    if start is None or end is None or math.isnan(start) or math.isnan(end):
+        return "-"
+    seconds = max(0.0, end - start)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        where, params = ("WHERE status = ?", [args.status]) if args.status else ("", [])
+        rows = store.db.execute(
+            "SELECT id, status, severity, model, title, alert_count, first_event_ts, "
+            f"last_event_ts, acknowledged_by, resolved_by FROM incidents {where} "
+            "ORDER BY id DESC LIMIT ?",
+            [*params, args.limit],
+        ).fetchall()
+    table = Table(title="Incidents (event time, UTC)")
+    for column in ("#", "status", "severity", "model", "title", "alerts", "first", "last", "by"):
+        table.add_column(column)
+    for n, status, severity, model, title, count, first, last, ack_by, res_by in rows:
+        who = res_by or ack_by or "-"
+        table.add_row(
+            str(n), status, severity, model, title, str(count), _when(first), _when(last), who
+        )
+    Console().print(table if rows else "no incidents")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        incident = _incident(store, args.incident)
+        alerts = store.db.execute(
+            "SELECT id, detector, signal, severity, event_ts, details FROM alerts "
+            "WHERE incident_id = ? ORDER BY id",
+            [args.incident],
+        ).fetchall()
+    details = [orjson.loads(a[5]) for a in alerts]
+    onsets = [d["window_start_ts"] for d in details if isinstance(d.get("window_start_ts"), float)]
+    onset = min(onsets) if onsets else None
+    console = Console()
+    summary = Table(title=f"Incident #{incident['id']}: {incident['title']}", show_header=False)
+    summary.add_column("field")
+    summary.add_column("value")
+    for label, value in (
+        ("key", incident["key"]),
+        ("status", incident["status"]),
+        ("severity", incident["severity"]),
+        ("signals", ", ".join(orjson.loads(incident["signals"]))),
+        ("first / last alert (event time)", f"{_when(incident['first_event_ts'])} / "
+         f"{_when(incident['last_event_ts'])}"),
+        ("opened (wall clock)", _when(incident["opened_at"])),
+        ("time to detect (event time, from window start)",
+         _span(onset, incident["first_event_ts"])),
+        ("acknowledged", f"{_when(incident['acknowledged_at'])} by "
+         f"{incident['acknowledged_by'] or '-'}"),
+        ("time to acknowledge", _span(incident["opened_at"], incident["acknowledged_at"])),
+        ("resolved", f"{_when(incident['resolved_at'])} by {incident['resolved_by'] or '-'}"),
+        ("time to resolve", _span(incident["opened_at"], incident["resolved_at"])),
+    ):  # fmt: skip
+        summary.add_row(label, str(value))
+    console.print(summary)
+    table = Table(title=f"{len(alerts)} alert(s)")
+    for column in ("#", "event time", "detector", "signal", "severity", "statistic", "p", "effect"):
+        table.add_column(column)
+    for (n, detector, signal, severity, event_ts, _), d in zip(alerts, details, strict=True):
+        table.add_row(
+            str(n),
+            _when(event_ts),
+            detector,
+            signal,
+            severity,
+            _number(d.get("statistic")),
+            _number(d.get("p_value")),
+            _number(d.get("effect_size")),
+        )
+    console.print(table)
+    return 0
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _who(args: argparse.Namespace) -> str:
+    if args.by:
+        return str(args.by)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise DriftwardenError("cannot tell who you are: pass --by NAME") from None
+
+
+def _transition(args: argparse.Namespace, to: str) -> int:
+    who = _who(args)
+    now = time.time()
+    with _opened(args) as store, write_transaction(store.db) as db:
+        incident = _incident(store, args.incident)
+        status = incident["status"]
+        if status == "resolved" or status == to:
+            by = incident["resolved_by"] if status == "resolved" else incident["acknowledged_by"]
+            raise DriftwardenError(f"incident {args.incident} is already {status} (by {by})")
+        column = "acknowledged" if to == "acknowledged" else "resolved"
+        db.execute(
+            f"UPDATE incidents SET status = ?, {column}_by = ?, {column}_at = ?, updated_at = ? "
+            "WHERE id = ?",
+            [to, who, now, now, args.incident],
+        )
+        content = {"key": incident["key"], "change": column, "from": status, "to": to, "by": who}
+        AuditLog.append(db, "incident_transition", f"incident:{args.incident}", content, ts=now)
+    print(f"incident {args.incident} {column} by {who}")
+    return 0
+
+
+def _ack(args: argparse.Namespace) -> int:
+    return _transition(args, "acknowledged")
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    return _transition(args, "resolved")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    with _opened(args) as store:
+        rows = store.count("audit")
+        problem = AuditLog.verify(store.db)
+    if problem is None:
+        print(f"audit log intact: {rows} row(s)")
+        return 0
+    row_id, what = problem
+    print(f"audit log tampered at row {row_id}: {what}")
+    return 1

@@ -1,0 +1,104 @@
+"""``driftwarden incidents`` and ``driftwarden audit verify`` on a real store."""
+
+from __future__ import annotations
+
+import getpass
+
+import orjson
+import pytest
+
+from monitor.audit import AuditLog
+from monitor.notify_policy import NotificationPolicy
+from monitor.webhooks import WebhookTarget
+
+
+@pytest.fixture
+def populated(store, record, make_finding):
+    policy = NotificationPolicy([WebhookTarget("http://h", "generic", "info")])
+    record(
+        store,
+        "fraud",
+        make_finding("amount", 1_764_140_000.0, "warning"),
+        make_finding("country", 1_764_140_030.0, "critical", detector="chi2"),
+        policy=policy,
+    )
+    record(store, "churn", make_finding("tenure", 1_764_150_000.0, "warning"), policy=policy)
+    with store.transaction() as db:
+        AuditLog.append_new_alerts(db)
+    return store
+
+
+def test_list_shows_every_incident(populated, run_cli, capsys):
+    assert run_cli("incidents", "list", "--store", str(populated.path)) == 0
+    out = capsys.readouterr().out
+    assert "fraud: ks on amount" in out
+    assert "churn: ks on tenure" in out
+    assert run_cli("incidents", "list", "--status", "resolved", "--store", str(populated.path)) == 0
+    assert "no incidents" in capsys.readouterr().out
+
+
+def test_show_lists_alerts_statistics_and_timings(populated, run_cli, capsys):
+    assert run_cli("incidents", "show", "1", "--store", str(populated.path)) == 0
+    out = capsys.readouterr().out
+    assert "Incident #1" in out
+    assert "2 alert(s)" in out
+    assert "chi2" in out and "country" in out
+    assert "time to detect" in out and "10.0 min" in out
+
+
+def test_ack_then_resolve_records_who_when_and_audits_it(populated, run_cli, capsys):
+    path = str(populated.path)
+    assert run_cli("incidents", "ack", "1", "--by", "ana", "--store", path) == 0
+    assert run_cli("incidents", "resolve", "1", "--store", path) == 0
+    row = populated.db.execute(
+        "SELECT status, acknowledged_by, acknowledged_at, resolved_by, resolved_at "
+        "FROM incidents WHERE id = 1"
+    ).fetchone()
+    assert row[0] == "resolved"
+    assert row[1] == "ana" and row[2] is not None
+    assert row[3] == getpass.getuser() and row[4] >= row[2]
+    changes = [
+        orjson.loads(c)
+        for (c,) in populated.db.execute(
+            "SELECT content FROM audit WHERE kind = 'incident_transition' "
+            "AND subject = 'incident:1'"
+        )
+    ]
+    assert [(c["change"], c.get("by")) for c in changes][-2:] == [
+        ("acknowledged", "ana"),
+        ("resolved", getpass.getuser()),
+    ]
+    assert run_cli("incidents", "show", "1", "--store", path) == 0
+    assert "time to resolve" in capsys.readouterr().out
+
+
+def test_user_errors_exit_2_with_one_line(populated, run_cli, capsys, tmp_path):
+    path = str(populated.path)
+    assert run_cli("incidents", "resolve", "2", "--store", path) == 0
+    capsys.readouterr()
+    for argv, says in (
+        (("incidents", "ack", "2", "--store", path), "already resolved"),
+        (("incidents", "show", "99", "--store", path), "no incident 99"),
+        (("incidents", "list", "--store", str(tmp_path / "none.db")), "no such store"),
+        (("incidents", "list"), "give --store DB or --config FILE"),
+        (("audit", "verify", "--config", str(tmp_path / "none.toml")), "no such config file"),
+    ):
+        assert run_cli(*argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+
+
+def test_the_config_names_the_store(populated, run_cli, capsys, tmp_path):
+    config = tmp_path / "dw.toml"
+    config.write_text(f'[store]\npath = "{populated.path}"\n\n[[models]]\nname = "fraud"\n')
+    assert run_cli("incidents", "list", "--config", str(config)) == 0
+    assert "fraud" in capsys.readouterr().out
+
+
+def test_audit_verify_exit_codes(populated, run_cli, capsys):
+    path = str(populated.path)
+    assert run_cli("audit", "verify", "--store", path) == 0
+    assert "intact" in capsys.readouterr().out
+    populated.db.execute("UPDATE audit SET content = '{}' WHERE id = 3")
+    assert run_cli("audit", "verify", "--store", path) == 1
+    assert capsys.readouterr().out.startswith("audit log tampered at row 3:")

@@ -1,0 +1,130 @@
+"""Which incident changes notify: trigger, escalation, repeat, resolve, filters, silences."""
+
+from __future__ import annotations
+
+import time
+
+from monitor.notify_policy import NotificationPolicy, Silence, add_silence
+from monitor.outbox import message_id
+from monitor.webhooks import WebhookTarget
+
+HOUR = 3600.0
+
+
+def _outbox(store) -> list[tuple[str, str, str]]:
+    return store.db.execute("SELECT url, kind, reason FROM outbox ORDER BY id").fetchall()
+
+
+def _tick(store, policy, now: float) -> int:
+    with store.transaction() as db:
+        return policy.enqueue_changes(db, now)
+
+
+def test_new_escalated_repeated_and_resolved(store, record, make_finding):
+    targets = [
+        WebhookTarget("http://h/all", "generic", "info"),
+        WebhookTarget("http://h/critical", "pagerduty", "critical"),
+    ]
+    policy = NotificationPolicy(targets, repeat_seconds=HOUR)
+    now = time.time()
+    record(store, "fraud", make_finding(severity="warning"))
+    assert _tick(store, policy, now) == 1
+    assert _tick(store, policy, now + 1) == 0  # nothing changed
+    record(store, "fraud", make_finding("score", 1_764_140_100.0, "critical"))
+    assert _tick(store, policy, now + 2) == 2
+    assert _tick(store, policy, now + HOUR) == 0  # not yet a full interval
+    assert _tick(store, policy, now + 2 + HOUR) == 2  # repeat
+    store.db.execute("UPDATE incidents SET status = 'resolved' WHERE id = 1")
+    assert _tick(store, policy, now + 3 + HOUR) == 2
+    assert _tick(store, policy, now + 10 * HOUR) == 0  # resolved: no more repeats
+    assert _outbox(store) == [
+        ("http://h/all", "trigger", "new"),
+        ("http://h/all", "update", "escalated"),
+        ("http://h/critical", "update", "escalated"),
+        ("http://h/all", "update", "repeat"),
+        ("http://h/critical", "update", "repeat"),
+        ("http://h/all", "resolve", "resolved"),
+        ("http://h/critical", "resolve", "resolved"),
+    ]
+    transitions = store.db.execute(
+        "SELECT count(*) FROM audit WHERE kind = 'incident_transition'"
+    ).fetchone()[0]
+    assert transitions == 3  # opened, escalated, resolved
+
+
+def test_resolve_goes_only_where_firing_went(store, record, make_finding):
+    targets = [
+        WebhookTarget("http://h/all", "generic", "info"),
+        WebhookTarget("http://h/critical", "pagerduty", "critical"),
+    ]
+    policy = NotificationPolicy(targets)
+    record(store, "fraud", make_finding(severity="warning"))
+    _tick(store, policy, time.time())
+    store.db.execute("UPDATE incidents SET status = 'resolved' WHERE id = 1")
+    _tick(store, policy, time.time())
+    assert [row[:2] for row in _outbox(store)] == [
+        ("http://h/all", "trigger"),
+        ("http://h/all", "resolve"),
+    ]
+
+
+def test_acknowledged_incidents_do_not_repeat(store, record, make_finding):
+    policy = NotificationPolicy([WebhookTarget("http://h", "generic")], repeat_seconds=HOUR)
+    now = time.time()
+    record(store, "fraud", make_finding())
+    _tick(store, policy, now)
+    store.db.execute("UPDATE incidents SET status = 'acknowledged' WHERE id = 1")
+    assert _tick(store, policy, now + 5 * HOUR) == 0
+
+
+def test_a_silence_mutes_but_keeps_alerts_and_notifies_after_it_ends(store, record, make_finding):
+    policy = NotificationPolicy([WebhookTarget("http://h", "generic")], repeat_seconds=HOUR)
+    now = time.time()
+    with store.transaction() as db:
+        silence = Silence(now - 1, now + 600, "ana", model="fr*", detector="ks", comment="deploy")
+        add_silence(db, silence, now)
+    record(store, "fraud", make_finding())
+    record(store, "churn", make_finding())
+    assert _tick(store, policy, now) == 1  # churn only
+    assert store.count("alerts") == 2
+    assert _tick(store, policy, now + 60) == 0
+    assert _tick(store, policy, now + 601) == 1  # the silence is over, fraud still firing
+    assert _outbox(store) == [("http://h", "trigger", "new"), ("http://h", "update", "repeat")]
+
+
+def test_a_silence_must_match_every_signal(store, record, make_finding):
+    policy = NotificationPolicy([WebhookTarget("http://h", "generic")])
+    now = time.time()
+    with store.transaction() as db:
+        add_silence(db, Silence(now - 1, now + 600, "ana", signal="amount"), now)
+    record(store, "fraud", make_finding("amount"), make_finding("country", 1_764_140_001.0))
+    assert _tick(store, policy, now) == 1
+
+
+def test_webhook_ids_are_stable_and_distinct():
+    first = message_id("k1", "trigger", 1, "generic", "http://h")
+    assert first == message_id("k1", "trigger", 1, "generic", "http://h")
+    assert first.startswith("msg_")
+    others = {
+        message_id("k2", "trigger", 1, "generic", "http://h"),
+        message_id("k1", "update", 1, "generic", "http://h"),
+        message_id("k1", "trigger", 2, "generic", "http://h"),
+        message_id("k1", "trigger", 1, "slack", "http://h"),
+    }
+    assert first not in others and len(others) == 4
+
+
+def test_a_replay_recomputes_the_same_rows(tmp_path, record, make_finding):
+    from monitor import notify_policy
+    from monitor.store import Store
+
+    rows = []
+    for name in ("a.db", "b.db"):
+        store = Store(tmp_path / name)
+        notify_policy.ensure_schema(store.db)
+        policy = NotificationPolicy([WebhookTarget("http://h", "pagerduty")])
+        record(store, "fraud", make_finding(), policy=policy)
+        record(store, "fraud", make_finding("x", 1_764_140_030.0, "critical"), policy=policy)
+        rows.append(store.db.execute("SELECT webhook_id, body FROM outbox ORDER BY id").fetchall())
+        store.close()
+    assert rows[0] == rows[1]

@@ -1,0 +1,208 @@
+"""The outbox against a real local receiver: retries, restarts, refusals, rate limits."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from email.utils import formatdate
+
+import orjson
+import pytest
+
+from monitor.alerting import AlertPolicy
+from monitor.audit import AuditLog, write_transaction
+from monitor.notify_policy import NotificationPolicy
+from monitor.outbox import DeliveryWorker, RetryPolicy, WebhookOutbox, parse_retry_after
+from monitor.webhooks import WebhookTarget, decode_secret, verify_signature
+
+SECRET = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="
+
+
+def _worker(store, targets, **options) -> DeliveryWorker:
+    settings = {"base_delay": 0.2, "max_delay": 1.0, "timeout": 2.0, "poll_seconds": 0.2}
+    retry = RetryPolicy(**{**settings, **options})
+    return DeliveryWorker(store.path, targets, retry, rng=random.Random(7))
+
+
+def _states(store) -> dict[str, str]:
+    return dict(store.db.execute("SELECT webhook_id, state FROM outbox").fetchall())
+
+
+def _wait_until(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("unavailable_seconds", [3.0])
+def test_retries_through_an_outage_and_a_restart_delivering_each_once_or_more(
+    store, record, make_finding, start_receiver, unavailable_seconds
+):
+    receiver = start_receiver(unavailable_seconds=unavailable_seconds)
+    # The first answer comes after the worker's timeout: the receiver got it, the
+    # worker does not know, so it sends it again under the same webhook-id.
+    receiver.script.append((200, {}, 1.0))
+    key = decode_secret(SECRET)
+    targets = [
+        WebhookTarget(receiver.url("/generic"), "generic", "info", key),
+        WebhookTarget(receiver.url("/pd"), "pagerduty", "warning", key, "routing"),
+    ]
+    policy = NotificationPolicy(targets)
+    for i, model in enumerate(("fraud", "churn", "ranker")):
+        severity = "critical" if i == 0 else "warning"
+        record(store, model, make_finding(event_ts=1e9 + i, severity=severity), policy=policy)
+    assert WebhookOutbox.depth(store.db) == 6
+
+    first = _worker(store, targets, timeout=0.5)
+    first.start()
+    time.sleep(1.5)
+    first.close()  # a restart mid-way, with rows still undelivered
+    assert "pending" in _states(store).values()
+
+    with store.transaction() as db:
+        db.execute("UPDATE incidents SET status = 'resolved', resolved_at = 2e9 WHERE id = 1")
+        assert policy.enqueue_changes(db, time.time()) == 2
+    second = _worker(store, targets)
+    second.start()
+    try:
+        _wait_until(lambda: set(_states(store).values()) == {"delivered"}, 20)
+    finally:
+        second.close()
+
+    assert any(r.status == 503 for r in receiver.received)
+    expected = set(_states(store))
+    assert len(expected) == 8
+    assert {r.headers["webhook-id"] for r in receiver.accepted()} == expected
+    assert len(receiver.accepted()) > len(expected)  # the timed-out one came twice
+    body_of: dict[str, bytes] = {}
+    for request in receiver.received:
+        assert verify_signature(SECRET, request.headers, request.body)
+        # A webhook-id always comes with the same body: duplicates are recognisable.
+        assert body_of.setdefault(request.headers["webhook-id"], request.body) == request.body
+    assert len(set(body_of.values())) == len(body_of)
+    pd = [orjson.loads(r.body) for r in receiver.accepted() if r.path == "/pd"]
+    fraud = [p for p in pd if p["dedup_key"] == pd[0]["dedup_key"]]
+    assert [p["event_action"] for p in fraud][-1] == "resolve"
+    assert all(p["routing_key"] == "routing" for p in pd)
+
+
+def test_client_errors_are_not_retried(store, record, make_finding, start_receiver):
+    receiver = start_receiver(script=[(404, {}, 0.0)])
+    targets = [WebhookTarget(receiver.url(), "generic")]
+    record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
+    worker = _worker(store, targets)
+    try:
+        assert worker.deliver_due() == 0
+        assert worker.deliver_due(time.time() + 3600) == 0
+    finally:
+        worker.close()
+    assert len(receiver.received) == 1
+    state, status, failed_at = store.db.execute(
+        "SELECT state, last_status, failed_at FROM outbox"
+    ).fetchone()
+    assert (state, status) == ("failed", 404)
+    assert failed_at is not None
+
+
+def test_too_many_requests_waits_as_retry_after_says(store, record, make_finding, start_receiver):
+    receiver = start_receiver(script=[(429, {"Retry-After": "1"}, 0.0)])
+    targets = [WebhookTarget(receiver.url(), "generic")]
+    record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
+    worker = _worker(store, targets, base_delay=0.01, max_delay=0.01)
+    worker.start()
+    try:
+        _wait_until(lambda: len(receiver.accepted()) == 1, 10)
+    finally:
+        worker.close()
+    first, second = receiver.received
+    assert first.status == 429
+    assert 0.9 <= second.at - first.at <= 2.0
+
+
+def test_retry_after_as_http_date():
+    now = time.time()
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30, abs=1)
+    assert parse_retry_after("120", now) == 120
+    assert parse_retry_after("soon", now) is None
+
+
+def test_gives_up_after_max_age_and_records_it(store, record, make_finding, start_receiver):
+    receiver = start_receiver(unavailable_seconds=3600)
+    targets = [WebhookTarget(receiver.url(), "generic")]
+    record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
+    worker = _worker(store, targets, max_age=1.0, base_delay=0.1, max_delay=0.2)
+    worker.start()
+    try:
+        _wait_until(lambda: set(_states(store).values()) == {"gave_up"}, 10)
+    finally:
+        worker.close()
+    attempts, status, gave_up_at, error = store.db.execute(
+        "SELECT attempts, last_status, gave_up_at, last_error FROM outbox"
+    ).fetchone()
+    assert attempts >= 2
+    assert status == 503
+    assert gave_up_at is not None
+    assert "503" in error
+    events = [
+        orjson.loads(c)["event"]
+        for (c,) in store.db.execute("SELECT content FROM audit WHERE kind = 'notification'")
+    ]
+    assert events == ["enqueued", "gave_up"]
+
+
+def test_slack_gets_at_most_one_message_per_second(store, record, make_finding, start_receiver):
+    receiver = start_receiver()
+    targets = [WebhookTarget(receiver.url("/slack"), "slack", "info")]
+    policy = NotificationPolicy(targets)
+    for i in range(4):
+        record(store, f"model{i}", make_finding(event_ts=1e9 + i), policy=policy)
+    worker = _worker(store, targets)
+    worker.start()
+    try:
+        _wait_until(lambda: len(receiver.accepted()) == 4, 10)
+    finally:
+        worker.close()
+    times = [r.at for r in receiver.received]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(receiver.received) == 4
+    assert min(gaps) >= 0.95, gaps
+
+
+def test_rows_to_a_url_no_longer_configured_wait_then_give_up(store, record, make_finding):
+    configured = [WebhookTarget("http://127.0.0.1:9/gone", "generic")]
+    record(store, "fraud", make_finding(), policy=NotificationPolicy(configured))
+    worker = _worker(store, [], max_age=60)
+    try:
+        assert worker.deliver_due() == 0
+        assert set(_states(store).values()) == {"pending"}
+        worker.deliver_due(time.time() + 61)
+    finally:
+        worker.close()
+    assert set(_states(store).values()) == {"gave_up"}
+
+
+def test_checkpoints_and_deliveries_interleave_and_the_audit_chain_holds(
+    store, make_finding, start_receiver
+):
+    receiver = start_receiver()
+    targets = [WebhookTarget(receiver.url(), "generic", "info")]
+    policy = NotificationPolicy(targets)
+    worker = _worker(store, targets, poll_seconds=0.01)
+    worker.start()
+    try:
+        for i in range(30):
+            # What Pipeline.checkpoint does: alerts, their audit rows and outbox rows at once.
+            with write_transaction(store.db) as db:
+                AlertPolicy().record(db, f"m{i % 5}", [make_finding(event_ts=1e9 + i * 7200)])
+                AuditLog.append_new_alerts(db)
+                policy.enqueue_changes(db, time.time())
+            worker.wake()
+        _wait_until(lambda: set(_states(store).values()) == {"delivered"}, 20)
+    finally:
+        worker.close()
+    assert len(receiver.accepted()) == 30
+    assert AuditLog.verify(store.db) is None
+    kinds = dict(store.db.execute("SELECT kind, count(*) FROM audit GROUP BY kind").fetchall())
+    assert kinds == {"alert": 30, "incident_transition": 30, "notification": 60}

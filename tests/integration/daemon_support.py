@@ -1,0 +1,112 @@
+"""Driving the real daemon in tests: produce a file to Kafka, start and stop processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from kafka import KafkaProducer
+
+from monitor.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def produce_file(bootstrap: str, topic: str, path: Path) -> int:
+    """Every line as one record, keyed by its model (unkeyed when it has none)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    count = 0
+    with path.open("rb") as lines:
+        for line in lines:
+            value = line.rstrip(b"\n")
+            try:
+                model = orjson.loads(value).get("model")
+                key = model.encode() if isinstance(model, str) else None
+            except (orjson.JSONDecodeError, AttributeError):
+                key = None
+            producer.send(topic, key=key, value=value)
+            count += 1
+    producer.flush()
+    producer.close()
+    return count
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(
+    path: Path, bootstrap: str, topic: str, store: Path, ops_port: int, group: str = "dw-test"
+) -> Path:
+    path.write_text(
+        f"""
+[store]
+path = "{store}"
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topics = ["{topic}"]
+group_id = "{group}"
+session_timeout_ms = 6000
+
+[checkpoint]
+every_records = 2000
+every_seconds = 1.0
+
+[ops]
+port = {ops_port}
+
+[[models]]
+name = "fraud"
+
+[[models]]
+name = "churn"
+"""
+    )
+    return path
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+        cwd=ROOT,
+        stdout=handle,
+        stderr=handle,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    return process.wait(timeout=timeout)
+
+
+def consumed(store_path: Path) -> int:
+    """Records whose effects are checkpointed: the sum of stored next offsets."""
+    if not store_path.exists():
+        return 0
+    store = Store(store_path)
+    try:
+        return sum(store.stored_offsets().values())
+    finally:
+        store.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,146 @@
+"""The daemon against the real broker: crash-exact checkpoints, metrics, clean stops."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.simulator import write_simulation
+from monitor.store import Store
+from tests.integration.daemon_support import (
+    ROOT,
+    consumed,
+    free_port,
+    produce_file,
+    start_daemon,
+    stop,
+    wait_until,
+    write_config,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def _replay_alerts(config: Path, events: Path, store: Path) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "replay",
+            "--config",
+            str(config),
+            "--input",
+            str(events),
+            "--store",
+            str(store),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    replayed = Store(store)
+    try:
+        return replayed.alerts()
+    finally:
+        replayed.close()
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return values
+
+
+def test_sigkill_restarts_give_the_alerts_of_a_replay(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=100_000, seed=5, malformed=1000)
+    total = produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "live.db"
+    port = free_port()
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port)
+    log = tmp_path / "daemon.log"
+
+    rng = random.Random(3)
+    kills = 0
+    for target in sorted(rng.sample(range(10_000, total - 10_000), 3)):
+        process = start_daemon(config, log)
+        try:
+            wait_until(lambda t=target: consumed(store) >= t, 180, f"{target} records checkpointed")
+            time.sleep(rng.random() * 0.5)  # land the kill anywhere between checkpoints
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        kills += 1
+    process = start_daemon(config, log)
+    try:
+        wait_until(lambda: consumed(store) >= total, 300, "the whole stream")
+        metrics = _metrics(port)
+        assert metrics["driftwarden_records_quarantined_total"] >= 0
+        assert metrics["driftwarden_broker_up"] == 1
+    finally:
+        code = stop(process)
+    assert kills == 3 and code == 0, log.read_text()[-3000:]
+
+    live = Store(store)
+    try:
+        live_alerts = live.alerts()
+        quarantined = live.count("quarantine")
+    finally:
+        live.close()
+    replayed = _replay_alerts(config, events, tmp_path / "replay.db")
+    assert live_alerts, "the stream holds drift; the daemon found none"
+    assert live_alerts == replayed
+    assert quarantined == 1000
+
+
+def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=20_000, seed=9, malformed=200)
+    store = tmp_path / "live.db"
+    port = free_port()
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port, "dw-metrics")
+    process = start_daemon(config, tmp_path / "daemon.log")
+    try:
+        wait_until(lambda: _ready(port), 60, "/readyz")
+        before = _metrics(port).get("driftwarden_records_consumed_total", 0.0)
+        total = produce_file(kafka_bootstrap, topic, events)
+        wait_until(
+            lambda: _metrics(port).get("driftwarden_records_consumed_total", 0) >= total - 200,
+            120,
+            "the consumed counter to reach the stream",
+        )
+        after = _metrics(port)
+        assert before == 0.0
+        assert after["driftwarden_records_quarantined_total"] == 200
+        assert after["driftwarden_checkpoint_age_seconds"] < 60
+    finally:
+        code = stop(process)
+    assert code == 0
+    assert consumed(store) == total, "SIGTERM must leave a final checkpoint of every record"
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
