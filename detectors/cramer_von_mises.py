@@ -36,7 +36,7 @@ def cvm_statistic(x_sorted: np.ndarray, y_sorted: np.ndarray) -> float:
         f = np.searchsorted(x_sorted, points, side="right") / nx
         g = np.searchsorted(y_sorted, points, side="right") / ny
         total += float(np.sum((f - g) ** 2))
-    return nx * ny / (nx + ny) ** 2 * total
+    return float(nx * ny / (nx + ny) ** 2 * total)
 
 
 def _cdf_limit(x: float) -> float:

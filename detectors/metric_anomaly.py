@@ -1,10 +1,11 @@
 """Anomalies of a serving-metric series: spikes, level shifts and flat-lines.
 
-No per-series tuning: each point is judged against the robust level (median)
-and scale (max of 1.4826 MAD and standard deviation) of the ``history``
-points before it, so slow seasonality moves the baseline along with it.
-Strictly positive series (latency, QPS) are judged on a log scale, where their
-skew disappears. Thresholds come from the normal tail for ``arl_events``
+No per-series tuning: each point is judged against the robust scale (max of
+1.4826 MAD and standard deviation) of the ``history`` points before it and the
+level (median) of their newest quarter, so slow seasonality moves the
+baseline along with it.
+Strictly positive series (latency, QPS) must be extreme on a log scale as
+well, where their skew disappears. Thresholds come from the normal tail for ``arl_events``
 points between false alarms.
 
 - spike: a point beyond ``z`` robust deviations and beyond the history's range;
@@ -26,6 +27,11 @@ from scipy import special
 from detectors.base import Severity
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
 from detectors.stream import ChangeEvent
+
+
+def _weaker(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise the deviation closer to zero; zero where the signs disagree."""
+    return np.where(np.sign(a) == np.sign(b), np.where(np.abs(a) < np.abs(b), a, b), 0.0)
 
 
 class MetricAnomaly:
@@ -63,8 +69,13 @@ class MetricAnomaly:
         }
 
     def _z(self) -> float:
-        """Two-sided normal quantile for a per-point false alarm rate of 1/(2 arl)."""
-        return float(-special.ndtri(1.0 / (4.0 * self.arl_events)))
+        """Two-sided quantile for a per-point false alarm rate of 1/(2 arl).
+
+        Student's t with ``history - 1`` degrees of freedom, not the normal:
+        the scale is estimated from ``history`` points, and far in the tail
+        that estimate's noise matters.
+        """
+        return float(special.stdtrit(self.history - 1, 1.0 - 1.0 / (4.0 * self.arl_events)))
 
     def update(self, values: np.ndarray) -> list[ChangeEvent]:
         x = np.asarray(values, dtype=np.float64)
@@ -80,6 +91,22 @@ class MetricAnomaly:
         events.sort(key=lambda e: (e.index, e.details["kind"]))
         return events
 
+    def _deviations(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per window: (newest point's deviation, recent median's shift), in noise units."""
+        h, r = self.history, self.recent
+        hist, recent = windows[:, :h], windows[:, h:]
+        center = np.median(hist, axis=1)
+        mad = 1.4826 * np.median(np.abs(hist - center[:, None]), axis=1)
+        scale = np.maximum(np.maximum(mad, hist.std(axis=1)), 1e-9 * (1 + np.abs(center)))
+        # the level is the median of the history's newest quarter: a seasonal
+        # trend would offset a level taken over the whole history
+        near = max(h // 4, 5)
+        level = np.median(hist[:, -near:], axis=1)
+        dev = (recent[:, -1] - level) / scale
+        shift_noise = 1.2533 * scale * math.sqrt(1.0 / r + 1.0 / near)
+        shift = (np.median(recent, axis=1) - level) / shift_noise
+        return dev, shift
+
     def _judge(
         self, joined: np.ndarray, first: int, positions: np.ndarray, offset: int
     ) -> list[ChangeEvent]:
@@ -87,19 +114,19 @@ class MetricAnomaly:
         # for joined index t: history = joined[t-h-r+1 : t-r+1], recent = joined[t-r+1 : t+1]
         windows = sliding_window_view(joined, h + r)[first - (h + r) + 1 :]
         hist = windows[:, :h]
-        positive = (hist > 0).all(axis=1, keepdims=True)
-        scaled = np.where(positive, np.log(np.where(positive, windows, 1.0)), windows)
-        hist, recent = scaled[:, :h], scaled[:, h:]
-        level = np.median(hist, axis=1)
-        mad = 1.4826 * np.median(np.abs(hist - level[:, None]), axis=1)
-        scale = np.maximum(np.maximum(mad, hist.std(axis=1)), 1e-9 * (1 + np.abs(level)))
+        dev, shift = self._deviations(windows)
+        # Positive series must also be extreme on a log scale: a latency tail
+        # is not a spike, and a near-zero error rate is not a collapse.
+        positive = (hist > 0).all(axis=1)
+        if positive.any():
+            with np.errstate(divide="ignore"):
+                log_dev, log_shift = self._deviations(np.log(np.maximum(windows[positive], 0.0)))
+            dev[positive] = _weaker(dev[positive], log_dev)
+            shift[positive] = _weaker(shift[positive], log_shift)
         z = self._z()
-        point = recent[:, -1]
-        dev = (point - level) / scale
+        point = windows[:, -1]
         beyond = (point > hist.max(axis=1)) | (point < hist.min(axis=1))
         spikes = (np.abs(dev) > z) & beyond
-        shift_noise = 1.2533 * scale * math.sqrt(1.0 / r + 1.0 / h)
-        shift = (np.median(recent, axis=1) - level) / shift_noise
         shifts = np.abs(shift) > z
         out = []
         for i in np.flatnonzero(spikes | shifts).tolist():

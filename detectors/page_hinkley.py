@@ -13,7 +13,18 @@ from detectors.codec import decode_float, encode_float
 from detectors.fdr import cusum_threshold
 from detectors.stream import BlockChangeDetector
 
-_FIELDS = ("mean", "up", "up_min", "down", "down_min")
+# running mean; each side's sum, its minimum, and the z values since that minimum
+_FIELDS = (
+    "mean",
+    "up",
+    "up_min",
+    "up_since_n",
+    "up_since_sum",
+    "down",
+    "down_min",
+    "down_since_n",
+    "down_since_sum",
+)
 
 
 class PageHinkley(BlockChangeDetector):
@@ -70,16 +81,25 @@ class PageHinkley(BlockChangeDetector):
         self._n += 1
         s["mean"] += (z - s["mean"]) / self._n
         s["up"] += z - s["mean"] - self.delta
-        s["up_min"] = min(s["up_min"], s["up"])
         s["down"] += s["mean"] - z - self.delta
-        s["down_min"] = min(s["down_min"], s["down"])
+        for side in ("up", "down"):
+            if s[side] <= s[f"{side}_min"]:
+                s[f"{side}_min"] = s[side]
+                s[f"{side}_since_n"] = s[f"{side}_since_sum"] = 0.0
+            else:
+                s[f"{side}_since_n"] += 1
+                s[f"{side}_since_sum"] += z
         rise, fall = s["up"] - s["up_min"], s["down"] - s["down_min"]
         if self._n < self.min_blocks or max(rise, fall) <= self._h:
             return None
         up = rise >= fall
+        side = "up" if up else "down"
         stat = rise if up else fall
-        shift = (stat / self._n + self.delta) * (1 if up else -1)
-        blocks = self._n
+        since_n, since_sum = s[f"{side}_since_n"], s[f"{side}_since_sum"]
+        before_n = self._n - since_n
+        before = (s["mean"] * self._n - since_sum) / before_n if before_n > 0 else 0.0
+        shift = since_sum / max(since_n, 1.0) - before
+        blocks = int(since_n)
         self._reset()
         return stat, self._h, shift, {"direction": "up" if up else "down", "blocks": blocks}
 

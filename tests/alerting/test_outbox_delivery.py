@@ -83,13 +83,17 @@ def test_retries_through_an_outage_and_a_restart_delivering_each_once_or_more(
         assert body_of.setdefault(request.headers["webhook-id"], request.body) == request.body
     assert len(set(body_of.values())) == len(body_of)
     pd = [orjson.loads(r.body) for r in receiver.accepted() if r.path == "/pd"]
-    fraud = [p for p in pd if p["dedup_key"] == pd[0]["dedup_key"]]
-    assert [p["event_action"] for p in fraud][-1] == "resolve"
+    key = store.db.execute("SELECT key FROM incidents WHERE id = 1").fetchone()[0]
+    fraud = [p["event_action"] for p in pd if p["dedup_key"] == key]
+    assert fraud[0] == "trigger" and fraud[-1] == "resolve"  # the resolve never overtakes
     assert all(p["routing_key"] == "routing" for p in pd)
 
 
-def test_client_errors_are_not_retried(store, record, make_finding, start_receiver):
-    receiver = start_receiver(script=[(404, {}, 0.0)])
+@pytest.mark.parametrize("status", [400, 404, 410, 302])
+def test_client_errors_and_redirects_are_not_retried(
+    store, record, make_finding, start_receiver, status
+):
+    receiver = start_receiver(script=[(status, {"Location": "/elsewhere"}, 0.0)])
     targets = [WebhookTarget(receiver.url(), "generic")]
     record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
     worker = _worker(store, targets)
@@ -99,10 +103,10 @@ def test_client_errors_are_not_retried(store, record, make_finding, start_receiv
     finally:
         worker.close()
     assert len(receiver.received) == 1
-    state, status, failed_at = store.db.execute(
+    state, last_status, failed_at = store.db.execute(
         "SELECT state, last_status, failed_at FROM outbox"
     ).fetchone()
-    assert (state, status) == ("failed", 404)
+    assert (state, last_status) == ("failed", status)
     assert failed_at is not None
 
 

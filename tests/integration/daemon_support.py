@@ -110,3 +110,31 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def replay_alerts(config: Path, events: Path, store: Path) -> list[dict[str, object]]:
+    """The alerts of ``driftwarden replay`` over the same events: what the daemon must match."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "replay",
+            "--config",
+            str(config),
+            "--input",
+            str(events),
+            "--store",
+            str(store),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    replayed = Store(store)
+    try:
+        return replayed.alerts()
+    finally:
+        replayed.close()

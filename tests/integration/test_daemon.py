@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.simulator import write_simulation
 from monitor.store import Store
 from tests.integration.daemon_support import (
-    ROOT,
     consumed,
     free_port,
     produce_file,
+    replay_alerts,
     start_daemon,
     stop,
     wait_until,
@@ -27,33 +25,6 @@ from tests.integration.daemon_support import (
 )
 
 pytestmark = pytest.mark.kafka
-
-
-def _replay_alerts(config: Path, events: Path, store: Path) -> list[dict[str, object]]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor.cli",
-            "replay",
-            "--config",
-            str(config),
-            "--input",
-            str(events),
-            "--store",
-            str(store),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    replayed = Store(store)
-    try:
-        return replayed.alerts()
-    finally:
-        replayed.close()
 
 
 def _metrics(port: int) -> dict[str, float]:
@@ -104,7 +75,7 @@ def test_sigkill_restarts_give_the_alerts_of_a_replay(
         quarantined = live.count("quarantine")
     finally:
         live.close()
-    replayed = _replay_alerts(config, events, tmp_path / "replay.db")
+    replayed = replay_alerts(config, events, tmp_path / "replay.db")
     assert live_alerts, "the stream holds drift; the daemon found none"
     assert live_alerts == replayed
     assert quarantined == 1000
