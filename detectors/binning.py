@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.chi2 import pooled_bins
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.window_test import CategoricalWindow, NumericWindow
 
@@ -28,9 +29,10 @@ def numeric_shares(
 
 
 def categorical_shares(
-    ref: CategoricalReference, win: CategoricalWindow
+    ref: CategoricalReference, win: CategoricalWindow, min_expected: float = 5.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and window shares over the reference labels plus one "other" bin."""
-    ref_counts = np.append(ref.counts, ref.dropped).astype(np.float64)
-    win_counts = win.counts.astype(np.float64)
+    """Reference and window shares over the reference labels, rare and unseen
+    labels pooled into one bin (see :func:`detectors.chi2.pooled_bins`): with
+    thousands of rare labels, per-label shares of a window are mostly noise."""
+    ref_counts, win_counts, _ = pooled_bins(ref, win, min_expected)
     return ref_counts / max(ref_counts.sum(), 1.0), win_counts / max(win_counts.sum(), 1.0)

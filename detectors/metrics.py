@@ -41,16 +41,8 @@ class MetricSeries:
                 state = self.alarms.report(f"{name}|{signal}|{kind}", ev.severity, index)
                 if state is None:
                     continue
-                finding = Finding(
-                    detector=name,
-                    signal=signal,
-                    event_ts=float(ts[ev.index]),
-                    severity=ev.severity,
-                    statistic=ev.statistic,
-                    threshold=ev.threshold,
-                    effect_size=ev.effect_size,
-                    details={"state": state, "point_index": index, **ev.details},
-                )
+                extra = {"state": state, "point_index": index}
+                finding = ev.finding(name, signal, float(ts[ev.index]), extra)
                 keyed.append((ev.index, order, finding))
         self.points += int(values.shape[0])
         self.alarms.expire(self.points - 1)

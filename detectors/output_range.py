@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from detectors.missing_rate import rate_pvalue
 from detectors.reference import NumericReference
 from detectors.window_test import (
@@ -70,8 +72,16 @@ class OutputRange(WindowTest):
             return None
         low, high = self.bounds(ref)
         values = win.sorted
-        outside = int((values < low).sum() + (values > high).sum())
-        ref_outside = int((ref.values < low).sum() + (ref.values > high).sum())
+        outside = int(
+            np.searchsorted(values, low, side="left")
+            + values.shape[0]
+            - np.searchsorted(values, high, side="right")
+        )
+        ref_outside = int(
+            np.searchsorted(ref.values, low, side="left")
+            + ref.size
+            - np.searchsorted(ref.values, high, side="right")
+        )
         n = int(values.shape[0])
         share = outside / n
         p = 1.0 if outside == 0 else rate_pvalue(outside, n, ref_outside, ref.size)

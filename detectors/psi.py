@@ -83,4 +83,7 @@ class PopulationStability(WindowTest):
     ) -> WindowOutcome | None:
         if int(win.counts.sum()) < self.min_values:
             return None
-        return self._outcome(*categorical_shares(ref, win))
+        ref_share, win_share = categorical_shares(ref, win)
+        if ref_share.shape[0] < 2:
+            return None
+        return self._outcome(ref_share, win_share)

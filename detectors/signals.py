@@ -60,13 +60,21 @@ class WarmupRows:
             for name, (_, parts) in store.items():
                 if name not in cols:
                     parts.append(np.full(size, fill, dtype=dtype))
+                if len(parts) > 32:  # tiny batches: keep few arrays, not one per event
+                    parts[:] = [np.concatenate(parts)]
         self.n += size
 
     def columns(
-        self,
+        self, limit: int | None = None, seed: int = 0
     ) -> tuple[dict[str, tuple[str, np.ndarray]], dict[str, tuple[str, np.ndarray]]]:
-        num = {k: (r, np.concatenate(p)) for k, (r, p) in self.numeric.items()}
-        cat = {k: (r, np.concatenate(p)) for k, (r, p) in self.categorical.items()}
+        """Signal name -> (role, column), numeric then categorical; more than
+        ``limit`` rows are subsampled (seeded, order kept)."""
+        keep: slice | np.ndarray = slice(None)
+        if limit is not None and self.n > limit:
+            rng = np.random.default_rng([seed, self.n])
+            keep = np.sort(rng.choice(self.n, limit, replace=False))
+        num = {k: (r, np.concatenate(p)[keep]) for k, (r, p) in self.numeric.items()}
+        cat = {k: (r, np.concatenate(p)[keep]) for k, (r, p) in self.categorical.items()}
         return num, cat
 
     def dump(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors.base import Severity
+from detectors.base import Finding, Severity
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
 
 
@@ -33,6 +33,19 @@ class ChangeEvent:
     effect_size: float  # estimated shift, in reference standard deviations of raw values
     severity: Severity
     details: dict[str, Any] = field(default_factory=dict)
+
+    def finding(self, detector: str, signal: str, ts: float, extra: dict[str, Any]) -> Finding:
+        """This detection as a finding, ``extra`` (state, position) first in its details."""
+        return Finding(
+            detector=detector,
+            signal=signal,
+            event_ts=ts,
+            severity=self.severity,
+            statistic=self.statistic,
+            threshold=self.threshold,
+            effect_size=self.effect_size,
+            details={**extra, **self.details},
+        )
 
 
 class BlockChangeDetector:

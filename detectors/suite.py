@@ -6,6 +6,22 @@ stream, never on how it was cut into batches: windows close by event count,
 change detectors run on value-count blocks, and every finding carries the
 time of the event at which it was made. ``dump``/``load`` capture the whole
 state as plain data, so a restart or a replay continues exactly.
+
+Findings name the registered detector (``Finding.detector``: "ks", "chi2",
+"missing_rate", "cusum", "metric_anomaly", ...) and the signal it watched
+(``Finding.signal``):
+
+- ``feature:<name>``: an input feature, numeric or categorical;
+- ``score``: the model's score/confidence; ``prediction``: its predicted
+  class labels; ``prediction_value``: its numeric (regression) output;
+- ``features``: the numeric features jointly (multivariate tests);
+- ``metric:<name>``: a serving-metric series given to ``observe_metric``.
+
+``details`` always holds ``state`` ("alarm" for a new alarm, "escalated" when
+an alarm's severity rose) and ``event_index`` (rows) or ``point_index``
+(metrics), the 0-based position of the deciding event in its stream.
+Windowed findings add ``window_events``, ``window_start_ts`` and ``fdr_level``;
+metric anomalies add ``kind`` ("spike", "level_shift", "flatline").
 """
 
 from __future__ import annotations
@@ -19,7 +35,6 @@ from detectors import registry
 from detectors.alarms import AlarmTracker
 from detectors.base import Finding, RowBatch
 from detectors.codec import decode_float, encode_float
-from detectors.fdr import benjamini_hochberg
 from detectors.metrics import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.settings import SuiteSettings
@@ -31,7 +46,8 @@ from detectors.signals import (
     numeric_columns,
 )
 from detectors.stream import BlockChangeDetector, ChangeEvent
-from detectors.window_test import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome, WindowTest
+from detectors.window_test import FEATURE, WindowTest
+from detectors.windows import decide, evaluate_window
 
 CHANGE_SERIES = ("score", "prediction_value")
 DEFAULT_SETTINGS = SuiteSettings()
@@ -72,18 +88,11 @@ class ModelDetectors:
         Batches longer than ``reference_size`` are subsampled (seeded). Windows,
         change detectors and alarm states restart.
         """
-        n = len(batch)
-        if n < 2:
+        if len(batch) < 2:
             raise ValueError("the reference batch needs at least 2 events; pass a larger sample")
         rows = WarmupRows()
-        rows.add(batch, 0, n)
-        num, cat = rows.columns()
-        if n > self.settings.reference_size:
-            rng = np.random.default_rng([self.seed, n])
-            keep = np.sort(rng.choice(n, self.settings.reference_size, replace=False))
-            num = {k: (r, v[keep]) for k, (r, v) in num.items()}
-            cat = {k: (r, v[keep]) for k, (r, v) in cat.items()}
-        self._build_reference(num, cat)
+        rows.add(batch, 0, len(batch))
+        self._build_reference(*rows.columns(self.settings.reference_size, self.seed))
 
     def _build_reference(
         self,
@@ -112,11 +121,9 @@ class ModelDetectors:
                 det = s.build(name)
                 det.calibrate(ref.mean, ref.std, self._change_budget() / instances, ref.size)
                 self._change[key][name] = det
-        self._multi = {}
-        for name in self._multi_names:
-            det = s.build(name)
+        self._multi = {name: s.build(name) for name in self._multi_names}
+        for det in self._multi.values():
             det.fit({k: v for k, (r, v) in num.items() if r == FEATURE}, self.seed)
-            self._multi[name] = det
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)
@@ -134,9 +141,19 @@ class ModelDetectors:
     def observe_rows(self, batch: RowBatch) -> list[Finding]:
         """Feed the next events of the model; return the findings they raise."""
         n = len(batch)
-        for name, col in {**batch.numeric, **batch.categorical}.items():
+        columns = {**batch.numeric, **batch.categorical}
+        for name, opt in (
+            ("score", batch.score),
+            ("prediction", batch.prediction),
+            ("prediction_value", batch.prediction_value),
+        ):
+            if opt is not None:
+                columns[name] = opt
+        for name, col in columns.items():
             if len(col) != n:
-                raise ValueError(f"column {name!r} has {len(col)} values for {n} events")
+                raise ValueError(
+                    f"column {name!r} has {len(col)} values for {n} events; fix the batch"
+                )
         out: list[Finding] = []
         start = 0
         while start < n:
@@ -189,53 +206,24 @@ class ModelDetectors:
         state = self._alarms.report(f"{name}|{signal}", ev.severity, index)
         if state is None:
             return None
-        return Finding(
-            detector=name,
-            signal=signal,
-            event_ts=ts,
-            severity=ev.severity,
-            statistic=ev.statistic,
-            threshold=ev.threshold,
-            effect_size=ev.effect_size,
-            details={"state": state, "event_index": index, **ev.details},
-        )
+        return ev.finding(name, signal, ts, {"state": state, "event_index": index})
 
     def _close_window(self, ts: float) -> list[Finding]:
         index = self._events - 1
-        outcomes: list[tuple[str, str, WindowOutcome]] = []
-        windows = {name: sig.take_window() for name, sig in self._numeric.items()}
-        for name, sig in self._numeric.items():
-            win = windows[name]
-            for test_name, test in self._tests:
-                if NUMERIC in test.kinds and sig.role in test.roles:
-                    o = test.test_numeric(sig.reference, win)
-                    if o is not None:
-                        outcomes.append((test_name, name, o))
-        for name, csig in self._categorical.items():
-            cwin = csig.take_window()
-            for test_name, test in self._tests:
-                if CATEGORICAL in test.kinds and csig.role in test.roles:
-                    o = test.test_categorical(csig.reference, cwin)
-                    if o is not None:
-                        outcomes.append((test_name, name, o))
-        for multi_name, det in self._multi.items():
-            features = {k: w for k, w in windows.items() if self._numeric[k].role == FEATURE}
-            o = det.test_window(features)
-            if o is not None:
-                outcomes.append((multi_name, "features", o))
-        q = self._window_level()
-        tested = [i for i, (_, _, o) in enumerate(outcomes) if o.p_value is not None]
-        pvals = np.array([outcomes[i][2].p_value for i in tested], dtype=np.float64)
-        rejected = benjamini_hochberg(pvals, q)
-        cutoff = q * int(rejected.sum()) / max(len(tested), 1)
-        violated = {i for i, r in zip(tested, rejected.tolist(), strict=True) if r}
-        violated |= {i for i, (_, _, o) in enumerate(outcomes) if o.exceeded}
+        outcomes = evaluate_window(self._numeric, self._categorical, self._tests, self._multi)
         findings = []
-        for i in sorted(violated):
-            test_name, signal, o = outcomes[i]
+        for test_name, signal, o, threshold in decide(outcomes, self._window_level()):
             state = self._alarms.report(f"{test_name}|{signal}", o.severity, index)
             if state is None:
                 continue
+            details = {
+                "state": state,
+                "event_index": index,
+                "window_events": self.settings.window,
+                "window_start_ts": self._window_start_ts,
+                "fdr_level": self._window_level(),
+                **o.details,
+            }
             findings.append(
                 Finding(
                     detector=test_name,
@@ -243,17 +231,10 @@ class ModelDetectors:
                     event_ts=ts,
                     severity=o.severity,
                     statistic=o.statistic,
-                    threshold=cutoff if o.p_value is not None else o.threshold,
+                    threshold=threshold,
                     p_value=o.p_value,
                     effect_size=o.effect_size,
-                    details={
-                        "state": state,
-                        "event_index": index,
-                        "window_events": self.settings.window,
-                        "window_start_ts": self._window_start_ts,
-                        "fdr_level": q,
-                        **o.details,
-                    },
+                    details=details,
                 )
             )
         self._alarms.expire(index)

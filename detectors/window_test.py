@@ -9,6 +9,7 @@ window's values and the reference: that is what makes them batch-invariant.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,10 +34,14 @@ class NumericWindow:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        finite = self.values[np.isfinite(self.values)]
-        self.sorted = np.sort(finite)
+        self._finite = np.isfinite(self.values)
         self.n = int(self.values.shape[0])
-        self.missing = self.n - int(finite.shape[0])
+        self.missing = self.n - int(np.count_nonzero(self._finite))
+
+    @cached_property
+    def sorted(self) -> np.ndarray:
+        """The finite values, sorted (computed once, on first use)."""
+        return np.sort(self.values[self._finite])
 
 
 @dataclass

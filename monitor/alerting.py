@@ -7,6 +7,7 @@ of event time after that incident's last alert, and opens a new one otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ class AlertPolicy:
         written = 0
         now = time.time()
         for finding in findings:
+            finding = dataclasses.replace(finding, signal=contract_signal(finding.signal))
             incident_id = self._incident_for(db, model, finding, now)
             db.execute(
                 "INSERT INTO alerts (fingerprint, model, detector, signal, severity, event_ts, "
@@ -89,6 +91,17 @@ class AlertPolicy:
             ],
         )
         return int(cursor.lastrowid or 0)
+
+
+def contract_signal(signal: str) -> str:
+    """The store's signal names (CONTRACT §4): a feature or metric by its plain name.
+
+    The detectors prefix features and metrics to keep their state apart.
+    """
+    for prefix in ("feature:", "metric:"):
+        if signal.startswith(prefix):
+            return signal[len(prefix) :]
+    return signal
 
 
 def alert_details(finding: Finding) -> str:

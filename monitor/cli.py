@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__
+from monitor import __version__, incident_commands
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
 
@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--store", required=True, help="the SQLite store of the run")
     score.add_argument("--truth", required=True, help="the truth file written by simulate")
     score.set_defaults(handler=_score)
+
+    incident_commands.register(commands)
     return parser
 
 
@@ -89,7 +91,10 @@ def _run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, store=dataclasses.replace(config.store, path=args.store)
         )
-    return run_daemon(config, os.environ.get("NOTIFY_SOCKET"))
+    from monitor.webhooks import targets_from_config
+
+    targets = targets_from_config(config.webhooks, os.environ)
+    return run_daemon(config, targets, os.environ.get("NOTIFY_SOCKET"))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -168,7 +173,7 @@ def _score(args: argparse.Namespace) -> int:
             "-" if r.delay_seconds is None else f"{r.delay_seconds:,.1f}",
             r.severity or "-",
         )
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(table)
     caught = sum(r.caught for r in results)
     console.print(f"caught {caught} of {len(results)}; alerts before any injection: {false}")

@@ -54,6 +54,14 @@ class WebhookConfig:
     format: Literal["generic", "alertmanager", "slack", "pagerduty"] = "generic"
     secret_env: str = ""
     min_severity: Literal["info", "warning", "critical"] = "warning"
+    routing_key_env: str = ""
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    repeat_seconds: float = 14_400.0
+    max_age_seconds: float = 86_400.0
+    external_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)

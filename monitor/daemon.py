@@ -25,12 +25,17 @@ from kafka.structs import OffsetAndMetadata
 from monitor.config import Config
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
+from monitor.notify_policy import NotificationPolicy
 from monitor.ops import DaemonMetrics
+from monitor.outbox import DeliveryWorker, RetryPolicy, WebhookOutbox
 from monitor.pipeline import Pipeline
 from monitor.store import QuarantinedRecord, Store
+from monitor.webhooks import NotificationContext, WebhookTarget
 
 log = logging.getLogger("driftwarden.daemon")
 OUTAGE_GRACE_SECONDS = 3.0
+# Repeats and resolves from the CLI must go out even while no records arrive.
+NOTIFY_SWEEP_SECONDS = 30.0
 
 
 @dataclass
@@ -42,11 +47,35 @@ class DaemonStatus:
 
 
 class Daemon:
-    def __init__(self, config: Config, store: Store, metrics: DaemonMetrics) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        metrics: DaemonMetrics,
+        targets: list[WebhookTarget] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
-        self.pipeline = Pipeline(config, store)
+        notes = config.notifications
+        self.notifier = (
+            NotificationPolicy(
+                config.webhooks,
+                NotificationContext(config_path=config.source, external_url=notes.external_url),
+                repeat_seconds=notes.repeat_seconds,
+            )
+            if config.webhooks
+            else None
+        )
+        self.pipeline = Pipeline(config, store, notifier=self.notifier)
+        self.delivery = (
+            DeliveryWorker(
+                config.store.path, targets, retry=RetryPolicy(max_age=notes.max_age_seconds)
+            )
+            if targets
+            else None
+        )
+        self._last_sweep = time.monotonic()
         self.status = DaemonStatus()
         self._lock = threading.RLock()
         self._positions: dict[tuple[str, int], int] = {}
@@ -84,6 +113,8 @@ class Daemon:
         self.status.started = True
         self.status.broker_up = True
         self.metrics.broker_up.set(1)
+        if self.delivery is not None:
+            self.delivery.start()
         while not stop.is_set():
             try:
                 polled = self.consumer.poll(timeout_ms=500)
@@ -101,13 +132,26 @@ class Daemon:
                 self.metrics.latency.observe(time.perf_counter() - started)
             if self._checkpoint_due():
                 self.checkpoint(commit=True)
+            if time.monotonic() - self._last_sweep >= NOTIFY_SWEEP_SECONDS:
+                self._sweep_notifications()
             if heartbeat is not None:
                 heartbeat()
         self.close()
 
+    def _sweep_notifications(self) -> None:
+        self._last_sweep = time.monotonic()
+        if self.notifier is not None:
+            with self._lock, self.store.transaction() as db:
+                self.notifier.enqueue_changes(db, time.time())
+        if self.delivery is not None:
+            self.delivery.wake()
+        self.metrics.outbox_depth.set(WebhookOutbox.depth(self.store.db))
+
     def close(self) -> None:
         """The final checkpoint, then leave the group."""
         self.checkpoint(commit=True)
+        if self.delivery is not None:
+            self.delivery.close()
         try:
             self.consumer.close(autocommit=False, timeout_ms=5000)
         except Exception as exc:  # leaving politely is best effort
@@ -168,6 +212,8 @@ class Daemon:
                 if new:
                     self.metrics.alerts.labels(model).inc(new)
             self._alerts_by_model = dict(self.pipeline.stats.alerts_by_model)
+        if self.delivery is not None:
+            self.delivery.wake()
         if commit and offsets:
             try:
                 self.consumer.commit(

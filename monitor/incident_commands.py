@@ -108,13 +108,12 @@ def _list(args: argparse.Namespace) -> int:
             "ORDER BY id DESC LIMIT ?",
             [*params, args.limit],
         ).fetchall()
-    table = Table(title="Incidents (event time, UTC)")
-    for column in ("#", "status", "severity", "model", "title", "alerts", "first", "last", "by"):
-        table.add_column(column)
-    for n, status, severity, model, title, count, first, last, ack_by, res_by in rows:
-        who = res_by or ack_by or "-"
+    table = Table(title="Incidents (times UTC)")
+    for column in ("#", "status", "severity", "title", "alerts", "since (event time)", "by"):
+        table.add_column(column, no_wrap=column != "title")
+    for n, status, severity, _, title, count, first, _, ack_by, res_by in rows:
         table.add_row(
-            str(n), status, severity, model, title, str(count), _when(first), _when(last), who
+            str(n), status, severity, title, str(count), _when(first), res_by or ack_by or "-"
         )
     Console().print(table if rows else "no incidents")
     return 0
@@ -140,11 +139,10 @@ def _show(args: argparse.Namespace) -> int:
         ("status", incident["status"]),
         ("severity", incident["severity"]),
         ("signals", ", ".join(orjson.loads(incident["signals"]))),
-        ("first / last alert (event time)", f"{_when(incident['first_event_ts'])} / "
-         f"{_when(incident['last_event_ts'])}"),
+        ("first alert (event time)", _when(incident["first_event_ts"])),
+        ("last alert (event time)", _when(incident["last_event_ts"])),
         ("opened (wall clock)", _when(incident["opened_at"])),
-        ("time to detect (event time, from window start)",
-         _span(onset, incident["first_event_ts"])),
+        ("time to detect (from window start)", _span(onset, incident["first_event_ts"])),
         ("acknowledged", f"{_when(incident['acknowledged_at'])} by "
          f"{incident['acknowledged_by'] or '-'}"),
         ("time to acknowledge", _span(incident["opened_at"], incident["acknowledged_at"])),
@@ -155,7 +153,7 @@ def _show(args: argparse.Namespace) -> int:
     console.print(summary)
     table = Table(title=f"{len(alerts)} alert(s)")
     for column in ("#", "event time", "detector", "signal", "severity", "statistic", "p", "effect"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "event time")
     for (n, detector, signal, severity, event_ts, _), d in zip(alerts, details, strict=True):
         table.add_row(
             str(n),

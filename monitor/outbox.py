@@ -228,6 +228,8 @@ class DeliveryWorker:
         delivered = 0
         self._slack_wait_until = None
         for row_id, webhook_id, url, fmt, body, created_at, attempts in rows:
+            if self._stop.is_set():
+                break  # a stop waits for one request at most
             target = self._target(url, fmt)
             if target is None:
                 if now - created_at >= self.retry.max_age:
@@ -360,11 +362,6 @@ class DeliveryWorker:
         if self._slack_wait_until is not None:
             wait = min(wait, self._slack_wait_until - now)
         return max(0.01, wait)
-
-    def depth(self) -> int:
-        """Rows still to deliver, for the outbox depth gauge."""
-        with self._lock:
-            return WebhookOutbox.depth(self.db)
 
     def wake(self) -> None:
         """Look at the outbox now, e.g. right after a checkpoint enqueued rows."""

@@ -8,6 +8,7 @@ detector state, quarantined records and source positions in one transaction.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -15,10 +16,13 @@ import numpy as np
 
 from detectors.base import Finding
 from detectors.suite import ModelDetectors
+from monitor import notify_policy
 from monitor.alerting import AlertPolicy
+from monitor.audit import AuditLog
 from monitor.batching import row_batch
 from monitor.config import Config
 from monitor.events import Event
+from monitor.notify_policy import NotificationPolicy
 from monitor.store import Checkpoint, QuarantinedRecord, Store
 
 FLUSH_EVENTS = 2048
@@ -67,10 +71,19 @@ class PipelineStats:
 
 
 class Pipeline:
-    def __init__(self, config: Config, store: Store, policy: AlertPolicy | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        policy: AlertPolicy | None = None,
+        notifier: NotificationPolicy | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.policy = policy or AlertPolicy()
+        self.notifier = notifier
+        with store.transaction() as db:
+            notify_policy.ensure_schema(db)
         self.models: dict[str, ModelPipeline] = {}
         self.stats = PipelineStats()
         self._findings: dict[str, list[Finding]] = {}
@@ -122,6 +135,10 @@ class Pipeline:
                 count = self.policy.record(db, name, self._findings[name])
                 self.stats.alerts_by_model[name] += count
                 written += count
+            if written:
+                AuditLog.append_new_alerts(db)
+            if self.notifier is not None:
+                self.notifier.enqueue_changes(db, time.time())
             self.store.write_checkpoint(db, work)
         self.stats.alerts += written
         self._findings = {}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from monitor import notify_policy
 from monitor.config import Config
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
@@ -26,6 +27,8 @@ class ReplayResult:
 
 def open_replay_store(path: str | Path, overwrite: bool) -> Store:
     store = Store(path)
+    with store.transaction() as db:
+        notify_policy.ensure_schema(db)
     if store.count("alerts") or store.count("model_state"):
         if not overwrite:
             store.close()
@@ -34,7 +37,8 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                 "give another --store or pass --overwrite to start it afresh"
             )
         with store.transaction() as db:
-            for table in ("alerts", "incidents", "quarantine", "model_state", "offsets"):
+            tables = ("alerts", "incidents", "quarantine", "model_state", "offsets")
+            for table in (*tables, "outbox", "incident_notifications", "audit"):
                 db.execute(f"DELETE FROM [{table}]")
     return store
 

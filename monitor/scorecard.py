@@ -42,9 +42,8 @@ def score(store: Store, truth: list[InjectedIncident]) -> list[Detection]:
     for incident in truth:
         row = store.db.execute(
             "SELECT event_ts, detector, severity FROM alerts WHERE model = ? AND event_ts >= ? "
-            "AND (signal = ? OR signal LIKE ? || ':%' OR signal LIKE '%:' || ?) "
-            "ORDER BY event_ts, id LIMIT 1",
-            [incident.model, incident.start_ts, incident.signal, incident.signal, incident.signal],
+            "AND signal = ? ORDER BY event_ts, id LIMIT 1",
+            [incident.model, incident.start_ts, incident.signal],
         ).fetchone()
         if row is None:
             results.append(Detection(incident, None, None, None))

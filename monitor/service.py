@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
+from monitor import outbox
+from monitor.audit import AuditLog
 from monitor.config import Config
 from monitor.daemon import Daemon
 from monitor.logs import setup_logging
 from monitor.ops import DaemonMetrics, OpsServer
 from monitor.store import Store
 from monitor.systemd import SystemdNotifier
+from monitor.webhooks import WebhookTarget
 
 log = logging.getLogger("driftwarden.service")
 
 
-def run_daemon(config: Config, notify_socket: str | None) -> int:
+def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str | None) -> int:
     """Run until SIGTERM or SIGINT; a final checkpoint, then exit 0."""
     setup_logging(config.ops.log_level)
     notifier = SystemdNotifier(notify_socket)
     store = Store(config.store.path)
+    _audit_config_load(store, config)
     metrics = DaemonMetrics()
-    daemon = Daemon(config, store, metrics)
+    daemon = Daemon(config, store, metrics, targets)
     ops = OpsServer(config.ops.host, config.ops.port, metrics, daemon.ready)
     ops.start()
     stop = threading.Event()
@@ -67,6 +73,22 @@ def run_daemon(config: Config, notify_socket: str | None) -> int:
         store.close()
     log.info("stopped after a final checkpoint")
     return 0
+
+
+def _audit_config_load(store: Store, config: Config) -> None:
+    """Which config the daemon ran with, in the tamper-evident log."""
+    try:
+        digest = hashlib.sha256(Path(config.source).read_bytes()).hexdigest()
+    except OSError:
+        digest = ""
+    content = {
+        "sha256": digest,
+        "models": [m.name for m in config.models],
+        "webhooks": [{"format": w.format, "min_severity": w.min_severity} for w in config.webhooks],
+    }
+    with store.transaction() as db:
+        outbox.ensure_schema(db)
+        AuditLog.append(db, "config_load", config.source, content)
 
 
 def _force_exit() -> None:

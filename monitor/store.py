@@ -131,7 +131,10 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        with self.db.atomic():
+        """One write transaction that takes the lock first: other writers wait, never fail."""
+        from monitor.audit import write_transaction
+
+        with write_transaction(self.db):
             yield self.db
 
     def write_checkpoint(self, db: sqlite_utils.Database, checkpoint: Checkpoint) -> None:

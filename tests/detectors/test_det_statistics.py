@@ -32,7 +32,7 @@ values = arrays(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(values, values)
 def test_ks_matches_scipy(a: np.ndarray, b: np.ndarray) -> None:
     ref, win = np.sort(a), np.sort(b)
@@ -75,7 +75,7 @@ distinct = st.lists(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(distinct, st.integers(2, 200))
 def test_cramer_von_mises_matches_scipy_without_ties(pooled: list[float], cut: int) -> None:
     cut = min(cut, len(pooled) - 2)
@@ -96,14 +96,14 @@ def test_cramer_von_mises_with_ties_is_zero_for_identical_samples() -> None:
     assert cvm_pvalue(0.0, 100, 100) == 1.0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(values, values)
 def test_wasserstein_matches_scipy(a: np.ndarray, b: np.ndarray) -> None:
     expected = stats.wasserstein_distance(a, b)
     assert wasserstein_1(np.sort(a), np.sort(b)) == pytest.approx(expected, rel=1e-9, abs=1e-6)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(
     arrays(np.float64, 8, elements=st.floats(0, 100)).filter(lambda p: p.sum() > 0),
     arrays(np.float64, 8, elements=st.floats(0, 100)).filter(lambda p: p.sum() > 0),
@@ -160,7 +160,7 @@ def test_psi_by_hand_and_quantile_bins() -> None:
     assert ws.sum() == pytest.approx(1.0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(arrays(np.float64, st.integers(1, 60), elements=st.floats(0, 1)), st.floats(0.001, 0.5))
 def test_benjamini_hochberg_matches_scipy(p: np.ndarray, q: float) -> None:
     adjusted = stats.false_discovery_control(p, method="bh")

@@ -186,3 +186,23 @@ def test_settings_accept_lists_from_toml() -> None:
     s = dataclasses.replace(SuiteSettings(), detectors=["ks", "psi"], metric_detectors=["cusum"])
     assert s.detectors == ("ks", "psi")
     assert SuiteSettings.load(strict_json(s.dump())) == s
+
+
+def test_a_drift_that_recovers_and_returns_alarms_twice() -> None:
+    def piece(n: int, seed: int, shift: float, first: int) -> RowBatch:
+        b = make_stream(n, seed=seed, drift=Drift(0, mean_shift=shift) if shift else None)
+        b.ts = 1.7e9 + (first + np.arange(n)) * 0.01
+        return b
+
+    parts = [(8000, 0.0), (5000, 1.0), (6000, 0.0), (5000, 1.0)]
+    md = ModelDetectors(SETTINGS)  # recovery after 3 quiet windows of 1000
+    out: list[Finding] = []
+    first = 0
+    for k, (n, shift) in enumerate(parts):
+        out += md.observe_rows(piece(n, 40 + k, shift, first))
+        first += n
+    alarms = [f for f in out if (f.detector, f.signal) == ("ks", "feature:normal_a")]
+    assert [f.details["state"] for f in alarms][:1] == ["alarm"]
+    starts = [f.details["event_index"] for f in alarms if f.details["state"] == "alarm"]
+    assert len(starts) == 2
+    assert 8000 <= starts[0] < 10_000 and 19_000 <= starts[1] < 21_000

@@ -75,14 +75,16 @@ name = "churn"
     return path
 
 
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_daemon(
+    config: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
         cwd=ROOT,
         stdout=handle,
         stderr=handle,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -89,7 +91,12 @@ def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
     store = tmp_path / "live.db"
     port = free_port()
     config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port, "dw-metrics")
-    process = start_daemon(config, tmp_path / "daemon.log")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.1)
+    process = start_daemon(
+        config, tmp_path / "daemon.log", env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    )
     try:
         wait_until(lambda: _ready(port), 60, "/readyz")
         before = _metrics(port).get("driftwarden_records_consumed_total", 0.0)
@@ -107,6 +114,13 @@ def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
         code = stop(process)
     assert code == 0
     assert consumed(store) == total, "SIGTERM must leave a final checkpoint of every record"
+    said = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            said.append(notify.recv(4096).decode())
+    notify.close()
+    assert said[0].startswith("READY=1"), said
+    assert "WATCHDOG=1" in said and said[-1] == "STOPPING=1", said
 
 
 def _ready(port: int) -> bool:

@@ -1,0 +1,197 @@
+"""Daemon throughput against a bare kafka-python read, and memory with many models.
+
+    .venv/bin/python scripts/bench_daemon.py [--events 300000] [--models 1000]
+
+Starts its own broker through scripts/kafka, writes 20-feature events (16
+numeric, 4 categorical, score and prediction), then in one run measures:
+1. a bare kafka-python + orjson read of the topic (the ceiling),
+2. the daemon end to end (parse, detectors, alerts, checkpoints to SQLite),
+and reports the ratio; then the resident memory of the pipeline holding
+``--models`` models of 20 features each, after their references are built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor.config import parse_config  # noqa: E402
+from monitor.daemon import Daemon  # noqa: E402
+from monitor.events import parse_event  # noqa: E402
+from monitor.ops import DaemonMetrics  # noqa: E402
+from monitor.pipeline import Pipeline  # noqa: E402
+from monitor.store import Store  # noqa: E402
+
+CATEGORIES = [["a", "b", "c", "d"], ["x", "y"], ["red", "green", "blue"], ["n", "s", "e", "w"]]
+
+
+def make_events(n: int, models: int, seed: int = 1) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    numeric = rng.normal(size=(n, 16))
+    cats = [rng.integers(len(c), size=n) for c in CATEGORIES]
+    scores = rng.random(n)
+    out = []
+    for i in range(n):
+        features: dict[str, object] = {f"x{j}": round(float(numeric[i, j]), 4) for j in range(16)}
+        for j, values in enumerate(CATEGORIES):
+            features[f"c{j}"] = values[int(cats[j][i])]
+        event = {
+            "model": f"m{i % models}",
+            "ts": 1_793_491_200 + i * 0.01,
+            "features": features,
+            "score": round(float(scores[i]), 4),
+            "prediction": "yes" if scores[i] > 0.5 else "no",
+        }
+        out.append(orjson.dumps(event))
+    return out
+
+
+def start_broker() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [
+        str(ROOT / "scripts" / "kafka"),
+        "start",
+        "--port",
+        str(port),
+        "--owner-pid",
+        str(os.getpid()),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1].split("=", 1)[1]
+
+
+def bare_read(bootstrap: str, topic: str, total: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500
+    )
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    seen, started = 0, None
+    while seen < total:
+        for records in consumer.poll(timeout_ms=500).values():
+            started = started or time.perf_counter()
+            for record in records:
+                orjson.loads(record.value)
+            seen += len(records)
+    elapsed = time.perf_counter() - (started or 0)
+    consumer.close()
+    return total / elapsed
+
+
+def daemon_rate(bootstrap: str, topic: str, total: int, workdir: Path) -> float:
+    config = parse_config(
+        {
+            "store": {"path": str(workdir / "bench.db")},
+            "kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": "bench"},
+            "models": [{"name": f"m{i}"} for i in range(8)],
+        },
+        "bench",
+    )
+    store = Store(config.store.path)
+    daemon = Daemon(config, store, DaemonMetrics())
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,))
+    thread.start()
+    started = None
+    while True:
+        stats = daemon.pipeline.stats
+        done = stats.processed + stats.quarantined
+        if done and started is None:
+            started, first = time.perf_counter(), done
+        if done >= total:
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - (started or 0)
+    stop.set()
+    thread.join()
+    store.close()
+    return (total - first) / elapsed
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def many_models_memory(models: int, workdir: Path) -> tuple[float, float]:
+    config = parse_config(
+        {
+            "store": {"path": str(workdir / "mem.db")},
+            "models": [{"name": f"m{i}"} for i in range(models)],
+        },
+        "bench",
+    )
+    per_model = config.suite_settings("m0").reference_size + 2 * config.suite_settings("m0").window
+    lines = make_events(per_model, 1, seed=3)
+    events = [parse_event(line) for line in lines]
+    store = Store(config.store.path)
+    pipeline = Pipeline(config, store)
+    before = rss_mb()
+    for i in range(models):
+        name = f"m{i}"
+        for event in events:
+            pipeline.feed(
+                event.__class__(
+                    **{**{f: getattr(event, f) for f in event.__slots__}, "model": name}
+                )
+            )  # type: ignore[union-attr]
+        pipeline.models[name].flush()
+    after = rss_mb()
+    store.close()
+    return after - before, (after - before) / models
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--models", type=int, default=1000)
+    args = parser.parse_args()
+    bootstrap = start_broker()
+    topic = "bench"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    admin.close()
+    print(f"generating {args.events:,} events of 20 features...", flush=True)
+    values = make_events(args.events, 8)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    for value in values:
+        producer.send(topic, key=orjson.loads(value)["model"].encode(), value=value)
+    producer.flush()
+    producer.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = bare_read(bootstrap, topic, args.events)
+        daemon = daemon_rate(bootstrap, topic, args.events, Path(tmp))
+        print(f"bare kafka-python + orjson read: {bare:,.0f} events/s")
+        print(f"daemon end to end (default detectors, checkpoints): {daemon:,.0f} events/s")
+        print(f"ratio daemon / bare read: {daemon / bare:.2f}")
+        total_mb, per_model = many_models_memory(args.models, Path(tmp))
+        print(
+            f"resident memory for {args.models:,} models of 20 features: {total_mb:,.0f} MB "
+            f"({per_model * 1024:,.0f} kB per model)"
+        )
+
+
+if __name__ == "__main__":
+    main()
