@@ -1,4 +1,9 @@
-"""Turn one model's parsed events into the columns the detectors take."""
+"""Turn one model's parsed events into the columns the detectors take.
+
+This runs once per event and feature, so it is written for speed: values are
+gathered into plain lists keyed by column and turned into numpy arrays once per
+batch, instead of assigning numpy elements one by one.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import numpy as np
 from detectors.base import RowBatch
 from monitor.events import Event
 
+_BOOL_LABELS = {True: "true", False: "false"}
+
 
 def row_batch(events: Sequence[Event]) -> RowBatch:
     """Columns of prediction/input events, in stream order.
@@ -17,61 +24,75 @@ def row_batch(events: Sequence[Event]) -> RowBatch:
     feature that is None, or absent from an event that has features, is missing.
     """
     n = len(events)
-    ts = np.fromiter((e.ts for e in events), dtype=np.float64, count=n)
-    numeric: dict[str, np.ndarray] = {}
-    categorical: dict[str, np.ndarray] = {}
-    score = np.full(n, np.nan)
-    prediction = np.full(n, None, dtype=object)
-    prediction_value = np.full(n, np.nan)
-    client = np.full(n, None, dtype=object)
-    has_features = np.ones(n, dtype=bool)
-    any_score = any_prediction = any_value = any_client = False
+    numeric: dict[str, tuple[list[int], list[float]]] = {}
+    categorical: dict[str, tuple[list[int], list[str]]] = {}
+    scores: tuple[list[int], list[float]] = ([], [])
+    labels: tuple[list[int], list[str]] = ([], [])
+    values: tuple[list[int], list[float]] = ([], [])
+    clients: tuple[list[int], list[str]] = ([], [])
+    without_features: list[int] = []
     for i, event in enumerate(events):
         features = event.features
         if features is None:
-            has_features[i] = False
+            without_features.append(i)
         else:
             for name, value in features.items():
-                if value is None:
-                    continue
-                if isinstance(value, bool):
-                    _column(categorical, name, n, object)[i] = "true" if value else "false"
-                elif isinstance(value, str):
-                    _column(categorical, name, n, object)[i] = value
-                else:
-                    _column(numeric, name, n, np.float64)[i] = value
+                kind = type(value)
+                if kind is float or kind is int:
+                    column = numeric.get(name)
+                    if column is None:
+                        column = numeric[name] = ([], [])
+                    column[0].append(i)
+                    column[1].append(value)  # type: ignore[arg-type]
+                elif kind is str or kind is bool:
+                    label = _BOOL_LABELS[value] if kind is bool else value  # type: ignore[index]
+                    group = categorical.get(name)
+                    if group is None:
+                        group = categorical[name] = ([], [])
+                    group[0].append(i)
+                    group[1].append(label)  # type: ignore[arg-type]
         if event.score is not None:
-            score[i] = event.score
-            any_score = True
+            scores[0].append(i)
+            scores[1].append(event.score)
         out = event.prediction
         if out is not None:
-            if isinstance(out, bool):
-                prediction[i] = "true" if out else "false"
-                any_prediction = True
-            elif isinstance(out, str):
-                prediction[i] = out
-                any_prediction = True
+            kind = type(out)
+            if kind is str or kind is bool:
+                labels[0].append(i)
+                labels[1].append(_BOOL_LABELS[out] if kind is bool else out)  # type: ignore[index, arg-type]
             else:
-                prediction_value[i] = out
-                any_value = True
+                values[0].append(i)
+                values[1].append(out)  # type: ignore[arg-type]
         if event.client is not None:
-            client[i] = event.client
-            any_client = True
+            clients[0].append(i)
+            clients[1].append(event.client)
+    has_features = None
+    if without_features:
+        has_features = np.ones(n, dtype=bool)
+        has_features[without_features] = False
     return RowBatch(
-        ts=ts,
-        numeric=numeric,
-        categorical=categorical,
-        score=score if any_score else None,
-        prediction=prediction if any_prediction else None,
-        prediction_value=prediction_value if any_value else None,
-        client=client if any_client else None,
-        has_features=None if has_features.all() else has_features,
+        ts=np.fromiter((e.ts for e in events), dtype=np.float64, count=n),
+        numeric={name: _floats(n, column) for name, column in numeric.items()},
+        categorical={name: _objects(n, group) for name, group in categorical.items()},
+        score=_floats(n, scores) if scores[0] else None,
+        prediction=_objects(n, labels) if labels[0] else None,
+        prediction_value=_floats(n, values) if values[0] else None,
+        client=_objects(n, clients) if clients[0] else None,
+        has_features=has_features,
     )
 
 
-def _column(columns: dict[str, np.ndarray], name: str, n: int, dtype: type) -> np.ndarray:
-    column = columns.get(name)
-    if column is None:
-        column = np.full(n, np.nan) if dtype is np.float64 else np.full(n, None, dtype=object)
-        columns[name] = column
-    return column
+def _floats(n: int, column: tuple[list[int], list[float]]) -> np.ndarray:
+    index, values = column
+    if len(index) == n:
+        return np.array(values, dtype=np.float64)
+    out = np.full(n, np.nan)
+    out[index] = values
+    return out
+
+
+def _objects(n: int, column: tuple[list[int], list[str]]) -> np.ndarray:
+    index, values = column
+    out = np.full(n, None, dtype=object)
+    out[index] = values
+    return out

@@ -161,9 +161,10 @@ class Daemon:
 
     def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         pipeline = self.pipeline
+        per_model: dict[str, int] = {}
         for record in records:
             parsed = parse_event(record.value, default_ts=record.timestamp / 1000.0)
-            if isinstance(parsed, Malformed):
+            if type(parsed) is Malformed:
                 raw = record.value if isinstance(record.value, bytes) else b""
                 pipeline.quarantine(
                     QuarantinedRecord(
@@ -181,8 +182,12 @@ class Daemon:
                         self.config.kafka.dead_letter_topic, value=raw, key=record.key
                     )
             else:
-                pipeline.feed(parsed)
-                self.metrics.records.labels(parsed.model).inc()
+                pipeline.feed(parsed)  # type: ignore[arg-type]
+                model = parsed.model  # type: ignore[union-attr]
+                per_model[model] = per_model.get(model, 0) + 1
+        # One metric update per model and poll: labels() per record costs more than parsing.
+        for model, count in per_model.items():
+            self.metrics.records.labels(model).inc(count)
         self._positions[(tp.topic, tp.partition)] = records[-1].offset + 1
         self._since_checkpoint += len(records)
         highwater = self.consumer.highwater(tp)
