@@ -58,6 +58,12 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class AlertingConfig:
+    group_seconds: float = 3600.0
+    resolve_after_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class NotificationsConfig:
     repeat_seconds: float = 14_400.0
     max_age_seconds: float = 86_400.0
@@ -77,6 +83,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
@@ -170,6 +177,12 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{source}: key 'kafka.max_poll_records' must be at least 1")
     if config.checkpoint.every_records < 1 or config.checkpoint.every_seconds <= 0:
         raise ConfigError(f"{source}: keys 'checkpoint.*' must be positive")
+    alerting = config.alerting
+    if alerting.group_seconds <= 0 or alerting.resolve_after_seconds < alerting.group_seconds:
+        raise ConfigError(
+            f"{source}: keys 'alerting.*': group_seconds must be positive and "
+            "resolve_after_seconds at least group_seconds"
+        )
     if not 0 <= config.ops.port <= 65535:
         raise ConfigError(f"{source}: key 'ops.port' must be a port number (0 picks a free one)")
     for i, hook in enumerate(config.webhooks):

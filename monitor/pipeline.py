@@ -34,12 +34,15 @@ class ModelPipeline:
     detectors: ModelDetectors
     events: int = 0
     labels: int = 0
+    latest_ts: float = float("-inf")
     rows: list[Event] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def add(self, event: Event) -> bool:
         """Buffer one event; True when the buffer is worth flushing."""
         self.events += 1
+        if event.ts > self.latest_ts:
+            self.latest_ts = event.ts
         if event.type == "metric":
             assert event.name is not None and event.value is not None
             self.metrics.setdefault(event.name, []).append((event.ts, event.value))
@@ -80,7 +83,9 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.store = store
-        self.policy = policy or AlertPolicy()
+        self.policy = policy or AlertPolicy(
+            config.alerting.group_seconds, config.alerting.resolve_after_seconds
+        )
         self.notifier = notifier
         with store.transaction() as db:
             notify_policy.ensure_schema(db)
@@ -137,6 +142,8 @@ class Pipeline:
                 written += count
             if written:
                 AuditLog.append_new_alerts(db)
+            for name in sorted(self._touched):
+                self.policy.resolve_quiet(db, name, self.models[name].latest_ts)
             if self.notifier is not None:
                 self.notifier.enqueue_changes(db, time.time())
             self.store.write_checkpoint(db, work)

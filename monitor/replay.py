@@ -37,7 +37,7 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                 "give another --store or pass --overwrite to start it afresh"
             )
         with store.transaction() as db:
-            tables = ("alerts", "incidents", "quarantine", "model_state", "offsets")
+            tables = ("alerts", "incidents", "quarantine", "model_state", "state_blobs", "offsets")
             for table in (*tables, "outbox", "incident_notifications", "audit"):
                 db.execute(f"DELETE FROM [{table}]")
     return store

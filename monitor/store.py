@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import sqlite_utils
 
+from monitor import state_blobs
 from monitor.errors import DriftwardenError
 
 SCHEMA = """
@@ -110,6 +111,8 @@ class Checkpoint:
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # Blob digests known to be in the file, per model: what a checkpoint may skip.
+        self._blobs_written: dict[str, set[str]] = {}
         if self.path.parent and not self.path.parent.exists():
             raise DriftwardenError(
                 f"store {self.path}: folder {self.path.parent} does not exist; create it first"
@@ -122,7 +125,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.executescript(SCHEMA)
+            self.db.executescript(SCHEMA + state_blobs.SCHEMA)
         except Exception as exc:
             raise DriftwardenError(f"store {self.path}: cannot open as SQLite: {exc}") from None
 
@@ -157,10 +160,25 @@ class Store:
                 batch_size=500,
             )
         for model, (state, events) in checkpoint.model_states.items():
+            blobs: dict[str, str] = {}
+            skeleton = state_blobs.split_blobs(state, blobs)
+            known = self._blobs_written.setdefault(model, set())
+            if not blobs.keys() <= known:
+                new = [(model, d, data) for d, data in blobs.items() if d not in known]
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO state_blobs (model, digest, data) VALUES (?, ?, ?)", new
+                )
+                # A new baseline replaces the old one: drop blobs nothing refers to.
+                marks = ",".join("?" * len(blobs))
+                db.execute(
+                    f"DELETE FROM state_blobs WHERE model = ? AND digest NOT IN ({marks})",
+                    [model, *blobs],
+                )
+                self._blobs_written[model] = set(blobs)
             db.execute(
                 "INSERT OR REPLACE INTO model_state (model, state, events, updated_at) "
                 "VALUES (?, ?, ?, ?)",
-                [model, orjson.dumps(state), events, now],
+                [model, orjson.dumps(skeleton), events, now],
             )
         for (topic, partition), next_offset in checkpoint.offsets.items():
             db.execute(
@@ -175,7 +193,13 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return orjson.loads(row[0]), int(row[1])
+        blobs = dict(
+            self.db.execute(
+                "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
+            ).fetchall()
+        )
+        self._blobs_written[model] = set(blobs)
+        return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
         rows = self.db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
