@@ -29,7 +29,7 @@ def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str 
     notifier = SystemdNotifier(notify_socket)
     store = Store(config.store.path)
     _audit_config_load(store, config)
-    metrics = DaemonMetrics()
+    metrics = DaemonMetrics(store_path=config.store.path)
     daemon = Daemon(config, store, metrics, targets)
     ops = OpsServer(config.ops.host, config.ops.port, metrics, daemon.ready)
     ops.start()

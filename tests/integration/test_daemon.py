@@ -110,6 +110,8 @@ def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
         assert before == 0.0
         assert after["driftwarden_records_quarantined_total"] == 200
         assert after["driftwarden_checkpoint_age_seconds"] < 60
+        assert "driftwarden_incidents" in after
+        assert "driftwarden_incident_time_to_detect_seconds_count" in after
     finally:
         code = stop(process)
     assert code == 0
