@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) kafka-fetch lint
+	scripts/install-chromium
 	scripts/run-tests
 
 clean:

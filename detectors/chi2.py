@@ -17,7 +17,10 @@ from detectors.window_test import (
     WindowTest,
     require_positive,
     severity_for,
+    significant,
 )
+
+PLOT_LABELS = 12
 
 
 def pooled_bins(
@@ -52,6 +55,37 @@ def homogeneity_chi2(ref_counts: np.ndarray, win_counts: np.ndarray) -> tuple[fl
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / total
     stat = float(((table - expected) ** 2 / expected).sum())
     return stat, int(table.shape[1] - 1)
+
+
+def share_summary(
+    ref: CategoricalReference, win: CategoricalWindow, k: int = PLOT_LABELS
+) -> dict[str, Any]:
+    """Reference and window shares of at most ``k`` labels, for drawing the two mixes.
+
+    The ``k - 1`` labels with the largest share on either side, in reference
+    order (ties by that order too), then "(other)" for the rest: labels beyond
+    them, beyond the reference's cap, or new in the window.
+    """
+    ref_total = int(ref.counts.sum()) + ref.dropped
+    win_total = int(win.counts.sum())
+    ref_share = ref.counts / max(ref_total, 1)
+    win_share = win.counts[:-1] / max(win_total, 1)
+    largest = np.maximum(ref_share, win_share)
+    top = np.sort(np.argsort(-largest, kind="stable")[: k - 1])
+    labels = [ref.labels[i] for i in top.tolist()]
+    ref_kept = [float(ref_share[i]) for i in top.tolist()]
+    win_kept = [float(win_share[i]) for i in top.tolist()]
+    ref_other = 1.0 - sum(ref_kept) if ref_total else 0.0
+    win_other = 1.0 - sum(win_kept) if win_total else 0.0
+    if len(labels) < len(ref.labels) or ref.dropped or int(win.counts[-1]):
+        labels.append("(other)")
+        ref_kept.append(max(ref_other, 0.0))
+        win_kept.append(max(win_other, 0.0))
+    return {
+        "share_labels": labels,
+        "reference_shares": [significant(v) for v in ref_kept],
+        "window_shares": [significant(v) for v in win_kept],
+    }
 
 
 class ChiSquare(WindowTest):
@@ -108,4 +142,5 @@ class ChiSquare(WindowTest):
                 "share_reference": float(ref_share[top]),
                 "share_window": float(win_share[top]),
             },
+            plot_details=lambda: share_summary(ref, win),
         )

@@ -18,7 +18,10 @@ from detectors.window_test import (
     WindowTest,
     require_positive,
     severity_for,
+    significant,
 )
+
+PLOT_QUANTILES = 21
 
 
 def ks_distances(ref_sorted: np.ndarray, win_sorted: np.ndarray) -> tuple[float, float]:
@@ -56,6 +59,21 @@ def sorted_median(x: np.ndarray) -> float:
     """Median of an already sorted, non-empty array."""
     n = x.shape[0]
     return float(x[n // 2]) if n % 2 else float(0.5 * (x[n // 2 - 1] + x[n // 2]))
+
+
+def quantile_summary(sorted_values: np.ndarray, k: int = PLOT_QUANTILES) -> list[float]:
+    """``k`` evenly spaced quantiles (minimum to maximum) of a sorted, non-empty array.
+
+    Linear interpolation between order statistics, rounded to 6 significant
+    digits: enough to draw the distribution, small enough for an alert row.
+    """
+    n = sorted_values.shape[0]
+    pos = np.linspace(0.0, n - 1.0, k)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = pos - lo
+    q = sorted_values[lo] + frac * (sorted_values[hi] - sorted_values[lo])
+    return [significant(float(v)) for v in q]
 
 
 def ks_pvalue(d: float, n1: int, n2: int, screen: float = 0.0) -> float:
@@ -118,4 +136,8 @@ class KolmogorovSmirnov(WindowTest):
             severity=severity_for(d, self.critical_effect),
             p_value=p,
             details={"median_shift_in_ref_std": shift, "values": int(win.sorted.shape[0])},
+            plot_details=lambda: {
+                "reference_quantiles": quantile_summary(ref.values),
+                "window_quantiles": quantile_summary(win.sorted),
+            },
         )

@@ -223,6 +223,7 @@ class ModelDetectors:
                 "window_start_ts": self._window_start_ts,
                 "fdr_level": self._window_level(),
                 **o.details,
+                **(o.plot_details() if o.plot_details is not None else {}),
             }
             findings.append(
                 Finding(

@@ -8,6 +8,7 @@ window's values and the reference: that is what makes them batch-invariant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -74,6 +75,11 @@ class WindowOutcome:
     threshold: float | None = None
     exceeded: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    # Extra details for reports (the distributions compared), built only when the
+    # outcome becomes a finding: most windows raise none, so most never pay for it.
+    plot_details: Callable[[], dict[str, Any]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 class WindowTest:
@@ -106,6 +112,11 @@ class WindowTest:
 def severity_for(effect: float, critical_effect: float) -> Severity:
     """Critical when the effect size reaches ``critical_effect``, else warning."""
     return "critical" if abs(effect) >= critical_effect else "warning"
+
+
+def significant(x: float, digits: int = 6) -> float:
+    """``x`` rounded to ``digits`` significant digits: compact, and the same on every run."""
+    return float(f"{x:.{digits}g}")
 
 
 def require_positive(name: str, value: float) -> None:

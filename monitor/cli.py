@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__, incident_commands
+from monitor import __version__, incident_commands, report
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
 
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=_score)
 
     incident_commands.register(commands)
+    report.register(commands)
     return parser
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 BLOB_MIN_CHARS = 4096
 BLOB_KEY = "$blob"
+_CONTAINERS = (dict, list)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS state_blobs (
@@ -27,11 +28,15 @@ CREATE TABLE IF NOT EXISTS state_blobs (
 
 def split_blobs(state: Any, blobs: dict[str, str]) -> Any:
     """``state`` with its long strings replaced by references; the strings go to ``blobs``."""
-    if isinstance(state, dict):
+    kind = type(state)
+    if kind is dict:
         return {key: split_blobs(value, blobs) for key, value in state.items()}
-    if isinstance(state, list):
+    if kind is list:
+        # Lists of numbers can be long; only lists of containers need a walk.
+        if not state or type(state[0]) not in _CONTAINERS:
+            return state
         return [split_blobs(value, blobs) for value in state]
-    if isinstance(state, str) and len(state) >= BLOB_MIN_CHARS:
+    if kind is str and len(state) >= BLOB_MIN_CHARS:
         digest = hashlib.blake2b(state.encode(), digest_size=20).hexdigest()
         blobs[digest] = state
         return {BLOB_KEY: digest}
