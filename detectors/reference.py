@@ -57,8 +57,14 @@ class NumericReference:
         """The standard deviation, or 1 for a constant reference."""
         return self.std if self.std > 0 else 1.0
 
+    @cached_property
+    def _encoded_values(self) -> dict[str, Any]:
+        # A reference never changes once built; encoding it once spares every
+        # checkpoint re-encoding the largest part of a model's state.
+        return encode_array(self.values)
+
     def dump(self) -> dict[str, Any]:
-        return {"n": self.n, "missing": self.missing, "values": encode_array(self.values)}
+        return {"n": self.n, "missing": self.missing, "values": self._encoded_values}
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> NumericReference:

@@ -26,21 +26,49 @@ CREATE TABLE IF NOT EXISTS state_blobs (
 """
 
 
+class BlobSplitter:
+    """Splits states, remembering the digest of each long string object it saw last time.
+
+    Detectors hand out the same string object for an unchanged reference, so
+    its digest is looked up by identity instead of hashing megabytes again.
+    The memory holds only the strings of the latest split, so nothing leaks.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[str, str]] = {}
+        self._now: dict[int, tuple[str, str]] = {}
+
+    def split(self, state: Any, blobs: dict[str, str]) -> Any:
+        """``state`` with long strings replaced by references; the strings go to ``blobs``."""
+        self._now = {}
+        skeleton = self._walk(state, blobs)
+        self._seen = self._now
+        return skeleton
+
+    def _walk(self, state: Any, blobs: dict[str, str]) -> Any:
+        kind = type(state)
+        if kind is dict:
+            return {key: self._walk(value, blobs) for key, value in state.items()}
+        if kind is list:
+            # Lists of numbers can be long; only lists of containers need a walk.
+            if not state or type(state[0]) not in _CONTAINERS:
+                return state
+            return [self._walk(value, blobs) for value in state]
+        if kind is str and len(state) >= BLOB_MIN_CHARS:
+            known = self._seen.get(id(state))
+            if known is not None and known[0] is state:
+                digest = known[1]
+            else:
+                digest = hashlib.blake2b(state.encode(), digest_size=20).hexdigest()
+            self._now[id(state)] = (state, digest)
+            blobs[digest] = state
+            return {BLOB_KEY: digest}
+        return state
+
+
 def split_blobs(state: Any, blobs: dict[str, str]) -> Any:
     """``state`` with its long strings replaced by references; the strings go to ``blobs``."""
-    kind = type(state)
-    if kind is dict:
-        return {key: split_blobs(value, blobs) for key, value in state.items()}
-    if kind is list:
-        # Lists of numbers can be long; only lists of containers need a walk.
-        if not state or type(state[0]) not in _CONTAINERS:
-            return state
-        return [split_blobs(value, blobs) for value in state]
-    if kind is str and len(state) >= BLOB_MIN_CHARS:
-        digest = hashlib.blake2b(state.encode(), digest_size=20).hexdigest()
-        blobs[digest] = state
-        return {BLOB_KEY: digest}
-    return state
+    return BlobSplitter().split(state, blobs)
 
 
 def join_blobs(state: Any, blobs: dict[str, str]) -> Any:

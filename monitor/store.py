@@ -113,6 +113,7 @@ class Store:
         self.path = Path(path)
         # Blob digests known to be in the file, per model: what a checkpoint may skip.
         self._blobs_written: dict[str, set[str]] = {}
+        self._splitters: dict[str, state_blobs.BlobSplitter] = {}
         if self.path.parent and not self.path.parent.exists():
             raise DriftwardenError(
                 f"store {self.path}: folder {self.path.parent} does not exist; create it first"
@@ -161,7 +162,10 @@ class Store:
             )
         for model, (state, events) in checkpoint.model_states.items():
             blobs: dict[str, str] = {}
-            skeleton = state_blobs.split_blobs(state, blobs)
+            splitter = self._splitters.get(model)
+            if splitter is None:
+                splitter = self._splitters[model] = state_blobs.BlobSplitter()
+            skeleton = splitter.split(state, blobs)
             known = self._blobs_written.setdefault(model, set())
             if not blobs.keys() <= known:
                 new = [(model, d, data) for d, data in blobs.items() if d not in known]
