@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv kafka-fetch clean
+.PHONY: demo demo-offline test lint venv kafka-fetch clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed (python3 not found)"; exit 2; }
@@ -19,7 +19,10 @@ venv: $(STAMP)
 kafka-fetch:
 	scripts/kafka fetch
 
-demo: $(STAMP)
+demo: $(STAMP) kafka-fetch
+	$(BIN)/driftwarden demo
+
+demo-offline: $(STAMP)
 	scripts/demo
 
 lint: $(STAMP)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__, incident_commands, report
+from monitor import __version__, demo, incident_commands, kafka_replay, report
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
 
@@ -57,11 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="run the pipeline over recorded events")
     replay.add_argument("--config", required=True, help="the TOML config")
-    replay.add_argument("--input", required=True, help="events, one JSON object per line")
     replay.add_argument("--store", help="SQLite store to write (default: the config's store.path)")
     replay.add_argument(
         "--overwrite", action="store_true", help="empty the store first if it holds alerts"
     )
+    kafka_replay.register_replay_options(replay)
     replay.set_defaults(handler=_replay)
 
     simulate = commands.add_parser("simulate", help="write simulated traffic with incidents")
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=_score)
 
     incident_commands.register(commands)
+    demo.register(commands)
     report.register(commands)
     return parser
 
@@ -109,11 +110,15 @@ def _replay(args: argparse.Namespace) -> int:
     from monitor.progress import Progress
     from monitor.replay import open_replay_store, replay_file
 
+    if args.topic is not None:
+        return kafka_replay.run_kafka_replay(args)
+    kafka_replay.check_replay_options(args)
     config = load_config(args.config)
     input_path = Path(args.input)
     if not input_path.is_file():
         raise DriftwardenError(f"no such input file: {input_path}")
     store_path = args.store or config.store.path
+    kafka_replay.check_compare_target(args, store_path)
     store = open_replay_store(store_path, args.overwrite)
     try:
         result = replay_file(config, store, input_path, Progress("replay"))
@@ -130,6 +135,8 @@ def _replay(args: argparse.Namespace) -> int:
     if stats.unlisted:
         names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
         print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
+    if args.compare:
+        kafka_replay.print_comparison(kafka_replay.compare_stores(store_path, args.compare))
     return 0
 
 

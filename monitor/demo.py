@@ -1,0 +1,690 @@
+"""``driftwarden demo``: the whole service on one machine, live, in a couple of minutes.
+
+A local Apache Kafka broker (``scripts/kafka``, unless ``KAFKA_BOOTSTRAP_SERVERS``
+names one), a fresh topic, a webhook receiver that checks signatures, the daemon
+itself (``driftwarden run`` in a child process), and simulated traffic of two
+models with five incidents injected on a schedule. When the daemon has
+checkpointed every record and delivered every notification, a table says which
+incident was caught, how fast, by which detector, and what on-call received.
+Everything the demo started is stopped at the end, on Ctrl-C and on errors.
+Files go to ``demo-out/`` in the current folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from monitor.demo_receiver import SECRET_ENV, DemoReceiver, Notification, new_secret
+from monitor.errors import DriftwardenError
+from monitor.simulator import EVENT_SPACING, Truth
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = ROOT / "scripts" / "kafka"
+BASE_CONFIG = ROOT / "configs" / "demo.toml"
+DEFAULT_EVENTS = 120_000
+PARTITIONS = 3
+OUTPUTS = ("demo.db", "demo.db-wal", "demo.db-shm", "daemon.log", "report.html", "truth.json")
+STATUS_SECONDS = 5.0  # how often the progress line is repeated when stdout is not a terminal
+
+
+def register(commands: Any) -> None:
+    """Add ``driftwarden demo`` to the CLI's subcommands."""
+    demo = commands.add_parser(
+        "demo",
+        help="the showcase: broker, simulated traffic with incidents, the daemon, webhooks",
+        description=(
+            "Run the daemon against simulated traffic with injected incidents on a local "
+            "Kafka broker, receive its webhooks and summarise what was caught. "
+            "Files go to ./demo-out/."
+        ),
+    )
+    add_arguments(demo)
+    demo.set_defaults(handler=run_demo)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=DEFAULT_EVENTS,
+        help=f"simulated events to produce (default {DEFAULT_EVENTS:,})",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="the simulation's seed")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave broker, daemon and receiver running after the summary until Ctrl-C",
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    if args.events < 10_000:
+        raise DriftwardenError("--events must be at least 10000: detectors need a reference")
+    demo = Demo(events=args.events, seed=args.seed, keep=args.keep, out=Path.cwd() / "demo-out")
+    return demo.run()
+
+
+class Say:
+    """Lines on stdout, plus one progress line that rewrites itself on a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self._lock = threading.Lock()
+        self._status = ""
+        self._last_plain = 0.0
+        self.started = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        with self._lock:
+            if self.tty and self._status:
+                sys.stdout.write("\r\033[K")
+            sys.stdout.write(text + "\n")
+            if self.tty and self._status:
+                sys.stdout.write(self._status)
+            sys.stdout.flush()
+
+    def status(self, text: str, force: bool = False) -> None:
+        text = f"  [{time.monotonic() - self.started:5.0f} s] {text}"
+        with self._lock:
+            if self.tty:
+                self._status = text
+                sys.stdout.write("\r\033[K" + text)
+                sys.stdout.flush()
+            elif force or time.monotonic() - self._last_plain >= STATUS_SECONDS:
+                self._last_plain = time.monotonic()
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+
+    def end_status(self) -> None:
+        with self._lock:
+            if self.tty and self._status:
+                sys.stdout.write("\r\033[K" + self._status + "\n")
+                sys.stdout.flush()
+            self._status = ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Demo:
+    events: int
+    seed: int
+    keep: bool
+    out: Path
+    say: Say = field(default_factory=Say)
+    bootstrap: str = ""
+    broker_port: int | None = None  # set when the demo starts its own broker
+    topic: str = ""
+    topic_created: bool = False
+    receiver: DemoReceiver | None = None
+    daemon: subprocess.Popen[bytes] | None = None
+    ops_port: int = 0
+    produced: int = 0
+    truth: Truth | None = None
+    producer: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def store_path(self) -> Path:
+        return self.out / "demo.db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.out / "demo.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "daemon.log"
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> int:
+        previous = signal.getsignal(signal.SIGTERM)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self._run()
+        finally:
+            self._stop.set()
+            self.cleanup()
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, previous)
+
+    def _run(self) -> int:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name in (
+            "demo.db",
+            "demo.db-wal",
+            "demo.db-shm",
+            "daemon.log",
+            "report.html",
+            "truth.json",
+        ):
+            (self.out / name).unlink(missing_ok=True)
+        self.say(f"Driftwarden demo: {self.events:,} simulated events, output in {self.out}/")
+        self._broker()
+        self._create_topic()
+        secret = new_secret()
+        self.receiver = DemoReceiver(secret, emit=self.say)
+        url = self.receiver.start()
+        self.say(f"webhook receiver: {url} (checks Standard Webhooks signatures)")
+        self._write_config(url)
+        self._start_daemon(secret)
+        self._produce_and_wait()
+        if not self.keep:
+            self._stop_daemon()
+        code = self._summary()
+        self._report()
+        if self.keep:
+            self._linger()
+        return code
+
+    def _broker(self) -> None:
+        given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        if given:
+            self.bootstrap = given
+            self.say(f"broker: {given} (from KAFKA_BOOTSTRAP_SERVERS)")
+            return
+        if not KAFKA_SCRIPT.is_file():
+            raise DriftwardenError(
+                f"{KAFKA_SCRIPT} not found: run the demo from a source checkout, "
+                "or set KAFKA_BOOTSTRAP_SERVERS to a running broker"
+            )
+        port = free_port()
+        self.say(
+            f"starting a local Apache Kafka broker on 127.0.0.1:{port} (scripts/kafka; "
+            "the first run fetches Kafka from Maven Central once) ..."
+        )
+        self.broker_port = port  # from here on, cleanup stops it
+        # The script's own messages (fetching, started) go straight to stderr.
+        started = subprocess.run(
+            [str(KAFKA_SCRIPT), "start", "--port", str(port), "--owner-pid", str(os.getpid())],
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=900,
+        )
+        lines = started.stdout.strip().splitlines()
+        if started.returncode != 0 or not lines or not lines[-1].startswith("bootstrap="):
+            raise DriftwardenError(
+                f"the local broker did not start (scripts/kafka exit code {started.returncode}; "
+                "its message is above); or set KAFKA_BOOTSTRAP_SERVERS to a running broker"
+            )
+        self.bootstrap = lines[-1].removeprefix("bootstrap=")
+        self.say(f"broker: {self.bootstrap} (started by the demo, stopped at the end)")
+
+    def _create_topic(self) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import KafkaError
+
+        self.topic = f"driftwarden-demo-{uuid.uuid4().hex[:8]}"
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap.split(","),
+                client_id="driftwarden-demo",
+                request_timeout_ms=30_000,
+            )
+        except KafkaError:
+            raise DriftwardenError(f"no Kafka broker answers at {self.bootstrap}") from None
+        try:
+            admin.create_topics([NewTopic(self.topic, PARTITIONS, 1)])
+        except KafkaError as exc:
+            raise DriftwardenError(f"cannot create topic {self.topic}: {exc}") from None
+        finally:
+            admin.close()
+        self.topic_created = True
+        self.say(f"topic: {self.topic} ({PARTITIONS} partitions, records keyed by model)")
+
+    def _write_config(self, url: str) -> None:
+        self.ops_port = free_port()
+        models, detection = _base_models()
+        lines = [
+            "# Written by `driftwarden demo` from configs/demo.toml.",
+            "[store]",
+            f"path = {_toml(str(self.store_path))}",
+            "",
+            "[kafka]",
+            f"bootstrap_servers = {_toml(self.bootstrap)}",
+            f"topics = [{_toml(self.topic)}]",
+            f"group_id = {_toml(self.topic)}",
+            'auto_offset_reset = "earliest"',
+            "",
+            "[checkpoint]",
+            "every_records = 5000",
+            "every_seconds = 1.0",
+            "",
+            "[ops]",
+            f"port = {self.ops_port}",
+            "",
+            "[[webhooks]]",
+            f"url = {_toml(url)}",
+            'format = "generic"',
+            f"secret_env = {_toml(SECRET_ENV)}",
+            'min_severity = "warning"',
+        ]
+        if detection:
+            lines += ["", "[detection]", *(f"{k} = {_toml(v)}" for k, v in detection.items())]
+        for name in models:
+            lines += ["", "[[models]]", f"name = {_toml(name)}"]
+        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.say(f"config: {self.config_path}")
+
+    def _start_daemon(self, secret: str) -> None:
+        log = self.log_path.open("ab")
+        try:
+            self.daemon = subprocess.Popen(
+                [sys.executable, "-m", "monitor.cli", "run", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,  # Ctrl-C reaches the demo, which stops it in order
+            )
+        finally:
+            log.close()
+        self.say(
+            f"daemon: pid {self.daemon.pid}, `driftwarden run --config {self.config_path}`, "
+            f"ops http://127.0.0.1:{self.ops_port}/metrics, log {self.log_path}"
+        )
+        deadline = time.monotonic() + 120
+        while not self._ready():
+            self._check_daemon()
+            if time.monotonic() > deadline:
+                raise DriftwardenError(
+                    f"the daemon was not ready within 120 s; see {self.log_path}"
+                )
+            self.say.status("waiting for the daemon to connect to the broker ...")
+            time.sleep(0.3)
+        self.say.end_status()
+
+    def _ready(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.ops_port}/readyz"
+            with urllib.request.urlopen(url, timeout=1.0) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _check_daemon(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is not None:
+            tail = _last_line(self.log_path)
+            raise DriftwardenError(
+                f"the daemon exited with code {self.daemon.returncode}: {tail} "
+                f"(log {self.log_path})"
+            )
+
+    def _produce_and_wait(self) -> None:
+        from monitor.traffic import produce_simulation
+
+        failure: list[BaseException] = []
+        progress = {"produced": 0}
+        done = threading.Event()
+
+        def produce() -> None:
+            try:
+                self.truth, self.produced = produce_simulation(
+                    self.bootstrap,
+                    self.topic,
+                    self.events,
+                    self.seed,
+                    on_progress=lambda n: progress.__setitem__("produced", n),
+                    should_stop=self._stop.is_set,
+                )
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        seconds = self.events * EVENT_SPACING
+        self.say(
+            f"producing {self.events:,} events ({seconds / 60:.0f} min of event time, "
+            "20 events per event-time second) as fast as the broker takes them"
+        )
+        self.producer = threading.Thread(target=produce, name="demo-traffic", daemon=True)
+        started = time.monotonic()
+        self.producer.start()
+        limit = 120 + self.events / 400  # generous: about 5 minutes for 120,000 events
+        while True:
+            if failure:
+                raise failure[0]
+            self._check_daemon()
+            consumed, pending, alerts = _store_progress(self.store_path)
+            received = len(self.receiver.received()) if self.receiver else 0
+            produced = self.produced if done.is_set() else progress["produced"]
+            self.say.status(
+                f"produced {produced:,}/{self.events:,}  checkpointed by the daemon "
+                f"{consumed:,}  alerts {alerts}  notifications received {received}"
+                + (f"  (outbox {pending} pending)" if pending else "")
+            )
+            if done.is_set() and not failure and consumed >= self.produced and pending == 0:
+                break
+            if time.monotonic() - started > limit:
+                self.say.end_status()
+                raise DriftwardenError(
+                    f"the daemon checkpointed {consumed:,} of {self.produced or produced:,} "
+                    f"records within {limit:.0f} s; see {self.log_path}"
+                )
+            time.sleep(0.5)
+        self.say.end_status()
+        took = time.monotonic() - started
+        self.say(
+            f"the daemon processed all {self.produced:,} records in {took:.1f} s "
+            f"({self.produced / took:,.0f} records/s, produced and consumed at once) "
+            "and delivered every notification"
+        )
+
+    def _stop_daemon(self) -> None:
+        daemon, self.daemon = self.daemon, None
+        if daemon is None:
+            return
+        if daemon.poll() is not None:
+            self.say(f"daemon (pid {daemon.pid}) had exited with code {daemon.returncode}")
+            return
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait(timeout=10)
+        self.say(f"daemon (pid {daemon.pid}) stopped by SIGTERM, exit code {daemon.returncode}")
+
+    # ------------------------------------------------------------------ the verdict
+
+    def _summary(self) -> int:
+        from monitor.scorecard import false_alarms, score
+        from monitor.store import Store
+
+        assert self.truth is not None
+        store = Store(self.store_path)
+        try:
+            results = score(store, self.truth.incidents)
+            false = false_alarms(store, self.truth.incidents)
+            alerts = store.count("alerts")
+            incidents = store.count("incidents")
+            quarantined = store.count("quarantine")
+            incident_of = {
+                r.incident.kind: _incident_of(store, r.incident, r.alert_ts)
+                for r in results
+                if r.alert_ts is not None
+            }
+        finally:
+            store.close()
+        notes = self.receiver.received() if self.receiver else []
+        table = Table(title="Injected incidents and what the daemon made of them")
+        for column in (
+            "injected incident",
+            "on",
+            "what was injected",
+            "detected after",
+            "by detector",
+            "severity",
+            "notifications received",
+        ):
+            table.add_column(column)
+        for r in results:
+            i = r.incident
+            table.add_row(
+                i.kind,
+                f"{i.model}/{i.signal}",
+                i.description,
+                "MISSED"
+                if r.delay_events is None or r.delay_seconds is None
+                else f"{r.delay_events:,} events, {r.delay_seconds:,.1f} s",
+                r.detector or "-",
+                r.severity or "-",
+                _notified(notes, i.model, i.signal, incident_of.get(i.kind)),
+            )
+        console = Console(width=max(Console().width, 150))
+        console.print(table)
+        caught = sum(r.caught for r in results)
+        rejected = self.receiver.rejected if self.receiver else 0
+        console.print(
+            f"caught {caught} of {len(results)} injected incidents; {alerts} alerts in "
+            f"{incidents} incidents; alerts before any injection: {false}; "
+            f"{quarantined} records quarantined"
+        )
+        console.print(
+            f"{len(notes)} notifications received, "
+            f"{'all' if not rejected else f'{rejected} NOT'} signed correctly"
+        )
+        truth_path = self.out / "truth.json"
+        truth_path.write_text(self.truth.to_json(), encoding="utf-8")
+        console.print(
+            f"store: {self.store_path}; injected incidents: {truth_path}\n"
+            f"  driftwarden incidents list --store {self.store_path}\n"
+            f"  driftwarden score --store {self.store_path} --truth {truth_path}"
+        )
+        missed = [r.incident.kind for r in results if not r.caught]
+        if missed:
+            print(
+                f"driftwarden demo: {len(missed)} of {len(results)} injected incidents were not "
+                f"detected: {', '.join(missed)}",
+                file=sys.stderr,
+            )
+            return 1
+        if not notes:
+            print("driftwarden demo: no notification reached the receiver", file=sys.stderr)
+            return 1
+        return 0
+
+    def _report(self) -> None:
+        if find_spec("monitor.report") is None:
+            return
+        out = self.out / "report.html"
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli",
+                "report",
+                "--store",
+                str(self.store_path),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if made.returncode == 0 and out.is_file():
+            self.say(f"report: {out}")
+        else:
+            why = (made.stderr.strip().splitlines() or ["no output"])[-1]
+            self.say(f"report: not written ({why})")
+
+    def _linger(self) -> None:
+        self.say(
+            f"--keep: broker {self.bootstrap}, topic {self.topic}, daemon ops "
+            f"http://127.0.0.1:{self.ops_port}/metrics and the receiver keep running; "
+            "press Ctrl-C to stop them"
+        )
+        try:
+            while not self._stop.is_set():
+                self._check_daemon()
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            self.say("stopping ...")
+
+    # ------------------------------------------------------------------ cleanup
+
+    def cleanup(self) -> None:
+        """Stop whatever this demo started, in reverse order; never raises."""
+        steps = (
+            ("the traffic", self._stop_traffic),
+            ("the daemon", self._stop_daemon),
+            ("the webhook receiver", self._stop_receiver),
+            ("the demo topic", self._delete_topic),
+            ("the broker", self._stop_broker),
+        )
+        for what, step in steps:
+            try:
+                step()
+            except BaseException as exc:  # keep cleaning up whatever happened
+                print(f"driftwarden demo: stopping {what} failed: {exc}", file=sys.stderr)
+
+    def _stop_traffic(self) -> None:
+        self._stop.set()
+        if self.producer is not None:
+            self.producer.join(30)
+            self.producer = None
+
+    def _stop_receiver(self) -> None:
+        if self.receiver is not None:
+            self.receiver.stop()
+
+    def _delete_topic(self) -> None:
+        # On a broker the demo started, the topic goes with the broker's data.
+        if not self.topic_created or self.broker_port is not None or self.keep:
+            return
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap.split(","), request_timeout_ms=15_000
+        )
+        try:
+            admin.delete_topics([self.topic])
+        finally:
+            admin.close()
+        self.topic_created = False
+
+    def _stop_broker(self) -> None:
+        port, self.broker_port = self.broker_port, None
+        if port is None:
+            return
+        subprocess.run(
+            [str(KAFKA_SCRIPT), "stop", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+        self.say(f"broker on port {port} stopped")
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _store_progress(path: Path) -> tuple[int, int, int]:
+    """(records checkpointed, notifications pending, alerts) of the daemon's store."""
+    if not path.exists():
+        return 0, 0, 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return 0, 0, 0
+    try:
+        consumed = db.execute("SELECT coalesce(sum(next_offset), 0) FROM offsets").fetchone()[0]
+        alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        try:
+            pending = db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()
+        except sqlite3.OperationalError:
+            pending = (0,)
+        return int(consumed), int(pending[0]), int(alerts)
+    except sqlite3.Error:
+        return 0, 0, 0
+    finally:
+        db.close()
+
+
+def _incident_of(store: Any, injected: Any, alert_ts: float) -> int | None:
+    """The incident that the detecting alert of an injected incident joined."""
+    row = store.db.execute(
+        "SELECT incident_id FROM alerts WHERE model = ? AND signal = ? AND event_ts = ? "
+        "ORDER BY id LIMIT 1",
+        [injected.model, injected.signal, alert_ts],
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _notified(notes: list[Notification], model: str, signal_name: str, incident: int | None) -> str:
+    """The notifications that told on-call about this signal (one per incident change).
+
+    A detection joining an incident that was already notified, at the same
+    severity, sends nothing new: on-call already has that incident.
+    """
+    matching = [n for n in notes if n.mentions(model, signal_name)]
+    if matching:
+        kinds = ", ".join(f"{n.kind}/{n.reason}" for n in matching)
+        return f"{len(matching)}: {kinds}"
+    if incident is not None and any(n.incident_id == incident for n in notes):
+        return f"0: joined incident #{incident}, already notified"
+    return "0"
+
+
+def _base_models() -> tuple[list[str], dict[str, Any]]:
+    """The models (and any [detection]) of configs/demo.toml; the simulator's two otherwise."""
+    try:
+        raw = tomllib.loads(BASE_CONFIG.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ["fraud", "churn"], {}
+    models = [m["name"] for m in raw.get("models", []) if isinstance(m, dict) and "name" in m]
+    detection = {
+        k: v
+        for k, v in raw.get("detection", {}).items()
+        if isinstance(v, str | int | float | bool | list)
+    }
+    return models or ["fraud", "churn"], detection
+
+
+def _toml(value: Any) -> str:
+    """A TOML literal of a string, number, bool or flat list (JSON spells these the same)."""
+    return json.dumps(value)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no output"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m monitor.demo``: the same as ``driftwarden demo``."""
+    parser = argparse.ArgumentParser(prog="driftwarden demo", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_demo(args)
+    except DriftwardenError as exc:
+        print(f"driftwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftwarden: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,510 @@
+"""``driftwarden replay --topic``: the pipeline over a Kafka time range, and store comparisons.
+
+The replay reads a topic between two record timestamps without joining any
+consumer group: it assigns the partitions itself, finds the range with
+``offsets_for_times`` and reads each partition in offset order up to the end
+offset fixed when the replay starts. It never commits, so the live group's
+offsets stay exactly where the daemon left them.
+
+Partitions are read one after the other in partition order. Records are keyed
+by model, so one model's events live on one partition and reach its pipeline in
+offset order: the alerts are the same as the live run's and the same on every
+replay of the same range.
+
+``--compare DB`` then lists the alerts that appear or vanish against another
+store, for instance one made with the previous config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+from rich.text import Text
+
+from monitor.config import Config, load_config
+from monitor.errors import DriftwardenError
+from monitor.events import Malformed, parse_event
+from monitor.pipeline import Pipeline, PipelineStats
+from monitor.progress import Progress
+from monitor.store import QuarantinedRecord, Store
+
+CHECKPOINT_RECORDS = 50_000
+PROGRESS_RECORDS = 2_000
+# A partition whose records stop arriving for this long is reported, not waited on forever.
+STALL_SECONDS = 60.0
+COMPARE_ROWS = 40
+CONNECT_TIMEOUT_MS = 10_000
+
+
+# --------------------------------------------------------------------------- options
+
+
+def register_replay_options(replay: argparse.ArgumentParser) -> None:
+    """The source options of ``driftwarden replay``: a file or a Kafka time range.
+
+    Adds ``--input`` and ``--topic`` (exactly one is required), ``--since``,
+    ``--until`` and ``--compare``. ``--config``, ``--store`` and ``--overwrite``
+    stay where the replay command defines them.
+    """
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="events, one JSON object per line")
+    source.add_argument("--topic", help="a Kafka topic to replay (with --since) instead of a file")
+    replay.add_argument(
+        "--since",
+        metavar="TIME",
+        help="with --topic: first record time, RFC 3339 with a zone or epoch seconds",
+    )
+    replay.add_argument(
+        "--until",
+        metavar="TIME",
+        help="with --topic: records before this time (default: everything there at the start)",
+    )
+    replay.add_argument(
+        "--compare",
+        metavar="DB",
+        help="afterwards, list the alerts that appear or vanish against this other store",
+    )
+
+
+def check_replay_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations argparse cannot express; call before replaying a file."""
+    if getattr(args, "topic", None) is None:
+        for name in ("since", "until"):
+            if getattr(args, name, None) is not None:
+                raise DriftwardenError(f"--{name} goes with --topic, not with --input")
+    elif getattr(args, "since", None) is None:
+        raise DriftwardenError(
+            "--topic needs --since TIME (RFC 3339 with a zone, or epoch seconds; 0 for the start)"
+        )
+
+
+def parse_time(text: str, option: str) -> float:
+    """RFC 3339 with a zone, or epoch seconds, as epoch seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0 or seconds != seconds or seconds in (float("inf"), float("-inf")):
+            raise DriftwardenError(f"{option} {text!r}: epoch seconds must be 0 or more")
+        return seconds
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise DriftwardenError(
+            f"{option} {text!r} is neither RFC 3339 (2026-11-26T07:00:00Z) nor epoch seconds"
+        ) from None
+    if moment.tzinfo is None:
+        raise DriftwardenError(
+            f"{option} {text!r} has no time zone: add Z or an offset such as +01:00"
+        )
+    seconds = moment.timestamp()
+    if seconds < 0:
+        raise DriftwardenError(f"{option} {text!r} is before 1970")
+    return seconds
+
+
+def iso(ts: float) -> str:
+    moment = datetime.fromtimestamp(ts, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """Offsets [start, stop) of one partition: the records of the time range."""
+
+    topic: str
+    partition: int
+    start: int
+    stop: int
+
+    @property
+    def records(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+@dataclass
+class KafkaReplayResult:
+    stats: PipelineStats
+    records: int
+    seconds: float
+    ranges: list[PartitionRange] = field(default_factory=list)
+
+
+class RecordProgress(Progress):
+    """The replay's progress bar, counted in records: records, events/s, elapsed and ETA."""
+
+    def start(self, total: float) -> None:
+        if not self.enabled:
+            return
+        self._bar = RichProgress(
+            TextColumn(self.label),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} records"),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=total, events=0)
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- events/s" if speed is None else f"{speed:,.0f} events/s")
+
+
+def connect(bootstrap_servers: Sequence[str], timeout_ms: int | None = None) -> Any:
+    """A consumer in no group: it assigns partitions itself and never commits."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    timeout_ms = CONNECT_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    try:
+        return KafkaConsumer(
+            bootstrap_servers=list(bootstrap_servers),
+            group_id=None,
+            client_id="driftwarden-replay",
+            enable_auto_commit=False,
+            allow_auto_create_topics=False,
+            max_poll_records=500,
+            retry_backoff_ms=20,
+            reconnect_backoff_max_ms=2000,
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 15_000),
+        )
+    except KafkaError:
+        servers = ",".join(bootstrap_servers)
+        raise DriftwardenError(
+            f"no Kafka broker answers at {servers}: start one (scripts/kafka start) "
+            "or fix kafka.bootstrap_servers in the config"
+        ) from None
+
+
+def plan_ranges(
+    consumer: Any, topic: str, since: float, until: float | None
+) -> list[PartitionRange]:
+    """Per partition, the offsets of the records with timestamps in [since, until).
+
+    ``until`` absent: up to the end offsets as they are now, so records produced
+    while the replay runs are not read.
+    """
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise DriftwardenError(f"topic {topic!r} does not exist on the broker")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = consumer.end_offsets(tps)
+        firsts = consumer.offsets_for_times({tp: int(since * 1000) for tp in tps})
+        lasts = (
+            consumer.offsets_for_times({tp: int(until * 1000) for tp in tps})
+            if until is not None
+            else {}
+        )
+    except KafkaError as exc:
+        raise DriftwardenError(f"Kafka refused the offsets of topic {topic!r}: {exc}") from None
+    ranges = []
+    for tp in tps:
+        first = firsts.get(tp)
+        start = first.offset if first is not None else ends[tp]
+        stop = ends[tp]
+        if until is not None and lasts.get(tp) is not None:
+            stop = min(stop, lasts[tp].offset)
+        ranges.append(PartitionRange(topic, tp.partition, start, max(start, stop)))
+    return ranges
+
+
+def replay_topic(
+    config: Config,
+    store: Store,
+    topic: str,
+    since: float,
+    until: float | None,
+    progress: Progress,
+    bootstrap_servers: Sequence[str] | None = None,
+) -> KafkaReplayResult:
+    """Run the pipeline over the records of ``topic`` with timestamps in [since, until)."""
+    if until is not None and until <= since:
+        raise DriftwardenError(f"--until ({iso(until)}) must be after --since ({iso(since)})")
+    consumer = connect(bootstrap_servers or config.kafka.bootstrap_servers)
+    try:
+        ranges = plan_ranges(consumer, topic, since, until)
+        return _replay_ranges(config, store, consumer, ranges, progress)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _replay_ranges(
+    config: Config,
+    store: Store,
+    consumer: Any,
+    ranges: list[PartitionRange],
+    progress: Progress,
+) -> KafkaReplayResult:
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    pipeline = Pipeline(config, store)
+    started = time.perf_counter()
+    positions: dict[tuple[str, int], int] = {}
+    count = 0
+    progress.start(total=sum(r.records for r in ranges))
+    try:
+        for span in ranges:
+            if span.records == 0:
+                continue
+            tp = TopicPartition(span.topic, span.partition)
+            source = f"kafka:{span.topic}"
+            consumer.assign([tp])
+            consumer.seek(tp, span.start)
+            position = span.start
+            last_progress = time.monotonic()
+            while position < span.stop:
+                try:
+                    polled = consumer.poll(timeout_ms=1000)
+                except KafkaError as exc:
+                    raise DriftwardenError(
+                        f"reading {span.topic}[{span.partition}] at offset {position} failed: {exc}"
+                    ) from None
+                records = polled.get(tp, [])
+                if not records:
+                    # Offsets can have gaps (compaction, transaction markers).
+                    position = max(position, consumer.position(tp) or position)
+                    if time.monotonic() - last_progress > STALL_SECONDS:
+                        raise DriftwardenError(
+                            f"no records from {span.topic}[{span.partition}] for "
+                            f"{STALL_SECONDS:.0f} s at offset {position} (range ends at "
+                            f"{span.stop}): is the broker still up?"
+                        )
+                    continue
+                last_progress = time.monotonic()
+                for record in records:
+                    if record.offset >= span.stop:
+                        position = span.stop
+                        break
+                    _feed(pipeline, source, span, record)
+                    position = record.offset + 1
+                    positions[(span.topic, span.partition)] = position
+                    count += 1
+                    if count % CHECKPOINT_RECORDS == 0:
+                        pipeline.checkpoint(dict(positions))
+                    if count % PROGRESS_RECORDS == 0:
+                        progress.advance(count, pipeline.stats.processed)
+        pipeline.checkpoint(dict(positions))
+    finally:
+        progress.finish()
+    return KafkaReplayResult(pipeline.stats, count, time.perf_counter() - started, ranges)
+
+
+def _feed(pipeline: Pipeline, source: str, span: PartitionRange, record: Any) -> None:
+    parsed = parse_event(record.value, default_ts=record.timestamp / 1000.0)
+    if isinstance(parsed, Malformed):
+        raw = record.value if isinstance(record.value, bytes) else b""
+        pipeline.quarantine(
+            QuarantinedRecord(source, parsed.reason, raw, span.topic, span.partition, record.offset)
+        )
+    else:
+        pipeline.feed(parsed)
+
+
+def run_kafka_replay(args: argparse.Namespace) -> int:
+    """``driftwarden replay --topic T --since TIME [--until TIME]``: the CLI's handler."""
+    from monitor.replay import open_replay_store
+
+    check_replay_options(args)
+    since = parse_time(args.since, "--since")
+    until = parse_time(args.until, "--until") if args.until is not None else None
+    if until is not None and until <= since:
+        raise DriftwardenError(f"--until ({iso(until)}) must be after --since ({iso(since)})")
+    config = load_config(args.config)
+    store_path = args.store or config.store.path
+    check_compare_target(args, store_path)
+    consumer = connect(config.kafka.bootstrap_servers)
+    try:
+        # The topic and its range first: a replay that cannot run leaves no store behind.
+        ranges = plan_ranges(consumer, args.topic, since, until)
+        store = open_replay_store(store_path, args.overwrite)
+        try:
+            result = _replay_ranges(config, store, consumer, ranges, RecordProgress("replay"))
+            incidents = store.count("incidents")
+        finally:
+            store.close()
+    finally:
+        consumer.close(autocommit=False)
+    stats = result.stats
+    rate = result.records / result.seconds if result.seconds > 0 else 0.0
+    window = f"{iso(since)} .. {iso(until) if until is not None else 'end'}"
+    spans = ", ".join(f"[{r.partition}] {r.start}-{r.stop}" for r in result.ranges)
+    print(
+        f"replayed {result.records:,} records of topic {args.topic} ({window}; offsets {spans}) "
+        f"in {result.seconds:.1f} s ({rate:,.0f} events/s): {stats.processed:,} events "
+        f"processed, {stats.quarantined:,} quarantined, {stats.alerts:,} alerts in "
+        f"{incidents:,} incidents; store {store_path}"
+    )
+    if stats.unlisted:
+        names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
+        print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
+    if args.compare:
+        print_comparison(compare_stores(store_path, args.compare))
+    return 0
+
+
+def check_compare_target(args: argparse.Namespace, store_path: str | Path) -> None:
+    """Fail before the replay, not after it, when ``--compare`` cannot work."""
+    compare = getattr(args, "compare", None)
+    if not compare:
+        return
+    if not Path(compare).is_file():
+        raise DriftwardenError(f"--compare {compare}: no such store")
+    if Path(compare).resolve() == Path(store_path).resolve():
+        raise DriftwardenError("--compare names the store being written: give another store")
+
+
+# --------------------------------------------------------------------------- compare
+
+AlertKey = tuple[str, str, str, str, float]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Alerts of ``current`` against ``baseline``, keyed by (model, detector, signal, severity,
+    event time to the millisecond)."""
+
+    current: str
+    baseline: str
+    common: int
+    appeared: list[AlertKey]
+    vanished: list[AlertKey]
+
+    @property
+    def identical(self) -> bool:
+        return not self.appeared and not self.vanished
+
+
+def _alert_keys(path: str | Path) -> Counter[AlertKey]:
+    if not Path(path).is_file():
+        raise DriftwardenError(f"no such store: {path}")
+    try:
+        db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise DriftwardenError(f"store {path}: cannot open: {exc}") from None
+    try:
+        rows = db.execute(
+            "SELECT model, detector, signal, severity, event_ts FROM alerts"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise DriftwardenError(f"store {path} has no readable alerts table: {exc}") from None
+    finally:
+        db.close()
+    return Counter((m, d, s, sev, round(float(ts), 3)) for m, d, s, sev, ts in rows)
+
+
+def compare_stores(current: str | Path, baseline: str | Path) -> Comparison:
+    """Which alerts of ``current`` are new (appear) and which of ``baseline`` are gone (vanish)."""
+    now, before = _alert_keys(current), _alert_keys(baseline)
+    order = _key_order
+    return Comparison(
+        current=str(current),
+        baseline=str(baseline),
+        common=sum((now & before).values()),
+        appeared=sorted((now - before).elements(), key=order),
+        vanished=sorted((before - now).elements(), key=order),
+    )
+
+
+def _key_order(key: AlertKey) -> tuple[float, str, str, str, str]:
+    model, detector, signal, severity, ts = key
+    return (ts, model, detector, signal, severity)
+
+
+def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
+    """A readable table of appearing and vanishing alerts, then the counts."""
+    console = console or Console(width=max(Console().width, 110))
+    c = comparison
+    if c.identical:
+        console.print(
+            f"compared with {c.baseline}: the same {c.common:,} alerts, none appear or vanish"
+        )
+        return
+    changes = [("appears", key) for key in c.appeared] + [("vanishes", key) for key in c.vanished]
+    changes.sort(key=lambda item: _key_order(item[1]))
+    table = Table(title=f"Alerts of {c.current} against {c.baseline}")
+    for column in ("change", "model", "detector", "signal", "severity", "event time"):
+        table.add_column(column)
+    for change, (model, detector, signal, severity, ts) in changes[:COMPARE_ROWS]:
+        style = "green" if change == "appears" else "red"
+        mark = "+ appears" if change == "appears" else "- vanishes"
+        table.add_row(Text(mark, style=style), model, detector, signal, severity, iso(ts))
+    console.print(table)
+    if len(changes) > COMPARE_ROWS:
+        console.print(f"... and {len(changes) - COMPARE_ROWS:,} more changes")
+    console.print(
+        f"compared with {c.baseline}: {c.common:,} alerts in both, "
+        f"{len(c.appeared):,} appear, {len(c.vanished):,} vanish"
+    )
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The replay command on its own, as ``driftwarden replay`` defines it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.kafka_replay",
+        description="Replay a Kafka time range (or a file) through the pipeline.",
+    )
+    parser.add_argument("--config", required=True, help="the TOML config")
+    parser.add_argument("--store", help="SQLite store to write (default: the config's store.path)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="empty the store first if it holds alerts"
+    )
+    register_replay_options(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.topic is None:
+            raise DriftwardenError("use `driftwarden replay --input FILE` for files")
+        return run_kafka_replay(args)
+    except DriftwardenError as exc:
+        print(f"driftwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftwarden: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
