@@ -66,6 +66,7 @@ class AlertingConfig:
 @dataclass(frozen=True)
 class NotificationsConfig:
     repeat_seconds: float = 14_400.0
+    group_interval_seconds: float = 300.0
     max_age_seconds: float = 86_400.0
     external_url: str = ""
 

@@ -63,6 +63,7 @@ class Daemon:
                 config.webhooks,
                 NotificationContext(config_path=config.source, external_url=notes.external_url),
                 repeat_seconds=notes.repeat_seconds,
+                group_interval_seconds=notes.group_interval_seconds,
             )
             if config.webhooks
             else None

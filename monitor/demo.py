@@ -288,6 +288,11 @@ class Demo:
             "[ops]",
             f"port = {self.ops_port}",
             "",
+            "# Event time runs ~100x faster than the wall clock here: update on-call",
+            "# about new signals within seconds, not the production 5 minutes.",
+            "[notifications]",
+            "group_interval_seconds = 2.0",
+            "",
             "[[webhooks]]",
             f"url = {_toml(url)}",
             'format = "generic"',
@@ -632,7 +637,7 @@ def _notified(notes: list[Notification], model: str, signal_name: str, incident:
     """The notifications that told on-call about this signal (one per incident change).
 
     A detection joining an incident that was already notified, at the same
-    severity, sends nothing new: on-call already has that incident.
+    severity, is sent as a "new signals" update at most every group interval.
     """
     matching = [n for n in notes if n.mentions(model, signal_name)]
     if matching:

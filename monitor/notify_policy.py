@@ -52,13 +52,19 @@ CREATE TABLE IF NOT EXISTS incident_notifications (
     sequence INTEGER NOT NULL,
     severity TEXT NOT NULL,
     status TEXT NOT NULL,
-    last_notified_at REAL NOT NULL DEFAULT 0
+    last_notified_at REAL NOT NULL DEFAULT 0,
+    signal_count INTEGER NOT NULL DEFAULT 0
 );
 """
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
     db.executescript(SCHEMA)
+    columns = {c.name for c in db["incident_notifications"].columns}
+    if "signal_count" not in columns:  # a store written before signals were counted
+        db.execute(
+            "ALTER TABLE incident_notifications ADD COLUMN signal_count INTEGER NOT NULL DEFAULT 0"
+        )
     outbox.ensure_schema(db)
 
 
@@ -130,6 +136,9 @@ class NotificationPolicy:
     targets: Sequence[Any]
     context: NotificationContext = field(default_factory=NotificationContext)
     repeat_seconds: float = 4 * 3600.0
+    # Like Alertmanager's group_interval: a new signal joining a notified incident
+    # is worth an update, but not more often than this (wall clock).
+    group_interval_seconds: float = 300.0
 
     def enqueue_changes(self, db: sqlite_utils.Database, now: float) -> int:
         """Turn incident changes since the last call into outbox rows; returns rows written.
@@ -139,7 +148,8 @@ class NotificationPolicy:
         """
         rows = db.execute(
             "SELECT i.*, n.sequence AS n_sequence, n.severity AS n_severity, "
-            "n.status AS n_status, n.last_notified_at AS n_last FROM incidents i "
+            "n.status AS n_status, n.last_notified_at AS n_last, "
+            "n.signal_count AS n_signals FROM incidents i "
             "LEFT JOIN incident_notifications n ON n.incident_id = i.id "
             "WHERE n.incident_id IS NULL OR n.status = 'firing' ORDER BY i.id"
         )
@@ -199,14 +209,15 @@ class NotificationPolicy:
             )
         last = now if chosen and kind != "resolve" else incident["n_last"] or 0.0
         db.execute(
-            "INSERT OR REPLACE INTO incident_notifications "
-            "(incident_id, sequence, severity, status, last_notified_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO incident_notifications (incident_id, sequence, severity, "
+            "status, last_notified_at, signal_count) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 incident["id"],
                 sequence,
                 incident["severity"],
                 "resolved" if incident["status"] == "resolved" else "firing",
                 last,
+                _signal_count(incident),
             ],
         )
         return len(chosen)
@@ -219,8 +230,11 @@ class NotificationPolicy:
             return "resolve", "resolved"
         if SEVERITY_RANK[incident["severity"]] > SEVERITY_RANK[incident["n_severity"]]:
             return "update", "escalated"
-        due = now - (incident["n_last"] or 0.0) >= self.repeat_seconds
-        if incident["status"] == "open" and due:
+        since_last = now - (incident["n_last"] or 0.0)
+        grown = _signal_count(incident) > (incident["n_signals"] or 0)
+        if grown and since_last >= self.group_interval_seconds:
+            return "update", "new_signals"
+        if incident["status"] == "open" and since_last >= self.repeat_seconds:
             return "update", "repeat"
         return None
 
@@ -241,6 +255,10 @@ class NotificationPolicy:
             return []
         rank = SEVERITY_RANK[incident["severity"]]
         return [(i, t) for i, t in enumerate(self.targets) if rank >= SEVERITY_RANK[t.min_severity]]
+
+
+def _signal_count(incident: Mapping[str, Any]) -> int:
+    return len(orjson.loads(incident["signals"]))
 
 
 def _alerts(db: sqlite_utils.Database, incident_id: int) -> list[dict[str, Any]]:

@@ -194,7 +194,12 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
     return {k: v for k, v in maps[0].items() if all(m.get(k) == v for m in maps[1:])}
 
 
-SLACK_VERB = {"new": "New incident", "escalated": "Escalated", "repeat": "Still firing"}
+SLACK_VERB = {
+    "new": "New incident",
+    "escalated": "Escalated",
+    "new_signals": "New signals",
+    "repeat": "Still firing",
+}
 
 
 def slack_payload(n: Notice) -> dict[str, Any]:

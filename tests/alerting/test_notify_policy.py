@@ -128,3 +128,18 @@ def test_a_replay_recomputes_the_same_rows(tmp_path, record, make_finding):
         rows.append(store.db.execute("SELECT webhook_id, body FROM outbox ORDER BY id").fetchall())
         store.close()
     assert rows[0] == rows[1]
+
+
+def test_a_new_signal_joining_a_notified_incident_is_an_update_once_per_interval(
+    store, record, make_finding
+):
+    policy = NotificationPolicy([WebhookTarget("http://h/all", "generic", "info")])
+    now = time.time()
+    record(store, "fraud", make_finding("amount", 1_764_140_000.0))
+    assert _tick(store, policy, now) == 1
+    record(store, "fraud", make_finding("amount", 1_764_140_060.0))  # same signal again
+    record(store, "fraud", make_finding("country", 1_764_140_120.0))
+    assert _tick(store, policy, now + 10) == 0  # within the group interval
+    assert _tick(store, policy, now + 300) == 1
+    assert _tick(store, policy, now + 900) == 0  # nothing new since
+    assert [row[2] for row in _outbox(store)] == ["new", "new_signals"]
