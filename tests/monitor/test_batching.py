@@ -1,0 +1,76 @@
+"""Events to detector columns: the fast column builder agrees with the plain definition."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.batching import row_batch
+from monitor.events import Event
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["a", "b", "DE", ""]),
+)
+features = st.one_of(
+    st.none(), st.dictionaries(st.sampled_from(["x", "y", "z", "w"]), values, max_size=4)
+)
+events = st.lists(
+    st.builds(
+        Event,
+        type=st.just("prediction"),
+        model=st.just("m"),
+        ts=st.floats(0, 1e9),
+        features=features,
+        score=st.one_of(st.none(), st.floats(0, 1)),
+        prediction=st.one_of(
+            st.none(), st.booleans(), st.sampled_from(["ok", "fraud"]), st.floats(-5, 5)
+        ),
+        client=st.one_of(st.none(), st.sampled_from(["k1", "k2"])),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _plain(batch_events: list[Event]) -> tuple[dict[str, list[float]], dict[str, list[object]]]:
+    """The definition: numbers are numeric, strings and bools labels, None or absent missing."""
+    n = len(batch_events)
+    numeric: dict[str, list[float]] = {}
+    labels: dict[str, list[object]] = {}
+    for i, event in enumerate(batch_events):
+        for name, value in (event.features or {}).items():
+            if value is None:
+                continue
+            if isinstance(value, bool | str):
+                text = ("true" if value else "false") if isinstance(value, bool) else value
+                labels.setdefault(name, [None] * n)[i] = text
+            else:
+                numeric.setdefault(name, [math.nan] * n)[i] = float(value)
+    return numeric, labels
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_columns_match_the_definition(batch_events: list[Event]) -> None:
+    batch = row_batch(batch_events)
+    numeric, labels = _plain(batch_events)
+    assert set(batch.numeric) == set(numeric)
+    for name, expected in numeric.items():
+        np.testing.assert_array_equal(batch.numeric[name], np.array(expected))
+    assert set(batch.categorical) == set(labels)
+    for name, expected in labels.items():
+        assert batch.categorical[name].tolist() == expected
+    without = [e.features is None for e in batch_events]
+    if any(without):
+        assert batch.has_features is not None
+        assert batch.has_features.tolist() == [not w for w in without]
+    else:
+        assert batch.has_features is None
+    assert batch.ts.tolist() == [e.ts for e in batch_events]
