@@ -7,6 +7,7 @@ Kinds:
   numeric prediction, metric series).
 - ``metric``: an anomaly detector for serving-metric series.
 - ``multivariate``: a test on the joint distribution of the numeric features.
+- ``client``: a test per caller identity (the ``client`` field of events).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from detectors.adwin import ADWIN
 from detectors.chi2 import ChiSquare
+from detectors.client_volume import ClientVolume
 from detectors.confidence import ConfidenceDrop
 from detectors.cramer_von_mises import CramerVonMises
 from detectors.cusum import CUSUM
@@ -31,7 +33,7 @@ from detectors.psi import PopulationStability
 from detectors.unseen import UnseenShare
 from detectors.wasserstein import NormalisedWasserstein
 
-Kind = Literal["window", "change", "metric", "multivariate"]
+Kind = Literal["window", "change", "metric", "multivariate", "client"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ register("page_hinkley", "change", PageHinkley, "Page-Hinkley change points on b
 register("adwin", "change", ADWIN, "ADWIN adaptive windowing on block means")
 register("metric_anomaly", "metric", MetricAnomaly, "spikes, level shifts, flat-lines of a metric")
 register("pca_drift", "multivariate", PCADrift, "PCA reconstruction error of numeric features")
+register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "ks",
@@ -93,5 +96,6 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "confidence",
     "pca_drift",
     "cusum",
+    "client_volume",
 )
 DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ("metric_anomaly",)

@@ -62,7 +62,7 @@ class SuiteSettings:
             raise ValueError(
                 f"false_alarm_events must be a number >= 10 * window, got {fa!r}; pass e.g. 1e7"
             )
-        win_kinds = ("window", "change", "multivariate")
+        win_kinds = ("window", "change", "multivariate", "client")
         object.__setattr__(self, "detectors", _names("detectors", self.detectors, win_kinds))
         metric_names = _names("metric_detectors", self.metric_detectors, ("change", "metric"))
         object.__setattr__(self, "metric_detectors", metric_names)

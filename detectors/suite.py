@@ -34,6 +34,7 @@ import numpy as np
 from detectors import registry
 from detectors.alarms import AlarmTracker
 from detectors.base import Finding, RowBatch
+from detectors.clients import ClientWatch
 from detectors.codec import decode_float, encode_float
 from detectors.metrics import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
@@ -76,6 +77,7 @@ class ModelDetectors:
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
         self._metrics: dict[str, MetricSeries] = {}
+        self._clients = ClientWatch(settings)
 
     # -- reference ------------------------------------------------------
     @property
@@ -155,6 +157,7 @@ class ModelDetectors:
                     f"column {name!r} has {len(col)} values for {n} events; fix the batch"
                 )
         out: list[Finding] = []
+        first_index = self._events
         start = 0
         while start < n:
             if self._warmup is not None:
@@ -168,6 +171,9 @@ class ModelDetectors:
             take = min(n - start, self.settings.window - self._fill)
             out += self._segment(batch, start, start + take, self._fill)
             start += take
+        if batch.client is not None and self._clients.detectors:
+            out += self._clients.observe(batch.client, batch.ts, first_index, self._alarms)
+            out.sort(key=lambda f: int(f.details["event_index"]))  # stable: ties keep order
         return out
 
     def _segment(self, batch: RowBatch, start: int, stop: int, filled: int) -> list[Finding]:
@@ -271,6 +277,7 @@ class ModelDetectors:
             "fill": self._fill,
             "alarms": self._alarms.dump(),
             "metrics": {k: m.dump() for k, m in self._metrics.items()},
+            "clients": self._clients.dump(),
         }
 
     @classmethod
@@ -296,4 +303,5 @@ class ModelDetectors:
         md._fill = state["fill"]
         md._alarms = AlarmTracker.load(state["alarms"])
         md._metrics = {k: MetricSeries.load(v) for k, v in state["metrics"].items()}
+        md._clients.restore(state.get("clients", {}))
         return md

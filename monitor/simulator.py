@@ -22,6 +22,7 @@ COUNTRIES = ["DE", "FR", "US", "GB", "NL", "ES", "IT", "PL"]
 COUNTRY_MIX = np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03])
 SHIFTED_MIX = np.array([0.1, 0.1, 0.15, 0.1, 0.1, 0.07, 0.05, 0.33])
 DEVICES = ["ios", "android", "web"]
+SCRAPER = "client:scraper-1"
 PLANS = ["basic", "plus", "pro"]
 
 
@@ -61,6 +62,7 @@ def schedule(events: int) -> list[InjectedIncident]:
         ("gradual_drift", "churn", "tenure_months", 0.4, "tenure falls by 40% over 20%"),
         ("score_collapse", "churn", "score", 0.65, "scores fall towards 0.5"),
         ("latency_spike", "fraud", "latency_ms", 0.8, "latency triples for a while"),
+        ("client_scraping", "fraud", SCRAPER, 0.7, "a new API key sends 20% of fraud requests"),
     ]
     return [
         InjectedIncident(kind, model, signal, at(f), START_TS + at(f) * EVENT_SPACING, text)
@@ -75,6 +77,9 @@ def simulate(events: int, seed: int) -> tuple[Iterator[dict[str, Any]], Truth]:
 
 def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str, Any]]:
     rng = np.random.default_rng(seed)
+    # A generator of its own, so the scraper leaves every other draw unchanged.
+    scraping = np.random.default_rng(seed + 1_000)
+    scrape_end = starts["client_scraping"] + total // 10
     latency_end = starts["latency_spike"] + total // 20
     gradual_span = max(1, total // 5)
     for i in range(total):
@@ -95,7 +100,10 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
                 "ts": ts,
             }
         elif draw < 0.6:
-            yield _fraud(rng, i, ts, starts)
+            event = _fraud(rng, i, ts, starts)
+            if starts["client_scraping"] <= i < scrape_end and scraping.random() < 0.2:
+                event["client"] = SCRAPER.removeprefix("client:")
+            yield event
         else:
             progress = min(1.0, max(0.0, (i - starts["gradual_drift"]) / gradual_span))
             yield _churn(rng, i, ts, starts, progress)

@@ -22,6 +22,9 @@ CITY_P /= CITY_P.sum()
 DEVICES = np.array([f"dev{i}" for i in range(5000)], dtype=object)
 DEVICE_P = 1.0 / np.arange(1, 5001) ** 1.2
 DEVICE_P /= DEVICE_P.sum()
+CLIENTS = np.array([f"api-key-{i}" for i in range(40)], dtype=object)
+CLIENT_P = 1.0 / np.arange(1, 41) ** 0.8
+CLIENT_P /= CLIENT_P.sum()
 CLASSES = np.array(["cat", "dog", "bird"], dtype=object)
 
 
@@ -37,6 +40,7 @@ class Drift:
     unseen_share: float = 0.0  # share of device_id replaced by never-seen ids
     score_drop: float = 0.0  # subtracted from the logit of the score
     score_invalid_share: float = 0.0  # share of scores set to 1.5 (out of range)
+    heavy_client_share: float = 0.0  # share of events sent by one new client ("scraper")
 
 
 def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) -> RowBatch:
@@ -88,7 +92,13 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
         score[after & (rng.random(n) < drift.score_invalid_share)] = 1.5
     pred = CLASSES[np.digitize(score + 0.1 * rng.normal(0, 1, n), [0.4, 0.7])]
     ts = 1.7e9 + idx * 0.01
-    return RowBatch(ts=ts, numeric=num, categorical=cat, score=score, prediction=pred)
+    # Drawn last, so the columns above are the same with or without clients.
+    client = CLIENTS[rng.choice(len(CLIENTS), n, p=CLIENT_P)]
+    if drift is not None and drift.heavy_client_share:
+        client[after & (rng.random(n) < drift.heavy_client_share)] = "scraper"
+    return RowBatch(
+        ts=ts, numeric=num, categorical=cat, score=score, prediction=pred, client=client
+    )
 
 
 def stream_chunks(n: int, seed: int, drift: Drift | None = None, chunk: int = 100_000):

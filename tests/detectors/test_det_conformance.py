@@ -26,6 +26,7 @@ DRIFT = Drift(
     unseen_share=0.3,
     score_drop=2.0,
     score_invalid_share=0.05,
+    heavy_client_share=0.3,
 )
 
 
@@ -103,6 +104,7 @@ def test_bad_arguments_raise_value_error(name: str) -> None:
         "arl_events": -5.0,
         "history": 1,
         "variance": 2.0,
+        "min_events": 0,
     }
     params = registry.get(name).factory().dump()["params"]
     key = next(k for k in bad if k in params)
