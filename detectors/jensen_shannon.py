@@ -6,17 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from detectors.binning import categorical_shares, numeric_shares
-from detectors.reference import CategoricalReference, NumericReference
+from detectors.share_test import ShareDistanceTest
 from detectors.window_test import (
     CATEGORICAL,
     NUMERIC,
-    CategoricalWindow,
-    NumericWindow,
-    WindowOutcome,
-    WindowTest,
     require_positive,
-    severity_for,
 )
 
 
@@ -33,7 +27,7 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max(0.5 * (kl(p) + kl(q)), 0.0)))
 
 
-class JensenShannon(WindowTest):
+class JensenShannon(ShareDistanceTest):
     """A threshold test on the Jensen-Shannon distance; the distance is the effect size."""
 
     name = "jensen_shannon"
@@ -63,28 +57,5 @@ class JensenShannon(WindowTest):
             "min_values": self.min_values,
         }
 
-    def _outcome(self, ref_share: np.ndarray, win_share: np.ndarray) -> WindowOutcome:
-        value = js_distance(ref_share, win_share)
-        return WindowOutcome(
-            statistic=value,
-            effect_size=value,
-            severity=severity_for(value, self.critical_effect),
-            threshold=self.threshold,
-            exceeded=value >= self.threshold,
-            details={"bins": int(ref_share.shape[0])},
-        )
-
-    def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
-        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
-            return None
-        return self._outcome(*numeric_shares(ref, win, self.bins))
-
-    def test_categorical(
-        self, ref: CategoricalReference, win: CategoricalWindow
-    ) -> WindowOutcome | None:
-        if int(win.counts.sum()) < self.min_values:
-            return None
-        ref_share, win_share = categorical_shares(ref, win)
-        if ref_share.shape[0] < 2:
-            return None
-        return self._outcome(ref_share, win_share)
+    def distance(self, ref_share: np.ndarray, win_share: np.ndarray) -> float:
+        return js_distance(ref_share, win_share)

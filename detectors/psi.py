@@ -6,17 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from detectors.binning import categorical_shares, numeric_shares
-from detectors.reference import CategoricalReference, NumericReference
+from detectors.share_test import ShareDistanceTest
 from detectors.window_test import (
     CATEGORICAL,
     NUMERIC,
-    CategoricalWindow,
-    NumericWindow,
-    WindowOutcome,
-    WindowTest,
     require_positive,
-    severity_for,
 )
 
 
@@ -27,7 +21,7 @@ def psi(ref_share: np.ndarray, win_share: np.ndarray, eps: float) -> float:
     return float(np.sum((w - r) * np.log(w / r)))
 
 
-class PopulationStability(WindowTest):
+class PopulationStability(ShareDistanceTest):
     """PSI, a threshold test: by the usual convention 0.1 is a moderate shift and
     0.25 a major one. Not p-value calibrated; the statistic is the effect size."""
 
@@ -62,28 +56,5 @@ class PopulationStability(WindowTest):
             "min_values": self.min_values,
         }
 
-    def _outcome(self, ref_share: np.ndarray, win_share: np.ndarray) -> WindowOutcome:
-        value = psi(ref_share, win_share, self.eps)
-        return WindowOutcome(
-            statistic=value,
-            effect_size=value,
-            severity=severity_for(value, self.critical_effect),
-            threshold=self.threshold,
-            exceeded=value >= self.threshold,
-            details={"bins": int(ref_share.shape[0])},
-        )
-
-    def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
-        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
-            return None
-        return self._outcome(*numeric_shares(ref, win, self.bins))
-
-    def test_categorical(
-        self, ref: CategoricalReference, win: CategoricalWindow
-    ) -> WindowOutcome | None:
-        if int(win.counts.sum()) < self.min_values:
-            return None
-        ref_share, win_share = categorical_shares(ref, win)
-        if ref_share.shape[0] < 2:
-            return None
-        return self._outcome(ref_share, win_share)
+    def distance(self, ref_share: np.ndarray, win_share: np.ndarray) -> float:
+        return psi(ref_share, win_share, self.eps)

@@ -108,7 +108,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from monitor.progress import Progress
-    from monitor.replay import open_replay_store, replay_file
+    from monitor.replay import open_replay_store, print_summary, replay_file
 
     if args.topic is not None:
         return kafka_replay.run_kafka_replay(args)
@@ -125,16 +125,7 @@ def _replay(args: argparse.Namespace) -> int:
         incidents = store.count("incidents")
     finally:
         store.close()
-    stats = result.stats
-    rate = stats.processed / result.seconds if result.seconds > 0 else 0.0
-    print(
-        f"replayed {result.lines:,} lines in {result.seconds:.1f} s ({rate:,.0f} events/s): "
-        f"{stats.processed:,} events processed, {stats.quarantined:,} quarantined, "
-        f"{stats.alerts:,} alerts in {incidents:,} incidents; store {store_path}"
-    )
-    if stats.unlisted:
-        names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
-        print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
+    print_summary(f"{result.lines:,} lines", result.seconds, result.stats, incidents, store_path)
     if args.compare:
         kafka_replay.print_comparison(kafka_replay.compare_stores(store_path, args.compare))
     return 0

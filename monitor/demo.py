@@ -674,22 +674,3 @@ def _last_line(path: Path) -> str:
     except OSError:
         return "no log"
     return lines[-1][:300] if lines else "no output"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m monitor.demo``: the same as ``driftwarden demo``."""
-    parser = argparse.ArgumentParser(prog="driftwarden demo", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_demo(args)
-    except DriftwardenError as exc:
-        print(f"driftwarden: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("driftwarden: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
 from monitor.pipeline import Pipeline, PipelineStats
 from monitor.progress import Progress
+from monitor.replay import print_summary
 from monitor.store import QuarantinedRecord, Store
 
 CHECKPOINT_RECORDS = 50_000
@@ -362,18 +362,10 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
     finally:
         consumer.close(autocommit=False)
     stats = result.stats
-    rate = result.records / result.seconds if result.seconds > 0 else 0.0
     window = f"{iso(since)} .. {iso(until) if until is not None else 'end'}"
     spans = ", ".join(f"[{r.partition}] {r.start}-{r.stop}" for r in result.ranges)
-    print(
-        f"replayed {result.records:,} records of topic {args.topic} ({window}; offsets {spans}) "
-        f"in {result.seconds:.1f} s ({rate:,.0f} events/s): {stats.processed:,} events "
-        f"processed, {stats.quarantined:,} quarantined, {stats.alerts:,} alerts in "
-        f"{incidents:,} incidents; store {store_path}"
-    )
-    if stats.unlisted:
-        names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
-        print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
+    what = f"{result.records:,} records of topic {args.topic} ({window}; offsets {spans})"
+    print_summary(what, result.seconds, stats, incidents, store_path)
     if args.compare:
         print_comparison(compare_stores(store_path, args.compare))
     return 0
@@ -472,39 +464,3 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
         f"compared with {c.baseline}: {c.common:,} alerts in both, "
         f"{len(c.appeared):,} appear, {len(c.vanished):,} vanish"
     )
-
-
-# --------------------------------------------------------------------------- standalone
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The replay command on its own, as ``driftwarden replay`` defines it."""
-    parser = argparse.ArgumentParser(
-        prog="python -m monitor.kafka_replay",
-        description="Replay a Kafka time range (or a file) through the pipeline.",
-    )
-    parser.add_argument("--config", required=True, help="the TOML config")
-    parser.add_argument("--store", help="SQLite store to write (default: the config's store.path)")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="empty the store first if it holds alerts"
-    )
-    register_replay_options(parser)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.topic is None:
-            raise DriftwardenError("use `driftwarden replay --input FILE` for files")
-        return run_kafka_replay(args)
-    except DriftwardenError as exc:
-        print(f"driftwarden: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("driftwarden: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,21 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
             for table in (*tables, "outbox", "incident_notifications", "audit"):
                 db.execute(f"DELETE FROM [{table}]")
     return store
+
+
+def print_summary(
+    what: str, seconds: float, stats: PipelineStats, incidents: int, store_path: str | Path
+) -> None:
+    """The closing lines of a replay, from a file or from Kafka."""
+    rate = stats.processed / seconds if seconds > 0 else 0.0
+    print(
+        f"replayed {what} in {seconds:.1f} s ({rate:,.0f} events/s): "
+        f"{stats.processed:,} events processed, {stats.quarantined:,} quarantined, "
+        f"{stats.alerts:,} alerts in {incidents:,} incidents; store {store_path}"
+    )
+    if stats.unlisted:
+        names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
+        print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
 
 
 def replay_file(config: Config, store: Store, input_path: Path, progress: Progress) -> ReplayResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import socket
@@ -25,14 +24,7 @@ EVENTS = 60_000
 
 
 def _demo_command() -> list[str]:
-    """``python -m monitor.cli demo`` once the CLI lists it; the same code via its module before."""
-    from monitor import cli
-
-    parser = cli._parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "demo" in commands.choices:
-        return [sys.executable, "-m", "monitor.cli", "demo"]
-    return [sys.executable, "-m", "monitor.demo"]
+    return [sys.executable, "-m", "monitor.cli", "demo"]
 
 
 def _run_demo(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

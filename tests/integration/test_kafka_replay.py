@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from monitor import kafka_replay
+from monitor import cli, kafka_replay
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
 from monitor.kafka_replay import compare_stores, parse_time, replay_topic
@@ -121,8 +121,18 @@ def test_whole_topic_gives_the_file_replays_alerts_and_leaves_the_live_group_alo
 ) -> None:
     config = _config(recorded.folder / "whole.toml", recorded.bootstrap)
     store = recorded.folder / "from-kafka.db"
-    code = kafka_replay.main(
-        ["--config", str(config), "--topic", recorded.topic, "--since", "0", "--store", str(store)]
+    code = cli.main(
+        [
+            "replay",
+            "--config",
+            str(config),
+            "--topic",
+            recorded.topic,
+            "--since",
+            "0",
+            "--store",
+            str(store),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -206,7 +216,7 @@ def test_compare_lists_alerts_that_appear_and_vanish_under_another_config(
     )
     new = recorded.folder / "ks-only.db"
     argv = ["--config", str(ks_only), "--topic", recorded.topic, "--since", "0"]
-    code = kafka_replay.main([*argv, "--store", str(new), "--compare", str(base)])
+    code = cli.main(["replay", *argv, "--store", str(new), "--compare", str(base)])
     out = capsys.readouterr().out
     assert code == 0, out
 
@@ -234,7 +244,7 @@ def test_compare_lists_alerts_that_appear_and_vanish_under_another_config(
 
     # The same config over the same range again: nothing appears or vanishes.
     again = recorded.folder / "ks-only-again.db"
-    code = kafka_replay.main([*argv, "--store", str(again), "--compare", str(new)])
+    code = cli.main(["replay", *argv, "--store", str(again), "--compare", str(new)])
     out = capsys.readouterr().out
     assert code == 0
     assert f"the same {sum(now.values()):,} alerts, none appear or vanish" in out
@@ -252,7 +262,7 @@ def test_times_and_options_are_checked_before_any_work(
     config = _config(tmp_path / "c.toml", "127.0.0.1:1")
     base = ["--config", str(config), "--topic", "t"]
     for argv in ([*base], [*base, "--since", "100", "--until", "50"]):
-        assert kafka_replay.main(argv) == 2
+        assert cli.main(["replay", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("driftwarden: ") and err.count("\n") == 1, err
     assert not (tmp_path / "c.db").exists(), "a refused replay must not create its store"
@@ -264,7 +274,7 @@ def test_an_unreachable_broker_is_one_line_and_exit_2(
     monkeypatch.setattr(kafka_replay, "CONNECT_TIMEOUT_MS", 2000)
     config = _config(tmp_path / "c.toml", f"127.0.0.1:{free_port()}")
     argv = ["--config", str(config), "--topic", "t", "--since", "0"]
-    assert kafka_replay.main(argv) == 2
+    assert cli.main(["replay", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("driftwarden: no Kafka broker answers at 127.0.0.1:"), err
     assert err.count("\n") == 1, err
