@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-KINDS = ("alert", "incident_transition", "notification", "config_load", "baseline_change")
+KINDS = (
+    "alert",
+    "incident_transition",
+    "notification",
+    "config_load",
+    "baseline_change",
+    "silence",
+)
 GENESIS = "0" * 64
 
 SCHEMA = """

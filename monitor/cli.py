@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__, demo, incident_commands, kafka_replay, report
+from monitor import __version__, demo, incident_commands, kafka_replay, report, silence_commands
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
 
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=_score)
 
     incident_commands.register(commands)
+    silence_commands.register(commands)
     demo.register(commands)
     report.register(commands)
     return parser

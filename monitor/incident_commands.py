@@ -57,7 +57,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 @contextmanager
-def _opened(args: argparse.Namespace) -> Iterator[Store]:
+def opened_store(args: argparse.Namespace) -> Iterator[Store]:
     if args.store:
         path = Path(args.store)
     elif args.config:
@@ -82,7 +82,7 @@ def _incident(store: Store, number: int) -> dict[str, Any]:
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
-def _when(ts: float | None) -> str:
+def format_time(ts: float | None) -> str:
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return "-"
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -100,7 +100,7 @@ def _span(start: float | None, end: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened_store(args) as store:
         where, params = ("WHERE status = ?", [args.status]) if args.status else ("", [])
         rows = store.db.execute(
             "SELECT id, status, severity, model, title, alert_count, first_event_ts, "
@@ -113,14 +113,14 @@ def _list(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=column != "title")
     for n, status, severity, _, title, count, first, _, ack_by, res_by in rows:
         table.add_row(
-            str(n), status, severity, title, str(count), _when(first), res_by or ack_by or "-"
+            str(n), status, severity, title, str(count), format_time(first), res_by or ack_by or "-"
         )
     Console().print(table if rows else "no incidents")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened_store(args) as store:
         incident = _incident(store, args.incident)
         alerts = store.db.execute(
             "SELECT id, detector, signal, severity, event_ts, details FROM alerts "
@@ -139,14 +139,14 @@ def _show(args: argparse.Namespace) -> int:
         ("status", incident["status"]),
         ("severity", incident["severity"]),
         ("signals", ", ".join(orjson.loads(incident["signals"]))),
-        ("first alert (event time)", _when(incident["first_event_ts"])),
-        ("last alert (event time)", _when(incident["last_event_ts"])),
-        ("opened (wall clock)", _when(incident["opened_at"])),
+        ("first alert (event time)", format_time(incident["first_event_ts"])),
+        ("last alert (event time)", format_time(incident["last_event_ts"])),
+        ("opened (wall clock)", format_time(incident["opened_at"])),
         ("time to detect (from window start)", _span(onset, incident["first_event_ts"])),
-        ("acknowledged", f"{_when(incident['acknowledged_at'])} by "
+        ("acknowledged", f"{format_time(incident['acknowledged_at'])} by "
          f"{incident['acknowledged_by'] or '-'}"),
         ("time to acknowledge", _span(incident["opened_at"], incident["acknowledged_at"])),
-        ("resolved", f"{_when(incident['resolved_at'])} by {incident['resolved_by'] or '-'}"),
+        ("resolved", f"{format_time(incident['resolved_at'])} by {incident['resolved_by'] or '-'}"),
         ("time to resolve", _span(incident["opened_at"], incident["resolved_at"])),
     ):  # fmt: skip
         summary.add_row(label, str(value))
@@ -157,7 +157,7 @@ def _show(args: argparse.Namespace) -> int:
     for (n, detector, signal, severity, event_ts, _), d in zip(alerts, details, strict=True):
         table.add_row(
             str(n),
-            _when(event_ts),
+            format_time(event_ts),
             detector,
             signal,
             severity,
@@ -173,7 +173,7 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _who(args: argparse.Namespace) -> str:
+def who_is_acting(args: argparse.Namespace) -> str:
     if args.by:
         return str(args.by)
     try:
@@ -183,9 +183,9 @@ def _who(args: argparse.Namespace) -> str:
 
 
 def _transition(args: argparse.Namespace, to: str) -> int:
-    who = _who(args)
+    who = who_is_acting(args)
     now = time.time()
-    with _opened(args) as store, write_transaction(store.db) as db:
+    with opened_store(args) as store, write_transaction(store.db) as db:
         incident = _incident(store, args.incident)
         status = incident["status"]
         if status == "resolved" or status == to:
@@ -212,7 +212,7 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    with _opened(args) as store:
+    with opened_store(args) as store:
         rows = store.count("audit")
         problem = AuditLog.verify(store.db)
     if problem is None:

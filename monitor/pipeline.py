@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import sqlite_utils
 
 from detectors.base import Finding
 from detectors.suite import ModelDetectors
@@ -35,6 +36,7 @@ class ModelPipeline:
     events: int = 0
     labels: int = 0
     latest_ts: float = float("-inf")
+    baseline_logged: bool = False
     rows: list[Event] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
@@ -104,7 +106,10 @@ class Pipeline:
                 pipeline = ModelPipeline(name, ModelDetectors(settings))
             else:
                 state, events = saved
-                pipeline = ModelPipeline(name, ModelDetectors.load(state), events=events)
+                detectors = ModelDetectors.load(state)
+                pipeline = ModelPipeline(
+                    name, detectors, events=events, baseline_logged=detectors.has_reference
+                )
             self.models[name] = pipeline
         return pipeline
 
@@ -144,6 +149,7 @@ class Pipeline:
                 AuditLog.append_new_alerts(db)
             for name in sorted(self._touched):
                 self.policy.resolve_quiet(db, name, self.models[name].latest_ts)
+                self._log_new_baseline(db, self.models[name])
             if self.notifier is not None:
                 self.notifier.enqueue_changes(db, time.time())
             self.store.write_checkpoint(db, work)
@@ -152,6 +158,15 @@ class Pipeline:
         self._quarantine = []
         self._touched = set()
         return written
+
+    def _log_new_baseline(self, db: sqlite_utils.Database, model: ModelPipeline) -> None:
+        """The audit log records when a model's reference is fixed, and from how many events."""
+        if model.baseline_logged or not model.detectors.has_reference:
+            return
+        settings = model.detectors.settings
+        content = {"source": "warm-up", "reference_events": settings.reference_size}
+        AuditLog.append(db, "baseline_change", f"model:{model.name}", content)
+        model.baseline_logged = True
 
     def forget_models(self) -> None:
         """Drop in-memory detector state; it reloads from the store when next needed.

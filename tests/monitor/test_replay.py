@@ -61,6 +61,10 @@ def test_replay_quarantines_malformed_lines_and_is_deterministic(
         assert a.alerts() == b.alerts()
         assert a.count("alerts") > 0, "the simulation holds drift; replay found none"
         assert a.count("model_state") == 2
+        baselines = a.db.execute(
+            "SELECT subject FROM audit WHERE kind = 'baseline_change' ORDER BY subject"
+        ).fetchall()
+        assert baselines == [("model:churn",), ("model:fraud",)]
     finally:
         a.close()
         b.close()
