@@ -13,6 +13,7 @@ from pathlib import Path
 
 from monitor import __version__, demo, incident_commands, kafka_replay, report, silence_commands
 from monitor.config import load_config
+from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 
 
@@ -145,7 +146,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from monitor.scorecard import false_alarms, load_truth, score
@@ -173,7 +173,7 @@ def _score(args: argparse.Namespace) -> int:
             "-" if r.delay_seconds is None else f"{r.delay_seconds:,.1f}",
             r.severity or "-",
         )
-    console = Console(width=max(Console().width, 110))
+    console = wide_console(110)
     console.print(table)
     caught = sum(r.caught for r in results)
     console.print(f"caught {caught} of {len(results)}; alerts before any injection: {false}")

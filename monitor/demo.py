@@ -32,9 +32,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from monitor.console import wide_console
 from monitor.demo_receiver import SECRET_ENV, DemoReceiver, Notification, new_secret
 from monitor.errors import DriftwardenError
 from monitor.simulator import EVENT_SPACING, Truth
@@ -471,7 +471,7 @@ class Demo:
                 r.severity or "-",
                 _notified(notes, i.model, i.signal, incident_of.get(i.kind)),
             )
-        console = Console(width=max(Console().width, 150))
+        console = wide_console(150)
         console.print(table)
         caught = sum(r.caught for r in results)
         rejected = self.receiver.rejected if self.receiver else 0

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from rich.console import Console
 from rich.table import Table
 
 from monitor import notify_policy
 from monitor.audit import AuditLog, write_transaction
 from monitor.config import load_config
+from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.store import Store
 
@@ -115,7 +115,7 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(
             str(n), status, severity, title, str(count), format_time(first), res_by or ack_by or "-"
         )
-    Console().print(table if rows else "no incidents")
+    wide_console().print(table if rows else "no incidents")
     return 0
 
 
@@ -130,7 +130,7 @@ def _show(args: argparse.Namespace) -> int:
     details = [orjson.loads(a[5]) for a in alerts]
     onsets = [d["window_start_ts"] for d in details if isinstance(d.get("window_start_ts"), float)]
     onset = min(onsets) if onsets else None
-    console = Console()
+    console = wide_console()
     summary = Table(title=f"Incident #{incident['id']}: {incident['title']}", show_header=False)
     summary.add_column("field")
     summary.add_column("value")

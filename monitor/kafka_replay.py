@@ -41,6 +41,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.config import Config, load_config
+from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
 from monitor.pipeline import Pipeline, PipelineStats
@@ -441,7 +442,7 @@ def _key_order(key: AlertKey) -> tuple[float, str, str, str, str]:
 
 def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
     """A readable table of appearing and vanishing alerts, then the counts."""
-    console = console or Console(width=max(Console().width, 110))
+    console = console or wide_console(110)
     c = comparison
     if c.identical:
         console.print(

@@ -12,10 +12,10 @@ import re
 import time
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from monitor.audit import AuditLog, write_transaction
+from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.incident_commands import format_time, opened_store, who_is_acting
 from monitor.notify_policy import Silence, add_silence
@@ -93,7 +93,7 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(
             str(n), model, detector, signal, format_time(starts), format_time(ends), by, comment
         )
-    Console().print(table)
+    wide_console().print(table)
     return 0
 
 
