@@ -15,16 +15,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor.config import Config
-from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
+from monitor.kafka_client import open_consumer
 from monitor.notify_policy import NotificationPolicy
 from monitor.ops import DaemonMetrics
 from monitor.outbox import DeliveryWorker, RetryPolicy, WebhookOutbox
@@ -85,8 +84,9 @@ class Daemon:
         self._alerts_by_model: dict[str, int] = {}
         self._down_since: float | None = None
         kafka = config.kafka
-        self.consumer = _connect(
-            bootstrap_servers=kafka.bootstrap_servers,
+        log.info("connecting to Kafka", extra={"bootstrap_servers": kafka.bootstrap_servers})
+        self.consumer = open_consumer(
+            kafka.bootstrap_servers,
             group_id=kafka.group_id,
             client_id=f"driftwarden-{kafka.group_id}",
             enable_auto_commit=False,
@@ -292,14 +292,3 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _names(partitions: set[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
-
-
-def _connect(**settings: Any) -> KafkaConsumer:
-    try:
-        return KafkaConsumer(**settings)
-    except KafkaError:
-        servers = ",".join(settings["bootstrap_servers"])
-        raise DriftwardenError(
-            f"no Kafka broker answers at {servers}: start one (scripts/kafka start) "
-            "or fix kafka.bootstrap_servers in the config"
-        ) from None

@@ -40,10 +40,12 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
+from monitor import kafka_client
 from monitor.config import Config, load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
+from monitor.kafka_client import open_consumer
 from monitor.pipeline import Pipeline, PipelineStats
 from monitor.progress import Progress
 from monitor.replay import print_summary
@@ -54,7 +56,7 @@ PROGRESS_RECORDS = 2_000
 # A partition whose records stop arriving for this long is reported, not waited on forever.
 STALL_SECONDS = 60.0
 COMPARE_ROWS = 40
-CONNECT_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_MS = kafka_client.CONNECT_TIMEOUT_MS
 
 
 # --------------------------------------------------------------------------- options
@@ -184,29 +186,17 @@ class _RateColumn(ProgressColumn):
 
 def connect(bootstrap_servers: Sequence[str], timeout_ms: int | None = None) -> Any:
     """A consumer in no group: it assigns partitions itself and never commits."""
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
-
-    timeout_ms = CONNECT_TIMEOUT_MS if timeout_ms is None else timeout_ms
-    try:
-        return KafkaConsumer(
-            bootstrap_servers=list(bootstrap_servers),
-            group_id=None,
-            client_id="driftwarden-replay",
-            enable_auto_commit=False,
-            allow_auto_create_topics=False,
-            max_poll_records=500,
-            retry_backoff_ms=20,
-            reconnect_backoff_max_ms=2000,
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=max(timeout_ms, 15_000),
-        )
-    except KafkaError:
-        servers = ",".join(bootstrap_servers)
-        raise DriftwardenError(
-            f"no Kafka broker answers at {servers}: start one (scripts/kafka start) "
-            "or fix kafka.bootstrap_servers in the config"
-        ) from None
+    return open_consumer(
+        bootstrap_servers,
+        timeout_ms if timeout_ms is not None else CONNECT_TIMEOUT_MS,
+        group_id=None,
+        client_id="driftwarden-replay",
+        enable_auto_commit=False,
+        allow_auto_create_topics=False,
+        max_poll_records=500,
+        retry_backoff_ms=20,
+        reconnect_backoff_max_ms=2000,
+    )
 
 
 def plan_ranges(
