@@ -11,7 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__, demo, incident_commands, kafka_replay, report, silence_commands
+from monitor import (
+    __version__,
+    demo,
+    incident_commands,
+    kafka_replay,
+    replay_compare,
+    report,
+    silence_commands,
+)
 from monitor.config import load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
@@ -95,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, store=dataclasses.replace(config.store, path=args.store)
         )
-    from monitor.webhooks import targets_from_config
+    from monitor.webhook_targets import targets_from_config
 
     targets = targets_from_config(config.webhooks, os.environ)
     return run_daemon(config, targets, os.environ.get("NOTIFY_SOCKET"))
@@ -120,7 +128,7 @@ def _replay(args: argparse.Namespace) -> int:
     if not input_path.is_file():
         raise DriftwardenError(f"no such input file: {input_path}")
     store_path = args.store or config.store.path
-    kafka_replay.check_compare_target(args, store_path)
+    replay_compare.check_compare_target(args, store_path)
     store = open_replay_store(store_path, args.overwrite)
     try:
         result = replay_file(config, store, input_path, Progress("replay"))
@@ -129,7 +137,7 @@ def _replay(args: argparse.Namespace) -> int:
         store.close()
     print_summary(f"{result.lines:,} lines", result.seconds, result.stats, incidents, store_path)
     if args.compare:
-        kafka_replay.print_comparison(kafka_replay.compare_stores(store_path, args.compare))
+        replay_compare.print_comparison(replay_compare.compare_stores(store_path, args.compare))
     return 0
 
 

@@ -22,14 +22,16 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor.config import Config
+from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.events import Malformed, parse_event
 from monitor.kafka_client import open_consumer
 from monitor.notify_policy import NotificationPolicy
 from monitor.ops import DaemonMetrics
-from monitor.outbox import DeliveryWorker, RetryPolicy, WebhookOutbox
+from monitor.outbox import WebhookOutbox
 from monitor.pipeline import Pipeline
 from monitor.store import QuarantinedRecord, Store
-from monitor.webhooks import NotificationContext, WebhookTarget
+from monitor.webhook_targets import WebhookTarget
+from monitor.webhooks import NotificationContext
 
 log = logging.getLogger("driftwarden.daemon")
 OUTAGE_GRACE_SECONDS = 3.0

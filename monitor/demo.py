@@ -16,15 +16,12 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import tomllib
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -32,15 +29,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from rich.table import Table
-
-from monitor.console import wide_console
-from monitor.demo_receiver import SECRET_ENV, DemoReceiver, Notification, new_secret
+from monitor.demo_processes import (
+    KAFKA_SCRIPT,
+    ROOT,
+    check_daemon,
+    daemon_ready,
+    free_port,
+    start_broker,
+    start_daemon,
+    stop_broker,
+    stop_daemon,
+)
+from monitor.demo_receiver import SECRET_ENV, DemoReceiver, new_secret
+from monitor.demo_summary import print_results
 from monitor.errors import DriftwardenError
 from monitor.simulator import EVENT_SPACING, Truth
 
-ROOT = Path(__file__).resolve().parent.parent
-KAFKA_SCRIPT = ROOT / "scripts" / "kafka"
 BASE_CONFIG = ROOT / "configs" / "demo.toml"
 DEFAULT_EVENTS = 120_000
 PARTITIONS = 3
@@ -124,20 +128,6 @@ class Say:
             self._status = ""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 @dataclass
 class Demo:
     events: int
@@ -206,7 +196,8 @@ class Demo:
         self._produce_and_wait()
         if not self.keep:
             self._stop_daemon()
-        code = self._summary()
+        assert self.truth is not None
+        code = print_results(self.store_path, self.truth, self.receiver, self.out)
         self._report()
         if self.keep:
             self._linger()
@@ -229,20 +220,7 @@ class Demo:
             "the first run fetches Kafka from Maven Central once) ..."
         )
         self.broker_port = port  # from here on, cleanup stops it
-        # The script's own messages (fetching, started) go straight to stderr.
-        started = subprocess.run(
-            [str(KAFKA_SCRIPT), "start", "--port", str(port), "--owner-pid", str(os.getpid())],
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=900,
-        )
-        lines = started.stdout.strip().splitlines()
-        if started.returncode != 0 or not lines or not lines[-1].startswith("bootstrap="):
-            raise DriftwardenError(
-                f"the local broker did not start (scripts/kafka exit code {started.returncode}; "
-                "its message is above); or set KAFKA_BOOTSTRAP_SERVERS to a running broker"
-            )
-        self.bootstrap = lines[-1].removeprefix("bootstrap=")
+        self.bootstrap = start_broker(port)
         self.say(f"broker: {self.bootstrap} (started by the demo, stopped at the end)")
 
     def _create_topic(self) -> None:
@@ -307,24 +285,13 @@ class Demo:
         self.say(f"config: {self.config_path}")
 
     def _start_daemon(self, secret: str) -> None:
-        log = self.log_path.open("ab")
-        try:
-            self.daemon = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "run", "--config", str(self.config_path)],
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,  # Ctrl-C reaches the demo, which stops it in order
-            )
-        finally:
-            log.close()
+        self.daemon = start_daemon(self.config_path, self.log_path, secret)
         self.say(
             f"daemon: pid {self.daemon.pid}, `driftwarden run --config {self.config_path}`, "
             f"ops http://127.0.0.1:{self.ops_port}/metrics, log {self.log_path}"
         )
         deadline = time.monotonic() + 120
-        while not self._ready():
+        while not daemon_ready(self.ops_port):
             self._check_daemon()
             if time.monotonic() > deadline:
                 raise DriftwardenError(
@@ -334,21 +301,8 @@ class Demo:
             time.sleep(0.3)
         self.say.end_status()
 
-    def _ready(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.ops_port}/readyz"
-            with urllib.request.urlopen(url, timeout=1.0) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
     def _check_daemon(self) -> None:
-        if self.daemon is not None and self.daemon.poll() is not None:
-            tail = _last_line(self.log_path)
-            raise DriftwardenError(
-                f"the daemon exited with code {self.daemon.returncode}: {tail} "
-                f"(log {self.log_path})"
-            )
+        check_daemon(self.daemon, self.log_path)
 
     def _produce_and_wait(self) -> None:
         from monitor.traffic import produce_simulation
@@ -412,97 +366,10 @@ class Demo:
 
     def _stop_daemon(self) -> None:
         daemon, self.daemon = self.daemon, None
-        if daemon is None:
-            return
-        if daemon.poll() is not None:
-            self.say(f"daemon (pid {daemon.pid}) had exited with code {daemon.returncode}")
-            return
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(timeout=10)
-        self.say(f"daemon (pid {daemon.pid}) stopped by SIGTERM, exit code {daemon.returncode}")
+        if daemon is not None:
+            stop_daemon(daemon, self.say)
 
-    # ------------------------------------------------------------------ the verdict
-
-    def _summary(self) -> int:
-        from monitor.scorecard import false_alarms, score
-        from monitor.store import Store
-
-        assert self.truth is not None
-        store = Store(self.store_path)
-        try:
-            results = score(store, self.truth.incidents)
-            false = false_alarms(store, self.truth.incidents)
-            alerts = store.count("alerts")
-            incidents = store.count("incidents")
-            quarantined = store.count("quarantine")
-            incident_of = {
-                r.incident.kind: _incident_of(store, r.incident, r.alert_ts)
-                for r in results
-                if r.alert_ts is not None
-            }
-        finally:
-            store.close()
-        notes = self.receiver.received() if self.receiver else []
-        table = Table(title="Injected incidents and what the daemon made of them")
-        for column in (
-            "injected incident",
-            "on",
-            "what was injected",
-            "detected after",
-            "by detector",
-            "severity",
-            "notifications received",
-        ):
-            table.add_column(column)
-        for r in results:
-            i = r.incident
-            table.add_row(
-                i.kind,
-                f"{i.model}/{i.signal}",
-                i.description,
-                "MISSED"
-                if r.delay_events is None or r.delay_seconds is None
-                else f"{r.delay_events:,} events, {r.delay_seconds:,.1f} s",
-                r.detector or "-",
-                r.severity or "-",
-                _notified(notes, i.model, i.signal, incident_of.get(i.kind)),
-            )
-        console = wide_console(150)
-        console.print(table)
-        caught = sum(r.caught for r in results)
-        rejected = self.receiver.rejected if self.receiver else 0
-        console.print(
-            f"caught {caught} of {len(results)} injected incidents; {alerts} alerts in "
-            f"{incidents} incidents; alerts before any injection: {false}; "
-            f"{quarantined} records quarantined"
-        )
-        console.print(
-            f"{len(notes)} notifications received, "
-            f"{'all' if not rejected else f'{rejected} NOT'} signed correctly"
-        )
-        truth_path = self.out / "truth.json"
-        truth_path.write_text(self.truth.to_json(), encoding="utf-8")
-        console.print(
-            f"store: {self.store_path}; injected incidents: {truth_path}\n"
-            f"  driftwarden incidents list --store {self.store_path}\n"
-            f"  driftwarden score --store {self.store_path} --truth {truth_path}"
-        )
-        missed = [r.incident.kind for r in results if not r.caught]
-        if missed:
-            print(
-                f"driftwarden demo: {len(missed)} of {len(results)} injected incidents were not "
-                f"detected: {', '.join(missed)}",
-                file=sys.stderr,
-            )
-            return 1
-        if not notes:
-            print("driftwarden demo: no notification reached the receiver", file=sys.stderr)
-            return 1
-        return 0
+    # ------------------------------------------------------------------ the report
 
     def _report(self) -> None:
         if find_spec("monitor.report") is None:
@@ -588,12 +455,7 @@ class Demo:
         port, self.broker_port = self.broker_port, None
         if port is None:
             return
-        subprocess.run(
-            [str(KAFKA_SCRIPT), "stop", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=120,
-        )
+        stop_broker(port)
         self.say(f"broker on port {port} stopped")
 
 
@@ -623,31 +485,6 @@ def _store_progress(path: Path) -> tuple[int, int, int]:
         db.close()
 
 
-def _incident_of(store: Any, injected: Any, alert_ts: float) -> int | None:
-    """The incident that the detecting alert of an injected incident joined."""
-    row = store.db.execute(
-        "SELECT incident_id FROM alerts WHERE model = ? AND signal = ? AND event_ts = ? "
-        "ORDER BY id LIMIT 1",
-        [injected.model, injected.signal, alert_ts],
-    ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def _notified(notes: list[Notification], model: str, signal_name: str, incident: int | None) -> str:
-    """The notifications that told on-call about this signal (one per incident change).
-
-    A detection joining an incident that was already notified, at the same
-    severity, is sent as a "new signals" update at most every group interval.
-    """
-    matching = [n for n in notes if n.mentions(model, signal_name)]
-    if matching:
-        kinds = ", ".join(f"{n.kind}/{n.reason}" for n in matching)
-        return f"{len(matching)}: {kinds}"
-    if incident is not None and any(n.incident_id == incident for n in notes):
-        return f"0: joined incident #{incident}, already notified"
-    return "0"
-
-
 def _base_models() -> tuple[list[str], dict[str, Any]]:
     """The models (and any [detection]) of configs/demo.toml; the simulator's two otherwise."""
     try:
@@ -666,11 +503,3 @@ def _base_models() -> tuple[list[str], dict[str, Any]]:
 def _toml(value: Any) -> str:
     """A TOML literal of a string, number, bool or flat list (JSON spells these the same)."""
     return json.dumps(value)
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
-    return lines[-1][:300] if lines else "no output"

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from monitor.webhooks import verify_signature
+from monitor.webhook_signing import verify_signature
 
 SECRET_ENV = "DRIFTWARDEN_DEMO_SECRET"
 

@@ -1,4 +1,4 @@
-"""``driftwarden replay --topic``: the pipeline over a Kafka time range, and store comparisons.
+"""``driftwarden replay --topic``: the pipeline over a Kafka time range.
 
 The replay reads a topic between two record timestamps without joining any
 consumer group: it assigns the partitions itself, finds the range with
@@ -11,23 +11,18 @@ by model, so one model's events live on one partition and reach its pipeline in
 offset order: the alerts are the same as the live run's and the same on every
 replay of the same range.
 
-``--compare DB`` then lists the alerts that appear or vanish against another
-store, for instance one made with the previous config.
+``--compare DB`` is handled by ``monitor.replay_compare``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     ProgressColumn,
@@ -37,25 +32,24 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.progress import Progress as RichProgress
-from rich.table import Table
 from rich.text import Text
 
 from monitor import kafka_client
 from monitor.config import Config, load_config
-from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
 from monitor.kafka_client import open_consumer
 from monitor.pipeline import Pipeline, PipelineStats
 from monitor.progress import Progress
 from monitor.replay import print_summary
+from monitor.replay_compare import check_compare_target, compare_stores, print_comparison
 from monitor.store import QuarantinedRecord, Store
+from monitor.timefmt import iso
 
 CHECKPOINT_RECORDS = 50_000
 PROGRESS_RECORDS = 2_000
 # A partition whose records stop arriving for this long is reported, not waited on forever.
 STALL_SECONDS = 60.0
-COMPARE_ROWS = 40
 CONNECT_TIMEOUT_MS = kafka_client.CONNECT_TIMEOUT_MS
 
 
@@ -126,11 +120,6 @@ def parse_time(text: str, option: str) -> float:
     if seconds < 0:
         raise DriftwardenError(f"{option} {text!r} is before 1970")
     return seconds
-
-
-def iso(ts: float) -> str:
-    moment = datetime.fromtimestamp(ts, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- replay
@@ -360,98 +349,3 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
     if args.compare:
         print_comparison(compare_stores(store_path, args.compare))
     return 0
-
-
-def check_compare_target(args: argparse.Namespace, store_path: str | Path) -> None:
-    """Fail before the replay, not after it, when ``--compare`` cannot work."""
-    compare = getattr(args, "compare", None)
-    if not compare:
-        return
-    if not Path(compare).is_file():
-        raise DriftwardenError(f"--compare {compare}: no such store")
-    if Path(compare).resolve() == Path(store_path).resolve():
-        raise DriftwardenError("--compare names the store being written: give another store")
-
-
-# --------------------------------------------------------------------------- compare
-
-AlertKey = tuple[str, str, str, str, float]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Alerts of ``current`` against ``baseline``, keyed by (model, detector, signal, severity,
-    event time to the millisecond)."""
-
-    current: str
-    baseline: str
-    common: int
-    appeared: list[AlertKey]
-    vanished: list[AlertKey]
-
-    @property
-    def identical(self) -> bool:
-        return not self.appeared and not self.vanished
-
-
-def _alert_keys(path: str | Path) -> Counter[AlertKey]:
-    if not Path(path).is_file():
-        raise DriftwardenError(f"no such store: {path}")
-    try:
-        db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise DriftwardenError(f"store {path}: cannot open: {exc}") from None
-    try:
-        rows = db.execute(
-            "SELECT model, detector, signal, severity, event_ts FROM alerts"
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise DriftwardenError(f"store {path} has no readable alerts table: {exc}") from None
-    finally:
-        db.close()
-    return Counter((m, d, s, sev, round(float(ts), 3)) for m, d, s, sev, ts in rows)
-
-
-def compare_stores(current: str | Path, baseline: str | Path) -> Comparison:
-    """Which alerts of ``current`` are new (appear) and which of ``baseline`` are gone (vanish)."""
-    now, before = _alert_keys(current), _alert_keys(baseline)
-    order = _key_order
-    return Comparison(
-        current=str(current),
-        baseline=str(baseline),
-        common=sum((now & before).values()),
-        appeared=sorted((now - before).elements(), key=order),
-        vanished=sorted((before - now).elements(), key=order),
-    )
-
-
-def _key_order(key: AlertKey) -> tuple[float, str, str, str, str]:
-    model, detector, signal, severity, ts = key
-    return (ts, model, detector, signal, severity)
-
-
-def print_comparison(comparison: Comparison, console: Console | None = None) -> None:
-    """A readable table of appearing and vanishing alerts, then the counts."""
-    console = console or wide_console(110)
-    c = comparison
-    if c.identical:
-        console.print(
-            f"compared with {c.baseline}: the same {c.common:,} alerts, none appear or vanish"
-        )
-        return
-    changes = [("appears", key) for key in c.appeared] + [("vanishes", key) for key in c.vanished]
-    changes.sort(key=lambda item: _key_order(item[1]))
-    table = Table(title=f"Alerts of {c.current} against {c.baseline}")
-    for column in ("change", "model", "detector", "signal", "severity", "event time"):
-        table.add_column(column)
-    for change, (model, detector, signal, severity, ts) in changes[:COMPARE_ROWS]:
-        style = "green" if change == "appears" else "red"
-        mark = "+ appears" if change == "appears" else "- vanishes"
-        table.add_row(Text(mark, style=style), model, detector, signal, severity, iso(ts))
-    console.print(table)
-    if len(changes) > COMPARE_ROWS:
-        console.print(f"... and {len(changes) - COMPARE_ROWS:,} more changes")
-    console.print(
-        f"compared with {c.baseline}: {c.common:,} alerts in both, "
-        f"{len(c.appeared):,} appear, {len(c.vanished):,} vanish"
-    )

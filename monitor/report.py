@@ -13,7 +13,6 @@ import hashlib
 import math
 import shlex
 import statistics
-from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from monitor.report_plots import (
     shares_svg,
     timeline_svg,
 )
+from monitor.timefmt import iso
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 MIN_LOG_P = 300.0  # -log10 of the smallest p-value drawn: p = 0 is drawn at 1e-300
@@ -83,13 +83,6 @@ def render(data: ReportData, config_path: str | None = None, config: Config | No
         "Times are event times in UTC.</p>"
         f'<ol class="toc">{nav}</ol></header>{sections}</body></html>\n'
     )
-
-
-def iso(ts: float) -> str:
-    if not math.isfinite(ts):
-        return "-"
-    stamp = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def _badge(severity: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from monitor.errors import DriftwardenError
+from monitor.store import connect_read_only
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,7 @@ class ReportData:
 
 def load_report(path: Path, incident: int | None = None) -> ReportData:
     """Every incident (or only ``incident``) with its alerts, and the provenance rows."""
-    if not path.is_file():
-        raise DriftwardenError(f"no such store: {path} (check --store)")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise DriftwardenError(f"store {path}: cannot open as SQLite: {exc}") from None
+    conn = connect_read_only(path, " (check --store)")
     try:
         return _read(conn, path, incident)
     except sqlite3.DatabaseError as exc:

@@ -18,7 +18,7 @@ from monitor.logs import setup_logging
 from monitor.ops import DaemonMetrics, OpsServer
 from monitor.store import Store
 from monitor.systemd import SystemdNotifier
-from monitor.webhooks import WebhookTarget
+from monitor.webhook_targets import WebhookTarget
 
 log = logging.getLogger("driftwarden.service")
 

@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
+def connect_read_only(path: str | Path, hint: str = "") -> sqlite3.Connection:
+    """A read-only connection to an existing store, or a one-line error saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DriftwardenError(f"no such store: {path}{hint}")
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise DriftwardenError(f"store {path}: cannot open as SQLite: {exc}") from None
+
+
 def fingerprint(model: str, detector: str, signal: str) -> str:
     """Stable hash of (model, detector, signal): the same problem, the same fingerprint."""
     digest = hashlib.sha256(f"{model}\x00{detector}\x00{signal}".encode())

@@ -1,28 +1,22 @@
-"""Webhook payloads and Standard Webhooks signing (CONTRACT §5).
+"""Webhook payloads (CONTRACT §5).
 
 A payload is built once, when a notification is enqueued, from the incident row
 and its alert rows; the outbox stores the bytes so every retry sends the same
 body under the same ``webhook-id``. Payloads use event time only (never the
 wall clock), so a replay that recomputes a notification builds the same bytes.
-Secrets are read from the environment when delivery starts and live only in
-memory: no payload, log line or table holds them.
+Signing lives in ``monitor.webhook_signing``, configured targets in
+``monitor.webhook_targets``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from monitor.errors import DriftwardenError
+from monitor import timefmt
 
 FORMATS = ("generic", "alertmanager", "slack", "pagerduty")
 KINDS = ("trigger", "update", "resolve")
@@ -45,23 +39,9 @@ class NotificationContext:
     external_url: str = ""
 
 
-@dataclass(frozen=True)
-class WebhookTarget:
-    """One configured webhook with its secrets resolved; secrets stay out of repr."""
-
-    url: str
-    format: str = "generic"
-    min_severity: str = "warning"
-    secret: bytes | None = field(default=None, repr=False)
-    routing_key: str | None = field(default=None, repr=False)
-
-
 def iso(ts: float | None) -> str:
-    """Epoch seconds as RFC 3339 UTC with milliseconds."""
-    if ts is None:
-        return ZERO_TIME
-    moment = datetime.fromtimestamp(float(ts), tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Epoch seconds as RFC 3339 UTC with milliseconds; the zero time when unknown."""
+    return ZERO_TIME if ts is None else timefmt.iso(float(ts))
 
 
 EFFECT_WORDS = ((0.05, "negligible"), (0.1, "small"), (0.25, "moderate"))
@@ -230,7 +210,10 @@ def slack_payload(n: Notice) -> dict[str, Any]:
 
 
 def pagerduty_payload(n: Notice) -> dict[str, Any]:
-    """PagerDuty Events v2; ``routing_key`` is added at send time (see ``body_for_target``)."""
+    """PagerDuty Events v2.
+
+    ``routing_key`` is added at send time (see ``webhook_targets.body_for_target``).
+    """
     i = n.incident
     if n.kind == "resolve":
         return {"event_action": "resolve", "dedup_key": i["key"]}
@@ -278,92 +261,3 @@ def build_body(
         raise ValueError(f"incident {incident['id']} has no alerts to notify about")
     payload = BUILDERS[fmt](Notice(incident, alerts, kind, reason, context))
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-
-
-def body_for_target(body: bytes, target: WebhookTarget) -> bytes:
-    """The bytes actually sent: PagerDuty's routing key joins the stored body only here."""
-    if target.format != "pagerduty" or not target.routing_key:
-        return body
-    payload = orjson.loads(body)
-    payload["routing_key"] = target.routing_key
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-
-
-def decode_secret(raw: str) -> bytes:
-    """A Standard Webhooks secret: ``whsec_`` + base64 key, or else the raw UTF-8 bytes."""
-    if raw.startswith("whsec_"):
-        try:
-            return base64.b64decode(raw.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError):
-            raise DriftwardenError(
-                "webhook secret starts with 'whsec_' but the rest is not base64: fix the secret"
-            ) from None
-    return raw.encode("utf-8")
-
-
-def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def signature_headers(
-    secret: bytes | None, msg_id: str, body: bytes, timestamp: int | None = None
-) -> dict[str, str]:
-    stamp = int(time.time()) if timestamp is None else timestamp
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp)}
-    if secret:
-        headers["webhook-signature"] = sign(secret, msg_id, stamp, body)
-    return headers
-
-
-def verify_signature(
-    secret: str | bytes,
-    headers: Mapping[str, str],
-    body: bytes,
-    tolerance: float = 300.0,
-    now: float | None = None,
-) -> bool:
-    """True when ``headers`` carry a valid v1 signature of ``body`` made within ``tolerance`` s.
-
-    ``secret`` is the configured string (``whsec_…`` or raw) or the key bytes.
-    """
-    key = decode_secret(secret) if isinstance(secret, str) else secret
-    lower = {k.lower(): v for k, v in headers.items()}
-    msg_id = lower.get("webhook-id")
-    stamp = lower.get("webhook-timestamp", "")
-    given = lower.get("webhook-signature", "")
-    if not msg_id or not stamp.isdigit() or not given:
-        return False
-    current = time.time() if now is None else now
-    if abs(current - int(stamp)) > tolerance:
-        return False
-    expected = sign(key, msg_id, int(stamp), body)
-    # A sender rotating secrets may send several space-separated signatures.
-    return any(hmac.compare_digest(expected, candidate) for candidate in given.split())
-
-
-def targets_from_config(webhooks: Sequence[Any], environ: Mapping[str, str]) -> list[WebhookTarget]:
-    """Resolve each ``[[webhooks]]`` entry's secrets from ``environ`` (the CLI passes its own)."""
-    targets = []
-    for i, hook in enumerate(webhooks):
-        secret = None
-        if hook.secret_env:
-            raw = environ.get(hook.secret_env)
-            if not raw:
-                raise DriftwardenError(
-                    f"webhooks[{i}].secret_env names {hook.secret_env}, which is not set: "
-                    "export it or remove secret_env"
-                )
-            secret = decode_secret(raw)
-        routing_key = None
-        routing_env = getattr(hook, "routing_key_env", "")
-        if routing_env:
-            routing_key = environ.get(routing_env)
-            if not routing_key:
-                raise DriftwardenError(
-                    f"webhooks[{i}].routing_key_env names {routing_env}, which is not set: "
-                    "export the PagerDuty integration key in it"
-                )
-        targets.append(WebhookTarget(hook.url, hook.format, hook.min_severity, secret, routing_key))
-    return targets

@@ -10,9 +10,9 @@ import pytest
 
 from monitor.alerting import AUTO_RESOLVER, AlertPolicy
 from monitor.audit import AuditLog, write_transaction
+from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify_policy import NotificationPolicy
-from monitor.outbox import DeliveryWorker, RetryPolicy
-from monitor.webhooks import WebhookTarget
+from monitor.webhook_targets import WebhookTarget
 
 T0 = 1_800_000_000.0
 

@@ -9,7 +9,7 @@ import pytest
 
 from monitor.audit import AuditLog
 from monitor.notify_policy import NotificationPolicy
-from monitor.webhooks import WebhookTarget
+from monitor.webhook_targets import WebhookTarget
 
 
 @pytest.fixture

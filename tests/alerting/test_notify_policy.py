@@ -6,7 +6,7 @@ import time
 
 from monitor.notify_policy import NotificationPolicy, Silence, add_silence
 from monitor.outbox import message_id
-from monitor.webhooks import WebhookTarget
+from monitor.webhook_targets import WebhookTarget
 
 HOUR = 3600.0
 

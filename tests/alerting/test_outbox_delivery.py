@@ -12,9 +12,11 @@ import pytest
 
 from monitor.alerting import AlertPolicy
 from monitor.audit import AuditLog, write_transaction
+from monitor.delivery import DeliveryWorker, RetryPolicy, parse_retry_after
 from monitor.notify_policy import NotificationPolicy
-from monitor.outbox import DeliveryWorker, RetryPolicy, WebhookOutbox, parse_retry_after
-from monitor.webhooks import WebhookTarget, decode_secret, verify_signature
+from monitor.outbox import WebhookOutbox
+from monitor.webhook_signing import decode_secret, verify_signature
+from monitor.webhook_targets import WebhookTarget
 
 SECRET = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="
 

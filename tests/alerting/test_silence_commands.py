@@ -10,7 +10,7 @@ from monitor import cli
 from monitor.audit import AuditLog
 from monitor.notify_policy import NotificationPolicy
 from monitor.silence_commands import parse_duration
-from monitor.webhooks import WebhookTarget
+from monitor.webhook_targets import WebhookTarget
 
 
 def _pages(store) -> list[str]:

@@ -11,16 +11,9 @@ import pytest
 from monitor.config import WebhookConfig
 from monitor.errors import DriftwardenError
 from monitor.store import Store
-from monitor.webhooks import (
-    NotificationContext,
-    WebhookTarget,
-    body_for_target,
-    build_body,
-    decode_secret,
-    signature_headers,
-    targets_from_config,
-    verify_signature,
-)
+from monitor.webhook_signing import decode_secret, signature_headers, verify_signature
+from monitor.webhook_targets import WebhookTarget, body_for_target, targets_from_config
+from monitor.webhooks import NotificationContext, build_body
 
 CONTEXT = NotificationContext(
     config_path="prod.toml", receiver="oncall", external_url="http://dw.local"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.simulator import write_simulation
-from monitor.webhooks import verify_signature
+from monitor.webhook_signing import verify_signature
 from tests.integration.daemon_support import (
     consumed,
     free_port,

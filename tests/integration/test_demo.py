@@ -16,7 +16,7 @@ from kafka.admin import KafkaAdminClient
 
 from monitor.demo_receiver import DemoReceiver, new_secret
 from monitor.simulator import schedule
-from monitor.webhooks import decode_secret, signature_headers
+from monitor.webhook_signing import decode_secret, signature_headers
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]

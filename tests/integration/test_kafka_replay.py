@@ -18,9 +18,10 @@ from kafka.structs import OffsetAndMetadata
 from monitor import cli, kafka_replay
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
-from monitor.kafka_replay import compare_stores, parse_time, replay_topic
+from monitor.kafka_replay import parse_time, replay_topic
 from monitor.progress import Progress
 from monitor.replay import open_replay_store, replay_file
+from monitor.replay_compare import compare_stores
 from monitor.simulator import EVENT_SPACING, START_TS, write_simulation
 from monitor.store import Store
 from monitor.traffic import produce_file
