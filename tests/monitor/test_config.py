@@ -82,3 +82,25 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
 def test_shipped_configs_are_valid(path: Path) -> None:
     result = _check_config(path)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_example_config_shows_every_key() -> None:
+    import tomllib
+    import typing
+
+    from detectors.suite import SuiteSettings
+    from monitor.config import Config
+
+    text = (ROOT / "configs" / "example.toml").read_text()
+    raw = tomllib.loads(text)
+    hints = typing.get_type_hints(Config)
+    for section in ("store", "kafka", "checkpoint", "ops", "alerting", "notifications"):
+        for f in dataclasses.fields(hints[section]):
+            assert f.name in raw[section], f"configs/example.toml lacks {section}.{f.name}"
+    webhook_keys = set(raw["webhooks"][0])
+    from monitor.config import WebhookConfig
+
+    assert {f.name for f in dataclasses.fields(WebhookConfig)} == webhook_keys
+    shown = set(raw["detection"]) | {"options"}  # options is shown commented out
+    assert {f.name for f in dataclasses.fields(SuiteSettings)} == shown
+    assert "options = {" in text
