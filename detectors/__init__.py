@@ -1,6 +1,6 @@
 """Driftwarden's statistics: drift, change and anomaly detectors.
 
-Pure: numpy, scipy and River only. No Kafka, SQLite, HTTP, clock or config
+Pure: numpy and scipy only. No Kafka, SQLite, HTTP, clock or config
 files. A detector gets values (and event times) and returns findings, and dumps
 its state to plain data so that a restart or a replay continues exactly.
 """

@@ -13,7 +13,6 @@ Files go to ``demo-out/`` in the current folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sqlite3
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 import uuid
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -29,9 +27,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from monitor.demo_config import write_demo_config
 from monitor.demo_processes import (
     KAFKA_SCRIPT,
-    ROOT,
     check_daemon,
     daemon_ready,
     free_port,
@@ -45,7 +43,6 @@ from monitor.demo_summary import print_results
 from monitor.errors import DriftwardenError
 from monitor.simulator import EVENT_SPACING, Truth
 
-BASE_CONFIG = ROOT / "configs" / "demo.toml"
 DEFAULT_EVENTS = 120_000
 PARTITIONS = 3
 OUTPUTS = ("demo.db", "demo.db-wal", "demo.db-shm", "daemon.log", "report.html", "truth.json")
@@ -247,41 +244,15 @@ class Demo:
 
     def _write_config(self, url: str) -> None:
         self.ops_port = free_port()
-        models, detection = _base_models()
-        lines = [
-            "# Written by `driftwarden demo` from configs/demo.toml.",
-            "[store]",
-            f"path = {_toml(str(self.store_path))}",
-            "",
-            "[kafka]",
-            f"bootstrap_servers = {_toml(self.bootstrap)}",
-            f"topics = [{_toml(self.topic)}]",
-            f"group_id = {_toml(self.topic)}",
-            'auto_offset_reset = "earliest"',
-            "",
-            "[checkpoint]",
-            "every_records = 5000",
-            "every_seconds = 1.0",
-            "",
-            "[ops]",
-            f"port = {self.ops_port}",
-            "",
-            "# Event time runs ~100x faster than the wall clock here: update on-call",
-            "# about new signals within seconds, not the production 5 minutes.",
-            "[notifications]",
-            "group_interval_seconds = 2.0",
-            "",
-            "[[webhooks]]",
-            f"url = {_toml(url)}",
-            'format = "generic"',
-            f"secret_env = {_toml(SECRET_ENV)}",
-            'min_severity = "warning"',
-        ]
-        if detection:
-            lines += ["", "[detection]", *(f"{k} = {_toml(v)}" for k, v in detection.items())]
-        for name in models:
-            lines += ["", "[[models]]", f"name = {_toml(name)}"]
-        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_demo_config(
+            self.config_path,
+            store=self.store_path,
+            bootstrap=self.bootstrap,
+            topic=self.topic,
+            ops_port=self.ops_port,
+            webhook_url=url,
+            secret_env=SECRET_ENV,
+        )
         self.say(f"config: {self.config_path}")
 
     def _start_daemon(self, secret: str) -> None:
@@ -483,23 +454,3 @@ def _store_progress(path: Path) -> tuple[int, int, int]:
         return 0, 0, 0
     finally:
         db.close()
-
-
-def _base_models() -> tuple[list[str], dict[str, Any]]:
-    """The models (and any [detection]) of configs/demo.toml; the simulator's two otherwise."""
-    try:
-        raw = tomllib.loads(BASE_CONFIG.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return ["fraud", "churn"], {}
-    models = [m["name"] for m in raw.get("models", []) if isinstance(m, dict) and "name" in m]
-    detection = {
-        k: v
-        for k, v in raw.get("detection", {}).items()
-        if isinstance(v, str | int | float | bool | list)
-    }
-    return models or ["fraud", "churn"], detection
-
-
-def _toml(value: Any) -> str:
-    """A TOML literal of a string, number, bool or flat list (JSON spells these the same)."""
-    return json.dumps(value)
