@@ -46,6 +46,10 @@ class RowBatch:
       where the prediction is a number (that goes in ``prediction_value``).
     - ``prediction_value``: float64 regression outputs, NaN where absent.
     - ``client``: object array of caller identities as str, None where absent.
+    - ``ids``: object array of request ids as str, None where absent; with
+      ``seq`` it lets later labels find their prediction.
+    - ``seq``: int64 positions of the events in the model's stream (labels
+      included), increasing.
 
     - ``has_features``: bool, False for events that carried no ``features``
       object at all (a prediction logged apart from its inputs); those events
@@ -64,6 +68,8 @@ class RowBatch:
     prediction_value: np.ndarray | None = None
     client: np.ndarray | None = None
     has_features: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    seq: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

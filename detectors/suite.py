@@ -37,6 +37,7 @@ from detectors.base import Finding, RowBatch
 from detectors.clients import ClientWatch
 from detectors.codec import decode_float, encode_float
 from detectors.metrics import MetricSeries
+from detectors.outcomes import ErrorWatch
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.settings import SuiteSettings
 from detectors.signals import (
@@ -78,6 +79,7 @@ class ModelDetectors:
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
         self._metrics: dict[str, MetricSeries] = {}
         self._clients = ClientWatch(settings)
+        self._errors = ErrorWatch(settings, self._change_names)
 
     # -- reference ------------------------------------------------------
     @property
@@ -171,6 +173,7 @@ class ModelDetectors:
             take = min(n - start, self.settings.window - self._fill)
             out += self._segment(batch, start, start + take, self._fill)
             start += take
+        self._errors.remember(batch)
         if batch.client is not None and self._clients.detectors:
             out += self._clients.observe(batch.client, batch.ts, first_index, self._alarms)
             out.sort(key=lambda f: int(f.details["event_index"]))  # stable: ties keep order
@@ -247,6 +250,13 @@ class ModelDetectors:
         self._alarms.expire(index)
         return findings
 
+    # -- labels ---------------------------------------------------------
+    def observe_labels(
+        self, seq: np.ndarray, ids: np.ndarray, labels: list[object], ts: np.ndarray
+    ) -> list[Finding]:
+        """Ground truth for earlier predictions (by request id); the error stream's findings."""
+        return self._errors.observe(seq, ids, labels, ts, self._alarms)
+
     # -- metric series --------------------------------------------------
     def observe_metric(self, name: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
         """Feed the next points of one serving-metric series (latency_ms, qps, ...)."""
@@ -278,6 +288,7 @@ class ModelDetectors:
             "alarms": self._alarms.dump(),
             "metrics": {k: m.dump() for k, m in self._metrics.items()},
             "clients": self._clients.dump(),
+            "errors": self._errors.dump(),
         }
 
     @classmethod
@@ -304,4 +315,5 @@ class ModelDetectors:
         md._alarms = AlarmTracker.load(state["alarms"])
         md._metrics = {k: MetricSeries.load(v) for k, v in state["metrics"].items()}
         md._clients.restore(state.get("clients", {}))
+        md._errors.restore(state.get("errors"))
         return md

@@ -80,17 +80,19 @@ class _Columns:
         column[slice(None) if rows is None else rows] = values
 
 
-def row_batch(events: Sequence[Event]) -> RowBatch:
+def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowBatch:
     """Columns of prediction/input events, in stream order.
 
     Numbers become numeric features, strings and bools categorical ones; a
     feature that is None, or absent from an event that has features, is missing.
+    ``seq`` gives the events' positions in the model's stream, for the label join.
     """
     n = len(events)
     scores: tuple[list[int], list[float]] = ([], [])
     labels: tuple[list[int], list[str]] = ([], [])
     values: tuple[list[int], list[float]] = ([], [])
     clients: tuple[list[int], list[str]] = ([], [])
+    ids: tuple[list[int], list[str]] = ([], [])
     without_features: list[int] = []
     schemas: dict[tuple[str, ...], list[int]] = {}
     for i, event in enumerate(events):
@@ -119,6 +121,9 @@ def row_batch(events: Sequence[Event]) -> RowBatch:
         if event.client is not None:
             clients[0].append(i)
             clients[1].append(event.client)
+        if event.id is not None:
+            ids[0].append(i)
+            ids[1].append(event.id)
     columns = _Columns(n)
     for names, rows in schemas.items():
         table = [tuple(events[i].features.values()) for i in rows]  # type: ignore[union-attr]
@@ -138,6 +143,8 @@ def row_batch(events: Sequence[Event]) -> RowBatch:
         prediction_value=_scatter_floats(n, values) if values[0] else None,
         client=_scatter_objects(n, clients) if clients[0] else None,
         has_features=has_features,
+        ids=_scatter_objects(n, ids) if ids[0] else None,
+        seq=None if seq is None else np.array(seq, dtype=np.int64),
     )
 
 

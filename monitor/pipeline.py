@@ -38,10 +38,18 @@ class ModelPipeline:
     latest_ts: float = float("-inf")
     baseline_logged: bool = False
     rows: list[Event] = field(default_factory=list)
+    row_seq: list[int] = field(default_factory=list)
+    label_events: list[tuple[int, Event]] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    buffered: int = 0
 
     def add(self, event: Event) -> bool:
-        """Buffer one event; True when the buffer is worth flushing."""
+        """Buffer one event; True when the buffer is worth flushing.
+
+        Every event, labels included, counts towards the flush: the label join
+        needs each flush to span fewer events than its horizon.
+        """
+        seq = self.events
         self.events += 1
         if event.ts > self.latest_ts:
             self.latest_ts = event.ts
@@ -50,15 +58,26 @@ class ModelPipeline:
             self.metrics.setdefault(event.name, []).append((event.ts, event.value))
         elif event.type == "label":
             self.labels += 1
+            self.label_events.append((seq, event))
         else:
             self.rows.append(event)
-        return len(self.rows) + sum(map(len, self.metrics.values())) >= FLUSH_EVENTS
+            self.row_seq.append(seq)
+        self.buffered += 1
+        return self.buffered >= FLUSH_EVENTS
 
     def flush(self) -> list[Finding]:
         findings: list[Finding] = []
+        self.buffered = 0
         if self.rows:
-            findings += self.detectors.observe_rows(row_batch(self.rows))
-            self.rows = []
+            findings += self.detectors.observe_rows(row_batch(self.rows, self.row_seq))
+            self.rows, self.row_seq = [], []
+        if self.label_events:
+            seq = np.array([s for s, _ in self.label_events], dtype=np.int64)
+            ids = np.array([e.id for _, e in self.label_events], dtype=object)
+            truths = [e.label for _, e in self.label_events]
+            ts = np.array([e.ts for _, e in self.label_events], dtype=np.float64)
+            findings += self.detectors.observe_labels(seq, ids, truths, ts)
+            self.label_events = []
         for name in sorted(self.metrics):
             points = np.array(self.metrics[name], dtype=np.float64)
             findings += self.detectors.observe_metric(name, points[:, 0], points[:, 1])

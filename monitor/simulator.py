@@ -63,6 +63,13 @@ def schedule(events: int) -> list[InjectedIncident]:
         ("score_collapse", "churn", "score", 0.65, "scores fall towards 0.5"),
         ("latency_spike", "fraud", "latency_ms", 0.8, "latency triples for a while"),
         ("client_scraping", "fraud", SCRAPER, 0.7, "a new API key sends 20% of fraud requests"),
+        (
+            "error_rise",
+            "fraud",
+            "error",
+            0.6,
+            "feedback labels agree with 60% of predictions, not 90%",
+        ),
     ]
     return [
         InjectedIncident(kind, model, signal, at(f), START_TS + at(f) * EVENT_SPACING, text)
@@ -80,10 +87,15 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
     # A generator of its own, so the scraper leaves every other draw unchanged.
     scraping = np.random.default_rng(seed + 1_000)
     scrape_end = starts["client_scraping"] + total // 10
+    # Half the fraud predictions get a label (feedback) 50 to 1,500 events later.
+    feedback = np.random.default_rng(seed + 2_000)
+    due: dict[int, list[dict[str, Any]]] = {}
     latency_end = starts["latency_spike"] + total // 20
     gradual_span = max(1, total // 5)
     for i in range(total):
         ts = round(START_TS + i * EVENT_SPACING, 3)
+        for label in due.pop(i, []):
+            yield {**label, "ts": ts}
         draw = rng.random()
         if draw < 0.04:
             spike = 3.0 if starts["latency_spike"] <= i < latency_end else 1.0
@@ -103,10 +115,21 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
             event = _fraud(rng, i, ts, starts)
             if starts["client_scraping"] <= i < scrape_end and scraping.random() < 0.2:
                 event["client"] = SCRAPER.removeprefix("client:")
+            if feedback.random() < 0.5:
+                accuracy = 0.6 if i >= starts["error_rise"] else 0.9
+                right = feedback.random() < accuracy
+                truth = event["prediction"] if right else _other(event["prediction"])
+                when = i + int(feedback.integers(50, 1500))
+                label = {"type": "label", "id": event["id"], "model": "fraud", "label": truth}
+                due.setdefault(when, []).append(label)
             yield event
         else:
             progress = min(1.0, max(0.0, (i - starts["gradual_drift"]) / gradual_span))
             yield _churn(rng, i, ts, starts, progress)
+
+
+def _other(prediction: str) -> str:
+    return "ok" if prediction == "fraud" else "fraud"
 
 
 def _fraud(rng: np.random.Generator, i: int, ts: float, starts: dict[str, int]) -> dict[str, Any]:
