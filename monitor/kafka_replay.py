@@ -23,17 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichProgress
-from rich.text import Text
-
 from monitor import kafka_client
 from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
@@ -145,32 +134,6 @@ class KafkaReplayResult:
     records: int
     seconds: float
     ranges: list[PartitionRange] = field(default_factory=list)
-
-
-class RecordProgress(Progress):
-    """The replay's progress bar, counted in records: records, events/s, elapsed and ETA."""
-
-    def start(self, total: float) -> None:
-        if not self.enabled:
-            return
-        self._bar = RichProgress(
-            TextColumn(self.label),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} records"),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        self._bar.start()
-        self._task = self._bar.add_task(self.label, total=total, events=0)
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- events/s" if speed is None else f"{speed:,.0f} events/s")
 
 
 def connect(bootstrap_servers: Sequence[str], timeout_ms: int | None = None) -> Any:
@@ -335,7 +298,7 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
         ranges = plan_ranges(consumer, args.topic, since, until)
         store = open_replay_store(store_path, args.overwrite)
         try:
-            result = _replay_ranges(config, store, consumer, ranges, RecordProgress("replay"))
+            result = _replay_ranges(config, store, consumer, ranges, Progress("replay"))
             incidents = store.count("incidents")
         finally:
             store.close()

@@ -1,4 +1,9 @@
-"""Progress of long work on stderr: a bar on a terminal, nothing in a pipe."""
+"""Progress of long work on stderr: a bar on a terminal, nothing in a pipe.
+
+The bar advances by whatever measures the work (bytes of a file, records of a
+topic); the rate shown is always events per second, which is what a user
+compares with the stream they monitor.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,24 @@ import sys
 
 from rich.progress import (
     BarColumn,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+
+class _EventRate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time or task.elapsed
+        events = task.fields.get("events", 0)
+        if not elapsed:
+            return Text("-- events/s")
+        return Text(f"{events / elapsed:,.0f} events/s")
 
 
 class Progress:
@@ -29,7 +45,7 @@ class Progress:
             TextColumn(self.label),
             BarColumn(),
             TextColumn("{task.fields[events]:,} events"),
-            TransferSpeedColumn(),
+            _EventRate(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
