@@ -10,4 +10,5 @@ from rich.console import Console
 
 
 def wide_console(min_width: int = 120) -> Console:
-    return Console(width=max(Console().width, min_width))
+    # soft_wrap: lines of text stay whole (greppable, copyable); tables still fit the width.
+    return Console(width=max(Console().width, min_width), soft_wrap=True)
