@@ -112,7 +112,17 @@ class Daemon:
             return False, "broker unreachable"
         return True, f"ok: {self.status.assigned} partition(s) assigned"
 
-    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        heartbeat: Callable[[], None] | None = None,
+        stopping: Callable[[], None] | None = None,
+    ) -> None:
+        """Consume until ``stop`` is set, then a final checkpoint.
+
+        ``heartbeat`` is called once per loop while running, ``stopping`` once
+        when the loop ends: both from this thread, so no heartbeat follows it.
+        """
         self.status.started = True
         self.status.broker_up = True
         self.metrics.broker_up.set(1)
@@ -139,6 +149,8 @@ class Daemon:
                 self._sweep_notifications()
             if heartbeat is not None:
                 heartbeat()
+        if stopping is not None:
+            stopping()
         self.close()
 
     def _sweep_notifications(self) -> None:

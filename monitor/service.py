@@ -37,7 +37,6 @@ def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str 
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        notifier.stopping()
         stop.set()
         # A stuck stop must still end within the bound systemd and containers expect.
         timer = threading.Timer(config.ops.stop_timeout_seconds, _force_exit)
@@ -67,7 +66,7 @@ def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str 
             last_watchdog = now
 
     try:
-        daemon.run(stop, heartbeat)
+        daemon.run(stop, heartbeat, notifier.stopping)
     finally:
         ops.stop()
         store.close()
