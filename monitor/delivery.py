@@ -26,7 +26,7 @@ import sqlite_utils
 
 from monitor import __version__
 from monitor.audit import AuditLog, write_transaction
-from monitor.outbox import ensure_schema
+from monitor.outbox import ensure_schema, url_key
 from monitor.webhook_signing import signature_headers
 from monitor.webhook_targets import WebhookTarget, body_for_target
 
@@ -105,14 +105,14 @@ class DeliveryWorker:
         self._thread: threading.Thread | None = None
         self._slack_sent: dict[str, float] = dict(
             self.db.execute(
-                "SELECT url, max(last_attempt_at) FROM outbox WHERE format = 'slack' "
-                "AND last_attempt_at IS NOT NULL GROUP BY url"
+                "SELECT url_key, max(last_attempt_at) FROM outbox WHERE format = 'slack' "
+                "AND last_attempt_at IS NOT NULL GROUP BY url_key"
             ).fetchall()
         )
         self._slack_wait_until: float | None = None
 
-    def _target(self, url: str, fmt: str) -> WebhookTarget | None:
-        return next((t for t in self.targets if t.url == url and t.format == fmt), None)
+    def _target(self, key: str, fmt: str) -> WebhookTarget | None:
+        return next((t for t in self.targets if url_key(t.url) == key and t.format == fmt), None)
 
     def deliver_due(self, now: float | None = None) -> int:
         """One pass over the due rows; returns how many were delivered."""
@@ -121,32 +121,32 @@ class DeliveryWorker:
 
     def _deliver_due(self, now: float) -> int:
         rows = self.db.execute(
-            "SELECT id, webhook_id, url, format, body, created_at, attempts FROM outbox o "
+            "SELECT id, webhook_id, url_key, format, body, created_at, attempts FROM outbox o "
             "WHERE state = 'pending' AND next_attempt_at <= ? AND NOT EXISTS ("
-            "  SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id AND p.url = o.url "
-            "  AND p.state = 'pending' AND p.id < o.id) "
+            "  SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id "
+            "  AND p.url_key = o.url_key AND p.state = 'pending' AND p.id < o.id) "
             "ORDER BY id LIMIT 200",
             [now],
         ).fetchall()
         delivered = 0
         self._slack_wait_until = None
-        for row_id, webhook_id, url, fmt, body, created_at, attempts in rows:
+        for row_id, webhook_id, key, fmt, body, created_at, attempts in rows:
             if self._stop.is_set():
                 break  # a stop waits for one request at most
-            target = self._target(url, fmt)
+            target = self._target(key, fmt)
             if target is None:
                 if now - created_at >= self.retry.max_age:
                     self._finish(row_id, "gave_up", now, None, "webhook no longer configured")
                 continue
-            if fmt == "slack" and not self._slack_ready(url):
+            if fmt == "slack" and not self._slack_ready(key):
                 continue
             outcome = self._post(target, webhook_id, bytes(body))
             delivered += self._record(row_id, webhook_id, outcome, now, created_at, attempts + 1)
         return delivered
 
-    def _slack_ready(self, url: str) -> bool:
+    def _slack_ready(self, key: str) -> bool:
         """Slack takes about one message per second per webhook URL."""
-        last = self._slack_sent.get(url)
+        last = self._slack_sent.get(key)
         if last is None:
             return True
         ready_at = last + self.retry.slack_interval
@@ -164,7 +164,7 @@ class DeliveryWorker:
             **signature_headers(target.secret, webhook_id, body, int(self._clock())),
         }
         if target.format == "slack":
-            self._slack_sent[target.url] = self._clock()
+            self._slack_sent[url_key(target.url)] = self._clock()
         request = urllib.request.Request(target.url, data=body, headers=headers, method="POST")
         try:
             with _OPENER.open(request, timeout=self.retry.timeout) as response:

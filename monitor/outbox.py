@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     webhook_id TEXT NOT NULL UNIQUE,
     url_index INTEGER NOT NULL,
-    url TEXT NOT NULL,
+    url_key TEXT NOT NULL,
     format TEXT NOT NULL,
     incident_id INTEGER NOT NULL,
     kind TEXT NOT NULL,
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     gave_up_at REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_incident_url ON outbox(incident_id, url, state);
+CREATE INDEX IF NOT EXISTS outbox_incident_url ON outbox(incident_id, url_key, state);
 """
 
 
@@ -47,9 +47,18 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     audit.ensure_schema(db)
 
 
-def message_id(incident_key: str, kind: str, sequence: int, fmt: str, url: str) -> str:
+def url_key(url: str) -> str:
+    """How the store names a webhook: a digest of its URL, never the URL.
+
+    Slack and PagerDuty URLs carry their credentials; a store is copied around
+    for forensics, so it keeps only what tells the webhooks apart.
+    """
+    return "sha256:" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def message_id(incident_key: str, kind: str, sequence: int, fmt: str, webhook: str) -> str:
     """The ``webhook-id``: the same notification always gets the same id, replays included."""
-    text = f"{incident_key}\x00{kind}\x00{sequence}\x00{fmt}\x00{url}"
+    text = f"{incident_key}\x00{kind}\x00{sequence}\x00{fmt}\x00{webhook}"
     return "msg_" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -72,12 +81,13 @@ class WebhookOutbox:
         now: float,
     ) -> str:
         """Add one notification; a row with the same webhook id already there is kept as is."""
-        webhook_id = message_id(incident_key, kind, sequence, fmt, url)
+        key = url_key(url)
+        webhook_id = message_id(incident_key, kind, sequence, fmt, key)
         cursor = db.execute(
-            "INSERT OR IGNORE INTO outbox (webhook_id, url_index, url, format, incident_id, kind, "
-            "reason, sequence, body, created_at, next_attempt_at) "
+            "INSERT OR IGNORE INTO outbox (webhook_id, url_index, url_key, format, incident_id, "
+            "kind, reason, sequence, body, created_at, next_attempt_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [webhook_id, url_index, url, fmt, incident_id, kind, reason, sequence, body, now, now],
+            [webhook_id, url_index, key, fmt, incident_id, kind, reason, sequence, body, now, now],
         )
         if cursor.rowcount:
             AuditLog.append(
@@ -101,9 +111,9 @@ class WebhookOutbox:
     def sent_firing(db: sqlite_utils.Database, incident_id: int, url: str, fmt: str) -> bool:
         """Whether this URL was ever sent (or is to be sent) a firing message for the incident."""
         row = db.execute(
-            "SELECT 1 FROM outbox WHERE incident_id = ? AND url = ? AND format = ? "
+            "SELECT 1 FROM outbox WHERE incident_id = ? AND url_key = ? AND format = ? "
             "AND kind != 'resolve' LIMIT 1",
-            [incident_id, url, fmt],
+            [incident_id, url_key(url), fmt],
         ).fetchone()
         return row is not None
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 
 from monitor.notify_policy import NotificationPolicy, Silence, add_silence
-from monitor.outbox import message_id
+from monitor.outbox import WebhookOutbox, message_id, url_key
 from monitor.webhook_targets import WebhookTarget
 
 HOUR = 3600.0
 
 
 def _outbox(store) -> list[tuple[str, str, str]]:
-    return store.db.execute("SELECT url, kind, reason FROM outbox ORDER BY id").fetchall()
+    """(url, kind, reason) of each row, the URL found again from its key."""
+    urls = {url_key(u): u for u in ("http://h", "http://h/all", "http://h/critical")}
+    rows = store.db.execute("SELECT url_key, kind, reason FROM outbox ORDER BY id").fetchall()
+    return [(urls[key], kind, reason) for key, kind, reason in rows]
 
 
 def _tick(store, policy, now: float) -> int:
@@ -143,3 +146,14 @@ def test_a_new_signal_joining_a_notified_incident_is_an_update_once_per_interval
     assert _tick(store, policy, now + 300) == 1
     assert _tick(store, policy, now + 900) == 0  # nothing new since
     assert [row[2] for row in _outbox(store)] == ["new", "new_signals"]
+
+
+def test_the_store_never_holds_a_webhook_url(store, record, make_finding):
+    secret_url = "https://hooks.slack.example/services/T000/B000/XSECRETTOKENX"
+    policy = NotificationPolicy([WebhookTarget(secret_url, "slack", "info")])
+    record(store, "fraud", make_finding(), policy=policy)
+    assert store.count("outbox") == 1
+    store.db.execute("PRAGMA wal_checkpoint(FULL)")
+    stored = b"".join(p.read_bytes() for p in store.path.parent.glob(store.path.name + "*"))
+    assert b"XSECRETTOKENX" not in stored
+    assert WebhookOutbox.sent_firing(store.db, 1, secret_url, "slack")
