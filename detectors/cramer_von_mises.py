@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from scipy import special
 
-from detectors.ks import ks_distances
+from detectors.ks import RankTest, ks_distances
 from detectors.reference import NumericReference
 from detectors.window_test import (
-    FEATURE,
-    NUMERIC,
-    PREDICTION_VALUE,
-    SCORE,
     NumericWindow,
     WindowOutcome,
-    WindowTest,
-    require_positive,
     severity_for,
 )
 
@@ -75,28 +68,16 @@ def cvm_pvalue(t: float, nx: int, ny: int) -> float:
     return max(0.0, 1.0 - _cdf_limit(tn))
 
 
-class CramerVonMises(WindowTest):
+class CramerVonMises(RankTest):
     """Integrated squared CDF difference; more sensitive than KS to tail-spread shifts.
 
     Effect size is the KS distance (0..1), comparable across tests.
     """
 
     name = "cramer_von_mises"
-    kinds = frozenset({NUMERIC})
-    roles = frozenset({FEATURE, SCORE, PREDICTION_VALUE})
-
-    def __init__(self, critical_effect: float = 0.25, min_values: int = 30) -> None:
-        require_positive("critical_effect", critical_effect)
-        if min_values < 2:
-            raise ValueError(f"min_values must be >= 2, got {min_values!r}")
-        self.critical_effect = critical_effect
-        self.min_values = min_values
-
-    def params(self) -> dict[str, Any]:
-        return {"critical_effect": self.critical_effect, "min_values": self.min_values}
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
-        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
+        if not self.enough_values(ref, win):
             return None
         t = cvm_statistic(win.sorted, ref.values)
         d = max(ks_distances(ref.values, win.sorted))

@@ -101,15 +101,10 @@ def ks_pvalue_one_sided(d: float, n1: int, n2: int) -> float:
     return float(np.clip(np.exp(expt), 0.0, 1.0))
 
 
-class KolmogorovSmirnov(WindowTest):
-    """KS distance between the window's and the reference's distributions.
+class RankTest(WindowTest):
+    """What the rank tests on numeric signals (KS, Cramér-von Mises) share: their
+    arguments, and no test on windows or references with too few finite values."""
 
-    Effect size is the KS distance D itself (0..1); ``critical_effect`` marks a
-    critical finding. Windows with fewer than ``min_values`` finite values are
-    not tested (the missing-rate test covers them).
-    """
-
-    name = "ks"
     kinds = frozenset({NUMERIC})
     roles = frozenset({FEATURE, SCORE, PREDICTION_VALUE})
 
@@ -123,8 +118,22 @@ class KolmogorovSmirnov(WindowTest):
     def params(self) -> dict[str, Any]:
         return {"critical_effect": self.critical_effect, "min_values": self.min_values}
 
+    def enough_values(self, ref: NumericReference, win: NumericWindow) -> bool:
+        return win.sorted.shape[0] >= self.min_values and ref.size >= self.min_values
+
+
+class KolmogorovSmirnov(RankTest):
+    """KS distance between the window's and the reference's distributions.
+
+    Effect size is the KS distance D itself (0..1); ``critical_effect`` marks a
+    critical finding. Windows with fewer than ``min_values`` finite values are
+    not tested (the missing-rate test covers them).
+    """
+
+    name = "ks"
+
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
-        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
+        if not self.enough_values(ref, win):
             return None
         d_plus, d_minus = ks_distances(ref.values, win.sorted)
         d = max(d_plus, d_minus)
