@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from detectors.base import RowBatch
-from monitor.events import Event
+from monitor.events import Event, Scalar
 
 _BOOL_LABELS = {True: "true", False: "false"}
 _NONE = type(None)
@@ -86,85 +86,85 @@ def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowB
     Numbers become numeric features, strings and bools categorical ones; a
     feature that is None, or absent from an event that has features, is missing.
     ``seq`` gives the events' positions in the model's stream, for the label join.
+    Each field is gathered by one comprehension, not one loop with branches per
+    event: this runs for every event.
     """
     n = len(events)
-    scores: tuple[list[int], list[float]] = ([], [])
-    labels: tuple[list[int], list[str]] = ([], [])
-    values: tuple[list[int], list[float]] = ([], [])
-    clients: tuple[list[int], list[str]] = ([], [])
-    ids: tuple[list[int], list[str]] = ([], [])
-    without_features: list[int] = []
-    schemas: dict[tuple[str, ...], list[int]] = {}
-    for i, event in enumerate(events):
-        features = event.features
-        if features is None:
-            without_features.append(i)
-        else:
-            names = tuple(features)
-            group = schemas.get(names)
-            if group is None:
-                schemas[names] = [i]
-            else:
-                group.append(i)
-        if event.score is not None:
-            scores[0].append(i)
-            scores[1].append(event.score)
-        out = event.prediction
-        if out is not None:
-            kind = type(out)
-            if kind is str or kind is bool:
-                labels[0].append(i)
-                labels[1].append(_BOOL_LABELS[out] if kind is bool else out)  # type: ignore[index, arg-type]
-            else:
-                values[0].append(i)
-                values[1].append(out)  # type: ignore[arg-type]
-        if event.client is not None:
-            clients[0].append(i)
-            clients[1].append(event.client)
-        if event.id is not None:
-            ids[0].append(i)
-            ids[1].append(event.id)
+    features = [e.features for e in events]
     columns = _Columns(n)
-    for names, rows in schemas.items():
-        table = [tuple(events[i].features.values()) for i in rows]  # type: ignore[union-attr]
+    without_features: list[int] = []
+    for names, rows in _schemas(features, without_features).items():
         whole = None if len(rows) == n else rows
-        for name, column in zip(names, zip(*table, strict=True), strict=True):
+        group = features if whole is None else [features[i] for i in rows]
+        for name, column in zip(names, zip(*map(dict.values, group), strict=True), strict=True):  # type: ignore[arg-type]
             columns.add(name, whole, column)
     has_features = None
     if without_features:
         has_features = np.ones(n, dtype=bool)
         has_features[without_features] = False
+    scores = [e.score for e in events]
+    labels, values = _predictions([e.prediction for e in events])
     return RowBatch(
-        ts=np.fromiter((e.ts for e in events), dtype=np.float64, count=n),
+        ts=np.array([e.ts for e in events], dtype=np.float64),
         numeric=columns.numeric,
         categorical=columns.categorical,
-        score=_scatter_floats(n, scores) if scores[0] else None,
-        prediction=_scatter_objects(n, labels) if labels[0] else None,
-        prediction_value=_scatter_floats(n, values) if values[0] else None,
-        client=_scatter_objects(n, clients) if clients[0] else None,
+        score=None if scores.count(None) == n else np.array(scores, dtype=np.float64),
+        prediction=labels,
+        prediction_value=values,
+        client=_optional_objects([e.client for e in events]),
         has_features=has_features,
-        ids=_scatter_objects(n, ids) if ids[0] else None,
+        ids=_optional_objects([e.id for e in events]),
         seq=None if seq is None else np.array(seq, dtype=np.int64),
     )
+
+
+def _schemas(
+    features: list[dict[str, Scalar | None] | None], without: list[int]
+) -> dict[tuple[str, ...], list[int]]:
+    """Row numbers grouped by feature names in order; rows with no features go to ``without``."""
+    first = features[0]
+    if first is not None and None not in features:
+        names = list(first)
+        if all(list(f) == names for f in features):  # type: ignore[arg-type]
+            return {tuple(names): list(range(len(features)))}  # a stable schema: the usual case
+    schemas: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(features):
+        if row is None:
+            without.append(i)
+        else:
+            schemas.setdefault(tuple(row), []).append(i)
+    return schemas
+
+
+def _predictions(outputs: list[Scalar | None]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Predictions as labels (strings, bools) and values (numbers), each None if never given."""
+    types = set(map(type, outputs))
+    if types <= _LABEL_TYPES:
+        return _optional_objects(outputs), None  # type: ignore[arg-type]
+    if types <= _NUMERIC_TYPES:
+        return None, np.array(outputs, dtype=np.float64)
+    n = len(outputs)
+    labels: list[str | None] = [None] * n
+    values = np.full(n, np.nan)
+    given_labels = given_values = False
+    for i, out in enumerate(outputs):
+        kind = type(out)
+        if kind is str or kind is bool:
+            labels[i] = _BOOL_LABELS[out] if kind is bool else out  # type: ignore[index, assignment]
+            given_labels = True
+        elif out is not None:
+            values[i] = out
+            given_values = True
+    return (_objects(tuple(labels)) if given_labels else None), (values if given_values else None)
+
+
+def _optional_objects(values: list[str | None]) -> np.ndarray | None:
+    if values.count(None) == len(values):
+        return None
+    return _objects(tuple(values))
 
 
 def _objects(values: tuple[object, ...]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
-    return out
-
-
-def _scatter_floats(n: int, column: tuple[list[int], list[float]]) -> np.ndarray:
-    index, values = column
-    if len(index) == n:
-        return np.array(values, dtype=np.float64)
-    out = np.full(n, np.nan)
-    out[index] = values
-    return out
-
-
-def _scatter_objects(n: int, column: tuple[list[int], list[str]]) -> np.ndarray:
-    index, values = column
-    out = np.full(n, None, dtype=object)
-    out[index] = values
     return out

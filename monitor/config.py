@@ -36,7 +36,7 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    every_records: int = 20_000
+    every_records: int = 100_000
     every_seconds: float = 5.0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,22 +90,13 @@ def _build(obj: Any, default_ts: float | None) -> Event:
     etype = obj.get("type", "prediction")
     if etype not in EVENT_TYPES:
         raise _Invalid(f"'type' must be one of {', '.join(EVENT_TYPES)}, got {etype!r:.60}")
-    ts = _event_time(obj.get("ts"), default_ts)
-    event = Event(
-        type=etype,
-        model=model,
-        ts=ts,
-        id=_opt_id(obj, "id"),
-        client=_opt_id(obj, "client"),
-        version=_opt_id(obj, "version"),
-        features=_features(obj.get("features")),
-        prediction=_opt_scalar(obj, "prediction"),
-        score=_opt_number(obj, "score"),
-        probabilities=_probabilities(obj.get("probabilities")),
-        label=_opt_scalar(obj, "label"),
-        name=_opt_str(obj, "name"),
-        value=_opt_number(obj, "value"),
-    )
+    event = Event(etype, model, _event_time(obj.get("ts"), default_ts))
+    # Walk the keys the record has rather than asking for every optional one:
+    # a prediction carries about half of them, and this runs for every record.
+    for key, value in obj.items():
+        check = _OPTIONAL_FIELDS.get(key)
+        if check is not None and value is not None:
+            setattr(event, key, check(key, value))
     if etype == "metric":
         if not event.name:
             raise _Invalid("a metric event needs a non-empty string 'name'")
@@ -139,38 +131,37 @@ def _event_time(value: Any, default_ts: float | None) -> float:
     return ts
 
 
-def _features(value: Any) -> dict[str, Scalar | None] | None:
-    if value is None:
-        return None
+def _features(key: str, value: Any) -> dict[str, Scalar | None]:
     if not isinstance(value, dict):
-        raise _Invalid(f"'features' must be an object, got {_kind(value)}")
-    types = _FEATURE_TYPES
-    for name, item in value.items():
-        kind = type(item)
-        if kind not in types:
-            raise _Invalid(
-                f"feature {name!r:.60} must be a number, string or bool, got {_kind(item)}"
-            )
-        if kind is int and not -_INT_LIMIT <= item <= _INT_LIMIT:
-            raise _Invalid(f"feature {name!r:.60} is an integer too large to be a number")
+        raise _Invalid(f"'{key}' must be an object, got {_kind(value)}")
+    # One pass in C over the value types; the per-item loop runs only to name a culprit.
+    types = set(map(type, value.values()))
+    if not types <= _FEATURE_TYPES or (int in types and not _ints_fit(value)):
+        for name, item in value.items():
+            if type(item) not in _FEATURE_TYPES:
+                raise _Invalid(
+                    f"feature {name!r:.60} must be a number, string or bool, got {_kind(item)}"
+                )
+            if type(item) is int and not -_INT_LIMIT <= item <= _INT_LIMIT:
+                raise _Invalid(f"feature {name!r:.60} is an integer too large to be a number")
     return value
 
 
-def _probabilities(value: Any) -> dict[str, float] | None:
-    if value is None:
-        return None
+def _ints_fit(features: dict[str, Any]) -> bool:
+    ints = [v for v in features.values() if type(v) is int]
+    return min(ints) >= -_INT_LIMIT and max(ints) <= _INT_LIMIT
+
+
+def _probabilities(key: str, value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
-        raise _Invalid(f"'probabilities' must be an object, got {_kind(value)}")
+        raise _Invalid(f"'{key}' must be an object, got {_kind(value)}")
     for name, item in value.items():
         if type(item) not in _NUMBER_TYPES:
             raise _Invalid(f"probability of {name!r:.60} must be a number, got {_kind(item)}")
     return value
 
 
-def _opt_number(obj: dict[str, Any], key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
+def _number(key: str, value: Any) -> float:
     if type(value) not in _NUMBER_TYPES:
         raise _Invalid(f"'{key}' must be a number, got {_kind(value)}")
     try:
@@ -179,28 +170,40 @@ def _opt_number(obj: dict[str, Any], key: str) -> float | None:
         raise _Invalid(f"'{key}' is a number too large to represent") from None
 
 
-def _opt_scalar(obj: dict[str, Any], key: str) -> Scalar | None:
-    value = obj.get(key)
+def _scalar(key: str, value: Any) -> Scalar:
     if type(value) not in _FEATURE_TYPES:
         raise _Invalid(f"'{key}' must be a string, number or bool, got {_kind(value)}")
-    return value
+    return value  # type: ignore[no-any-return]
 
 
-def _opt_str(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
         raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
     return value
 
 
-def _opt_id(obj: dict[str, Any], key: str) -> str | None:
+def _identifier(key: str, value: Any) -> str:
     """Identifiers may be written as strings or integers; both become strings."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    if type(value) is not str and type(value) is not int:
+    if type(value) is str:
+        return value
+    if type(value) is not int:
         raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
     return str(value)
+
+
+# The optional fields of CONTRACT §1 and how each is checked; absent or null means unset.
+_OPTIONAL_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "id": _identifier,
+    "client": _identifier,
+    "version": _identifier,
+    "features": _features,
+    "prediction": _scalar,
+    "score": _number,
+    "probabilities": _probabilities,
+    "label": _scalar,
+    "name": _string,
+    "value": _number,
+}
 
 
 def _kind(value: Any) -> str:

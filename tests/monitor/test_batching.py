@@ -33,6 +33,7 @@ events = st.lists(
             st.none(), st.booleans(), st.sampled_from(["ok", "fraud"]), st.floats(-5, 5)
         ),
         client=st.one_of(st.none(), st.sampled_from(["k1", "k2"])),
+        id=st.one_of(st.none(), st.sampled_from(["r1", "r2", "r3"])),
     ),
     min_size=1,
     max_size=30,
@@ -74,3 +75,44 @@ def test_columns_match_the_definition(batch_events: list[Event]) -> None:
     else:
         assert batch.has_features is None
     assert batch.ts.tolist() == [e.ts for e in batch_events]
+
+
+def _nan_list(values: list[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_outputs_clients_and_ids_match_the_definition(batch_events: list[Event]) -> None:
+    batch = row_batch(batch_events)
+    scores = [e.score for e in batch_events]
+    if all(s is None for s in scores):
+        assert batch.score is None
+    else:
+        assert batch.score is not None
+        np.testing.assert_array_equal(batch.score, np.array(_nan_list(scores)))
+    outputs = [e.prediction for e in batch_events]
+    labels = [
+        ("true" if o else "false") if isinstance(o, bool) else o if isinstance(o, str) else None
+        for o in outputs
+    ]
+    numbers = [
+        float(o) if o is not None and not isinstance(o, bool | str) else None for o in outputs
+    ]
+    if all(v is None for v in labels):
+        assert batch.prediction is None
+    else:
+        assert batch.prediction is not None and batch.prediction.tolist() == labels
+    if all(v is None for v in numbers):
+        assert batch.prediction_value is None
+    else:
+        assert batch.prediction_value is not None
+        np.testing.assert_array_equal(batch.prediction_value, np.array(_nan_list(numbers)))
+    for column, expected in (
+        (batch.client, [e.client for e in batch_events]),
+        (batch.ids, [e.id for e in batch_events]),
+    ):
+        if all(v is None for v in expected):
+            assert column is None
+        else:
+            assert column is not None and column.tolist() == expected
