@@ -32,6 +32,7 @@ class KafkaConfig:
     max_poll_records: int = 500
     session_timeout_ms: int = 10_000
     dead_letter_topic: str = ""
+    consumer_processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{source}: key 'store.path' must not be empty")
     if not config.kafka.topics:
         raise ConfigError(f"{source}: key 'kafka.topics' must name at least one topic")
+    if config.kafka.consumer_processes < 1:
+        raise ConfigError(f"{source}: key 'kafka.consumer_processes' must be at least 1")
     if config.kafka.max_poll_records < 1:
         raise ConfigError(f"{source}: key 'kafka.max_poll_records' must be at least 1")
     if config.checkpoint.every_records < 1 or config.checkpoint.every_seconds <= 0:

@@ -126,9 +126,13 @@ class IncidentFigures:
 
 class OpsServer:
     def __init__(
-        self, host: str, port: int, metrics: DaemonMetrics, ready: Callable[[], tuple[bool, str]]
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        ready: Callable[[], tuple[bool, str]],
     ) -> None:
-        handler = _handler(metrics, ready)
+        handler = _handler(registry, ready)
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
@@ -145,7 +149,7 @@ class OpsServer:
 
 
 def _handler(
-    metrics: DaemonMetrics, ready: Callable[[], tuple[bool, str]]
+    registry: CollectorRegistry, ready: Callable[[], tuple[bool, str]]
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -155,7 +159,7 @@ def _handler(
                 ok, why = ready()
                 self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
             elif self.path == "/metrics":
-                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             else:
                 self._send(404, b"try /healthz, /readyz or /metrics\n", "text/plain")
 

@@ -19,6 +19,7 @@ from monitor.ops import DaemonMetrics, OpsServer
 from monitor.store import Store
 from monitor.systemd import SystemdNotifier
 from monitor.webhook_targets import WebhookTarget
+from monitor.workers import Supervisor
 
 log = logging.getLogger("driftwarden.service")
 
@@ -29,22 +30,18 @@ def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str 
     notifier = SystemdNotifier(notify_socket)
     store = Store(config.store.path)
     _audit_config_load(store, config)
+    supervised = config.kafka.consumer_processes > 1
+    # The supervisor waits stop_timeout_seconds for its workers, so it gets a little more.
+    stop = _stop_on_signals(config.ops.stop_timeout_seconds + (5.0 if supervised else 0.0))
+    if supervised:
+        store.close()
+        code = Supervisor(config, targets).run(stop, notifier)
+        log.info("stopped after the workers' final checkpoints", extra={"exit_code": code})
+        return code
     metrics = DaemonMetrics(store_path=config.store.path)
     daemon = Daemon(config, store, metrics, targets)
-    ops = OpsServer(config.ops.host, config.ops.port, metrics, daemon.ready)
+    ops = OpsServer(config.ops.host, config.ops.port, metrics.registry, daemon.ready)
     ops.start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-        # A stuck stop must still end within the bound systemd and containers expect.
-        timer = threading.Timer(config.ops.stop_timeout_seconds, _force_exit)
-        timer.daemon = True
-        timer.start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info(
         "started",
         extra={
@@ -72,6 +69,25 @@ def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str 
         store.close()
     log.info("stopped after a final checkpoint")
     return 0
+
+
+def _stop_on_signals(timeout: float) -> threading.Event:
+    """An event set by SIGTERM or SIGINT; a stop that takes longer than ``timeout`` exits 1."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        if stop.is_set():
+            return
+        stop.set()
+        # A stuck stop must still end within the bound systemd and containers expect.
+        timer = threading.Timer(timeout, _force_exit)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def _audit_config_load(store: Store, config: Config) -> None:

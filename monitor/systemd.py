@@ -24,6 +24,8 @@ class SystemdNotifier:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Never wait on a listener that does not read: a full queue drops the message.
+                sock.setblocking(False)
                 sock.connect(self.address)
                 sock.sendall(message.encode())
         except OSError:

@@ -1,12 +1,15 @@
 """Daemon throughput against a bare kafka-python read, and memory with many models.
 
-    .venv/bin/python scripts/bench_daemon.py [--events 300000] [--models 1000]
+    .venv/bin/python scripts/bench_daemon.py [--events 300000] [--models 1000] [--processes 1 2]
 
 Starts its own broker through scripts/kafka, writes 20-feature events (16
-numeric, 4 categorical, score and prediction), then in one run measures:
-1. a bare kafka-python + orjson read of the topic (the ceiling),
-2. the daemon end to end (parse, detectors, alerts, checkpoints to SQLite),
-and reports the ratio; then the resident memory of the pipeline holding
+numeric, 4 categorical, score and prediction) to a 2-partition topic, then in
+one run measures:
+1. a bare kafka-python + orjson read of the topic by one consumer (the ceiling),
+2. ``driftwarden run`` end to end (parse, detectors, alerts, checkpoints to
+   SQLite) with each ``kafka.consumer_processes`` setting asked for, from its
+   first record to its last as its /metrics report them,
+and reports each ratio; then the resident memory of the pipeline holding
 ``--models`` models of 20 features each, after their references are built.
 """
 
@@ -14,25 +17,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import parse_config  # noqa: E402
-from monitor.daemon import Daemon  # noqa: E402
 from monitor.events import parse_event  # noqa: E402
-from monitor.ops import DaemonMetrics  # noqa: E402
 from monitor.pipeline import Pipeline  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -61,11 +65,7 @@ def make_events(n: int, models: int, seed: int = 1) -> list[bytes]:
 
 
 def start_broker() -> str:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cmd = [
         str(ROOT / "scripts" / "kafka"),
         "start",
@@ -97,34 +97,69 @@ def bare_read(bootstrap: str, topic: str, total: int) -> float:
     return total / elapsed
 
 
-def daemon_rate(bootstrap: str, topic: str, total: int, workdir: Path) -> float:
-    config = parse_config(
-        {
-            "store": {"path": str(workdir / "bench.db")},
-            "kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": "bench"},
-            "models": [{"name": f"m{i}"} for i in range(8)],
-        },
-        "bench",
+def daemon_rate(bootstrap: str, topic: str, total: int, workdir: Path, processes: int) -> float:
+    """``driftwarden run`` as deployed, from its first record to its last, read off /metrics."""
+    port = free_port()
+    name = f"p{processes}"
+    config = workdir / f"{name}.toml"
+    config.write_text(
+        f"""
+[store]
+path = "{workdir / name}.db"
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topics = ["{topic}"]
+group_id = "bench-{name}"
+consumer_processes = {processes}
+
+[ops]
+port = {port}
+log_level = "warning"
+"""
+        + "".join(f'\n[[models]]\nname = "m{i}"\n' for i in range(8))
     )
-    store = Store(config.store.path)
-    daemon = Daemon(config, store, DaemonMetrics())
-    stop = threading.Event()
-    thread = threading.Thread(target=daemon.run, args=(stop,))
-    thread.start()
-    started = None
-    while True:
-        stats = daemon.pipeline.stats
-        done = stats.processed + stats.quarantined
-        if done and started is None:
-            started, first = time.perf_counter(), done
-        if done >= total:
-            break
-        time.sleep(0.05)  # a tighter loop steals the GIL from the daemon thread
-    elapsed = time.perf_counter() - (started or 0)
-    stop.set()
-    thread.join()
-    store.close()
-    return (total - first) / elapsed
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)], cwd=ROOT
+    )
+    try:
+        started = first = None
+        while True:
+            done = consumed(port)
+            now = time.perf_counter()
+            if done and started is None:
+                started, first = now, done
+            if done >= total:
+                break
+            if daemon.poll() is not None:
+                raise SystemExit(f"the daemon exited with {daemon.returncode}")
+            time.sleep(0.1)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    assert started is not None and first is not None
+    return (total - first) / (now - started)
+
+
+def consumed(port: int) -> float:
+    """Records consumed so far, summed over models and workers; 0 until the server answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "driftwarden_records_consumed_total"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def rss_mb() -> float:
@@ -167,6 +202,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="consumer_processes settings to measure, in order (default: 1 2)",
+    )
     args = parser.parse_args()
     bootstrap = start_broker()
     topic = "bench"
@@ -182,10 +224,14 @@ def main() -> None:
     producer.close()
     with tempfile.TemporaryDirectory() as tmp:
         bare = bare_read(bootstrap, topic, args.events)
-        daemon = daemon_rate(bootstrap, topic, args.events, Path(tmp))
-        print(f"bare kafka-python + orjson read: {bare:,.0f} events/s")
-        print(f"daemon end to end (default detectors, checkpoints): {daemon:,.0f} events/s")
-        print(f"ratio daemon / bare read: {daemon / bare:.2f}")
+        print(f"bare kafka-python + orjson read, one consumer: {bare:,.0f} events/s", flush=True)
+        for processes in args.processes:
+            rate = daemon_rate(bootstrap, topic, args.events, Path(tmp), processes)
+            print(
+                f"daemon end to end, consumer_processes = {processes}: {rate:,.0f} events/s, "
+                f"ratio to the bare read {rate / bare:.2f}",
+                flush=True,
+            )
         total_mb, per_model = many_models_memory(args.models, Path(tmp))
         print(
             f"resident memory for {args.models:,} models of 20 features: {total_mb:,.0f} MB "

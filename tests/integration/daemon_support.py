@@ -45,7 +45,13 @@ def free_port() -> int:
 
 
 def write_config(
-    path: Path, bootstrap: str, topic: str, store: Path, ops_port: int, group: str = "dw-test"
+    path: Path,
+    bootstrap: str,
+    topic: str,
+    store: Path,
+    ops_port: int,
+    group: str = "dw-test",
+    kafka_extra: str = "",
 ) -> Path:
     path.write_text(
         f"""
@@ -57,6 +63,7 @@ bootstrap_servers = "{bootstrap}"
 topics = ["{topic}"]
 group_id = "{group}"
 session_timeout_ms = 6000
+{kafka_extra}
 
 [checkpoint]
 every_records = 2000
