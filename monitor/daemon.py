@@ -28,7 +28,7 @@ from monitor.kafka_client import open_consumer
 from monitor.notify_policy import NotificationPolicy
 from monitor.ops import DaemonMetrics
 from monitor.outbox import WebhookOutbox
-from monitor.pipeline import Pipeline
+from monitor.pipeline import Pipeline, collect_garbage_rarely
 from monitor.store import QuarantinedRecord, Store
 from monitor.webhook_targets import WebhookTarget
 from monitor.webhooks import NotificationContext
@@ -123,6 +123,7 @@ class Daemon:
         ``heartbeat`` is called once per loop while running, ``stopping`` once
         when the loop ends: both from this thread, so no heartbeat follows it.
         """
+        collect_garbage_rarely()
         self.status.started = True
         self.status.broker_up = True
         self.metrics.broker_up.set(1)

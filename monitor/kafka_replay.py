@@ -28,7 +28,7 @@ from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
 from monitor.kafka_client import open_consumer
-from monitor.pipeline import Pipeline, PipelineStats
+from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
 from monitor.replay import print_summary
 from monitor.replay_compare import check_compare_target, compare_stores, print_comparison
@@ -218,6 +218,7 @@ def _replay_ranges(
     from kafka.errors import KafkaError
 
     pipeline = Pipeline(config, store)
+    collect_garbage_rarely()
     started = time.perf_counter()
     positions: dict[tuple[str, int], int] = {}
     count = 0

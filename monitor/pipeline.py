@@ -8,6 +8,7 @@ detector state, quarantined records and source positions in one transaction.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,17 @@ from monitor.notify_policy import NotificationPolicy
 from monitor.store import Checkpoint, QuarantinedRecord, Store
 
 FLUSH_EVENTS = 2048
+# The cyclic collector's gen-0 threshold, in net container allocations. Events,
+# their feature dicts and column tuples form no cycles and are freed by reference
+# counting, yet at the default of 700 the collector ran every ~150 events and took
+# ~10% of the pipeline's time (3.5 us per event, measured with gc.callbacks).
+GC_GEN0_THRESHOLD = 50_000
+
+
+def collect_garbage_rarely() -> None:
+    """Tune the process's cyclic garbage collector for streaming many small events:
+    collections run ~70 times less often; cycles are still collected."""
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
 
 
 @dataclass

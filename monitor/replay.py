@@ -12,7 +12,7 @@ from monitor import notify_policy
 from monitor.config import Config
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
-from monitor.pipeline import Pipeline, PipelineStats
+from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
 from monitor.store import QuarantinedRecord, Store
 
@@ -65,6 +65,7 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
     except OSError as exc:
         raise DriftwardenError(f"cannot read input {input_path}: {exc.strerror}") from None
     pipeline = Pipeline(config, store)
+    collect_garbage_rarely()
     source = f"file:{input_path.name}"
     started = time.perf_counter()
     last_ts: float | None = None

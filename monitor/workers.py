@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import sqlite_utils
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import Metric
 
@@ -38,7 +40,7 @@ from monitor.errors import DriftwardenError
 from monitor.logs import setup_logging
 from monitor.ops import IncidentFigures, OpsServer
 from monitor.outbox import WebhookOutbox
-from monitor.store import Store
+from monitor.store import Store, connect_read_only
 from monitor.systemd import SystemdNotifier
 from monitor.webhook_targets import WebhookTarget
 
@@ -199,11 +201,14 @@ class Supervisor:
         )
 
     def _outbox_depth(self) -> float:
-        store = Store(self.config.store.path)
+        # Read-only, per scrape: the supervisor never competes with workers for the write lock.
+        db = sqlite_utils.Database(connect_read_only(self.config.store.path))
         try:
-            return float(WebhookOutbox.depth(store.db))
+            return float(WebhookOutbox.depth(db))
+        except sqlite3.Error:
+            return 0.0  # a store not yet created by its first worker
         finally:
-            store.close()
+            db.close()
 
     def ready(self) -> tuple[bool, str]:
         for worker in self.workers:
