@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the daemon: consume Kafka, detect, store, notify")
     run.add_argument("--config", required=True, help="the TOML config")
     run.add_argument("--store", help="SQLite store (default: the config's store.path)")
+    # Stop (after the final checkpoint) when this process ends: how `demo` keeps
+    # its daemon from outliving it, even when the demo itself is SIGKILLed.
+    run.add_argument("--owner-pid", type=int, help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check-config", help="validate a config file")
@@ -106,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     from monitor.webhook_targets import targets_from_config
 
     targets = targets_from_config(config.webhooks, os.environ)
-    return run_daemon(config, targets, os.environ.get("NOTIFY_SOCKET"))
+    return run_daemon(config, targets, os.environ.get("NOTIFY_SOCKET"), args.owner_pid)
 
 
 def _check_config(args: argparse.Namespace) -> int:

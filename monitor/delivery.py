@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,47 +101,56 @@ class DeliveryWorker:
         ensure_schema(self.db)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lanes: list[_Lane] = []
         self._slack_sent: dict[str, float] = dict(
             self.db.execute(
                 "SELECT url_key, max(last_attempt_at) FROM outbox WHERE format = 'slack' "
                 "AND last_attempt_at IS NOT NULL GROUP BY url_key"
             ).fetchall()
         )
-        self._slack_wait_until: float | None = None
+        # Per URL key: when a Slack row held back by the rate limit may go.
+        self._slack_wait_until: dict[str, float] = {}
 
     def _target(self, key: str, fmt: str) -> WebhookTarget | None:
         return next((t for t in self.targets if url_key(t.url) == key and t.format == fmt), None)
 
-    def deliver_due(self, now: float | None = None) -> int:
-        """One pass over the due rows; returns how many were delivered."""
-        with self._lock:
-            return self._deliver_due(self._clock() if now is None else now)
+    def deliver_due(self, now: float | None = None, lane: _Lane | None = None) -> int:
+        """One pass over the due rows (of one lane's URLs, if given); returns those delivered.
 
-    def _deliver_due(self, now: float) -> int:
-        rows = self.db.execute(
-            "SELECT id, webhook_id, url_key, format, body, created_at, attempts FROM outbox o "
-            "WHERE state = 'pending' AND next_attempt_at <= ? AND NOT EXISTS ("
-            "  SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id "
-            "  AND p.url_key = o.url_key AND p.state = 'pending' AND p.id < o.id) "
-            "ORDER BY id LIMIT 200",
-            [now],
-        ).fetchall()
+        The store is touched under the lock, the HTTP request outside it: lanes
+        post at the same time, so a slow receiver delays only its own rows.
+        """
+        now = self._clock() if now is None else now
+        scope, params = ("", []) if lane is None else lane.condition()
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, webhook_id, url_key, format, body, created_at, attempts FROM outbox o "
+                f"WHERE state = 'pending' AND next_attempt_at <= ? {scope} AND NOT EXISTS ("
+                "  SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id "
+                "  AND p.url_key = o.url_key AND p.state = 'pending' AND p.id < o.id) "
+                "ORDER BY id LIMIT 200",
+                [now, *params],
+            ).fetchall()
+        for key in list(self._slack_wait_until):
+            if lane is None or lane.holds(key):
+                del self._slack_wait_until[key]  # this pass decides again what waits
         delivered = 0
-        self._slack_wait_until = None
         for row_id, webhook_id, key, fmt, body, created_at, attempts in rows:
             if self._stop.is_set():
-                break  # a stop waits for one request at most
+                break  # a stop waits for one request per lane at most
             target = self._target(key, fmt)
             if target is None:
                 if now - created_at >= self.retry.max_age:
-                    self._finish(row_id, "gave_up", now, None, "webhook no longer configured")
+                    with self._lock:
+                        self._finish(row_id, "gave_up", now, None, "webhook no longer configured")
                 continue
             if fmt == "slack" and not self._slack_ready(key):
                 continue
             outcome = self._post(target, webhook_id, bytes(body))
-            delivered += self._record(row_id, webhook_id, outcome, now, created_at, attempts + 1)
+            with self._lock:
+                delivered += self._record(
+                    row_id, webhook_id, outcome, now, created_at, attempts + 1
+                )
         return delivered
 
     def _slack_ready(self, key: str) -> bool:
@@ -151,9 +160,9 @@ class DeliveryWorker:
             return True
         ready_at = last + self.retry.slack_interval
         if self._clock() >= ready_at:
+            self._slack_wait_until.pop(key, None)
             return True
-        if self._slack_wait_until is None or ready_at < self._slack_wait_until:
-            self._slack_wait_until = ready_at
+        self._slack_wait_until[key] = ready_at
         return False
 
     def _post(self, target: WebhookTarget, webhook_id: str, stored: bytes) -> Attempt:
@@ -247,54 +256,86 @@ class DeliveryWorker:
         if state != "delivered":
             log.warning("webhook %s %s: %s", row[0], state.replace("_", " "), error)
 
-    def next_wake(self, now: float) -> float:
-        """Seconds until something may be due, at most ``poll_seconds``.
+    def next_wake(self, now: float, lane: _Lane | None = None) -> float:
+        """Seconds until something (of one lane's URLs) may be due, at most ``poll_seconds``.
 
         Rows due now were just tried, are waiting for the Slack rate limit, or
         wait behind an earlier row of their incident, so only later times count.
         """
+        scope, params = ("", []) if lane is None else lane.condition()
         with self._lock:
             row = self.db.execute(
                 "SELECT min(next_attempt_at) FROM outbox "
-                "WHERE state = 'pending' AND next_attempt_at > ?",
-                [now],
+                f"WHERE state = 'pending' AND next_attempt_at > ? {scope}",
+                [now, *params],
             ).fetchone()
         wait = self.retry.poll_seconds
         if row[0] is not None:
             wait = min(wait, row[0] - now)
-        if self._slack_wait_until is not None:
-            wait = min(wait, self._slack_wait_until - now)
+        for key, ready_at in list(self._slack_wait_until.items()):
+            if lane is None or lane.holds(key):
+                wait = min(wait, ready_at - now)
         return max(0.01, wait)
 
     def wake(self) -> None:
         """Look at the outbox now, e.g. right after a checkpoint enqueued rows."""
-        self._wake.set()
+        for lane in self._lanes:
+            lane.wake.set()
 
     def start(self) -> None:
+        """One delivery thread per webhook URL, and one that retires rows of removed URLs."""
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
-        self._thread.start()
+        keys = sorted({url_key(t.url) for t in self.targets})
+        self._lanes = [_Lane(frozenset({key}), inside=True) for key in keys]
+        self._lanes.append(_Lane(frozenset(keys), inside=False))
+        for index, lane in enumerate(self._lanes):
+            lane.thread = threading.Thread(
+                target=self._run, args=(lane,), name=f"webhook-delivery-{index}", daemon=True
+            )
+            lane.thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Ask the thread to stop and wait; a request in flight finishes (or times out) first."""
+        """Ask the threads to stop and wait; a request in flight finishes (or times out) first."""
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self.wake()
+        for lane in self._lanes:
+            if lane.thread is not None:
+                lane.thread.join(timeout)
+        self._lanes = []
 
     def close(self) -> None:
         self.stop()
         self.db.close()
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while not self._stop.is_set():
             try:
-                self.deliver_due()
-                wait = self.next_wake(self._clock())
+                self.deliver_due(lane=lane)
+                wait = self.next_wake(self._clock(), lane)
             except Exception:
                 # Delivery must outlive a bad moment (a locked store, a full disk).
                 log.exception("webhook delivery pass failed")
                 wait = self.retry.poll_seconds
-            self._wake.wait(wait)
-            self._wake.clear()
+            lane.wake.wait(wait)
+            lane.wake.clear()
+
+
+@dataclass
+class _Lane:
+    """The outbox rows one delivery thread owns: those of ``keys``, or of every other URL."""
+
+    keys: frozenset[str]
+    inside: bool
+    wake: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def holds(self, key: str) -> bool:
+        return (key in self.keys) == self.inside
+
+    def condition(self) -> tuple[str, list[str]]:
+        """The SQL that selects this lane's rows, and its parameters."""
+        if not self.keys:
+            return ("", []) if not self.inside else ("AND 0", [])
+        marks = ", ".join("?" * len(self.keys))
+        verb = "IN" if self.inside else "NOT IN"
+        return f"AND url_key {verb} ({marks})", sorted(self.keys)

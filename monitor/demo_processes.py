@@ -57,7 +57,10 @@ def start_daemon(config_path: Path, log_path: Path, secret: str) -> subprocess.P
     log = log_path.open("ab")
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(config_path)],
+            [
+                *(sys.executable, "-m", "monitor.cli", "run", "--config", str(config_path)),
+                *("--owner-pid", str(os.getpid())),  # it stops even if the demo is SIGKILLed
+            ],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

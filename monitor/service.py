@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -24,15 +26,22 @@ from monitor.workers import Supervisor
 log = logging.getLogger("driftwarden.service")
 
 
-def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str | None) -> int:
-    """Run until SIGTERM or SIGINT; a final checkpoint, then exit 0."""
+def run_daemon(
+    config: Config,
+    targets: list[WebhookTarget],
+    notify_socket: str | None,
+    owner_pid: int | None = None,
+) -> int:
+    """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0."""
     setup_logging(config.ops.log_level)
     notifier = SystemdNotifier(notify_socket)
     store = Store(config.store.path)
     _audit_config_load(store, config)
     supervised = config.kafka.consumer_processes > 1
     # The supervisor waits stop_timeout_seconds for its workers, so it gets a little more.
-    stop = _stop_on_signals(config.ops.stop_timeout_seconds + (5.0 if supervised else 0.0))
+    stop = _stop_on_signals(
+        config.ops.stop_timeout_seconds + (5.0 if supervised else 0.0), owner_pid
+    )
     if supervised:
         store.close()
         code = Supervisor(config, targets).run(stop, notifier)
@@ -71,12 +80,15 @@ def run_daemon(config: Config, targets: list[WebhookTarget], notify_socket: str 
     return 0
 
 
-def _stop_on_signals(timeout: float) -> threading.Event:
-    """An event set by SIGTERM or SIGINT; a stop that takes longer than ``timeout`` exits 1."""
+def _stop_on_signals(timeout: float, owner_pid: int | None = None) -> threading.Event:
+    """An event set by SIGTERM, SIGINT or the end of ``owner_pid``.
+
+    A stop that takes longer than ``timeout`` exits 1.
+    """
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+    def request_stop(reason: dict[str, object]) -> None:
+        log.info("stopping", extra=reason)
         if stop.is_set():
             return
         stop.set()
@@ -85,9 +97,30 @@ def _stop_on_signals(timeout: float) -> threading.Event:
         timer.daemon = True
         timer.start()
 
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        request_stop({"signal": signal.Signals(signum).name})
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if owner_pid is not None:
+        threading.Thread(
+            target=_watch_owner, args=(owner_pid, stop, request_stop), name="owner", daemon=True
+        ).start()
     return stop
+
+
+def _watch_owner(
+    pid: int, stop: threading.Event, request_stop: Callable[[dict[str, object]], None]
+) -> None:
+    """Stop when the process that started this one is gone, even if it was SIGKILLed."""
+    while not stop.wait(1.0):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            request_stop({"owner_pid": pid, "why": "the owner process is gone"})
+            return
+        except PermissionError:
+            pass  # alive, owned by another user
 
 
 def _audit_config_load(store: Store, config: Config) -> None:
@@ -107,7 +140,5 @@ def _audit_config_load(store: Store, config: Config) -> None:
 
 
 def _force_exit() -> None:
-    import os
-
     log.error("the stop took too long; exiting without a final checkpoint")
     os._exit(1)

@@ -212,3 +212,28 @@ def test_checkpoints_and_deliveries_interleave_and_the_audit_chain_holds(
     assert AuditLog.verify(store.db) is None
     kinds = dict(store.db.execute("SELECT kind, count(*) FROM audit GROUP BY kind").fetchall())
     assert kinds == {"alert": 30, "incident_transition": 30, "notification": 60}
+
+
+def test_a_hanging_receiver_delays_only_its_own_notifications(
+    store, record, make_finding, start_receiver
+):
+    # The first request to the hanging receiver gets no answer before the
+    # worker's timeout; the other receiver answers at once.
+    hanging = start_receiver(script=[(200, {}, 6.0)])
+    quick = start_receiver()
+    targets = [
+        WebhookTarget(hanging.url("/slow"), "generic", "info"),
+        WebhookTarget(quick.url("/fast"), "generic", "info"),
+    ]
+    policy = NotificationPolicy(targets)
+    for i in range(3):
+        record(store, f"model{i}", make_finding(event_ts=1e9 + i), policy=policy)
+    worker = _worker(store, targets, timeout=5.0)
+    worker.start()
+    try:
+        # Every notification to the quick receiver arrives while the hanging one
+        # still holds the first request it got (its rows come first in the outbox).
+        _wait_until(lambda: len(quick.accepted()) == 3, 4.0)
+        assert len(hanging.received) == 1
+    finally:
+        worker.close()

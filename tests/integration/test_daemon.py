@@ -6,6 +6,8 @@ import contextlib
 import random
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.simulator import write_simulation
 from monitor.store import Store
 from tests.integration.daemon_support import (
+    ROOT,
     consumed,
     free_port,
     produce_file,
@@ -131,3 +134,42 @@ def _ready(port: int) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def test_the_daemon_stops_with_a_checkpoint_when_its_owner_process_dies(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=5_000, seed=4)
+    total = produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "owned.db"
+    port = free_port()
+    config = write_config(tmp_path / "owned.toml", kafka_bootstrap, topic, store, port, "dw-owned")
+    owner = subprocess.Popen(["sleep", "300"])
+    log = tmp_path / "daemon.log"
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "monitor.cli", "run", "--config", str(config)),
+            *("--owner-pid", str(owner.pid)),
+        ],
+        cwd=ROOT,
+        stdout=handle,
+        stderr=handle,
+    )
+    try:
+        wait_until(lambda: _ready(port), 60, "/readyz")
+        wait_until(
+            lambda: _metrics(port).get("driftwarden_records_consumed_total", 0) >= total,
+            120,
+            "the stream consumed",
+        )
+        owner.kill()
+        owner.wait(timeout=10)
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+        handle.close()
+    assert code == 0, log.read_text()[-2000:]
+    assert "the owner process is gone" in log.read_text()
+    assert consumed(store) == total, "the stop must leave a final checkpoint of every record"

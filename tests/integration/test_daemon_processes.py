@@ -6,10 +6,12 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -29,6 +31,9 @@ from tests.integration.daemon_support import (
     wait_until,
     write_config,
 )
+from tests.webhook_receiver import WebhookReceiver, start_receiver
+
+__all__ = ["start_receiver"]
 
 pytestmark = pytest.mark.kafka
 
@@ -72,8 +77,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
-    kafka_bootstrap: str, topic: str, tmp_path: Path
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    start_receiver: Callable[..., WebhookReceiver],
 ) -> None:
+    receiver = start_receiver()
     events = tmp_path / "events.jsonl"
     write_simulation(events, events=60_000, seed=23, malformed=600)
     store = tmp_path / "live.db"
@@ -86,6 +95,10 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
         port,
         "dw-processes",
         kafka_extra="consumer_processes = 2",
+    )
+    config.write_text(
+        config.read_text() + f'\n[[webhooks]]\nurl = "{receiver.url()}"\nformat = "generic"\n'
+        'min_severity = "info"\n'
     )
     log = tmp_path / "daemon.log"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -104,6 +117,7 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
         wait_until(lambda: _worker_pids(log)[1] != first[1], 60, "worker 1 started again")
         wait_until(lambda: consumed(store) >= total, 240, "the whole stream checkpointed")
         wait_until(lambda: _readyz(port)[0] == 200, 60, "ready again")
+        wait_until(lambda: _undelivered(store) == 0, 60, "every notification delivered")
         families = _families(port)
         assert families["driftwarden_worker_restarts_total"][0][1] == 1
         assert families["driftwarden_workers_alive"][0][1] == 2
@@ -137,6 +151,24 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
     assert quarantined == 600
     assert live_alerts, "the stream holds drift; the workers found none"
     assert live_alerts == replay_alerts(config, events, tmp_path / "replay.db")
+    # The supervisor alone delivers: every notification the workers enqueued, once.
+    outbox = sqlite3.connect(store)
+    try:
+        ids = [row[0] for row in outbox.execute("SELECT webhook_id FROM outbox")]
+    finally:
+        outbox.close()
+    accepted = [r.headers["webhook-id"] for r in receiver.accepted()]
+    assert ids and sorted(accepted) == sorted(ids)
+
+
+def _undelivered(store: Path) -> int:
+    db = sqlite3.connect(store)
+    try:
+        return int(
+            db.execute("SELECT count(*) FROM outbox WHERE state != 'delivered'").fetchone()[0]
+        )
+    finally:
+        db.close()
 
 
 def test_workers_that_cannot_reach_a_broker_stop_the_daemon_with_one_line(
