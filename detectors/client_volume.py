@@ -15,31 +15,16 @@ its volume is normal.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from detectors.base import Severity
-from detectors.codec import decode_float, encode_float
+from detectors.client_windows import ClientOutcome, ClientWindowTest
 
-
-@dataclass(frozen=True)
-class ClientOutcome:
-    """A client flagged at the window closing at ``index`` (offset in the fed values)."""
-
-    index: int
-    client: str
-    count: int
-    share: float
-    baseline: float
-    p_value: float
-    level: float
-    severity: Severity
+__all__ = ["ClientOutcome", "ClientVolume"]
 
 
-class ClientVolume:
+class ClientVolume(ClientWindowTest):
     name = "client_volume"
 
     def __init__(
@@ -52,122 +37,46 @@ class ClientVolume:
         half_life_windows: float = 20.0,
         max_clients: int = 1000,
     ) -> None:
-        if window < 100:
-            raise ValueError(f"window must be at least 100 events, got {window}")
-        if min_events < 1:
-            raise ValueError(f"min_events must be at least 1, got {min_events}")
-        if not 0 < min_excess < critical_excess <= 1:
-            raise ValueError(
-                "min_excess and critical_excess must satisfy 0 < min_excess < critical_excess <= 1"
-            )
-        if warmup_windows < 1:
-            raise ValueError(f"warmup_windows must be at least 1, got {warmup_windows}")
-        if half_life_windows <= 0:
-            raise ValueError(f"half_life_windows must be positive, got {half_life_windows}")
-        if max_clients < 2:
-            raise ValueError(f"max_clients must be at least 2, got {max_clients}")
-        self.window = window
-        self.min_events = min_events
-        self.min_excess = min_excess
-        self.critical_excess = critical_excess
-        self.warmup_windows = warmup_windows
-        self.half_life_windows = half_life_windows
-        self.max_clients = max_clients
-        self._alpha = 1e-4
-        self._fill = 0
-        self._windows = 0
+        super().__init__(
+            window,
+            min_events,
+            min_excess,
+            critical_excess,
+            warmup_windows,
+            half_life_windows,
+            max_clients,
+        )
         self._counts: Counter[str] = Counter()
-        self._baseline: dict[str, float] = {}
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "min_events": self.min_events,
-            "min_excess": self.min_excess,
-            "critical_excess": self.critical_excess,
-            "warmup_windows": self.warmup_windows,
-            "half_life_windows": self.half_life_windows,
-            "max_clients": self.max_clients,
-        }
-
-    def calibrate(self, window_level: float) -> None:
-        """The per-window false-alarm level granted by the suite's budget."""
-        if not 0 < window_level < 1:
-            raise ValueError(f"window_level must be in (0, 1), got {window_level}")
-        self._alpha = window_level
-
-    def update(self, clients: np.ndarray) -> list[ClientOutcome]:
-        """Feed callers in stream order (None where an event has no client)."""
-        present = [i for i, c in enumerate(clients.tolist()) if c is not None]
-        values = clients[present].tolist() if present else []
-        out: list[ClientOutcome] = []
-        start = 0
-        while start < len(values):
-            take = min(len(values) - start, self.window - self._fill)
-            self._counts.update(values[start : start + take])
-            self._fill += take
-            start += take
-            if self._fill == self.window:
-                out += self._close(present[start - 1])
-        return out
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+        self._counts.update(clients[rows].tolist())
 
     def _close(self, index: int) -> list[ClientOutcome]:
         counts, total = self._counts, self.window
         flagged: list[ClientOutcome] = []
-        if self._windows >= self.warmup_windows and self._baseline:
+        if self.warm:
             typical = float(np.median(list(self._baseline.values())))
             tested = [(c, n) for c, n in sorted(counts.items()) if n >= self.min_events]
             level = self._alpha / max(1, len(tested))
             for client, n in tested:
                 base = self._baseline.get(client, typical)
-                share = n / total
-                if share - base < self.min_excess:
-                    continue
-                p = float(stats.binom.sf(n - 1, total, max(base, 1.0 / total)))
-                if p < level:
-                    severity: Severity = (
-                        "critical" if share - base >= self.critical_excess else "warning"
-                    )
-                    flagged.append(ClientOutcome(index, client, n, share, base, p, level, severity))
-        self._learn({f.client for f in flagged})
-        self._windows += 1
+                outcome = self._test(index, client, n, n, total, base, level)
+                if outcome is not None:
+                    flagged.append(outcome)
+        shares = {c: n / total for c, n in counts.items()}
+        self._learn(shares, {f.client for f in flagged}, absent_is_zero=True)
         self._counts = Counter()
-        self._fill = 0
         return flagged
-
-    def _learn(self, frozen: set[str]) -> None:
-        decay = 0.5 ** (1.0 / self.half_life_windows)
-        shares = {c: n / self.window for c, n in self._counts.items()}
-        first = self._windows == 0
-        for client in set(self._baseline) | set(shares):
-            if client in frozen:
-                continue
-            old = self._baseline.get(client)
-            new = shares.get(client, 0.0)
-            self._baseline[client] = (
-                new if old is None and first else (decay * (old or 0.0) + (1 - decay) * new)
-            )
-        if len(self._baseline) > self.max_clients:
-            kept = sorted(self._baseline.items(), key=lambda kv: (-kv[1], kv[0]))
-            self._baseline = dict(kept[: self.max_clients])
-        self._baseline = {c: s for c, s in self._baseline.items() if s >= 1e-6 or c in frozen}
 
     def dump(self) -> dict[str, Any]:
         return {
-            "params": self.params(),
-            "alpha": encode_float(self._alpha),
-            "fill": self._fill,
-            "windows": self._windows,
+            **self._dump_common(),
             "counts": [[c, n] for c, n in sorted(self._counts.items())],
-            "baseline": [[c, encode_float(s)] for c, s in sorted(self._baseline.items())],
         }
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> ClientVolume:
         det = cls(**state["params"])
-        det._alpha = decode_float(state["alpha"])
-        det._fill = int(state["fill"])
-        det._windows = int(state["windows"])
+        det._load_common(state)
         det._counts = Counter({c: int(n) for c, n in state["counts"]})
-        det._baseline = {c: decode_float(s) for c, s in state["baseline"]}
         return det

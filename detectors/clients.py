@@ -24,12 +24,17 @@ class ClientWatch:
             det.calibrate(CLIENT_BUDGET_SHARE * det.window / settings.false_alarm_events)
 
     def observe(
-        self, clients: np.ndarray, ts: np.ndarray, first_index: int, alarms: AlarmTracker
+        self,
+        clients: np.ndarray,
+        scores: np.ndarray | None,
+        ts: np.ndarray,
+        first_index: int,
+        alarms: AlarmTracker,
     ) -> list[Finding]:
         """Findings for the events of a batch; ``first_index`` is the stream index of its first."""
         findings = []
         for name, det in self.detectors.items():
-            for o in det.update(clients):
+            for o in det.update(clients, scores):
                 index = first_index + o.index
                 signal = f"client:{o.client}"
                 state = alarms.report(f"{name}|{signal}", o.severity, index)

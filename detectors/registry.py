@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from detectors.adwin import ADWIN
 from detectors.chi2 import ChiSquare
+from detectors.client_boundary import ClientBoundary
 from detectors.client_volume import ClientVolume
 from detectors.confidence import ConfidenceDrop
 from detectors.cramer_von_mises import CramerVonMises
@@ -86,6 +87,7 @@ register("adwin", "change", ADWIN, "ADWIN adaptive windowing on block means")
 register("metric_anomaly", "metric", MetricAnomaly, "spikes, level shifts, flat-lines of a metric")
 register("pca_drift", "multivariate", PCADrift, "PCA reconstruction error of numeric features")
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
+register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "ks",
@@ -97,5 +99,6 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "pca_drift",
     "cusum",
     "client_volume",
+    "client_boundary",
 )
 DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ("metric_anomaly",)

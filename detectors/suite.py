@@ -175,7 +175,9 @@ class ModelDetectors:
             start += take
         self._errors.remember(batch)
         if batch.client is not None and self._clients.detectors:
-            out += self._clients.observe(batch.client, batch.ts, first_index, self._alarms)
+            out += self._clients.observe(
+                batch.client, batch.score, batch.ts, first_index, self._alarms
+            )
             out.sort(key=lambda f: int(f.details["event_index"]))  # stable: ties keep order
         return out
 

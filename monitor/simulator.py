@@ -23,6 +23,7 @@ COUNTRY_MIX = np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03])
 SHIFTED_MIX = np.array([0.1, 0.1, 0.15, 0.1, 0.1, 0.07, 0.05, 0.33])
 DEVICES = ["ios", "android", "web"]
 SCRAPER = "client:scraper-1"
+PROBER = "client:prober-1"
 PLANS = ["basic", "plus", "pro"]
 
 
@@ -64,6 +65,13 @@ def schedule(events: int) -> list[InjectedIncident]:
         ("latency_spike", "fraud", "latency_ms", 0.8, "latency triples for a while"),
         ("client_scraping", "fraud", SCRAPER, 0.7, "a new API key sends 20% of fraud requests"),
         (
+            "boundary_probing",
+            "fraud",
+            PROBER,
+            0.42,
+            "a new API key sends 2% of fraud requests, all scoring near 0.5",
+        ),
+        (
             "error_rise",
             "fraud",
             "error",
@@ -87,6 +95,8 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
     # A generator of its own, so the scraper leaves every other draw unchanged.
     scraping = np.random.default_rng(seed + 1_000)
     scrape_end = starts["client_scraping"] + total // 10
+    probing = np.random.default_rng(seed + 3_000)
+    probe_end = starts["boundary_probing"] + total // 10
     # Half the fraud predictions get a label (feedback) 50 to 1,500 events later.
     feedback = np.random.default_rng(seed + 2_000)
     due: dict[int, list[dict[str, Any]]] = {}
@@ -115,6 +125,8 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
             event = _fraud(rng, i, ts, starts)
             if starts["client_scraping"] <= i < scrape_end and scraping.random() < 0.2:
                 event["client"] = SCRAPER.removeprefix("client:")
+            if starts["boundary_probing"] <= i < probe_end and probing.random() < 0.02:
+                _probe(event, probing)
             if feedback.random() < 0.5:
                 accuracy = 0.6 if i >= starts["error_rise"] else 0.9
                 right = feedback.random() < accuracy
@@ -126,6 +138,13 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
         else:
             progress = min(1.0, max(0.0, (i - starts["gradual_drift"]) / gradual_span))
             yield _churn(rng, i, ts, starts, progress)
+
+
+def _probe(event: dict[str, Any], rng: np.random.Generator) -> None:
+    """An extraction query: inputs chosen so the model is unsure, sent by a new key."""
+    event["client"] = PROBER.removeprefix("client:")
+    event["score"] = round(0.5 + float(rng.uniform(-0.05, 0.05)), 4)
+    event["prediction"] = "fraud" if event["score"] > 0.5 else "ok"
 
 
 def _other(prediction: str) -> str:

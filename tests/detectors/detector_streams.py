@@ -41,6 +41,7 @@ class Drift:
     score_drop: float = 0.0  # subtracted from the logit of the score
     score_invalid_share: float = 0.0  # share of scores set to 1.5 (out of range)
     heavy_client_share: float = 0.0  # share of events sent by one new client ("scraper")
+    prober_share: float = 0.0  # share sent by a new client ("prober") scoring near 0.5
 
 
 def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) -> RowBatch:
@@ -96,6 +97,10 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
     client = CLIENTS[rng.choice(len(CLIENTS), n, p=CLIENT_P)]
     if drift is not None and drift.heavy_client_share:
         client[after & (rng.random(n) < drift.heavy_client_share)] = "scraper"
+    if drift is not None and drift.prober_share:
+        probing = after & (rng.random(n) < drift.prober_share)
+        client[probing] = "prober"
+        score[probing] = 0.5 + rng.uniform(-0.05, 0.05, int(probing.sum()))
     return RowBatch(
         ts=ts, numeric=num, categorical=cat, score=score, prediction=pred, client=client
     )

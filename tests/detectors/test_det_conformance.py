@@ -27,6 +27,7 @@ DRIFT = Drift(
     score_drop=2.0,
     score_invalid_share=0.05,
     heavy_client_share=0.3,
+    prober_share=0.05,
 )
 
 
