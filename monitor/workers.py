@@ -83,6 +83,7 @@ class WorkerHandle:
         self._reply = threading.Condition()
 
     def start(self) -> None:
+        self._release()
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe()
         self.process = context.Process(
@@ -104,9 +105,25 @@ class WorkerHandle:
         ).start()
         log.info("worker started", extra={"worker": self.index, "pid": self.process.pid})
 
+    def _release(self) -> None:
+        """Close the pipe and process handle of a worker that has ended, before a new start."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.process is not None and not self.process.is_alive():
+            self.process.join(0)
+            self.process.close()
+            self.process = None
+
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.is_alive()
+        process = self.process  # one read: a restart may replace it meanwhile
+        if process is None:
+            return False
+        try:
+            return process.is_alive()
+        except ValueError:
+            return False  # a handle closed by a restart in another thread
 
     def _read(self, conn: Connection) -> None:
         while True:
