@@ -23,6 +23,7 @@ from detectors.client_volume import ClientVolume
 from detectors.confidence import ConfidenceDrop
 from detectors.cramer_von_mises import CramerVonMises
 from detectors.cusum import CUSUM
+from detectors.input_range import InputRange
 from detectors.jensen_shannon import JensenShannon
 from detectors.ks import KolmogorovSmirnov
 from detectors.metric_anomaly import MetricAnomaly
@@ -86,6 +87,7 @@ register("page_hinkley", "change", PageHinkley, "Page-Hinkley change points on b
 register("adwin", "change", ADWIN, "ADWIN adaptive windowing on block means")
 register("metric_anomaly", "metric", MetricAnomaly, "spikes, level shifts, flat-lines of a metric")
 register("pca_drift", "multivariate", PCADrift, "PCA reconstruction error of numeric features")
+register("input_range", "window", InputRange, "inputs outside the reference's range (exact)")
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")
 
@@ -95,6 +97,7 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "missing_rate",
     "unseen",
     "output_range",
+    "input_range",
     "confidence",
     "pca_drift",
     "cusum",

@@ -3,7 +3,7 @@
 A local Apache Kafka broker (``scripts/kafka``, unless ``KAFKA_BOOTSTRAP_SERVERS``
 names one), a fresh topic, a webhook receiver that checks signatures, the daemon
 itself (``driftwarden run`` in a child process), and simulated traffic of two
-models with eight incidents injected on a schedule. When the daemon has
+models with nine incidents injected on a schedule. When the daemon has
 checkpointed every record and delivered every notification, a table says which
 incident was caught, how fast, by which detector, and what on-call received.
 Everything the demo started is stopped at the end, on Ctrl-C and on errors.

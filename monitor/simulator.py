@@ -62,6 +62,13 @@ def schedule(events: int) -> list[InjectedIncident]:
         ("category_mix", "fraud", "country", 0.5, "PL rises from 3% to 33% of traffic"),
         ("gradual_drift", "churn", "tenure_months", 0.4, "tenure falls by 40% over 20%"),
         ("score_collapse", "churn", "score", 0.65, "scores fall towards 0.5"),
+        (
+            "unit_error",
+            "churn",
+            "monthly_spend",
+            0.55,
+            "1% of monthly_spend values arrive in cents, not dollars",
+        ),
         ("latency_spike", "fraud", "latency_ms", 0.8, "latency triples for a while"),
         ("client_scraping", "fraud", SCRAPER, 0.7, "a new API key sends 20% of fraud requests"),
         (
@@ -97,6 +104,8 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
     scrape_end = starts["client_scraping"] + total // 10
     probing = np.random.default_rng(seed + 3_000)
     probe_end = starts["boundary_probing"] + total // 10
+    units = np.random.default_rng(seed + 4_000)
+    unit_end = starts["unit_error"] + total // 10
     # Half the fraud predictions get a label (feedback) 50 to 1,500 events later.
     feedback = np.random.default_rng(seed + 2_000)
     due: dict[int, list[dict[str, Any]]] = {}
@@ -137,7 +146,11 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
             yield event
         else:
             progress = min(1.0, max(0.0, (i - starts["gradual_drift"]) / gradual_span))
-            yield _churn(rng, i, ts, starts, progress)
+            event = _churn(rng, i, ts, starts, progress)
+            if starts["unit_error"] <= i < unit_end and units.random() < 0.01:
+                features = event["features"]
+                features["monthly_spend"] = round(features["monthly_spend"] * 100, 2)
+            yield event
 
 
 def _probe(event: dict[str, Any], rng: np.random.Generator) -> None:

@@ -42,6 +42,7 @@ class Drift:
     score_invalid_share: float = 0.0  # share of scores set to 1.5 (out of range)
     heavy_client_share: float = 0.0  # share of events sent by one new client ("scraper")
     prober_share: float = 0.0  # share sent by a new client ("prober") scoring near 0.5
+    extreme_share: float = 0.0  # share of normal_a values multiplied by 1000
 
 
 def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) -> RowBatch:
@@ -101,6 +102,10 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
         probing = after & (rng.random(n) < drift.prober_share)
         client[probing] = "prober"
         score[probing] = 0.5 + rng.uniform(-0.05, 0.05, int(probing.sum()))
+    if drift is not None and drift.extreme_share:
+        num["normal_a"] = np.where(
+            after & (rng.random(n) < drift.extreme_share), num["normal_a"] * 1000, num["normal_a"]
+        )
     return RowBatch(
         ts=ts, numeric=num, categorical=cat, score=score, prediction=pred, client=client
     )

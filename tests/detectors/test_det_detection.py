@@ -31,8 +31,18 @@ def findings(drift: Drift, seed: int = 21) -> list[Finding]:
         (Drift(ONSET, unseen_share=0.05), "unseen", "feature:device_id"),
         (Drift(ONSET, score_drop=0.5), "confidence", "score"),
         (Drift(ONSET, score_invalid_share=0.005), "output_range", "score"),
+        (Drift(ONSET, extreme_share=0.01), "input_range", "feature:normal_a"),
     ],
-    ids=["mean_shift", "variance_x2", "category_mix", "missing", "unseen", "confidence", "range"],
+    ids=[
+        "mean_shift",
+        "variance_x2",
+        "category_mix",
+        "missing",
+        "unseen",
+        "confidence",
+        "range",
+        "extreme_inputs",
+    ],
 )
 def test_drift_is_caught_within_5000_events(drift: Drift, detector: str, signal: str) -> None:
     out = findings(drift)
