@@ -152,9 +152,9 @@ def _timelines(incident: IncidentRow) -> str:
             p_test = all(_is_p_test(a) for a in alerts)
             points = [_point(a, p_test) for a in alerts]
             y_title = "−log10 p-value" if p_test else "statistic"
-            title = f"{detector} on {signal}" + (
-                " (p-value against its FDR cut-off)" if p_test else ""
-            )
+            # Callers are tested per window with a Bonferroni level, the rest under BH.
+            cut = "Bonferroni level" if signal.startswith("client:") else "FDR cut-off"
+            title = f"{detector} on {signal}" + (f" (p-value against its {cut})" if p_test else "")
             plots.append(timeline_svg(points, x_range, y_title, title))
         out.append(f'<div class="signal"><h4>{escape(signal)}</h4>{"".join(plots)}</div>')
     return "".join(out)
