@@ -13,6 +13,7 @@ from pathlib import Path
 
 from monitor import (
     __version__,
+    baseline_reset,
     demo,
     incident_commands,
     kafka_replay,
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
     incident_commands.register(commands)
     silence_commands.register(commands)
+    baseline_reset.register(commands)
     demo.register(commands)
     report.register(commands)
     return parser

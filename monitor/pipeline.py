@@ -9,6 +9,7 @@ detector state, quarantined records and source positions in one transaction.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ import numpy as np
 import sqlite_utils
 
 from detectors.base import Finding
+from detectors.settings import SuiteSettings
 from detectors.suite import ModelDetectors
-from monitor import notify_policy
+from monitor import baseline_reset, notify_policy
 from monitor.alerting import AlertPolicy
 from monitor.audit import AuditLog
 from monitor.batching import row_batch
@@ -27,6 +29,7 @@ from monitor.events import Event
 from monitor.notify_policy import NotificationPolicy
 from monitor.store import Checkpoint, QuarantinedRecord, Store
 
+log = logging.getLogger("driftwarden.pipeline")
 FLUSH_EVENTS = 2048
 # The cyclic collector's gen-0 threshold, in net container allocations. Events,
 # their feature dicts and column tuples form no cycles and are freed by reference
@@ -131,18 +134,29 @@ class Pipeline:
     def model(self, name: str) -> ModelPipeline | None:
         pipeline = self.models.get(name)
         if pipeline is None and self.config.model(name) is not None:
-            saved = self.store.load_model_state(name)
+            settings = self.config.suite_settings(name)
+            saved = None if self._reset_on_load(name) else self.store.load_model_state(name)
             if saved is None:
-                settings = self.config.suite_settings(name)
                 pipeline = ModelPipeline(name, ModelDetectors(settings))
             else:
                 state, events = saved
                 detectors = ModelDetectors.load(state)
+                _warn_if_settings_changed(name, detectors.settings, settings)
                 pipeline = ModelPipeline(
                     name, detectors, events=events, baseline_logged=detectors.has_reference
                 )
             self.models[name] = pipeline
         return pipeline
+
+    def _reset_on_load(self, name: str) -> bool:
+        """Carry out a pending baseline reset of a model about to load; True if there was one."""
+        with self.store.transaction() as db:
+            if name not in baseline_reset.pending(db):
+                return False
+            self.store.delete_model_state(db, name)
+            baseline_reset.carry_out(db, name, time.time())
+        log.warning("baseline reset carried out; the model warms up again", extra={"model": name})
+        return True
 
     def feed(self, event: Event) -> None:
         pipeline = self.model(event.model)
@@ -183,6 +197,15 @@ class Pipeline:
                 self._log_new_baseline(db, self.models[name])
             if self.notifier is not None:
                 self.notifier.enqueue_changes(db, time.time())
+            for name in sorted(baseline_reset.pending(db) & self.models.keys()):
+                # Its findings so far stand; its state is neither written nor kept.
+                work.model_states.pop(name, None)
+                self.store.delete_model_state(db, name)
+                baseline_reset.carry_out(db, name, time.time())
+                del self.models[name]
+                log.warning(
+                    "baseline reset carried out; the model warms up again", extra={"model": name}
+                )
             self.store.write_checkpoint(db, work)
         self.stats.alerts += written
         self._findings = {}
@@ -206,3 +229,15 @@ class Pipeline:
         these models now, and the store is the only state both can trust.
         """
         self.models = {}
+
+
+def _warn_if_settings_changed(model: str, saved: SuiteSettings, configured: SuiteSettings) -> None:
+    """A changed [detection] applies only after a baseline reset: say so, once per load."""
+    before, now = saved.dump(), configured.dump()
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        log.warning(
+            "detection settings changed since this model's baseline was built; the saved ones "
+            f"stay in force until `driftwarden baseline reset --model {model}`",
+            extra={"model": model, "changed": changed},
+        )

@@ -202,6 +202,13 @@ class Store:
                 [topic, partition, next_offset, now],
             )
 
+    def delete_model_state(self, db: sqlite_utils.Database, model: str) -> None:
+        """Drop a model's detector state and its blobs; call inside ``transaction()``."""
+        db.execute("DELETE FROM model_state WHERE model = ?", [model])
+        db.execute("DELETE FROM state_blobs WHERE model = ?", [model])
+        self._blobs_written.pop(model, None)
+        self._splitters.pop(model, None)
+
     def load_model_state(self, model: str) -> tuple[dict[str, Any], int] | None:
         row = self.db.execute(
             "SELECT state, events FROM model_state WHERE model = ?", [model]
