@@ -21,16 +21,6 @@ import sqlite_utils
 from monitor.audit import AuditLog, write_transaction
 from monitor.incident_commands import opened_store, who_is_acting
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS baseline_resets (
-    id INTEGER PRIMARY KEY,
-    model TEXT NOT NULL,
-    requested_at REAL NOT NULL,
-    requested_by TEXT NOT NULL,
-    done_at REAL
-);
-"""
-
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     baseline = commands.add_parser("baseline", help="start a model's baseline again")
@@ -49,7 +39,6 @@ def _reset(args: argparse.Namespace) -> int:
     who = who_is_acting(args)
     now = time.time()
     with opened_store(args) as store, write_transaction(store.db) as db:
-        db.executescript(SCHEMA)
         db.execute(
             "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",
             [args.model, now, who],
@@ -69,8 +58,7 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def pending(db: sqlite_utils.Database) -> set[str]:
-    """Models with a reset request not yet carried out."""
-    db.executescript(SCHEMA)
+    """Models with a reset request not yet carried out (table ``baseline_resets`` of the store)."""
     rows = db.execute("SELECT DISTINCT model FROM baseline_resets WHERE done_at IS NULL")
     return {row[0] for row in rows.fetchall()}
 

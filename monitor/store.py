@@ -73,6 +73,14 @@ CREATE TABLE IF NOT EXISTS model_state (
     events INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
+-- Requests of `driftwarden baseline reset`, carried out by whoever holds the model.
+CREATE TABLE IF NOT EXISTS baseline_resets (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    requested_by TEXT NOT NULL,
+    done_at REAL
+);
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
