@@ -16,6 +16,7 @@ from detectors.window_test import (
     NumericWindow,
     WindowOutcome,
     WindowTest,
+    enough_numeric,
     require_positive,
     severity_for,
     significant,
@@ -119,7 +120,7 @@ class RankTest(WindowTest):
         return {"critical_effect": self.critical_effect, "min_values": self.min_values}
 
     def enough_values(self, ref: NumericReference, win: NumericWindow) -> bool:
-        return win.sorted.shape[0] >= self.min_values and ref.size >= self.min_values
+        return enough_numeric(ref, win, self.min_values)
 
 
 class KolmogorovSmirnov(RankTest):

@@ -15,7 +15,8 @@ from detectors.window_test import (
     NumericWindow,
     WindowOutcome,
     WindowTest,
-    severity_for,
+    enough_numeric,
+    threshold_outcome,
 )
 
 
@@ -30,17 +31,11 @@ class ShareDistanceTest(WindowTest):
 
     def _outcome(self, ref_share: np.ndarray, win_share: np.ndarray) -> WindowOutcome:
         value = self.distance(ref_share, win_share)
-        return WindowOutcome(
-            statistic=value,
-            effect_size=value,
-            severity=severity_for(value, self.critical_effect),
-            threshold=self.threshold,
-            exceeded=value >= self.threshold,
-            details={"bins": int(ref_share.shape[0])},
-        )
+        details = {"bins": int(ref_share.shape[0])}
+        return threshold_outcome(value, self.threshold, self.critical_effect, details)
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
-        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
+        if not enough_numeric(ref, win, self.min_values):
             return None
         return self._outcome(*numeric_shares(ref, win, self.bins))
 

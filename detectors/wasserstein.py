@@ -15,8 +15,9 @@ from detectors.window_test import (
     NumericWindow,
     WindowOutcome,
     WindowTest,
+    enough_numeric,
     require_positive,
-    severity_for,
+    threshold_outcome,
 )
 
 
@@ -57,14 +58,8 @@ class NormalisedWasserstein(WindowTest):
         }
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
-        if win.sorted.shape[0] < self.min_values or ref.size < self.min_values:
+        if not enough_numeric(ref, win, self.min_values):
             return None
         value = wasserstein_1(ref.values, win.sorted) / ref.scale()
-        return WindowOutcome(
-            statistic=value,
-            effect_size=value,
-            severity=severity_for(value, self.critical_effect),
-            threshold=self.threshold,
-            exceeded=value >= self.threshold,
-            details={"reference_std": ref.scale()},
-        )
+        details = {"reference_std": ref.scale()}
+        return threshold_outcome(value, self.threshold, self.critical_effect, details)

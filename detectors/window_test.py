@@ -109,6 +109,25 @@ class WindowTest:
         return cls(**state["params"])
 
 
+def enough_numeric(ref: NumericReference, win: NumericWindow, min_values: int) -> bool:
+    """Both the window and the reference hold at least ``min_values`` finite values."""
+    return win.sorted.shape[0] >= min_values and ref.size >= min_values
+
+
+def threshold_outcome(
+    value: float, threshold: float, critical_effect: float, details: dict[str, Any]
+) -> WindowOutcome:
+    """The verdict of a threshold test whose statistic is its effect size."""
+    return WindowOutcome(
+        statistic=value,
+        effect_size=value,
+        severity=severity_for(value, critical_effect),
+        threshold=threshold,
+        exceeded=value >= threshold,
+        details=details,
+    )
+
+
 def severity_for(effect: float, critical_effect: float) -> Severity:
     """Critical when the effect size reaches ``critical_effect``, else warning."""
     return "critical" if abs(effect) >= critical_effect else "warning"

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -62,17 +61,8 @@ def run_daemon(
         },
     )
     notifier.ready(f"consuming {', '.join(config.kafka.topics)}")
-    last_watchdog = 0.0
-
-    def heartbeat() -> None:
-        nonlocal last_watchdog
-        now = time.monotonic()
-        if now - last_watchdog >= 2.0:
-            notifier.watchdog()
-            last_watchdog = now
-
     try:
-        daemon.run(stop, heartbeat, notifier.stopping)
+        daemon.run(stop, notifier.watchdog, notifier.stopping)
     finally:
         ops.stop()
         store.close()

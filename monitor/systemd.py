@@ -7,11 +7,16 @@ rather than a library: it is a few lines and has no dependencies.
 from __future__ import annotations
 
 import socket
+import time
+
+# systemd wants a ping within WatchdogSec; more often than this is only noise.
+WATCHDOG_INTERVAL_SECONDS = 2.0
 
 
 class SystemdNotifier:
     def __init__(self, address: str | None) -> None:
         self.address = address
+        self._last_watchdog = float("-inf")
         if address and address.startswith("@"):
             self.address = "\0" + address[1:]  # an abstract socket
 
@@ -35,7 +40,11 @@ class SystemdNotifier:
         self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
 
     def watchdog(self) -> None:
-        self.notify("WATCHDOG=1")
+        """WATCHDOG=1, at most once per ``WATCHDOG_INTERVAL_SECONDS``; call it at will."""
+        now = time.monotonic()
+        if now - self._last_watchdog >= WATCHDOG_INTERVAL_SECONDS:
+            self._last_watchdog = now
+            self.notify("WATCHDOG=1")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1")

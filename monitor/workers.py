@@ -28,17 +28,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
 
 import sqlite_utils
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import Metric
 
 from monitor.config import Config
+from monitor.daemon import Daemon
 from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.errors import DriftwardenError
 from monitor.logs import setup_logging
-from monitor.ops import IncidentFigures, OpsServer
+from monitor.ops import DaemonMetrics, IncidentFigures, OpsServer
 from monitor.outbox import WebhookOutbox
 from monitor.store import Store, connect_read_only
 from monitor.systemd import SystemdNotifier
@@ -46,7 +46,6 @@ from monitor.webhook_targets import WebhookTarget
 
 log = logging.getLogger("driftwarden.workers")
 STATUS_SECONDS = 0.5
-WATCHDOG_SECONDS = 2.0
 # A worker whose loop has not turned for this long is stuck: systemd's watchdog
 # is then starved, and restarts the whole service.
 STUCK_SECONDS = 20.0
@@ -268,7 +267,6 @@ class Supervisor:
             },
         )
         announced = False
-        last_watchdog = 0.0
         try:
             while not stop.wait(STATUS_SECONDS):
                 failed = self._failed_start()
@@ -281,13 +279,8 @@ class Supervisor:
                 if not announced and all(w.status.reported for w in self.workers):
                     notifier.ready(f"{len(self.workers)} workers consuming")
                     announced = True
-                if (
-                    announced
-                    and self.healthy()
-                    and time.monotonic() - last_watchdog >= WATCHDOG_SECONDS
-                ):
+                if announced and self.healthy():
                     notifier.watchdog()
-                    last_watchdog = time.monotonic()
             notifier.stopping()
             return self._stop_workers()
         finally:
@@ -363,9 +356,6 @@ class _WorkerLogs(logging.Filter):
 
 def worker_main(config: Config, index: int, conn: Connection) -> None:
     """One worker: a ``Daemon`` until SIGTERM or the supervisor's pipe closes."""
-    from monitor.daemon import Daemon
-    from monitor.ops import DaemonMetrics
-
     setup_logging(config.ops.log_level)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_WorkerLogs(index))
@@ -401,7 +391,7 @@ def worker_main(config: Config, index: int, conn: Connection) -> None:
 
 def _serve_supervisor(
     conn: Connection,
-    daemon: Any,
+    daemon: Daemon,
     registry: CollectorRegistry,
     loop_turned: list[float],
     stop: threading.Event,

@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import parse_config  # noqa: E402
+from monitor.demo_processes import free_port  # noqa: E402
 from monitor.events import parse_event  # noqa: E402
 from monitor.pipeline import Pipeline  # noqa: E402
 from monitor.store import Store  # noqa: E402
@@ -174,12 +174,6 @@ def group_formed(port: int, processes: int) -> bool:
         return False
     held = [int(n) for n in re.findall(r"ok: (\d+) partition\(s\) assigned", text)]
     return len(held) == processes and min(held) >= 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb() -> float:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,6 +101,17 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
     if process.poll() is None:
         process.send_signal(sig)
     return process.wait(timeout=timeout)
+
+
+def readyz(port: int) -> tuple[int, str]:
+    """The daemon's /readyz status and text; 0 while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def consumed(store_path: Path) -> int:

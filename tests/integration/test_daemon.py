@@ -22,6 +22,7 @@ from tests.integration.daemon_support import (
     consumed,
     free_port,
     produce_file,
+    readyz,
     replay_alerts,
     start_daemon,
     stop,
@@ -101,7 +102,7 @@ def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
         config, tmp_path / "daemon.log", env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
     )
     try:
-        wait_until(lambda: _ready(port), 60, "/readyz")
+        wait_until(lambda: readyz(port)[0] == 200, 60, "/readyz")
         before = _metrics(port).get("driftwarden_records_consumed_total", 0.0)
         total = produce_file(kafka_bootstrap, topic, events)
         wait_until(
@@ -128,14 +129,6 @@ def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
     assert "WATCHDOG=1" in said and said[-1] == "STOPPING=1", said
 
 
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 def test_the_daemon_stops_with_a_checkpoint_when_its_owner_process_dies(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
@@ -158,7 +151,7 @@ def test_the_daemon_stops_with_a_checkpoint_when_its_owner_process_dies(
         stderr=handle,
     )
     try:
-        wait_until(lambda: _ready(port), 60, "/readyz")
+        wait_until(lambda: readyz(port)[0] == 200, 60, "/readyz")
         wait_until(
             lambda: _metrics(port).get("driftwarden_records_consumed_total", 0) >= total,
             120,

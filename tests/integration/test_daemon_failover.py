@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tests.integration.daemon_support import (
     consumed,
     free_port,
     produce_file,
+    readyz,
     replay_alerts,
     start_daemon,
     stop,
@@ -122,7 +122,7 @@ def test_broker_outage_is_reported_and_loses_nothing(own_broker: int, tmp_path: 
         subprocess.run(
             [script, "stop", "--port", str(port), "--keep-data"], check=True, timeout=120
         )
-        wait_until(lambda: _readyz(ops) == 503, 60, "/readyz to report the outage")
+        wait_until(lambda: readyz(ops)[0] == 503, 60, "/readyz to report the outage")
         assert "broker unreachable" in log.read_text()
         time.sleep(2)
         restarted = subprocess.run(
@@ -133,7 +133,7 @@ def test_broker_outage_is_reported_and_loses_nothing(own_broker: int, tmp_path: 
         )
         assert restarted.returncode == 0, restarted.stderr
         wait_until(lambda: consumed(store) >= total, 240, "the stream after the outage")
-        wait_until(lambda: _readyz(ops) == 200, 60, "/readyz to recover")
+        wait_until(lambda: readyz(ops)[0] == 200, 60, "/readyz to recover")
     finally:
         code = stop(daemon)
     assert code == 0
@@ -144,13 +144,3 @@ def test_broker_outage_is_reported_and_loses_nothing(own_broker: int, tmp_path: 
     finally:
         live.close()
     assert alerts == replay_alerts(config, events, tmp_path / "replay.db")
-
-
-def _readyz(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0

@@ -25,6 +25,7 @@ from tests.integration.daemon_support import (
     consumed,
     free_port,
     produce_file,
+    readyz,
     replay_alerts,
     start_daemon,
     stop,
@@ -46,16 +47,6 @@ def _families(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
         for sample in family.samples:
             out.setdefault(sample.name, []).append((sample.labels, sample.value))
     return out
-
-
-def _readyz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
 
 
 def _worker_pids(log: Path) -> dict[int, int]:
@@ -106,8 +97,8 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
     notify.settimeout(0.1)
     process = start_daemon(config, log, env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     try:
-        wait_until(lambda: _readyz(port)[0] == 200, 90, "both workers ready")
-        _, text = _readyz(port)
+        wait_until(lambda: readyz(port)[0] == 200, 90, "both workers ready")
+        _, text = readyz(port)
         assert "2 workers" in text and "worker 1:" in text, text
         total = produce_file(kafka_bootstrap, topic, events)
         wait_until(lambda: consumed(store) >= total // 3, 180, "a third of the stream")
@@ -116,7 +107,7 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
         os.kill(first[1], signal.SIGKILL)
         wait_until(lambda: _worker_pids(log)[1] != first[1], 60, "worker 1 started again")
         wait_until(lambda: consumed(store) >= total, 240, "the whole stream checkpointed")
-        wait_until(lambda: _readyz(port)[0] == 200, 60, "ready again")
+        wait_until(lambda: readyz(port)[0] == 200, 60, "ready again")
         wait_until(lambda: _undelivered(store) == 0, 60, "every notification delivered")
         families = _families(port)
         assert families["driftwarden_worker_restarts_total"][0][1] == 1
