@@ -106,7 +106,7 @@ class ClientBoundary(ClientWindowTest):
         if requests == 0:
             return
         share = sum(n for c, n in self._near.items() if c not in frozen) / requests
-        decay = 0.5 ** (1.0 / self.half_life_windows)
+        decay = self.decay
         old = self._population
         self._population = share if math.isnan(old) else decay * old + (1 - decay) * share
 

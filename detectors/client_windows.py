@@ -135,6 +135,11 @@ class ClientWindowTest:
         return ClientOutcome(at, client, requests, share, base, p, level, severity)
 
     @property
+    def decay(self) -> float:
+        """Per-window weight of the past in the baselines' moving averages."""
+        return float(0.5 ** (1.0 / self.half_life_windows))
+
+    @property
     def warm(self) -> bool:
         """Past the warm-up windows, with baselines to test against."""
         return self._windows >= self.warmup_windows and bool(self._baseline)
@@ -154,7 +159,7 @@ class ClientWindowTest:
         starts from ``prior`` if given, so even during warm-up one window cannot
         make an unusual newcomer look normal; else from its first value.
         """
-        decay = 0.5 ** (1.0 / self.half_life_windows)
+        decay = self.decay
         first = self._windows == 0
         clients = set(observed) | (set(self._baseline) if absent_is_zero else set())
         for client in clients:

@@ -150,9 +150,11 @@ class Pipeline:
 
     def _reset_on_load(self, name: str) -> bool:
         """Carry out a pending baseline reset of a model about to load; True if there was one."""
+        if name not in baseline_reset.pending(self.store.db):
+            return False  # the usual case: a read, without taking the write lock
         with self.store.transaction() as db:
             if name not in baseline_reset.pending(db):
-                return False
+                return False  # another process carried it out meanwhile
             self.store.delete_model_state(db, name)
             baseline_reset.carry_out(db, name, time.time())
         log.warning("baseline reset carried out; the model warms up again", extra={"model": name})
