@@ -11,11 +11,13 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from detectors.suite import SuiteSettings
 from monitor.errors import ConfigError
+from monitor.events import ANY_TIME, TimeBounds
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,36 @@ class AlertingConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """Which event times are believed: producers are hostile by assumption."""
+
+    earliest: str = "2000-01-01T00:00:00Z"
+    max_future_seconds: float = 86_400.0
+
+    def earliest_ts(self) -> float:
+        return parse_rfc3339(self.earliest)
+
+    def live_bounds(self, now: float) -> TimeBounds:
+        """The daemon's: from ``earliest`` to ``max_future_seconds`` past the wall clock."""
+        return TimeBounds(self.earliest_ts(), now + self.max_future_seconds)
+
+    def replay_bounds(self, now: float) -> TimeBounds:
+        """Replays': any past time (forensics reaches back), no further ahead than live."""
+        return TimeBounds(ANY_TIME.earliest, now + self.max_future_seconds)
+
+
+def parse_rfc3339(text: str) -> float:
+    """An RFC 3339 time with a zone, in epoch seconds; ValueError saying why not."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone: add Z or an offset")
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True)
 class NotificationsConfig:
     repeat_seconds: float = 14_400.0
     group_interval_seconds: float = 300.0
@@ -86,6 +118,7 @@ class Config:
     ops: OpsConfig = field(default_factory=OpsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
@@ -186,6 +219,14 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{source}: keys 'alerting.*': group_seconds must be positive and "
             "resolve_after_seconds at least group_seconds"
+        )
+    try:
+        config.events.earliest_ts()
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key 'events.earliest': {exc}") from None
+    if not 0 <= config.events.max_future_seconds <= 10 * 365 * 86_400:
+        raise ConfigError(
+            f"{source}: key 'events.max_future_seconds' must be between 0 and ten years"
         )
     if not 0 <= config.ops.port <= 65535:
         raise ConfigError(f"{source}: key 'ops.port' must be a port number (0 picks a free one)")

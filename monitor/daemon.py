@@ -178,8 +178,9 @@ class Daemon:
     def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         pipeline = self.pipeline
         per_model: dict[str, int] = {}
+        bounds = self.config.events.live_bounds(time.time())
         for record in records:
-            parsed = parse_event(record.value, default_ts=record.timestamp / 1000.0)
+            parsed = parse_event(record.value, record.timestamp / 1000.0, bounds)
             if type(parsed) is Malformed:
                 raw = record.value if isinstance(record.value, bytes) else b""
                 pipeline.quarantine(

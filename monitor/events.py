@@ -3,7 +3,16 @@
 Every malformation becomes a ``Malformed`` with a reason; nothing raises. orjson
 is the fast path; the standard library parses what orjson refuses only to let
 NaN and Infinity through, since those are data (a missing/invalid value), not
-errors.
+errors. Producers are hostile by assumption, so what the record says is bounded
+here, before it reaches memory, the store or a clock:
+
+- text must be valid Unicode: bytes that are not UTF-8, and escapes of lone
+  surrogates (``"\\ud800"``, which JSON allows and no encoder can write back),
+  quarantine the record with that reason; nothing is repaired silently;
+- names (feature, category, client, request id, metric, model) are at most
+  ``MAX_NAME_CHARS`` characters;
+- event time lies within ``TimeBounds``: a record dated decades ago or a year
+  ahead is quarantined instead of moving any clock.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,6 +33,23 @@ Scalar = str | int | float | bool
 _FEATURE_TYPES = frozenset({str, int, float, bool, type(None)})
 _NUMBER_TYPES = frozenset({int, float})
 _INT_LIMIT = 2**63
+# Names longer than this are not names but payloads: the record is quarantined.
+MAX_NAME_CHARS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """The event times accepted, in epoch seconds, both ends included."""
+
+    earliest: float
+    latest: float
+
+    def describe(self) -> str:
+        return f"{_iso(self.earliest)} .. {_iso(self.latest)}"
+
+
+# What a datetime can represent (years 1 to 9999): the widest bounds there are.
+ANY_TIME = TimeBounds(-62_135_596_800.0, 253_402_300_799.0)
 
 
 # Not frozen: a frozen dataclass's __init__ costs microseconds per event on the hot path.
@@ -53,15 +79,18 @@ class _Invalid(Exception):
     pass
 
 
-def parse_event(raw: bytes | str, default_ts: float | None = None) -> Event | Malformed:
+def parse_event(
+    raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
+) -> Event | Malformed:
     """One record value to an ``Event``, or a ``Malformed`` saying why not.
 
     ``default_ts`` is the event time used when the record has no ``ts``: the Kafka
-    record timestamp, or in a file the previous event's time.
+    record timestamp, or in a file the previous event's time. An event time
+    outside ``bounds`` makes the record malformed.
     """
     try:
         obj = _decode(raw)
-        return _build(obj, default_ts)
+        return _build(obj, default_ts, bounds)
     except _Invalid as exc:
         return Malformed(str(exc))
     except Exception as exc:  # a bad record never stops the stream
@@ -72,14 +101,41 @@ def _decode(raw: bytes | str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as fast_error:
+        # orjson refuses NaN and Infinity (data here) but also text that is not
+        # Unicode; find out which, so the reason given is the true one.
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Invalid(
+                    f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+                ) from None
+        else:
+            text = raw
         try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            return json.loads(text)
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
             raise _Invalid(f"invalid JSON: {fast_error}") from None
+        _require_unicode(obj)
+        return obj
 
 
-def _build(obj: Any, default_ts: float | None) -> Event:
+def _require_unicode(obj: Any) -> None:
+    """Refuse strings holding lone surrogates, which JSON escapes can spell but
+    which are not Unicode text: no store, log or terminal could take them."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        escaped = "".join(f"\\u{ord(c):04x}" for c in bad[:4])
+        raise _Invalid(
+            f"a string holds a lone surrogate ({escaped}), which is not valid Unicode"
+        ) from None
+    except (ValueError, RecursionError):
+        raise _Invalid("the record nests too deeply to check") from None
+
+
+def _build(obj: Any, default_ts: float | None, bounds: TimeBounds) -> Event:
     if not isinstance(obj, dict):
         raise _Invalid(f"not a JSON object but {_kind(obj)}")
     model = obj.get("model")
@@ -87,10 +143,12 @@ def _build(obj: Any, default_ts: float | None) -> Event:
         raise _Invalid("missing 'model'")
     if not isinstance(model, str) or not model:
         raise _Invalid(f"'model' must be a non-empty string, got {_kind(model)}")
+    if len(model) > MAX_NAME_CHARS:
+        raise _Invalid(f"'model' is longer than {MAX_NAME_CHARS} characters")
     etype = obj.get("type", "prediction")
     if etype not in EVENT_TYPES:
         raise _Invalid(f"'type' must be one of {', '.join(EVENT_TYPES)}, got {etype!r:.60}")
-    event = Event(etype, model, _event_time(obj.get("ts"), default_ts))
+    event = Event(etype, model, _event_time(obj.get("ts"), default_ts, bounds))
     # Walk the keys the record has rather than asking for every optional one:
     # a prediction carries about half of them, and this runs for every record.
     for key, value in obj.items():
@@ -110,25 +168,49 @@ def _build(obj: Any, default_ts: float | None) -> Event:
     return event
 
 
-def _event_time(value: Any, default_ts: float | None) -> float:
+def _event_time(value: Any, default_ts: float | None, bounds: TimeBounds) -> float:
     if value is None:
         if default_ts is None:
             raise _Invalid("no 'ts' and no record timestamp or earlier event to take it from")
+        if not bounds.earliest <= default_ts <= bounds.latest:
+            raise _Invalid(
+                f"no 'ts', and the record timestamp {default_ts!r:.30} is outside the accepted "
+                f"event times ({bounds.describe()})"
+            )
         return default_ts
     if type(value) in _NUMBER_TYPES:
-        ts = float(value)
-    elif isinstance(value, str):
         try:
-            ts = datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            raise _Invalid(f"'ts' is not an RFC 3339 time: {value!r:.60}") from None
-        if datetime.fromisoformat(value).tzinfo is None:
-            raise _Invalid(f"'ts' has no time zone (add Z or an offset): {value!r:.60}")
+            ts = float(value)
+        except OverflowError:
+            raise _Invalid("'ts' is a number too large to be a time") from None
+    elif isinstance(value, str):
+        ts = _rfc3339(value)
     else:
         raise _Invalid(f"'ts' must be an RFC 3339 string or epoch seconds, got {_kind(value)}")
     if not math.isfinite(ts):
         raise _Invalid("'ts' is not a finite number")
+    if not bounds.earliest <= ts <= bounds.latest:
+        raise _Invalid(
+            f"'ts' {value!r:.40} is outside the accepted event times ({bounds.describe()})"
+        )
     return ts
+
+
+def _rfc3339(value: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"'ts' is not an RFC 3339 time: {value!r:.60}") from None
+    if parsed.tzinfo is None:
+        raise _Invalid(f"'ts' has no time zone (add Z or an offset): {value!r:.60}")
+    try:
+        return parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise _Invalid(f"'ts' is outside the times a clock can show: {value!r:.60}") from None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _features(key: str, value: Any) -> dict[str, Scalar | None]:
@@ -144,6 +226,10 @@ def _features(key: str, value: Any) -> dict[str, Scalar | None]:
                 )
             if type(item) is int and not -_INT_LIMIT <= item <= _INT_LIMIT:
                 raise _Invalid(f"feature {name!r:.60} is an integer too large to be a number")
+    if value and max(map(len, value)) > MAX_NAME_CHARS:
+        raise _Invalid(f"a feature name is longer than {MAX_NAME_CHARS} characters")
+    if str in types and max(len(v) for v in value.values() if type(v) is str) > MAX_NAME_CHARS:
+        raise _Invalid(f"a category is longer than {MAX_NAME_CHARS} characters")
     return value
 
 
@@ -158,6 +244,8 @@ def _probabilities(key: str, value: Any) -> dict[str, float]:
     for name, item in value.items():
         if type(item) not in _NUMBER_TYPES:
             raise _Invalid(f"probability of {name!r:.60} must be a number, got {_kind(item)}")
+        if len(name) > MAX_NAME_CHARS:
+            raise _Invalid(f"a class name is longer than {MAX_NAME_CHARS} characters")
     return value
 
 
@@ -173,22 +261,32 @@ def _number(key: str, value: Any) -> float:
 def _scalar(key: str, value: Any) -> Scalar:
     if type(value) not in _FEATURE_TYPES:
         raise _Invalid(f"'{key}' must be a string, number or bool, got {_kind(value)}")
+    if type(value) is str:
+        return _bounded(key, value)
     return value  # type: ignore[no-any-return]
 
 
 def _string(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
-    return value
+    return _bounded(key, value)
 
 
 def _identifier(key: str, value: Any) -> str:
     """Identifiers may be written as strings or integers; both become strings."""
     if type(value) is str:
-        return value
+        return _bounded(key, value)
     if type(value) is not int:
         raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
+    if not -_INT_LIMIT <= value <= _INT_LIMIT:
+        raise _Invalid(f"'{key}' is an integer too large to be an identifier")
     return str(value)
+
+
+def _bounded(key: str, value: str) -> str:
+    if len(value) > MAX_NAME_CHARS:
+        raise _Invalid(f"'{key}' is longer than {MAX_NAME_CHARS} characters")
+    return value
 
 
 # The optional fields of CONTRACT §1 and how each is checked; absent or null means unset.

@@ -26,7 +26,7 @@ from typing import Any
 from monitor import kafka_client
 from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
-from monitor.events import Malformed, parse_event
+from monitor.events import Malformed, TimeBounds, parse_event
 from monitor.kafka_client import open_consumer
 from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
@@ -219,6 +219,7 @@ def _replay_ranges(
 
     pipeline = Pipeline(config, store)
     collect_garbage_rarely()
+    bounds = config.events.replay_bounds(time.time())
     started = time.perf_counter()
     positions: dict[tuple[str, int], int] = {}
     count = 0
@@ -256,7 +257,7 @@ def _replay_ranges(
                     if record.offset >= span.stop:
                         position = span.stop
                         break
-                    _feed(pipeline, source, span, record)
+                    _feed(pipeline, source, span, record, bounds)
                     position = record.offset + 1
                     positions[(span.topic, span.partition)] = position
                     count += 1
@@ -270,8 +271,10 @@ def _replay_ranges(
     return KafkaReplayResult(pipeline.stats, count, time.perf_counter() - started, ranges)
 
 
-def _feed(pipeline: Pipeline, source: str, span: PartitionRange, record: Any) -> None:
-    parsed = parse_event(record.value, default_ts=record.timestamp / 1000.0)
+def _feed(
+    pipeline: Pipeline, source: str, span: PartitionRange, record: Any, bounds: TimeBounds
+) -> None:
+    parsed = parse_event(record.value, record.timestamp / 1000.0, bounds)
     if isinstance(parsed, Malformed):
         raw = record.value if isinstance(record.value, bytes) else b""
         pipeline.quarantine(

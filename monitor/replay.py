@@ -67,6 +67,7 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
     pipeline = Pipeline(config, store)
     collect_garbage_rarely()
     source = f"file:{input_path.name}"
+    bounds = config.events.replay_bounds(time.time())
     started = time.perf_counter()
     last_ts: float | None = None
     line_no = 0
@@ -75,7 +76,7 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            parsed = parse_event(line, default_ts=last_ts)
+            parsed = parse_event(line, last_ts, bounds)
             if isinstance(parsed, Malformed):
                 raw = line.rstrip(b"\r\n")
                 pipeline.quarantine(QuarantinedRecord(source, parsed.reason, raw, offset=line_no))

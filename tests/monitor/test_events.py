@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.events import Event, Malformed, parse_event
+from monitor.events import MAX_NAME_CHARS, Event, Malformed, TimeBounds, parse_event
 
 
 def test_contract_examples_parse() -> None:
@@ -117,3 +119,55 @@ def test_random_json_objects_never_raise(obj: dict[str, object]) -> None:
     if isinstance(result, Event):
         assert isinstance(result.model, str) and result.model
         assert math.isfinite(result.ts)
+        # Whatever passes can be written to the store and the logs: valid Unicode only.
+        orjson.dumps(dataclasses.asdict(result))
+
+
+def test_text_that_is_not_unicode_is_quarantined_with_the_true_reason() -> None:
+    surrogates = {
+        b'{"model": "m", "ts": 1, "features": {"\\ud800": 1.0}}': "\\ud800",
+        b'{"model": "m", "ts": 1, "features": {"c": "a\\udc80"}}': "\\udc80",
+        b'{"model": "m", "ts": 1, "client": "\\udfff"}': "\\udfff",
+        b'{"model": "m", "ts": 1, "type": "metric", "name": "\\ud800", "value": 1}': "\\ud800",
+        b'{"model": "m", "ts": 1, "prediction": "\\ud800"}': "\\ud800",
+        b'{"model": "\\ud800", "ts": 1}': "\\ud800",
+    }
+    for raw, shown in surrogates.items():
+        result = parse_event(raw)
+        assert isinstance(result, Malformed), raw
+        assert f"lone surrogate ({shown})" in result.reason, result.reason
+    pair = parse_event(b'{"model": "m", "ts": 1, "client": "\\ud83d\\ude00", "score": NaN}')
+    assert isinstance(pair, Event) and pair.client == "\U0001f600"
+    for raw in (b'{"model": "m\xff", "ts": 1}', b'{"model": "m", "ts": 1, "x": "\xed\xa0\x80"}'):
+        result = parse_event(raw)
+        assert isinstance(result, Malformed) and result.reason.startswith("not valid UTF-8"), raw
+
+
+def test_event_times_outside_the_bounds_are_quarantined() -> None:
+    bounds = TimeBounds(946_684_800.0, 1_800_000_000.0)
+    for ts in (b"1e18", b"-1e18", b"0", b"1800000001", b'"9999-12-31T23:59:59Z"'):
+        result = parse_event(b'{"model": "m", "ts": ' + ts + b"}", bounds=bounds)
+        assert isinstance(result, Malformed) and "outside the accepted event times" in result.reason
+    far = parse_event(b'{"model": "m", "ts": "0001-01-01T00:00:00+14:00"}')
+    assert isinstance(far, Malformed)
+    assert isinstance(parse_event(b'{"model": "m", "ts": 1800000000}', bounds=bounds), Event)
+    # A record timestamp out of bounds is refused too, when the record has no time.
+    late = parse_event(b'{"model": "m"}', default_ts=1e18, bounds=bounds)
+    assert isinstance(late, Malformed) and "record timestamp" in late.reason
+
+
+def test_names_longer_than_the_limit_are_quarantined() -> None:
+    long = "x" * (MAX_NAME_CHARS + 1)
+    for obj in (
+        {"model": long},
+        {"model": "m", "features": {long: 1}},
+        {"model": "m", "features": {"a": long}},
+        {"model": "m", "client": long},
+        {"model": "m", "id": long},
+        {"model": "m", "type": "metric", "name": long, "value": 1},
+        {"model": "m", "probabilities": {long: 1.0}},
+    ):
+        result = parse_event(orjson.dumps({**obj, "ts": 1}))
+        assert isinstance(result, Malformed) and "longer than" in result.reason, obj
+    ok = parse_event(orjson.dumps({"model": "m", "ts": 1, "client": "x" * MAX_NAME_CHARS}))
+    assert isinstance(ok, Event)
