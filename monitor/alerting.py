@@ -4,7 +4,9 @@ Event time decides grouping, so a replay groups exactly as the live run did: a
 finding joins its model's open incident when it comes within ``group_seconds``
 of event time after that incident's last alert, and opens a new one otherwise.
 An incident whose model has gone ``resolve_after_seconds`` of event time
-without a new alert resolves by itself; ``resolve_after_seconds`` is at least
+without a new alert resolves by itself, by the model's event clock: a
+watermark over the bulk of its stream (``monitor.event_clock``), so that one
+record dated far ahead cannot resolve what is still firing; ``resolve_after_seconds`` is at least
 ``group_seconds``, so whether a late finding joins never depends on when the
 resolution was written.
 """

@@ -23,8 +23,9 @@ from detectors.suite import ModelDetectors
 from monitor import baseline_reset, notify_policy
 from monitor.alerting import AlertPolicy
 from monitor.audit import AuditLog
-from monitor.batching import row_batch
+from monitor.batching import measured, row_batch
 from monitor.config import Config
+from monitor.event_clock import EventClock
 from monitor.events import Event
 from monitor.notify_policy import NotificationPolicy
 from monitor.store import Checkpoint, QuarantinedRecord, Store
@@ -50,8 +51,9 @@ class ModelPipeline:
     detectors: ModelDetectors
     events: int = 0
     labels: int = 0
-    latest_ts: float = float("-inf")
     baseline_logged: bool = False
+    clock: EventClock = field(default_factory=EventClock)
+    times: list[float] = field(default_factory=list)
     rows: list[Event] = field(default_factory=list)
     row_seq: list[int] = field(default_factory=list)
     label_events: list[tuple[int, Event]] = field(default_factory=list)
@@ -66,8 +68,7 @@ class ModelPipeline:
         """
         seq = self.events
         self.events += 1
-        if event.ts > self.latest_ts:
-            self.latest_ts = event.ts
+        self.times.append(event.ts)
         if event.type == "metric":
             assert event.name is not None and event.value is not None
             self.metrics.setdefault(event.name, []).append((event.ts, event.value))
@@ -83,6 +84,8 @@ class ModelPipeline:
     def flush(self) -> list[Finding]:
         findings: list[Finding] = []
         self.buffered = 0
+        self.clock.observe(self.times)
+        self.times = []
         if self.rows:
             findings += self.detectors.observe_rows(row_batch(self.rows, self.row_seq))
             self.rows, self.row_seq = [], []
@@ -95,7 +98,7 @@ class ModelPipeline:
             self.label_events = []
         for name in sorted(self.metrics):
             points = np.array(self.metrics[name], dtype=np.float64)
-            findings += self.detectors.observe_metric(name, points[:, 0], points[:, 1])
+            findings += self.detectors.observe_metric(name, points[:, 0], measured(points[:, 1]))
         self.metrics = {}
         return findings
 
@@ -195,7 +198,7 @@ class Pipeline:
             if written:
                 AuditLog.append_new_alerts(db)
             for name in sorted(self._touched):
-                self.policy.resolve_quiet(db, name, self.models[name].latest_ts)
+                self.policy.resolve_quiet(db, name, self.models[name].clock.now)
                 self._log_new_baseline(db, self.models[name])
             if self.notifier is not None:
                 self.notifier.enqueue_changes(db, time.time())
