@@ -11,6 +11,7 @@ by a one-sided KS test; the smaller p-value, doubled (Bonferroni), is reported.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ import numpy as np
 from detectors.codec import decode_array, encode_array
 from detectors.ks import ks_distances, ks_pvalue_one_sided
 from detectors.window_test import NumericWindow, WindowOutcome, require_probability, severity_for
+
+Z_LIMIT = 1e6
 
 
 class PCADrift:
@@ -54,8 +57,11 @@ class PCADrift:
         return self._errors.shape[0] > 0
 
     def _standardise(self, columns: list[np.ndarray]) -> np.ndarray:
-        x = (np.column_stack(columns) - self._mean) / self._std
-        return np.where(np.isfinite(x), x, 0.0)
+        with np.errstate(all="ignore"):
+            x = (np.column_stack(columns) - self._mean) / self._std
+        # A value a million standard deviations out is as anomalous as one that
+        # overflows (producers send 1e308): clipping keeps the squares finite.
+        return np.clip(np.where(np.isfinite(x), x, 0.0), -Z_LIMIT, Z_LIMIT)
 
     def _row_stats(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(SPE, T^2) of each row."""
@@ -73,7 +79,8 @@ class PCADrift:
             self._errors = np.zeros(0)
             return
         x = np.column_stack([features[k] for k in names])
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
             mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
             std = np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0)
         self._names = names
@@ -82,7 +89,11 @@ class PCADrift:
         z = self._standardise([x[:, i] for i in range(x.shape[1])])
         order = np.random.default_rng([seed, rows]).permutation(rows)
         train, held = z[order[: rows // 2]], z[order[rows // 2 :]]
-        _, s, vt = np.linalg.svd(train - train.mean(axis=0), full_matrices=False)
+        try:
+            _, s, vt = np.linalg.svd(train - train.mean(axis=0), full_matrices=False)
+        except np.linalg.LinAlgError:
+            self._errors = np.zeros(0)  # no structure to learn: the test stays off
+            return
         explained = np.cumsum(s**2) / max(float(np.sum(s**2)), 1e-300)
         k = min(int(np.searchsorted(explained, self.variance)) + 1, len(names) - 1)
         self._components = vt[:k].T.copy()

@@ -42,16 +42,20 @@ class NumericReference:
 
     @cached_property
     def mean(self) -> float:
-        return float(self.values.mean()) if self.size else 0.0
+        return _scaled(np.mean, self.values) if self.size else 0.0
 
     @cached_property
     def std(self) -> float:
-        return float(self.values.std()) if self.size > 1 else 0.0
+        return _scaled(np.std, self.values) if self.size > 1 else 0.0
 
     @cached_property
     def var(self) -> float:
-        """Sample variance (ddof=1)."""
-        return float(np.var(self.values, ddof=1)) if self.size > 1 else 0.0
+        """Sample variance (ddof=1); the largest float where it overflows."""
+        if self.size < 2:
+            return 0.0
+        with np.errstate(all="ignore"):
+            var = float(np.var(self.values, ddof=1))
+        return var if np.isfinite(var) else float(np.finfo(np.float64).max)
 
     def scale(self) -> float:
         """The standard deviation, or 1 for a constant reference."""
@@ -152,3 +156,14 @@ class CategoricalReference:
 
 
 Reference = NumericReference | CategoricalReference
+
+
+def _scaled(statistic: Any, values: np.ndarray) -> float:
+    """A mean or standard deviation of finite values, even of values near the float
+    limit (1e308, as hostile producers send), whose plain sums overflow."""
+    with np.errstate(all="ignore"):
+        plain = float(statistic(values))
+    if np.isfinite(plain):
+        return plain
+    largest = float(np.max(np.abs(values)))
+    return float(min(largest * float(statistic(values / largest)), np.finfo(np.float64).max))

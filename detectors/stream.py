@@ -21,6 +21,10 @@ import numpy as np
 
 from detectors.base import Finding, Severity
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
+from detectors.reference import NumericReference
+
+# Block z-scores are capped here: far beyond any threshold, and finite.
+Z_CAP = 1e3
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class BlockChangeDetector:
         """Standardise against a reference (mean, std of ``reference_size`` values)
         and restart detection."""
         self._ref_n = reference_size if reference_size is not None else self.warmup
-        self._mean = float(mean)
+        self._mean = float(mean) if math.isfinite(mean) else 0.0
         self._std = float(std) if std > 0 and math.isfinite(std) else 1.0
         if arl_events is not None:
             self.arl_events = float(arl_events)
@@ -143,15 +147,20 @@ class BlockChangeDetector:
             start = take
             if self._warm.shape[0] < self.warmup:
                 return []
-            self.calibrate(float(self._warm.mean()), float(self._warm.std()), None, self.warmup)
+            warm = NumericReference(self.warmup, 0, self._warm)
+            self.calibrate(warm.mean, warm.std, None, self.warmup)
         pending = np.concatenate([self._carry, finite[start:]])
         full = pending.shape[0] // self.block
         self._carry = pending[full * self.block :].copy()
         if full == 0:
             return []
         assert self._mean is not None
-        means = pending[: full * self.block].reshape(full, self.block).mean(axis=1)
-        zs = (means - self._mean) / (self._std / math.sqrt(self.block))
+        with np.errstate(over="ignore", invalid="ignore"):
+            means = pending[: full * self.block].reshape(full, self.block).mean(axis=1)
+            zs = (means - self._mean) / (self._std / math.sqrt(self.block))
+        # Values near the float limit overflow a block's sum; such a block is as far
+        # out as the cap, and one mixing +1e308 with -1e308 says nothing (NaN -> 0).
+        zs = np.clip(np.nan_to_num(zs, nan=0.0), -Z_CAP, Z_CAP)
         # position (in `values`) of the value completing each block
         carried = pending.shape[0] - (finite.shape[0] - start)
         ends = np.arange(1, full + 1) * self.block - 1 - carried + start

@@ -16,6 +16,7 @@ from detectors.base import RowBatch
 from monitor.events import Event, Scalar
 
 _BOOL_LABELS = {True: "true", False: "false"}
+MAX_MAGNITUDE = 1e100
 _NONE = type(None)
 _NUMERIC_TYPES = frozenset({int, float, _NONE})
 _LABEL_TYPES = frozenset({str, _NONE})
@@ -106,16 +107,28 @@ def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowB
     labels, values = _predictions([e.prediction for e in events])
     return RowBatch(
         ts=np.array([e.ts for e in events], dtype=np.float64),
-        numeric=columns.numeric,
+        numeric={name: measured(column) for name, column in columns.numeric.items()},
         categorical=columns.categorical,
-        score=None if scores.count(None) == n else np.array(scores, dtype=np.float64),
+        score=None if scores.count(None) == n else measured(np.array(scores, dtype=np.float64)),
         prediction=labels,
-        prediction_value=values,
+        prediction_value=None if values is None else measured(values),
         client=_optional_objects([e.client for e in events]),
         has_features=has_features,
         ids=_optional_objects([e.id for e in events]),
         seq=None if seq is None else np.array(seq, dtype=np.int64),
     )
+
+
+def measured(values: np.ndarray) -> np.ndarray:
+    """``values`` with magnitudes beyond ``MAX_MAGNITUDE`` made NaN, in place.
+
+    No measurement is that large; such a value is an overflow upstream or an
+    attack (1e308 overflows every sum it enters), and counts as invalid, like an
+    infinity. Sums of a million values below the limit stay finite.
+    """
+    with np.errstate(invalid="ignore"):
+        values[np.abs(values) > MAX_MAGNITUDE] = np.nan
+    return values
 
 
 def _schemas(

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.batching import row_batch
+from monitor.batching import MAX_MAGNITUDE, row_batch
 from monitor.events import Event
 
 values = st.one_of(
@@ -28,7 +28,7 @@ events = st.lists(
         model=st.just("m"),
         ts=st.floats(0, 1e9),
         features=features,
-        score=st.one_of(st.none(), st.floats(0, 1)),
+        score=st.one_of(st.none(), st.floats(0, 1), st.sampled_from([1e308, -1e101])),
         prediction=st.one_of(
             st.none(), st.booleans(), st.sampled_from(["ok", "fraud"]), st.floats(-5, 5)
         ),
@@ -53,7 +53,9 @@ def _plain(batch_events: list[Event]) -> tuple[dict[str, list[float]], dict[str,
                 text = ("true" if value else "false") if isinstance(value, bool) else value
                 labels.setdefault(name, [None] * n)[i] = text
             else:
-                numeric.setdefault(name, [math.nan] * n)[i] = float(value)
+                # Beyond the largest plausible measurement, a number counts as invalid.
+                number = float(value) if abs(float(value)) <= MAX_MAGNITUDE else math.nan
+                numeric.setdefault(name, [math.nan] * n)[i] = number
     return numeric, labels
 
 
@@ -78,7 +80,7 @@ def test_columns_match_the_definition(batch_events: list[Event]) -> None:
 
 
 def _nan_list(values: list[float | None]) -> list[float]:
-    return [math.nan if v is None else float(v) for v in values]
+    return [math.nan if v is None or abs(v) > MAX_MAGNITUDE else float(v) for v in values]
 
 
 @settings(max_examples=300, deadline=None)
