@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from monitor.config import load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.store import Store
+from monitor.timefmt import format_time
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -80,12 +80,6 @@ def _incident(store: Store, number: int) -> dict[str, Any]:
     if row is None:
         raise DriftwardenError(f"no incident {number}: see `driftwarden incidents list`")
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
-
-
-def format_time(ts: float | None) -> str:
-    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _span(start: float | None, end: float | None) -> str:
