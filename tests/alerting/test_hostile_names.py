@@ -12,6 +12,7 @@ appear, in tests/monitor/test_safe_text.py and tests/monitor/test_json_logs.py.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -127,3 +128,20 @@ def test_replay_comparison_escapes_names(hostile_store: str, tmp_path: Path) -> 
     text = SGR.sub(b"", raw).decode()
     assert "[link=http://x]y[/link]" in text and "\\u202eevil" in text
     assert "fraud[/]\\x1b[5m\\u202e" in text
+
+
+def test_score_escapes_names(hostile_store: str, tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    incident = {
+        "kind": "[link=http://x]drift[/link]",
+        "model": MODEL,
+        "signal": "\x1b[31mred",
+        "start_event": 0,
+        "start_ts": 0.0,
+        "description": "",
+    }
+    truth.write_text(json.dumps({"events": 1, "seed": 1, "incidents": [incident]}))
+    text = _checked(_driftwarden("score", "--store", hostile_store, "--truth", str(truth)))
+    assert "[link=http://x]drift[/link]" in text
+    assert "fraud[/]\\x1b[5m\\u202e/\\x1b[31mred" in text
+    assert "caught 1 of 1" in text
