@@ -24,6 +24,7 @@ from monitor import (
 from monitor.config import load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
+from monitor.safe_text import LINE_LIMIT, cell, printable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except DriftwardenError as exc:
-        print(f"driftwarden: {exc}", file=sys.stderr)
+        print(f"driftwarden: {printable(exc, LINE_LIMIT)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("driftwarden: interrupted", file=sys.stderr)
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("DRIFTWARDEN_DEBUG"):
             raise
         print(
-            f"driftwarden: unexpected error: {type(exc).__name__}: {exc} "
+            f"driftwarden: unexpected error: {type(exc).__name__}: {printable(exc, LINE_LIMIT)} "
             "(set DRIFTWARDEN_DEBUG=1 for a traceback, and please report it)",
             file=sys.stderr,
         )
@@ -179,12 +180,12 @@ def _score(args: argparse.Namespace) -> int:
         table.add_column(column)
     for r in results:
         table.add_row(
-            r.incident.kind,
-            f"{r.incident.model}/{r.incident.signal}",
-            r.detector or "MISSED",
+            cell(r.incident.kind),
+            cell(f"{printable(r.incident.model)}/{printable(r.incident.signal)}", limit=None),
+            cell(r.detector or "MISSED"),
             "-" if r.delay_events is None else f"{r.delay_events:,}",
             "-" if r.delay_seconds is None else f"{r.delay_seconds:,.1f}",
-            r.severity or "-",
+            cell(r.severity or "-"),
         )
     console = wide_console(110)
     console.print(table)

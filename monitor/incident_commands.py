@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,11 @@ from monitor.audit import AuditLog, write_transaction
 from monitor.config import load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
+from monitor.safe_text import bounded_list, cell, printable
 from monitor.store import Store
+from monitor.timefmt import format_time
+
+SIGNALS_SHOWN = 50  # of an incident's signals, in `incidents show`
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -82,12 +85,6 @@ def _incident(store: Store, number: int) -> dict[str, Any]:
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
-def format_time(ts: float | None) -> str:
-    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _span(start: float | None, end: float | None) -> str:
     if start is None or end is None or math.isnan(start) or math.isnan(end):
         return "-"
@@ -112,8 +109,9 @@ def _list(args: argparse.Namespace) -> int:
     for column in ("#", "status", "severity", "title", "alerts", "since (event time)", "by"):
         table.add_column(column, no_wrap=column != "title")
     for n, status, severity, _, title, count, first, _, ack_by, res_by in rows:
+        by = cell(res_by or ack_by or "-")
         table.add_row(
-            str(n), status, severity, title, str(count), format_time(first), res_by or ack_by or "-"
+            str(n), cell(status), cell(severity), cell(title), str(count), format_time(first), by
         )
     wide_console().print(table if rows else "no incidents")
     return 0
@@ -131,25 +129,27 @@ def _show(args: argparse.Namespace) -> int:
     onsets = [d["window_start_ts"] for d in details if isinstance(d.get("window_start_ts"), float)]
     onset = min(onsets) if onsets else None
     console = wide_console()
-    summary = Table(title=f"Incident #{incident['id']}: {incident['title']}", show_header=False)
+    title = cell(f"Incident #{incident['id']}: {printable(incident['title'])}", style="table.title")
+    summary = Table(title=title, show_header=False)
     summary.add_column("field")
     summary.add_column("value")
     for label, value in (
         ("key", incident["key"]),
         ("status", incident["status"]),
         ("severity", incident["severity"]),
-        ("signals", ", ".join(orjson.loads(incident["signals"]))),
+        ("signals", bounded_list(orjson.loads(incident["signals"]), SIGNALS_SHOWN)),
         ("first alert (event time)", format_time(incident["first_event_ts"])),
         ("last alert (event time)", format_time(incident["last_event_ts"])),
         ("opened (wall clock)", format_time(incident["opened_at"])),
         ("time to detect (from window start)", _span(onset, incident["first_event_ts"])),
         ("acknowledged", f"{format_time(incident['acknowledged_at'])} by "
-         f"{incident['acknowledged_by'] or '-'}"),
+         f"{printable(incident['acknowledged_by'] or '-')}"),
         ("time to acknowledge", _span(incident["opened_at"], incident["acknowledged_at"])),
-        ("resolved", f"{format_time(incident['resolved_at'])} by {incident['resolved_by'] or '-'}"),
+        ("resolved", f"{format_time(incident['resolved_at'])} by "
+         f"{printable(incident['resolved_by'] or '-')}"),
         ("time to resolve", _span(incident["opened_at"], incident["resolved_at"])),
     ):  # fmt: skip
-        summary.add_row(label, str(value))
+        summary.add_row(label, cell(value, limit=None))
     console.print(summary)
     table = Table(title=f"{len(alerts)} alert(s)")
     for column in ("#", "event time", "detector", "signal", "severity", "statistic", "p", "effect"):
@@ -158,9 +158,9 @@ def _show(args: argparse.Namespace) -> int:
         table.add_row(
             str(n),
             format_time(event_ts),
-            detector,
-            signal,
-            severity,
+            cell(detector),
+            cell(signal),
+            cell(severity),
             _number(d.get("statistic")),
             _number(d.get("p_value")),
             _number(d.get("effect_size")),
@@ -199,7 +199,7 @@ def _transition(args: argparse.Namespace, to: str) -> int:
         )
         content = {"key": incident["key"], "change": column, "from": status, "to": to, "by": who}
         AuditLog.append(db, "incident_transition", f"incident:{args.incident}", content, ts=now)
-    print(f"incident {args.incident} {column} by {who}")
+    print(f"incident {args.incident} {column} by {printable(who)}")
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -14,9 +16,12 @@ from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
 from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
+from monitor.safe_text import printable
 from monitor.store import QuarantinedRecord, Store
 
 CHECKPOINT_LINES = 50_000
+UNLISTED_SHOWN = 20  # unlisted models named in the summary, the most frequent first
+UNLISTED_NAME_LIMIT = 100  # characters of each of their names
 
 
 @dataclass
@@ -49,14 +54,27 @@ def print_summary(
 ) -> None:
     """The closing lines of a replay, from a file or from Kafka."""
     rate = stats.processed / seconds if seconds > 0 else 0.0
-    print(
+    line = (
         f"replayed {what} in {seconds:.1f} s ({rate:,.0f} events/s): "
         f"{stats.processed:,} events processed, {stats.quarantined:,} quarantined, "
         f"{stats.alerts:,} alerts in {incidents:,} incidents; store {store_path}"
     )
+    print(printable(line, limit=None))
     if stats.unlisted:
-        names = ", ".join(f"{m} ({n:,})" for m, n in sorted(stats.unlisted.items()))
-        print(f"skipped events of models not listed in the config: {names}", file=sys.stderr)
+        print(unlisted_models(stats.unlisted), file=sys.stderr)
+
+
+def unlisted_models(counts: Counter[str]) -> str:
+    """The models skipped for want of a config entry: producers name them, so the line is
+    bounded: the most frequent few, each name shortened, and how many more."""
+    top = heapq.nsmallest(UNLISTED_SHOWN, counts.items(), key=lambda item: (-item[1], item[0]))
+    names = ", ".join(f"{printable(m, UNLISTED_NAME_LIMIT)} ({n:,})" for m, n in top)
+    line = f"skipped events of models not listed in the config: {names}"
+    if len(counts) > len(top):
+        rest = len(counts) - len(top)
+        events = counts.total() - sum(n for _, n in top)
+        line += f" and {rest:,} more model(s) with {events:,} event(s)"
+    return line
 
 
 def replay_file(config: Config, store: Store, input_path: Path, progress: Progress) -> ReplayResult:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
+from monitor.safe_text import cell, markup_safe
 from monitor.store import connect_read_only
 from monitor.webhooks import iso
 
@@ -89,24 +90,26 @@ def print_comparison(comparison: Comparison, console: Console | None = None) -> 
     """A readable table of appearing and vanishing alerts, then the counts."""
     console = console or wide_console(110)
     c = comparison
+    current, baseline = markup_safe(c.current, None), markup_safe(c.baseline, None)
     if c.identical:
         console.print(
-            f"compared with {c.baseline}: the same {c.common:,} alerts, none appear or vanish"
+            f"compared with {baseline}: the same {c.common:,} alerts, none appear or vanish"
         )
         return
     changes = [("appears", key) for key in c.appeared] + [("vanishes", key) for key in c.vanished]
     changes.sort(key=lambda item: _key_order(item[1]))
-    table = Table(title=f"Alerts of {c.current} against {c.baseline}")
+    table = Table(title=f"Alerts of {current} against {baseline}")
     for column in ("change", "model", "detector", "signal", "severity", "event time"):
         table.add_column(column)
     for change, (model, detector, signal, severity, ts) in changes[:COMPARE_ROWS]:
         style = "green" if change == "appears" else "red"
         mark = "+ appears" if change == "appears" else "- vanishes"
-        table.add_row(Text(mark, style=style), model, detector, signal, severity, iso(ts))
+        names = (cell(model), cell(detector), cell(signal), cell(severity))
+        table.add_row(Text(mark, style=style), *names, iso(ts))
     console.print(table)
     if len(changes) > COMPARE_ROWS:
         console.print(f"... and {len(changes) - COMPARE_ROWS:,} more changes")
     console.print(
-        f"compared with {c.baseline}: {c.common:,} alerts in both, "
+        f"compared with {baseline}: {c.common:,} alerts in both, "
         f"{len(c.appeared):,} appear, {len(c.vanished):,} vanish"
     )

@@ -30,7 +30,7 @@ from monitor.report_plots import (
     shares_svg,
     timeline_svg,
 )
-from monitor.timefmt import iso
+from monitor.timefmt import clock, iso, moment
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 MIN_LOG_P = 300.0  # -log10 of the smallest p-value drawn: p = 0 is drawn at 1e-300
@@ -206,7 +206,7 @@ def _distributions(incident: IncidentRow) -> str:
     plots = []
     for (signal, detector), a in best.items():
         d = a.details
-        title = f"{signal}: window ending {iso(a.event_ts)[11:19]} ({detector}, alert #{a.id})"
+        title = f"{signal}: window ending {clock(a.event_ts)} ({detector}, alert #{a.id})"
         if _plain_list(d.get("reference_quantiles")) and _plain_list(d.get("window_quantiles")):
             plots.append(
                 cdf_svg(d["reference_quantiles"], d["window_quantiles"], title, f"a{a.id}")
@@ -306,7 +306,7 @@ def _reproduce(
     conf = config_path or (load.source if load is not None else "CONFIG")
     topics = list(config.kafka.topics) if config is not None else ["T"]
     lookback, why = _lookback(incident, data)
-    since, until = iso(incident.first_event_ts - lookback), iso(incident.last_event_ts)
+    since, until = _time_arg(incident.first_event_ts - lookback), _time_arg(incident.last_event_ts)
     lines = [
         f"driftwarden replay --config {shlex.quote(conf)} --input EVENTS.jsonl --store NEW.db",
         *(
@@ -322,6 +322,11 @@ def _reproduce(
         f"before the incident ({escape(why)}), so it re-finds the drift, but against a "
         "reference learned from that range rather than the original one.</p>"
     )
+
+
+def _time_arg(ts: float) -> str:
+    """A ``--since``/``--until`` value: RFC 3339, or epoch seconds past what a date shows."""
+    return iso(ts) if moment(ts) is not None else shlex.quote(f"{ts:.17g}")
 
 
 def _lookback(incident: IncidentRow, data: ReportData) -> tuple[float, str]:

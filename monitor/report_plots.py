@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from html import escape
+
+from monitor.timefmt import clock
 
 SEVERITY_COLOURS = {"info": "#4a78b5", "warning": "#e0a100", "critical": "#c62828"}
 REFERENCE_COLOUR = "#5a6b7d"
@@ -63,16 +64,19 @@ class Frame:
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2, 5 times a power of ten) covering [lo, hi]."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)) or hi <= lo:
         return [lo]
     raw = (hi - lo) / count
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     first = math.ceil(lo / step) * step
     return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
 def time_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
+    """Round times (seconds to hours, then days) covering [lo, hi]: at most ``count`` + 1."""
+    if not (hi - lo) / 86400 <= count:  # whole days, 1, 2 or 5 times a power of ten
+        return [day * 86400 for day in nice_ticks(lo / 86400, hi / 86400, count)]
     step = next((s for s in TIME_STEPS if (hi - lo) / s <= count), 86400)
     first = math.ceil(lo / step) * step
     return [first + i * step for i in range(int((hi - first) / step) + 1)]
@@ -141,7 +145,7 @@ def timeline_svg(
     body += _y_axis(frame, nice_ticks(frame.y0, frame.y1), y_title)
     for t in time_ticks(frame.x0, frame.x1):
         x = frame.x(t)
-        stamp = datetime.fromtimestamp(t, tz=UTC).strftime("%H:%M:%S")
+        stamp = escape(clock(t))
         body.append(
             f'<line class="tick-mark" x1="{x:.1f}" x2="{x:.1f}" y1="{frame.height - frame.bottom}" '
             f'y2="{frame.height - frame.bottom + 4}"/>'

@@ -17,8 +17,10 @@ from rich.table import Table
 from monitor.audit import AuditLog, write_transaction
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
-from monitor.incident_commands import format_time, opened_store, who_is_acting
+from monitor.incident_commands import opened_store, who_is_acting
 from monitor.notify_policy import Silence, add_silence
+from monitor.safe_text import cell, printable
+from monitor.timefmt import format_time
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -69,10 +71,8 @@ def _add(args: argparse.Namespace) -> int:
             "by": who,
         }
         AuditLog.append(db, "silence", f"silence:{number}", content, ts=now)
-    print(
-        f"silence {number} mutes {args.model}/{args.detector}/{args.signal} until "
-        f"{format_time(silence.ends_at)} UTC"
-    )
+    patterns = "/".join(printable(p) for p in (args.model, args.detector, args.signal))
+    print(f"silence {number} mutes {patterns} until {format_time(silence.ends_at)} UTC")
     return 0
 
 
@@ -90,8 +90,9 @@ def _list(args: argparse.Namespace) -> int:
     for column in ("#", "model", "detector", "signal", "from", "until", "by", "comment"):
         table.add_column(column)
     for n, model, detector, signal, starts, ends, by, comment in rows:
+        names = (cell(model), cell(detector), cell(signal))
         table.add_row(
-            str(n), model, detector, signal, format_time(starts), format_time(ends), by, comment
+            str(n), *names, format_time(starts), format_time(ends), cell(by), cell(comment)
         )
     wide_console().print(table)
     return 0
@@ -108,5 +109,5 @@ def _end(args: argparse.Namespace) -> int:
             raise DriftwardenError(f"silence {args.silence} has already ended")
         db.execute("UPDATE silences SET ends_at = ? WHERE id = ?", [now, args.silence])
         AuditLog.append(db, "silence", f"silence:{args.silence}", {"ended_by": who}, ts=now)
-    print(f"silence {args.silence} ended by {who}")
+    print(f"silence {args.silence} ended by {printable(who)}")
     return 0
