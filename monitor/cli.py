@@ -17,6 +17,7 @@ from monitor import (
     demo,
     incident_commands,
     kafka_replay,
+    quarantine_commands,
     replay_compare,
     report,
     silence_commands,
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     incident_commands.register(commands)
     silence_commands.register(commands)
+    quarantine_commands.register(commands)
     baseline_reset.register(commands)
     demo.register(commands)
     report.register(commands)
