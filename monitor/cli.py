@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _require_text_arguments(args)
         return int(args.handler(args))
     except DriftwardenError as exc:
         print(f"driftwarden: {printable(exc, LINE_LIMIT)}", file=sys.stderr)
@@ -48,6 +49,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _require_text_arguments(args: argparse.Namespace) -> None:
+    """Names and comments go into the store and the audit log, which hold Unicode text:
+    an argument with bytes that are not UTF-8 (decoded as surrogates) is refused."""
+    for name in ("by", "comment"):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DriftwardenError(
+                    f"--{name} is not valid UTF-8 text: {printable(value)}"
+                ) from None
 
 
 def _parser() -> argparse.ArgumentParser:

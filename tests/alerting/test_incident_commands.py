@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -102,3 +105,19 @@ def test_audit_verify_exit_codes(populated, run_cli, capsys):
     populated.db.execute("UPDATE audit SET content = '{}' WHERE id = 3")
     assert run_cli("audit", "verify", "--store", path) == 1
     assert capsys.readouterr().out.startswith("audit log tampered at row 3:")
+
+
+def test_a_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    store.write_bytes(b"")
+    command = [sys.executable.encode(), b"-m", b"monitor.cli", b"incidents", b"ack", b"1"]
+    done = subprocess.run(
+        [*command, b"--store", str(store).encode(), b"--by", b"\xffadmin"],
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        "driftwarden: --by is not valid UTF-8 text: \\udcffadmin"
+    )
