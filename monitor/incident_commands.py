@@ -10,17 +10,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlite_utils
 from rich.table import Table
 
-from monitor import notify_policy
+from monitor import audit, notify_policy
 from monitor.audit import AuditLog, write_transaction
 from monitor.config import load_config
 from monitor.console import wide_console
@@ -58,10 +61,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 @contextmanager
 def opened_store(args: argparse.Namespace) -> Iterator[Store]:
+    """The store of ``--store`` or ``--config``; audit rows appended use the config's key."""
+    config = load_config(args.config) if args.config else None
     if args.store:
         path = Path(args.store)
-    elif args.config:
-        path = Path(load_config(args.config).store.path)
+    elif config is not None:
+        path = Path(config.store.path)
     else:
         raise DriftwardenError("say which store: give --store DB or --config FILE")
     if not path.is_file():
@@ -69,9 +74,19 @@ def opened_store(args: argparse.Namespace) -> Iterator[Store]:
     store = Store(path)
     try:
         notify_policy.ensure_schema(store.db)
+        if config is not None and config.audit.key_env:
+            # Read when a row is appended: commands that only read need no key.
+            audit.bind_key(store.db, partial(_audit_key, config.audit.key_env))
         yield store
     finally:
         store.close()
+
+
+def _audit_key(key_env: str, db: sqlite_utils.Database) -> bytes | None:
+    """The config's audit key, refused if it is not the key of the log it would extend."""
+    key = audit.key_from_env(key_env, os.environ)
+    audit.check_key(db, key, key_env)
+    return key
 
 
 def _incident(store: Store, number: int) -> dict[str, Any]:
