@@ -1,4 +1,4 @@
-"""``driftwarden incidents …`` and ``driftwarden audit verify`` (CONTRACT §2).
+"""``driftwarden incidents …`` (CONTRACT §2), and how the store commands open the store.
 
 Acknowledging and resolving record who and when on the incident and append an
 ``incident_transition`` row to the audit log in the same transaction; the
@@ -32,7 +32,7 @@ from monitor.store import Store
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add the ``incidents`` and ``audit`` commands to the top-level subparsers."""
+    """Add the ``incidents`` command to the top-level subparsers."""
     incidents = commands.add_parser("incidents", help="the incident log and its lifecycle")
     actions = incidents.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -49,12 +49,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         action.add_argument("--by", help="who does it (default: the login user name)")
         action.set_defaults(handler=handler)
 
-    audit = commands.add_parser("audit", help="the hash-chained audit log")
-    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
-    verify = audit_actions.add_parser("verify", help="check the chain; names the first bad row")
-    verify.set_defaults(handler=_verify)
-
-    for parser in (*actions.choices.values(), verify):
+    for parser in actions.choices.values():
         parser.add_argument("--store", help="the SQLite store (default: the config's)")
         parser.add_argument("--config", help="the TOML config naming the store")
 
@@ -224,15 +219,3 @@ def _ack(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> int:
     return _transition(args, "resolved")
-
-
-def _verify(args: argparse.Namespace) -> int:
-    with opened_store(args) as store:
-        rows = store.count("audit")
-        problem = AuditLog.verify(store.db)
-    if problem is None:
-        print(f"audit log intact: {rows} row(s)")
-        return 0
-    row_id, what = problem
-    print(f"audit log tampered at row {row_id}: {what}")
-    return 1
