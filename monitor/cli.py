@@ -13,6 +13,7 @@ from pathlib import Path
 
 from monitor import (
     __version__,
+    audit_commands,
     baseline_reset,
     demo,
     incident_commands,
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=_score)
 
     incident_commands.register(commands)
+    audit_commands.register(commands)
     silence_commands.register(commands)
     quarantine_commands.register(commands)
     baseline_reset.register(commands)

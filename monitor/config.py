@@ -105,6 +105,12 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    # The environment variable holding the audit log's HMAC key; "" = an unkeyed chain.
+    key_env: str = ""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     detection: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +125,7 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)

@@ -21,6 +21,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from monitor import audit
 from monitor.config import Config
 from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.events import Malformed, parse_event
@@ -72,7 +73,10 @@ class Daemon:
         self.pipeline = Pipeline(config, store, notifier=self.notifier)
         self.delivery = (
             DeliveryWorker(
-                config.store.path, targets, retry=RetryPolicy(max_age=notes.max_age_seconds)
+                config.store.path,
+                targets,
+                retry=RetryPolicy(max_age=notes.max_age_seconds),
+                audit_key=audit.bound_key(store.db),
             )
             if targets
             else None

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from monitor import __version__
+from monitor import __version__, audit
 from monitor.audit import AuditLog, write_transaction
 from monitor.outbox import ensure_schema, url_key
 from monitor.webhook_signing import signature_headers
@@ -88,6 +88,7 @@ class DeliveryWorker:
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        audit_key: bytes | None = None,
     ) -> None:
         self.targets = list(targets)
         self.retry = retry or RetryPolicy()
@@ -99,6 +100,7 @@ class DeliveryWorker:
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA busy_timeout=10000")
         ensure_schema(self.db)
+        audit.bind_key(self.db, audit_key)  # the notification rows it appends
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._lanes: list[_Lane] = []

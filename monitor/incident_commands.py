@@ -1,4 +1,4 @@
-"""``driftwarden incidents …`` and ``driftwarden audit verify`` (CONTRACT §2).
+"""``driftwarden incidents …`` (CONTRACT §2), and how the store commands open the store.
 
 Acknowledging and resolving record who and when on the incident and append an
 ``incident_transition`` row to the audit log in the same transaction; the
@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import getpass
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlite_utils
 from rich.table import Table
 
-from monitor import notify_policy
+from monitor import audit, notify_policy
 from monitor.audit import AuditLog, write_transaction
 from monitor.config import load_config
 from monitor.console import wide_console
@@ -32,7 +35,7 @@ SIGNALS_SHOWN = 50  # of an incident's signals, in `incidents show`
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add the ``incidents`` and ``audit`` commands to the top-level subparsers."""
+    """Add the ``incidents`` command to the top-level subparsers."""
     incidents = commands.add_parser("incidents", help="the incident log and its lifecycle")
     actions = incidents.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -49,22 +52,19 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         action.add_argument("--by", help="who does it (default: the login user name)")
         action.set_defaults(handler=handler)
 
-    audit = commands.add_parser("audit", help="the hash-chained audit log")
-    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
-    verify = audit_actions.add_parser("verify", help="check the chain; names the first bad row")
-    verify.set_defaults(handler=_verify)
-
-    for parser in (*actions.choices.values(), verify):
+    for parser in actions.choices.values():
         parser.add_argument("--store", help="the SQLite store (default: the config's)")
         parser.add_argument("--config", help="the TOML config naming the store")
 
 
 @contextmanager
 def opened_store(args: argparse.Namespace) -> Iterator[Store]:
+    """The store of ``--store`` or ``--config``; audit rows appended use the config's key."""
+    config = load_config(args.config) if args.config else None
     if args.store:
         path = Path(args.store)
-    elif args.config:
-        path = Path(load_config(args.config).store.path)
+    elif config is not None:
+        path = Path(config.store.path)
     else:
         raise DriftwardenError("say which store: give --store DB or --config FILE")
     if not path.is_file():
@@ -72,9 +72,19 @@ def opened_store(args: argparse.Namespace) -> Iterator[Store]:
     store = Store(path)
     try:
         notify_policy.ensure_schema(store.db)
+        if config is not None and config.audit.key_env:
+            # Read when a row is appended: commands that only read need no key.
+            audit.bind_key(store.db, partial(_audit_key, config.audit.key_env))
         yield store
     finally:
         store.close()
+
+
+def _audit_key(key_env: str, db: sqlite_utils.Database) -> bytes | None:
+    """The config's audit key, refused if it is not the key of the log it would extend."""
+    key = audit.key_from_env(key_env, os.environ)
+    audit.check_key(db, key, key_env)
+    return key
 
 
 def _incident(store: Store, number: int) -> dict[str, Any]:
@@ -209,15 +219,3 @@ def _ack(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> int:
     return _transition(args, "resolved")
-
-
-def _verify(args: argparse.Namespace) -> int:
-    with opened_store(args) as store:
-        rows = store.count("audit")
-        problem = AuditLog.verify(store.db)
-    if problem is None:
-        print(f"audit log intact: {rows} row(s)")
-        return 0
-    row_id, what = problem
-    print(f"audit log tampered at row {row_id}: {what}")
-    return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import sqlite_utils
 from detectors.base import Finding
 from detectors.settings import SuiteSettings
 from detectors.suite import ModelDetectors
-from monitor import baseline_reset, notify_policy
+from monitor import audit, baseline_reset, notify_policy
 from monitor.alerting import AlertPolicy
 from monitor.audit import AuditLog
 from monitor.batching import measured, row_batch
@@ -126,8 +127,12 @@ class Pipeline:
             config.alerting.group_seconds, config.alerting.resolve_after_seconds
         )
         self.notifier = notifier
+        # Audit rows go keyed with the config's key; refused early if it is not the log's.
+        key = audit.key_from_env(config.audit.key_env, os.environ)
+        audit.bind_key(store.db, key)
         with store.transaction() as db:
             notify_policy.ensure_schema(db)
+            audit.check_key(db, key, config.audit.key_env)
         self.models: dict[str, ModelPipeline] = {}
         self.stats = PipelineStats()
         self._findings: dict[str, list[Finding]] = {}

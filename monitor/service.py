@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from monitor import outbox
+from monitor import audit, outbox
 from monitor.audit import AuditLog
 from monitor.config import Config
 from monitor.daemon import Daemon
@@ -34,7 +34,9 @@ def run_daemon(
     """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0."""
     setup_logging(config.ops.log_level)
     notifier = SystemdNotifier(notify_socket)
+    audit_key = audit.key_from_env(config.audit.key_env, os.environ)
     store = Store(config.store.path)
+    audit.bind_key(store.db, audit_key)
     _audit_config_load(store, config)
     supervised = config.kafka.consumer_processes > 1
     # The supervisor waits stop_timeout_seconds for its workers, so it gets a little more.
@@ -43,7 +45,7 @@ def run_daemon(
     )
     if supervised:
         store.close()
-        code = Supervisor(config, targets).run(stop, notifier)
+        code = Supervisor(config, targets, audit_key).run(stop, notifier)
         log.info("stopped after the workers' final checkpoints", extra={"exit_code": code})
         return code
     metrics = DaemonMetrics(store_path=config.store.path)
@@ -126,6 +128,7 @@ def _audit_config_load(store: Store, config: Config) -> None:
     }
     with store.transaction() as db:
         outbox.ensure_schema(db)
+        audit.check_key(db, audit.bound_key(db), config.audit.key_env)
         AuditLog.append(db, "config_load", config.source, content)
 
 

@@ -187,7 +187,9 @@ class WorkerMetrics:
 
 
 class Supervisor:
-    def __init__(self, config: Config, targets: list[WebhookTarget]) -> None:
+    def __init__(
+        self, config: Config, targets: list[WebhookTarget], audit_key: bytes | None = None
+    ) -> None:
         self.config = config
         count = config.kafka.consumer_processes
         self.workers = [WorkerHandle(i, config) for i in range(count)]
@@ -210,7 +212,10 @@ class Supervisor:
         notes = config.notifications
         self.delivery = (
             DeliveryWorker(
-                config.store.path, targets, retry=RetryPolicy(max_age=notes.max_age_seconds)
+                config.store.path,
+                targets,
+                retry=RetryPolicy(max_age=notes.max_age_seconds),
+                audit_key=audit_key,
             )
             if targets
             else None

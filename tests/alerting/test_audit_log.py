@@ -100,7 +100,8 @@ def test_inserting_a_well_formed_row_names_it(chain, row_id):
     content = '{"forged":true}'
     digest = row_hash(prev, row_id, 1e9, "alert", "alert:0", content)
     chain.db.execute(
-        "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (id, ts, kind, subject, content, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [row_id, 1e9, "alert", "alert:0", content, prev, digest],
     )
     problem = AuditLog.verify(chain.db)
@@ -110,7 +111,8 @@ def test_inserting_a_well_formed_row_names_it(chain, row_id):
 
 def test_appending_a_forged_row_without_the_key_is_caught(chain):
     chain.db.execute(
-        "INSERT INTO audit VALUES (?, 1e9, 'alert', 'alert:0', '{}', ?, ?)",
+        "INSERT INTO audit (id, ts, kind, subject, content, prev_hash, hash) "
+        "VALUES (?, 1e9, 'alert', 'alert:0', '{}', ?, ?)",
         [ROWS + 1, "1" * 64, "2" * 64],
     )
     assert AuditLog.verify(chain.db)[0] == ROWS + 1
