@@ -73,6 +73,14 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    max_unlisted_models: int = 1000
+    quarantine_raw_bytes: int = 65_536
+    quarantine_buffer_records: int = 10_000
+    quarantine_buffer_bytes: int = 16_777_216
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     detection: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +94,7 @@ class Config:
     ops: OpsConfig = field(default_factory=OpsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
@@ -187,6 +196,9 @@ def _check_values(config: Config) -> None:
             f"{source}: keys 'alerting.*': group_seconds must be positive and "
             "resolve_after_seconds at least group_seconds"
         )
+    for key, value in dataclasses.asdict(config.limits).items():
+        if value < 1:
+            raise ConfigError(f"{source}: key 'limits.{key}' must be at least 1")
     if not 0 <= config.ops.port <= 65535:
         raise ConfigError(f"{source}: key 'ops.port' must be a port number (0 picks a free one)")
     for i, hook in enumerate(config.webhooks):

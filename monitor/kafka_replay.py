@@ -256,11 +256,11 @@ def _replay_ranges(
                     if record.offset >= span.stop:
                         position = span.stop
                         break
-                    _feed(pipeline, source, span, record)
+                    full = _feed(pipeline, source, span, record)
                     position = record.offset + 1
                     positions[(span.topic, span.partition)] = position
                     count += 1
-                    if count % CHECKPOINT_RECORDS == 0:
+                    if full or count % CHECKPOINT_RECORDS == 0:
                         pipeline.checkpoint(dict(positions))
                     if count % PROGRESS_RECORDS == 0:
                         progress.advance(count, pipeline.stats.processed)
@@ -270,15 +270,16 @@ def _replay_ranges(
     return KafkaReplayResult(pipeline.stats, count, time.perf_counter() - started, ranges)
 
 
-def _feed(pipeline: Pipeline, source: str, span: PartitionRange, record: Any) -> None:
+def _feed(pipeline: Pipeline, source: str, span: PartitionRange, record: Any) -> bool:
+    """One record into the pipeline; True when its quarantine buffer calls for a checkpoint."""
     parsed = parse_event(record.value, default_ts=record.timestamp / 1000.0)
     if isinstance(parsed, Malformed):
         raw = record.value if isinstance(record.value, bytes) else b""
-        pipeline.quarantine(
+        return pipeline.quarantine(
             QuarantinedRecord(source, parsed.reason, raw, span.topic, span.partition, record.offset)
         )
-    else:
-        pipeline.feed(parsed)
+    pipeline.feed(parsed)
+    return False
 
 
 def run_kafka_replay(args: argparse.Namespace) -> int:

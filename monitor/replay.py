@@ -78,7 +78,9 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
             parsed = parse_event(line, default_ts=last_ts)
             if isinstance(parsed, Malformed):
                 raw = line.rstrip(b"\r\n")
-                pipeline.quarantine(QuarantinedRecord(source, parsed.reason, raw, offset=line_no))
+                record = QuarantinedRecord(source, parsed.reason, raw, offset=line_no)
+                if pipeline.quarantine(record):
+                    pipeline.checkpoint()  # the quarantined records waiting reached their limit
             else:
                 last_ts = parsed.ts
                 pipeline.feed(parsed)
