@@ -85,6 +85,6 @@ class QuarantineBuffer:
             or self.bytes >= limits.quarantine_buffer_bytes
         )
 
-    def take(self) -> list[QuarantinedRecord]:
-        records, self.records, self.bytes = self.records, [], 0
-        return records
+    def clear(self) -> None:
+        """After a checkpoint wrote them (a new list: the checkpoint's stays whole)."""
+        self.records, self.bytes = [], 0

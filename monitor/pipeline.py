@@ -231,7 +231,7 @@ class Pipeline:
         for name in sorted(self._touched):
             self._count_drops(self.models[name])
         work = Checkpoint(
-            quarantined=self._quarantine.take(),
+            quarantined=self._quarantine.records,
             model_states={
                 name: (self.models[name].detectors.dump(), self.models[name].events)
                 for name in sorted(self._touched)
@@ -263,6 +263,7 @@ class Pipeline:
             self.store.write_checkpoint(db, work)
         self.stats.alerts += written
         self._findings = {}
+        self._quarantine.clear()
         self._touched = set()
         return written
 
