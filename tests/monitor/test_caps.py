@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -116,14 +115,26 @@ def test_admission_does_not_depend_on_checkpoints(tmp_path: Path) -> None:
         many.close()
 
 
-def _peak_rss_mb(args: list[str]) -> tuple[int, float]:
-    """Run a command; its exit code and its peak resident memory in MB."""
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.stderr is not None
-    process.stderr.close()
-    return process.returncode, usage.ru_maxrss / 1024
+# The CLI as `python -m monitor.cli` runs it, then its own peak resident memory (kB)
+# into argv[1]: a child's ru_maxrss would include this process's memory at the fork.
+CHILD = """
+import sys
+from pathlib import Path
+from monitor.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    status = Path("/proc/self/status").read_text().splitlines()
+    Path(sys.argv[1]).write_text(next(l for l in status if l.startswith("VmHWM:")).split()[1])
+sys.exit(code)
+"""
+
+
+def _peak_rss_mb(args: list[str], peak: Path) -> tuple[int, float]:
+    """Run the CLI with ``args``; its exit code and its peak resident memory in MB."""
+    command = [sys.executable, "-c", CHILD, str(peak), *args]
+    code = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=600).returncode
+    return code, int(peak.read_text()) / 1024
 
 
 def test_one_record_with_50000_features_does_not_blow_memory(tmp_path: Path) -> None:
@@ -139,9 +150,10 @@ def test_one_record_with_50000_features_does_not_blow_memory(tmp_path: Path) -> 
     config.write_text('[store]\npath = "x.db"\n[[models]]\nname = "m"\n')
     code, peak = _peak_rss_mb(
         [
-            *(sys.executable, "-m", "monitor.cli", "replay", "--config", str(config)),
+            *("replay", "--config", str(config)),
             *("--input", str(events), "--store", str(tmp_path / "wide.db")),
-        ]
+        ],
+        tmp_path / "peak.txt",
     )
     assert code == 0
     # Uncapped, this record padded 50,000 columns over the warm-up: over 4 GB.
