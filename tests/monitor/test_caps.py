@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import subprocess
 import sys
@@ -255,10 +256,12 @@ def _checkpoint_of(record: QuarantinedRecord) -> Any:
 
 
 class _CountingPipeline(Pipeline):
-    checkpoints: list[int]
+    """Notes the records quarantined so far and the offsets given at each checkpoint."""
+
+    checkpoints: list[tuple[int, dict[tuple[str, int], int]]]
 
     def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> int:
-        self.checkpoints.append(self.stats.quarantined)
+        self.checkpoints.append((self.stats.quarantined, dict(offsets or {})))
         return super().checkpoint(offsets)
 
 
@@ -279,13 +282,13 @@ def test_a_full_quarantine_buffer_calls_a_checkpoint(
         for i in range(95):
             out.write(orjson.dumps({"model": "m", "ts": START + i}) + b"\n")
             out.write(b"x" * 1500 + b"\n")
-    checkpoints: list[int] = []
+    checkpoints: list[tuple[int, dict[tuple[str, int], int]]] = []
     monkeypatch.setattr(_CountingPipeline, "checkpoints", checkpoints, raising=False)
     monkeypatch.setattr("monitor.replay.Pipeline", _CountingPipeline)
     store = Store(config.store.path)
     result = replay_file(config, store, events, Progress("replay", enabled=False))
     assert result.stats.quarantined == 95
-    early = [n for n in checkpoints[:-1]]
+    early = [n for n, _ in checkpoints[:-1]]
     assert early == list(range(per_checkpoint, 95, per_checkpoint))
     assert store.count("quarantine") == 95
     store.close()
@@ -323,3 +326,71 @@ def test_caps_that_do_not_bite_change_no_alert(tmp_path: Path) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+class _Record:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.offset, self.value, self.timestamp = offset, value, int(START * 1000) + offset
+
+
+class _Consumer:
+    """Just enough of a KafkaConsumer for ``_replay_ranges``: one partition, 50 per poll."""
+
+    def __init__(self, values: list[bytes]) -> None:
+        self.records = [_Record(i, v) for i, v in enumerate(values)]
+        self.at = 0
+
+    def assign(self, partitions: list[Any]) -> None:
+        self.tp = partitions[0]
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.at = offset
+
+    def poll(self, timeout_ms: int) -> dict[Any, list[_Record]]:
+        batch = self.records[self.at : self.at + 50]
+        self.at += len(batch)
+        return {self.tp: batch}
+
+    def position(self, tp: Any) -> int:
+        return self.at
+
+
+def test_a_full_quarantine_buffer_checkpoints_a_kafka_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.kafka_replay import PartitionRange, _replay_ranges
+
+    config = _config(tmp_path, extra="[limits]\nquarantine_buffer_records = 10\n")
+    values = [orjson.dumps({"model": "m", "ts": START + i}) for i in range(95)]
+    values += [b"not json"] * 95
+    values[::2], values[1::2] = values[:95], values[95:]  # good, bad, good, bad, ...
+    checkpoints: list[tuple[int, dict[tuple[str, int], int]]] = []
+    monkeypatch.setattr(_CountingPipeline, "checkpoints", checkpoints, raising=False)
+    monkeypatch.setattr("monitor.kafka_replay.Pipeline", _CountingPipeline)
+    store = Store(config.store.path)
+    span = PartitionRange("t", 0, 0, len(values))
+    result = _replay_ranges(config, store, _Consumer(values), [span], Progress("r", False))
+    assert result.stats.quarantined == 95
+    # The n-th bad record is at offset 2n - 1: each early checkpoint holds the offset after it.
+    assert checkpoints[:-1] == [(n, {("t", 0): 2 * n}) for n in range(10, 95, 10)]
+    assert store.stored_offsets() == {("t", 0): len(values)}
+    assert store.count("quarantine") == 95
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[limits]\nquarantine_raw_bytes = 0\n", "'limits.quarantine_raw_bytes' must be at"),
+        ("[limits]\nmax_unlisted_models = 1.5\n", "'limits.max_unlisted_models' must be an"),
+        ("[limits]\nmax_models = 3\n", "'limits.max_models'"),
+        ("[detection]\nmax_features = 0\n", "max_features must be an integer >= 1"),
+    ],
+)
+def test_bad_limits_name_the_key(tmp_path: Path, text: str, named: str) -> None:
+    from monitor.errors import ConfigError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(text + '[[models]]\nname = "m"\n')
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_config(path)
