@@ -49,6 +49,8 @@ class SuiteSettings:
     max_categories: int = 1000
     recover_windows: int = 3
     metric_recover_points: int = 120
+    max_features: int = 500
+    max_metric_series: int = 100
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 50:
@@ -84,6 +86,10 @@ class SuiteSettings:
             raise ValueError(
                 f"metric_recover_points must be an integer >= 1, got {self.metric_recover_points!r}"
             )
+        for name in ("max_features", "max_metric_series"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     @property
     def row_detectors(self) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ import numpy as np
 from detectors import registry
 from detectors.alarms import AlarmTracker
 from detectors.base import Finding, RowBatch
+from detectors.caps import NameCap, StreamCaps, admit_columns
 from detectors.clients import ClientWatch
 from detectors.codec import decode_float, encode_float
 from detectors.metrics import MetricSeries
@@ -80,11 +81,28 @@ class ModelDetectors:
         self._metrics: dict[str, MetricSeries] = {}
         self._clients = ClientWatch(settings)
         self._errors = ErrorWatch(settings, self._change_names)
+        self.caps = StreamCaps(settings)
 
     # -- reference ------------------------------------------------------
     @property
     def has_reference(self) -> bool:
         return self._warmup is None
+
+    @property
+    def rows_observed(self) -> int:
+        """Rows (prediction/input events) observed so far, warm-up included."""
+        return self._events
+
+    @property
+    def feature_filter(self) -> set[str] | frozenset[str]:
+        """The feature names worth turning into columns: during the warm-up the
+        admitted ones (the same set object, growing as names are admitted), after
+        it those of the reference, the only ones the detectors read."""
+        if self._warmup is not None:
+            return self.caps.features.names
+        roles = [(k, s.role) for k, s in self._numeric.items()]
+        roles += [(k, s.role) for k, s in self._categorical.items()]
+        return frozenset(k.removeprefix("feature:") for k, role in roles if role == FEATURE)
 
     def set_reference(self, batch: RowBatch) -> None:
         """Use ``batch`` as the baseline (instead of the stream's warm-up) from now on.
@@ -94,6 +112,8 @@ class ModelDetectors:
         """
         if len(batch) < 2:
             raise ValueError("the reference batch needs at least 2 events; pass a larger sample")
+        self.caps.features = NameCap(self.settings.max_features)
+        batch, _ = admit_columns(batch, self.caps.features, len(batch))
         rows = WarmupRows()
         rows.add(batch, 0, len(batch))
         self._build_reference(*rows.columns(self.settings.reference_size, self.seed))
@@ -145,6 +165,9 @@ class ModelDetectors:
     def observe_rows(self, batch: RowBatch) -> list[Finding]:
         """Feed the next events of the model; return the findings they raise."""
         n = len(batch)
+        warmup_rows = 0 if self._warmup is None else self.settings.reference_size - self._warmup.n
+        batch, dropped = admit_columns(batch, self.caps.features, warmup_rows)
+        self.caps.features_dropped += dropped
         columns = {**batch.numeric, **batch.categorical}
         for name, opt in (
             ("score", batch.score),
@@ -268,6 +291,9 @@ class ModelDetectors:
             raise ValueError(f"metric {name!r}: ts and values must be 1-d of equal length")
         series = self._metrics.get(name)
         if series is None:
+            if not self.caps.metrics.admit(name):
+                self.caps.metric_points_dropped += int(values.shape[0])
+                return []
             series = MetricSeries.create(self.settings)
             self._metrics[name] = series
         return series.observe(f"metric:{name}", ts, values)
@@ -291,6 +317,7 @@ class ModelDetectors:
             "metrics": {k: m.dump() for k, m in self._metrics.items()},
             "clients": self._clients.dump(),
             "errors": self._errors.dump(),
+            **self.caps.dump(),
         }
 
     @classmethod
@@ -318,4 +345,5 @@ class ModelDetectors:
         md._metrics = {k: MetricSeries.load(v) for k, v in state["metrics"].items()}
         md._clients.restore(state.get("clients", {}))
         md._errors.restore(state.get("errors"))
+        md.caps = StreamCaps.load(settings, state)
         return md

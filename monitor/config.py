@@ -111,6 +111,14 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    max_unlisted_models: int = 1000
+    quarantine_raw_bytes: int = 65_536
+    quarantine_buffer_records: int = 10_000
+    quarantine_buffer_bytes: int = 16_777_216
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     detection: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +134,7 @@ class Config:
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
@@ -235,6 +244,9 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{source}: key 'events.max_future_seconds' must be between 0 and ten years"
         )
+    for key, value in dataclasses.asdict(config.limits).items():
+        if value < 1:
+            raise ConfigError(f"{source}: key 'limits.{key}' must be at least 1")
     if not 0 <= config.ops.port <= 65535:
         raise ConfigError(f"{source}: key 'ops.port' must be a port number (0 picks a free one)")
     for i, hook in enumerate(config.webhooks):

@@ -26,6 +26,7 @@ from monitor.config import Config
 from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.events import Malformed, parse_event
 from monitor.kafka_client import open_consumer
+from monitor.limits import UNLISTED_LABEL, UNLISTED_OTHER
 from monitor.notify_policy import NotificationPolicy
 from monitor.ops import DaemonMetrics
 from monitor.outbox import WebhookOutbox
@@ -203,8 +204,9 @@ class Daemon:
                         self.config.kafka.dead_letter_topic, value=raw, key=record.key
                     )
             else:
-                pipeline.feed(parsed)  # type: ignore[arg-type]
-                model = parsed.model  # type: ignore[union-attr]
+                listed = pipeline.feed(parsed)  # type: ignore[arg-type]
+                # Unlisted models share one label: a series per name would be unbounded.
+                model = parsed.model if listed else UNLISTED_LABEL  # type: ignore[union-attr]
                 per_model[model] = per_model.get(model, 0) + 1
         # One metric update per model and poll: labels() per record costs more than parsing.
         for model, count in per_model.items():
@@ -218,6 +220,9 @@ class Daemon:
             )
 
     def _checkpoint_due(self) -> bool:
+        if self.pipeline.quarantine_full:
+            self.metrics.quarantine_checkpoints.inc()
+            return True
         cfg = self.config.checkpoint
         return self._since_checkpoint >= cfg.every_records or (
             self._since_checkpoint > 0
@@ -238,6 +243,7 @@ class Daemon:
                 if new:
                     self.metrics.alerts.labels(model).inc(new)
             self._alerts_by_model = dict(self.pipeline.stats.alerts_by_model)
+            self._count_caps()
         if self.delivery is not None:
             self.delivery.wake()
         if commit and offsets:
@@ -250,6 +256,16 @@ class Daemon:
                 )
             except Exception as exc:  # SQLite holds the truth; Kafka's copy can lag
                 log.warning("offset commit to Kafka failed", extra={"error": str(exc)})
+
+    def _count_caps(self) -> None:
+        """The caps' counters in /metrics, up to the pipeline's totals."""
+        stats, metrics = self.pipeline.stats, self.metrics
+        for model, count in stats.features_dropped.items():
+            metrics.advance(metrics.features_dropped, count, model)
+        for model, count in stats.metric_points_dropped.items():
+            metrics.advance(metrics.metric_points_dropped, count, model)
+        metrics.advance(metrics.unlisted_other, stats.unlisted.get(UNLISTED_OTHER, 0))
+        metrics.advance(metrics.quarantine_truncated, self.pipeline.quarantine_truncated)
 
     def on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call.

@@ -257,11 +257,11 @@ def _replay_ranges(
                     if record.offset >= span.stop:
                         position = span.stop
                         break
-                    _feed(pipeline, source, span, record, bounds)
+                    full = _feed(pipeline, source, span, record, bounds)
                     position = record.offset + 1
                     positions[(span.topic, span.partition)] = position
                     count += 1
-                    if count % CHECKPOINT_RECORDS == 0:
+                    if full or count % CHECKPOINT_RECORDS == 0:
                         pipeline.checkpoint(dict(positions))
                     if count % PROGRESS_RECORDS == 0:
                         progress.advance(count, pipeline.stats.processed)
@@ -273,15 +273,16 @@ def _replay_ranges(
 
 def _feed(
     pipeline: Pipeline, source: str, span: PartitionRange, record: Any, bounds: TimeBounds
-) -> None:
+) -> bool:
+    """One record into the pipeline; True when its quarantine buffer calls for a checkpoint."""
     parsed = parse_event(record.value, record.timestamp / 1000.0, bounds)
     if isinstance(parsed, Malformed):
         raw = record.value if isinstance(record.value, bytes) else b""
-        pipeline.quarantine(
+        return pipeline.quarantine(
             QuarantinedRecord(source, parsed.reason, raw, span.topic, span.partition, record.offset)
         )
-    else:
-        pipeline.feed(parsed)
+    pipeline.feed(parsed)
+    return False
 
 
 def run_kafka_replay(args: argparse.Namespace) -> int:

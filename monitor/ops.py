@@ -60,7 +60,44 @@ class DaemonMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
+        self.features_dropped = Counter(
+            "driftwarden_features_dropped",
+            "Feature values dropped: names beyond [detection] max_features or new after the "
+            "warm-up, by model",
+            ["model"],
+            registry=r,
+        )
+        self.metric_points_dropped = Counter(
+            "driftwarden_metric_points_dropped",
+            "Metric points of series beyond [detection] max_metric_series, by model",
+            ["model"],
+            registry=r,
+        )
+        self.unlisted_other = Counter(
+            "driftwarden_unlisted_other_events",
+            "Events of unlisted models beyond [limits] max_unlisted_models names, counted together",
+            registry=r,
+        )
+        self.quarantine_truncated = Counter(
+            "driftwarden_quarantine_truncated",
+            "Quarantined records whose raw bytes were cut to [limits] quarantine_raw_bytes",
+            registry=r,
+        )
+        self.quarantine_checkpoints = Counter(
+            "driftwarden_quarantine_checkpoints",
+            "Checkpoints made early because the quarantined records waiting reached their limit",
+            registry=r,
+        )
         self._last_checkpoint = time.time()
+        self._totals: dict[tuple[int, tuple[str, ...]], float] = {}
+
+    def advance(self, counter: Counter, total: float, *labels: str) -> None:
+        """Increment ``counter`` (its ``labels`` child) up to a running total kept elsewhere."""
+        key = (id(counter), labels)
+        new = total - self._totals.get(key, 0.0)
+        if new > 0:
+            (counter.labels(*labels) if labels else counter).inc(new)
+            self._totals[key] = total
 
     def checkpointed(self) -> None:
         self._last_checkpoint = time.time()

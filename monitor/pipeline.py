@@ -14,6 +14,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -28,6 +29,7 @@ from monitor.batching import measured, row_batch
 from monitor.config import Config
 from monitor.event_clock import EventClock
 from monitor.events import Event
+from monitor.limits import QuarantineBuffer, count_unlisted, keep_features
 from monitor.notify_policy import NotificationPolicy
 from monitor.store import Checkpoint, QuarantinedRecord, Store
 
@@ -60,6 +62,14 @@ class ModelPipeline:
     label_events: list[tuple[int, Event]] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     buffered: int = 0
+    features_dropped: int = 0  # values of feature names the model does not track
+    metric_points_dropped: int = 0  # points of metric series beyond the cap
+    caps_logged: bool = False
+    # The feature names worth a column; an event with others is filtered first.
+    feature_filter: set[str] | frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feature_filter = self.detectors.feature_filter
 
     def add(self, event: Event) -> bool:
         """Buffer one event; True when the buffer is worth flushing.
@@ -72,15 +82,35 @@ class ModelPipeline:
         self.times.append(event.ts)
         if event.type == "metric":
             assert event.name is not None and event.value is not None
-            self.metrics.setdefault(event.name, []).append((event.ts, event.value))
+            points = self.metrics.get(event.name)
+            if points is None and self.detectors.caps.metrics.admit(event.name):
+                points = self.metrics[event.name] = []
+            if points is None:
+                self.metric_points_dropped += 1
+            else:
+                points.append((event.ts, event.value))
         elif event.type == "label":
             self.labels += 1
             self.label_events.append((seq, event))
         else:
+            features = event.features
+            if features is not None and not self.feature_filter.issuperset(features):
+                event.features = self._keep_features(features)
             self.rows.append(event)
             self.row_seq.append(seq)
         self.buffered += 1
         return self.buffered >= FLUSH_EVENTS
+
+    def _keep_features(self, features: dict[str, Any]) -> dict[str, Any]:
+        """The slow path: an event with feature names outside the filter."""
+        det = self.detectors
+        warm_up = (
+            not det.has_reference
+            and det.rows_observed + len(self.rows) < det.settings.reference_size
+        )
+        kept, untracked = keep_features(features, self.feature_filter, det, warm_up)
+        self.features_dropped += untracked
+        return kept
 
     def flush(self) -> list[Finding]:
         findings: list[Finding] = []
@@ -90,6 +120,7 @@ class ModelPipeline:
         if self.rows:
             findings += self.detectors.observe_rows(row_batch(self.rows, self.row_seq))
             self.rows, self.row_seq = [], []
+            self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         if self.label_events:
             seq = np.array([s for s, _ in self.label_events], dtype=np.int64)
             ids = np.array([e.id for _, e in self.label_events], dtype=object)
@@ -110,7 +141,11 @@ class PipelineStats:
     quarantined: int = 0
     alerts: int = 0
     alerts_by_model: Counter[str] = field(default_factory=Counter)
+    # Events of models not in the config, by name: at most [limits] max_unlisted_models
+    # names (cut to 100 characters), then one "(other models)" count.
     unlisted: Counter[str] = field(default_factory=Counter)
+    features_dropped: Counter[str] = field(default_factory=Counter)
+    metric_points_dropped: Counter[str] = field(default_factory=Counter)
 
 
 class Pipeline:
@@ -136,7 +171,7 @@ class Pipeline:
         self.models: dict[str, ModelPipeline] = {}
         self.stats = PipelineStats()
         self._findings: dict[str, list[Finding]] = {}
-        self._quarantine: list[QuarantinedRecord] = []
+        self._quarantine = QuarantineBuffer(config.limits)
         self._touched: set[str] = set()
 
     def model(self, name: str) -> ModelPipeline | None:
@@ -168,26 +203,43 @@ class Pipeline:
         log.warning("baseline reset carried out; the model warms up again", extra={"model": name})
         return True
 
-    def feed(self, event: Event) -> None:
+    def feed(self, event: Event) -> bool:
+        """Take one event; False if its model is not in the config (counted and skipped)."""
         pipeline = self.model(event.model)
         if pipeline is None:
-            self.stats.unlisted[event.model] += 1
-            return
+            count_unlisted(self.stats.unlisted, event.model, self.config.limits.max_unlisted_models)
+            return False
         self.stats.processed += 1
         self._touched.add(event.model)
         if pipeline.add(event):
             self._findings.setdefault(event.model, []).extend(pipeline.flush())
+        return True
 
-    def quarantine(self, record: QuarantinedRecord) -> None:
+    def quarantine(self, record: QuarantinedRecord) -> bool:
+        """Keep a malformed record (its raw bytes cut to the limit) for the next checkpoint;
+        True when the records waiting reach their limit and a checkpoint is due now."""
         self.stats.quarantined += 1
-        self._quarantine.append(record)
+        self._quarantine.add(record)
+        return self._quarantine.full
+
+    @property
+    def quarantine_full(self) -> bool:
+        """The quarantined records waiting reach their limit: checkpoint now."""
+        return self._quarantine.full
+
+    @property
+    def quarantine_truncated(self) -> int:
+        """Quarantined records whose raw bytes were cut to [limits] quarantine_raw_bytes."""
+        return self._quarantine.truncated
 
     def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> int:
         """Flush every model and write all effects in one transaction; returns alerts written."""
         for name in sorted(self._touched):
             self._findings.setdefault(name, []).extend(self.models[name].flush())
+        for name in sorted(self._touched):
+            self._count_drops(self.models[name])
         work = Checkpoint(
-            quarantined=self._quarantine,
+            quarantined=self._quarantine.records,
             model_states={
                 name: (self.models[name].detectors.dump(), self.models[name].events)
                 for name in sorted(self._touched)
@@ -219,9 +271,33 @@ class Pipeline:
             self.store.write_checkpoint(db, work)
         self.stats.alerts += written
         self._findings = {}
-        self._quarantine = []
+        self._quarantine.clear()
         self._touched = set()
         return written
+
+    def _count_drops(self, model: ModelPipeline) -> None:
+        """Move a model's drop counts into the stats; say once when a cap first bites."""
+        features, points = model.features_dropped, model.metric_points_dropped
+        if not features and not points:
+            return
+        self.stats.features_dropped[model.name] += features
+        self.stats.metric_points_dropped[model.name] += points
+        model.features_dropped = model.metric_points_dropped = 0
+        if not model.caps_logged:
+            model.caps_logged = True
+            settings = model.detectors.settings
+            log.warning(
+                "dropping feature values or metric points this model does not track: feature "
+                "names beyond [detection] max_features or new after the warm-up, metric series "
+                "beyond max_metric_series",
+                extra={
+                    "model": model.name,
+                    "max_features": settings.max_features,
+                    "max_metric_series": settings.max_metric_series,
+                    "features_dropped": features,
+                    "metric_points_dropped": points,
+                },
+            )
 
     def _log_new_baseline(self, db: sqlite_utils.Database, model: ModelPipeline) -> None:
         """The audit log records when a model's reference is fixed, and from how many events."""

@@ -14,6 +14,7 @@ from monitor import notify_policy
 from monitor.config import Config
 from monitor.errors import DriftwardenError
 from monitor.events import Malformed, parse_event
+from monitor.limits import UNLISTED_OTHER
 from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
 from monitor.safe_text import printable
@@ -67,12 +68,16 @@ def print_summary(
 def unlisted_models(counts: Counter[str]) -> str:
     """The models skipped for want of a config entry: producers name them, so the line is
     bounded: the most frequent few, each name shortened, and how many more."""
-    top = heapq.nsmallest(UNLISTED_SHOWN, counts.items(), key=lambda item: (-item[1], item[0]))
+    named = ((m, n) for m, n in counts.items() if m != UNLISTED_OTHER)
+    top = heapq.nsmallest(UNLISTED_SHOWN, named, key=lambda item: (-item[1], item[0]))
     names = ", ".join(f"{printable(m, UNLISTED_NAME_LIMIT)} ({n:,})" for m, n in top)
     line = f"skipped events of models not listed in the config: {names}"
-    if len(counts) > len(top):
-        rest = len(counts) - len(top)
-        events = counts.total() - sum(n for _, n in top)
+    rest = len(counts) - len(top) - (UNLISTED_OTHER in counts)
+    events = counts.total() - sum(n for _, n in top)
+    if UNLISTED_OTHER in counts:
+        # Past the tracked names, models are counted together, not one by one.
+        line += f" and {rest:,}+ more models with {events:,} event(s)"
+    elif rest:
         line += f" and {rest:,} more model(s) with {events:,} event(s)"
     return line
 
@@ -97,7 +102,9 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
             parsed = parse_event(line, last_ts, bounds)
             if isinstance(parsed, Malformed):
                 raw = line.rstrip(b"\r\n")
-                pipeline.quarantine(QuarantinedRecord(source, parsed.reason, raw, offset=line_no))
+                record = QuarantinedRecord(source, parsed.reason, raw, offset=line_no)
+                if pipeline.quarantine(record):
+                    pipeline.checkpoint()  # the quarantined records waiting reached their limit
             else:
                 last_ts = parsed.ts
                 pipeline.feed(parsed)

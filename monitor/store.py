@@ -7,6 +7,7 @@ all of it lands in ONE transaction: a crash leaves either all of it or none.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import time
@@ -65,7 +66,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     offset INTEGER,
     reason TEXT NOT NULL,
     raw BLOB,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    raw_length INTEGER,
+    raw_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS model_state (
     model TEXT PRIMARY KEY,
@@ -108,14 +111,46 @@ def fingerprint(model: str, detector: str, signal: str) -> str:
     return digest.hexdigest()[:16]
 
 
+# Columns added to existing stores when they open: (table, column, type).
+ADDED_COLUMNS = (("quarantine", "raw_length", "INTEGER"), ("quarantine", "raw_sha256", "TEXT"))
+
+
+def add_missing_columns(db: sqlite_utils.Database) -> None:
+    """Bring a store made by an older version up to ``SCHEMA``."""
+    for table, column, kind in ADDED_COLUMNS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process was first
+                    raise
+
+
 @dataclass
 class QuarantinedRecord:
+    """A malformed record; ``raw`` may be cut short, ``raw_length`` and ``raw_sha256``
+    describe the whole record (``None``: ``raw`` is whole)."""
+
     source: str
     reason: str
     raw: bytes
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    raw_length: int | None = None
+    raw_sha256: str | None = None
+
+    def bounded(self, limit: int) -> QuarantinedRecord:
+        """This record keeping at most ``limit`` raw bytes, with the whole one's length and hash."""
+        if self.raw_length is not None:
+            return self
+        return dataclasses.replace(
+            self,
+            raw=self.raw[:limit],
+            raw_length=len(self.raw),
+            raw_sha256=hashlib.sha256(self.raw).hexdigest(),
+        )
 
 
 @dataclass
@@ -146,6 +181,7 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.executescript(SCHEMA + state_blobs.SCHEMA)
+            add_missing_columns(self.db)
         except Exception as exc:
             raise DriftwardenError(f"store {self.path}: cannot open as SQLite: {exc}") from None
 
@@ -164,6 +200,7 @@ class Store:
         """Write a checkpoint's rows; call inside ``transaction()``."""
         now = time.time()
         if checkpoint.quarantined:
+            whole = [q.bounded(len(q.raw)) for q in checkpoint.quarantined]
             db["quarantine"].insert_all(
                 (
                     {
@@ -174,8 +211,10 @@ class Store:
                         "reason": q.reason,
                         "raw": q.raw,
                         "created_at": now,
+                        "raw_length": q.raw_length,
+                        "raw_sha256": q.raw_sha256,
                     }
-                    for q in checkpoint.quarantined
+                    for q in whole
                 ),
                 batch_size=500,
             )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.simulator import MALFORMED_KINDS
 from monitor.store import Store
@@ -23,37 +27,72 @@ from tests.integration.daemon_support import (
 pytestmark = pytest.mark.kafka
 
 
+def _metrics(port: int) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, sample.labels.get("model", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_malformed_records_reach_the_dead_letter_topic(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
+    """With the caps: a large malformed record goes whole to the dead letters and cut
+    to [limits] quarantine_raw_bytes to the quarantine; a full quarantine buffer calls
+    a checkpoint; each cap that bites shows in /metrics."""
     dead = f"{topic}-dead"
     store = tmp_path / "live.db"
-    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
+    port = free_port()
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port)
     text = config.read_text().replace(
         "session_timeout_ms = 6000", f'session_timeout_ms = 6000\ndead_letter_topic = "{dead}"'
     )
-    config.write_text(text)
+    config.write_text(text + "\n[limits]\nquarantine_buffer_records = 5\n")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    bad = [MALFORMED_KINDS[i % len(MALFORMED_KINDS)] for i in range(40)]
     now = time.time()
+    large = b"{" + b"x" * 200_000
+    bad = [MALFORMED_KINDS[i % len(MALFORMED_KINDS)] for i in range(39)] + [large]
+    wide = {"model": "fraud", "ts": now - 7200, "features": {f"f{j}": j for j in range(600)}}
+    producer.send(topic, key=b"fraud", value=orjson.dumps(wide))
     for i in range(400):
         good = f'{{"model": "fraud", "ts": {now - 3600 + i}, "score": 0.5}}'.encode()
         producer.send(topic, key=b"fraud", value=good)
         if i % 10 == 0:
             producer.send(topic, key=b"fraud", value=bad[i // 10])
+    for i in range(5):
+        producer.send(topic, key=b"ghost", value=f'{{"model": "ghost{i}", "ts": 1}}'.encode())
     producer.flush()
     producer.close()
     daemon = start_daemon(config, tmp_path / "daemon.log")
     try:
-        wait_until(lambda: consumed(store) >= 440, 120, "every record checkpointed")
+        wait_until(lambda: consumed(store) >= 446, 120, "every record checkpointed")
+        wait_until(
+            lambda: _metrics(port).get(("driftwarden_quarantine_truncated_total", "")) == 1,
+            30,
+            "the truncation counted",
+        )
+        metrics = _metrics(port)
     finally:
         assert stop(daemon) == 0
+    assert metrics[("driftwarden_features_dropped_total", "fraud")] == 100
+    assert metrics[("driftwarden_quarantine_checkpoints_total", "")] >= 1
+    assert metrics[("driftwarden_records_consumed_total", "(unlisted)")] == 5
+    assert metrics[("driftwarden_records_consumed_total", "fraud")] == 401
     live = Store(store)
     try:
-        reasons = [r for (r,) in live.db.execute("SELECT reason FROM quarantine")]
+        rows = live.db.execute(
+            "SELECT reason, raw, raw_length, raw_sha256 FROM quarantine"
+        ).fetchall()
     finally:
         live.close()
-    assert len(reasons) == 40 and all(reasons)
+    assert len(rows) == 40 and all(reason for reason, *_ in rows)
+    whole = {(raw, length, digest) for _, raw, length, digest in rows if length == len(raw)}
+    assert whole == {(b, len(b), hashlib.sha256(b).hexdigest()) for b in bad[:-1]}
+    cut = [row[1:] for row in rows if row[2] != len(row[1])]
+    assert cut == [(large[:65536], len(large), hashlib.sha256(large).hexdigest())]
 
     reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(dead, p) for p in reader.partitions_for_topic(dead) or ()]

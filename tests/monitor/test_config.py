@@ -94,7 +94,8 @@ def test_the_example_config_shows_every_key() -> None:
     text = (ROOT / "configs" / "example.toml").read_text()
     raw = tomllib.loads(text)
     hints = typing.get_type_hints(Config)
-    for section in ("store", "kafka", "checkpoint", "ops", "alerting", "notifications", "audit"):
+    sections = ("store", "kafka", "checkpoint", "ops", "alerting", "notifications", "audit")
+    for section in (*sections, "limits", "events"):
         for f in dataclasses.fields(hints[section]):
             assert f.name in raw[section], f"configs/example.toml lacks {section}.{f.name}"
     webhook_keys = set(raw["webhooks"][0])
