@@ -26,6 +26,7 @@ from monitor.config import load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.store import Store
+from monitor.store_errors import store_errors
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -66,12 +67,13 @@ def opened_store(args: argparse.Namespace) -> Iterator[Store]:
         raise DriftwardenError("say which store: give --store DB or --config FILE")
     if not path.is_file():
         raise DriftwardenError(f"no such store: {path} (check --store or the config's store.path)")
-    store = Store(path)
-    try:
-        notify_policy.ensure_schema(store.db)
-        yield store
-    finally:
-        store.close()
+    with store_errors(path):
+        store = Store(path)
+        try:
+            notify_policy.ensure_schema(store.db)
+            yield store
+        finally:
+            store.close()
 
 
 def _incident(store: Store, number: int) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from monitor.progress import Progress
 from monitor.replay import print_summary
 from monitor.replay_compare import check_compare_target, compare_stores, print_comparison
 from monitor.store import QuarantinedRecord, Store
+from monitor.store_errors import store_errors
 from monitor.timefmt import iso
 
 CHECKPOINT_RECORDS = 50_000
@@ -297,12 +298,13 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
     try:
         # The topic and its range first: a replay that cannot run leaves no store behind.
         ranges = plan_ranges(consumer, args.topic, since, until)
-        store = open_replay_store(store_path, args.overwrite)
-        try:
-            result = _replay_ranges(config, store, consumer, ranges, Progress("replay"))
-            incidents = store.count("incidents")
-        finally:
-            store.close()
+        with store_errors(store_path):
+            store = open_replay_store(store_path, args.overwrite)
+            try:
+                result = _replay_ranges(config, store, consumer, ranges, Progress("replay"))
+                incidents = store.count("incidents")
+            finally:
+                store.close()
     finally:
         consumer.close(autocommit=False)
     stats = result.stats

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from monitor.daemon import Daemon
 from monitor.logs import setup_logging
 from monitor.ops import DaemonMetrics, OpsServer
 from monitor.store import Store
+from monitor.store_errors import explain
 from monitor.systemd import SystemdNotifier
 from monitor.webhook_targets import WebhookTarget
 from monitor.workers import Supervisor
@@ -31,8 +33,28 @@ def run_daemon(
     notify_socket: str | None,
     owner_pid: int | None = None,
 ) -> int:
-    """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0."""
+    """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0.
+
+    An error of the store (a full disk, a lock held too long) is logged and ends
+    the daemon with exit 2: a service manager starts it again, from its last
+    checkpoint.
+    """
     setup_logging(config.ops.log_level)
+    path = config.store.path
+    try:
+        return _serve(config, targets, notify_socket, owner_pid)
+    except sqlite3.Error as exc:
+        error = explain(exc, path)
+        log.error(f"stopping on a store error: {error}", extra={"store": path})
+        raise error from None
+
+
+def _serve(
+    config: Config,
+    targets: list[WebhookTarget],
+    notify_socket: str | None,
+    owner_pid: int | None,
+) -> int:
     notifier = SystemdNotifier(notify_socket)
     store = Store(config.store.path)
     _audit_config_load(store, config)

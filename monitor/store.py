@@ -21,6 +21,10 @@ import sqlite_utils
 
 from monitor import state_blobs
 from monitor.errors import DriftwardenError
+from monitor.store_errors import explain
+
+# How long a connection waits for another's write lock before "database is locked".
+BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -99,7 +103,7 @@ def connect_read_only(path: str | Path, hint: str = "") -> sqlite3.Connection:
     try:
         return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise DriftwardenError(f"store {path}: cannot open as SQLite: {exc}") from None
+        raise explain(exc, path) from None
 
 
 def fingerprint(model: str, detector: str, signal: str) -> str:
@@ -142,12 +146,12 @@ class Store:
             # serialise access, so the connection may cross threads.
             conn = sqlite3.connect(self.path, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
             self.db.executescript(SCHEMA + state_blobs.SCHEMA)
-        except Exception as exc:
-            raise DriftwardenError(f"store {self.path}: cannot open as SQLite: {exc}") from None
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
 
     def close(self) -> None:
         self.db.close()

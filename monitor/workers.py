@@ -33,6 +33,7 @@ import sqlite_utils
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import Metric
 
+from monitor import store
 from monitor.config import Config
 from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.errors import DriftwardenError
@@ -73,6 +74,7 @@ class WorkerHandle:
         self.started_at = 0.0
         self.failures = 0
         self.start_error: str | None = None
+        self.fatal: str | None = None  # a store error: the whole daemon stops
         self.starts = 0
         self.restart_at: float | None = None
         self._send_lock = threading.Lock()
@@ -85,7 +87,7 @@ class WorkerHandle:
         parent_end, child_end = context.Pipe()
         self.process = context.Process(
             target=worker_main,
-            args=(self.config, self.index, child_end),
+            args=(self.config, self.index, child_end, store.BUSY_TIMEOUT_MS),
             name=f"driftwarden-worker-{self.index}",
             daemon=False,
         )
@@ -95,7 +97,7 @@ class WorkerHandle:
         self.status = WorkerStatus()
         self.started_at = time.monotonic()
         self.restart_at = None
-        self.start_error = None
+        self.start_error = self.fatal = None
         self.starts += 1
         threading.Thread(
             target=self._read, args=(parent_end,), name=f"worker-{self.index}-pipe", daemon=True
@@ -132,6 +134,8 @@ class WorkerHandle:
                 self.status = WorkerStatus(**payload, reported=True)
             elif kind == "failed":
                 self.start_error = payload
+            elif kind == "fatal":
+                self.fatal = payload
             elif kind == "metrics":
                 with self._reply:
                     self._replies.append(payload)
@@ -287,12 +291,15 @@ class Supervisor:
             ops.stop()
 
     def _failed_start(self) -> str | None:
-        """Why a worker of the first generation could not start: a wrong config or no broker.
+        """Why a worker of the first generation could not start (a wrong config, no broker),
+        or why any worker stopped on a store error (a full disk, a lock held too long).
 
         Restarting would not help, so the whole daemon stops with that one line,
         as the single process does.
         """
         for worker in self.workers:
+            if worker.fatal is not None and not worker.alive:
+                return worker.fatal
             first = worker.starts == 1
             if first and worker.start_error is not None and not worker.alive:
                 return worker.start_error
