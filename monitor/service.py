@@ -20,6 +20,7 @@ from monitor.logs import setup_logging
 from monitor.ops import DaemonMetrics, OpsServer
 from monitor.store import Store
 from monitor.store_errors import explain
+from monitor.store_lease import StoreLease
 from monitor.systemd import SystemdNotifier
 from monitor.webhook_targets import WebhookTarget
 from monitor.workers import Supervisor
@@ -35,18 +36,22 @@ def run_daemon(
 ) -> int:
     """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0.
 
-    An error of the store (a full disk, a lock held too long) is logged and ends
-    the daemon with exit 2: a service manager starts it again, from its last
-    checkpoint.
+    The daemon holds its store's lease for its whole life, so that no command
+    rewrites the store under it. An error of the store (a full disk, a lock
+    held too long) is logged and ends the daemon with exit 2: a service manager
+    starts it again, from its last checkpoint.
     """
     setup_logging(config.ops.log_level)
     path = config.store.path
+    lease = StoreLease.shared(path, "driftwarden run", config.kafka.group_id)
     try:
         return _serve(config, targets, notify_socket, owner_pid)
     except sqlite3.Error as exc:
         error = explain(exc, path)
         log.error(f"stopping on a store error: {error}", extra={"store": path})
         raise error from None
+    finally:
+        lease.release()
 
 
 def _serve(

@@ -22,6 +22,7 @@ import sqlite_utils
 from monitor import state_blobs
 from monitor.errors import DriftwardenError
 from monitor.store_errors import explain
+from monitor.store_lease import StoreLease
 
 # How long a connection waits for another's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 10_000
@@ -134,6 +135,9 @@ class Checkpoint:
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # A lease (``monitor.store_lease``) handed over by whoever opened the
+        # store for a command that owns it; released with the store.
+        self.lease: StoreLease | None = None
         # Blob digests known to be in the file, per model: what a checkpoint may skip.
         self._blobs_written: dict[str, set[str]] = {}
         self._splitters: dict[str, state_blobs.BlobSplitter] = {}
@@ -155,6 +159,9 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:

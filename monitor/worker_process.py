@@ -1,7 +1,8 @@
 """One worker process of ``driftwarden run`` with ``kafka.consumer_processes`` > 1.
 
-Each worker runs a ``Daemon`` and talks to the supervisor over one pipe (see
-``monitor.workers``). A store error (a full disk, a lock held too
+Each worker holds the store's lease (shared with the supervisor and the other
+workers) for its life, runs a ``Daemon`` and talks to the supervisor over one
+pipe (see ``monitor.workers``). A store error (a full disk, a lock held too
 long) is logged in one line and ends the worker with exit 2; the supervisor
 then stops the whole daemon with that line, as a single process would.
 """
@@ -26,6 +27,7 @@ from monitor.logs import setup_logging
 from monitor.ops import DaemonMetrics
 from monitor.store import Store
 from monitor.store_errors import explain
+from monitor.store_lease import StoreLease
 
 log = logging.getLogger("driftwarden.workers")
 STATUS_SECONDS = 0.5
@@ -53,7 +55,11 @@ def worker_main(config: Config, index: int, conn: Connection, busy_timeout_ms: i
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     path = config.store.path
     try:
-        _work(config, conn, stop)
+        lease = StoreLease.shared(path, f"driftwarden run (worker {index})", config.kafka.group_id)
+        try:
+            _work(config, conn, stop)
+        finally:
+            lease.release()
     except sqlite3.Error as exc:
         # The store is the daemon's: the supervisor stops every worker and exits 2.
         message = str(explain(exc, path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -11,18 +12,115 @@ import orjson
 import pytest
 
 from monitor.simulator import write_simulation
+from monitor.store_lease import holders
 from tests.integration.daemon_support import (
     ROOT,
+    consumed,
     free_port,
     produce_file,
     readyz,
     start_daemon,
+    stop,
     wait_until,
     write_config,
 )
-from tests.monitor.fs_support import namespaces_work, on_small_fs
+from tests.monitor.fs_support import namespaces_work, on_small_fs, one_line_error
 
 pytestmark = pytest.mark.kafka
+
+
+def _cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _count(store: Path, sql: str) -> int:
+    with sqlite3.connect(store) as db:
+        return int(db.execute(sql).fetchone()[0])
+
+
+def test_a_running_daemon_owns_its_store(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=20_000, seed=5)
+    store = tmp_path / "live.db"
+    config = write_config(
+        tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port(), "dw-owner"
+    )
+    daemon = start_daemon(config, tmp_path / "daemon.log")
+    try:
+        total = produce_file(kafka_bootstrap, topic, events)
+        wait_until(lambda: consumed(store) >= total, 180, "the stream checkpointed")
+        alerts = _count(store, "SELECT count(*) FROM alerts")
+        assert alerts > 0, "the stream holds drift"
+
+        replay = ("replay", "--config", config, "--input", events, "--store", store)
+        refused = _cli(*replay, "--overwrite")
+        one_line_error(refused, f"is in use by driftwarden run (pid {daemon.pid})")
+
+        other = write_config(
+            tmp_path / "other.toml", kafka_bootstrap, topic, store, free_port(), "dw-other"
+        )
+        second = _cli("run", "--config", other, timeout=120)
+        one_line_error(second, "belongs to consumer group 'dw-owner'")
+
+        listed = _cli("incidents", "list", "--store", store)
+        assert listed.returncode == 0, "readers are not blocked by the lease"
+        assert daemon.poll() is None, "the daemon must live on"
+        assert _count(store, "SELECT count(*) FROM alerts") == alerts
+        assert _count(store, "SELECT count(*) FROM model_state") == 2
+        more = produce_file(kafka_bootstrap, topic, events)
+        wait_until(lambda: consumed(store) >= total + more, 180, "the daemon to go on")
+    finally:
+        code = stop(daemon)
+    assert code == 0
+    assert _cli(*replay, "--overwrite").returncode == 0, "a stopped daemon holds nothing"
+
+
+def test_the_supervisor_and_workers_hold_the_lease_until_they_are_gone(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=10_000, seed=6)
+    store = tmp_path / "live.db"
+    port = free_port()
+    config = write_config(
+        tmp_path / "live.toml",
+        kafka_bootstrap,
+        topic,
+        store,
+        port,
+        "dw-procs",
+        kafka_extra="consumer_processes = 2",
+    )
+    supervisor = start_daemon(config, tmp_path / "daemon.log")
+    try:
+        wait_until(lambda: readyz(port)[0] == 200, 120, "every worker ready")
+        commands = sorted(h.command for h in holders(store))
+        assert commands == [
+            "driftwarden run",
+            "driftwarden run (worker 0)",
+            "driftwarden run (worker 1)",
+        ]
+        replay = ("replay", "--config", config, "--input", events, "--store", store)
+        refused = _cli(*replay, "--overwrite")
+        line = one_line_error(refused, f"driftwarden run (pid {supervisor.pid})")
+        assert "driftwarden run (worker " in line
+
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=30)
+        # The workers see the supervisor's pipe close, checkpoint and exit: then
+        # no lock is left behind, although nobody released one politely.
+        wait_until(lambda: not holders(store), 60, "the workers to end")
+    finally:
+        supervisor.kill()
+        supervisor.wait(timeout=30)
+    done = _cli(*replay, "--overwrite")
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_store_locked_past_the_busy_timeout_stops_the_daemon_with_exit_2(

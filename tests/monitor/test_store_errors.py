@@ -156,7 +156,7 @@ def test_a_store_on_a_read_only_file_system(original: tuple[Path, Path, Path], c
     _, config, events = original
     commands = _commands(copy, config, events)
     for name, words in (
-        ("replay", "cannot open it"),
+        ("replay", "cannot open its lock file"),  # its lease comes first
         ("incidents ack", "cannot open it"),  # SQLite cannot create the -shm file
     ):
         result = run(on_read_only_fs(copy.parent, [*CLI, *commands[name]]))
