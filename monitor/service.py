@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,7 @@ def _serve(
 ) -> int:
     notifier = SystemdNotifier(notify_socket)
     store = Store(config.store.path)
+    _warn_if_others_may_read(config.store.path)
     _audit_config_load(store, config)
     supervised = config.kafka.consumer_processes > 1
     # The supervisor waits stop_timeout_seconds for its workers, so it gets a little more.
@@ -154,6 +156,20 @@ def _audit_config_load(store: Store, config: Config) -> None:
     with store.transaction() as db:
         outbox.ensure_schema(db)
         AuditLog.append(db, "config_load", config.source, content)
+
+
+def _warn_if_others_may_read(path: str) -> None:
+    """An existing store keeps the mode its owner gave it; say so if others may open it."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            f"store {path} may be opened by other users (mode {mode:04o}): it holds quarantined "
+            f"records and the audit log; `chmod 600 {path}*` unless that is meant",
+            extra={"store": path},
+        )
 
 
 def _force_exit() -> None:

@@ -3,11 +3,14 @@
 Alerts, incidents, quarantined records, per-model detector state and the next
 offset of each Kafka partition. ``Checkpoint`` gathers one unit of work so that
 all of it lands in ONE transaction: a crash leaves either all of it or none.
+A new store and its -wal and -shm files are readable by their owner only
+(SQLite gives the journal files the store's own mode).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -145,6 +148,7 @@ class Store:
             raise DriftwardenError(
                 f"store {self.path}: folder {self.path.parent} does not exist; create it first"
             )
+        _create_private(self.path)
         try:
             # The consumer's rebalance callbacks run on its IO thread; callers
             # serialise access, so the connection may cross threads.
@@ -257,3 +261,17 @@ class Store:
         ).fetchall()
         keys = ("fingerprint", "model", "detector", "signal", "severity", "event_ts", "details")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing store file readable by its owner only (0600, whatever the umask).
+
+    SQLite gives the -wal and -shm files the mode of the store file. An existing
+    store keeps the mode its owner gave it.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DriftwardenError(f"store {path}: cannot create it: {exc.strerror}") from None
