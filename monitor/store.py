@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
+class StateLost(Exception):
+    """A model's stored detector state cannot be read back (e.g. a blob of it is gone)."""
+
+
 def connect_read_only(path: str | Path, hint: str = "") -> sqlite3.Connection:
     """A read-only connection to an existing store, or a one-line error saying what is wrong."""
     path = Path(path)
@@ -233,18 +237,40 @@ class Store:
         self._splitters.pop(model, None)
 
     def load_model_state(self, model: str) -> tuple[dict[str, Any], int] | None:
-        row = self.db.execute(
-            "SELECT state, events FROM model_state WHERE model = ?", [model]
-        ).fetchone()
-        if row is None:
-            return None
-        blobs = dict(
-            self.db.execute(
-                "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
-            ).fetchall()
-        )
+        """A model's detector state and event count; raises ``StateLost`` if it is unreadable."""
+        with self._snapshot():  # the state and its blobs as one checkpoint left them
+            row = self.db.execute(
+                "SELECT state, events FROM model_state WHERE model = ?", [model]
+            ).fetchone()
+            if row is None:
+                return None
+            blobs = dict(
+                self.db.execute(
+                    "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
+                ).fetchall()
+            )
         self._blobs_written[model] = set(blobs)
-        return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
+        try:
+            return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
+        except KeyError as exc:
+            raise StateLost(
+                f"its state refers to blob {exc.args[0]}, missing from state_blobs"
+            ) from None
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise StateLost(f"its state is unreadable: {exc}") from None
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state of the file, not two checkpoints' halves."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.conn.in_transaction:
+                self.db.execute("COMMIT")
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
         rows = self.db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()

@@ -190,3 +190,39 @@ def test_a_full_disk_stops_the_daemon_with_exit_2(
         "and try again"
     )
     assert "Traceback" not in log.read_text()
+
+
+def test_a_lost_baseline_warms_up_again_without_a_restart_loop(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=30_000, seed=10)
+    store = tmp_path / "live.db"
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        total = produce_file(kafka_bootstrap, topic, events)
+        wait_until(lambda: consumed(store) >= total, 180, "the stream checkpointed")
+    finally:
+        assert stop(daemon) == 0
+    assert _count(store, "SELECT count(*) FROM state_blobs") > 0, "both baselines are formed"
+    with sqlite3.connect(store) as db:
+        db.execute("DELETE FROM state_blobs")  # a careless hand, a bad restore
+
+    daemon = start_daemon(config, log)
+    try:
+        more = produce_file(kafka_bootstrap, topic, events)
+        wait_until(lambda: consumed(store) >= total + more, 180, "the daemon to go on")
+        assert daemon.poll() is None
+    finally:
+        code = stop(daemon)
+    assert code == 0, log.read_text()[-3000:]
+    lost = [line for line in log.read_text().splitlines() if "saved baseline is lost" in line]
+    assert sorted(orjson.loads(line)["model"] for line in lost) == ["churn", "fraud"]
+    rows = _count(
+        store,
+        "SELECT count(*) FROM audit WHERE kind = 'baseline_change' AND content LIKE '%state lost%'",
+    )
+    assert rows == 2
+    assert _cli("audit", "verify", "--store", store).returncode == 0
