@@ -70,7 +70,14 @@ class Daemon:
             if config.webhooks
             else None
         )
-        self.pipeline = Pipeline(config, store, notifier=self.notifier)
+        group = config.kafka.group_id
+        self.pipeline = Pipeline(config, store, notifier=self.notifier, offsets_group=group)
+        claimed = store.claim_legacy_offsets(group)
+        if claimed:
+            log.warning(
+                "offsets stored without a consumer group are taken as this group's",
+                extra={"group_id": group, "partitions": claimed},
+            )
         self.delivery = (
             DeliveryWorker(
                 config.store.path, targets, retry=RetryPolicy(max_age=notes.max_age_seconds)
@@ -287,7 +294,7 @@ class Daemon:
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
         try:
-            stored = self.store.stored_offsets()
+            stored = self.store.stored_offsets(self.config.kafka.group_id)
         except sqlite3.Error as exc:
             self._store_failure = exc
             raise

@@ -9,7 +9,8 @@ offsets stay exactly where the daemon left them.
 Partitions are read one after the other in partition order. Records are keyed
 by model, so one model's events live on one partition and reach its pipeline in
 offset order: the alerts are the same as the live run's and the same on every
-replay of the same range.
+replay of the same range. Where it read to goes to the store's ``offsets``
+under the group ``(replay)``, which no daemon reads.
 
 ``--compare DB`` is handled by ``monitor.replay_compare``.
 """
@@ -32,7 +33,7 @@ from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
 from monitor.replay import print_summary
 from monitor.replay_compare import check_compare_target, compare_stores, print_comparison
-from monitor.store import QuarantinedRecord, Store
+from monitor.store import REPLAY_GROUP, QuarantinedRecord, Store
 from monitor.store_errors import store_errors
 from monitor.timefmt import iso
 
@@ -218,7 +219,8 @@ def _replay_ranges(
     from kafka import TopicPartition
     from kafka.errors import KafkaError
 
-    pipeline = Pipeline(config, store)
+    # Where it read to is recorded under a group of its own: never a live group's offsets.
+    pipeline = Pipeline(config, store, offsets_group=REPLAY_GROUP)
     collect_garbage_rarely()
     started = time.perf_counter()
     positions: dict[tuple[str, int], int] = {}

@@ -116,9 +116,12 @@ class Pipeline:
         store: Store,
         policy: AlertPolicy | None = None,
         notifier: NotificationPolicy | None = None,
+        offsets_group: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        # The consumer group whose offsets ``checkpoint`` records.
+        self.offsets_group = offsets_group
         self.policy = policy or AlertPolicy(
             config.alerting.group_seconds, config.alerting.resolve_after_seconds
         )
@@ -210,6 +213,7 @@ class Pipeline:
                 for name in sorted(self._touched)
             },
             offsets=offsets or {},
+            group_id=self.offsets_group,
         )
         written = 0
         with self.store.transaction() as db:

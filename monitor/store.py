@@ -1,10 +1,10 @@
 """The SQLite store (CONTRACT §4): one file holding the truth.
 
 Alerts, incidents, quarantined records, per-model detector state and the next
-offset of each Kafka partition. ``Checkpoint`` gathers one unit of work so that
-all of it lands in ONE transaction: a crash leaves either all of it or none.
-A new store and its -wal and -shm files are readable by their owner only
-(SQLite gives the journal files the store's own mode).
+offset of each Kafka partition for each consumer group. ``Checkpoint`` gathers
+one unit of work so that all of it lands in ONE transaction: a crash leaves
+either all of it or none. A new store and its -wal and -shm files are readable
+by their owner only (SQLite gives the journal files the store's own mode).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from monitor.store_lease import StoreLease
 
 # How long a connection waits for another's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 10_000
+# The consumer group under which `replay --topic` records where it read to: no
+# daemon reads it, so a replay never moves a live group's offsets.
+REPLAY_GROUP = "(replay)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -89,14 +92,26 @@ CREATE TABLE IF NOT EXISTS baseline_resets (
     requested_by TEXT NOT NULL,
     done_at REAL
 );
+"""
+OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
+    group_id TEXT NOT NULL DEFAULT '',
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
     updated_at REAL NOT NULL,
-    PRIMARY KEY (topic, partition)
+    PRIMARY KEY (group_id, topic, partition)
 );
 """
+# Offsets written before they carried their consumer group keep group_id '':
+# the first daemon to start on the store takes them as its group's.
+_OFFSETS_WITH_GROUPS = (
+    "ALTER TABLE offsets RENAME TO offsets_without_groups",
+    OFFSETS_SCHEMA,
+    "INSERT INTO offsets (group_id, topic, partition, next_offset, updated_at) "
+    "SELECT '', topic, partition, next_offset, updated_at FROM offsets_without_groups",
+    "DROP TABLE offsets_without_groups",
+)
 
 
 class StateLost(Exception):
@@ -137,6 +152,8 @@ class Checkpoint:
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     model_states: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # The consumer group the offsets belong to (``REPLAY_GROUP`` for a replay).
+    group_id: str | None = None
 
 
 class Store:
@@ -161,7 +178,8 @@ class Store:
             self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA + state_blobs.SCHEMA)
+            self.db.executescript(SCHEMA + OFFSETS_SCHEMA + state_blobs.SCHEMA)
+            self._add_groups_to_offsets()
         except sqlite3.Error as exc:
             raise explain(exc, self.path) from None
 
@@ -170,6 +188,20 @@ class Store:
         if self.lease is not None:
             self.lease.release()
             self.lease = None
+
+    def _add_groups_to_offsets(self) -> None:
+        """Migrate a store whose offsets have no consumer group (before group_id existed)."""
+
+        def columns() -> set[str]:
+            return {row[1] for row in self.db.execute("PRAGMA table_info(offsets)").fetchall()}
+
+        if "group_id" in columns():
+            return
+        with self.transaction():
+            if "group_id" in columns():
+                return  # another process migrated it meanwhile
+            for statement in _OFFSETS_WITH_GROUPS:
+                self.db.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -222,11 +254,13 @@ class Store:
                 "VALUES (?, ?, ?, ?)",
                 [model, orjson.dumps(skeleton), events, now],
             )
+        if checkpoint.offsets and checkpoint.group_id is None:
+            raise ValueError("a checkpoint with offsets must name their consumer group")
         for (topic, partition), next_offset in checkpoint.offsets.items():
             db.execute(
-                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset, updated_at) "
-                "VALUES (?, ?, ?, ?)",
-                [topic, partition, next_offset, now],
+                "INSERT OR REPLACE INTO offsets "
+                "(group_id, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [checkpoint.group_id, topic, partition, next_offset, now],
             )
 
     def delete_model_state(self, db: sqlite_utils.Database, model: str) -> None:
@@ -272,9 +306,24 @@ class Store:
             if self.db.conn.in_transaction:
                 self.db.execute("COMMIT")
 
-    def stored_offsets(self) -> dict[tuple[str, int], int]:
-        rows = self.db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+    def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """The next offset of each partition, as checkpointed by consumer group ``group_id``."""
+        rows = self.db.execute(
+            "SELECT topic, partition, next_offset FROM offsets WHERE group_id = ?", [group_id]
+        ).fetchall()
         return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def claim_legacy_offsets(self, group_id: str) -> int:
+        """Take offsets stored without a group as ``group_id``'s, unless it has its own."""
+        legacy = "SELECT 1 FROM offsets WHERE group_id = '' LIMIT 1"
+        if self.db.execute(legacy).fetchone() is None:
+            return 0  # the usual case: a read, without taking the write lock
+        with self.transaction() as db:
+            own = db.execute("SELECT 1 FROM offsets WHERE group_id = ? LIMIT 1", [group_id])
+            if own.fetchone() is not None:
+                return 0
+            cursor = db.execute("UPDATE offsets SET group_id = ? WHERE group_id = ''", [group_id])
+            return int(cursor.rowcount)
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from monitor.simulator import write_simulation
+from monitor.store import Store
 from monitor.store_lease import holders
 from tests.integration.daemon_support import (
     ROOT,
@@ -42,6 +43,14 @@ def _cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str
 def _count(store: Path, sql: str) -> int:
     with sqlite3.connect(store) as db:
         return int(db.execute(sql).fetchone()[0])
+
+
+def _group_offsets(store: Path, group: str) -> int:
+    opened = Store(store)
+    try:
+        return sum(opened.stored_offsets(group).values())
+    finally:
+        opened.close()
 
 
 def test_a_running_daemon_owns_its_store(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
@@ -121,6 +130,29 @@ def test_the_supervisor_and_workers_hold_the_lease_until_they_are_gone(
         supervisor.wait(timeout=30)
     done = _cli(*replay, "--overwrite")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_second_group_reads_the_stream_from_its_own_offsets(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=5_000, seed=7)
+    total = produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "shared.db"
+    for group in ("dw-first", "dw-second"):
+        config = write_config(
+            tmp_path / f"{group}.toml", kafka_bootstrap, topic, store, free_port(), group
+        )
+        daemon = start_daemon(config, tmp_path / f"{group}.log")
+        try:
+            wait_until(
+                lambda g=group: _group_offsets(store, g) >= total, 120, f"{group} to read it all"
+            )
+        finally:
+            assert stop(daemon) == 0
+    # Before offsets had a group, the second group sought to the first's offsets
+    # and read nothing.
+    assert _group_offsets(store, "dw-first") == _group_offsets(store, "dw-second") == total
 
 
 def test_a_store_locked_past_the_busy_timeout_stops_the_daemon_with_exit_2(
