@@ -33,7 +33,8 @@ SHARED_WAIT_SECONDS = 1.0
 
 
 def lock_path(store: str | Path) -> Path:
-    return Path(f"{store}{SUFFIX}")
+    """``<store>.lock`` next to the real file, however the store's path is spelt (a symlink)."""
+    return Path(f"{os.path.realpath(store)}{SUFFIX}")
 
 
 @dataclass(frozen=True)

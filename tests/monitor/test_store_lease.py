@@ -104,6 +104,9 @@ def test_daemons_of_one_group_share_a_store_and_another_group_is_refused(
     assert f"pid {first.pid}" in message or f"pid {second.pid}" in message
     with pytest.raises(DriftwardenError, match=r"in use by driftwarden run \(pid \d+\), "):
         StoreLease.exclusive(store, "driftwarden replay", "stop it first")
+    (tmp_path / "alias.db").symlink_to(store)  # the same store under another name
+    with pytest.raises(DriftwardenError, match="in use by driftwarden run"):
+        StoreLease.exclusive(tmp_path / "alias.db", "driftwarden replay", "stop it first")
 
 
 def test_a_store_held_by_a_replay_keeps_a_daemon_out(tmp_path: Path) -> None:
