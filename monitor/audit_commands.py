@@ -34,6 +34,7 @@ from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
 from monitor.incident_commands import format_time
 from monitor.store import connect_read_only
+from monitor.store_errors import explain
 
 # Stand-ins, in the connection's own temp schema, for tables the store lacks.
 _EMPTY = {
@@ -94,7 +95,7 @@ def _snapshot(args: argparse.Namespace, config: Config | None) -> Iterator[sqlit
                 db.execute(f"CREATE TEMP TABLE {name} ({columns})")
         yield db
     except sqlite3.Error as exc:
-        raise DriftwardenError(f"store {path}: cannot read: {exc}") from None
+        raise explain(exc, path) from None
     finally:
         conn.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +23,13 @@ from monitor import (
     replay_compare,
     report,
     silence_commands,
+    store,
 )
 from monitor.config import load_config
 from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.safe_text import LINE_LIMIT, cell, printable
+from monitor.store_errors import describe, store_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,9 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _require_text_arguments(args)
+        _busy_timeout(os.environ.get("DRIFTWARDEN_BUSY_TIMEOUT_MS"))
         return int(args.handler(args))
     except DriftwardenError as exc:
         print(f"driftwarden: {printable(exc, LINE_LIMIT)}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        said = describe(exc, None)  # a store error no command caught with its path
+        if said is None or os.environ.get("DRIFTWARDEN_DEBUG"):
+            raise
+        print(f"driftwarden: {printable(said, LINE_LIMIT)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("driftwarden: interrupted", file=sys.stderr)
@@ -64,6 +74,21 @@ def _require_text_arguments(args: argparse.Namespace) -> None:
                 raise DriftwardenError(
                     f"--{name} is not valid UTF-8 text: {printable(value)}"
                 ) from None
+
+
+def _busy_timeout(text: str | None) -> None:
+    """``DRIFTWARDEN_BUSY_TIMEOUT_MS``: how long to wait for the store's write lock."""
+    if text is None or not text.strip():
+        return
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise DriftwardenError(
+            f"DRIFTWARDEN_BUSY_TIMEOUT_MS={text!r}: give milliseconds, a whole number >= 0"
+        )
+    store.BUSY_TIMEOUT_MS = value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,12 +179,13 @@ def _replay(args: argparse.Namespace) -> int:
         raise DriftwardenError(f"no such input file: {input_path}")
     store_path = args.store or config.store.path
     replay_compare.check_compare_target(args, store_path)
-    store = open_replay_store(store_path, args.overwrite)
-    try:
-        result = replay_file(config, store, input_path, Progress("replay"))
-        incidents = store.count("incidents")
-    finally:
-        store.close()
+    with store_errors(store_path):
+        replayed = open_replay_store(store_path, args.overwrite)
+        try:
+            result = replay_file(config, replayed, input_path, Progress("replay"))
+            incidents = replayed.count("incidents")
+        finally:
+            replayed.close()
     print_summary(f"{result.lines:,} lines", result.seconds, result.stats, incidents, store_path)
     if args.compare:
         replay_compare.print_comparison(replay_compare.compare_stores(store_path, args.compare))
@@ -188,12 +214,13 @@ def _score(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise DriftwardenError(f"no such file: {path}")
     truth = load_truth(Path(args.truth))
-    store = Store(args.store)
-    try:
-        results = score(store, truth)
-        false = false_alarms(store, truth)
-    finally:
-        store.close()
+    with store_errors(args.store):
+        scored = Store(args.store)
+        try:
+            results = score(scored, truth)
+            false = false_alarms(scored, truth)
+        finally:
+            scored.close()
     table = Table(title="Injected incidents and their detection")
     for column in ("injected", "model/signal", "caught by", "after events", "after s", "severity"):
         table.add_column(column)

@@ -11,6 +11,7 @@ never landed, are made exactly once.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,14 @@ class Daemon:
             if config.webhooks
             else None
         )
-        self.pipeline = Pipeline(config, store, notifier=self.notifier)
+        group = config.kafka.group_id
+        self.pipeline = Pipeline(config, store, notifier=self.notifier, offsets_group=group)
+        claimed = store.claim_legacy_offsets(group)
+        if claimed:
+            log.warning(
+                "offsets stored without a consumer group are taken as this group's",
+                extra={"group_id": group, "partitions": claimed},
+            )
         self.delivery = (
             DeliveryWorker(
                 config.store.path,
@@ -90,6 +98,9 @@ class Daemon:
         self._last_checkpoint = time.monotonic()
         self._alerts_by_model: dict[str, int] = {}
         self._down_since: float | None = None
+        # A store error in a rebalance callback, which the consumer would swallow.
+        self._store_failure: sqlite3.Error | None = None
+        self._abandoned = False
         kafka = config.kafka
         log.info("connecting to Kafka", extra={"bootstrap_servers": kafka.bootstrap_servers})
         self.consumer = open_consumer(
@@ -134,14 +145,28 @@ class Daemon:
         self.metrics.broker_up.set(1)
         if self.delivery is not None:
             self.delivery.start()
+        try:
+            self._consume(stop, heartbeat)
+        except BaseException:
+            self.abandon()  # no final checkpoint: the store is what failed, or we are dying
+            raise
+        if stopping is not None:
+            stopping()
+        self.close()
+
+    def _consume(self, stop: threading.Event, heartbeat: Callable[[], None] | None) -> None:
         while not stop.is_set():
             try:
                 polled = self.consumer.poll(timeout_ms=500)
             except KafkaError as exc:
+                if self._store_failure is not None:
+                    raise self._store_failure from None
                 log.warning("poll failed; retrying", extra={"error": str(exc)})
                 self._broker_state(self._connected(), str(exc))
                 stop.wait(1.0)
                 continue
+            if self._store_failure is not None:
+                raise self._store_failure
             self._broker_state(self._connected(), "")
             if polled:
                 started = time.perf_counter()
@@ -155,9 +180,6 @@ class Daemon:
                 self._sweep_notifications()
             if heartbeat is not None:
                 heartbeat()
-        if stopping is not None:
-            stopping()
-        self.close()
 
     def _sweep_notifications(self) -> None:
         self._last_sweep = time.monotonic()
@@ -179,6 +201,16 @@ class Daemon:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
         if self.dead_letters is not None:
             self.dead_letters.close(timeout=5)
+
+    def abandon(self) -> None:
+        """Stop delivery and leave the group without a checkpoint, after a fatal error."""
+        self._abandoned = True
+        if self.delivery is not None:
+            self.delivery.stop(timeout=5)
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:
+            log.warning("closing the consumer failed", extra={"error": str(exc)})
 
     def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         pipeline = self.pipeline
@@ -269,14 +301,24 @@ class Daemon:
 
     def on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call.
+        if self._abandoned:
+            return  # leaving after a store error: the effects since the last checkpoint are lost
         with self._lock:
-            self.checkpoint(commit=False)
+            try:
+                self.checkpoint(commit=False)
+            except sqlite3.Error as exc:
+                self._store_failure = exc
+                raise
             self.pipeline.forget_models()
             self.status.assigned = 0
         log.info("partitions revoked", extra={"partitions": _names(partitions)})
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
-        stored = self.store.stored_offsets()
+        try:
+            stored = self.store.stored_offsets(self.config.kafka.group_id)
+        except sqlite3.Error as exc:
+            self._store_failure = exc
+            raise
         with self._lock:
             self.status.assigned = len(partitions)
             for tp in partitions:

@@ -42,6 +42,7 @@ from monitor.demo_receiver import SECRET_ENV, DemoReceiver, new_secret
 from monitor.demo_summary import print_results
 from monitor.errors import DriftwardenError
 from monitor.simulator import EVENT_SPACING, Truth
+from monitor.store_lease import StoreLease
 
 DEFAULT_EVENTS = 120_000
 PARTITIONS = 3
@@ -172,15 +173,18 @@ class Demo:
 
     def _run(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
-        for name in (
-            "demo.db",
-            "demo.db-wal",
-            "demo.db-shm",
-            "daemon.log",
-            "report.html",
-            "truth.json",
-        ):
-            (self.out / name).unlink(missing_ok=True)
+        # Not under a daemon still running from an earlier `demo --keep`.
+        advice = "stop it first (Ctrl-C in the demo that started it)"
+        with StoreLease.exclusive(self.store_path, "driftwarden demo", advice):
+            for name in (
+                "demo.db",
+                "demo.db-wal",
+                "demo.db-shm",
+                "daemon.log",
+                "report.html",
+                "truth.json",
+            ):
+                (self.out / name).unlink(missing_ok=True)
         self.say(f"Driftwarden demo: {self.events:,} simulated events, output in {self.out}/")
         self._broker()
         self._create_topic()

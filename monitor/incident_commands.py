@@ -29,6 +29,7 @@ from monitor.console import wide_console
 from monitor.errors import DriftwardenError
 from monitor.safe_text import bounded_list, cell, printable
 from monitor.store import Store
+from monitor.store_errors import store_errors
 from monitor.timefmt import format_time
 
 SIGNALS_SHOWN = 50  # of an incident's signals, in `incidents show`
@@ -69,15 +70,16 @@ def opened_store(args: argparse.Namespace) -> Iterator[Store]:
         raise DriftwardenError("say which store: give --store DB or --config FILE")
     if not path.is_file():
         raise DriftwardenError(f"no such store: {path} (check --store or the config's store.path)")
-    store = Store(path)
-    try:
-        notify_policy.ensure_schema(store.db)
-        if config is not None and config.audit.key_env:
-            # Read when a row is appended: commands that only read need no key.
-            audit.bind_key(store.db, partial(_audit_key, config.audit.key_env))
-        yield store
-    finally:
-        store.close()
+    with store_errors(path):
+        store = Store(path)
+        try:
+            notify_policy.ensure_schema(store.db)
+            if config is not None and config.audit.key_env:
+                # Read when a row is appended: commands that only read need no key.
+                audit.bind_key(store.db, partial(_audit_key, config.audit.key_env))
+            yield store
+        finally:
+            store.close()
 
 
 def _audit_key(key_env: str, db: sqlite_utils.Database) -> bytes | None:

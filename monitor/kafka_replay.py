@@ -9,7 +9,8 @@ offsets stay exactly where the daemon left them.
 Partitions are read one after the other in partition order. Records are keyed
 by model, so one model's events live on one partition and reach its pipeline in
 offset order: the alerts are the same as the live run's and the same on every
-replay of the same range.
+replay of the same range. Where it read to goes to the store's ``offsets``
+under the group ``(replay)``, which no daemon reads.
 
 ``--compare DB`` is handled by ``monitor.replay_compare``.
 """
@@ -32,7 +33,8 @@ from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
 from monitor.replay import print_summary
 from monitor.replay_compare import check_compare_target, compare_stores, print_comparison
-from monitor.store import QuarantinedRecord, Store
+from monitor.store import REPLAY_GROUP, QuarantinedRecord, Store
+from monitor.store_errors import store_errors
 from monitor.timefmt import iso
 
 CHECKPOINT_RECORDS = 50_000
@@ -217,7 +219,8 @@ def _replay_ranges(
     from kafka import TopicPartition
     from kafka.errors import KafkaError
 
-    pipeline = Pipeline(config, store)
+    # Where it read to is recorded under a group of its own: never a live group's offsets.
+    pipeline = Pipeline(config, store, offsets_group=REPLAY_GROUP)
     collect_garbage_rarely()
     bounds = config.events.replay_bounds(time.time())
     started = time.perf_counter()
@@ -301,12 +304,13 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
     try:
         # The topic and its range first: a replay that cannot run leaves no store behind.
         ranges = plan_ranges(consumer, args.topic, since, until)
-        store = open_replay_store(store_path, args.overwrite)
-        try:
-            result = _replay_ranges(config, store, consumer, ranges, Progress("replay"))
-            incidents = store.count("incidents")
-        finally:
-            store.close()
+        with store_errors(store_path):
+            store = open_replay_store(store_path, args.overwrite)
+            try:
+                result = _replay_ranges(config, store, consumer, ranges, Progress("replay"))
+                incidents = store.count("incidents")
+            finally:
+                store.close()
     finally:
         consumer.close(autocommit=False)
     stats = result.stats

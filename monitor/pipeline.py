@@ -31,7 +31,7 @@ from monitor.event_clock import EventClock
 from monitor.events import Event
 from monitor.limits import QuarantineBuffer, count_unlisted, keep_features
 from monitor.notify_policy import NotificationPolicy
-from monitor.store import Checkpoint, QuarantinedRecord, Store
+from monitor.store import Checkpoint, QuarantinedRecord, StateLost, Store
 
 log = logging.getLogger("driftwarden.pipeline")
 FLUSH_EVENTS = 2048
@@ -155,9 +155,12 @@ class Pipeline:
         store: Store,
         policy: AlertPolicy | None = None,
         notifier: NotificationPolicy | None = None,
+        offsets_group: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        # The consumer group whose offsets ``checkpoint`` records.
+        self.offsets_group = offsets_group
         self.policy = policy or AlertPolicy(
             config.alerting.group_seconds, config.alerting.resolve_after_seconds
         )
@@ -178,18 +181,43 @@ class Pipeline:
         pipeline = self.models.get(name)
         if pipeline is None and self.config.model(name) is not None:
             settings = self.config.suite_settings(name)
-            saved = None if self._reset_on_load(name) else self.store.load_model_state(name)
+            saved = None if self._reset_on_load(name) else self._load(name)
             if saved is None:
                 pipeline = ModelPipeline(name, ModelDetectors(settings))
             else:
-                state, events = saved
-                detectors = ModelDetectors.load(state)
+                detectors, events = saved
                 _warn_if_settings_changed(name, detectors.settings, settings)
                 pipeline = ModelPipeline(
                     name, detectors, events=events, baseline_logged=detectors.has_reference
                 )
             self.models[name] = pipeline
         return pipeline
+
+    def _load(self, name: str) -> tuple[ModelDetectors, int] | None:
+        """A model's saved detectors; None, loudly, if there are none or they are unreadable.
+
+        A state that cannot be read back (a blob deleted from the store, a
+        damaged row) would fail the same way at every start: the model's
+        baseline starts again instead, and the log and the audit log say so.
+        """
+        try:
+            saved = self.store.load_model_state(name)
+            if saved is None:
+                return None
+            state, events = saved
+            return ModelDetectors.load(state), events
+        except (StateLost, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            why = str(exc) or type(exc).__name__
+        with self.store.transaction() as db:
+            self.store.delete_model_state(db, name)
+            content = {"source": "state lost", "error": why}
+            AuditLog.append(db, "baseline_change", f"model:{name}", content)
+        log.error(
+            f"model {name}: its saved baseline is lost ({why}); it warms up again "
+            "from the events that follow",
+            extra={"model": name, "error": why},
+        )
+        return None
 
     def _reset_on_load(self, name: str) -> bool:
         """Carry out a pending baseline reset of a model about to load; True if there was one."""
@@ -245,6 +273,7 @@ class Pipeline:
                 for name in sorted(self._touched)
             },
             offsets=offsets or {},
+            group_id=self.offsets_group,
         )
         written = 0
         with self.store.transaction() as db:

@@ -19,6 +19,7 @@ from monitor.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.progress import Progress
 from monitor.safe_text import printable
 from monitor.store import QuarantinedRecord, Store
+from monitor.store_lease import StoreLease
 
 CHECKPOINT_LINES = 50_000
 UNLISTED_SHOWN = 20  # unlisted models named in the summary, the most frequent first
@@ -33,20 +34,36 @@ class ReplayResult:
 
 
 def open_replay_store(path: str | Path, overwrite: bool) -> Store:
-    store = Store(path)
-    with store.transaction() as db:
-        notify_policy.ensure_schema(db)
-    if store.count("alerts") or store.count("model_state"):
-        if not overwrite:
-            store.close()
-            raise DriftwardenError(
-                f"store {path} already holds alerts or detector state: "
-                "give another --store or pass --overwrite to start it afresh"
-            )
+    """The store a replay writes, owned by the replay until ``close``.
+
+    Refused while a daemon (or another replay) holds the store: a replay's
+    alerts must not mix into a live store, and ``--overwrite`` must not empty
+    it under a running daemon.
+    """
+    advice = "stop it first, or replay into another --store"
+    lease = StoreLease.exclusive(path, "driftwarden replay", advice)
+    try:
+        store = Store(path)
+    except BaseException:
+        lease.release()
+        raise
+    store.lease = lease
+    try:
         with store.transaction() as db:
-            tables = ("alerts", "incidents", "quarantine", "model_state", "state_blobs", "offsets")
-            for table in (*tables, "outbox", "incident_notifications", "audit"):
-                db.execute(f"DELETE FROM [{table}]")
+            notify_policy.ensure_schema(db)
+        if store.count("alerts") or store.count("model_state"):
+            if not overwrite:
+                raise DriftwardenError(
+                    f"store {path} already holds alerts or detector state: "
+                    "give another --store or pass --overwrite to start it afresh"
+                )
+            with store.transaction() as db:
+                tables = ("alerts", "incidents", "quarantine", "model_state", "state_blobs")
+                for table in (*tables, "offsets", "outbox", "incident_notifications", "audit"):
+                    db.execute(f"DELETE FROM [{table}]")
+    except BaseException:
+        store.close()
+        raise
     return store
 
 

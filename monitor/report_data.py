@@ -16,6 +16,7 @@ import orjson
 
 from monitor.errors import DriftwardenError
 from monitor.store import connect_read_only
+from monitor.store_errors import describe
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ def load_report(path: Path, incident: int | None = None) -> ReportData:
     try:
         return _read(conn, path, incident)
     except sqlite3.DatabaseError as exc:
+        said = describe(exc, path)
         raise DriftwardenError(
-            f"store {path}: cannot read it as a Driftwarden store: {exc}"
+            said or f"store {path}: cannot read it as a Driftwarden store: {exc}"
         ) from None
     finally:
         conn.close()

@@ -6,6 +6,8 @@ import hashlib
 import logging
 import os
 import signal
+import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,8 @@ from monitor.daemon import Daemon
 from monitor.logs import setup_logging
 from monitor.ops import DaemonMetrics, OpsServer
 from monitor.store import Store
+from monitor.store_errors import explain
+from monitor.store_lease import StoreLease
 from monitor.systemd import SystemdNotifier
 from monitor.webhook_targets import WebhookTarget
 from monitor.workers import Supervisor
@@ -31,12 +35,37 @@ def run_daemon(
     notify_socket: str | None,
     owner_pid: int | None = None,
 ) -> int:
-    """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0."""
+    """Run until SIGTERM, SIGINT or the end of ``owner_pid``; a final checkpoint, then exit 0.
+
+    The daemon holds its store's lease for its whole life, so that no command
+    rewrites the store under it. An error of the store (a full disk, a lock
+    held too long) is logged and ends the daemon with exit 2: a service manager
+    starts it again, from its last checkpoint.
+    """
     setup_logging(config.ops.log_level)
+    path = config.store.path
+    lease = StoreLease.shared(path, "driftwarden run", config.kafka.group_id)
+    try:
+        return _serve(config, targets, notify_socket, owner_pid)
+    except sqlite3.Error as exc:
+        error = explain(exc, path)
+        log.error(f"stopping on a store error: {error}", extra={"store": path})
+        raise error from None
+    finally:
+        lease.release()
+
+
+def _serve(
+    config: Config,
+    targets: list[WebhookTarget],
+    notify_socket: str | None,
+    owner_pid: int | None,
+) -> int:
     notifier = SystemdNotifier(notify_socket)
     audit_key = audit.key_from_env(config.audit.key_env, os.environ)
     store = Store(config.store.path)
     audit.bind_key(store.db, audit_key)
+    _warn_if_others_may_read(config.store.path)
     _audit_config_load(store, config)
     supervised = config.kafka.consumer_processes > 1
     # The supervisor waits stop_timeout_seconds for its workers, so it gets a little more.
@@ -130,6 +159,20 @@ def _audit_config_load(store: Store, config: Config) -> None:
         outbox.ensure_schema(db)
         audit.check_key(db, audit.bound_key(db), config.audit.key_env)
         AuditLog.append(db, "config_load", config.source, content)
+
+
+def _warn_if_others_may_read(path: str) -> None:
+    """An existing store keeps the mode its owner gave it; say so if others may open it."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            f"store {path} may be opened by other users (mode {mode:04o}): it holds quarantined "
+            f"records and the audit log; `chmod 600 {path}*` unless that is meant",
+            extra={"store": path},
+        )
 
 
 def _force_exit() -> None:

@@ -1,14 +1,17 @@
 """The SQLite store (CONTRACT §4): one file holding the truth.
 
 Alerts, incidents, quarantined records, per-model detector state and the next
-offset of each Kafka partition. ``Checkpoint`` gathers one unit of work so that
-all of it lands in ONE transaction: a crash leaves either all of it or none.
+offset of each Kafka partition for each consumer group. ``Checkpoint`` gathers
+one unit of work so that all of it lands in ONE transaction: a crash leaves
+either all of it or none. A new store and its -wal and -shm files are readable
+by their owner only (SQLite gives the journal files the store's own mode).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -22,6 +25,14 @@ import sqlite_utils
 
 from monitor import state_blobs
 from monitor.errors import DriftwardenError
+from monitor.store_errors import explain
+from monitor.store_lease import StoreLease
+
+# How long a connection waits for another's write lock before "database is locked".
+BUSY_TIMEOUT_MS = 10_000
+# The consumer group under which `replay --topic` records where it read to: no
+# daemon reads it, so a replay never moves a live group's offsets.
+REPLAY_GROUP = "(replay)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -84,14 +95,30 @@ CREATE TABLE IF NOT EXISTS baseline_resets (
     requested_by TEXT NOT NULL,
     done_at REAL
 );
+"""
+OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
+    group_id TEXT NOT NULL DEFAULT '',
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
     updated_at REAL NOT NULL,
-    PRIMARY KEY (topic, partition)
+    PRIMARY KEY (group_id, topic, partition)
 );
 """
+# Offsets written before they carried their consumer group keep group_id '':
+# the first daemon to start on the store takes them as its group's.
+_OFFSETS_WITH_GROUPS = (
+    "ALTER TABLE offsets RENAME TO offsets_without_groups",
+    OFFSETS_SCHEMA,
+    "INSERT INTO offsets (group_id, topic, partition, next_offset, updated_at) "
+    "SELECT '', topic, partition, next_offset, updated_at FROM offsets_without_groups",
+    "DROP TABLE offsets_without_groups",
+)
+
+
+class StateLost(Exception):
+    """A model's stored detector state cannot be read back (e.g. a blob of it is gone)."""
 
 
 def connect_read_only(path: str | Path, hint: str = "") -> sqlite3.Connection:
@@ -102,7 +129,7 @@ def connect_read_only(path: str | Path, hint: str = "") -> sqlite3.Connection:
     try:
         return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise DriftwardenError(f"store {path}: cannot open as SQLite: {exc}") from None
+        raise explain(exc, path) from None
 
 
 def fingerprint(model: str, detector: str, signal: str) -> str:
@@ -160,11 +187,16 @@ class Checkpoint:
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     model_states: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # The consumer group the offsets belong to (``REPLAY_GROUP`` for a replay).
+    group_id: str | None = None
 
 
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # A lease (``monitor.store_lease``) handed over by whoever opened the
+        # store for a command that owns it; released with the store.
+        self.lease: StoreLease | None = None
         # Blob digests known to be in the file, per model: what a checkpoint may skip.
         self._blobs_written: dict[str, set[str]] = {}
         self._splitters: dict[str, state_blobs.BlobSplitter] = {}
@@ -172,21 +204,40 @@ class Store:
             raise DriftwardenError(
                 f"store {self.path}: folder {self.path.parent} does not exist; create it first"
             )
+        _create_private(self.path)
         try:
             # The consumer's rebalance callbacks run on its IO thread; callers
             # serialise access, so the connection may cross threads.
             conn = sqlite3.connect(self.path, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.executescript(SCHEMA + state_blobs.SCHEMA)
+            self.db.executescript(SCHEMA + OFFSETS_SCHEMA + state_blobs.SCHEMA)
+            self._add_groups_to_offsets()
             add_missing_columns(self.db)
-        except Exception as exc:
-            raise DriftwardenError(f"store {self.path}: cannot open as SQLite: {exc}") from None
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
 
     def close(self) -> None:
         self.db.close()
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def _add_groups_to_offsets(self) -> None:
+        """Migrate a store whose offsets have no consumer group (before group_id existed)."""
+
+        def columns() -> set[str]:
+            return {row[1] for row in self.db.execute("PRAGMA table_info(offsets)").fetchall()}
+
+        if "group_id" in columns():
+            return
+        with self.transaction():
+            if "group_id" in columns():
+                return  # another process migrated it meanwhile
+            for statement in _OFFSETS_WITH_GROUPS:
+                self.db.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -242,11 +293,13 @@ class Store:
                 "VALUES (?, ?, ?, ?)",
                 [model, orjson.dumps(skeleton), events, now],
             )
+        if checkpoint.offsets and checkpoint.group_id is None:
+            raise ValueError("a checkpoint with offsets must name their consumer group")
         for (topic, partition), next_offset in checkpoint.offsets.items():
             db.execute(
-                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset, updated_at) "
-                "VALUES (?, ?, ?, ?)",
-                [topic, partition, next_offset, now],
+                "INSERT OR REPLACE INTO offsets "
+                "(group_id, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [checkpoint.group_id, topic, partition, next_offset, now],
             )
 
     def delete_model_state(self, db: sqlite_utils.Database, model: str) -> None:
@@ -257,22 +310,59 @@ class Store:
         self._splitters.pop(model, None)
 
     def load_model_state(self, model: str) -> tuple[dict[str, Any], int] | None:
-        row = self.db.execute(
-            "SELECT state, events FROM model_state WHERE model = ?", [model]
-        ).fetchone()
-        if row is None:
-            return None
-        blobs = dict(
-            self.db.execute(
-                "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
-            ).fetchall()
-        )
+        """A model's detector state and event count; raises ``StateLost`` if it is unreadable."""
+        with self._snapshot():  # the state and its blobs as one checkpoint left them
+            row = self.db.execute(
+                "SELECT state, events FROM model_state WHERE model = ?", [model]
+            ).fetchone()
+            if row is None:
+                return None
+            blobs = dict(
+                self.db.execute(
+                    "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
+                ).fetchall()
+            )
         self._blobs_written[model] = set(blobs)
-        return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
+        try:
+            return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
+        except KeyError as exc:
+            raise StateLost(
+                f"its state refers to blob {exc.args[0]}, missing from state_blobs"
+            ) from None
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise StateLost(f"its state is unreadable: {exc}") from None
 
-    def stored_offsets(self) -> dict[tuple[str, int], int]:
-        rows = self.db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state of the file, not two checkpoints' halves."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.conn.in_transaction:
+                self.db.execute("COMMIT")
+
+    def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """The next offset of each partition, as checkpointed by consumer group ``group_id``."""
+        rows = self.db.execute(
+            "SELECT topic, partition, next_offset FROM offsets WHERE group_id = ?", [group_id]
+        ).fetchall()
         return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def claim_legacy_offsets(self, group_id: str) -> int:
+        """Take offsets stored without a group as ``group_id``'s, unless it has its own."""
+        legacy = "SELECT 1 FROM offsets WHERE group_id = '' LIMIT 1"
+        if self.db.execute(legacy).fetchone() is None:
+            return 0  # the usual case: a read, without taking the write lock
+        with self.transaction() as db:
+            own = db.execute("SELECT 1 FROM offsets WHERE group_id = ? LIMIT 1", [group_id])
+            if own.fetchone() is not None:
+                return 0
+            cursor = db.execute("UPDATE offsets SET group_id = ? WHERE group_id = ''", [group_id])
+            return int(cursor.rowcount)
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
@@ -285,3 +375,17 @@ class Store:
         ).fetchall()
         keys = ("fingerprint", "model", "detector", "signal", "severity", "event_ts", "details")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing store file readable by its owner only (0600, whatever the umask).
+
+    SQLite gives the -wal and -shm files the mode of the store file. An existing
+    store keeps the mode its owner gave it.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DriftwardenError(f"store {path}: cannot create it: {exc.strerror}") from None

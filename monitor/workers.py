@@ -13,7 +13,7 @@ A worker talks to the supervisor over one pipe: every half second it sends its
 readiness and how long ago its consuming loop last turned; asked for metrics,
 it sends its registry's families, which the supervisor serves with a ``worker``
 label. When the supervisor disappears the pipe closes and the worker stops
-after a final checkpoint.
+after a final checkpoint. The worker's side is ``monitor.worker_process``.
 """
 
 from __future__ import annotations
@@ -33,19 +33,18 @@ import sqlite_utils
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import Metric
 
+from monitor import store
 from monitor.config import Config
-from monitor.daemon import Daemon
 from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.errors import DriftwardenError
-from monitor.logs import setup_logging
-from monitor.ops import DaemonMetrics, IncidentFigures, OpsServer
+from monitor.ops import IncidentFigures, OpsServer
 from monitor.outbox import WebhookOutbox
-from monitor.store import Store, connect_read_only
+from monitor.store import connect_read_only
 from monitor.systemd import SystemdNotifier
 from monitor.webhook_targets import WebhookTarget
+from monitor.worker_process import STATUS_SECONDS, worker_main
 
 log = logging.getLogger("driftwarden.workers")
-STATUS_SECONDS = 0.5
 # A worker whose loop has not turned for this long is stuck: systemd's watchdog
 # is then starved, and restarts the whole service.
 STUCK_SECONDS = 20.0
@@ -75,6 +74,7 @@ class WorkerHandle:
         self.started_at = 0.0
         self.failures = 0
         self.start_error: str | None = None
+        self.fatal: str | None = None  # a store error: the whole daemon stops
         self.starts = 0
         self.restart_at: float | None = None
         self._send_lock = threading.Lock()
@@ -87,7 +87,7 @@ class WorkerHandle:
         parent_end, child_end = context.Pipe()
         self.process = context.Process(
             target=worker_main,
-            args=(self.config, self.index, child_end),
+            args=(self.config, self.index, child_end, store.BUSY_TIMEOUT_MS),
             name=f"driftwarden-worker-{self.index}",
             daemon=False,
         )
@@ -97,7 +97,7 @@ class WorkerHandle:
         self.status = WorkerStatus()
         self.started_at = time.monotonic()
         self.restart_at = None
-        self.start_error = None
+        self.start_error = self.fatal = None
         self.starts += 1
         threading.Thread(
             target=self._read, args=(parent_end,), name=f"worker-{self.index}-pipe", daemon=True
@@ -134,6 +134,8 @@ class WorkerHandle:
                 self.status = WorkerStatus(**payload, reported=True)
             elif kind == "failed":
                 self.start_error = payload
+            elif kind == "fatal":
+                self.fatal = payload
             elif kind == "metrics":
                 with self._reply:
                     self._replies.append(payload)
@@ -294,12 +296,15 @@ class Supervisor:
             ops.stop()
 
     def _failed_start(self) -> str | None:
-        """Why a worker of the first generation could not start: a wrong config or no broker.
+        """Why a worker of the first generation could not start (a wrong config, no broker),
+        or why any worker stopped on a store error (a full disk, a lock held too long).
 
         Restarting would not help, so the whole daemon stops with that one line,
         as the single process does.
         """
         for worker in self.workers:
+            if worker.fatal is not None and not worker.alive:
+                return worker.fatal
             first = worker.starts == 1
             if first and worker.start_error is not None and not worker.alive:
                 return worker.start_error
@@ -347,74 +352,3 @@ class Supervisor:
                 )
                 code = 1
         return code
-
-
-class _WorkerLogs(logging.Filter):
-    def __init__(self, index: int) -> None:
-        super().__init__()
-        self.index = index
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.worker = self.index
-        return True
-
-
-def worker_main(config: Config, index: int, conn: Connection) -> None:
-    """One worker: a ``Daemon`` until SIGTERM or the supervisor's pipe closes."""
-    setup_logging(config.ops.log_level)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_WorkerLogs(index))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-    # Ctrl-C reaches the whole process group; the supervisor turns it into SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    store = Store(config.store.path)
-    metrics = DaemonMetrics()
-    try:
-        daemon = Daemon(config, store, metrics)
-    except Exception as exc:
-        store.close()
-        conn.send(("failed", str(exc)))
-        raise SystemExit(2) from None
-    loop_turned = [time.monotonic()]
-
-    def heartbeat() -> None:
-        loop_turned[0] = time.monotonic()
-
-    link = threading.Thread(
-        target=_serve_supervisor,
-        args=(conn, daemon, metrics.registry, loop_turned, stop),
-        name="supervisor-link",
-        daemon=True,
-    )
-    link.start()
-    try:
-        daemon.run(stop, heartbeat)
-    finally:
-        store.close()
-
-
-def _serve_supervisor(
-    conn: Connection,
-    daemon: Daemon,
-    registry: CollectorRegistry,
-    loop_turned: list[float],
-    stop: threading.Event,
-) -> None:
-    """Status every half second, metrics on request; a closed pipe means stop."""
-    last_status = 0.0
-    try:
-        while not stop.is_set():
-            if conn.poll(STATUS_SECONDS / 2):
-                kind, _ = conn.recv()
-                if kind == "metrics":
-                    conn.send(("metrics", list(registry.collect())))
-            now = time.monotonic()
-            if now - last_status >= STATUS_SECONDS:
-                ready, why = daemon.ready()
-                status = {"ready": ready, "why": why, "loop_age": now - loop_turned[0]}
-                conn.send(("status", status))
-                last_status = now
-    except (EOFError, OSError):
-        log.warning("the supervisor is gone; stopping after a final checkpoint")
-        stop.set()

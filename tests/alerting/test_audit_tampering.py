@@ -320,7 +320,7 @@ def test_usage_and_store_errors_are_one_line_exit_2(write_store, tmp_path, capsy
         (("audit", "verify", "--store", path, "--anchor", f"0:{'1' * 64}"), "is not a head"),
         (("audit", "verify", "--store", path, "--key-env", "DW_UNSET_VAR"), "is not set"),
         (("audit", "verify", "--store", str(tmp_path / "none.db")), "no such store"),
-        (("audit", "head", "--store", str(not_sqlite)), "cannot read"),
+        (("audit", "head", "--store", str(not_sqlite)), "is not a SQLite database"),
         (("audit", "head"), "give --store DB or --config FILE"),
     ):
         code, out = run(capsys, *argv)

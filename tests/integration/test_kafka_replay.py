@@ -23,7 +23,7 @@ from monitor.progress import Progress
 from monitor.replay import open_replay_store, replay_file
 from monitor.replay_compare import compare_stores
 from monitor.simulator import EVENT_SPACING, START_TS, write_simulation
-from monitor.store import Store
+from monitor.store import REPLAY_GROUP, Store
 from monitor.traffic import produce_file
 from tests.integration.daemon_support import free_port
 
@@ -155,13 +155,15 @@ def test_whole_topic_gives_the_file_replays_alerts_and_leaves_the_live_group_alo
         rows = replayed.db.execute(
             "SELECT source, topic, partition, offset FROM quarantine ORDER BY id"
         ).fetchall()
-        offsets = replayed.stored_offsets()
+        offsets = replayed.stored_offsets(REPLAY_GROUP)
+        groups = replayed.db.execute("SELECT DISTINCT group_id FROM offsets").fetchall()
     finally:
         replayed.close()
     assert len(rows) == file_quarantined == MALFORMED
     assert {r[0] for r in rows} == {f"kafka:{recorded.topic}"}
     assert all(r[1] == recorded.topic and r[2] in range(PARTITIONS) and r[3] >= 0 for r in rows)
     assert sum(offsets.values()) == recorded.records, "the store must hold where replay ended"
+    assert groups == [(REPLAY_GROUP,)], "replay must record no consumer group's offsets"
 
     committed = _committed(recorded.bootstrap, recorded.live_group, recorded.topic)
     assert committed == [LIVE_GROUP_OFFSET] * PARTITIONS, "replay touched the live group"

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +16,7 @@ from monitor.config import Config, load_config
 from monitor.pipeline import Pipeline
 from monitor.progress import Progress
 from monitor.replay import replay_file
-from monitor.store import Checkpoint, QuarantinedRecord, Store
+from monitor.store import REPLAY_GROUP, Checkpoint, QuarantinedRecord, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 START = 1_790_000_000.0  # 2026-09-21: in the past, as replayed events are
@@ -124,52 +123,38 @@ def test_a_full_quarantine_buffer_calls_a_checkpoint(
     store.close()
 
 
-class _Record:
-    def __init__(self, offset: int, value: bytes) -> None:
-        self.offset, self.value, self.timestamp = offset, value, int(START * 1000) + offset
-
-
-class _Consumer:
-    """Just enough of a KafkaConsumer for ``_replay_ranges``: one partition, 50 per poll."""
-
-    def __init__(self, values: list[bytes]) -> None:
-        self.records = [_Record(i, v) for i, v in enumerate(values)]
-        self.at = 0
-
-    def assign(self, partitions: list[Any]) -> None:
-        self.tp = partitions[0]
-
-    def seek(self, tp: Any, offset: int) -> None:
-        self.at = offset
-
-    def poll(self, timeout_ms: int) -> dict[Any, list[_Record]]:
-        batch = self.records[self.at : self.at + 50]
-        self.at += len(batch)
-        return {self.tp: batch}
-
-    def position(self, tp: Any) -> int:
-        return self.at
-
-
+@pytest.mark.kafka
 def test_a_full_quarantine_buffer_checkpoints_a_kafka_replay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, topic: str
 ) -> None:
-    from monitor.kafka_replay import PartitionRange, _replay_ranges
+    from kafka import KafkaProducer
+
+    from monitor.kafka_replay import _replay_ranges, connect, plan_ranges
 
     config = _config(tmp_path, extra="[limits]\nquarantine_buffer_records = 10\n")
     values = [orjson.dumps({"model": "m", "ts": START + i}) for i in range(95)]
     values += [b"not json"] * 95
     values[::2], values[1::2] = values[:95], values[95:]  # good, bad, good, bad, ...
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for value in values:
+        producer.send(topic, key=b"m", value=value, partition=0)
+    producer.flush()
+    producer.close()
     checkpoints: list[tuple[int, dict[tuple[str, int], int]]] = []
     monkeypatch.setattr(_CountingPipeline, "checkpoints", checkpoints, raising=False)
     monkeypatch.setattr("monitor.kafka_replay.Pipeline", _CountingPipeline)
     store = Store(config.store.path)
-    span = PartitionRange("t", 0, 0, len(values))
-    result = _replay_ranges(config, store, _Consumer(values), [span], Progress("r", False))
+    consumer = connect([kafka_bootstrap])
+    try:
+        ranges = [r for r in plan_ranges(consumer, topic, 0.0, None) if r.records]
+        result = _replay_ranges(config, store, consumer, ranges, Progress("r", False))
+    finally:
+        consumer.close()
+    assert [(r.partition, r.records) for r in ranges] == [(0, len(values))]
     assert result.stats.quarantined == 95
     # The n-th bad record is at offset 2n - 1: each early checkpoint holds the offset after it.
-    assert checkpoints[:-1] == [(n, {("t", 0): 2 * n}) for n in range(10, 95, 10)]
-    assert store.stored_offsets() == {("t", 0): len(values)}
+    assert checkpoints[:-1] == [(n, {(topic, 0): 2 * n}) for n in range(10, 95, 10)]
+    assert store.stored_offsets(REPLAY_GROUP) == {(topic, 0): len(values)}
     assert store.count("quarantine") == 95
     store.close()
 
