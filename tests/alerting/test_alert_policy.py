@@ -5,23 +5,29 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 
+from detectors.base import Finding
 from monitor.alerting import AUTO_RESOLVER, AlertPolicy
 from monitor.audit import AuditLog, write_transaction
 from monitor.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify_policy import NotificationPolicy
+from monitor.store import Store
 from monitor.webhook_targets import WebhookTarget
+from tests.webhook_receiver import WebhookReceiver
 
 T0 = 1_800_000_000.0
 
 
-def _incidents(store) -> list[tuple[int, str, int]]:
+def _incidents(store: Store) -> list[tuple[int, str, int]]:
     return store.db.execute("SELECT id, status, alert_count FROM incidents ORDER BY id").fetchall()
 
 
-def test_findings_close_in_event_time_share_an_incident(store, make_finding) -> None:
+def test_findings_close_in_event_time_share_an_incident(
+    store: Store, make_finding: Callable[..., Finding]
+) -> None:
     policy = AlertPolicy(group_seconds=600, resolve_after_seconds=600)
     with write_transaction(store.db) as db:
         policy.record(db, "fraud", [make_finding(signal="amount", event_ts=T0)])
@@ -35,7 +41,9 @@ def test_findings_close_in_event_time_share_an_incident(store, make_finding) -> 
     ]
 
 
-def test_quiet_incidents_resolve_by_event_time_and_are_audited(store, make_finding) -> None:
+def test_quiet_incidents_resolve_by_event_time_and_are_audited(
+    store: Store, make_finding: Callable[..., Finding]
+) -> None:
     policy = AlertPolicy(group_seconds=600, resolve_after_seconds=900)
     with write_transaction(store.db) as db:
         policy.record(db, "fraud", [make_finding(event_ts=T0)])
@@ -57,7 +65,10 @@ def test_resolve_after_shorter_than_grouping_is_refused() -> None:
 
 
 def test_a_burst_of_500_findings_is_a_handful_of_pages_at_slacks_pace(
-    store, make_finding, record, start_receiver
+    store: Store,
+    make_finding: Callable[..., Finding],
+    record: Callable[..., int],
+    start_receiver: Callable[..., WebhookReceiver],
 ) -> None:
     receiver = start_receiver()
     targets = [WebhookTarget(receiver.url("/slack"), "slack", "info")]

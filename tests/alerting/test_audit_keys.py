@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def _append(store: Store, n: int, start: int = 0) -> None:
 
 
 @pytest.fixture
-def keyed(tmp_path: Path):
+def keyed(tmp_path: Path) -> Iterator[Store]:
     store = Store(tmp_path / "keyed.db")
     notify_policy.ensure_schema(store.db)
     audit.bind_key(store.db, KEY)
@@ -61,7 +62,7 @@ def _legacy(path: Path, rows: int) -> None:
     conn.close()
 
 
-def test_keyed_rows_carry_an_hmac_that_only_the_key_checks(keyed):
+def test_keyed_rows_carry_an_hmac_that_only_the_key_checks(keyed: Store) -> None:
     schemes = {s for (s,) in keyed.db.execute("SELECT DISTINCT scheme FROM audit")}
     assert schemes == {KEYED}
     assert AuditLog.verify(keyed.db, key=KEY) is None
@@ -70,7 +71,7 @@ def test_keyed_rows_carry_an_hmac_that_only_the_key_checks(keyed):
         AuditLog.verify(keyed.db)
 
 
-def test_a_row_edited_and_rehashed_without_the_key_is_named(keyed):
+def test_a_row_edited_and_rehashed_without_the_key_is_named(keyed: Store) -> None:
     _, ts, kind, subject, _, prev = keyed.db.execute(
         "SELECT id, ts, kind, subject, content, prev_hash FROM audit WHERE id = 3"
     ).fetchone()
@@ -82,7 +83,9 @@ def test_a_row_edited_and_rehashed_without_the_key_is_named(keyed):
     )
 
 
-def test_rows_rewritten_unkeyed_after_keyed_ones_are_caught_even_without_the_key(keyed):
+def test_rows_rewritten_unkeyed_after_keyed_ones_are_caught_even_without_the_key(
+    keyed: Store,
+) -> None:
     rows = keyed.db.execute(
         "SELECT id, ts, kind, subject, content, prev_hash FROM audit WHERE id >= 4 ORDER BY id"
     ).fetchall()
@@ -99,7 +102,9 @@ def test_rows_rewritten_unkeyed_after_keyed_ones_are_caught_even_without_the_key
         assert problem is not None and problem[0] == 4 and "unkeyed after keyed" in problem[1]
 
 
-def test_a_store_written_before_keys_is_migrated_and_sealed_by_the_first_keyed_row(tmp_path):
+def test_a_store_written_before_keys_is_migrated_and_sealed_by_the_first_keyed_row(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "old.db"
     _legacy(path, 5)
     store = Store(path)
@@ -128,14 +133,16 @@ def test_a_store_written_before_keys_is_migrated_and_sealed_by_the_first_keyed_r
         store.close()
 
 
-def test_a_verify_of_a_store_not_yet_migrated_reads_it_as_unkeyed(tmp_path, capsys):
+def test_a_verify_of_a_store_not_yet_migrated_reads_it_as_unkeyed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "old.db"
     _legacy(path, 4)
     assert cli.main(["audit", "verify", "--store", str(path)]) == 0
     assert "4 row(s), unkeyed" in capsys.readouterr().out
 
 
-def test_writers_refuse_a_keyed_log_without_its_key_or_with_another(keyed):
+def test_writers_refuse_a_keyed_log_without_its_key_or_with_another(keyed: Store) -> None:
     audit.bind_key(keyed.db, None)
     with pytest.raises(DriftwardenError, match="the audit log is keyed"):
         _append(keyed, 1, start=100)
@@ -147,7 +154,7 @@ def test_writers_refuse_a_keyed_log_without_its_key_or_with_another(keyed):
     assert keyed.count("audit") == 6
 
 
-def test_the_key_comes_from_the_named_variable():
+def test_the_key_comes_from_the_named_variable() -> None:
     assert audit.key_from_env("", {"X": "whatever"}) is None
     assert audit.key_from_env(KEY_ENV, {KEY_ENV: f" {KEY.decode()}\n"}) == KEY
     with pytest.raises(DriftwardenError, match=f"names {KEY_ENV}, which is not set"):
@@ -165,7 +172,9 @@ def _config(tmp_path: Path, store: Path, key_env: str = KEY_ENV) -> Path:
     return path
 
 
-def test_the_pipeline_writes_with_the_configs_key(tmp_path, monkeypatch, capsys):
+def test_the_pipeline_writes_with_the_configs_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "s.db"
     raw = {
         "store": {"path": str(path)},
@@ -194,7 +203,9 @@ def test_the_pipeline_writes_with_the_configs_key(tmp_path, monkeypatch, capsys)
     assert "keyed" in capsys.readouterr().out
 
 
-def test_commands_append_with_the_configs_key_and_refuse_without(keyed, tmp_path, capsys):
+def test_commands_append_with_the_configs_key_and_refuse_without(
+    keyed: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     keyed.db.execute(
         "INSERT INTO incidents (key, model, severity, title, first_event_ts, last_event_ts, "
         "opened_at, updated_at) VALUES ('k1', 'm', 'warning', 't', 1, 1, 1, 1)"
@@ -219,7 +230,7 @@ def test_commands_append_with_the_configs_key_and_refuse_without(keyed, tmp_path
     assert keyed.count("audit") == 7
 
 
-def test_the_delivery_worker_appends_with_the_key_it_is_given(keyed):
+def test_the_delivery_worker_appends_with_the_key_it_is_given(keyed: Store) -> None:
     worker = DeliveryWorker(keyed.path, [], audit_key=KEY)
     try:
         assert audit.bound_key(worker.db) == KEY

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +17,7 @@ from monitor.store import Store
 ROWS = 8
 
 
-def _filled(path) -> Store:
+def _filled(path: Path) -> Store:
     store = Store(path)
     audit.ensure_schema(store.db)
     with store.transaction() as db:
@@ -24,19 +28,22 @@ def _filled(path) -> Store:
 
 
 @pytest.fixture
-def chain(tmp_path):
+def chain(tmp_path: Path) -> Iterator[Store]:
     store = _filled(tmp_path / "audit.db")
     yield store
     store.close()
 
 
-def _row(store: Store, row_id: int) -> tuple:
-    return store.db.execute(
-        "SELECT id, ts, kind, subject, content, prev_hash, hash FROM audit WHERE id = ?", [row_id]
-    ).fetchone()
+def _row(store: Store, row_id: int) -> tuple[Any, ...]:
+    return tuple(
+        store.db.execute(
+            "SELECT id, ts, kind, subject, content, prev_hash, hash FROM audit WHERE id = ?",
+            [row_id],
+        ).fetchone()
+    )
 
 
-def test_an_untouched_chain_is_intact(chain):
+def test_an_untouched_chain_is_intact(chain: Store) -> None:
     assert AuditLog.verify(chain.db) is None
     assert AuditLog.verify(chain.db, anchor=AuditLog.head(chain.db)) is None
 
@@ -53,7 +60,9 @@ def test_an_untouched_chain_is_intact(chain):
         ("hash", "0" * 64),
     ],
 )
-def test_editing_any_column_of_any_row_names_that_row(chain, row_id, column, value):
+def test_editing_any_column_of_any_row_names_that_row(
+    chain: Store, row_id: int, column: str, value: object
+) -> None:
     if column == "kind" and _row(chain, row_id)[2] == "alert":
         value = "notification"
     chain.db.execute(f"UPDATE audit SET {column} = ? WHERE id = ?", [value, row_id])
@@ -62,7 +71,7 @@ def test_editing_any_column_of_any_row_names_that_row(chain, row_id, column, val
 
 
 @pytest.mark.parametrize("row_id", range(1, ROWS))
-def test_editing_a_row_and_recomputing_its_hash_names_that_row(chain, row_id):
+def test_editing_a_row_and_recomputing_its_hash_names_that_row(chain: Store, row_id: int) -> None:
     _, ts, kind, subject, _, prev, _ = _row(chain, row_id)
     content = '{"n":-1}'
     forged = row_hash(prev, row_id, ts, kind, subject, content)
@@ -75,7 +84,7 @@ def test_editing_a_row_and_recomputing_its_hash_names_that_row(chain, row_id):
 
 
 @pytest.mark.parametrize("row_id", range(1, ROWS))
-def test_deleting_any_row_names_it(chain, row_id):
+def test_deleting_any_row_names_it(chain: Store, row_id: int) -> None:
     chain.db.execute("DELETE FROM audit WHERE id = ?", [row_id])
     problem = AuditLog.verify(chain.db)
     assert problem is not None and problem[0] == row_id, problem
@@ -83,7 +92,7 @@ def test_deleting_any_row_names_it(chain, row_id):
 
 
 @pytest.mark.parametrize("row_id", range(1, ROWS))
-def test_deleting_a_row_and_renumbering_names_its_place(chain, row_id):
+def test_deleting_a_row_and_renumbering_names_its_place(chain: Store, row_id: int) -> None:
     chain.db.execute("DELETE FROM audit WHERE id = ?", [row_id])
     chain.db.execute("UPDATE audit SET id = -(id - 1) WHERE id > ?", [row_id])
     chain.db.execute("UPDATE audit SET id = -id WHERE id < 0")
@@ -92,7 +101,7 @@ def test_deleting_a_row_and_renumbering_names_its_place(chain, row_id):
 
 
 @pytest.mark.parametrize("row_id", range(1, ROWS + 1))
-def test_inserting_a_well_formed_row_names_it(chain, row_id):
+def test_inserting_a_well_formed_row_names_it(chain: Store, row_id: int) -> None:
     """Even a forger who computes a valid hash for the new row is caught at that row."""
     chain.db.execute("UPDATE audit SET id = -(id + 1) WHERE id >= ?", [row_id])
     chain.db.execute("UPDATE audit SET id = -id WHERE id < 0")
@@ -109,16 +118,16 @@ def test_inserting_a_well_formed_row_names_it(chain, row_id):
     assert "inserted" in problem[1]
 
 
-def test_appending_a_forged_row_without_the_key_is_caught(chain):
+def test_appending_a_forged_row_without_the_key_is_caught(chain: Store) -> None:
     chain.db.execute(
         "INSERT INTO audit (id, ts, kind, subject, content, prev_hash, hash) "
         "VALUES (?, 1e9, 'alert', 'alert:0', '{}', ?, ?)",
         [ROWS + 1, "1" * 64, "2" * 64],
     )
-    assert AuditLog.verify(chain.db)[0] == ROWS + 1
+    assert _first_bad(chain) == ROWS + 1
 
 
-def test_cutting_off_the_end_needs_the_anchor(chain):
+def test_cutting_off_the_end_needs_the_anchor(chain: Store) -> None:
     anchor = AuditLog.head(chain.db)
     chain.db.execute("DELETE FROM audit WHERE id >= ?", [ROWS - 1])
     assert AuditLog.verify(chain.db) is None  # a chain alone cannot tell
@@ -134,15 +143,24 @@ def test_cutting_off_the_end_needs_the_anchor(chain):
     column=st.sampled_from(["ts", "subject", "content"]),
     data=st.data(),
 )
-def test_any_edit_is_named(tmp_path_factory, row_id, column, data):
+def test_any_edit_is_named(
+    tmp_path_factory: pytest.TempPathFactory, row_id: int, column: str, data: st.DataObject
+) -> None:
     store = _filled(tmp_path_factory.mktemp("h") / "audit.db")
     try:
         old = _row(store, row_id)[{"ts": 1, "subject": 3, "content": 4}[column]]
+        value: float | str
         if column == "ts":
             value = data.draw(st.floats(allow_nan=False).filter(lambda v: v != old))
         else:
             value = data.draw(st.text(max_size=20).filter(lambda v: v != old))
         store.db.execute(f"UPDATE audit SET {column} = ? WHERE id = ?", [value, row_id])
-        assert AuditLog.verify(store.db)[0] == row_id
+        assert _first_bad(store) == row_id
     finally:
         store.close()
+
+
+def _first_bad(store: Store) -> int:
+    problem = AuditLog.verify(store.db)
+    assert problem is not None, "the chain verified"
+    return problem[0]

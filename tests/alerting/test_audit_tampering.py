@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from detectors.base import Finding
 from monitor import audit, cli, notify_policy
 from monitor.alerting import AlertPolicy
 from monitor.audit import GENESIS, AuditLog, row_hash
@@ -25,7 +26,7 @@ ALERTS = 4
 
 
 @pytest.fixture
-def write_store(tmp_path: Path, make_finding: Callable[..., object]) -> Callable[..., Path]:
+def write_store(tmp_path: Path, make_finding: Callable[..., Finding]) -> Callable[..., Path]:
     """A store of ALERTS alerts, each with its audit row, and a silence row after each."""
 
     def write(key: str | None = None, name: str = "store.db") -> Path:
@@ -103,7 +104,9 @@ def verify(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> tuple
     return run(capsys, "audit", "verify", "--store", str(path), *extra)
 
 
-def test_head_is_one_token_on_the_last_line(write_store, capsys):
+def test_head_is_one_token_on_the_last_line(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     code, out = run(capsys, "audit", "head", "--store", str(path))
     assert code == 0
@@ -117,7 +120,9 @@ def test_head_is_one_token_on_the_last_line(write_store, capsys):
         store.close()
 
 
-def test_an_empty_log_has_a_defined_head_and_verifies(tmp_path, capsys):
+def test_an_empty_log_has_a_defined_head_and_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "empty.db"
     Store(path).close()
     assert head(capsys, path) == f"0:{GENESIS}"
@@ -127,8 +132,11 @@ def test_an_empty_log_has_a_defined_head_and_verifies(tmp_path, capsys):
 
 @pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
 def test_an_intact_store_verifies_with_and_without_the_anchor(
-    write_store, keyed_config, capsys, keyed
-):
+    write_store: Callable[..., Path],
+    keyed_config: Callable[[Path], str],
+    capsys: pytest.CaptureFixture[str],
+    keyed: Store,
+) -> None:
     path = write_store(KEY if keyed else None)
     anchor = head(capsys, path)
     source = ("--config", keyed_config(path)) if keyed else ("--store", str(path))
@@ -139,7 +147,9 @@ def test_an_intact_store_verifies_with_and_without_the_anchor(
         assert ("keyed" in out) if keyed else ("unkeyed" in out)
 
 
-def test_an_old_anchor_still_verifies_after_more_rows(write_store, capsys):
+def test_an_old_anchor_still_verifies_after_more_rows(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     anchor = head(capsys, path)
     store = Store(path)
@@ -152,7 +162,9 @@ def test_an_old_anchor_still_verifies_after_more_rows(write_store, capsys):
     assert code == 0, out
 
 
-def test_an_edited_row_is_named(write_store, capsys):
+def test_an_edited_row_is_named(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     tamper(path, """UPDATE audit SET content = '{"n":7,"by":"eve"}' WHERE id = 4""")
     code, out = verify(capsys, path)
@@ -160,7 +172,9 @@ def test_an_edited_row_is_named(write_store, capsys):
     assert out.startswith("audit log tampered at row 4: row 4 was changed"), out
 
 
-def test_a_deleted_middle_row_is_named(write_store, capsys):
+def test_a_deleted_middle_row_is_named(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     tamper(path, "DELETE FROM audit WHERE id = 3")
     code, out = verify(capsys, path)
@@ -168,7 +182,9 @@ def test_a_deleted_middle_row_is_named(write_store, capsys):
     assert out.startswith("audit log tampered at row 3: row 3 is missing"), out
 
 
-def test_a_deleted_tail_needs_the_anchor(write_store, capsys):
+def test_a_deleted_tail_needs_the_anchor(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     anchor = head(capsys, path)
     last = int(anchor.split(":")[0])
@@ -179,7 +195,9 @@ def test_a_deleted_tail_needs_the_anchor(write_store, capsys):
     assert out.startswith(f"audit log tampered at row {last}: row {last} is missing: cut off")
 
 
-def test_all_rows_deleted_fail_with_the_anchor(write_store, capsys):
+def test_all_rows_deleted_fail_with_the_anchor(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     anchor = head(capsys, path)
     tamper(path, "DELETE FROM audit")
@@ -192,7 +210,9 @@ def test_all_rows_deleted_fail_with_the_anchor(write_store, capsys):
     assert "every row was deleted" in out, out
 
 
-def test_a_dropped_audit_table_fails_with_the_anchor(write_store, capsys):
+def test_a_dropped_audit_table_fails_with_the_anchor(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     anchor = head(capsys, path)
     tamper(path, "DROP TABLE audit", "DELETE FROM alerts")
@@ -201,8 +221,10 @@ def test_a_dropped_audit_table_fails_with_the_anchor(write_store, capsys):
 
 
 def test_a_recomputed_chain_passes_only_unkeyed_verify_without_anchor(
-    write_store, keyed_config, capsys
-):
+    write_store: Callable[..., Path],
+    keyed_config: Callable[[Path], str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = write_store(KEY)
     anchor = head(capsys, path)
     tamper(
@@ -221,8 +243,10 @@ def test_a_recomputed_chain_passes_only_unkeyed_verify_without_anchor(
 
 
 def test_a_chain_recomputed_as_keyed_without_the_key_fails_at_row_1(
-    write_store, keyed_config, capsys
-):
+    write_store: Callable[..., Path],
+    keyed_config: Callable[[Path], str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = write_store(KEY)
     recompute_chain(path, scheme="hmac-sha256")
     code, out = run(capsys, "audit", "verify", "--config", keyed_config(path))
@@ -230,7 +254,9 @@ def test_a_chain_recomputed_as_keyed_without_the_key_fails_at_row_1(
     assert out.startswith("audit log tampered at row 1: row 1 was changed"), out
 
 
-def test_an_unkeyed_chain_recomputed_fails_with_the_anchor(write_store, capsys):
+def test_an_unkeyed_chain_recomputed_fails_with_the_anchor(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     anchor = head(capsys, path)
     tamper(path, """UPDATE audit SET content = '{"n":0,"by":"eve"}' WHERE id = 2""")
@@ -241,7 +267,12 @@ def test_an_unkeyed_chain_recomputed_fails_with_the_anchor(write_store, capsys):
 
 
 @pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
-def test_reordered_rows_are_caught(write_store, keyed_config, capsys, keyed):
+def test_reordered_rows_are_caught(
+    write_store: Callable[..., Path],
+    keyed_config: Callable[[Path], str],
+    capsys: pytest.CaptureFixture[str],
+    keyed: Store,
+) -> None:
     path = write_store(KEY if keyed else None)
     columns = "ts, kind, subject, content, prev_hash, hash, scheme"
     conn = sqlite3.connect(path)
@@ -269,7 +300,9 @@ def test_reordered_rows_are_caught(write_store, keyed_config, capsys, keyed):
         ("incident_id", "incident_id + 1"),
     ],
 )
-def test_an_edited_alert_is_named(write_store, capsys, column, value):
+def test_an_edited_alert_is_named(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str], column: str, value: object
+) -> None:
     path = write_store()
     tamper(path, f"UPDATE alerts SET {column} = {value} WHERE id = 3")
     code, out = verify(capsys, path)
@@ -278,7 +311,9 @@ def test_an_edited_alert_is_named(write_store, capsys, column, value):
     assert column in out, out
 
 
-def test_a_deleted_alert_is_named(write_store, capsys):
+def test_a_deleted_alert_is_named(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     tamper(path, "DELETE FROM alerts WHERE id = 2")
     code, out = verify(capsys, path)
@@ -286,7 +321,9 @@ def test_a_deleted_alert_is_named(write_store, capsys):
     assert "alert 2 was deleted from the alerts table" in out, out
 
 
-def test_an_alert_without_audit_row_is_named(write_store, capsys):
+def test_an_alert_without_audit_row_is_named(
+    write_store: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_store()
     tamper(
         path,
@@ -299,7 +336,11 @@ def test_an_alert_without_audit_row_is_named(write_store, capsys):
     assert f"alert {ALERTS + 1} has no audit row" in out, out
 
 
-def test_a_keyed_log_needs_its_key(write_store, capsys, monkeypatch):
+def test_a_keyed_log_needs_its_key(
+    write_store: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     path = write_store(KEY)
     code, out = verify(capsys, path)
     assert code == 2 and "keyed from row 1" in out and out.count("\n") == 1, out
@@ -311,7 +352,9 @@ def test_a_keyed_log_needs_its_key(write_store, capsys, monkeypatch):
     assert code == 1 and "row 1 was changed" in out, out
 
 
-def test_usage_and_store_errors_are_one_line_exit_2(write_store, tmp_path, capsys):
+def test_usage_and_store_errors_are_one_line_exit_2(
+    write_store: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = str(write_store())
     not_sqlite = tmp_path / "not.db"
     not_sqlite.write_text("just text, not a database, long enough to have a header" * 40)
@@ -328,7 +371,7 @@ def test_usage_and_store_errors_are_one_line_exit_2(write_store, tmp_path, capsy
         assert says in out and out.count("\n") == 1, out
 
 
-def test_the_key_is_never_written_to_the_store(write_store):
+def test_the_key_is_never_written_to_the_store(write_store: Callable[..., Path]) -> None:
     path = write_store(KEY)
     for file in path.parent.glob(path.name + "*"):
         assert KEY.encode() not in file.read_bytes()

@@ -18,11 +18,13 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from detectors.base import Finding
 from monitor.audit import write_transaction
 from monitor.notify_policy import Silence, add_silence
 from monitor.replay_compare import compare_stores, print_comparison
@@ -70,7 +72,9 @@ def _checked(result: subprocess.CompletedProcess[bytes]) -> str:
 
 
 @pytest.fixture
-def hostile_store(store, record, make_finding):
+def hostile_store(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> str:
     findings = [make_finding(signal, 1_764_140_000.0 + i) for i, signal in enumerate(SIGNALS)]
     record(store, MODEL, *findings)
     now = time.time()

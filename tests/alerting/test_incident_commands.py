@@ -5,18 +5,23 @@ from __future__ import annotations
 import getpass
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
+from detectors.base import Finding
 from monitor.audit import AuditLog
 from monitor.notify_policy import NotificationPolicy
+from monitor.store import Store
 from monitor.webhook_targets import WebhookTarget
 
 
 @pytest.fixture
-def populated(store, record, make_finding):
+def populated(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> Store:
     policy = NotificationPolicy([WebhookTarget("http://h", "generic", "info")])
     record(
         store,
@@ -31,7 +36,9 @@ def populated(store, record, make_finding):
     return store
 
 
-def test_list_shows_every_incident(populated, run_cli, capsys):
+def test_list_shows_every_incident(
+    populated: Store, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_cli("incidents", "list", "--store", str(populated.path)) == 0
     out = capsys.readouterr().out
     assert "fraud: ks on amount" in out
@@ -40,7 +47,9 @@ def test_list_shows_every_incident(populated, run_cli, capsys):
     assert "no incidents" in capsys.readouterr().out
 
 
-def test_show_lists_alerts_statistics_and_timings(populated, run_cli, capsys):
+def test_show_lists_alerts_statistics_and_timings(
+    populated: Store, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_cli("incidents", "show", "1", "--store", str(populated.path)) == 0
     out = capsys.readouterr().out
     assert "Incident #1" in out
@@ -49,7 +58,9 @@ def test_show_lists_alerts_statistics_and_timings(populated, run_cli, capsys):
     assert "time to detect" in out and "10.0 min" in out
 
 
-def test_ack_then_resolve_records_who_when_and_audits_it(populated, run_cli, capsys):
+def test_ack_then_resolve_records_who_when_and_audits_it(
+    populated: Store, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = str(populated.path)
     assert run_cli("incidents", "ack", "1", "--by", "ana", "--store", path) == 0
     assert run_cli("incidents", "resolve", "1", "--store", path) == 0
@@ -75,7 +86,12 @@ def test_ack_then_resolve_records_who_when_and_audits_it(populated, run_cli, cap
     assert "time to resolve" in capsys.readouterr().out
 
 
-def test_user_errors_exit_2_with_one_line(populated, run_cli, capsys, tmp_path):
+def test_user_errors_exit_2_with_one_line(
+    populated: Store,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     path = str(populated.path)
     assert run_cli("incidents", "resolve", "2", "--store", path) == 0
     capsys.readouterr()
@@ -91,14 +107,21 @@ def test_user_errors_exit_2_with_one_line(populated, run_cli, capsys, tmp_path):
         assert says in err and err.count("\n") == 1, err
 
 
-def test_the_config_names_the_store(populated, run_cli, capsys, tmp_path):
+def test_the_config_names_the_store(
+    populated: Store,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "dw.toml"
     config.write_text(f'[store]\npath = "{populated.path}"\n\n[[models]]\nname = "fraud"\n')
     assert run_cli("incidents", "list", "--config", str(config)) == 0
     assert "fraud" in capsys.readouterr().out
 
 
-def test_audit_verify_exit_codes(populated, run_cli, capsys):
+def test_audit_verify_exit_codes(
+    populated: Store, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = str(populated.path)
     assert run_cli("audit", "verify", "--store", path) == 0
     assert "intact" in capsys.readouterr().out

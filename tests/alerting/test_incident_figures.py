@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from detectors.base import Finding
 from monitor.ops import DaemonMetrics
+from monitor.store import Store
 
 
 def _samples(metrics: DaemonMetrics) -> dict[tuple[str, str], float]:
@@ -17,7 +21,9 @@ def _samples(metrics: DaemonMetrics) -> dict[tuple[str, str], float]:
     }
 
 
-def test_figures_follow_the_incident_lifecycle(store, record, make_finding) -> None:
+def test_figures_follow_the_incident_lifecycle(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     metrics = DaemonMetrics(store_path=str(store.path))
     assert _samples(metrics)[("driftwarden_incidents", "open")] == 0
     record(store, "fraud", make_finding(event_ts=1e9))

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+from detectors.base import Finding
 from monitor.notify_policy import NotificationPolicy, Silence, add_silence
 from monitor.outbox import WebhookOutbox, message_id, url_key
+from monitor.store import Store
 from monitor.webhook_targets import WebhookTarget
 
 HOUR = 3600.0
 
 
-def _outbox(store) -> list[tuple[str, str, str]]:
+def _outbox(store: Store) -> list[tuple[str, str, str]]:
     """(url, kind, reason) of each row, the URL found again from its key."""
     urls = {url_key(u): u for u in ("http://h", "http://h/all", "http://h/critical")}
     rows = store.db.execute("SELECT url_key, kind, reason FROM outbox ORDER BY id").fetchall()
     return [(urls[key], kind, reason) for key, kind, reason in rows]
 
 
-def _tick(store, policy, now: float) -> int:
+def _tick(store: Store, policy: NotificationPolicy, now: float) -> int:
     with store.transaction() as db:
-        return policy.enqueue_changes(db, now)
+        return int(policy.enqueue_changes(db, now))
 
 
-def test_new_escalated_repeated_and_resolved(store, record, make_finding):
+def test_new_escalated_repeated_and_resolved(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     targets = [
         WebhookTarget("http://h/all", "generic", "info"),
         WebhookTarget("http://h/critical", "pagerduty", "critical"),
@@ -55,7 +61,9 @@ def test_new_escalated_repeated_and_resolved(store, record, make_finding):
     assert transitions == 3  # opened, escalated, resolved
 
 
-def test_resolve_goes_only_where_firing_went(store, record, make_finding):
+def test_resolve_goes_only_where_firing_went(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     targets = [
         WebhookTarget("http://h/all", "generic", "info"),
         WebhookTarget("http://h/critical", "pagerduty", "critical"),
@@ -71,7 +79,9 @@ def test_resolve_goes_only_where_firing_went(store, record, make_finding):
     ]
 
 
-def test_acknowledged_incidents_do_not_repeat(store, record, make_finding):
+def test_acknowledged_incidents_do_not_repeat(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     policy = NotificationPolicy([WebhookTarget("http://h", "generic")], repeat_seconds=HOUR)
     now = time.time()
     record(store, "fraud", make_finding())
@@ -80,7 +90,9 @@ def test_acknowledged_incidents_do_not_repeat(store, record, make_finding):
     assert _tick(store, policy, now + 5 * HOUR) == 0
 
 
-def test_a_silence_mutes_but_keeps_alerts_and_notifies_after_it_ends(store, record, make_finding):
+def test_a_silence_mutes_but_keeps_alerts_and_notifies_after_it_ends(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     policy = NotificationPolicy([WebhookTarget("http://h", "generic")], repeat_seconds=HOUR)
     now = time.time()
     with store.transaction() as db:
@@ -95,7 +107,9 @@ def test_a_silence_mutes_but_keeps_alerts_and_notifies_after_it_ends(store, reco
     assert _outbox(store) == [("http://h", "trigger", "new"), ("http://h", "update", "repeat")]
 
 
-def test_a_silence_must_match_every_signal(store, record, make_finding):
+def test_a_silence_must_match_every_signal(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     policy = NotificationPolicy([WebhookTarget("http://h", "generic")])
     now = time.time()
     with store.transaction() as db:
@@ -104,7 +118,7 @@ def test_a_silence_must_match_every_signal(store, record, make_finding):
     assert _tick(store, policy, now) == 1
 
 
-def test_webhook_ids_are_stable_and_distinct():
+def test_webhook_ids_are_stable_and_distinct() -> None:
     first = message_id("k1", "trigger", 1, "generic", "http://h")
     assert first == message_id("k1", "trigger", 1, "generic", "http://h")
     assert first.startswith("msg_")
@@ -117,7 +131,9 @@ def test_webhook_ids_are_stable_and_distinct():
     assert first not in others and len(others) == 4
 
 
-def test_a_replay_recomputes_the_same_rows(tmp_path, record, make_finding):
+def test_a_replay_recomputes_the_same_rows(
+    tmp_path: Path, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     from monitor import notify_policy
     from monitor.store import Store
 
@@ -134,8 +150,8 @@ def test_a_replay_recomputes_the_same_rows(tmp_path, record, make_finding):
 
 
 def test_a_new_signal_joining_a_notified_incident_is_an_update_once_per_interval(
-    store, record, make_finding
-):
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     policy = NotificationPolicy([WebhookTarget("http://h/all", "generic", "info")])
     now = time.time()
     record(store, "fraud", make_finding("amount", 1_764_140_000.0))
@@ -148,7 +164,9 @@ def test_a_new_signal_joining_a_notified_incident_is_an_update_once_per_interval
     assert [row[2] for row in _outbox(store)] == ["new", "new_signals"]
 
 
-def test_the_store_never_holds_a_webhook_url(store, record, make_finding):
+def test_the_store_never_holds_a_webhook_url(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     secret_url = "https://hooks.slack.example/services/T000/B000/XSECRETTOKENX"
     policy = NotificationPolicy([WebhookTarget(secret_url, "slack", "info")])
     record(store, "fraud", make_finding(), policy=policy)

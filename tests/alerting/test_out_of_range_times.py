@@ -8,11 +8,14 @@ formatters' NaN case is covered in tests/monitor/test_timefmt.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from detectors.base import Finding
 from monitor.report_data import load_report
+from monitor.store import Store
 
 WINDOWS = [
     ("far", 1e18, 1e18 - 600.0),
@@ -23,7 +26,9 @@ WINDOWS = [
 
 
 @pytest.fixture
-def absurd_store(store, record, make_finding):
+def absurd_store(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> Store:
     for model, ts, start in WINDOWS:
         finding = make_finding("amount", ts)
         details = {
@@ -37,7 +42,9 @@ def absurd_store(store, record, make_finding):
     return store
 
 
-def test_list_and_show_render_out_of_range_times(absurd_store, run_cli, capsys) -> None:
+def test_list_and_show_render_out_of_range_times(
+    absurd_store: Store, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = str(absurd_store.path)
     assert run_cli("incidents", "list", "--store", path) == 0
     out = capsys.readouterr().out
@@ -53,7 +60,12 @@ def test_list_and_show_render_out_of_range_times(absurd_store, run_cli, capsys) 
     assert "out of range (1e+18)" in capsys.readouterr().out
 
 
-def test_report_renders_out_of_range_times(absurd_store, run_cli, capsys, tmp_path: Path) -> None:
+def test_report_renders_out_of_range_times(
+    absurd_store: Store,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "report.html"
     assert run_cli("report", "--store", str(absurd_store.path), "--out", str(out)) == 0
     assert f"with {len(WINDOWS) + 1} incident(s)" in capsys.readouterr().out

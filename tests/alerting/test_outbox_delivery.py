@@ -5,33 +5,37 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 
 import orjson
 import pytest
 
+from detectors.base import Finding
 from monitor.alerting import AlertPolicy
 from monitor.audit import AuditLog, write_transaction
 from monitor.delivery import DeliveryWorker, RetryPolicy, parse_retry_after
 from monitor.notify_policy import NotificationPolicy
 from monitor.outbox import WebhookOutbox
+from monitor.store import Store
 from monitor.webhook_signing import decode_secret, verify_signature
 from monitor.webhook_targets import WebhookTarget
+from tests.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="
 
 
-def _worker(store, targets, **options) -> DeliveryWorker:
+def _worker(store: Store, targets: list[WebhookTarget], **options: float) -> DeliveryWorker:
     settings = {"base_delay": 0.2, "max_delay": 1.0, "timeout": 2.0, "poll_seconds": 0.2}
     retry = RetryPolicy(**{**settings, **options})
     return DeliveryWorker(store.path, targets, retry, rng=random.Random(7))
 
 
-def _states(store) -> dict[str, str]:
+def _states(store: Store) -> dict[str, str]:
     return dict(store.db.execute("SELECT webhook_id, state FROM outbox").fetchall())
 
 
-def _wait_until(condition, seconds: float) -> None:
+def _wait_until(condition: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -40,8 +44,12 @@ def _wait_until(condition, seconds: float) -> None:
 
 @pytest.mark.parametrize("unavailable_seconds", [3.0])
 def test_retries_through_an_outage_and_a_restart_delivering_each_once_or_more(
-    store, record, make_finding, start_receiver, unavailable_seconds
-):
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+    unavailable_seconds: float,
+) -> None:
     receiver = start_receiver(unavailable_seconds=unavailable_seconds)
     # The first answer comes after the worker's timeout: the receiver got it, the
     # worker does not know, so it sends it again under the same webhook-id.
@@ -93,8 +101,12 @@ def test_retries_through_an_outage_and_a_restart_delivering_each_once_or_more(
 
 @pytest.mark.parametrize("status", [400, 404, 410, 302])
 def test_client_errors_and_redirects_are_not_retried(
-    store, record, make_finding, start_receiver, status
-):
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+    status: int,
+) -> None:
     receiver = start_receiver(script=[(status, {"Location": "/elsewhere"}, 0.0)])
     targets = [WebhookTarget(receiver.url(), "generic")]
     record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
@@ -112,7 +124,12 @@ def test_client_errors_and_redirects_are_not_retried(
     assert failed_at is not None
 
 
-def test_too_many_requests_waits_as_retry_after_says(store, record, make_finding, start_receiver):
+def test_too_many_requests_waits_as_retry_after_says(
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+) -> None:
     receiver = start_receiver(script=[(429, {"Retry-After": "1"}, 0.0)])
     targets = [WebhookTarget(receiver.url(), "generic")]
     record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
@@ -127,14 +144,19 @@ def test_too_many_requests_waits_as_retry_after_says(store, record, make_finding
     assert 0.9 <= second.at - first.at <= 2.0
 
 
-def test_retry_after_as_http_date():
+def test_retry_after_as_http_date() -> None:
     now = time.time()
     assert parse_retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30, abs=1)
     assert parse_retry_after("120", now) == 120
     assert parse_retry_after("soon", now) is None
 
 
-def test_gives_up_after_max_age_and_records_it(store, record, make_finding, start_receiver):
+def test_gives_up_after_max_age_and_records_it(
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+) -> None:
     receiver = start_receiver(unavailable_seconds=3600)
     targets = [WebhookTarget(receiver.url(), "generic")]
     record(store, "fraud", make_finding(), policy=NotificationPolicy(targets))
@@ -158,7 +180,12 @@ def test_gives_up_after_max_age_and_records_it(store, record, make_finding, star
     assert events == ["enqueued", "gave_up"]
 
 
-def test_slack_gets_at_most_one_message_per_second(store, record, make_finding, start_receiver):
+def test_slack_gets_at_most_one_message_per_second(
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+) -> None:
     receiver = start_receiver()
     targets = [WebhookTarget(receiver.url("/slack"), "slack", "info")]
     policy = NotificationPolicy(targets)
@@ -176,7 +203,9 @@ def test_slack_gets_at_most_one_message_per_second(store, record, make_finding, 
     assert min(gaps) >= 0.95, gaps
 
 
-def test_rows_to_a_url_no_longer_configured_wait_then_give_up(store, record, make_finding):
+def test_rows_to_a_url_no_longer_configured_wait_then_give_up(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> None:
     configured = [WebhookTarget("http://127.0.0.1:9/gone", "generic")]
     record(store, "fraud", make_finding(), policy=NotificationPolicy(configured))
     worker = _worker(store, [], max_age=60)
@@ -190,8 +219,10 @@ def test_rows_to_a_url_no_longer_configured_wait_then_give_up(store, record, mak
 
 
 def test_checkpoints_and_deliveries_interleave_and_the_audit_chain_holds(
-    store, make_finding, start_receiver
-):
+    store: Store,
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+) -> None:
     receiver = start_receiver()
     targets = [WebhookTarget(receiver.url(), "generic", "info")]
     policy = NotificationPolicy(targets)
@@ -215,8 +246,11 @@ def test_checkpoints_and_deliveries_interleave_and_the_audit_chain_holds(
 
 
 def test_a_hanging_receiver_delays_only_its_own_notifications(
-    store, record, make_finding, start_receiver
-):
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    start_receiver: Callable[..., WebhookReceiver],
+) -> None:
     # The first request to the hanging receiver gets no answer before the
     # worker's timeout; the other receiver answers at once.
     hanging = start_receiver(script=[(200, {}, 6.0)])

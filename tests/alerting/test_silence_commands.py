@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
+from detectors.base import Finding
 from monitor import cli
 from monitor.audit import AuditLog
 from monitor.notify_policy import NotificationPolicy
 from monitor.silence_commands import parse_duration
+from monitor.store import Store
 from monitor.webhook_targets import WebhookTarget
 
 
-def _pages(store) -> list[str]:
+def _pages(store: Store) -> list[str]:
     return [
         m
         for (m,) in store.db.execute(
@@ -22,7 +25,12 @@ def _pages(store) -> list[str]:
     ]
 
 
-def test_a_silence_mutes_one_model_until_it_ends(store, record, make_finding, capsys) -> None:
+def test_a_silence_mutes_one_model_until_it_ends(
+    store: Store,
+    record: Callable[..., int],
+    make_finding: Callable[..., Finding],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     policy = NotificationPolicy([WebhookTarget("http://h/all", "generic", "info")])
     args = ["--store", str(store.path), "--by", "oncall"]
     assert cli.main(["silence", "add", "--model", "fraud", "--for", "2h", *args]) == 0
@@ -43,7 +51,7 @@ def test_a_silence_mutes_one_model_until_it_ends(store, record, make_finding, ca
     assert AuditLog.verify(store.db) is None
 
 
-def test_bad_silences_are_one_line_errors(store, capsys) -> None:
+def test_bad_silences_are_one_line_errors(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["silence", "add", "--store", str(store.path), "--by", "x"]
     assert cli.main([*base, "--for", "soon"]) == 2
     assert "is not a duration" in capsys.readouterr().err

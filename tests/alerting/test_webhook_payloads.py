@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 
+from detectors.base import Finding
 from monitor.config import WebhookConfig
 from monitor.errors import DriftwardenError
 from monitor.store import Store
@@ -20,7 +22,10 @@ CONTEXT = NotificationContext(
 )
 
 
-def _rows(store: Store, incident_id: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+Incident = tuple[dict[str, Any], list[dict[str, Any]]]
+
+
+def _rows(store: Store, incident_id: int = 1) -> Incident:
     cursor = store.db.execute("SELECT * FROM incidents WHERE id = ?", [incident_id])
     incident = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
     cursor = store.db.execute("SELECT * FROM alerts WHERE incident_id = ?", [incident_id])
@@ -29,7 +34,9 @@ def _rows(store: Store, incident_id: int = 1) -> tuple[dict[str, Any], list[dict
 
 
 @pytest.fixture
-def incident(store, record, make_finding):
+def incident(
+    store: Store, record: Callable[..., int], make_finding: Callable[..., Finding]
+) -> Incident:
     record(
         store,
         "fraud",
@@ -39,7 +46,9 @@ def incident(store, record, make_finding):
     return _rows(store)
 
 
-def test_generic_payload_says_what_broke_since_when_and_how_to_reproduce(incident):
+def test_generic_payload_says_what_broke_since_when_and_how_to_reproduce(
+    incident: Incident,
+) -> None:
     body = orjson.loads(build_body("generic", *incident, "trigger", "new", CONTEXT))
     assert body["model"] == "fraud"
     assert (body["detector"], body["signal"], body["severity"]) == ("chi2", "country", "critical")
@@ -56,13 +65,13 @@ def test_generic_payload_says_what_broke_since_when_and_how_to_reproduce(inciden
     assert "statistic 0.4, effect size 0.4 (large)" in body["summary"]
 
 
-def test_bodies_are_byte_identical_for_the_same_inputs(incident):
+def test_bodies_are_byte_identical_for_the_same_inputs(incident: Incident) -> None:
     for fmt in ("generic", "alertmanager", "slack", "pagerduty"):
         first = build_body(fmt, *incident, "trigger", "new", CONTEXT)
         assert first == build_body(fmt, *incident, "trigger", "new", CONTEXT)
 
 
-def test_alertmanager_payload_has_every_v4_field(incident):
+def test_alertmanager_payload_has_every_v4_field(incident: Incident) -> None:
     body = orjson.loads(build_body("alertmanager", *incident, "trigger", "new", CONTEXT))
     for key in (
         "version",
@@ -100,14 +109,14 @@ def test_alertmanager_payload_has_every_v4_field(incident):
     assert all(a["endsAt"] != "0001-01-01T00:00:00Z" for a in resolved["alerts"])
 
 
-def test_slack_payload_has_text_and_blocks(incident):
+def test_slack_payload_has_text_and_blocks(incident: Incident) -> None:
     body = orjson.loads(build_body("slack", *incident, "trigger", "new", CONTEXT))
     assert "fraud" in body["text"]
     assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "context"]
     assert "driftwarden replay" in body["blocks"][3]["elements"][0]["text"]
 
 
-def test_pagerduty_trigger_and_resolve_share_the_dedup_key(incident):
+def test_pagerduty_trigger_and_resolve_share_the_dedup_key(incident: Incident) -> None:
     trigger = orjson.loads(build_body("pagerduty", *incident, "trigger", "new", CONTEXT))
     resolve = orjson.loads(build_body("pagerduty", *incident, "resolve", "resolved", CONTEXT))
     assert trigger["event_action"] == "trigger"
@@ -124,7 +133,7 @@ def test_pagerduty_trigger_and_resolve_share_the_dedup_key(incident):
     assert sent["routing_key"] == "R0UT1NG"
 
 
-def test_signature_verifies_and_detects_tampering():
+def test_signature_verifies_and_detects_tampering() -> None:
     key = b"\x01" * 24
     secret = "whsec_" + base64.b64encode(key).decode()
     assert decode_secret(secret) == key
@@ -139,7 +148,7 @@ def test_signature_verifies_and_detects_tampering():
     assert verify_signature(secret, rotated, body, now=1_700_000_010)
 
 
-def test_plain_secret_is_its_utf8_bytes_and_unsigned_without_one():
+def test_plain_secret_is_its_utf8_bytes_and_unsigned_without_one() -> None:
     assert decode_secret("hunter2") == b"hunter2"
     headers = signature_headers(None, "msg_1", b"{}", timestamp=1)
     assert set(headers) == {"webhook-id", "webhook-timestamp"}
@@ -147,7 +156,7 @@ def test_plain_secret_is_its_utf8_bytes_and_unsigned_without_one():
         decode_secret("whsec_***")
 
 
-def test_targets_read_secrets_from_the_named_variable_and_keep_them_out_of_repr():
+def test_targets_read_secrets_from_the_named_variable_and_keep_them_out_of_repr() -> None:
     hooks = [WebhookConfig(url="http://h", secret_env="HOOK_SECRET")]
     (target,) = targets_from_config(hooks, {"HOOK_SECRET": "s3cret"})
     assert target.secret == b"s3cret"

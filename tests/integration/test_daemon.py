@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_sigkill_restarts_give_the_alerts_of_a_replay(
     for target in sorted(rng.sample(range(10_000, total - 10_000), 3)):
         process = start_daemon(config, log)
         try:
-            wait_until(lambda t=target: consumed(store) >= t, 180, f"{target} records checkpointed")
+            wait_until(partial(_reached, store, target), 180, f"{target} records checkpointed")
             time.sleep(rng.random() * 0.5)  # land the kill anywhere between checkpoints
         finally:
             process.send_signal(signal.SIGKILL)
@@ -166,3 +167,7 @@ def test_the_daemon_stops_with_a_checkpoint_when_its_owner_process_dies(
     assert code == 0, log.read_text()[-2000:]
     assert "the owner process is gone" in log.read_text()
     assert consumed(store) == total, "the stop must leave a final checkpoint of every record"
+
+
+def _reached(store: Path, target: int) -> bool:
+    return consumed(store) >= target

@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -145,9 +146,7 @@ def test_a_second_group_reads_the_stream_from_its_own_offsets(
         )
         daemon = start_daemon(config, tmp_path / f"{group}.log")
         try:
-            wait_until(
-                lambda g=group: _group_offsets(store, g) >= total, 120, f"{group} to read it all"
-            )
+            wait_until(partial(_read_all, store, group, total), 120, f"{group} to read it all")
         finally:
             assert stop(daemon) == 0
     # Before offsets had a group, the second group sought to the first's offsets
@@ -258,3 +257,7 @@ def test_a_lost_baseline_warms_up_again_without_a_restart_loop(
     )
     assert rows == 2
     assert _cli("audit", "verify", "--store", store).returncode == 0
+
+
+def _read_all(store: Path, group: str, total: int) -> bool:
+    return _group_offsets(store, group) >= total

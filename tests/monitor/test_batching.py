@@ -40,11 +40,11 @@ events = st.lists(
 )
 
 
-def _plain(batch_events: list[Event]) -> tuple[dict[str, list[float]], dict[str, list[object]]]:
+def _plain(batch_events: list[Event]) -> tuple[dict[str, list[float]], dict[str, list[str | None]]]:
     """The definition: numbers are numeric, strings and bools labels, None or absent missing."""
     n = len(batch_events)
     numeric: dict[str, list[float]] = {}
-    labels: dict[str, list[object]] = {}
+    labels: dict[str, list[str | None]] = {}
     for i, event in enumerate(batch_events):
         for name, value in (event.features or {}).items():
             if value is None:
@@ -68,8 +68,8 @@ def test_columns_match_the_definition(batch_events: list[Event]) -> None:
     for name, expected in numeric.items():
         np.testing.assert_array_equal(batch.numeric[name], np.array(expected))
     assert set(batch.categorical) == set(labels)
-    for name, expected in labels.items():
-        assert batch.categorical[name].tolist() == expected
+    for name, shown in labels.items():
+        assert batch.categorical[name].tolist() == shown
     without = [e.features is None for e in batch_events]
     if any(without):
         assert batch.has_features is not None

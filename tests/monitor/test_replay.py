@@ -53,10 +53,10 @@ def test_replay_quarantines_malformed_lines_and_is_deterministic(
         ).fetchall()
     assert len(rows) == 300
     assert all(reason for _, _, reason, _ in rows)
-    lines = events_file.read_bytes().split(b"\n")
+    records = events_file.read_bytes().split(b"\n")
     for source, offset, _, raw in rows:
         assert source == "file:events.jsonl"
-        assert lines[offset - 1] == raw, "quarantine must keep the record and its position"
+        assert records[offset - 1] == raw, "quarantine must keep the record and its position"
         assert raw in MALFORMED_KINDS
 
     a, b = Store(first), Store(second)
