@@ -63,7 +63,7 @@ def test_malformed_records_reach_the_dead_letter_topic(
         if i % 10 == 0:
             producer.send(topic, key=b"fraud", value=bad[i // 10])
     for i in range(5):
-        producer.send(topic, key=b"ghost", value=f'{{"model": "ghost{i}", "ts": 1}}'.encode())
+        producer.send(topic, key=b"ghost", value=f'{{"model": "ghost{i}", "ts": {now}}}'.encode())
     producer.flush()
     producer.close()
     daemon = start_daemon(config, tmp_path / "daemon.log")
