@@ -1,0 +1,122 @@
+"""Saved state keeps its format: stores written by earlier versions load, and the
+dumps of today's code are, key for key and in the same order, those of
+``saved_states.json``, a fixture written once by the code that stores exist from.
+
+Regenerate the fixture only when the state format changes on purpose (and then
+old stores must still load):
+``.venv/bin/python tests/detectors/test_det_state_format.py --write``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors import registry
+from detectors.base import RowBatch
+from detectors.suite import ModelDetectors, SuiteSettings
+
+FIXTURE = Path(__file__).with_name("saved_states.json")
+OPTIONS = {
+    "ks": {"critical_effect": 0.3},
+    "cusum": {"k": 0.4},
+    "page_hinkley": {"min_blocks": 12},
+    "adwin": {"clock": 5},
+    "metric_anomaly": {"history": 60},
+    "pca_drift": {"variance": 0.8},
+    "client_volume": {"window": 100, "warmup_windows": 2},
+    "client_boundary": {"window": 100, "boundary": 0.3},
+}
+
+
+def _strict_json(state: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(state, allow_nan=False))  # type: ignore[no-any-return]
+
+
+def _small_suite() -> ModelDetectors:
+    """Every registered detector in one suite, fed rows, labels and a metric series."""
+    row_kinds = ("window", "change", "multivariate", "client")
+    settings = SuiteSettings(
+        window=50,
+        reference_size=200,
+        false_alarm_events=1e4,
+        detectors=tuple(n for n in registry.names() if registry.get(n).kind in row_kinds),
+        metric_detectors=tuple(
+            n for n in registry.names() if registry.get(n).kind in ("change", "metric")
+        ),
+        options=OPTIONS,
+    )
+    md = ModelDetectors(settings, seed=7)
+    rng = np.random.default_rng(11)
+    n = 630
+    seq = np.arange(n, dtype=np.int64) * 2  # a label may sit between two predictions
+    score = rng.beta(2, 5, n)
+    batch = RowBatch(
+        ts=1.7e9 + seq * 0.5,
+        numeric={"amount": rng.lognormal(3, 1, n), "age": rng.normal(40, 9, n)},
+        categorical={"country": rng.choice(np.array(["DE", "FR", "PL"], dtype=object), n)},
+        score=score,
+        prediction=np.where(score > 0.5, "fraud", "ok").astype(object),
+        client=rng.choice(np.array(["k1", "k2", "k3"], dtype=object), n),
+        ids=np.array([f"r{i}" for i in range(n)], dtype=object),
+        seq=seq,
+    )
+    for start in range(0, n, 97):
+        stop = min(n, start + 97)
+        part = RowBatch(
+            ts=batch.ts[start:stop],
+            numeric={k: v[start:stop] for k, v in batch.numeric.items()},
+            categorical={k: v[start:stop] for k, v in batch.categorical.items()},
+            score=score[start:stop],
+            prediction=batch.prediction[start:stop],  # type: ignore[index]
+            client=batch.client[start:stop],  # type: ignore[index]
+            ids=batch.ids[start:stop],  # type: ignore[index]
+            seq=seq[start:stop],
+        )
+        md.observe_rows(part)
+        label_seq = seq[start:stop] + 1
+        labels: list[object] = ["ok" if rng.random() < 0.8 else "fraud" for _ in label_seq]
+        md.observe_labels(label_seq, part.ids, labels, 1.7e9 + label_seq * 0.5)  # type: ignore[arg-type]
+    t = np.arange(150, dtype=np.float64)
+    md.observe_metric("latency_ms", 1.7e9 + 60 * t, 50 + rng.lognormal(0, 0.3, 150))
+    return md
+
+
+def generate() -> dict[str, Any]:
+    """The states the fixture holds, made by the code under test."""
+    return _strict_json(
+        {
+            "detectors": {name: registry.get(name).factory().dump() for name in registry.names()},
+            "suite_defaults": ModelDetectors().dump(),
+            "suite_small": _small_suite().dump(),
+        }
+    )
+
+
+def _fixture() -> dict[str, Any]:
+    return json.loads(FIXTURE.read_text())  # type: ignore[no-any-return]
+
+
+def test_dumps_are_those_of_the_fixture_key_for_key_in_order() -> None:
+    assert json.dumps(generate()) == json.dumps(_fixture())
+
+
+def test_saved_suites_load_and_dump_unchanged() -> None:
+    fixture = _fixture()
+    for key in ("suite_defaults", "suite_small"):
+        state = fixture[key]
+        assert json.dumps(_strict_json(ModelDetectors.load(state).dump())) == json.dumps(state)
+
+
+def test_saved_detectors_load_and_dump_unchanged() -> None:
+    for name, state in _fixture()["detectors"].items():
+        again = _strict_json(registry.get(name).loader(state).dump())
+        assert json.dumps(again) == json.dumps(state), name
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    FIXTURE.write_text(json.dumps(generate(), indent=1) + "\n")
