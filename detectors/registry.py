@@ -16,24 +16,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from detectors.adwin import ADWIN
-from detectors.chi2 import ChiSquare
-from detectors.client_boundary import ClientBoundary
-from detectors.client_volume import ClientVolume
-from detectors.confidence import ConfidenceDrop
-from detectors.cramer_von_mises import CramerVonMises
-from detectors.cusum import CUSUM
-from detectors.input_range import InputRange
-from detectors.jensen_shannon import JensenShannon
-from detectors.ks import KolmogorovSmirnov
-from detectors.metric_anomaly import MetricAnomaly
-from detectors.missing_rate import MissingRate
-from detectors.output_range import OutputRange
-from detectors.page_hinkley import PageHinkley
-from detectors.pca_drift import PCADrift
-from detectors.psi import PopulationStability
-from detectors.unseen import UnseenShare
-from detectors.wasserstein import NormalisedWasserstein
+from detectors.change.adwin import ADWIN
+from detectors.change.cusum import CUSUM
+from detectors.change.page_hinkley import PageHinkley
+from detectors.client.boundary import ClientBoundary
+from detectors.client.volume import ClientVolume
+from detectors.metric.anomaly import MetricAnomaly
+from detectors.multivariate.pca_drift import PCADrift
+from detectors.window.chi2 import ChiSquare
+from detectors.window.confidence import ConfidenceDrop
+from detectors.window.cramer_von_mises import CramerVonMises
+from detectors.window.input_range import InputRange
+from detectors.window.jensen_shannon import JensenShannon
+from detectors.window.ks import KolmogorovSmirnov
+from detectors.window.missing_rate import MissingRate
+from detectors.window.output_range import OutputRange
+from detectors.window.psi import PopulationStability
+from detectors.window.unseen import UnseenShare
+from detectors.window.wasserstein import NormalisedWasserstein
 
 Kind = Literal["window", "change", "metric", "multivariate", "client"]
 

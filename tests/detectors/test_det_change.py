@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from detectors import registry
-from detectors.metric_anomaly import MetricAnomaly
-from detectors.stream import BlockChangeDetector
+from detectors.change.base import BlockChangeDetector
+from detectors.metric.anomaly import MetricAnomaly
 
 CHANGE = registry.names("change")
 TARGET = 5e4  # events between false alarms asked for

@@ -13,7 +13,8 @@ from detector_streams import Drift, make_stream, split
 
 from detectors import registry
 from detectors.base import Finding
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 ALL = registry.names()
 SMALL = {"window": 500, "reference_size": 2000, "false_alarm_events": 1e6}

@@ -18,7 +18,8 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import RowBatch
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 FIXTURE = Path(__file__).with_name("saved_states.json")
 OPTIONS = {

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from detectors.change.base import BlockChangeDetector
 from detectors.codec import decode_array, encode_array
-from detectors.stream import BlockChangeDetector
 
 
 class ADWIN(BlockChangeDetector):

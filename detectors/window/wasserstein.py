@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from detectors.reference import NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     FEATURE,
     NUMERIC,
     PREDICTION_VALUE,

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from detectors.reference import NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     FEATURE,
     NUMERIC,
     NumericWindow,

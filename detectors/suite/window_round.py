@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors.fdr import benjamini_hochberg
-from detectors.signals import CategoricalSignal, NumericSignal
-from detectors.window_test import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome, WindowTest
+from detectors.suite.fdr import benjamini_hochberg
+from detectors.suite.signals import CategoricalSignal, NumericSignal
+from detectors.window.base import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome, WindowTest
 
 Outcomes = list[tuple[str, str, WindowOutcome]]  # (detector, signal, outcome)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.client_windows import ClientOutcome, ClientWindowTest
+from detectors.client.base import ClientOutcome, ClientWindowTest
 from detectors.codec import decode_float, encode_float
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from scipy import stats
 
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     CATEGORICAL,
     NUMERIC,
     CategoricalWindow,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from detectors.codec import decode_array, encode_array
-from detectors.ks import ks_distances, ks_pvalue_one_sided
-from detectors.window_test import NumericWindow, WindowOutcome, require_probability, severity_for
+from detectors.window.base import NumericWindow, WindowOutcome, require_probability, severity_for
+from detectors.window.ks import ks_distances, ks_pvalue_one_sided
 
 Z_LIMIT = 1e6
 

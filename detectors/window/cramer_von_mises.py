@@ -7,13 +7,13 @@ import math
 import numpy as np
 from scipy import special
 
-from detectors.ks import RankTest, ks_distances
 from detectors.reference import NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     NumericWindow,
     WindowOutcome,
     severity_for,
 )
+from detectors.window.ks import RankTest, ks_distances
 
 
 def cvm_statistic(x_sorted: np.ndarray, y_sorted: np.ndarray) -> float:

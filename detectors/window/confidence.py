@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from detectors.reference import NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     NUMERIC,
     SCORE,
     NumericWindow,

@@ -7,7 +7,7 @@ from typing import Any
 from scipy import stats
 
 from detectors.reference import CategoricalReference
-from detectors.window_test import (
+from detectors.window.base import (
     CATEGORICAL,
     FEATURE,
     PREDICTION,

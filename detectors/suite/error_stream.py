@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from detectors import registry
-from detectors.alarms import AlarmTracker
 from detectors.base import Finding, RowBatch
 from detectors.codec import decode_float, encode_float
-from detectors.settings import SuiteSettings
+from detectors.suite.alarms import AlarmTracker
+from detectors.suite.settings import SuiteSettings
 
 Prediction = tuple[int, str | float]  # (sequence number, predicted label or value)
 

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special, stats
 
 from detectors.reference import NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     FEATURE,
     NUMERIC,
     PREDICTION_VALUE,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.chi2 import pooled_bins
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.window_test import CategoricalWindow, NumericWindow
+from detectors.window.base import CategoricalWindow, NumericWindow
+from detectors.window.chi2 import pooled_bins
 
 
 def numeric_shares(
@@ -32,7 +32,7 @@ def categorical_shares(
     ref: CategoricalReference, win: CategoricalWindow, min_expected: float = 5.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference and window shares over the reference labels, rare and unseen
-    labels pooled into one bin (see :func:`detectors.chi2.pooled_bins`): with
+    labels pooled into one bin (see :func:`detectors.window.chi2.pooled_bins`): with
     thousands of rare labels, per-label shares of a window are mostly noise."""
     ref_counts, win_counts, _ = pooled_bins(ref, win, min_expected)
     return ref_counts / max(ref_counts.sum(), 1.0), win_counts / max(win_counts.sum(), 1.0)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.client_windows import ClientOutcome, ClientWindowTest
+from detectors.client.base import ClientOutcome, ClientWindowTest
 
 __all__ = ["ClientOutcome", "ClientVolume"]
 

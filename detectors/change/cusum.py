@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from detectors.change.base import BlockChangeDetector
 from detectors.codec import decode_float, encode_float
-from detectors.fdr import cusum_threshold
-from detectors.stream import BlockChangeDetector
+from detectors.suite.fdr import cusum_threshold
 
 
 class CUSUM(BlockChangeDetector):

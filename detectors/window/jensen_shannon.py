@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from detectors.share_test import ShareDistanceTest
-from detectors.window_test import (
+from detectors.window.base import (
     CATEGORICAL,
     NUMERIC,
     require_positive,
 )
+from detectors.window.share_distance import ShareDistanceTest
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:

@@ -32,24 +32,24 @@ from typing import Any
 import numpy as np
 
 from detectors import registry
-from detectors.alarms import AlarmTracker
 from detectors.base import Finding, RowBatch
-from detectors.clients import ClientWatch
+from detectors.change.base import BlockChangeDetector, ChangeEvent
+from detectors.client.watch import ClientWatch
 from detectors.codec import decode_float, encode_float
-from detectors.metrics import MetricSeries
-from detectors.outcomes import ErrorWatch
+from detectors.metric.series import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.settings import SuiteSettings
-from detectors.signals import (
+from detectors.suite.alarms import AlarmTracker
+from detectors.suite.error_stream import ErrorWatch
+from detectors.suite.settings import SuiteSettings
+from detectors.suite.signals import (
     CategoricalSignal,
     NumericSignal,
     WarmupRows,
     categorical_columns,
     numeric_columns,
 )
-from detectors.stream import BlockChangeDetector, ChangeEvent
-from detectors.window_test import FEATURE, WindowTest
-from detectors.windows import decide, evaluate_window
+from detectors.suite.window_round import decide, evaluate_window
+from detectors.window.base import FEATURE, WindowTest
 
 CHANGE_SERIES = ("score", "prediction_value")
 DEFAULT_SETTINGS = SuiteSettings()

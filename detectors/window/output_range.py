@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.missing_rate import rate_pvalue
 from detectors.reference import NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     NUMERIC,
     PREDICTION_VALUE,
     SCORE,
@@ -18,6 +17,7 @@ from detectors.window_test import (
     require_positive,
     severity_for,
 )
+from detectors.window.missing_rate import rate_pvalue
 
 
 class OutputRange(WindowTest):

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from detectors.reference import CategoricalReference
-from detectors.window_test import (
+from detectors.window.base import (
     CATEGORICAL,
     FEATURE,
     PREDICTION,

@@ -10,7 +10,7 @@ import numpy as np
 from detectors.base import RowBatch
 from detectors.codec import decode_array, decode_labels, encode_array, encode_labels
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     FEATURE,
     PREDICTION,
     PREDICTION_VALUE,

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from detectors import registry
-from detectors.alarms import AlarmTracker
 from detectors.base import Finding
-from detectors.settings import SuiteSettings
+from detectors.suite.alarms import AlarmTracker
+from detectors.suite.settings import SuiteSettings
 
 # Client tests get a tenth of the model's false-alarm budget, on top of the
 # rest; their minimum-excess gate keeps them far quieter than that in practice.

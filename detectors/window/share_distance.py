@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.binning import categorical_shares, numeric_shares
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.window_test import (
+from detectors.window.base import (
     CategoricalWindow,
     NumericWindow,
     WindowOutcome,
@@ -18,6 +17,7 @@ from detectors.window_test import (
     enough_numeric,
     threshold_outcome,
 )
+from detectors.window.binning import categorical_shares, numeric_shares
 
 
 class ShareDistanceTest(WindowTest):

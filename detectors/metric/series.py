@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detectors import registry
-from detectors.alarms import AlarmTracker
 from detectors.base import Finding
+from detectors.suite.alarms import AlarmTracker
 
 if TYPE_CHECKING:
-    from detectors.settings import SuiteSettings
+    from detectors.suite.settings import SuiteSettings
 
 
 class MetricSeries:

@@ -25,8 +25,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
 from detectors.base import Severity
+from detectors.change.base import ChangeEvent
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
-from detectors.stream import ChangeEvent
 
 
 def _weaker(a: np.ndarray, b: np.ndarray) -> np.ndarray:

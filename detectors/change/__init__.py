@@ -1,0 +1,1 @@
+"""Sequential change detectors on block means of a numeric stream (kind ``change``)."""

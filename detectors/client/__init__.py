@@ -1,0 +1,1 @@
+"""Per-caller tests on the ``client`` field of events (kind ``client``)."""

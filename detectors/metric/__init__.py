@@ -1,0 +1,1 @@
+"""Serving-metric series (latency, QPS, ...) and their anomaly detector (kind ``metric``)."""

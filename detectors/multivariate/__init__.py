@@ -1,0 +1,1 @@
+"""Tests on the joint distribution of the numeric features (kind ``multivariate``)."""
