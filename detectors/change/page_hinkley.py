@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.change.base import BlockChangeDetector
+from detectors.change.run_length import cusum_threshold
 from detectors.codec import decode_float, encode_float
-from detectors.suite.fdr import cusum_threshold
 
 # running mean; each side's sum, its minimum, and the z values since that minimum
 _FIELDS = (

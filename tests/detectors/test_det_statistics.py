@@ -10,8 +10,9 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from detectors.change.run_length import cusum_threshold
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.suite.fdr import benjamini_hochberg, cusum_threshold
+from detectors.suite.fdr import benjamini_hochberg
 from detectors.window.base import CategoricalWindow, NumericWindow
 from detectors.window.binning import numeric_shares
 from detectors.window.chi2 import ChiSquare, homogeneity_chi2, pooled_bins
