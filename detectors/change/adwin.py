@@ -46,15 +46,6 @@ class ADWIN(BlockChangeDetector):
         self._window = np.zeros(0)
         self._ticks = 0
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "delta": self.delta,
-            "clock": self.clock,
-            "max_window": self.max_window,
-            "min_side": self.min_side,
-        }
-
     def _confidence(self) -> float:
         if self.delta is not None:
             return self.delta

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Self
 
 import numpy as np
 
-from detectors.base import Finding, Severity
+from detectors.base import DetectorBase, Finding, Severity
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
 from detectors.reference import NumericReference
 
@@ -52,10 +52,8 @@ class ChangeEvent:
         )
 
 
-class BlockChangeDetector:
+class BlockChangeDetector(DetectorBase):
     """Shared machinery: warm-up, block means, standardisation, state."""
-
-    name: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -95,14 +93,6 @@ class BlockChangeDetector:
 
     def _load_extra(self, state: dict[str, Any]) -> None:
         pass
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "block": self.block,
-            "warmup": self.warmup,
-            "arl_events": self.arl_events,
-            "critical_effect": self.critical_effect,
-        }
 
     def reference_error(self) -> float:
         """Standard error of the reference mean, in block-mean std units.
@@ -191,7 +181,7 @@ class BlockChangeDetector:
         }
 
     @classmethod
-    def load(cls, state: dict[str, Any]) -> BlockChangeDetector:
+    def load(cls, state: dict[str, Any]) -> Self:
         det = cls(**state["params"])
         if state["mean"] is not None:
             det._mean = decode_float(state["mean"])

@@ -40,9 +40,6 @@ class CUSUM(BlockChangeDetector):
         self._down = 0.0
         self._run = 0
 
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "k": self.k, "threshold": self.threshold}
-
     def _configure(self) -> None:
         if self.threshold is None:
             # two one-sided charts: each gets twice the run length

@@ -63,14 +63,6 @@ class PageHinkley(BlockChangeDetector):
         self._n = 0
         self._state = dict.fromkeys(_FIELDS, 0.0)
 
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "delta": self.delta,
-            "lambda_": self.lambda_,
-            "min_blocks": self.min_blocks,
-        }
-
     def _configure(self) -> None:
         if self.lambda_ is None:
             self._h = cusum_threshold(2 * self.arl_events / self.block, self.delta)

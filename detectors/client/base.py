@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from detectors.base import Severity
+from detectors.base import DetectorBase, Severity
 from detectors.codec import decode_float, encode_float
 
 
@@ -39,9 +39,7 @@ class ClientOutcome:
     severity: Severity
 
 
-class ClientWindowTest:
-    name = ""
-
+class ClientWindowTest(DetectorBase):
     def __init__(
         self,
         window: int,
@@ -77,17 +75,6 @@ class ClientWindowTest:
         self._fill = 0
         self._windows = 0
         self._baseline: dict[str, float] = {}
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "min_events": self.min_events,
-            "min_excess": self.min_excess,
-            "critical_excess": self.critical_excess,
-            "warmup_windows": self.warmup_windows,
-            "half_life_windows": self.half_life_windows,
-            "max_clients": self.max_clients,
-        }
 
     def calibrate(self, window_level: float) -> None:
         """The per-window false-alarm level granted by the suite's budget."""

@@ -61,9 +61,6 @@ class ClientBoundary(ClientWindowTest):
         self._near: Counter[str] = Counter()
         self._population = math.nan  # share near the boundary in all traffic, learned
 
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "boundary": self.boundary, "band": self.band}
-
     def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> list[int]:
         if scores is None:
             return []

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
-from detectors.base import Severity
+from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
 
@@ -34,7 +34,7 @@ def _weaker(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.sign(a) == np.sign(b), np.where(np.abs(a) < np.abs(b), a, b), 0.0)
 
 
-class MetricAnomaly:
+class MetricAnomaly(DetectorBase):
     name = "metric_anomaly"
 
     def __init__(
@@ -59,14 +59,6 @@ class MetricAnomaly:
         self._past = np.zeros(0)  # the last `history + recent` finite values
         self._run = 0
         self._last = math.nan
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "history": self.history,
-            "recent": self.recent,
-            "flat_run": self.flat_run,
-            "arl_events": self.arl_events,
-        }
 
     def _z(self) -> float:
         """Two-sided quantile for a per-point false alarm rate of 1/(2 arl).

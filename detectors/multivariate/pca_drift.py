@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.base import DetectorBase
 from detectors.codec import decode_array, encode_array
 from detectors.window.base import NumericWindow, WindowOutcome, require_probability, severity_for
 from detectors.window.ks import ks_distances, ks_pvalue_one_sided
@@ -23,7 +24,7 @@ from detectors.window.ks import ks_distances, ks_pvalue_one_sided
 Z_LIMIT = 1e6
 
 
-class PCADrift:
+class PCADrift(DetectorBase):
     name = "pca_drift"
 
     def __init__(
@@ -44,13 +45,6 @@ class PCADrift:
         self._spread = np.zeros(0)  # std of each component's scores
         self._errors = np.zeros(0)  # held-out SPE, sorted
         self._t2 = np.zeros(0)  # held-out T^2, sorted
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "variance": self.variance,
-            "critical_effect": self.critical_effect,
-            "min_rows": self.min_rows,
-        }
 
     @property
     def fitted(self) -> bool:

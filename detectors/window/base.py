@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors.base import Severity
+from detectors.base import DetectorBase, Severity
 from detectors.reference import MISSING_CODE, CategoricalReference, NumericReference
 
 NUMERIC = "numeric"
@@ -82,16 +82,11 @@ class WindowOutcome:
     )
 
 
-class WindowTest:
+class WindowTest(DetectorBase):
     """Base of the windowed tests: parameters are the whole state."""
 
-    name: ClassVar[str] = ""
     kinds: ClassVar[frozenset[str]] = frozenset()
     roles: ClassVar[frozenset[str]] = frozenset({FEATURE, SCORE, PREDICTION, PREDICTION_VALUE})
-
-    def params(self) -> dict[str, Any]:
-        """Constructor arguments, stored under the same names."""
-        return {}
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         raise NotImplementedError(f"{self.name} does not test numeric signals")
@@ -100,13 +95,6 @@ class WindowTest:
         self, ref: CategoricalReference, win: CategoricalWindow
     ) -> WindowOutcome | None:
         raise NotImplementedError(f"{self.name} does not test categorical signals")
-
-    def dump(self) -> dict[str, Any]:
-        return {"params": self.params()}
-
-    @classmethod
-    def load(cls, state: dict[str, Any]) -> WindowTest:
-        return cls(**state["params"])
 
 
 def enough_numeric(ref: NumericReference, win: NumericWindow, min_values: int) -> bool:

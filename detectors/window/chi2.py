@@ -110,13 +110,6 @@ class ChiSquare(WindowTest):
         self.min_expected = min_expected
         self.min_values = min_values
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "critical_effect": self.critical_effect,
-            "min_expected": self.min_expected,
-            "min_values": self.min_values,
-        }
-
     def test_categorical(
         self, ref: CategoricalReference, win: CategoricalWindow
     ) -> WindowOutcome | None:

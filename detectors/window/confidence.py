@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -34,9 +33,6 @@ class ConfidenceDrop(WindowTest):
         require_positive("critical_effect", critical_effect)
         self.critical_effect = critical_effect
         self.min_values = min_values
-
-    def params(self) -> dict[str, Any]:
-        return {"critical_effect": self.critical_effect, "min_values": self.min_values}
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         n, m = int(win.sorted.shape[0]), ref.size

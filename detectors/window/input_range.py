@@ -16,8 +16,6 @@ leaves the other tests' share of the false-alarm budget untouched.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import stats
 
@@ -57,13 +55,6 @@ class InputRange(WindowTest):
         self.min_share = min_share
         self.critical_effect = critical_effect
         self.min_reference = min_reference
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "min_share": self.min_share,
-            "critical_effect": self.critical_effect,
-            "min_reference": self.min_reference,
-        }
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         values = win.sorted

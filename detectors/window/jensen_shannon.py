@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from detectors.window.base import (
@@ -48,14 +46,6 @@ class JensenShannon(ShareDistanceTest):
         self.critical_effect = critical_effect
         self.bins = bins
         self.min_values = min_values
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "critical_effect": self.critical_effect,
-            "bins": self.bins,
-            "min_values": self.min_values,
-        }
 
     def distance(self, ref_share: np.ndarray, win_share: np.ndarray) -> float:
         return js_distance(ref_share, win_share)

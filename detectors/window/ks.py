@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import special, stats
 
@@ -115,9 +113,6 @@ class RankTest(WindowTest):
             raise ValueError(f"min_values must be >= 2, got {min_values!r}")
         self.critical_effect = critical_effect
         self.min_values = min_values
-
-    def params(self) -> dict[str, Any]:
-        return {"critical_effect": self.critical_effect, "min_values": self.min_values}
 
     def enough_values(self, ref: NumericReference, win: NumericWindow) -> bool:
         return enough_numeric(ref, win, self.min_values)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from scipy import stats
 
@@ -54,9 +53,6 @@ class MissingRate(WindowTest):
     def __init__(self, critical_effect: float = 0.2) -> None:
         require_positive("critical_effect", critical_effect)
         self.critical_effect = critical_effect
-
-    def params(self) -> dict[str, Any]:
-        return {"critical_effect": self.critical_effect}
 
     def _test(self, k: int, n: int, k0: int, n0: int) -> WindowOutcome | None:
         if n == 0 or n0 == 0:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from detectors.reference import NumericReference
@@ -50,14 +48,6 @@ class OutputRange(WindowTest):
         self.high = high
         self.margin = margin
         self.critical_effect = critical_effect
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "low": self.low,
-            "high": self.high,
-            "margin": self.margin,
-            "critical_effect": self.critical_effect,
-        }
 
     def bounds(self, ref: NumericReference) -> tuple[float, float]:
         lo_ref = float(ref.values[0]) if ref.size else 0.0

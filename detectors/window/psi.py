@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from detectors.window.base import (
@@ -46,15 +44,6 @@ class PopulationStability(ShareDistanceTest):
         self.bins = bins
         self.eps = eps
         self.min_values = min_values
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "critical_effect": self.critical_effect,
-            "bins": self.bins,
-            "eps": self.eps,
-            "min_values": self.min_values,
-        }
 
     def distance(self, ref_share: np.ndarray, win_share: np.ndarray) -> float:
         return psi(ref_share, win_share, self.eps)

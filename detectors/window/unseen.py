@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from scipy import stats
 
 from detectors.reference import CategoricalReference
@@ -37,9 +35,6 @@ class UnseenShare(WindowTest):
         require_positive("min_effect", min_effect)
         self.critical_effect = critical_effect
         self.min_effect = min_effect
-
-    def params(self) -> dict[str, Any]:
-        return {"critical_effect": self.critical_effect, "min_effect": self.min_effect}
 
     def test_categorical(
         self, ref: CategoricalReference, win: CategoricalWindow

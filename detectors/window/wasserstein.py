@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from detectors.reference import NumericReference
@@ -49,13 +47,6 @@ class NormalisedWasserstein(WindowTest):
         self.threshold = threshold
         self.critical_effect = critical_effect
         self.min_values = min_values
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "critical_effect": self.critical_effect,
-            "min_values": self.min_values,
-        }
 
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         if not enough_numeric(ref, win, self.min_values):
