@@ -8,6 +8,7 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import Finding
+from detectors.registry import ClientDetector
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.settings import SuiteSettings
 
@@ -19,7 +20,7 @@ CLIENT_BUDGET_SHARE = 0.1
 class ClientWatch:
     def __init__(self, settings: SuiteSettings) -> None:
         names = [n for n in settings.row_detectors if registry.get(n).kind == "client"]
-        self.detectors: dict[str, Any] = {n: settings.build(n) for n in names}
+        self.detectors: dict[str, ClientDetector] = {n: settings.build(n) for n in names}
         for det in self.detectors.values():
             det.calibrate(CLIENT_BUDGET_SHARE * det.window / settings.false_alarm_events)
 
@@ -67,4 +68,4 @@ class ClientWatch:
         return {name: det.dump() for name, det in self.detectors.items()}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.detectors = {name: registry.get(name).loader(d) for name, d in state.items()}
+        self.detectors = {name: registry.get(name, "client").loader(d) for name, d in state.items()}

@@ -8,6 +8,7 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import Finding
+from detectors.registry import MetricDetector
 from detectors.suite.alarms import AlarmTracker
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 class MetricSeries:
     """Detectors of one metric series, its point count and its alarm states."""
 
-    def __init__(self, detectors: dict[str, Any], alarms: AlarmTracker, points: int = 0) -> None:
+    def __init__(
+        self, detectors: dict[str, MetricDetector], alarms: AlarmTracker, points: int = 0
+    ) -> None:
         self.detectors = detectors
         self.alarms = alarms
         self.points = points
@@ -25,7 +28,7 @@ class MetricSeries:
     @classmethod
     def create(cls, settings: SuiteSettings) -> MetricSeries:
         names = settings.series_detectors
-        dets: dict[str, Any] = {}
+        dets: dict[str, MetricDetector] = {}
         for name in names:
             det = settings.build(name)
             det.arl_events = settings.false_alarm_events / max(len(names), 1)
@@ -58,5 +61,5 @@ class MetricSeries:
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> MetricSeries:
-        dets = {k: registry.get(k).loader(d) for k, d in state["detectors"].items()}
+        dets = {k: registry.series_spec(k).loader(d) for k, d in state["detectors"].items()}
         return cls(dets, AlarmTracker.load(state["alarms"]), state["points"])

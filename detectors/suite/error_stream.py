@@ -22,6 +22,7 @@ import numpy as np
 from detectors import registry
 from detectors.base import Finding, RowBatch
 from detectors.codec import decode_float, encode_float
+from detectors.registry import ChangeDetector
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.settings import SuiteSettings
 
@@ -134,7 +135,9 @@ class ErrorWatch:
 
     def __init__(self, settings: SuiteSettings, change_names: list[str]) -> None:
         self.join = OutcomeJoin()
-        self.detectors: dict[str, Any] = {name: settings.build(name) for name in change_names}
+        self.detectors: dict[str, ChangeDetector] = {
+            name: settings.build(name) for name in change_names
+        }
 
     def remember(self, batch: RowBatch) -> None:
         if batch.ids is not None and batch.seq is not None:
@@ -177,5 +180,5 @@ class ErrorWatch:
             return
         self.join = OutcomeJoin.load(state["join"])
         self.detectors = {
-            name: registry.get(name).loader(d) for name, d in state["detectors"].items()
+            name: registry.get(name, "change").loader(d) for name, d in state["detectors"].items()
         }

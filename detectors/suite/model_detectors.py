@@ -33,11 +33,12 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import Finding, RowBatch
-from detectors.change.base import BlockChangeDetector, ChangeEvent
+from detectors.change.base import ChangeEvent
 from detectors.client.watch import ClientWatch
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
+from detectors.registry import ChangeDetector, MultivariateDetector, WindowDetector
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.error_stream import ErrorWatch
 from detectors.suite.settings import SuiteSettings
@@ -49,7 +50,7 @@ from detectors.suite.signals import (
     numeric_columns,
 )
 from detectors.suite.window_round import decide, evaluate_window
-from detectors.window.base import FEATURE, WindowTest
+from detectors.window.base import FEATURE
 
 CHANGE_SERIES = ("score", "prediction_value")
 DEFAULT_SETTINGS = SuiteSettings()
@@ -63,7 +64,7 @@ class ModelDetectors:
         self.settings = settings
         self.seed = seed
         names = settings.row_detectors
-        self._tests: list[tuple[str, WindowTest]] = [
+        self._tests: list[tuple[str, WindowDetector]] = [
             (n, settings.build(n)) for n in names if registry.get(n).kind == "window"
         ]
         self._change_names = [n for n in names if registry.get(n).kind == "change"]
@@ -72,8 +73,8 @@ class ModelDetectors:
         self._warmup: WarmupRows | None = WarmupRows()
         self._numeric: dict[str, NumericSignal] = {}
         self._categorical: dict[str, CategoricalSignal] = {}
-        self._change: dict[str, dict[str, BlockChangeDetector]] = {}
-        self._multi: dict[str, Any] = {}
+        self._change: dict[str, dict[str, ChangeDetector]] = {}
+        self._multi: dict[str, MultivariateDetector] = {}
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
@@ -308,10 +309,12 @@ class ModelDetectors:
             k: CategoricalSignal.load(v, window) for k, v in state["categorical"].items()
         }
         md._change = {
-            k: {n: registry.get(n).loader(d) for n, d in v.items()}
+            k: {n: registry.get(n, "change").loader(d) for n, d in v.items()}
             for k, v in state["change"].items()
         }
-        md._multi = {k: registry.get(k).loader(d) for k, d in state["multivariate"].items()}
+        md._multi = {
+            k: registry.get(k, "multivariate").loader(d) for k, d in state["multivariate"].items()
+        }
         md._window_start_ts = decode_float(state["window_start_ts"])
         md._fill = state["fill"]
         md._alarms = AlarmTracker.load(state["alarms"])

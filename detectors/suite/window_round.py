@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from detectors.registry import MultivariateDetector, WindowDetector
 from detectors.suite.fdr import benjamini_hochberg
 from detectors.suite.signals import CategoricalSignal, NumericSignal
-from detectors.window.base import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome, WindowTest
+from detectors.window.base import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome
 
 Outcomes = list[tuple[str, str, WindowOutcome]]  # (detector, signal, outcome)
 
@@ -16,8 +17,8 @@ Outcomes = list[tuple[str, str, WindowOutcome]]  # (detector, signal, outcome)
 def evaluate_window(
     numeric: dict[str, NumericSignal],
     categorical: dict[str, CategoricalSignal],
-    tests: list[tuple[str, WindowTest]],
-    multivariate: dict[str, Any],
+    tests: Sequence[tuple[str, WindowDetector]],
+    multivariate: Mapping[str, MultivariateDetector],
 ) -> Outcomes:
     """Take each signal's full window and run the tests on it.
 

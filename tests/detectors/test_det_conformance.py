@@ -119,3 +119,13 @@ def test_unknown_name_lists_the_choices() -> None:
         registry.get("kolmogorov")
     with pytest.raises(ValueError, match="unknown detector"):
         SuiteSettings(detectors=("ks", "nope"))
+
+
+def test_a_spec_asked_for_by_kind_must_be_of_that_kind() -> None:
+    assert registry.get("cusum", "change").kind == "change"
+    with pytest.raises(ValueError, match="'ks' is a window detector, not a change one"):
+        registry.get("ks", "change")
+    assert registry.series_spec("cusum").kind == "change"
+    assert registry.series_spec("metric_anomaly").kind == "metric"
+    with pytest.raises(ValueError, match="cannot watch a metric series"):
+        registry.series_spec("ks")
