@@ -76,6 +76,10 @@ class RowBatch:
         return int(self.ts.shape[0])
 
 
+# Parameters renamed since states were first saved: earlier name -> current name.
+RENAMED_PARAMS = {"arl_events": "false_alarm_events"}
+
+
 class DetectorBase:
     """The base of every detector: its parameters are its constructor's arguments.
 
@@ -86,6 +90,18 @@ class DetectorBase:
     """
 
     name: ClassVar[str] = ""
+
+    @classmethod
+    def build(cls, **kwargs: Any) -> Self:
+        """``cls(**kwargs)``, taking parameters under their earlier names too
+        (:data:`RENAMED_PARAMS`), as saved states and configs may hold them."""
+        own = _param_names(cls)
+        for old, new in RENAMED_PARAMS.items():
+            if old in kwargs and new in own:
+                if new in kwargs:
+                    raise TypeError(f"got {old!r} and {new!r}, two names of one argument")
+                kwargs[new] = kwargs.pop(old)
+        return cls(**kwargs)
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments by name, as stored on the detector.
@@ -103,7 +119,7 @@ class DetectorBase:
     @classmethod
     def load(cls, state: dict[str, Any]) -> Self:
         """Rebuild from :meth:`dump` output."""
-        return cls(**state["params"])
+        return cls.build(**state["params"])
 
 
 _PARAM_NAMES: dict[type, tuple[str, ...]] = {}

@@ -55,6 +55,11 @@ class Detector(Protocol):
 
     name: ClassVar[str]
 
+    @classmethod
+    def build(cls, **kwargs: Any) -> Self:
+        """A detector with these constructor arguments (earlier names accepted)."""
+        ...
+
     def params(self) -> dict[str, Any]: ...
 
     def dump(self) -> dict[str, Any]: ...
@@ -83,10 +88,11 @@ class WindowDetector(Detector, Protocol):
 
 
 class MetricDetector(Detector, Protocol):
-    """Watches one numeric series, fed in order; ``arl_events`` is the number of
-    values expected between false alarms, which the suite sets from its budget."""
+    """Watches one numeric series, fed in order. ``false_alarm_events`` is the
+    number of values expected between false alarms; the suite sets it from its
+    budget."""
 
-    arl_events: float
+    false_alarm_events: float
 
     def update(self, values: np.ndarray) -> list[ChangeEvent]:
         """Consecutive values in (NaN/inf skipped); detections at positions into them."""
@@ -101,7 +107,7 @@ class ChangeDetector(MetricDetector, Protocol):
         self,
         mean: float,
         std: float,
-        arl_events: float | None = None,
+        false_alarm_events: float | None = None,
         reference_size: int | None = None,
     ) -> None: ...
 
@@ -133,7 +139,8 @@ D = TypeVar("D", bound=Detector, covariant=True)
 
 @dataclass(frozen=True)
 class DetectorSpec(Generic[D]):
-    """A registered detector: ``factory(**options)`` builds one, ``loader`` restores a dump."""
+    """A registered detector: ``factory(**options)`` builds one (a renamed argument
+    may come under its earlier name too), ``loader`` restores a dump."""
 
     name: str
     kind: Kind
@@ -172,7 +179,7 @@ def register(name: str, kind: Kind, cls: type[Detector], summary: str) -> None:
     """
     if name in _SPECS:
         raise ValueError(f"detector {name!r} is already registered; pick another name")
-    _SPECS[name] = DetectorSpec(name, kind, cls, cls.load, summary)
+    _SPECS[name] = DetectorSpec(name, kind, cls.build, cls.load, summary)
 
 
 @overload

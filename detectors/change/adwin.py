@@ -3,7 +3,7 @@
 Keeps a window of recent block means (at most ``max_window``) and drops its
 older part whenever two sub-windows have means too far apart for chance at
 confidence ``delta``. Every split is checked with numpy cumulative sums every
-``clock`` blocks. ``delta`` derives from ``arl_events`` unless given.
+``clock`` blocks. ``delta`` derives from ``false_alarm_events`` unless given.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ class ADWIN(BlockChangeDetector):
         min_side: int = 5,
         block: int = 50,
         warmup: int = 1000,
-        arl_events: float = 1e7,
+        false_alarm_events: float = 1e7,
         critical_effect: float = 1.0,
     ) -> None:
-        super().__init__(block, warmup, arl_events, critical_effect)
+        super().__init__(block, warmup, false_alarm_events, critical_effect)
         if delta is not None and not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1) or None, got {delta!r}")
         if clock < 1 or min_side < 1 or max_window < 4 * min_side:
@@ -49,7 +49,7 @@ class ADWIN(BlockChangeDetector):
     def _confidence(self) -> float:
         if self.delta is not None:
             return self.delta
-        return min(0.1, self.clock * self.block / self.arl_events)
+        return min(0.1, self.clock * self.block / self.false_alarm_events)
 
     def _configure(self) -> None:
         self._window = np.zeros(0)

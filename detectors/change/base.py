@@ -59,20 +59,22 @@ class BlockChangeDetector(DetectorBase):
         self,
         block: int = 50,
         warmup: int = 1000,
-        arl_events: float = 1e7,
+        false_alarm_events: float = 1e7,
         critical_effect: float = 1.0,
     ) -> None:
         if block < 1:
             raise ValueError(f"block must be >= 1, got {block!r}; pass e.g. 50")
         if warmup < 2 * block:
             raise ValueError(f"warmup must be >= 2 * block, got {warmup!r}; pass e.g. 1000")
-        if not arl_events > block:
-            raise ValueError(f"arl_events must exceed block, got {arl_events!r}; pass e.g. 1e7")
+        if not false_alarm_events > block:
+            raise ValueError(
+                f"false_alarm_events must exceed block, got {false_alarm_events!r}; pass e.g. 1e7"
+            )
         if not critical_effect > 0:
             raise ValueError(f"critical_effect must be > 0, got {critical_effect!r}")
         self.block = block
         self.warmup = warmup
-        self.arl_events = arl_events
+        self.false_alarm_events = false_alarm_events
         self.critical_effect = critical_effect
         self._mean: float | None = None
         self._std = 1.0
@@ -82,7 +84,7 @@ class BlockChangeDetector(DetectorBase):
 
     # -- subclass hooks -------------------------------------------------
     def _configure(self) -> None:
-        """Set thresholds from ``self.arl_events`` (called at calibration)."""
+        """Set thresholds from ``self.false_alarm_events`` (called at calibration)."""
 
     def _step(self, z: float) -> tuple[float, float, float, dict[str, Any]] | None:
         """One standardised block mean in; (statistic, threshold, shift_z, details) on alarm."""
@@ -111,7 +113,7 @@ class BlockChangeDetector(DetectorBase):
         self,
         mean: float,
         std: float,
-        arl_events: float | None = None,
+        false_alarm_events: float | None = None,
         reference_size: int | None = None,
     ) -> None:
         """Standardise against a reference (mean, std of ``reference_size`` values)
@@ -119,8 +121,8 @@ class BlockChangeDetector(DetectorBase):
         self._ref_n = reference_size if reference_size is not None else self.warmup
         self._mean = float(mean) if math.isfinite(mean) else 0.0
         self._std = float(std) if std > 0 and math.isfinite(std) else 1.0
-        if arl_events is not None:
-            self.arl_events = float(arl_events)
+        if false_alarm_events is not None:
+            self.false_alarm_events = float(false_alarm_events)
         self._carry = np.zeros(0)
         self._warm = np.zeros(0)
         self._configure()
@@ -182,7 +184,7 @@ class BlockChangeDetector(DetectorBase):
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> Self:
-        det = cls(**state["params"])
+        det = cls.build(**state["params"])
         if state["mean"] is not None:
             det._mean = decode_float(state["mean"])
             det._std = decode_float(state["std"])

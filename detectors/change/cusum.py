@@ -13,7 +13,7 @@ class CUSUM(BlockChangeDetector):
     """Cumulative sums of block-mean deviations beyond ``k`` (in block-mean std units).
 
     The decision interval is calibrated so that the in-control average run
-    length is ``arl_events`` events (Siegmund's approximation), unless
+    length is ``false_alarm_events`` events (Siegmund's approximation), unless
     ``threshold`` fixes it. After an alarm both sums restart.
     """
 
@@ -25,10 +25,10 @@ class CUSUM(BlockChangeDetector):
         threshold: float | None = None,
         block: int = 50,
         warmup: int = 1000,
-        arl_events: float = 1e7,
+        false_alarm_events: float = 1e7,
         critical_effect: float = 1.0,
     ) -> None:
-        super().__init__(block, warmup, arl_events, critical_effect)
+        super().__init__(block, warmup, false_alarm_events, critical_effect)
         if not k > 0:
             raise ValueError(f"k must be > 0, got {k!r}; pass e.g. 0.5")
         if threshold is not None and not threshold > 0:
@@ -44,7 +44,7 @@ class CUSUM(BlockChangeDetector):
         if self.threshold is None:
             # two one-sided charts: each gets twice the run length
             k_eff = max(self.k - 2 * self.reference_error(), 0.25 * self.k)
-            self._h = cusum_threshold(2 * self.arl_events / self.block, k_eff)
+            self._h = cusum_threshold(2 * self.false_alarm_events / self.block, k_eff)
         self._up = self._down = 0.0
         self._run = 0
 

@@ -30,7 +30,7 @@ _FIELDS = (
 class PageHinkley(BlockChangeDetector):
     """Two-sided Page-Hinkley with tolerance ``delta`` (block-mean std units).
 
-    The threshold ``lambda_`` is calibrated to ``arl_events`` like CUSUM's
+    The threshold ``lambda_`` is calibrated to ``false_alarm_events`` like CUSUM's
     decision interval unless given. No alarm before ``min_blocks`` blocks.
     """
 
@@ -43,10 +43,10 @@ class PageHinkley(BlockChangeDetector):
         min_blocks: int = 10,
         block: int = 50,
         warmup: int = 1000,
-        arl_events: float = 1e7,
+        false_alarm_events: float = 1e7,
         critical_effect: float = 1.0,
     ) -> None:
-        super().__init__(block, warmup, arl_events, critical_effect)
+        super().__init__(block, warmup, false_alarm_events, critical_effect)
         if not delta > 0:
             raise ValueError(f"delta must be > 0, got {delta!r}; pass e.g. 0.5")
         if lambda_ is not None and not lambda_ > 0:
@@ -65,7 +65,7 @@ class PageHinkley(BlockChangeDetector):
 
     def _configure(self) -> None:
         if self.lambda_ is None:
-            self._h = cusum_threshold(2 * self.arl_events / self.block, self.delta)
+            self._h = cusum_threshold(2 * self.false_alarm_events / self.block, self.delta)
         self._reset()
 
     def _step(self, z: float) -> tuple[float, float, float, dict[str, Any]] | None:

@@ -117,7 +117,7 @@ class ClientBoundary(ClientWindowTest):
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> ClientBoundary:
-        det = cls(**state["params"])
+        det = cls.build(**state["params"])
         det._load_common(state)
         det._requests = Counter({c: int(n) for c, n in state["requests"]})
         det._near = Counter({c: int(n) for c, n in state["near"]})

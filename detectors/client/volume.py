@@ -76,7 +76,7 @@ class ClientVolume(ClientWindowTest):
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> ClientVolume:
-        det = cls(**state["params"])
+        det = cls.build(**state["params"])
         det._load_common(state)
         det._counts = Counter({c: int(n) for c, n in state["counts"]})
         return det

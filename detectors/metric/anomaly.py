@@ -5,8 +5,8 @@ No per-series tuning: each point is judged against the robust scale (max of
 level (median) of their newest quarter, so slow seasonality moves the
 baseline along with it.
 Strictly positive series (latency, QPS) must be extreme on a log scale as
-well, where their skew disappears. Thresholds come from the normal tail for ``arl_events``
-points between false alarms.
+well, where their skew disappears. The threshold ``z`` is a Student-t quantile
+set for ``false_alarm_events`` points between false alarms.
 
 - spike: a point beyond ``z`` robust deviations and beyond the history's range;
 - level shift: the median of the last ``recent`` points moved beyond what the
@@ -42,7 +42,7 @@ class MetricAnomaly(DetectorBase):
         history: int = 120,
         recent: int = 10,
         flat_run: int = 30,
-        arl_events: float = 1e7,
+        false_alarm_events: float = 1e7,
     ) -> None:
         if history < 20:
             raise ValueError(f"history must be >= 20, got {history!r}; pass e.g. 120")
@@ -50,24 +50,28 @@ class MetricAnomaly(DetectorBase):
             raise ValueError(f"recent must be in [2, history), got {recent!r}; pass e.g. 10")
         if flat_run < 3:
             raise ValueError(f"flat_run must be >= 3, got {flat_run!r}; pass e.g. 30")
-        if not arl_events > 10:
-            raise ValueError(f"arl_events must be > 10, got {arl_events!r}; pass e.g. 1e7")
+        if not false_alarm_events > 10:
+            raise ValueError(
+                f"false_alarm_events must be > 10, got {false_alarm_events!r}; pass e.g. 1e7"
+            )
         self.history = history
         self.recent = recent
         self.flat_run = flat_run
-        self.arl_events = arl_events
+        self.false_alarm_events = false_alarm_events
         self._past = np.zeros(0)  # the last `history + recent` finite values
         self._run = 0
         self._last = math.nan
 
     def _z(self) -> float:
-        """Two-sided quantile for a per-point false alarm rate of 1/(2 arl).
+        """Two-sided quantile at a per-point rate of 1 / (2 ``false_alarm_events``) for
+        each of the two checks (spike, level shift): together at most one false
+        alarm in ``false_alarm_events`` points.
 
         Student's t with ``history - 1`` degrees of freedom, not the normal:
         the scale is estimated from ``history`` points, and far in the tail
         that estimate's noise matters.
         """
-        return float(special.stdtrit(self.history - 1, 1.0 - 1.0 / (4.0 * self.arl_events)))
+        return float(special.stdtrit(self.history - 1, 1.0 - 1.0 / (4.0 * self.false_alarm_events)))
 
     def update(self, values: np.ndarray) -> list[ChangeEvent]:
         x = np.asarray(values, dtype=np.float64)
@@ -160,7 +164,7 @@ class MetricAnomaly(DetectorBase):
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> MetricAnomaly:
-        det = cls(**state["params"])
+        det = cls.build(**state["params"])
         det._past = decode_array(state["past"])
         det._run = int(state["run"])
         det._last = decode_float(state["last"])

@@ -31,7 +31,7 @@ class MetricSeries:
         dets: dict[str, MetricDetector] = {}
         for name in names:
             det = settings.build(name)
-            det.arl_events = settings.false_alarm_events / max(len(names), 1)
+            det.false_alarm_events = settings.false_alarm_events / max(len(names), 1)
             dets[name] = det
         return cls(dets, AlarmTracker(recover_after=settings.metric_recover_points))
 

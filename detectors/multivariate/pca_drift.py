@@ -136,7 +136,7 @@ class PCADrift(DetectorBase):
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> PCADrift:
-        det = cls(**state["params"])
+        det = cls.build(**state["params"])
         det._names = list(state["names"])
         det._mean = decode_array(state["mean"])
         det._std = decode_array(state["std"])

@@ -103,7 +103,7 @@ def test_bad_arguments_raise_value_error(name: str) -> None:
     factory = registry.get(name).factory
     bad: dict[str, Any] = {
         "critical_effect": -1.0,
-        "arl_events": -5.0,
+        "false_alarm_events": -5.0,
         "history": 1,
         "variance": 2.0,
         "min_events": 0,
