@@ -1,10 +1,4 @@
-"""ADWIN, adaptive windowing (Bifet & Gavaldà 2007), on standardised block means.
-
-Keeps a window of recent block means (at most ``max_window``) and drops its
-older part whenever two sub-windows have means too far apart for chance at
-confidence ``delta``. Every split is checked with numpy cumulative sums every
-``clock`` blocks. ``delta`` derives from ``false_alarm_events`` unless given.
-"""
+"""ADWIN, adaptive windowing (Bifet & Gavaldà 2007), on standardised block means."""
 
 from __future__ import annotations
 
@@ -18,6 +12,59 @@ from detectors.codec import decode_array, encode_array
 
 
 class ADWIN(BlockChangeDetector):
+    """ADWIN, adaptive windowing, on standardised block means.
+
+    Keeps a window of recent block means (at most ``max_window``) and drops its
+    older part whenever two sub-windows have means too far apart for chance at
+    confidence ``delta``; each drop is a detection. Every split is checked,
+    with numpy cumulative sums, every ``clock`` blocks.
+
+    Parameters
+    ----------
+    delta
+        Confidence of each check; None derives it from ``false_alarm_events``
+        (``clock * block / false_alarm_events``, at most 0.1).
+    clock
+        Blocks between two checks of the window.
+    max_window
+        Most block means the window keeps.
+    min_side
+        Fewest block means on either side of a split.
+    block
+        Values per block: the detector runs on standardised block means.
+    warmup
+        Values to calibrate on, when :meth:`calibrate` is never called with a
+        reference.
+    false_alarm_events
+        Values expected between false alarms; the suite sets it from its
+        budget when it calibrates.
+    critical_effect
+        Estimated shift, in reference standard deviations of the raw values,
+        at or above which a finding is critical rather than a warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.change import ADWIN
+    >>> rng = np.random.default_rng(0)
+    >>> detector = ADWIN()
+    >>> detector.calibrate(mean=0.0, std=1.0, reference_size=10_000)
+    >>> detector.update(rng.normal(0, 1, 20_000))
+    []
+
+    The mean moves up by 0.3 standard deviations:
+
+    >>> events = detector.update(rng.normal(0.3, 1, 5_000))
+    >>> [(e.index, e.details["direction"], round(e.effect_size, 2)) for e in events]
+    [(1399, 'up', 0.28)]
+
+    References
+    ----------
+    .. [1] Bifet, A., & Gavaldà, R. (2007). Learning from time-changing data
+       with adaptive windowing. In *Proceedings of the 2007 SIAM International
+       Conference on Data Mining* (pp. 443-448). SIAM.
+    """
+
     name = "adwin"
 
     def __init__(

@@ -53,7 +53,10 @@ class ChangeEvent:
 
 
 class BlockChangeDetector(DetectorBase):
-    """Shared machinery: warm-up, block means, standardisation, state."""
+    """Base of the change detectors: warm-up, block means, standardisation, state.
+
+    A subclass sets its thresholds in ``_configure`` and judges one
+    standardised block mean at a time in ``_step``."""
 
     def __init__(
         self,

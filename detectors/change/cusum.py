@@ -10,11 +10,60 @@ from detectors.codec import decode_float, encode_float
 
 
 class CUSUM(BlockChangeDetector):
-    """Cumulative sums of block-mean deviations beyond ``k`` (in block-mean std units).
+    """Two-sided CUSUM on standardised block means.
 
-    The decision interval is calibrated so that the in-control average run
-    length is ``false_alarm_events`` events (Siegmund's approximation), unless
-    ``threshold`` fixes it. After an alarm both sums restart.
+    Two cumulative sums, one per direction, add up the block means' deviations
+    from the reference mean beyond ``k`` (in block-mean standard deviations)
+    and alarm when either exceeds the decision interval. That interval is
+    calibrated so that the in-control average run length is
+    ``false_alarm_events`` values (Siegmund's approximation, the reference's
+    own estimation error allowed for), unless ``threshold`` fixes it. After an
+    alarm both sums restart, so a shift that persists alarms again.
+
+    Parameters
+    ----------
+    k
+        Reference value: block-mean deviations up to ``k`` standard deviations
+        are absorbed. A shift of about ``2 k`` block-mean standard deviations
+        is detected fastest.
+    threshold
+        Decision interval, in block-mean standard deviations; None calibrates
+        it to ``false_alarm_events``.
+    block
+        Values per block: the detector runs on standardised block means.
+    warmup
+        Values to calibrate on, when :meth:`calibrate` is never called with a
+        reference.
+    false_alarm_events
+        Values expected between false alarms; the suite sets it from its
+        budget when it calibrates.
+    critical_effect
+        Estimated shift, in reference standard deviations of the raw values,
+        at or above which a finding is critical rather than a warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.change import CUSUM
+    >>> rng = np.random.default_rng(0)
+    >>> detector = CUSUM()
+    >>> detector.calibrate(mean=0.0, std=1.0, reference_size=10_000)
+    >>> detector.update(rng.normal(0, 1, 20_000))
+    []
+
+    The mean moves up by 0.3 standard deviations:
+
+    >>> events = detector.update(rng.normal(0.3, 1, 5_000))
+    >>> first = events[0]
+    >>> print(first.index, first.details["direction"], f"{first.effect_size:.2f}")
+    399 up 0.17
+
+    References
+    ----------
+    .. [1] Page, E. S. (1954). Continuous inspection schemes. *Biometrika*,
+       41(1-2), 100-115.
+    .. [2] Siegmund, D. (1985). *Sequential Analysis: Tests and Confidence
+       Intervals*. Springer, New York.
     """
 
     name = "cusum"

@@ -1,9 +1,4 @@
-"""Page-Hinkley test (Page 1954; Hinkley 1971) on standardised block means.
-
-Unlike CUSUM it measures deviations from the running mean since the last
-alarm, not from the reference mean: it flags change points and then settles
-on the new level, so a drift is reported once.
-"""
+"""Page-Hinkley test (Page 1954; Hinkley 1971) on standardised block means."""
 
 from __future__ import annotations
 
@@ -28,10 +23,60 @@ _FIELDS = (
 
 
 class PageHinkley(BlockChangeDetector):
-    """Two-sided Page-Hinkley with tolerance ``delta`` (block-mean std units).
+    """Two-sided Page-Hinkley test on standardised block means.
 
-    The threshold ``lambda_`` is calibrated to ``false_alarm_events`` like CUSUM's
-    decision interval unless given. No alarm before ``min_blocks`` blocks.
+    Unlike CUSUM it measures deviations from the running mean since the last
+    alarm, not from the reference mean: it flags a change point and then
+    settles on the new level, so a lasting shift is reported once. Each
+    direction's cumulative deviation beyond ``delta`` is compared with its own
+    minimum so far; an alarm comes when the rise exceeds ``lambda_``,
+    calibrated to ``false_alarm_events`` like CUSUM's decision interval unless
+    given.
+
+    Parameters
+    ----------
+    delta
+        Tolerance: block-mean deviations up to ``delta`` standard deviations
+        are absorbed.
+    lambda_
+        Alarm threshold, in block-mean standard deviations; None calibrates it
+        to ``false_alarm_events``.
+    min_blocks
+        Blocks since the start or the last alarm before another alarm can come.
+    block
+        Values per block: the detector runs on standardised block means.
+    warmup
+        Values to calibrate on, when :meth:`calibrate` is never called with a
+        reference.
+    false_alarm_events
+        Values expected between false alarms; the suite sets it from its
+        budget when it calibrates.
+    critical_effect
+        Estimated shift, in reference standard deviations of the raw values,
+        at or above which a finding is critical rather than a warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.change import PageHinkley
+    >>> rng = np.random.default_rng(0)
+    >>> detector = PageHinkley()
+    >>> detector.calibrate(mean=0.0, std=1.0, reference_size=10_000)
+    >>> detector.update(rng.normal(0, 1, 20_000))
+    []
+
+    The mean moves up by 0.3 standard deviations:
+
+    >>> events = detector.update(rng.normal(0.3, 1, 5_000))
+    >>> [(e.index, e.details["direction"], round(e.effect_size, 2)) for e in events]
+    [(349, 'up', 0.34)]
+
+    References
+    ----------
+    .. [1] Page, E. S. (1954). Continuous inspection schemes. *Biometrika*,
+       41(1-2), 100-115.
+    .. [2] Hinkley, D. V. (1971). Inference about the change-point from
+       cumulative sum tests. *Biometrika*, 58(3), 509-523.
     """
 
     name = "page_hinkley"

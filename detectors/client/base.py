@@ -40,6 +40,10 @@ class ClientOutcome:
 
 
 class ClientWindowTest(DetectorBase):
+    """Base of the per-client tests: windows of requests, a level, learned baselines
+    (see the module docstring). A subclass counts its window's requests
+    (``_accumulate``) and tests the clients when the window closes (``_close``)."""
+
     def __init__(
         self,
         window: int,

@@ -1,19 +1,4 @@
-"""Boundary probing: one caller whose requests cluster at the model's decision boundary.
-
-Model extraction does not need much volume. An attacker who learns where the
-model decides (active learning, equation solving on confidences) sends inputs
-the model is unsure about, far more often than real traffic does; each such
-query carries the most information about the boundary. Every ``window``
-requests that carry a client and a score, each client with at least
-``min_events`` of them is tested: is its share of scores within ``band`` of
-``boundary`` far above its own baseline share, or, for a client without one,
-above the share in all traffic? The test is binomial, Bonferroni-corrected over
-the clients tested; the suite's false-alarm budget sets the level. Volume is
-left to ``client_volume``: a prober can hide in 1% of the traffic and still be
-caught here. The expected share is never below what all other callers send in
-the same window, so a model whose scores drift towards the boundary for
-everyone is left to the drift detectors.
-"""
+"""Boundary probing: one caller whose requests cluster at the model's decision boundary."""
 
 from __future__ import annotations
 
@@ -28,6 +13,76 @@ from detectors.codec import decode_float, encode_float
 
 
 class ClientBoundary(ClientWindowTest):
+    """Boundary probing: one caller whose requests cluster at the model's
+    decision boundary.
+
+    Model extraction does not need much volume. An attacker who learns where
+    the model decides (active learning, equation solving on confidences) sends
+    inputs the model is unsure about, far more often than real traffic does;
+    each such query carries the most information about the boundary. Every
+    ``window`` requests that carry a client and a score, each client with at
+    least ``min_events`` of them is tested: is its share of scores within
+    ``band`` of ``boundary`` far above its own baseline share, or, for a client
+    without one, above the share in all traffic? The test is binomial,
+    Bonferroni-corrected over the clients tested; the suite's false-alarm
+    budget sets the level (:meth:`calibrate`). Volume is left to
+    ``client_volume``: a prober can hide in 1% of the traffic and still be
+    caught here. The expected share is never below what all other callers send
+    in the same window, so a model whose scores drift towards the boundary for
+    everyone is left to the drift detectors.
+
+    Parameters
+    ----------
+    window
+        Events carrying a client and a finite score per window.
+    boundary
+        The model's decision threshold on the score.
+    band
+        Half-width of the interval around ``boundary`` whose scores count as
+        near it.
+    min_events
+        Fewest requests a client needs in a window to be tested.
+    min_excess
+        Smallest excess over the baseline share that is reported.
+    critical_excess
+        Excess at or above which a finding is critical rather than a warning.
+    warmup_windows
+        Windows that only teach the baselines before any client is tested.
+    half_life_windows
+        Windows after which a past window's weight in a baseline has halved.
+    max_clients
+        Most client baselines kept (the largest ones).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.client import ClientBoundary
+    >>> rng = np.random.default_rng(0)
+    >>> keys = np.array(["a", "b", "c", "d"], dtype=object)
+    >>> probing = ClientBoundary(window=500, warmup_windows=2)
+    >>> probing.calibrate(1e-4)
+    >>> probing.update(rng.choice(keys, 5000), rng.beta(2, 5, 5000))
+    []
+
+    A new key sends one request in ten, every one scoring near 0.5:
+
+    >>> callers, scores = rng.choice(keys, 1000), rng.beta(2, 5, 1000)
+    >>> callers[::10], scores[::10] = "prober", rng.uniform(0.45, 0.55, 100)
+    >>> [(o.client, o.index, o.share, o.severity) for o in probing.update(callers, scores)]
+    [('prober', 499, 1.0, 'critical'), ('prober', 999, 1.0, 'critical')]
+
+    References
+    ----------
+    .. [1] Tramèr, F., Zhang, F., Juels, A., Reiter, M. K., & Ristenpart, T.
+       (2016). Stealing machine learning models via prediction APIs. In *25th
+       USENIX Security Symposium* (pp. 601-618).
+    .. [2] Chandrasekaran, V., Chaudhuri, K., Giacomelli, I., Jha, S., & Yan, S.
+       (2020). Exploring connections between active learning and model
+       extraction. In *29th USENIX Security Symposium* (pp. 1309-1326).
+    .. [3] Dunn, O. J. (1961). Multiple comparisons among means. *Journal of the
+       American Statistical Association*, 56(293), 52-64.
+    """
+
     name = "client_boundary"
 
     def __init__(

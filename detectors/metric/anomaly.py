@@ -1,19 +1,4 @@
-"""Anomalies of a serving-metric series: spikes, level shifts and flat-lines.
-
-No per-series tuning: each point is judged against the robust scale (max of
-1.4826 MAD and standard deviation) of the ``history`` points before it and the
-level (median) of their newest quarter, so slow seasonality moves the
-baseline along with it.
-Strictly positive series (latency, QPS) must be extreme on a log scale as
-well, where their skew disappears. The threshold ``z`` is a Student-t quantile
-set for ``false_alarm_events`` points between false alarms.
-
-- spike: a point beyond ``z`` robust deviations and beyond the history's range;
-- level shift: the median of the last ``recent`` points moved beyond what the
-  median's own noise allows;
-- flat-line: ``flat_run`` identical values in a row from a series whose
-  history varied (a stuck exporter, a dead dependency).
-"""
+"""Anomalies of a serving-metric series: spikes, level shifts and flat-lines."""
 
 from __future__ import annotations
 
@@ -35,6 +20,57 @@ def _weaker(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class MetricAnomaly(DetectorBase):
+    """Anomalies of a serving-metric series (latency, QPS, error rate): spikes,
+    level shifts and flat-lines.
+
+    No per-series tuning: each point is judged against the robust scale (the
+    larger of 1.4826 MAD and the standard deviation) of the ``history`` points
+    before it and the level (median) of their newest quarter, so slow
+    seasonality moves the baseline along with it. Strictly positive series
+    (latency, QPS) must be extreme on a log scale as well, where their skew
+    disappears. The threshold ``z`` is a Student-t quantile set for
+    ``false_alarm_events`` points between false alarms.
+
+    - spike: a point beyond ``z`` robust deviations and beyond the history's range;
+    - level shift: the median of the last ``recent`` points moved beyond what
+      the median's own noise allows;
+    - flat-line: ``flat_run`` identical values in a row from a series whose
+      history varied (a stuck exporter, a dead dependency).
+
+    Parameters
+    ----------
+    history
+        Points before the judged ones that give the scale and the level.
+    recent
+        Newest points whose median is compared with the level (level shifts).
+    flat_run
+        Identical values in a row that make a flat-line.
+    false_alarm_events
+        Points expected between false alarms; the suite sets it from its budget.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.metric import MetricAnomaly
+    >>> rng = np.random.default_rng(0)
+    >>> latency = MetricAnomaly()
+    >>> latency.update(50 + rng.normal(0, 2, 300))
+    []
+    >>> events = latency.update(np.array([51.0, 49.5, 400.0, 50.5]))
+    >>> [(e.index, e.details["kind"], e.severity) for e in events]
+    [(2, 'spike', 'critical')]
+
+    References
+    ----------
+    .. [1] Hampel, F. R. (1974). The influence curve and its role in robust
+       estimation. *Journal of the American Statistical Association*, 69(346),
+       383-393.
+    .. [2] Leys, C., Ley, C., Klein, O., Bernard, P., & Licata, L. (2013).
+       Detecting outliers: Do not use standard deviation around the mean, use
+       absolute deviation around the median. *Journal of Experimental Social
+       Psychology*, 49(4), 764-766.
+    """
+
     name = "metric_anomaly"
 
     def __init__(

@@ -89,10 +89,57 @@ def share_summary(
 
 
 class ChiSquare(WindowTest):
-    """Label-mix shift of a categorical signal (features, predicted classes).
+    """Chi-square test of homogeneity: has the label mix of a categorical signal
+    (a feature, the predicted classes) changed from its reference?
 
-    Effect size is the total variation distance between the window's and the
-    reference's label shares over the pooled bins (0..1).
+    Pearson's statistic on the 2 x k table of reference and window counts;
+    labels too rare for the window to expect ``min_expected`` of them, and
+    labels the reference never showed, share one bin. The p-value is judged by
+    the suite with the window's other p-values. The effect size is the total
+    variation distance between the two label mixes (0..1).
+
+    Parameters
+    ----------
+    critical_effect
+        Total variation distance at or above which a finding is critical rather
+        than a warning.
+    min_expected
+        Fewest window events a label's reference share must promise for the
+        label to keep a bin of its own.
+    min_values
+        Fewest present (not missing) labels the window needs to be tested.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.reference import CategoricalReference
+    >>> from detectors.window import CategoricalWindow, ChiSquare
+    >>> rng = np.random.default_rng(0)
+    >>> colours = np.array(["red", "green", "blue"], dtype=object)
+    >>> reference = CategoricalReference.build(
+    ...     rng.choice(colours, 5000, p=[0.5, 0.3, 0.2]), max_categories=100
+    ... )
+    >>> def window(p):
+    ...     values = rng.choice(colours, 1000, p=p)
+    ...     return CategoricalWindow(reference.encode(values), reference)
+    >>> chi2 = ChiSquare()
+    >>> same = chi2.test_categorical(reference, window([0.5, 0.3, 0.2]))
+    >>> print(f"p = {same.p_value:.2f}")
+    p = 0.68
+
+    A tenth of the traffic moves from red to blue:
+
+    >>> mixed = chi2.test_categorical(reference, window([0.4, 0.3, 0.3]))
+    >>> print(f"p = {mixed.p_value:.0e}, most changed: {mixed.details['most_changed']}")
+    p = 3e-09, most changed: blue
+
+    References
+    ----------
+    .. [1] Pearson, K. (1900). On the criterion that a given system of deviations
+       from the probable in the case of a correlated system of variables is such
+       that it can be reasonably supposed to have arisen from random sampling.
+       *The London, Edinburgh, and Dublin Philosophical Magazine and Journal of
+       Science*, 50(302), 157-175.
     """
 
     name = "chi2"

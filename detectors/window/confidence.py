@@ -19,10 +19,41 @@ from detectors.window.base import (
 
 
 class ConfidenceDrop(WindowTest):
-    """One-sided Welch z-test for a lower mean score than the reference.
+    """Confidence collapse: the window's mean score fell below the reference's.
 
-    Effect size is the drop in reference standard deviations (negative when
-    the score fell).
+    A one-sided Welch z-test for a lower mean score (unequal variances, normal
+    approximation, which the window sizes make safe). The effect size is the
+    change of the mean in reference standard deviations, negative when the
+    score fell. Runs on the score only.
+
+    Parameters
+    ----------
+    critical_effect
+        Drop, in reference standard deviations, at or above which a finding is
+        critical rather than a warning.
+    min_values
+        Fewest finite scores the window and the reference each need to be tested.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.reference import NumericReference
+    >>> from detectors.window import ConfidenceDrop, NumericWindow
+    >>> rng = np.random.default_rng(0)
+    >>> reference = NumericReference.build(rng.beta(8, 2, 5000))
+    >>> confidence = ConfidenceDrop()
+    >>> same = confidence.test_numeric(reference, NumericWindow(rng.beta(8, 2, 1000)))
+    >>> print(f"p = {same.p_value:.2f}")
+    p = 0.96
+    >>> fallen = confidence.test_numeric(reference, NumericWindow(rng.beta(4, 2, 1000)))
+    >>> print(f"p = {fallen.p_value:.0e}, effect = {fallen.effect_size:.2f}, {fallen.severity}")
+    p = 6e-118, effect = -1.16, critical
+
+    References
+    ----------
+    .. [1] Welch, B. L. (1947). The generalization of 'Student's' problem when
+       several different population variances are involved. *Biometrika*,
+       34(1-2), 28-35.
     """
 
     name = "confidence"

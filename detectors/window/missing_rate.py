@@ -42,9 +42,46 @@ def rate_pvalue(k: int, n: int, k0: int, n0: int) -> float:
 
 
 class MissingRate(WindowTest):
-    """Share of events lacking a signal (absent, null, NaN or inf) vs the reference.
+    """Share of events lacking a signal (absent, null, NaN or inf) against the
+    reference's share.
 
-    Effect size is the difference of rates (window minus reference).
+    Fisher's exact test, two-sided, of the window's missing count against the
+    reference's (a normal approximation screens out unremarkable windows
+    first). The effect size is the difference of the rates, window minus
+    reference. Runs on every signal, numeric or categorical.
+
+    Parameters
+    ----------
+    critical_effect
+        Difference of rates at or above which a finding is critical rather than
+        a warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.reference import NumericReference
+    >>> from detectors.window import MissingRate, NumericWindow
+    >>> rng = np.random.default_rng(0)
+    >>> def gappy(n, share):
+    ...     values = rng.normal(size=n)
+    ...     values[rng.random(n) < share] = np.nan
+    ...     return values
+    >>> reference = NumericReference.build(gappy(5000, 0.02))
+    >>> print(f"{reference.missing / reference.n:.3f} missing in the reference")
+    0.016 missing in the reference
+    >>> missing = MissingRate()
+    >>> same = missing.test_numeric(reference, NumericWindow(gappy(1000, 0.02)))
+    >>> print(f"{same.statistic:.3f} missing, p = {same.p_value:.2f}")
+    0.026 missing, p = 0.05
+    >>> worse = missing.test_numeric(reference, NumericWindow(gappy(1000, 0.10)))
+    >>> print(f"{worse.statistic:.3f} missing, p = {worse.p_value:.0e}")
+    0.104 missing, p = 5e-35
+
+    References
+    ----------
+    .. [1] Fisher, R. A. (1922). On the interpretation of chi-square from
+       contingency tables, and the calculation of P. *Journal of the Royal
+       Statistical Society*, 85(1), 87-94.
     """
 
     name = "missing_rate"

@@ -19,13 +19,55 @@ from detectors.window.missing_rate import rate_pvalue
 
 
 class OutputRange(WindowTest):
-    """Share of outputs outside [low, high].
+    """Share of model outputs (score, numeric prediction) outside [low, high].
 
-    Without fixed bounds, the range is the reference's [min, max] widened by
-    ``margin`` times its width on each side; the reference then has no
-    out-of-range value by construction and the window's count is tested
-    against that (Fisher's exact test). NaN/inf outputs count as missing and
-    are the ``missing_rate`` test's business.
+    A bound not given is the reference's minimum or maximum, moved outwards by
+    ``margin`` times the reference's range; the reference then has no value
+    outside by construction. The window's count outside is tested against the
+    reference's with Fisher's exact test; the effect size is the difference of
+    the shares. NaN/inf outputs count as missing and are the ``missing_rate``
+    test's business.
+
+    Parameters
+    ----------
+    low
+        Smallest valid output (e.g. 0 for a probability); None learns it from
+        the reference.
+    high
+        Largest valid output (e.g. 1 for a probability); None learns it from
+        the reference.
+    margin
+        How far beyond the reference's range, in multiples of its width, a
+        learnt bound lies.
+    critical_effect
+        Share of outputs outside at or above which a finding is critical rather
+        than a warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.reference import NumericReference
+    >>> from detectors.window import NumericWindow, OutputRange
+    >>> rng = np.random.default_rng(0)
+    >>> reference = NumericReference.build(rng.beta(2, 5, 5000))
+    >>> scores = OutputRange(low=0.0, high=1.0)
+    >>> same = scores.test_numeric(reference, NumericWindow(rng.beta(2, 5, 1000)))
+    >>> print(same.details["outside"], same.p_value)
+    0 1.0
+
+    Three in a hundred scores come out as 1.5:
+
+    >>> broken = rng.beta(2, 5, 1000)
+    >>> broken[::33] = 1.5
+    >>> out = scores.test_numeric(reference, NumericWindow(broken))
+    >>> print(f"{out.details['outside']} outside, p = {out.p_value:.0e}")
+    31 outside, p = 1e-24
+
+    References
+    ----------
+    .. [1] Fisher, R. A. (1922). On the interpretation of chi-square from
+       contingency tables, and the calculation of P. *Journal of the Royal
+       Statistical Society*, 85(1), 87-94.
     """
 
     name = "output_range"

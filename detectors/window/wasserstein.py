@@ -29,10 +29,46 @@ def wasserstein_1(u_sorted: np.ndarray, v_sorted: np.ndarray) -> float:
 
 
 class NormalisedWasserstein(WindowTest):
-    """A threshold test: W1 divided by the reference standard deviation.
+    """Wasserstein-1 distance of a numeric window from its reference, in reference
+    standard deviations: a threshold test.
 
-    0.1 means the window's mass moved by a tenth of a standard deviation on
-    average; that is also the effect size.
+    W1 is the area between the two empirical CDFs: how far, on average, the
+    window's mass must move to become the reference's. Divided by the
+    reference's standard deviation, 0.1 means a tenth of a standard deviation;
+    that is also the effect size. No p-value: the window is flagged when the
+    distance reaches ``threshold``.
+
+    Parameters
+    ----------
+    threshold
+        Distance at or above which the window is flagged.
+    critical_effect
+        Distance at or above which a finding is critical rather than a warning.
+    min_values
+        Fewest finite values the window and the reference each need to be tested.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.reference import NumericReference
+    >>> from detectors.window import NormalisedWasserstein, NumericWindow
+    >>> rng = np.random.default_rng(0)
+    >>> reference = NumericReference.build(rng.normal(0, 1, 5000))
+    >>> w1 = NormalisedWasserstein()
+    >>> same = w1.test_numeric(reference, NumericWindow(rng.normal(0, 1, 1000)))
+    >>> print(f"{same.statistic:.3f} {same.exceeded}")
+    0.036 False
+    >>> shifted = w1.test_numeric(reference, NumericWindow(rng.normal(0.5, 1, 1000)))
+    >>> print(f"{shifted.statistic:.3f} {shifted.exceeded} {shifted.severity}")
+    0.517 True critical
+
+    References
+    ----------
+    .. [1] Vaserstein, L. N. (1969). Markov processes over denumerable products
+       of spaces, describing large systems of automata. *Problemy Peredachi
+       Informatsii*, 5(3), 64-72.
+    .. [2] Villani, C. (2009). *Optimal Transport: Old and New*. Grundlehren der
+       mathematischen Wissenschaften 338. Springer, Berlin.
     """
 
     name = "wasserstein"
