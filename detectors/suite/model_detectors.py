@@ -1,27 +1,12 @@
 """One model's detectors: the integration point of the service.
 
-``ModelDetectors`` takes a model's rows (features, score, prediction) and its
-serving-metric series, and returns findings. Findings depend only on the
-stream, never on how it was cut into batches: windows close by event count,
-change detectors run on value-count blocks, and every finding carries the
-time of the event at which it was made. ``dump``/``load`` capture the whole
-state as plain data, so a restart or a replay continues exactly.
-
-Findings name the registered detector (``Finding.detector``: "ks", "chi2",
-"missing_rate", "cusum", "metric_anomaly", ...) and the signal it watched
-(``Finding.signal``):
-
-- ``feature:<name>``: an input feature, numeric or categorical;
-- ``score``: the model's score/confidence; ``prediction``: its predicted
-  class labels; ``prediction_value``: its numeric (regression) output;
-- ``features``: the numeric features jointly (multivariate tests);
-- ``metric:<name>``: a serving-metric series given to ``observe_metric``.
-
-``details`` always holds ``state`` ("alarm" for a new alarm, "escalated" when
-an alarm's severity rose) and ``event_index`` (rows) or ``point_index``
-(metrics), the 0-based position of the deciding event in its stream.
-Windowed findings add ``window_events``, ``window_start_ts`` and ``fdr_level``;
-metric anomalies add ``kind`` ("spike", "level_shift", "flatline").
+``ModelDetectors`` takes a model's rows (features, score, prediction, caller),
+the labels that come later, and its serving-metric series, and returns
+findings (their signals and details: see :mod:`detectors.suite`). Findings
+depend only on the stream, never on how it was cut into batches: windows close
+by event count, change detectors run on value-count blocks, and every finding
+carries the time of the event at which it was made. ``dump``/``load`` capture
+the whole state as plain data, so a restart or a replay continues exactly.
 """
 
 from __future__ import annotations

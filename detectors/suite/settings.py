@@ -35,9 +35,10 @@ class SuiteSettings:
     ``false_alarm_events`` is the one knob that matters: the expected number of
     events between false alarms for the model. Half of it goes to the windowed
     tests (Benjamini-Hochberg over every signal of a window at level
-    ``window / false_alarm_events``), half to the sequential change detectors,
-    split evenly between the streams they watch. Metric series get the same
-    budget counted in metric points.
+    ``0.5 * window / false_alarm_events``; all of it when no change detector
+    runs), half to the sequential change detectors, split evenly between the
+    streams they watch; the per-client tests get a tenth more. Metric series
+    get the same budget counted in metric points.
     """
 
     window: int = 2000
