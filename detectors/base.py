@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
@@ -73,3 +74,73 @@ class RowBatch:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+
+# Parameters renamed since states were first saved: earlier name -> current name.
+RENAMED_PARAMS = {"arl_events": "false_alarm_events"}
+
+
+class DetectorBase:
+    """The base of every detector: its parameters are its constructor's arguments.
+
+    As River's ``base.Base``: :meth:`params` reads each argument of
+    ``__init__`` back from the attribute of the same name, so a detector is
+    saved, and rebuilt with ``type(d)(**d.params())``, without a hand-written
+    list. A subclass stores every constructor argument under its own name.
+    """
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def build(cls, **kwargs: Any) -> Self:
+        """``cls(**kwargs)``, taking parameters under their earlier names too
+        (:data:`RENAMED_PARAMS`), as saved states and configs may hold them."""
+        own = _param_names(cls)
+        for old, new in RENAMED_PARAMS.items():
+            if old in kwargs and new in own:
+                if new in kwargs:
+                    raise TypeError(f"got {old!r} and {new!r}, two names of one argument")
+                kwargs[new] = kwargs.pop(old)
+        return cls(**kwargs)
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments by name, as stored on the detector.
+
+        Keys come in the order the class hierarchy declares them: a base
+        class's arguments first, then each subclass's own in signature order
+        (the order of the keys of saved states).
+        """
+        return {key: getattr(self, key) for key in _param_names(type(self))}
+
+    def dump(self) -> dict[str, Any]:
+        """The state as plain JSON-able data; here only the parameters."""
+        return {"params": self.params()}
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`dump` output."""
+        return cls.build(**state["params"])
+
+
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _param_names(cls: type) -> tuple[str, ...]:
+    """The constructor arguments of ``cls`` in declaration order (computed once per class)."""
+    names = _PARAM_NAMES.get(cls)
+    if names is not None:
+        return names
+    own = inspect.signature(cls).parameters
+    for p in own.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TypeError(f"{cls.__name__}.__init__ takes *{p.name}: parameters must be named")
+    order: list[str] = []
+    for klass in reversed(cls.__mro__):
+        init = vars(klass).get("__init__")
+        if klass is object or init is None:
+            continue
+        for key in inspect.signature(init).parameters:
+            if key in own and key not in order:
+                order.append(key)
+    names = _PARAM_NAMES[cls] = tuple(order)
+    return names

@@ -1,70 +1,221 @@
 """Detectors by name: the one place a configured name becomes a detector.
 
-Kinds:
-- ``window``: a two-sample test run on every full event-count window of each
-  signal it fits (numeric/categorical features, score, prediction).
-- ``change``: a sequential change detector on a numeric stream (score,
-  numeric prediction, metric series).
-- ``metric``: an anomaly detector for serving-metric series.
-- ``multivariate``: a test on the joint distribution of the numeric features.
-- ``client``: a test per caller identity (the ``client`` field of events).
+Kinds, each with the Protocol of what the suite calls on its detectors:
+
+- ``window`` (:class:`WindowDetector`): a two-sample test run on every full
+  event-count window of each signal it fits (numeric/categorical features,
+  score, prediction).
+- ``change`` (:class:`ChangeDetector`): a sequential change detector on a
+  numeric stream (score, numeric prediction, error stream, metric series).
+- ``metric`` (:class:`MetricDetector`): an anomaly detector for serving-metric
+  series. A change detector can watch a metric series too.
+- ``multivariate`` (:class:`MultivariateDetector`): a test on the joint
+  distribution of the numeric features.
+- ``client`` (:class:`ClientDetector`): a test per caller identity (the
+  ``client`` field of events).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, cast, overload
 
-from detectors.adwin import ADWIN
-from detectors.chi2 import ChiSquare
-from detectors.client_boundary import ClientBoundary
-from detectors.client_volume import ClientVolume
-from detectors.confidence import ConfidenceDrop
-from detectors.cramer_von_mises import CramerVonMises
-from detectors.cusum import CUSUM
-from detectors.input_range import InputRange
-from detectors.jensen_shannon import JensenShannon
-from detectors.ks import KolmogorovSmirnov
-from detectors.metric_anomaly import MetricAnomaly
-from detectors.missing_rate import MissingRate
-from detectors.output_range import OutputRange
-from detectors.page_hinkley import PageHinkley
-from detectors.pca_drift import PCADrift
-from detectors.psi import PopulationStability
-from detectors.unseen import UnseenShare
-from detectors.wasserstein import NormalisedWasserstein
+import numpy as np
+
+from detectors.change.adwin import ADWIN
+from detectors.change.base import ChangeEvent
+from detectors.change.cusum import CUSUM
+from detectors.change.page_hinkley import PageHinkley
+from detectors.client.base import ClientOutcome
+from detectors.client.boundary import ClientBoundary
+from detectors.client.volume import ClientVolume
+from detectors.metric.anomaly import MetricAnomaly
+from detectors.multivariate.pca_drift import PCADrift
+from detectors.reference import CategoricalReference, NumericReference
+from detectors.window.base import CategoricalWindow, NumericWindow, WindowOutcome
+from detectors.window.chi2 import ChiSquare
+from detectors.window.confidence import ConfidenceDrop
+from detectors.window.cramer_von_mises import CramerVonMises
+from detectors.window.input_range import InputRange
+from detectors.window.jensen_shannon import JensenShannon
+from detectors.window.ks import KolmogorovSmirnov
+from detectors.window.missing_rate import MissingRate
+from detectors.window.output_range import OutputRange
+from detectors.window.psi import PopulationStability
+from detectors.window.unseen import UnseenShare
+from detectors.window.wasserstein import NormalisedWasserstein
 
 Kind = Literal["window", "change", "metric", "multivariate", "client"]
+SERIES_KINDS: tuple[Kind, ...] = ("change", "metric")  # the kinds that can watch a metric series
+
+
+class Detector(Protocol):
+    """What every registered detector offers: a name, its parameters, its state."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def build(cls, **kwargs: Any) -> Self:
+        """A detector with these constructor arguments (earlier names accepted)."""
+        ...
+
+    def params(self) -> dict[str, Any]: ...
+
+    def dump(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> Self: ...
+
+
+class WindowDetector(Detector, Protocol):
+    """Tests one full window of a signal against the signal's reference.
+
+    It is run on signals of ``kinds`` (numeric, categorical) whose role (feature,
+    score, prediction, prediction_value) is in ``roles``. An outcome with a
+    p-value is judged with the window's other tests (Benjamini-Hochberg); one
+    without decides itself (``exceeded``). None: not tested.
+    """
+
+    kinds: ClassVar[frozenset[str]]
+    roles: ClassVar[frozenset[str]]
+
+    def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None: ...
+
+    def test_categorical(
+        self, ref: CategoricalReference, win: CategoricalWindow
+    ) -> WindowOutcome | None: ...
+
+
+class MetricDetector(Detector, Protocol):
+    """Watches one numeric series, fed in order. ``false_alarm_events`` is the
+    number of values expected between false alarms; the suite sets it from its
+    budget."""
+
+    false_alarm_events: float
+
+    def update(self, values: np.ndarray) -> list[ChangeEvent]:
+        """Consecutive values in (NaN/inf skipped); detections at positions into them."""
+        ...
+
+
+class ChangeDetector(MetricDetector, Protocol):
+    """A metric detector that standardises against a reference mean and
+    standard deviation, or against its own warm-up when never calibrated."""
+
+    def calibrate(
+        self,
+        mean: float,
+        std: float,
+        false_alarm_events: float | None = None,
+        reference_size: int | None = None,
+    ) -> None: ...
+
+
+class MultivariateDetector(Detector, Protocol):
+    """Learns the joint structure of the reference's numeric features (``fit``),
+    then tests each window of them (signal ``features``)."""
+
+    def fit(self, features: dict[str, np.ndarray], seed: int) -> None: ...
+
+    def test_window(self, windows: dict[str, NumericWindow]) -> WindowOutcome | None: ...
+
+
+class ClientDetector(Detector, Protocol):
+    """Tests callers over windows of ``window`` requests, at the per-window false
+    alarm level the suite grants through ``calibrate``."""
+
+    window: int
+
+    def calibrate(self, window_level: float) -> None: ...
+
+    def update(self, clients: np.ndarray, scores: np.ndarray | None = None) -> list[ClientOutcome]:
+        """Callers (None where an event has none) and, if given, scores, in stream order."""
+        ...
+
+
+D = TypeVar("D", bound=Detector, covariant=True)
 
 
 @dataclass(frozen=True)
-class DetectorSpec:
+class DetectorSpec(Generic[D]):
+    """A registered detector: ``factory(**options)`` builds one (a renamed argument
+    may come under its earlier name too), ``loader`` restores a dump."""
+
     name: str
     kind: Kind
-    factory: Callable[..., Any]
-    loader: Callable[[dict[str, Any]], Any]
+    factory: Callable[..., D]
+    loader: Callable[[dict[str, Any]], D]
     summary: str
 
 
-_SPECS: dict[str, DetectorSpec] = {}
+_SPECS: dict[str, DetectorSpec[Detector]] = {}
 
 
-def register(name: str, kind: Kind, cls: Any, summary: str) -> None:
-    """Add a detector class under ``name`` (its constructor builds it with defaults)."""
+@overload
+def register(
+    name: str, kind: Literal["window"], cls: type[WindowDetector], summary: str
+) -> None: ...
+@overload
+def register(
+    name: str, kind: Literal["change"], cls: type[ChangeDetector], summary: str
+) -> None: ...
+@overload
+def register(
+    name: str, kind: Literal["metric"], cls: type[MetricDetector], summary: str
+) -> None: ...
+@overload
+def register(
+    name: str, kind: Literal["multivariate"], cls: type[MultivariateDetector], summary: str
+) -> None: ...
+@overload
+def register(
+    name: str, kind: Literal["client"], cls: type[ClientDetector], summary: str
+) -> None: ...
+def register(name: str, kind: Kind, cls: type[Detector], summary: str) -> None:
+    """Add a detector class under ``name`` (its constructor builds it with defaults).
+
+    The class must offer what the suite calls on its kind (mypy checks it).
+    """
     if name in _SPECS:
         raise ValueError(f"detector {name!r} is already registered; pick another name")
-    _SPECS[name] = DetectorSpec(name, kind, cls, cls.load, summary)
+    _SPECS[name] = DetectorSpec(name, kind, cls.build, cls.load, summary)
 
 
-def get(name: str) -> DetectorSpec:
-    """The spec registered under ``name``; an unknown name lists the choices."""
+@overload
+def get(name: str) -> DetectorSpec[Detector]: ...
+@overload
+def get(name: str, kind: Literal["window"]) -> DetectorSpec[WindowDetector]: ...
+@overload
+def get(name: str, kind: Literal["change"]) -> DetectorSpec[ChangeDetector]: ...
+@overload
+def get(name: str, kind: Literal["metric"]) -> DetectorSpec[MetricDetector]: ...
+@overload
+def get(name: str, kind: Literal["multivariate"]) -> DetectorSpec[MultivariateDetector]: ...
+@overload
+def get(name: str, kind: Literal["client"]) -> DetectorSpec[ClientDetector]: ...
+def get(name: str, kind: Kind | None = None) -> DetectorSpec[Detector]:
+    """The spec registered under ``name``; an unknown name lists the choices.
+
+    With ``kind``, the spec is typed by it, and a detector of another kind is an error.
+    """
     try:
-        return _SPECS[name]
+        spec = _SPECS[name]
     except KeyError:
         raise ValueError(
             f"unknown detector {name!r}; choose from: {', '.join(sorted(_SPECS))}"
         ) from None
+    if kind is not None and spec.kind != kind:
+        raise ValueError(f"{name!r} is a {spec.kind} detector, not a {kind} one")
+    return spec
+
+
+def series_spec(name: str) -> DetectorSpec[MetricDetector]:
+    """The spec of a detector that can watch a metric series (kind change or metric)."""
+    spec = get(name)
+    if spec.kind not in SERIES_KINDS:
+        raise ValueError(f"{name!r} is a {spec.kind} detector; it cannot watch a metric series")
+    return cast(DetectorSpec[MetricDetector], spec)
 
 
 def names(kind: Kind | None = None) -> tuple[str, ...]:

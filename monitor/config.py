@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from detectors.suite import SuiteSettings
+from detectors.suite.settings import SuiteSettings
 from monitor.errors import ConfigError
 from monitor.events import ANY_TIME, TimeBounds
 

@@ -1,7 +1,7 @@
 """Bounds on what a stream can make the pipeline hold (``[limits]`` and the
 ``[detection]`` caps): whatever a producer sends, memory stays bounded.
 
-- Feature names and metric series per model: ``detectors.caps`` admits the
+- Feature names and metric series per model: ``detectors.suite.caps`` admits the
   first ones; ``keep_features`` drops the others from an event before any
   column is built for it.
 - Models not in the config: counted by name, at most ``max_unlisted_models``
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Set
 from typing import Any
 
-from detectors.suite import ModelDetectors
+from detectors.suite.model_detectors import ModelDetectors
 from monitor.config import LimitsConfig
 from monitor.store import QuarantinedRecord
 

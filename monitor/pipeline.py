@@ -20,8 +20,8 @@ import numpy as np
 import sqlite_utils
 
 from detectors.base import Finding
-from detectors.settings import SuiteSettings
-from detectors.suite import ModelDetectors
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 from monitor import audit, baseline_reset, notify_policy
 from monitor.alerting import AlertPolicy
 from monitor.audit import AuditLog

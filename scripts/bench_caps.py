@@ -42,7 +42,7 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-START = 1_800_000_000.0
+START = 1_790_000_000.0  # 2026-09-21: replays refuse times ahead of the wall clock
 WARMUP = 10_000  # the default reference_size
 DIMENSIONS = ("features", "metrics", "unlisted", "clients", "categories")
 CONFIG = '[store]\npath = "unused.db"\n[[models]]\nname = "m"\n'

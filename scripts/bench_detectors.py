@@ -18,7 +18,8 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import RowBatch
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 LABELS = {
     "colour": np.array(["red", "green", "blue", "black", "white"], dtype=object),

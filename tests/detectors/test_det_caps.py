@@ -10,8 +10,9 @@ import pytest
 from detector_streams import make_stream, slice_batch, split
 
 from detectors.base import Finding, RowBatch
-from detectors.caps import NameCap, StreamCaps, admit_columns
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.caps import NameCap, StreamCaps, admit_columns
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 SETTINGS = SuiteSettings(window=500, reference_size=1000, max_features=50, max_metric_series=10)
 

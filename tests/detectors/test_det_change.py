@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from detectors import registry
-from detectors.metric_anomaly import MetricAnomaly
-from detectors.stream import BlockChangeDetector
+from detectors.change.base import BlockChangeDetector
+from detectors.metric.anomaly import MetricAnomaly
 
 CHANGE = registry.names("change")
 TARGET = 5e4  # events between false alarms asked for
@@ -28,7 +28,7 @@ def _stream(kind: str, n: int, seed: int) -> tuple[np.ndarray, float]:
 def test_false_alarm_rate_matches_the_target(name: str, kind: str) -> None:
     n = 2_000_000
     x, mean = _stream(kind, n, seed=1)
-    det: BlockChangeDetector = registry.get(name).factory(arl_events=TARGET)
+    det: BlockChangeDetector = registry.get(name).factory(false_alarm_events=TARGET)
     det.calibrate(mean, 1.0, reference_size=10**9)  # known baseline: test the threshold alone
     alarms = len(det.update(x))
     expected = n / TARGET
@@ -41,7 +41,7 @@ def test_false_alarm_rate_matches_the_target(name: str, kind: str) -> None:
 @pytest.mark.parametrize("name", CHANGE)
 def test_estimated_reference_keeps_false_alarms_down(name: str) -> None:
     x, _ = _stream("normal", 1_000_000, seed=2)
-    det = registry.get(name).factory(arl_events=1e6)  # warms up on its first 1000 values
+    det = registry.get(name).factory(false_alarm_events=1e6)  # warms up on its first 1000 values
     assert len(det.update(x)) <= 3
 
 
@@ -62,8 +62,8 @@ def test_batch_split_and_restore_give_the_same_events(name: str) -> None:
     x, _ = _stream("normal", 60_000, seed=4)
     x[30_000:] -= 0.4
     x[::97] = np.nan
-    whole = registry.get(name).factory(arl_events=1e5).update(x)
-    det = registry.get(name).factory(arl_events=1e5)
+    whole = registry.get(name).factory(false_alarm_events=1e5).update(x)
+    det = registry.get(name).factory(false_alarm_events=1e5)
     pieces = []
     for start in range(0, x.shape[0], 777):
         pieces += [(e.index + start, e) for e in det.update(x[start : start + 777])]

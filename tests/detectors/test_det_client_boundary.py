@@ -7,7 +7,7 @@ import json
 import numpy as np
 from scipy import stats
 
-from detectors.client_boundary import ClientBoundary
+from detectors.client.boundary import ClientBoundary
 
 CLIENTS = np.array([f"k{i}" for i in range(40)], dtype=object)
 SHARES = 1.0 / np.arange(1, 41) ** 0.8

@@ -1,10 +1,15 @@
 """Every registered detector: defaults construct, state round-trips through JSON
 mid-stream with identical continuation, runs are deterministic, and findings do
-not depend on how the stream is cut into batches."""
+not depend on how the stream is cut into batches. Its class documents its
+parameters, an example and references; params() is its constructor's signature;
+no default is mutable; a clone, a pickle and a dump/load of it are the same."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import pickle
+import re
 from typing import Any
 
 import numpy as np
@@ -12,8 +17,9 @@ import pytest
 from detector_streams import Drift, make_stream, split
 
 from detectors import registry
-from detectors.base import Finding
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.base import DetectorBase, Finding
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 ALL = registry.names()
 SMALL = {"window": 500, "reference_size": 2000, "false_alarm_events": 1e6}
@@ -102,7 +108,7 @@ def test_bad_arguments_raise_value_error(name: str) -> None:
     factory = registry.get(name).factory
     bad: dict[str, Any] = {
         "critical_effect": -1.0,
-        "arl_events": -5.0,
+        "false_alarm_events": -5.0,
         "history": 1,
         "variance": 2.0,
         "min_events": 0,
@@ -118,3 +124,127 @@ def test_unknown_name_lists_the_choices() -> None:
         registry.get("kolmogorov")
     with pytest.raises(ValueError, match="unknown detector"):
         SuiteSettings(detectors=("ks", "nope"))
+
+
+def test_a_spec_asked_for_by_kind_must_be_of_that_kind() -> None:
+    assert registry.get("cusum", "change").kind == "change"
+    with pytest.raises(ValueError, match="'ks' is a window detector, not a change one"):
+        registry.get("ks", "change")
+    assert registry.series_spec("cusum").kind == "change"
+    assert registry.series_spec("metric_anomaly").kind == "metric"
+    with pytest.raises(ValueError, match="cannot watch a metric series"):
+        registry.series_spec("ks")
+
+
+# Arguments other than the defaults, one set per detector: params() must give them back.
+NON_DEFAULT: dict[str, dict[str, Any]] = {
+    "ks": {"critical_effect": 0.3, "min_values": 40},
+    "chi2": {"critical_effect": 0.3, "min_expected": 4.0, "min_values": 40},
+    "missing_rate": {"critical_effect": 0.3},
+    "unseen": {"critical_effect": 0.3, "min_effect": 0.02},
+    "output_range": {"low": 0.0, "high": 1.0, "margin": 0.1, "critical_effect": 0.1},
+    "confidence": {"critical_effect": 0.5, "min_values": 40},
+    "psi": {"threshold": 0.2, "critical_effect": 0.3, "bins": 8, "eps": 1e-3, "min_values": 50},
+    "jensen_shannon": {"threshold": 0.2, "critical_effect": 0.3, "bins": 8, "min_values": 50},
+    "wasserstein": {"threshold": 0.2, "critical_effect": 0.6, "min_values": 50},
+    "cramer_von_mises": {"critical_effect": 0.3, "min_values": 40},
+    "cusum": {"k": 0.4, "threshold": 6.0, "block": 20, "warmup": 500, "critical_effect": 0.8},
+    "page_hinkley": {"delta": 0.4, "lambda_": 7.0, "min_blocks": 5, "false_alarm_events": 1e5},
+    "adwin": {"delta": 0.01, "clock": 2, "max_window": 200, "min_side": 3, "block": 20},
+    "metric_anomaly": {"history": 60, "recent": 5, "flat_run": 10, "false_alarm_events": 1e5},
+    "pca_drift": {"variance": 0.8, "critical_effect": 3.0, "min_rows": 100},
+    "input_range": {"min_share": 0.01, "critical_effect": 0.1, "min_reference": 50},
+    "client_volume": {"window": 300, "min_events": 20, "min_excess": 0.1, "max_clients": 50},
+    "client_boundary": {"window": 300, "boundary": 0.3, "band": 0.05, "half_life_windows": 5.0},
+}
+IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
+
+
+def detector_class(name: str) -> type[DetectorBase]:
+    cls = type(registry.get(name).factory())
+    assert issubclass(cls, DetectorBase)
+    return cls
+
+
+def section(doc: str, title: str) -> str:
+    """The text of a numpydoc section (title, dashes underline) of a docstring."""
+    match = re.search(rf"^ *{title}\n *-+\n(.*?)(?=^ *\w[\w ]*\n *-+\n|\Z)", doc, re.M | re.S)
+    assert match, f"no {title} section"
+    return match.group(1)
+
+
+def exercised(name: str) -> Any:
+    """A detector built with non-default arguments and fed data, so it has state."""
+    det = registry.get(name).factory(**NON_DEFAULT[name])
+    rng = np.random.default_rng(9)
+    kind = registry.get(name).kind
+    if kind == "change":
+        det.calibrate(0.1, 2.0, 2e5, 3000)
+        det.update(np.append(rng.normal(0.1, 2.0, 1234), [np.nan, np.inf]))
+    elif kind == "metric":
+        det.update(50 + rng.normal(0, 2, 177))
+    elif kind == "multivariate":
+        x = rng.normal(size=600)
+        det.fit({"a": x, "b": x + rng.normal(size=600), "c": rng.normal(size=600)}, seed=1)
+    elif kind == "client":
+        det.calibrate(1e-3)
+        keys = np.array(["k1", "k2", "k3", None], dtype=object)
+        det.update(rng.choice(keys, 1000), rng.random(1000))
+    return det
+
+
+def test_non_default_arguments_cover_every_detector() -> None:
+    assert sorted(NON_DEFAULT) == sorted(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_docstring_has_parameters_examples_and_references(name: str) -> None:
+    cls = detector_class(name)
+    doc = cls.__doc__  # the class's own, never a base class's
+    assert doc, f"{cls.__name__} has no docstring"
+    documented = re.findall(r"^ {4}(\w+)$", section(doc, "Parameters"), re.M)
+    assert documented == list(inspect.signature(cls).parameters), "Parameters, in order"
+    assert ">>> " in section(doc, "Examples")
+    references = section(doc, "References")
+    assert re.search(r"\(\d{4}\)", references), "a reference with its year"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_params_are_the_constructor_signature(name: str) -> None:
+    signature = inspect.signature(detector_class(name))
+    defaults = {k: p.default for k, p in signature.parameters.items()}
+    assert registry.get(name).factory().params() == defaults
+    given = NON_DEFAULT[name]
+    assert registry.get(name).factory(**given).params() == {**defaults, **given}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_mutable_default_arguments(name: str) -> None:
+    for key, p in inspect.signature(detector_class(name)).parameters.items():
+        assert p.default is not p.empty, f"{key} has no default"
+        assert isinstance(p.default, IMMUTABLE), f"{key} defaults to a mutable {p.default!r}"
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("arguments", ["defaults", "non-default"])
+def test_a_clone_dumps_the_same(name: str, arguments: str) -> None:
+    det = registry.get(name).factory(**(NON_DEFAULT[name] if arguments == "non-default" else {}))
+    clone = type(det)(**det.params())
+    assert json_round_trip(clone.dump()) == json_round_trip(det.dump())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_pickle_round_trip_keeps_the_state(name: str) -> None:
+    det = exercised(name)
+    again = pickle.loads(pickle.dumps(det))
+    assert type(again) is type(det)
+    assert json_round_trip(again.dump()) == json_round_trip(det.dump())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_dump_load_round_trip_keeps_the_state(name: str) -> None:
+    det = exercised(name)
+    state = json_round_trip(det.dump())
+    again = registry.get(name).loader(state)
+    assert type(again) is type(det)
+    assert json_round_trip(again.dump()) == state

@@ -7,7 +7,8 @@ import pytest
 from detector_streams import Drift, make_stream, split
 
 from detectors.base import Finding, RowBatch
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 ONSET = 23_456
 DELAY = 5_000

@@ -8,11 +8,11 @@ import warnings
 import numpy as np
 
 from detectors import registry
-from detectors.pca_drift import PCADrift
+from detectors.change.base import BlockChangeDetector
+from detectors.multivariate.pca_drift import PCADrift
 from detectors.reference import NumericReference
-from detectors.settings import SuiteSettings
-from detectors.stream import BlockChangeDetector
-from detectors.window_test import NumericWindow
+from detectors.suite.settings import SuiteSettings
+from detectors.window.base import NumericWindow
 
 
 def _extreme(rng: np.random.Generator, n: int) -> np.ndarray:

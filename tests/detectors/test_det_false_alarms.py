@@ -7,7 +7,8 @@ import pytest
 from detector_streams import split, stream_chunks
 
 from detectors.base import Finding
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 
 @pytest.mark.slow

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from detectors.input_range import InputRange, outside_pvalue
 from detectors.reference import NumericReference
-from detectors.window_test import NumericWindow
+from detectors.window.base import NumericWindow
+from detectors.window.input_range import InputRange, outside_pvalue
 
 
 def _outside_counts(trials: int, n: int, m: int, seed: int) -> np.ndarray:

@@ -7,8 +7,9 @@ import json
 import numpy as np
 
 from detectors.base import Finding, RowBatch
-from detectors.outcomes import OutcomeJoin
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.error_stream import OutcomeJoin
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 SETTINGS = SuiteSettings(
     window=500, reference_size=2000, false_alarm_events=1e6, detectors=("cusum",)

@@ -10,17 +10,18 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from detectors.binning import numeric_shares
-from detectors.chi2 import ChiSquare, homogeneity_chi2, pooled_bins
-from detectors.cramer_von_mises import cvm_pvalue, cvm_statistic
-from detectors.fdr import benjamini_hochberg, cusum_threshold
-from detectors.jensen_shannon import js_distance
-from detectors.ks import KolmogorovSmirnov, ks_distances, ks_pvalue, ks_pvalue_one_sided
-from detectors.missing_rate import rate_pvalue
-from detectors.psi import psi
+from detectors.change.run_length import cusum_threshold
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.wasserstein import wasserstein_1
-from detectors.window_test import CategoricalWindow, NumericWindow
+from detectors.suite.fdr import benjamini_hochberg
+from detectors.window.base import CategoricalWindow, NumericWindow
+from detectors.window.binning import numeric_shares
+from detectors.window.chi2 import ChiSquare, homogeneity_chi2, pooled_bins
+from detectors.window.cramer_von_mises import cvm_pvalue, cvm_statistic
+from detectors.window.jensen_shannon import js_distance
+from detectors.window.ks import KolmogorovSmirnov, ks_distances, ks_pvalue, ks_pvalue_one_sided
+from detectors.window.missing_rate import rate_pvalue
+from detectors.window.psi import psi
+from detectors.window.wasserstein import wasserstein_1
 
 values = arrays(
     np.float64,

@@ -12,7 +12,8 @@ import pytest
 from detector_streams import Drift, make_stream, slice_batch, split
 
 from detectors.base import Finding, RowBatch
-from detectors.suite import ModelDetectors, SuiteSettings
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 DRIFT = Drift(
     onset=15_000,

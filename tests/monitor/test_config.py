@@ -88,7 +88,7 @@ def test_the_example_config_shows_every_key() -> None:
     import tomllib
     import typing
 
-    from detectors.settings import SuiteSettings
+    from detectors.suite.settings import SuiteSettings
     from monitor.config import Config
 
     text = (ROOT / "configs" / "example.toml").read_text()

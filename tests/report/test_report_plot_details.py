@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from detectors.chi2 import ChiSquare
-from detectors.ks import KolmogorovSmirnov
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.window_test import CategoricalWindow, NumericWindow
+from detectors.window.base import CategoricalWindow, NumericWindow
+from detectors.window.chi2 import ChiSquare
+from detectors.window.ks import KolmogorovSmirnov
 
 
 def test_ks_outcome_carries_21_quantiles_of_each_side() -> None:

@@ -1,0 +1,337 @@
+"""One model's detectors: the integration point of the service.
+
+``ModelDetectors`` takes a model's rows (features, score, prediction, caller),
+the labels that come later, and its serving-metric series, and returns
+findings (their signals and details: see :mod:`detectors.suite`). Findings
+depend only on the stream, never on how it was cut into batches: windows close
+by event count, change detectors run on value-count blocks, and every finding
+carries the time of the event at which it was made. ``dump``/``load`` capture
+the whole state as plain data, so a restart or a replay continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from detectors import registry
+from detectors.base import Finding, RowBatch
+from detectors.change.base import ChangeEvent
+from detectors.client.watch import ClientWatch
+from detectors.codec import decode_float, encode_float
+from detectors.metric.series import MetricSeries
+from detectors.reference import CategoricalReference, NumericReference
+from detectors.registry import ChangeDetector, MultivariateDetector, WindowDetector
+from detectors.suite.alarms import AlarmTracker
+from detectors.suite.caps import NameCap, StreamCaps, admit_columns
+from detectors.suite.error_stream import ErrorWatch
+from detectors.suite.settings import SuiteSettings
+from detectors.suite.signals import (
+    CategoricalSignal,
+    NumericSignal,
+    WarmupRows,
+    categorical_columns,
+    numeric_columns,
+)
+from detectors.suite.window_round import decide, evaluate_window
+from detectors.window.base import FEATURE
+
+CHANGE_SERIES = ("score", "prediction_value")
+DEFAULT_SETTINGS = SuiteSettings()
+_CHANGE, _WINDOW = 0, 1
+
+
+class ModelDetectors:
+    """Every detector of one model, fed micro-batches of its stream."""
+
+    def __init__(self, settings: SuiteSettings = DEFAULT_SETTINGS, seed: int = 0) -> None:
+        self.settings = settings
+        self.seed = seed
+        names = settings.row_detectors
+        self._tests: list[tuple[str, WindowDetector]] = [
+            (n, settings.build(n)) for n in names if registry.get(n).kind == "window"
+        ]
+        self._change_names = [n for n in names if registry.get(n).kind == "change"]
+        self._multi_names = [n for n in names if registry.get(n).kind == "multivariate"]
+        self._events = 0
+        self._warmup: WarmupRows | None = WarmupRows()
+        self._numeric: dict[str, NumericSignal] = {}
+        self._categorical: dict[str, CategoricalSignal] = {}
+        self._change: dict[str, dict[str, ChangeDetector]] = {}
+        self._multi: dict[str, MultivariateDetector] = {}
+        self._window_start_ts = math.nan
+        self._fill = 0
+        self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
+        self._metrics: dict[str, MetricSeries] = {}
+        self._clients = ClientWatch(settings)
+        self._errors = ErrorWatch(settings, self._change_names)
+        self.caps = StreamCaps(settings)
+
+    # -- reference ------------------------------------------------------
+    @property
+    def has_reference(self) -> bool:
+        return self._warmup is None
+
+    @property
+    def rows_observed(self) -> int:
+        """Rows (prediction/input events) observed so far, warm-up included."""
+        return self._events
+
+    @property
+    def feature_filter(self) -> set[str] | frozenset[str]:
+        """The feature names worth turning into columns: during the warm-up the
+        admitted ones (the same set object, growing as names are admitted), after
+        it those of the reference, the only ones the detectors read."""
+        if self._warmup is not None:
+            return self.caps.features.names
+        roles = [(k, s.role) for k, s in self._numeric.items()]
+        roles += [(k, s.role) for k, s in self._categorical.items()]
+        return frozenset(k.removeprefix("feature:") for k, role in roles if role == FEATURE)
+
+    def set_reference(self, batch: RowBatch) -> None:
+        """Use ``batch`` as the baseline (instead of the stream's warm-up) from now on.
+
+        Batches longer than ``reference_size`` are subsampled (seeded). Windows,
+        change detectors and alarm states restart.
+        """
+        if len(batch) < 2:
+            raise ValueError("the reference batch needs at least 2 events; pass a larger sample")
+        self.caps.features = NameCap(self.settings.max_features)
+        batch, _ = admit_columns(batch, self.caps.features, len(batch))
+        rows = WarmupRows()
+        rows.add(batch, 0, len(batch))
+        self._build_reference(*rows.columns(self.settings.reference_size, self.seed))
+
+    def _build_reference(
+        self,
+        num: dict[str, tuple[str, np.ndarray]],
+        cat: dict[str, tuple[str, np.ndarray]],
+    ) -> None:
+        s = self.settings
+        self._warmup = None
+        self._numeric = {
+            k: NumericSignal(r, NumericReference.build(v), s.window)
+            for k, (r, v) in sorted(num.items())
+        }
+        self._categorical = {
+            k: CategoricalSignal(r, CategoricalReference.build(v, s.max_categories), s.window)
+            for k, (r, v) in sorted(cat.items())
+        }
+        series = [
+            k for k in CHANGE_SERIES if k in self._numeric and self._numeric[k].reference.size > 1
+        ]
+        instances = len(series) * len(self._change_names)
+        self._change = {}
+        for key in series:
+            ref = self._numeric[key].reference
+            self._change[key] = {}
+            for name in self._change_names:
+                det = s.build(name)
+                det.calibrate(ref.mean, ref.std, self._change_budget() / instances, ref.size)
+                self._change[key][name] = det
+        self._multi = {name: s.build(name) for name in self._multi_names}
+        for det in self._multi.values():
+            det.fit({k: v for k, (r, v) in num.items() if r == FEATURE}, self.seed)
+        self._window_start_ts = math.nan
+        self._fill = 0
+        self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)
+
+    def _change_budget(self) -> float:
+        """Events between false alarms granted to all change detectors together."""
+        return self.settings.false_alarm_events * 0.5
+
+    def _window_level(self) -> float:
+        """Benjamini-Hochberg level of one window's tests."""
+        share = 0.5 if self._change else 1.0
+        return share * self.settings.window / self.settings.false_alarm_events
+
+    # -- rows -----------------------------------------------------------
+    def observe_rows(self, batch: RowBatch) -> list[Finding]:
+        """Feed the next events of the model; return the findings they raise."""
+        n = len(batch)
+        warmup_rows = 0 if self._warmup is None else self.settings.reference_size - self._warmup.n
+        batch, dropped = admit_columns(batch, self.caps.features, warmup_rows)
+        self.caps.features_dropped += dropped
+        columns = {**batch.numeric, **batch.categorical}
+        for name, opt in (
+            ("score", batch.score),
+            ("prediction", batch.prediction),
+            ("prediction_value", batch.prediction_value),
+        ):
+            if opt is not None:
+                columns[name] = opt
+        for name, col in columns.items():
+            if len(col) != n:
+                raise ValueError(
+                    f"column {name!r} has {len(col)} values for {n} events; fix the batch"
+                )
+        out: list[Finding] = []
+        first_index = self._events
+        start = 0
+        while start < n:
+            if self._warmup is not None:
+                take = min(n - start, self.settings.reference_size - self._warmup.n)
+                self._warmup.add(batch, start, start + take)
+                self._events += take
+                start += take
+                if self._warmup.n >= self.settings.reference_size:
+                    self._build_reference(*self._warmup.columns())
+                continue
+            take = min(n - start, self.settings.window - self._fill)
+            out += self._segment(batch, start, start + take, self._fill)
+            start += take
+        self._errors.remember(batch)
+        if batch.client is not None and self._clients.detectors:
+            out += self._clients.observe(
+                batch.client, batch.score, batch.ts, first_index, self._alarms
+            )
+            out.sort(key=lambda f: int(f.details["event_index"]))  # stable: ties keep order
+        return out
+
+    def _segment(self, batch: RowBatch, start: int, stop: int, filled: int) -> list[Finding]:
+        size = stop - start
+        if filled == 0:
+            self._window_start_ts = float(batch.ts[start])
+        keyed: list[tuple[int, int, int, Finding]] = []
+        num_cols, cat_cols = numeric_columns(batch), categorical_columns(batch)
+        for name, sig in self._numeric.items():
+            col = num_cols.get(name)
+            sig.push(None if col is None else col[1][start:stop], size)
+        for name, csig in self._categorical.items():
+            ccol = cat_cols.get(name)
+            csig.push(None if ccol is None else ccol[1][start:stop], size)
+        order = 0
+        for series, dets in self._change.items():
+            col = num_cols.get(series)
+            values = np.full(size, np.nan) if col is None else col[1][start:stop]
+            for name, det in dets.items():
+                for ev in det.update(values):
+                    f = self._change_finding(name, series, ev, float(batch.ts[start + ev.index]))
+                    if f is not None:
+                        keyed.append((ev.index, _CHANGE, order, f))
+                order += 1
+        self._events += size
+        self._fill += size
+        if self._fill == self.settings.window:
+            self._fill = 0
+            for order, f in enumerate(self._close_window(float(batch.ts[stop - 1]))):
+                keyed.append((size - 1, _WINDOW, order, f))
+        keyed.sort(key=lambda t: t[:3])
+        return [f for *_, f in keyed]
+
+    def _change_finding(self, name: str, signal: str, ev: ChangeEvent, ts: float) -> Finding | None:
+        index = self._events + ev.index
+        state = self._alarms.report(f"{name}|{signal}", ev.severity, index)
+        if state is None:
+            return None
+        return ev.finding(name, signal, ts, {"state": state, "event_index": index})
+
+    def _close_window(self, ts: float) -> list[Finding]:
+        index = self._events - 1
+        outcomes = evaluate_window(self._numeric, self._categorical, self._tests, self._multi)
+        findings = []
+        for test_name, signal, o, threshold in decide(outcomes, self._window_level()):
+            state = self._alarms.report(f"{test_name}|{signal}", o.severity, index)
+            if state is None:
+                continue
+            details = {
+                "state": state,
+                "event_index": index,
+                "window_events": self.settings.window,
+                "window_start_ts": self._window_start_ts,
+                "fdr_level": self._window_level(),
+                **o.details,
+                **(o.plot_details() if o.plot_details is not None else {}),
+            }
+            findings.append(
+                Finding(
+                    detector=test_name,
+                    signal=signal,
+                    event_ts=ts,
+                    severity=o.severity,
+                    statistic=o.statistic,
+                    threshold=threshold,
+                    p_value=o.p_value,
+                    effect_size=o.effect_size,
+                    details=details,
+                )
+            )
+        self._alarms.expire(index)
+        return findings
+
+    # -- labels ---------------------------------------------------------
+    def observe_labels(
+        self, seq: np.ndarray, ids: np.ndarray, labels: list[object], ts: np.ndarray
+    ) -> list[Finding]:
+        """Ground truth for earlier predictions (by request id); the error stream's findings."""
+        return self._errors.observe(seq, ids, labels, ts, self._alarms)
+
+    # -- metric series --------------------------------------------------
+    def observe_metric(self, name: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
+        """Feed the next points of one serving-metric series (latency_ms, qps, ...)."""
+        ts = np.asarray(ts, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64)
+        if ts.shape != values.shape or ts.ndim != 1:
+            raise ValueError(f"metric {name!r}: ts and values must be 1-d of equal length")
+        series = self._metrics.get(name)
+        if series is None:
+            if not self.caps.metrics.admit(name):
+                self.caps.metric_points_dropped += int(values.shape[0])
+                return []
+            series = MetricSeries.create(self.settings)
+            self._metrics[name] = series
+        return series.observe(f"metric:{name}", ts, values)
+
+    # -- state ----------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        """The whole state as plain JSON-able data."""
+        return {
+            "version": 1,
+            "settings": self.settings.dump(),
+            "seed": self.seed,
+            "events": self._events,
+            "warmup": None if self._warmup is None else self._warmup.dump(),
+            "numeric": {k: s.dump() for k, s in self._numeric.items()},
+            "categorical": {k: s.dump() for k, s in self._categorical.items()},
+            "change": {k: {n: d.dump() for n, d in v.items()} for k, v in self._change.items()},
+            "multivariate": {k: d.dump() for k, d in self._multi.items()},
+            "window_start_ts": encode_float(self._window_start_ts),
+            "fill": self._fill,
+            "alarms": self._alarms.dump(),
+            "metrics": {k: m.dump() for k, m in self._metrics.items()},
+            "clients": self._clients.dump(),
+            "errors": self._errors.dump(),
+            **self.caps.dump(),
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> ModelDetectors:
+        """Rebuild from :meth:`dump` output (after a JSON round trip or not)."""
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported state version {state.get('version')!r}; expected 1")
+        settings = SuiteSettings.load(state["settings"])
+        md = cls(settings, seed=state["seed"])
+        window = settings.window
+        md._events = state["events"]
+        md._warmup = None if state["warmup"] is None else WarmupRows.load(state["warmup"])
+        md._numeric = {k: NumericSignal.load(v, window) for k, v in state["numeric"].items()}
+        md._categorical = {
+            k: CategoricalSignal.load(v, window) for k, v in state["categorical"].items()
+        }
+        md._change = {
+            k: {n: registry.get(n, "change").loader(d) for n, d in v.items()}
+            for k, v in state["change"].items()
+        }
+        md._multi = {
+            k: registry.get(k, "multivariate").loader(d) for k, d in state["multivariate"].items()
+        }
+        md._window_start_ts = decode_float(state["window_start_ts"])
+        md._fill = state["fill"]
+        md._alarms = AlarmTracker.load(state["alarms"])
+        md._metrics = {k: MetricSeries.load(v) for k, v in state["metrics"].items()}
+        md._clients.restore(state.get("clients", {}))
+        md._errors.restore(state.get("errors"))
+        md.caps = StreamCaps.load(settings, state)
+        return md

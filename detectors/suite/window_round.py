@@ -1,0 +1,68 @@
+"""One full window: every test on every signal it fits, in a fixed order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from detectors.registry import MultivariateDetector, WindowDetector
+from detectors.suite.fdr import benjamini_hochberg
+from detectors.suite.signals import CategoricalSignal, NumericSignal
+from detectors.window.base import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome
+
+Outcomes = list[tuple[str, str, WindowOutcome]]  # (detector, signal, outcome)
+
+
+def evaluate_window(
+    numeric: dict[str, NumericSignal],
+    categorical: dict[str, CategoricalSignal],
+    tests: Sequence[tuple[str, WindowDetector]],
+    multivariate: Mapping[str, MultivariateDetector],
+) -> Outcomes:
+    """Take each signal's full window and run the tests on it.
+
+    Order is signals (numeric, then categorical, by name) then tests (as
+    configured), then multivariate tests on signal "features": the order of
+    the findings of one window.
+    """
+    outcomes: Outcomes = []
+    windows = {name: sig.take_window() for name, sig in numeric.items()}
+    for name, sig in numeric.items():
+        for test_name, test in tests:
+            if NUMERIC in test.kinds and sig.role in test.roles:
+                o = test.test_numeric(sig.reference, windows[name])
+                if o is not None:
+                    outcomes.append((test_name, name, o))
+    for name, csig in categorical.items():
+        cwin = csig.take_window()
+        for test_name, test in tests:
+            if CATEGORICAL in test.kinds and csig.role in test.roles:
+                o = test.test_categorical(csig.reference, cwin)
+                if o is not None:
+                    outcomes.append((test_name, name, o))
+    features = {k: w for k, w in windows.items() if numeric[k].role == FEATURE}
+    for multi_name, det in multivariate.items():
+        o = det.test_window(features)
+        if o is not None:
+            outcomes.append((multi_name, "features", o))
+    return outcomes
+
+
+def decide(outcomes: Outcomes, q: float) -> list[tuple[str, str, WindowOutcome, float | None]]:
+    """The violated outcomes, in order, each with the threshold it broke.
+
+    P-values are judged together by Benjamini-Hochberg at level ``q`` (their
+    threshold is the BH cut-off); threshold tests by their own verdict.
+    """
+    tested = [i for i, (_, _, o) in enumerate(outcomes) if o.p_value is not None]
+    pvals = np.array([outcomes[i][2].p_value for i in tested], dtype=np.float64)
+    rejected = benjamini_hochberg(pvals, q)
+    cutoff = q * int(rejected.sum()) / max(len(tested), 1)
+    violated = {i for i, r in zip(tested, rejected.tolist(), strict=True) if r}
+    violated |= {i for i, (_, _, o) in enumerate(outcomes) if o.exceeded}
+    out = []
+    for i in sorted(violated):
+        name, signal, o = outcomes[i]
+        out.append((name, signal, o, cutoff if o.p_value is not None else o.threshold))
+    return out
