@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,7 +112,9 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
     )
 
 
-def stream_chunks(n: int, seed: int, drift: Drift | None = None, chunk: int = 100_000):
+def stream_chunks(
+    n: int, seed: int, drift: Drift | None = None, chunk: int = 100_000
+) -> Iterator[RowBatch]:
     """The stream as consecutive chunks (same data whatever the consumer's batching)."""
     for k, first in enumerate(range(0, n, chunk)):
         rng = np.random.default_rng([seed, k])

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from detector_streams import make_stream, slice_batch, split
 
 from detectors.base import Finding, RowBatch
 from detectors.suite.caps import NameCap, StreamCaps, admit_columns
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
+from tests.detectors.detector_streams import make_stream, slice_batch, split
 
 SETTINGS = SuiteSettings(window=500, reference_size=1000, max_features=50, max_metric_series=10)
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from detector_streams import Drift, make_stream, split
 
 from detectors import registry
 from detectors.base import DetectorBase, Finding
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
+from tests.detectors.detector_streams import Drift, make_stream, split
 
 ALL = registry.names()
 SMALL = {"window": 500, "reference_size": 2000, "false_alarm_events": 1e6}
@@ -175,7 +175,7 @@ def section(doc: str, title: str) -> str:
 
 def exercised(name: str) -> Any:
     """A detector built with non-default arguments and fed data, so it has state."""
-    det = registry.get(name).factory(**NON_DEFAULT[name])
+    det: Any = registry.get(name).factory(**NON_DEFAULT[name])
     rng = np.random.default_rng(9)
     kind = registry.get(name).kind
     if kind == "change":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from detector_streams import Drift, make_stream, split
 
 from detectors.base import Finding, RowBatch
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
+from tests.detectors.detector_streams import Drift, make_stream, split
 
 ONSET = 23_456
 DELAY = 5_000

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from detector_streams import split, stream_chunks
 
 from detectors.base import Finding
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
+from tests.detectors.detector_streams import split, stream_chunks
 
 
 @pytest.mark.slow

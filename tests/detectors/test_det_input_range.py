@@ -16,7 +16,8 @@ def _outside_counts(trials: int, n: int, m: int, seed: int) -> np.ndarray:
     draws = rng.lognormal(0.0, 1.5, size=(trials, n + m))  # heavy-tailed, continuous
     ref, win = draws[:, :n], draws[:, n:]
     low, high = ref.min(axis=1, keepdims=True), ref.max(axis=1, keepdims=True)
-    return ((win < low) | (win > high)).sum(axis=1)
+    counts: np.ndarray = ((win < low) | (win > high)).sum(axis=1)
+    return counts
 
 
 def test_the_tail_agrees_with_monte_carlo() -> None:

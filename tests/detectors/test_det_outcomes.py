@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def _stream(n: int, seed: int, onset: int | None) -> list[tuple[str, object]]:
     return events
 
 
-def _run(events: list[tuple[str, object]], chunk: int, cut: int | None = None) -> list[Finding]:
+def _run(events: list[tuple[str, Any]], chunk: int, cut: int | None = None) -> list[Finding]:
     md = ModelDetectors(SETTINGS)
     out: list[Finding] = []
     for k, start in enumerate(range(0, len(events), chunk)):

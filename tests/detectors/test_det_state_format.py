@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -25,7 +25,7 @@ from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 
 FIXTURE = Path(__file__).with_name("saved_states.json")
-OPTIONS = {
+OPTIONS: dict[str, dict[str, Any]] = {
     "ks": {"critical_effect": 0.3},
     "cusum": {"k": 0.4},
     "page_hinkley": {"min_blocks": 12},
@@ -146,8 +146,9 @@ def test_saved_detectors_load_and_dump_as_today() -> None:
 
 def test_options_may_name_a_renamed_parameter_the_old_way() -> None:
     settings = SuiteSettings(options={"cusum": {"arl_events": 1e6}, "metric_anomaly": {}})
-    assert settings.build("cusum").false_alarm_events == 1e6
-    assert registry.get("metric_anomaly").factory(arl_events=1e5).false_alarm_events == 1e5
+    assert cast(Any, settings.build("cusum")).false_alarm_events == 1e6
+    metric: Any = registry.get("metric_anomaly").factory(arl_events=1e5)
+    assert metric.false_alarm_events == 1e5
     with pytest.raises(ValueError, match="two names of one argument"):
         SuiteSettings(options={"adwin": {"arl_events": 1e6, "false_alarm_events": 1e6}})
     with pytest.raises(ValueError, match="bad arguments for 'ks'"):

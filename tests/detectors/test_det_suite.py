@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from detector_streams import Drift, make_stream, slice_batch, split
 
 from detectors.base import Finding, RowBatch
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
+from tests.detectors.detector_streams import Drift, make_stream, slice_batch, split
 
 DRIFT = Drift(
     onset=15_000,
@@ -184,7 +184,7 @@ def test_bad_settings_name_the_field(field: str, value: Any) -> None:
 
 
 def test_settings_accept_lists_from_toml() -> None:
-    s = dataclasses.replace(SuiteSettings(), detectors=["ks", "psi"], metric_detectors=["cusum"])
+    s = dataclasses.replace(SuiteSettings(), detectors=["ks", "psi"], metric_detectors=["cusum"])  # type: ignore[arg-type]
     assert s.detectors == ("ks", "psi")
     assert SuiteSettings.load(strict_json(s.dump())) == s
 
