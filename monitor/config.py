@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from detectors.suite import SuiteSettings
 from monitor.errors import ConfigError
-from monitor.events import ANY_TIME, TimeBounds
+from monitor.ingest.events import ANY_TIME, TimeBounds
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor import audit, cli, notify_policy
-from monitor.audit import GENESIS, KEYED, UNKEYED, AuditLog, row_hash
-from monitor.audit_verify import verify_chain
+from monitor.audit import chain as audit
+from monitor.audit.chain import GENESIS, KEYED, UNKEYED, AuditLog, row_hash
+from monitor.audit.verify import verify_chain
+from monitor.cli import main as cli
 from monitor.config import parse_config
-from monitor.delivery import DeliveryWorker
 from monitor.errors import DriftwardenError
-from monitor.events import Event
-from monitor.pipeline import Pipeline
-from monitor.store import Store
+from monitor.ingest.events import Event
+from monitor.notify import policy as notify_policy
+from monitor.notify.delivery import DeliveryWorker
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store.store import Store
 
 KEY_ENV = "DRIFTWARDEN_TEST_AUDIT_KEY"
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import audit
-from monitor.audit import AuditLog, row_hash
-from monitor.store import Store
+from monitor.audit import chain as audit
+from monitor.audit.chain import AuditLog, row_hash
+from monitor.store.store import Store
 
 ROWS = 8
 

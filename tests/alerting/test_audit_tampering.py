@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor import audit, cli, notify_policy
-from monitor.alerting import AlertPolicy
-from monitor.audit import GENESIS, AuditLog, row_hash
-from monitor.store import Store
+from monitor.audit import chain as audit
+from monitor.audit.chain import GENESIS, AuditLog, row_hash
+from monitor.cli import main as cli
+from monitor.incidents.grouping import AlertPolicy
+from monitor.notify import policy as notify_policy
+from monitor.store.store import Store
 
 KEY_ENV = "DRIFTWARDEN_TEST_AUDIT_KEY"
 KEY = "4f1c0d2e9a7b6c5d4e3f2a1b0c9d8e7f"

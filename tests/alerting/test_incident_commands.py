@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.audit import AuditLog
-from monitor.notify_policy import NotificationPolicy
-from monitor.webhook_targets import WebhookTarget
+from monitor.audit.chain import AuditLog
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.targets import WebhookTarget
 
 
 @pytest.fixture

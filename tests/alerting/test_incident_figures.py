@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.ops import DaemonMetrics
+from monitor.daemon.ops import DaemonMetrics
 
 
 def _samples(metrics: DaemonMetrics) -> dict[tuple[str, str], float]:

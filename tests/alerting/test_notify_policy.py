@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from monitor.notify_policy import NotificationPolicy, Silence, add_silence
-from monitor.outbox import WebhookOutbox, message_id, url_key
-from monitor.webhook_targets import WebhookTarget
+from monitor.notify.outbox import WebhookOutbox, message_id, url_key
+from monitor.notify.policy import NotificationPolicy, Silence, add_silence
+from monitor.notify.targets import WebhookTarget
 
 HOUR = 3600.0
 
@@ -118,8 +118,8 @@ def test_webhook_ids_are_stable_and_distinct():
 
 
 def test_a_replay_recomputes_the_same_rows(tmp_path, record, make_finding):
-    from monitor import notify_policy
-    from monitor.store import Store
+    from monitor.notify import policy as notify_policy
+    from monitor.store.store import Store
 
     rows = []
     for name in ("a.db", "b.db"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.report_data import load_report
+from monitor.report.data import load_report
 
 WINDOWS = [
     ("far", 1e18, 1e18 - 600.0),

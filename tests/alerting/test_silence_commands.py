@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from monitor import cli
-from monitor.audit import AuditLog
-from monitor.notify_policy import NotificationPolicy
-from monitor.silence_commands import parse_duration
-from monitor.webhook_targets import WebhookTarget
+from monitor.audit.chain import AuditLog
+from monitor.cli import main as cli
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.targets import WebhookTarget
+from monitor.silence.commands import parse_duration
 
 
 def _pages(store) -> list[str]:

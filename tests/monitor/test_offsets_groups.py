@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store import Checkpoint, Store
+from monitor.store.store import Checkpoint, Store
 
 OLD_OFFSETS = """
 CREATE TABLE offsets (

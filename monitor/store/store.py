@@ -1,0 +1,391 @@
+"""The SQLite store (CONTRACT §4): one file holding the truth.
+
+Alerts, incidents, quarantined records, per-model detector state and the next
+offset of each Kafka partition for each consumer group. ``Checkpoint`` gathers
+one unit of work so that all of it lands in ONE transaction: a crash leaves
+either all of it or none. A new store and its -wal and -shm files are readable
+by their owner only (SQLite gives the journal files the store's own mode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from monitor.errors import DriftwardenError
+from monitor.store import state_blobs
+from monitor.store.errors import explain
+from monitor.store.lease import StoreLease
+
+# How long a connection waits for another's write lock before "database is locked".
+BUSY_TIMEOUT_MS = 10_000
+# The consumer group under which `replay --topic` records where it read to: no
+# daemon reads it, so a replay never moves a live group's offsets.
+REPLAY_GROUP = "(replay)"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    event_ts REAL NOT NULL,
+    created_at REAL NOT NULL,
+    details TEXT NOT NULL,
+    incident_id INTEGER REFERENCES incidents(id)
+);
+CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts(model, event_ts);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    first_event_ts REAL NOT NULL,
+    last_event_ts REAL NOT NULL,
+    alert_count INTEGER NOT NULL DEFAULT 0,
+    signals TEXT NOT NULL DEFAULT '[]',
+    opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    resolved_by TEXT,
+    resolved_at REAL,
+    notification_state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX IF NOT EXISTS incidents_model_status ON incidents(model, status);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    topic TEXT,
+    partition INTEGER,
+    offset INTEGER,
+    reason TEXT NOT NULL,
+    raw BLOB,
+    created_at REAL NOT NULL,
+    raw_length INTEGER,
+    raw_sha256 TEXT
+);
+CREATE TABLE IF NOT EXISTS model_state (
+    model TEXT PRIMARY KEY,
+    state BLOB NOT NULL,
+    events INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- Requests of `driftwarden baseline reset`, carried out by whoever holds the model.
+CREATE TABLE IF NOT EXISTS baseline_resets (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    requested_by TEXT NOT NULL,
+    done_at REAL
+);
+"""
+OFFSETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS offsets (
+    group_id TEXT NOT NULL DEFAULT '',
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+);
+"""
+# Offsets written before they carried their consumer group keep group_id '':
+# the first daemon to start on the store takes them as its group's.
+_OFFSETS_WITH_GROUPS = (
+    "ALTER TABLE offsets RENAME TO offsets_without_groups",
+    OFFSETS_SCHEMA,
+    "INSERT INTO offsets (group_id, topic, partition, next_offset, updated_at) "
+    "SELECT '', topic, partition, next_offset, updated_at FROM offsets_without_groups",
+    "DROP TABLE offsets_without_groups",
+)
+
+
+class StateLost(Exception):
+    """A model's stored detector state cannot be read back (e.g. a blob of it is gone)."""
+
+
+def connect_read_only(path: str | Path, hint: str = "") -> sqlite3.Connection:
+    """A read-only connection to an existing store, or a one-line error saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DriftwardenError(f"no such store: {path}{hint}")
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise explain(exc, path) from None
+
+
+def fingerprint(model: str, detector: str, signal: str) -> str:
+    """Stable hash of (model, detector, signal): the same problem, the same fingerprint."""
+    digest = hashlib.sha256(f"{model}\x00{detector}\x00{signal}".encode())
+    return digest.hexdigest()[:16]
+
+
+# Columns added to existing stores when they open: (table, column, type).
+ADDED_COLUMNS = (("quarantine", "raw_length", "INTEGER"), ("quarantine", "raw_sha256", "TEXT"))
+
+
+def add_missing_columns(db: sqlite_utils.Database) -> None:
+    """Bring a store made by an older version up to ``SCHEMA``."""
+    for table, column, kind in ADDED_COLUMNS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process was first
+                    raise
+
+
+@dataclass
+class QuarantinedRecord:
+    """A malformed record; ``raw`` may be cut short, ``raw_length`` and ``raw_sha256``
+    describe the whole record (``None``: ``raw`` is whole)."""
+
+    source: str
+    reason: str
+    raw: bytes
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    raw_length: int | None = None
+    raw_sha256: str | None = None
+
+    def bounded(self, limit: int) -> QuarantinedRecord:
+        """This record keeping at most ``limit`` raw bytes, with the whole one's length and hash."""
+        if self.raw_length is not None:
+            return self
+        return dataclasses.replace(
+            self,
+            raw=self.raw[:limit],
+            raw_length=len(self.raw),
+            raw_sha256=hashlib.sha256(self.raw).hexdigest(),
+        )
+
+
+@dataclass
+class Checkpoint:
+    """Everything one unit of work changes, written together by ``Store.commit``."""
+
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    model_states: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # The consumer group the offsets belong to (``REPLAY_GROUP`` for a replay).
+    group_id: str | None = None
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # A lease (``monitor.store.lease``) handed over by whoever opened the
+        # store for a command that owns it; released with the store.
+        self.lease: StoreLease | None = None
+        # Blob digests known to be in the file, per model: what a checkpoint may skip.
+        self._blobs_written: dict[str, set[str]] = {}
+        self._splitters: dict[str, state_blobs.BlobSplitter] = {}
+        if self.path.parent and not self.path.parent.exists():
+            raise DriftwardenError(
+                f"store {self.path}: folder {self.path.parent} does not exist; create it first"
+            )
+        _create_private(self.path)
+        try:
+            # The consumer's rebalance callbacks run on its IO thread; callers
+            # serialise access, so the connection may cross threads.
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA + OFFSETS_SCHEMA + state_blobs.SCHEMA)
+            self._add_groups_to_offsets()
+            add_missing_columns(self.db)
+        except sqlite3.Error as exc:
+            raise explain(exc, self.path) from None
+
+    def close(self) -> None:
+        self.db.close()
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def _add_groups_to_offsets(self) -> None:
+        """Migrate a store whose offsets have no consumer group (before group_id existed)."""
+
+        def columns() -> set[str]:
+            return {row[1] for row in self.db.execute("PRAGMA table_info(offsets)").fetchall()}
+
+        if "group_id" in columns():
+            return
+        with self.transaction():
+            if "group_id" in columns():
+                return  # another process migrated it meanwhile
+            for statement in _OFFSETS_WITH_GROUPS:
+                self.db.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction that takes the lock first: other writers wait, never fail."""
+        from monitor.audit.chain import write_transaction
+
+        with write_transaction(self.db):
+            yield self.db
+
+    def write_checkpoint(self, db: sqlite_utils.Database, checkpoint: Checkpoint) -> None:
+        """Write a checkpoint's rows; call inside ``transaction()``."""
+        now = time.time()
+        if checkpoint.quarantined:
+            whole = [q.bounded(len(q.raw)) for q in checkpoint.quarantined]
+            db["quarantine"].insert_all(
+                (
+                    {
+                        "source": q.source,
+                        "topic": q.topic,
+                        "partition": q.partition,
+                        "offset": q.offset,
+                        "reason": q.reason,
+                        "raw": q.raw,
+                        "created_at": now,
+                        "raw_length": q.raw_length,
+                        "raw_sha256": q.raw_sha256,
+                    }
+                    for q in whole
+                ),
+                batch_size=500,
+            )
+        for model, (state, events) in checkpoint.model_states.items():
+            blobs: dict[str, str] = {}
+            splitter = self._splitters.get(model)
+            if splitter is None:
+                splitter = self._splitters[model] = state_blobs.BlobSplitter()
+            skeleton = splitter.split(state, blobs)
+            known = self._blobs_written.setdefault(model, set())
+            if not blobs.keys() <= known:
+                new = [(model, d, data) for d, data in blobs.items() if d not in known]
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO state_blobs (model, digest, data) VALUES (?, ?, ?)", new
+                )
+                # A new baseline replaces the old one: drop blobs nothing refers to.
+                marks = ",".join("?" * len(blobs))
+                db.execute(
+                    f"DELETE FROM state_blobs WHERE model = ? AND digest NOT IN ({marks})",
+                    [model, *blobs],
+                )
+                self._blobs_written[model] = set(blobs)
+            db.execute(
+                "INSERT OR REPLACE INTO model_state (model, state, events, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                [model, orjson.dumps(skeleton), events, now],
+            )
+        if checkpoint.offsets and checkpoint.group_id is None:
+            raise ValueError("a checkpoint with offsets must name their consumer group")
+        for (topic, partition), next_offset in checkpoint.offsets.items():
+            db.execute(
+                "INSERT OR REPLACE INTO offsets "
+                "(group_id, topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [checkpoint.group_id, topic, partition, next_offset, now],
+            )
+
+    def delete_model_state(self, db: sqlite_utils.Database, model: str) -> None:
+        """Drop a model's detector state and its blobs; call inside ``transaction()``."""
+        db.execute("DELETE FROM model_state WHERE model = ?", [model])
+        db.execute("DELETE FROM state_blobs WHERE model = ?", [model])
+        self._blobs_written.pop(model, None)
+        self._splitters.pop(model, None)
+
+    def load_model_state(self, model: str) -> tuple[dict[str, Any], int] | None:
+        """A model's detector state and event count; raises ``StateLost`` if it is unreadable."""
+        with self._snapshot():  # the state and its blobs as one checkpoint left them
+            row = self.db.execute(
+                "SELECT state, events FROM model_state WHERE model = ?", [model]
+            ).fetchone()
+            if row is None:
+                return None
+            blobs = dict(
+                self.db.execute(
+                    "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
+                ).fetchall()
+            )
+        self._blobs_written[model] = set(blobs)
+        try:
+            return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
+        except KeyError as exc:
+            raise StateLost(
+                f"its state refers to blob {exc.args[0]}, missing from state_blobs"
+            ) from None
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise StateLost(f"its state is unreadable: {exc}") from None
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads that see one committed state of the file, not two checkpoints' halves."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.conn.in_transaction:
+                self.db.execute("COMMIT")
+
+    def stored_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """The next offset of each partition, as checkpointed by consumer group ``group_id``."""
+        rows = self.db.execute(
+            "SELECT topic, partition, next_offset FROM offsets WHERE group_id = ?", [group_id]
+        ).fetchall()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def claim_legacy_offsets(self, group_id: str) -> int:
+        """Take offsets stored without a group as ``group_id``'s, unless it has its own."""
+        legacy = "SELECT 1 FROM offsets WHERE group_id = '' LIMIT 1"
+        if self.db.execute(legacy).fetchone() is None:
+            return 0  # the usual case: a read, without taking the write lock
+        with self.transaction() as db:
+            own = db.execute("SELECT 1 FROM offsets WHERE group_id = ? LIMIT 1", [group_id])
+            if own.fetchone() is not None:
+                return 0
+            cursor = db.execute("UPDATE offsets SET group_id = ? WHERE group_id = ''", [group_id])
+            return int(cursor.rowcount)
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts in a stable order, without ``id`` and ``created_at``: what replays compare."""
+        rows = self.db.execute(
+            "SELECT fingerprint, model, detector, signal, severity, event_ts, details "
+            "FROM alerts ORDER BY model, event_ts, detector, signal, id"
+        ).fetchall()
+        keys = ("fingerprint", "model", "detector", "signal", "severity", "event_ts", "details")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing store file readable by its owner only (0600, whatever the umask).
+
+    SQLite gives the -wal and -shm files the mode of the store file. An existing
+    store keeps the mode its owner gave it.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DriftwardenError(f"store {path}: cannot create it: {exc.strerror}") from None
