@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -43,19 +42,6 @@ KEYED = "hmac-sha256"
 SCHEMES = (UNKEYED, KEYED)
 MIN_KEY_CHARS = 16
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    content TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    scheme TEXT NOT NULL DEFAULT 'sha256'
-);
-CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
-"""
 
 Problem = tuple[int, str]
 KeySource = bytes | None | Callable[[sqlite_utils.Database], bytes | None]
@@ -64,17 +50,6 @@ KeySource = bytes | None | Callable[[sqlite_utils.Database], bytes | None]
 # or a log line. A callable is asked at each append (given the connection), so a
 # command that only reads never needs the key.
 _KEYS: weakref.WeakKeyDictionary[sqlite_utils.Database, KeySource] = weakref.WeakKeyDictionary()
-
-
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    db.executescript(SCHEMA)
-    columns = {row[1] for row in db.execute("PRAGMA table_info(audit)").fetchall()}
-    if "scheme" not in columns:  # a store written before keyed rows existed
-        try:
-            db.execute("ALTER TABLE audit ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256'")
-        except sqlite3.OperationalError as exc:
-            if "duplicate column" not in str(exc):
-                raise  # another process added it meanwhile: fine
 
 
 @contextmanager

@@ -21,7 +21,6 @@ from monitor.daemon.logs import setup_logging
 from monitor.daemon.ops import DaemonMetrics, OpsServer
 from monitor.daemon.supervisor import Supervisor
 from monitor.daemon.systemd import SystemdNotifier
-from monitor.notify import outbox
 from monitor.notify.targets import WebhookTarget
 from monitor.store.errors import explain
 from monitor.store.lease import StoreLease
@@ -157,7 +156,6 @@ def _audit_config_load(store: Store, config: Config) -> None:
         "webhooks": [{"format": w.format, "min_severity": w.min_severity} for w in config.webhooks],
     }
     with store.transaction() as db:
-        outbox.ensure_schema(db)
         audit.check_key(db, audit.bound_key(db), config.audit.key_env)
         AuditLog.append(db, "config_load", config.source, content)
 

@@ -29,7 +29,6 @@ from monitor.cli.safe_text import bounded_list, cell, printable
 from monitor.cli.timefmt import format_time
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
-from monitor.notify import policy as notify_policy
 from monitor.store.errors import store_errors
 from monitor.store.store import Store
 
@@ -74,7 +73,6 @@ def opened_store(args: argparse.Namespace) -> Iterator[Store]:
     with store_errors(path):
         store = Store(path)
         try:
-            notify_policy.ensure_schema(store.db)
             if config is not None and config.audit.key_env:
                 # Read when a row is appended: commands that only read need no key.
                 audit.bind_key(store.db, partial(_audit_key, config.audit.key_env))

@@ -27,7 +27,7 @@ import sqlite_utils
 from monitor import __version__
 from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog, write_transaction
-from monitor.notify.outbox import ensure_schema, url_key
+from monitor.notify.outbox import url_key
 from monitor.notify.signing import signature_headers
 from monitor.notify.targets import WebhookTarget, body_for_target
 
@@ -100,7 +100,6 @@ class DeliveryWorker:
         conn = sqlite3.connect(str(store_path), check_same_thread=False, timeout=10.0)
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA busy_timeout=10000")
-        ensure_schema(self.db)
         audit.bind_key(self.db, audit_key)  # the notification rows it appends
         self._lock = threading.Lock()
         self._stop = threading.Event()

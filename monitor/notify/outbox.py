@@ -11,40 +11,7 @@ import hashlib
 
 import sqlite_utils
 
-from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    webhook_id TEXT NOT NULL UNIQUE,
-    url_index INTEGER NOT NULL,
-    url_key TEXT NOT NULL,
-    format TEXT NOT NULL,
-    incident_id INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    sequence INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_attempt_at REAL,
-    last_status INTEGER,
-    last_error TEXT,
-    delivered_at REAL,
-    failed_at REAL,
-    gave_up_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_incident_url ON outbox(incident_id, url_key, state);
-"""
-
-
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    db.executescript(SCHEMA)
-    audit.ensure_schema(db)
 
 
 def url_key(url: str) -> str:

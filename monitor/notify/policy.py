@@ -27,45 +27,12 @@ import orjson
 import sqlite_utils
 
 from monitor.audit.chain import AuditLog
-from monitor.notify import outbox
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.payloads import NotificationContext, build_body
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 # Payloads carry at most this many alerts; the incident row still counts them all.
 PAYLOAD_ALERTS = 100
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS silences (
-    id INTEGER PRIMARY KEY,
-    model TEXT NOT NULL DEFAULT '*',
-    signal TEXT NOT NULL DEFAULT '*',
-    detector TEXT NOT NULL DEFAULT '*',
-    starts_at REAL NOT NULL,
-    ends_at REAL NOT NULL,
-    created_by TEXT NOT NULL,
-    comment TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS incident_notifications (
-    incident_id INTEGER PRIMARY KEY,
-    sequence INTEGER NOT NULL,
-    severity TEXT NOT NULL,
-    status TEXT NOT NULL,
-    last_notified_at REAL NOT NULL DEFAULT 0,
-    signal_count INTEGER NOT NULL DEFAULT 0
-);
-"""
-
-
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    db.executescript(SCHEMA)
-    columns = {c.name for c in db["incident_notifications"].columns}
-    if "signal_count" not in columns:  # a store written before signals were counted
-        db.execute(
-            "ALTER TABLE incident_notifications ADD COLUMN signal_count INTEGER NOT NULL DEFAULT 0"
-        )
-    outbox.ensure_schema(db)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from monitor.config import Config
 from monitor.incidents.grouping import AlertPolicy
 from monitor.ingest.batching import measured, row_batch
 from monitor.ingest.events import Event
-from monitor.notify import policy as notify_policy
 from monitor.notify.policy import NotificationPolicy
 from monitor.pipeline import baseline_reset
 from monitor.pipeline.event_clock import EventClock
@@ -171,7 +170,6 @@ class Pipeline:
         key = audit.key_from_env(config.audit.key_env, os.environ)
         audit.bind_key(store.db, key)
         with store.transaction() as db:
-            notify_policy.ensure_schema(db)
             audit.check_key(db, key, config.audit.key_env)
         self.models: dict[str, ModelPipeline] = {}
         self.stats = PipelineStats()

@@ -15,7 +15,6 @@ from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.errors import DriftwardenError
 from monitor.ingest.events import Malformed, parse_event
-from monitor.notify import policy as notify_policy
 from monitor.pipeline.limits import UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.store.lease import StoreLease
@@ -49,8 +48,6 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
         raise
     store.lease = lease
     try:
-        with store.transaction() as db:
-            notify_policy.ensure_schema(db)
         if store.count("alerts") or store.count("model_state"):
             if not overwrite:
                 raise DriftwardenError(

@@ -16,15 +16,6 @@ BLOB_MIN_CHARS = 4096
 BLOB_KEY = "$blob"
 _CONTAINERS = (dict, list)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS state_blobs (
-    model TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (model, digest)
-);
-"""
-
 
 class BlobSplitter:
     """Splits states, remembering the digest of each long string object it saw last time.

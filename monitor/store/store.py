@@ -27,94 +27,13 @@ from monitor.errors import DriftwardenError
 from monitor.store import state_blobs
 from monitor.store.errors import explain
 from monitor.store.lease import StoreLease
+from monitor.store.schema import ensure_schema
 
 # How long a connection waits for another's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 10_000
 # The consumer group under which `replay --topic` records where it read to: no
 # daemon reads it, so a replay never moves a live group's offsets.
 REPLAY_GROUP = "(replay)"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    model TEXT NOT NULL,
-    detector TEXT NOT NULL,
-    signal TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    event_ts REAL NOT NULL,
-    created_at REAL NOT NULL,
-    details TEXT NOT NULL,
-    incident_id INTEGER REFERENCES incidents(id)
-);
-CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts(model, event_ts);
-CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    model TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open',
-    severity TEXT NOT NULL,
-    title TEXT NOT NULL,
-    first_event_ts REAL NOT NULL,
-    last_event_ts REAL NOT NULL,
-    alert_count INTEGER NOT NULL DEFAULT 0,
-    signals TEXT NOT NULL DEFAULT '[]',
-    opened_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    acknowledged_by TEXT,
-    acknowledged_at REAL,
-    resolved_by TEXT,
-    resolved_at REAL,
-    notification_state TEXT NOT NULL DEFAULT 'pending'
-);
-CREATE INDEX IF NOT EXISTS incidents_model_status ON incidents(model, status);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL,
-    topic TEXT,
-    partition INTEGER,
-    offset INTEGER,
-    reason TEXT NOT NULL,
-    raw BLOB,
-    created_at REAL NOT NULL,
-    raw_length INTEGER,
-    raw_sha256 TEXT
-);
-CREATE TABLE IF NOT EXISTS model_state (
-    model TEXT PRIMARY KEY,
-    state BLOB NOT NULL,
-    events INTEGER NOT NULL,
-    updated_at REAL NOT NULL
-);
--- Requests of `driftwarden baseline reset`, carried out by whoever holds the model.
-CREATE TABLE IF NOT EXISTS baseline_resets (
-    id INTEGER PRIMARY KEY,
-    model TEXT NOT NULL,
-    requested_at REAL NOT NULL,
-    requested_by TEXT NOT NULL,
-    done_at REAL
-);
-"""
-OFFSETS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS offsets (
-    group_id TEXT NOT NULL DEFAULT '',
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (group_id, topic, partition)
-);
-"""
-# Offsets written before they carried their consumer group keep group_id '':
-# the first daemon to start on the store takes them as its group's.
-_OFFSETS_WITH_GROUPS = (
-    "ALTER TABLE offsets RENAME TO offsets_without_groups",
-    OFFSETS_SCHEMA,
-    "INSERT INTO offsets (group_id, topic, partition, next_offset, updated_at) "
-    "SELECT '', topic, partition, next_offset, updated_at FROM offsets_without_groups",
-    "DROP TABLE offsets_without_groups",
-)
 
 
 class StateLost(Exception):
@@ -136,22 +55,6 @@ def fingerprint(model: str, detector: str, signal: str) -> str:
     """Stable hash of (model, detector, signal): the same problem, the same fingerprint."""
     digest = hashlib.sha256(f"{model}\x00{detector}\x00{signal}".encode())
     return digest.hexdigest()[:16]
-
-
-# Columns added to existing stores when they open: (table, column, type).
-ADDED_COLUMNS = (("quarantine", "raw_length", "INTEGER"), ("quarantine", "raw_sha256", "TEXT"))
-
-
-def add_missing_columns(db: sqlite_utils.Database) -> None:
-    """Bring a store made by an older version up to ``SCHEMA``."""
-    for table, column, kind in ADDED_COLUMNS:
-        have = {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
-        if column not in have:
-            try:
-                db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {kind}")
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):  # another process was first
-                    raise
 
 
 @dataclass
@@ -213,9 +116,7 @@ class Store:
             self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA + OFFSETS_SCHEMA + state_blobs.SCHEMA)
-            self._add_groups_to_offsets()
-            add_missing_columns(self.db)
+            ensure_schema(self.db)
         except sqlite3.Error as exc:
             raise explain(exc, self.path) from None
 
@@ -224,20 +125,6 @@ class Store:
         if self.lease is not None:
             self.lease.release()
             self.lease = None
-
-    def _add_groups_to_offsets(self) -> None:
-        """Migrate a store whose offsets have no consumer group (before group_id existed)."""
-
-        def columns() -> set[str]:
-            return {row[1] for row in self.db.execute("PRAGMA table_info(offsets)").fetchall()}
-
-        if "group_id" in columns():
-            return
-        with self.transaction():
-            if "group_id" in columns():
-                return  # another process migrated it meanwhile
-            for statement in _OFFSETS_WITH_GROUPS:
-                self.db.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:

@@ -14,7 +14,7 @@ from monitor.audit.chain import write_transaction
 from monitor.cli import main as cli
 from monitor.incidents.commands import register
 from monitor.incidents.grouping import AlertPolicy
-from monitor.notify import policy as notify_policy
+from monitor.store import schema
 from monitor.store.store import Store
 from tests.webhook_receiver import Received, WebhookReceiver, start_receiver
 
@@ -24,7 +24,7 @@ __all__ = ["Received", "WebhookReceiver", "start_receiver"]
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     store = Store(tmp_path / "store.db")
-    notify_policy.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     yield store
     store.close()
 

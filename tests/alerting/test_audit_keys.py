@@ -15,9 +15,9 @@ from monitor.cli import main as cli
 from monitor.config import parse_config
 from monitor.errors import DriftwardenError
 from monitor.ingest.events import Event
-from monitor.notify import policy as notify_policy
 from monitor.notify.delivery import DeliveryWorker
 from monitor.pipeline.pipeline import Pipeline
+from monitor.store import schema
 from monitor.store.store import Store
 
 KEY_ENV = "DRIFTWARDEN_TEST_AUDIT_KEY"
@@ -39,7 +39,7 @@ def _append(store: Store, n: int, start: int = 0) -> None:
 @pytest.fixture
 def keyed(tmp_path: Path):
     store = Store(tmp_path / "keyed.db")
-    notify_policy.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     audit.bind_key(store.db, KEY)
     _append(store, 6)
     yield store
@@ -106,7 +106,7 @@ def test_a_store_written_before_keys_is_migrated_and_sealed_by_the_first_keyed_r
     _legacy(path, 5)
     store = Store(path)
     try:
-        notify_policy.ensure_schema(store.db)  # adds the scheme column
+        schema.ensure_schema(store.db)  # adds the scheme column
         assert AuditLog.verify(store.db) is None
         audit.bind_key(store.db, KEY)
         _append(store, 3, start=6)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog, row_hash
+from monitor.store import schema
 from monitor.store.store import Store
 
 ROWS = 8
@@ -15,7 +16,7 @@ ROWS = 8
 
 def _filled(path) -> Store:
     store = Store(path)
-    audit.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     with store.transaction() as db:
         for i in range(ROWS):
             kind = audit.KINDS[i % len(audit.KINDS)]

@@ -18,7 +18,7 @@ from monitor.audit import chain as audit
 from monitor.audit.chain import GENESIS, AuditLog, row_hash
 from monitor.cli import main as cli
 from monitor.incidents.grouping import AlertPolicy
-from monitor.notify import policy as notify_policy
+from monitor.store import schema
 from monitor.store.store import Store
 
 KEY_ENV = "DRIFTWARDEN_TEST_AUDIT_KEY"
@@ -33,7 +33,7 @@ def write_store(tmp_path: Path, make_finding: Callable[..., object]) -> Callable
     def write(key: str | None = None, name: str = "store.db") -> Path:
         path = tmp_path / name
         store = Store(path)
-        notify_policy.ensure_schema(store.db)
+        schema.ensure_schema(store.db)
         audit.bind_key(store.db, key.encode() if key else None)
         try:
             for i in range(ALERTS):
@@ -145,7 +145,7 @@ def test_an_old_anchor_still_verifies_after_more_rows(write_store, capsys):
     path = write_store()
     anchor = head(capsys, path)
     store = Store(path)
-    notify_policy.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     with store.transaction() as db:
         AuditLog.append(db, "silence", "silence:9", {"n": 9})
     store.close()

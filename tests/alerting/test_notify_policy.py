@@ -118,13 +118,13 @@ def test_webhook_ids_are_stable_and_distinct():
 
 
 def test_a_replay_recomputes_the_same_rows(tmp_path, record, make_finding):
-    from monitor.notify import policy as notify_policy
+    from monitor.store import schema
     from monitor.store.store import Store
 
     rows = []
     for name in ("a.db", "b.db"):
         store = Store(tmp_path / name)
-        notify_policy.ensure_schema(store.db)
+        schema.ensure_schema(store.db)
         policy = NotificationPolicy([WebhookTarget("http://h", "pagerduty")])
         record(store, "fraud", make_finding(), policy=policy)
         record(store, "fraud", make_finding("x", 1_764_140_030.0, "critical"), policy=policy)
