@@ -1,8 +1,9 @@
 """``driftwarden run``: a Kafka consumer group feeding the per-model pipeline.
 
-Exactly-once effects over an at-least-once stream: every checkpoint writes
-alerts, incidents, quarantined records, detector state and the next offset of
-each partition in ONE SQLite transaction; Kafka commits follow, best effort. On
+Exactly-once effects over an at-least-once stream: every checkpoint
+(``monitor.pipeline.checkpoint``) writes alerts, incidents, quarantined
+records, detector state and the next offset of each partition in ONE SQLite
+transaction; Kafka commits follow, best effort. On
 (re)assignment the consumer seeks to the offsets in SQLite, so after a crash
 the records since the last checkpoint are read again and their effects, which
 never landed, are made exactly once.
@@ -26,15 +27,17 @@ from monitor.audit import chain as audit
 from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
 from monitor.daemon.ops import DaemonMetrics
-from monitor.ingest.events import Malformed, parse_event
+from monitor.ingest.events import Malformed
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.payloads import NotificationContext
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
+from monitor.pipeline.checkpoint import Checkpoint
 from monitor.pipeline.limits import UNLISTED_LABEL, UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, collect_garbage_rarely
-from monitor.store.store import QuarantinedRecord, Store
+from monitor.pipeline.routing import route
+from monitor.store.store import Store
 
 log = logging.getLogger("driftwarden.daemon")
 OUTAGE_GRACE_SECONDS = 3.0
@@ -93,10 +96,8 @@ class Daemon:
         self._last_sweep = time.monotonic()
         self.status = DaemonStatus()
         self._lock = threading.RLock()
-        self._positions: dict[tuple[str, int], int] = {}
-        self._since_checkpoint = 0
-        self._last_checkpoint = time.monotonic()
-        self._alerts_by_model: dict[str, int] = {}
+        every = config.checkpoint
+        self._checkpoint = Checkpoint(every.every_records, every.every_seconds)
         self._down_since: float | None = None
         # A store error in a rebalance callback, which the consumer would swallow.
         self._store_failure: sqlite3.Error | None = None
@@ -216,35 +217,34 @@ class Daemon:
         pipeline = self.pipeline
         per_model: dict[str, int] = {}
         bounds = self.config.events.live_bounds(time.time())
+        source = f"kafka:{tp.topic}"
         for record in records:
-            parsed = parse_event(record.value, record.timestamp / 1000.0, bounds)
-            if type(parsed) is Malformed:
-                raw = record.value if isinstance(record.value, bytes) else b""
-                pipeline.quarantine(
-                    QuarantinedRecord(
-                        f"kafka:{tp.topic}",
-                        parsed.reason,
-                        raw,
-                        tp.topic,
-                        tp.partition,
-                        record.offset,
-                    )
-                )
+            parsed, listed = route(
+                pipeline,
+                record.value,
+                record.timestamp / 1000.0,
+                bounds,
+                source,
+                tp.topic,
+                tp.partition,
+                record.offset,
+            )
+            if isinstance(parsed, Malformed):
                 self.metrics.quarantined.inc()
                 if self.dead_letters is not None:
+                    raw = record.value if isinstance(record.value, bytes) else b""
                     self.dead_letters.send(
                         self.config.kafka.dead_letter_topic, value=raw, key=record.key
                     )
             else:
-                listed = pipeline.feed(parsed)  # type: ignore[arg-type]
                 # Unlisted models share one label: a series per name would be unbounded.
-                model = parsed.model if listed else UNLISTED_LABEL  # type: ignore[union-attr]
+                model = parsed.model if listed else UNLISTED_LABEL
                 per_model[model] = per_model.get(model, 0) + 1
         # One metric update per model and poll: labels() per record costs more than parsing.
         for model, count in per_model.items():
             self.metrics.records.labels(model).inc(count)
-        self._positions[(tp.topic, tp.partition)] = records[-1].offset + 1
-        self._since_checkpoint += len(records)
+        self._checkpoint.advance(tp.topic, tp.partition, records[-1].offset + 1)
+        self._checkpoint.count(len(records))
         highwater = self.consumer.highwater(tp)
         if highwater is not None:
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(
@@ -252,29 +252,21 @@ class Daemon:
             )
 
     def _checkpoint_due(self) -> bool:
-        if self.pipeline.quarantine_full:
+        why = self._checkpoint.due(self.pipeline.quarantine_full)
+        if why == "quarantine":
             self.metrics.quarantine_checkpoints.inc()
-            return True
-        cfg = self.config.checkpoint
-        return self._since_checkpoint >= cfg.every_records or (
-            self._since_checkpoint > 0
-            and time.monotonic() - self._last_checkpoint >= cfg.every_seconds
-        )
+        return why is not None
 
     def checkpoint(self, commit: bool) -> None:
         """Write everything since the last checkpoint in one transaction, then commit to Kafka."""
         with self._lock:
-            offsets = dict(self._positions)
-            self.pipeline.checkpoint(offsets)
-            self._positions.clear()
-            self._since_checkpoint = 0
-            self._last_checkpoint = time.monotonic()
+            offsets = self._checkpoint.offsets
+            written = self.pipeline.checkpoint(offsets)
+            self._checkpoint.taken()
             self.metrics.checkpointed()
-            for model, count in self.pipeline.stats.alerts_by_model.items():
-                new = count - self._alerts_by_model.get(model, 0)
-                if new:
-                    self.metrics.alerts.labels(model).inc(new)
-            self._alerts_by_model = dict(self.pipeline.stats.alerts_by_model)
+            for model, count in written.alerts_by_model.items():
+                if count:
+                    self.metrics.alerts.labels(model).inc(count)
             self._count_caps()
         if self.delivery is not None:
             self.delivery.wake()
@@ -310,6 +302,7 @@ class Daemon:
                 self._store_failure = exc
                 raise
             self.pipeline.forget_models()
+            self._checkpoint.forget()
             self.status.assigned = 0
         log.info("partitions revoked", extra={"partitions": _names(partitions)})
 

@@ -2,8 +2,9 @@
 
 Events are buffered per model and handed to the detectors in micro-batches;
 since the detectors give the same findings for any split of the stream, the
-buffer size is a matter of speed only. ``checkpoint`` then writes findings,
-detector state, quarantined records and source positions in one transaction.
+buffer size is a matter of speed only. ``checkpoint`` hands everything since
+the last one to ``monitor.pipeline.checkpoint``, which writes it in one
+transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from detectors.base import Finding
 from detectors.settings import SuiteSettings
@@ -29,10 +29,11 @@ from monitor.incidents.grouping import AlertPolicy
 from monitor.ingest.batching import measured, row_batch
 from monitor.ingest.events import Event
 from monitor.notify.policy import NotificationPolicy
-from monitor.pipeline import baseline_reset
+from monitor.pipeline import baseline_reset, checkpoint
+from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
 from monitor.pipeline.event_clock import EventClock
 from monitor.pipeline.limits import QuarantineBuffer, count_unlisted, keep_features
-from monitor.store.store import Checkpoint, QuarantinedRecord, StateLost, Store
+from monitor.store.store import CheckpointRows, QuarantinedRecord, StateLost, Store
 
 log = logging.getLogger("driftwarden.pipeline")
 FLUSH_EVENTS = 2048
@@ -260,49 +261,34 @@ class Pipeline:
         """Quarantined records whose raw bytes were cut to [limits] quarantine_raw_bytes."""
         return self._quarantine.truncated
 
-    def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> int:
-        """Flush every model and write all effects in one transaction; returns alerts written."""
-        for name in sorted(self._touched):
+    def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> CheckpointResult:
+        """Flush every model and write all effects in one transaction (``checkpoint.write``)."""
+        touched = sorted(self._touched)
+        for name in touched:
             self._findings.setdefault(name, []).extend(self.models[name].flush())
-        for name in sorted(self._touched):
+        for name in touched:
             self._count_drops(self.models[name])
-        work = Checkpoint(
+        rows = CheckpointRows(
             quarantined=self._quarantine.records,
             model_states={
                 name: (self.models[name].detectors.dump(), self.models[name].events)
-                for name in sorted(self._touched)
+                for name in touched
             },
             offsets=offsets or {},
             group_id=self.offsets_group,
         )
-        written = 0
-        with self.store.transaction() as db:
-            for name in sorted(self._findings):
-                count = self.policy.record(db, name, self._findings[name])
-                self.stats.alerts_by_model[name] += count
-                written += count
-            if written:
-                AuditLog.append_new_alerts(db)
-            for name in sorted(self._touched):
-                self.policy.resolve_quiet(db, name, self.models[name].clock.now)
-                self._log_new_baseline(db, self.models[name])
-            if self.notifier is not None:
-                self.notifier.enqueue_changes(db, time.time())
-            for name in sorted(baseline_reset.pending(db) & self.models.keys()):
-                # Its findings so far stand; its state is neither written nor kept.
-                work.model_states.pop(name, None)
-                self.store.delete_model_state(db, name)
-                baseline_reset.carry_out(db, name, time.time())
-                del self.models[name]
-                log.warning(
-                    "baseline reset carried out; the model warms up again", extra={"model": name}
-                )
-            self.store.write_checkpoint(db, work)
-        self.stats.alerts += written
+        unit = UnitOfWork(self._findings, [self.models[name] for name in touched], rows)
+        result = checkpoint.write(
+            self.store, unit, self.policy, self.notifier, set(self.models.keys())
+        )
+        for name in result.models_reset:
+            del self.models[name]
+        self.stats.alerts_by_model.update(result.alerts_by_model)
+        self.stats.alerts += result.alerts
         self._findings = {}
         self._quarantine.clear()
         self._touched = set()
-        return written
+        return result
 
     def _count_drops(self, model: ModelPipeline) -> None:
         """Move a model's drop counts into the stats; say once when a cap first bites."""
@@ -327,15 +313,6 @@ class Pipeline:
                     "metric_points_dropped": points,
                 },
             )
-
-    def _log_new_baseline(self, db: sqlite_utils.Database, model: ModelPipeline) -> None:
-        """The audit log records when a model's reference is fixed, and from how many events."""
-        if model.baseline_logged or not model.detectors.has_reference:
-            return
-        settings = model.detectors.settings
-        content = {"source": "warm-up", "reference_events": settings.reference_size}
-        AuditLog.append(db, "baseline_change", f"model:{model.name}", content)
-        model.baseline_logged = True
 
     def forget_models(self) -> None:
         """Drop in-memory detector state; it reloads from the store when next needed.

@@ -14,11 +14,13 @@ from monitor.cli.progress import Progress
 from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.errors import DriftwardenError
-from monitor.ingest.events import Malformed, parse_event
+from monitor.ingest.events import Malformed
+from monitor.pipeline.checkpoint import Checkpoint
 from monitor.pipeline.limits import UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
+from monitor.pipeline.routing import route
 from monitor.store.lease import StoreLease
-from monitor.store.store import QuarantinedRecord, Store
+from monitor.store.store import Store
 
 CHECKPOINT_LINES = 50_000
 UNLISTED_SHOWN = 20  # unlisted models named in the summary, the most frequent first
@@ -108,23 +110,22 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
     started = time.perf_counter()
     last_ts: float | None = None
     line_no = 0
+    due = Checkpoint(every_records=CHECKPOINT_LINES)  # lines, blank ones included
     with handle:
         progress.start(total=input_path.stat().st_size)
         for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parsed = parse_event(line, last_ts, bounds)
-            if isinstance(parsed, Malformed):
+            due.count()
+            if line.strip():
                 raw = line.rstrip(b"\r\n")
-                record = QuarantinedRecord(source, parsed.reason, raw, offset=line_no)
-                if pipeline.quarantine(record):
-                    pipeline.checkpoint()  # the quarantined records waiting reached their limit
-            else:
-                last_ts = parsed.ts
-                pipeline.feed(parsed)
-            if line_no % CHECKPOINT_LINES == 0:
+                parsed, _ = route(pipeline, line, last_ts, bounds, source, offset=line_no, raw=raw)
+                if not isinstance(parsed, Malformed):
+                    last_ts = parsed.ts
+            why = due.due(pipeline.quarantine_full)
+            if why is not None:
                 pipeline.checkpoint()
-                progress.advance(handle.tell(), pipeline.stats.processed)
+                due.taken()
+                if why == "records":
+                    progress.advance(handle.tell(), pipeline.stats.processed)
         pipeline.checkpoint()
         progress.finish()
     return ReplayResult(pipeline.stats, line_no, time.perf_counter() - started)

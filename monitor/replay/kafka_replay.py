@@ -30,12 +30,13 @@ from monitor.config import Config, load_config
 from monitor.daemon import kafka_client
 from monitor.daemon.kafka_client import open_consumer
 from monitor.errors import DriftwardenError
-from monitor.ingest.events import Malformed, TimeBounds, parse_event
+from monitor.pipeline.checkpoint import Checkpoint
 from monitor.pipeline.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
+from monitor.pipeline.routing import route
 from monitor.replay.compare import check_compare_target, compare_stores, print_comparison
 from monitor.replay.file_replay import print_summary
 from monitor.store.errors import store_errors
-from monitor.store.store import REPLAY_GROUP, QuarantinedRecord, Store
+from monitor.store.store import REPLAY_GROUP, Store
 
 CHECKPOINT_RECORDS = 50_000
 PROGRESS_RECORDS = 2_000
@@ -224,7 +225,7 @@ def _replay_ranges(
     collect_garbage_rarely()
     bounds = config.events.replay_bounds(time.time())
     started = time.perf_counter()
-    positions: dict[tuple[str, int], int] = {}
+    due = Checkpoint(every_records=CHECKPOINT_RECORDS)
     count = 0
     progress.start(total=sum(r.records for r in ranges))
     try:
@@ -260,32 +261,29 @@ def _replay_ranges(
                     if record.offset >= span.stop:
                         position = span.stop
                         break
-                    full = _feed(pipeline, source, span, record, bounds)
+                    route(
+                        pipeline,
+                        record.value,
+                        record.timestamp / 1000.0,
+                        bounds,
+                        source,
+                        span.topic,
+                        span.partition,
+                        record.offset,
+                    )
                     position = record.offset + 1
-                    positions[(span.topic, span.partition)] = position
+                    due.advance(span.topic, span.partition, position)
+                    due.count()
                     count += 1
-                    if full or count % CHECKPOINT_RECORDS == 0:
-                        pipeline.checkpoint(dict(positions))
+                    if due.due(pipeline.quarantine_full):
+                        pipeline.checkpoint(due.offsets)
+                        due.taken()
                     if count % PROGRESS_RECORDS == 0:
                         progress.advance(count, pipeline.stats.processed)
-        pipeline.checkpoint(dict(positions))
+        pipeline.checkpoint(due.offsets)
     finally:
         progress.finish()
     return KafkaReplayResult(pipeline.stats, count, time.perf_counter() - started, ranges)
-
-
-def _feed(
-    pipeline: Pipeline, source: str, span: PartitionRange, record: Any, bounds: TimeBounds
-) -> bool:
-    """One record into the pipeline; True when its quarantine buffer calls for a checkpoint."""
-    parsed = parse_event(record.value, record.timestamp / 1000.0, bounds)
-    if isinstance(parsed, Malformed):
-        raw = record.value if isinstance(record.value, bytes) else b""
-        return pipeline.quarantine(
-            QuarantinedRecord(source, parsed.reason, raw, span.topic, span.partition, record.offset)
-        )
-    pipeline.feed(parsed)
-    return False
 
 
 def run_kafka_replay(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """The SQLite store (CONTRACT §4): one file holding the truth.
 
 Alerts, incidents, quarantined records, per-model detector state and the next
-offset of each Kafka partition for each consumer group. ``Checkpoint`` gathers
-one unit of work so that all of it lands in ONE transaction: a crash leaves
+offset of each Kafka partition for each consumer group. A checkpoint
+(``monitor.pipeline.checkpoint``) lands one unit of work in ONE transaction: a crash leaves
 either all of it or none. A new store and its -wal and -shm files are readable
 by their owner only (SQLite gives the journal files the store's own mode).
 """
@@ -84,8 +84,9 @@ class QuarantinedRecord:
 
 
 @dataclass
-class Checkpoint:
-    """Everything one unit of work changes, written together by ``Store.commit``."""
+class CheckpointRows:
+    """The rows of a checkpoint the store writes itself, with ``Store.write_checkpoint``
+    inside the checkpoint's transaction (``monitor.pipeline.checkpoint``)."""
 
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     model_states: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
@@ -134,7 +135,7 @@ class Store:
         with write_transaction(self.db):
             yield self.db
 
-    def write_checkpoint(self, db: sqlite_utils.Database, checkpoint: Checkpoint) -> None:
+    def write_checkpoint(self, db: sqlite_utils.Database, checkpoint: CheckpointRows) -> None:
         """Write a checkpoint's rows; call inside ``transaction()``."""
         now = time.time()
         if checkpoint.quarantined:

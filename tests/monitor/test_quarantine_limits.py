@@ -16,7 +16,8 @@ from monitor.cli.progress import Progress
 from monitor.config import Config, load_config
 from monitor.pipeline.pipeline import Pipeline
 from monitor.replay.file_replay import replay_file
-from monitor.store.store import REPLAY_GROUP, Checkpoint, QuarantinedRecord, Store
+from monitor.store.store import REPLAY_GROUP, QuarantinedRecord, Store
+from monitor.store.store import CheckpointRows as Checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 START = 1_790_000_000.0  # 2026-09-21: in the past, as replayed events are
