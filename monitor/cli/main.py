@@ -6,6 +6,7 @@ The one place that reads argv and the environment.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sqlite3
 import sys
@@ -27,7 +28,6 @@ from monitor.report import report
 from monitor.silence import commands as silence_commands
 from monitor.store import store
 from monitor.store.errors import describe, store_errors
-from simulation.demo import demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +136,25 @@ def _parser() -> argparse.ArgumentParser:
     silence_commands.register(commands)
     quarantine_commands.register(commands)
     baseline_reset.register(commands)
-    demo.register(commands)
+    demo = commands.add_parser(
+        "demo",
+        help="the showcase: broker, simulated traffic with incidents, the daemon, webhooks",
+        description=(
+            "Run the daemon against simulated traffic with injected incidents on a local "
+            "Kafka broker, receive its webhooks and summarise what was caught. "
+            "Files go to ./demo-out/."
+        ),
+    )
+    demo.add_argument(
+        "--events", type=int, default=120_000, help="simulated events to produce (default 120,000)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="the simulation's seed")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave broker, daemon and receiver running after the summary until Ctrl-C",
+    )
+    demo.set_defaults(handler=_demo)
     report.register(commands)
     return parser
 
@@ -190,7 +208,24 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulation(command: str) -> None:
+    """The simulation package is optional (the container image ships the service only)."""
+    if importlib.util.find_spec("simulation") is None:
+        raise DriftwardenError(
+            f"`driftwarden {command}` needs the simulation package, which this installation "
+            "lacks: install driftwarden from its source tree"
+        )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    _simulation("demo")
+    from simulation.demo.demo import run_demo
+
+    return run_demo(args)
+
+
 def _simulate(args: argparse.Namespace) -> int:
+    _simulation("simulate")
     from simulation.simulator import write_simulation
 
     truth = write_simulation(Path(args.out), args.events, args.seed, args.malformed)
@@ -206,6 +241,8 @@ def _score(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from monitor.store.store import Store
+
+    _simulation("score")
     from simulation.scorecard import false_alarms, load_truth, score
 
     for path in (args.store, args.truth):

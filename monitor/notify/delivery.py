@@ -33,7 +33,7 @@ from monitor.notify.targets import WebhookTarget, body_for_target
 
 # Named after the module this code came from, so log records keep the logger
 # name that log filters and dashboards already match on.
-log = logging.getLogger("monitor.notify.outbox")
+log = logging.getLogger("driftwarden.outbox")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from monitor.errors import DriftwardenError
 from monitor.store.lease import StoreLease
@@ -48,36 +47,6 @@ DEFAULT_EVENTS = 120_000
 PARTITIONS = 3
 OUTPUTS = ("demo.db", "demo.db-wal", "demo.db-shm", "daemon.log", "report.html", "truth.json")
 STATUS_SECONDS = 5.0  # how often the progress line is repeated when stdout is not a terminal
-
-
-def register(commands: Any) -> None:
-    """Add ``driftwarden demo`` to the CLI's subcommands."""
-    demo = commands.add_parser(
-        "demo",
-        help="the showcase: broker, simulated traffic with incidents, the daemon, webhooks",
-        description=(
-            "Run the daemon against simulated traffic with injected incidents on a local "
-            "Kafka broker, receive its webhooks and summarise what was caught. "
-            "Files go to ./demo-out/."
-        ),
-    )
-    add_arguments(demo)
-    demo.set_defaults(handler=run_demo)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--events",
-        type=int,
-        default=DEFAULT_EVENTS,
-        help=f"simulated events to produce (default {DEFAULT_EVENTS:,})",
-    )
-    parser.add_argument("--seed", type=int, default=7, help="the simulation's seed")
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="leave broker, daemon and receiver running after the summary until Ctrl-C",
-    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
