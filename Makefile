@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-offline test lint venv kafka-fetch clean
+.PHONY: demo demo-offline test check lint venv kafka-fetch clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed (python3 not found)"; exit 2; }
@@ -26,13 +26,18 @@ demo-offline: $(STAMP)
 	scripts/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor detectors tests scripts
-	$(BIN)/ruff format --check monitor detectors tests scripts
+	$(BIN)/ruff check monitor simulation detectors tests scripts
+	$(BIN)/ruff format --check monitor simulation detectors tests scripts
 	$(BIN)/mypy
 
 test: $(STAMP) kafka-fetch lint
 	scripts/install-chromium
 	scripts/run-tests
+
+# The quick loop before a commit: lint, types and the unit tests that need no
+# broker, no browser and no long statistical runs.
+check: lint
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider -m "not kafka and not browser and not slow" tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from detectors.suite.settings import SuiteSettings
 from monitor.errors import ConfigError
-from monitor.events import ANY_TIME, TimeBounds
+from monitor.ingest.events import ANY_TIME, TimeBounds
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
     data = dict(raw)
     detection = data.pop("detection", {})
     models = data.pop("models", [])
-    config = _build(Config, data, source, "")
+    config: Config = _build(Config, data, source, "")
     if not isinstance(models, list):
         raise ConfigError(f"{source}: key 'models' must be an array of tables ([[models]])")
     if not models:
@@ -277,7 +277,7 @@ def _build(cls: type[Any], raw: dict[str, Any], source: str, prefix: str) -> Any
 
 def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
     origin = get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: key '{key}' must be a table")
         return _build(hint, value, source, key + ".")

@@ -129,7 +129,7 @@ def write_stream(path: Path, events: Iterator[dict[str, object]]) -> int:
 CHILD = """
 import sys
 from pathlib import Path
-from monitor.cli import main
+from monitor.cli.main import main
 out = Path(sys.argv[1])
 try:
     code = main(sys.argv[2:])

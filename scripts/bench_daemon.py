@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import parse_config  # noqa: E402
-from monitor.demo_processes import free_port  # noqa: E402
-from monitor.events import parse_event  # noqa: E402
-from monitor.pipeline import Pipeline  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.ingest.events import parse_event  # noqa: E402
+from monitor.pipeline.pipeline import Pipeline  # noqa: E402
+from monitor.store.store import Store  # noqa: E402
+from simulation.demo.processes import free_port  # noqa: E402
 
 CATEGORIES = [["a", "b", "c", "d"], ["x", "y"], ["red", "green", "blue"], ["n", "s", "e", "w"]]
 

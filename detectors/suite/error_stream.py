@@ -15,6 +15,7 @@ Rising error means decay, or feedback that disagrees with the model on purpose
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ class OutcomeJoin:
             self._evict(int(seq[0]) - 2 * self.horizon)
 
     def join(
-        self, seq: np.ndarray, ids: np.ndarray, truths: list[object]
+        self, seq: np.ndarray, ids: np.ndarray, truths: Sequence[object]
     ) -> tuple[list[int], list[float]]:
         """Positions (into the labels given) that joined a prediction, and their errors."""
         positions: list[int] = []
@@ -149,7 +150,7 @@ class ErrorWatch:
         self,
         seq: np.ndarray,
         ids: np.ndarray,
-        labels: list[object],
+        labels: Sequence[object],
         ts: np.ndarray,
         alarms: AlarmTracker,
     ) -> list[Finding]:

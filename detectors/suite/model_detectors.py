@@ -12,6 +12,7 @@ the whole state as plain data, so a restart or a replay continues exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -263,7 +264,7 @@ class ModelDetectors:
 
     # -- labels ---------------------------------------------------------
     def observe_labels(
-        self, seq: np.ndarray, ids: np.ndarray, labels: list[object], ts: np.ndarray
+        self, seq: np.ndarray, ids: np.ndarray, labels: Sequence[object], ts: np.ndarray
     ) -> list[Finding]:
         """Ground truth for earlier predictions (by request id); the error stream's findings."""
         return self._errors.observe(seq, ids, labels, ts, self._alarms)

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from detectors.base import Finding
-from monitor import cli, notify_policy
-from monitor.alerting import AlertPolicy
-from monitor.audit import write_transaction
-from monitor.incident_commands import register
-from monitor.store import Store
+from monitor.audit.chain import write_transaction
+from monitor.cli import main as cli
+from monitor.incidents.commands import register
+from monitor.incidents.grouping import AlertPolicy
+from monitor.store import schema
+from monitor.store.store import Store
 from tests.webhook_receiver import Received, WebhookReceiver, start_receiver
 
 __all__ = ["Received", "WebhookReceiver", "start_receiver"]
@@ -23,7 +24,7 @@ __all__ = ["Received", "WebhookReceiver", "start_receiver"]
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     store = Store(tmp_path / "store.db")
-    notify_policy.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     yield store
     store.close()
 

@@ -10,12 +10,12 @@ from collections.abc import Callable
 import pytest
 
 from detectors.base import Finding
-from monitor.alerting import AUTO_RESOLVER, AlertPolicy
-from monitor.audit import AuditLog, write_transaction
-from monitor.delivery import DeliveryWorker, RetryPolicy
-from monitor.notify_policy import NotificationPolicy
-from monitor.store import Store
-from monitor.webhook_targets import WebhookTarget
+from monitor.audit.chain import AuditLog, write_transaction
+from monitor.incidents.grouping import AUTO_RESOLVER, AlertPolicy
+from monitor.notify.delivery import DeliveryWorker, RetryPolicy
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.targets import WebhookTarget
+from monitor.store.store import Store
 from tests.webhook_receiver import WebhookReceiver
 
 T0 = 1_800_000_000.0

@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor import audit, cli, notify_policy
-from monitor.audit import GENESIS, KEYED, UNKEYED, AuditLog, row_hash
-from monitor.audit_verify import verify_chain
+from monitor.audit import chain as audit
+from monitor.audit.chain import GENESIS, KEYED, UNKEYED, AuditLog, row_hash
+from monitor.audit.verify import verify_chain
+from monitor.cli import main as cli
 from monitor.config import parse_config
-from monitor.delivery import DeliveryWorker
 from monitor.errors import DriftwardenError
-from monitor.events import Event
-from monitor.pipeline import Pipeline
-from monitor.store import Store
+from monitor.ingest.events import Event
+from monitor.notify.delivery import DeliveryWorker
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store import schema
+from monitor.store.store import Store
 
 KEY_ENV = "DRIFTWARDEN_TEST_AUDIT_KEY"
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -38,7 +40,7 @@ def _append(store: Store, n: int, start: int = 0) -> None:
 @pytest.fixture
 def keyed(tmp_path: Path) -> Iterator[Store]:
     store = Store(tmp_path / "keyed.db")
-    notify_policy.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     audit.bind_key(store.db, KEY)
     _append(store, 6)
     yield store
@@ -109,7 +111,7 @@ def test_a_store_written_before_keys_is_migrated_and_sealed_by_the_first_keyed_r
     _legacy(path, 5)
     store = Store(path)
     try:
-        notify_policy.ensure_schema(store.db)  # adds the scheme column
+        schema.ensure_schema(store.db)  # adds the scheme column
         assert AuditLog.verify(store.db) is None
         audit.bind_key(store.db, KEY)
         _append(store, 3, start=6)

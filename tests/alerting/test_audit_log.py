@@ -10,16 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import audit
-from monitor.audit import AuditLog, row_hash
-from monitor.store import Store
+from monitor.audit import chain as audit
+from monitor.audit.chain import AuditLog, row_hash
+from monitor.store import schema
+from monitor.store.store import Store
 
 ROWS = 8
 
 
 def _filled(path: Path) -> Store:
     store = Store(path)
-    audit.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     with store.transaction() as db:
         for i in range(ROWS):
             kind = audit.KINDS[i % len(audit.KINDS)]

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from detectors.base import Finding
-from monitor import audit, cli, notify_policy
-from monitor.alerting import AlertPolicy
-from monitor.audit import GENESIS, AuditLog, row_hash
-from monitor.store import Store
+from monitor.audit import chain as audit
+from monitor.audit.chain import GENESIS, AuditLog, row_hash
+from monitor.cli import main as cli
+from monitor.incidents.grouping import AlertPolicy
+from monitor.store import schema
+from monitor.store.store import Store
 
 KEY_ENV = "DRIFTWARDEN_TEST_AUDIT_KEY"
 KEY = "4f1c0d2e9a7b6c5d4e3f2a1b0c9d8e7f"
@@ -32,7 +34,7 @@ def write_store(tmp_path: Path, make_finding: Callable[..., Finding]) -> Callabl
     def write(key: str | None = None, name: str = "store.db") -> Path:
         path = tmp_path / name
         store = Store(path)
-        notify_policy.ensure_schema(store.db)
+        schema.ensure_schema(store.db)
         audit.bind_key(store.db, key.encode() if key else None)
         try:
             for i in range(ALERTS):
@@ -153,7 +155,7 @@ def test_an_old_anchor_still_verifies_after_more_rows(
     path = write_store()
     anchor = head(capsys, path)
     store = Store(path)
-    notify_policy.ensure_schema(store.db)
+    schema.ensure_schema(store.db)
     with store.transaction() as db:
         AuditLog.append(db, "silence", "silence:9", {"n": 9})
     store.close()

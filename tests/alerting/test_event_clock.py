@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from monitor.config import parse_config
-from monitor.event_clock import EventClock
-from monitor.events import Event
-from monitor.pipeline import Pipeline
-from monitor.store import Store
+from monitor.ingest.events import Event
+from monitor.pipeline.event_clock import EventClock
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store.store import Store
 from tests.alerting.conftest import finding
 
 T0 = 1_793_491_200.0

@@ -25,11 +25,11 @@ import pytest
 from rich.console import Console
 
 from detectors.base import Finding
-from monitor.audit import write_transaction
-from monitor.notify_policy import Silence, add_silence
-from monitor.replay_compare import compare_stores, print_comparison
-from monitor.safe_text import CELL_LIMIT
-from monitor.store import Store
+from monitor.audit.chain import write_transaction
+from monitor.cli.safe_text import CELL_LIMIT
+from monitor.notify.policy import Silence, add_silence
+from monitor.replay.compare import compare_stores, print_comparison
+from monitor.store.store import Store
 
 SGR = re.compile(rb"\x1b\[[0-9;]*m")  # rich's own colours and styles
 LONG = "L" * 10_000

@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from detectors.base import Finding
-from monitor.audit import AuditLog
-from monitor.notify_policy import NotificationPolicy
-from monitor.store import Store
-from monitor.webhook_targets import WebhookTarget
+from monitor.audit.chain import AuditLog
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.targets import WebhookTarget
+from monitor.store.store import Store
 
 
 @pytest.fixture

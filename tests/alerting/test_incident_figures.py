@@ -8,8 +8,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from detectors.base import Finding
-from monitor.ops import DaemonMetrics
-from monitor.store import Store
+from monitor.daemon.ops import DaemonMetrics
+from monitor.store.store import Store
 
 
 def _samples(metrics: DaemonMetrics) -> dict[tuple[str, str], float]:

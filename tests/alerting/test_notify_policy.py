@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detectors.base import Finding
-from monitor.notify_policy import NotificationPolicy, Silence, add_silence
-from monitor.outbox import WebhookOutbox, message_id, url_key
-from monitor.store import Store
-from monitor.webhook_targets import WebhookTarget
+from monitor.notify.outbox import WebhookOutbox, message_id, url_key
+from monitor.notify.policy import NotificationPolicy, Silence, add_silence
+from monitor.notify.targets import WebhookTarget
+from monitor.store.store import Store
 
 HOUR = 3600.0
 
@@ -134,13 +134,13 @@ def test_webhook_ids_are_stable_and_distinct() -> None:
 def test_a_replay_recomputes_the_same_rows(
     tmp_path: Path, record: Callable[..., int], make_finding: Callable[..., Finding]
 ) -> None:
-    from monitor import notify_policy
-    from monitor.store import Store
+    from monitor.store import schema
+    from monitor.store.store import Store
 
     rows = []
     for name in ("a.db", "b.db"):
         store = Store(tmp_path / name)
-        notify_policy.ensure_schema(store.db)
+        schema.ensure_schema(store.db)
         policy = NotificationPolicy([WebhookTarget("http://h", "pagerduty")])
         record(store, "fraud", make_finding(), policy=policy)
         record(store, "fraud", make_finding("x", 1_764_140_030.0, "critical"), policy=policy)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from detectors.base import Finding
-from monitor.report_data import load_report
-from monitor.store import Store
+from monitor.report.data import load_report
+from monitor.store.store import Store
 
 WINDOWS = [
     ("far", 1e18, 1e18 - 600.0),

@@ -12,14 +12,14 @@ import orjson
 import pytest
 
 from detectors.base import Finding
-from monitor.alerting import AlertPolicy
-from monitor.audit import AuditLog, write_transaction
-from monitor.delivery import DeliveryWorker, RetryPolicy, parse_retry_after
-from monitor.notify_policy import NotificationPolicy
-from monitor.outbox import WebhookOutbox
-from monitor.store import Store
-from monitor.webhook_signing import decode_secret, verify_signature
-from monitor.webhook_targets import WebhookTarget
+from monitor.audit.chain import AuditLog, write_transaction
+from monitor.incidents.grouping import AlertPolicy
+from monitor.notify.delivery import DeliveryWorker, RetryPolicy, parse_retry_after
+from monitor.notify.outbox import WebhookOutbox
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.signing import decode_secret, verify_signature
+from monitor.notify.targets import WebhookTarget
+from monitor.store.store import Store
 from tests.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="

@@ -8,12 +8,12 @@ from collections.abc import Callable
 import pytest
 
 from detectors.base import Finding
-from monitor import cli
-from monitor.audit import AuditLog
-from monitor.notify_policy import NotificationPolicy
-from monitor.silence_commands import parse_duration
-from monitor.store import Store
-from monitor.webhook_targets import WebhookTarget
+from monitor.audit.chain import AuditLog
+from monitor.cli import main as cli
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.targets import WebhookTarget
+from monitor.silence.commands import parse_duration
+from monitor.store.store import Store
 
 
 def _pages(store: Store) -> list[str]:

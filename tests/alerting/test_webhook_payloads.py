@@ -12,10 +12,10 @@ import pytest
 from detectors.base import Finding
 from monitor.config import WebhookConfig
 from monitor.errors import DriftwardenError
-from monitor.store import Store
-from monitor.webhook_signing import decode_secret, signature_headers, verify_signature
-from monitor.webhook_targets import WebhookTarget, body_for_target, targets_from_config
-from monitor.webhooks import NotificationContext, build_body
+from monitor.notify.payloads import NotificationContext, build_body
+from monitor.notify.signing import decode_secret, signature_headers, verify_signature
+from monitor.notify.targets import WebhookTarget, body_for_target, targets_from_config
+from monitor.store.store import Store
 
 CONTEXT = NotificationContext(
     config_path="prod.toml", receiver="oncall", external_url="http://dw.local"

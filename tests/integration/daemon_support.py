@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 
-from monitor.store import Store
+from monitor.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 

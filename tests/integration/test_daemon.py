@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.simulator import write_simulation
-from monitor.store import Store
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
 from tests.integration.daemon_support import (
     ROOT,
     consumed,

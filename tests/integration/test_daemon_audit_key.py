@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor import cli
-from monitor.simulator import write_simulation
+from monitor.cli import main as cli
+from simulation.simulator import write_simulation
 from tests.integration.daemon_support import (
     ROOT,
     consumed,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.simulator import write_simulation
-from monitor.webhook_signing import verify_signature
+from monitor.notify.signing import verify_signature
+from simulation.simulator import write_simulation
 from tests.integration.daemon_support import (
     consumed,
     free_port,

@@ -12,8 +12,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.simulator import MALFORMED_KINDS
-from monitor.store import Store
+from monitor.store.store import Store
+from simulation.simulator import MALFORMED_KINDS
 from tests.integration.daemon_support import (
     consumed,
     free_port,

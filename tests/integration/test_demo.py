@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from monitor.demo_receiver import DemoReceiver, new_secret
-from monitor.simulator import schedule
-from monitor.webhook_signing import decode_secret, signature_headers
+from monitor.notify.signing import decode_secret, signature_headers
+from simulation.demo.receiver import DemoReceiver, new_secret
+from simulation.simulator import schedule
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,16 +15,17 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from monitor import cli, kafka_replay
+from monitor.cli import main as cli
+from monitor.cli.progress import Progress
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
-from monitor.kafka_replay import parse_time, replay_topic
-from monitor.progress import Progress
-from monitor.replay import open_replay_store, replay_file
-from monitor.replay_compare import compare_stores
-from monitor.simulator import EVENT_SPACING, START_TS, write_simulation
-from monitor.store import REPLAY_GROUP, Store
-from monitor.traffic import produce_file
+from monitor.replay import kafka_replay
+from monitor.replay.compare import compare_stores
+from monitor.replay.file_replay import open_replay_store, replay_file
+from monitor.replay.kafka_replay import parse_time, replay_topic
+from monitor.store.store import REPLAY_GROUP, Store
+from simulation.simulator import EVENT_SPACING, START_TS, write_simulation
+from simulation.traffic import produce_file
 from tests.integration.daemon_support import free_port
 
 pytestmark = pytest.mark.kafka

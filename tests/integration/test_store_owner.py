@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.simulator import write_simulation
-from monitor.store import Store
-from monitor.store_lease import holders
+from monitor.store.lease import holders
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
 from tests.integration.daemon_support import (
     ROOT,
     consumed,

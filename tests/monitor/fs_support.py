@@ -67,8 +67,8 @@ def run(
 
 def used_store(folder: Path, events: int = 12_000) -> tuple[Path, Path, Path]:
     """(store, config, events file): a store written by ``driftwarden replay``, with alerts."""
-    from monitor.cli import main
-    from monitor.simulator import write_simulation
+    from monitor.cli.main import main
+    from simulation.simulator import write_simulation
 
     folder.mkdir(parents=True, exist_ok=True)
     stream = folder / "events.jsonl"

@@ -9,11 +9,11 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import Config, parse_config
-from monitor.events import Event
-from monitor.pipeline import Pipeline
-from monitor.store import Store
+from monitor.ingest.events import Event
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store.store import Store
 
 REFERENCE = 500  # a small reference, so a baseline forms in a few hundred events
 

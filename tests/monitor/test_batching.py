@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.batching import MAX_MAGNITUDE, row_batch
-from monitor.events import Event
+from monitor.ingest.batching import MAX_MAGNITUDE, row_batch
+from monitor.ingest.events import Event
 
 values = st.one_of(
     st.none(),

@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 
 from monitor.config import Config, load_config
-from monitor.events import Event, parse_event
-from monitor.limits import UNLISTED_NAME_CHARS, UNLISTED_OTHER
-from monitor.pipeline import Pipeline
-from monitor.simulator import write_simulation
-from monitor.store import Store
+from monitor.ingest.events import Event, parse_event
+from monitor.pipeline.limits import UNLISTED_NAME_CHARS, UNLISTED_OTHER
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 START = 1_790_000_000.0  # 2026-09-21: in the past, as replayed events are
@@ -116,7 +116,7 @@ def test_admission_does_not_depend_on_checkpoints(tmp_path: Path) -> None:
 CHILD = """
 import sys
 from pathlib import Path
-from monitor.cli import main
+from monitor.cli.main import main
 try:
     code = main(sys.argv[2:])
 finally:

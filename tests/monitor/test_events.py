@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.events import MAX_NAME_CHARS, Event, Malformed, TimeBounds, parse_event
+from monitor.ingest.events import MAX_NAME_CHARS, Event, Malformed, TimeBounds, parse_event
 
 
 def test_contract_examples_parse() -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monitor.cli.progress import Progress
 from monitor.config import load_config
-from monitor.progress import Progress
-from monitor.replay import replay_file
-from monitor.simulator import write_simulation
-from monitor.store import Store
+from monitor.replay.file_replay import replay_file
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
 from tests.hostile_records import hostile_lines
 
 ROOT = Path(__file__).resolve().parents[2]

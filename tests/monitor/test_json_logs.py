@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from monitor.logs import JsonFormatter
+from monitor.daemon.logs import JsonFormatter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     """
     import logging, threading, warnings
     import numpy as np
-    from monitor.logs import setup_logging
+    from monitor.daemon.logs import setup_logging
 
     setup_logging("info")
     log = logging.getLogger("driftwarden.test")

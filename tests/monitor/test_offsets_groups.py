@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store import Checkpoint, Store
+from monitor.store.store import CheckpointRows as Checkpoint
+from monitor.store.store import Store
 
 OLD_OFFSETS = """
 CREATE TABLE offsets (

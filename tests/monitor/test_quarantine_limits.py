@@ -12,11 +12,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from monitor.cli.progress import Progress
 from monitor.config import Config, load_config
-from monitor.pipeline import Pipeline
-from monitor.progress import Progress
-from monitor.replay import replay_file
-from monitor.store import REPLAY_GROUP, Checkpoint, QuarantinedRecord, Store
+from monitor.pipeline.checkpoint import CheckpointResult
+from monitor.pipeline.pipeline import Pipeline
+from monitor.replay.file_replay import replay_file
+from monitor.store.store import REPLAY_GROUP, QuarantinedRecord, Store
+from monitor.store.store import CheckpointRows as Checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 START = 1_790_000_000.0  # 2026-09-21: in the past, as replayed events are
@@ -89,7 +91,7 @@ class _CountingPipeline(Pipeline):
 
     checkpoints: list[tuple[int, dict[tuple[str, int], int]]]
 
-    def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> int:
+    def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> CheckpointResult:
         self.checkpoints.append((self.stats.quarantined, dict(offsets or {})))
         return super().checkpoint(offsets)
 
@@ -113,7 +115,7 @@ def test_a_full_quarantine_buffer_calls_a_checkpoint(
             out.write(b"x" * 1500 + b"\n")
     checkpoints: list[tuple[int, dict[tuple[str, int], int]]] = []
     monkeypatch.setattr(_CountingPipeline, "checkpoints", checkpoints, raising=False)
-    monkeypatch.setattr("monitor.replay.Pipeline", _CountingPipeline)
+    monkeypatch.setattr("monitor.replay.file_replay.Pipeline", _CountingPipeline)
     store = Store(config.store.path)
     result = replay_file(config, store, events, Progress("replay", enabled=False))
     assert result.stats.quarantined == 95
@@ -129,7 +131,7 @@ def test_a_full_quarantine_buffer_checkpoints_a_kafka_replay(
 ) -> None:
     from kafka import KafkaProducer
 
-    from monitor.kafka_replay import _replay_ranges, connect, plan_ranges
+    from monitor.replay.kafka_replay import _replay_ranges, connect, plan_ranges
 
     config = _config(tmp_path, extra="[limits]\nquarantine_buffer_records = 10\n")
     values = [orjson.dumps({"model": "m", "ts": START + i}) for i in range(95)]
@@ -142,7 +144,7 @@ def test_a_full_quarantine_buffer_checkpoints_a_kafka_replay(
     producer.close()
     checkpoints: list[tuple[int, dict[tuple[str, int], int]]] = []
     monkeypatch.setattr(_CountingPipeline, "checkpoints", checkpoints, raising=False)
-    monkeypatch.setattr("monitor.kafka_replay.Pipeline", _CountingPipeline)
+    monkeypatch.setattr("monitor.replay.kafka_replay.Pipeline", _CountingPipeline)
     store = Store(config.store.path)
     consumer = connect([kafka_bootstrap])
     try:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.simulator import MALFORMED_KINDS, write_simulation
-from monitor.store import Store
+from monitor.store.store import Store
+from simulation.simulator import MALFORMED_KINDS, write_simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.pipeline import PipelineStats
-from monitor.replay import UNLISTED_NAME_LIMIT, UNLISTED_SHOWN, print_summary, unlisted_models
+from monitor.pipeline.pipeline import PipelineStats
+from monitor.replay.file_replay import (
+    UNLISTED_NAME_LIMIT,
+    UNLISTED_SHOWN,
+    print_summary,
+    unlisted_models,
+)
 
 MODELS = 10_000
 NAME_BYTES = 1024

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from monitor.safe_text import CELL_LIMIT, bounded_list, cell, markup_safe, printable
+from monitor.cli.safe_text import CELL_LIMIT, bounded_list, cell, markup_safe, printable
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # rich's own colours and styles
 HOSTILE = {

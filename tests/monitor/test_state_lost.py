@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.cli import main
-from monitor.pipeline import Pipeline
-from monitor.store import Store
+from monitor.cli.main import main
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store.store import Store
 from tests.monitor.test_baseline_reset import REFERENCE, _audit, _config, _feed
 
 

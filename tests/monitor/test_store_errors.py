@@ -15,11 +15,11 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.errors import DriftwardenError
-from monitor.pipeline import Pipeline
-from monitor.store import Store
-from monitor.store_errors import explain
+from monitor.pipeline.pipeline import Pipeline
+from monitor.store.errors import explain
+from monitor.store.store import Store
 from tests.monitor.fs_support import (
     CLI,
     namespaces_work,

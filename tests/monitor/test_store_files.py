@@ -18,8 +18,8 @@ from tests.monitor.fs_support import ROOT, run
 OPEN_AND_LOOK = """
 import os, sys, orjson
 os.umask(int(sys.argv[2], 8))
-from monitor.store import Store
-from monitor.store_lease import StoreLease
+from monitor.store.store import Store
+from monitor.store.lease import StoreLease
 path = sys.argv[1]
 with StoreLease.shared(path, "driftwarden run", "g"):
     store = Store(path)
@@ -65,7 +65,7 @@ def test_an_existing_store_keeps_the_mode_its_owner_gave_it(tmp_path: Path) -> N
 def test_the_daemon_says_when_other_users_may_open_its_store(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from monitor.service import _warn_if_others_may_read
+    from monitor.daemon.service import _warn_if_others_may_read
 
     path = tmp_path / "s.db"
     path.write_bytes(b"")

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import DriftwardenError
-from monitor.store_lease import StoreLease, holders, lock_path
+from monitor.store.lease import StoreLease, holders, lock_path
 from tests.monitor.fs_support import CLI, ROOT, one_line_error, run, used_store
 
 HOLD = """
 import sys, time
-from monitor.store_lease import StoreLease
+from monitor.store.lease import StoreLease
 lease = StoreLease.shared(sys.argv[1], "driftwarden run", sys.argv[2])
 print("held", flush=True)
 time.sleep(600)

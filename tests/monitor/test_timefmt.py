@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from monitor.report_plots import nice_ticks, time_ticks
-from monitor.timefmt import clock, format_time, iso, moment
+from monitor.cli.timefmt import clock, format_time, iso, moment
+from monitor.report.plots import nice_ticks, time_ticks
 
 UNREPRESENTABLE = [1e18, -1e18, 1e308, -1e308, math.inf, -math.inf, math.nan, 10**400]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from detectors.base import Finding
-from monitor.alerting import AlertPolicy
-from monitor.simulator import write_simulation
-from monitor.store import Store
+from monitor.incidents.grouping import AlertPolicy
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from monitor.store import Store
+from monitor.store.store import Store
 
 HOSTILE = "<script>alert(1)</script>"
 

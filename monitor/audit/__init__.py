@@ -1,0 +1,1 @@
+"""The hash-chained audit log: writing the chain, verifying it, its commands."""

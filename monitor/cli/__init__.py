@@ -1,0 +1,1 @@
+"""The ``driftwarden`` command line: argument parsing, dispatch and terminal output."""

@@ -1,0 +1,7 @@
+"""``python -m monitor.cli``: the same as the ``driftwarden`` command."""
+
+import sys
+
+from monitor.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,365 @@
+"""``driftwarden run``: a Kafka consumer group feeding the per-model pipeline.
+
+Exactly-once effects over an at-least-once stream: every checkpoint
+(``monitor.pipeline.checkpoint``) writes alerts, incidents, quarantined
+records, detector state and the next offset of each partition in ONE SQLite
+transaction; Kafka commits follow, best effort. On
+(re)assignment the consumer seeks to the offsets in SQLite, so after a crash
+the records since the last checkpoint are read again and their effects, which
+never landed, are made exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from monitor.audit import chain as audit
+from monitor.config import Config
+from monitor.daemon.kafka_client import open_consumer
+from monitor.daemon.ops import DaemonMetrics
+from monitor.ingest.events import Malformed
+from monitor.notify.delivery import DeliveryWorker, RetryPolicy
+from monitor.notify.outbox import WebhookOutbox
+from monitor.notify.payloads import NotificationContext
+from monitor.notify.policy import NotificationPolicy
+from monitor.notify.targets import WebhookTarget
+from monitor.pipeline.checkpoint import Checkpoint
+from monitor.pipeline.limits import UNLISTED_LABEL, UNLISTED_OTHER
+from monitor.pipeline.pipeline import Pipeline, collect_garbage_rarely
+from monitor.pipeline.routing import route
+from monitor.store.store import Store
+
+log = logging.getLogger("driftwarden.daemon")
+OUTAGE_GRACE_SECONDS = 3.0
+# Repeats and resolves from the CLI must go out even while no records arrive.
+NOTIFY_SWEEP_SECONDS = 30.0
+
+
+@dataclass
+class DaemonStatus:
+    assigned: int = 0
+    broker_up: bool = False
+    outage_since: float | None = None
+    started: bool = False
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        metrics: DaemonMetrics,
+        targets: list[WebhookTarget] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        notes = config.notifications
+        self.notifier = (
+            NotificationPolicy(
+                config.webhooks,
+                NotificationContext(config_path=config.source, external_url=notes.external_url),
+                repeat_seconds=notes.repeat_seconds,
+                group_interval_seconds=notes.group_interval_seconds,
+            )
+            if config.webhooks
+            else None
+        )
+        group = config.kafka.group_id
+        self.pipeline = Pipeline(config, store, notifier=self.notifier, offsets_group=group)
+        claimed = store.claim_legacy_offsets(group)
+        if claimed:
+            log.warning(
+                "offsets stored without a consumer group are taken as this group's",
+                extra={"group_id": group, "partitions": claimed},
+            )
+        self.delivery = (
+            DeliveryWorker(
+                config.store.path,
+                targets,
+                retry=RetryPolicy(max_age=notes.max_age_seconds),
+                audit_key=audit.bound_key(store.db),
+            )
+            if targets
+            else None
+        )
+        self._last_sweep = time.monotonic()
+        self.status = DaemonStatus()
+        self._lock = threading.RLock()
+        every = config.checkpoint
+        self._checkpoint = Checkpoint(every.every_records, every.every_seconds)
+        self._down_since: float | None = None
+        # A store error in a rebalance callback, which the consumer would swallow.
+        self._store_failure: sqlite3.Error | None = None
+        self._abandoned = False
+        kafka = config.kafka
+        log.info("connecting to Kafka", extra={"bootstrap_servers": kafka.bootstrap_servers})
+        self.consumer = open_consumer(
+            kafka.bootstrap_servers,
+            group_id=kafka.group_id,
+            client_id=f"driftwarden-{kafka.group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset=kafka.auto_offset_reset,
+            max_poll_records=kafka.max_poll_records,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, kafka.session_timeout_ms // 4),
+            retry_backoff_ms=20,
+            reconnect_backoff_ms=200,
+            reconnect_backoff_max_ms=5000,
+        )
+        self.consumer.subscribe(kafka.topics, listener=_Rebalance(self))
+        self.dead_letters: KafkaProducer | None = None
+        if kafka.dead_letter_topic:
+            self.dead_letters = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.status.started:
+            return False, "starting"
+        if not self.status.broker_up:
+            return False, "broker unreachable"
+        return True, f"ok: {self.status.assigned} partition(s) assigned"
+
+    def run(
+        self,
+        stop: threading.Event,
+        heartbeat: Callable[[], None] | None = None,
+        stopping: Callable[[], None] | None = None,
+    ) -> None:
+        """Consume until ``stop`` is set, then a final checkpoint.
+
+        ``heartbeat`` is called once per loop while running, ``stopping`` once
+        when the loop ends: both from this thread, so no heartbeat follows it.
+        """
+        collect_garbage_rarely()
+        self.status.started = True
+        self.status.broker_up = True
+        self.metrics.broker_up.set(1)
+        if self.delivery is not None:
+            self.delivery.start()
+        try:
+            self._consume(stop, heartbeat)
+        except BaseException:
+            self.abandon()  # no final checkpoint: the store is what failed, or we are dying
+            raise
+        if stopping is not None:
+            stopping()
+        self.close()
+
+    def _consume(self, stop: threading.Event, heartbeat: Callable[[], None] | None) -> None:
+        while not stop.is_set():
+            try:
+                polled = self.consumer.poll(timeout_ms=500)
+            except KafkaError as exc:
+                if self._store_failure is not None:
+                    raise self._store_failure from None
+                log.warning("poll failed; retrying", extra={"error": str(exc)})
+                self._broker_state(self._connected(), str(exc))
+                stop.wait(1.0)
+                continue
+            if self._store_failure is not None:
+                raise self._store_failure
+            self._broker_state(self._connected(), "")
+            if polled:
+                started = time.perf_counter()
+                with self._lock:
+                    for tp, records in polled.items():
+                        self._process(tp, records)
+                self.metrics.latency.observe(time.perf_counter() - started)
+            if self._checkpoint_due():
+                self.checkpoint(commit=True)
+            if time.monotonic() - self._last_sweep >= NOTIFY_SWEEP_SECONDS:
+                self._sweep_notifications()
+            if heartbeat is not None:
+                heartbeat()
+
+    def _sweep_notifications(self) -> None:
+        self._last_sweep = time.monotonic()
+        if self.notifier is not None:
+            with self._lock, self.store.transaction() as db:
+                self.notifier.enqueue_changes(db, time.time())
+        if self.delivery is not None:
+            self.delivery.wake()
+        self.metrics.outbox_depth.set(WebhookOutbox.depth(self.store.db))
+
+    def close(self) -> None:
+        """The final checkpoint, then leave the group."""
+        self.checkpoint(commit=True)
+        if self.delivery is not None:
+            self.delivery.close()
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # leaving politely is best effort
+            log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if self.dead_letters is not None:
+            self.dead_letters.close(timeout=5)
+
+    def abandon(self) -> None:
+        """Stop delivery and leave the group without a checkpoint, after a fatal error."""
+        self._abandoned = True
+        if self.delivery is not None:
+            self.delivery.stop(timeout=5)
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:
+            log.warning("closing the consumer failed", extra={"error": str(exc)})
+
+    def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
+        pipeline = self.pipeline
+        per_model: dict[str, int] = {}
+        bounds = self.config.events.live_bounds(time.time())
+        source = f"kafka:{tp.topic}"
+        for record in records:
+            parsed, listed = route(
+                pipeline,
+                record.value,
+                record.timestamp / 1000.0,
+                bounds,
+                source,
+                tp.topic,
+                tp.partition,
+                record.offset,
+            )
+            if isinstance(parsed, Malformed):
+                self.metrics.quarantined.inc()
+                if self.dead_letters is not None:
+                    raw = record.value if isinstance(record.value, bytes) else b""
+                    self.dead_letters.send(
+                        self.config.kafka.dead_letter_topic, value=raw, key=record.key
+                    )
+            else:
+                # Unlisted models share one label: a series per name would be unbounded.
+                model = parsed.model if listed else UNLISTED_LABEL
+                per_model[model] = per_model.get(model, 0) + 1
+        # One metric update per model and poll: labels() per record costs more than parsing.
+        for model, count in per_model.items():
+            self.metrics.records.labels(model).inc(count)
+        self._checkpoint.advance(tp.topic, tp.partition, records[-1].offset + 1)
+        self._checkpoint.count(len(records))
+        highwater = self.consumer.highwater(tp)
+        if highwater is not None:
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                highwater - records[-1].offset - 1
+            )
+
+    def _checkpoint_due(self) -> bool:
+        why = self._checkpoint.due(self.pipeline.quarantine_full)
+        if why == "quarantine":
+            self.metrics.quarantine_checkpoints.inc()
+        return why is not None
+
+    def checkpoint(self, commit: bool) -> None:
+        """Write everything since the last checkpoint in one transaction, then commit to Kafka."""
+        with self._lock:
+            offsets = self._checkpoint.offsets
+            written = self.pipeline.checkpoint(offsets)
+            self._checkpoint.taken()
+            self.metrics.checkpointed()
+            for model, count in written.alerts_by_model.items():
+                if count:
+                    self.metrics.alerts.labels(model).inc(count)
+            self._count_caps()
+        if self.delivery is not None:
+            self.delivery.wake()
+        if commit and offsets:
+            try:
+                self.consumer.commit(
+                    {
+                        TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                        for (t, p), o in offsets.items()
+                    }
+                )
+            except Exception as exc:  # SQLite holds the truth; Kafka's copy can lag
+                log.warning("offset commit to Kafka failed", extra={"error": str(exc)})
+
+    def _count_caps(self) -> None:
+        """The caps' counters in /metrics, up to the pipeline's totals."""
+        stats, metrics = self.pipeline.stats, self.metrics
+        for model, count in stats.features_dropped.items():
+            metrics.advance(metrics.features_dropped, count, model)
+        for model, count in stats.metric_points_dropped.items():
+            metrics.advance(metrics.metric_points_dropped, count, model)
+        metrics.advance(metrics.unlisted_other, stats.unlisted.get(UNLISTED_OTHER, 0))
+        metrics.advance(metrics.quarantine_truncated, self.pipeline.quarantine_truncated)
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call.
+        if self._abandoned:
+            return  # leaving after a store error: the effects since the last checkpoint are lost
+        with self._lock:
+            try:
+                self.checkpoint(commit=False)
+            except sqlite3.Error as exc:
+                self._store_failure = exc
+                raise
+            self.pipeline.forget_models()
+            self._checkpoint.forget()
+            self.status.assigned = 0
+        log.info("partitions revoked", extra={"partitions": _names(partitions)})
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        try:
+            stored = self.store.stored_offsets(self.config.kafka.group_id)
+        except sqlite3.Error as exc:
+            self._store_failure = exc
+            raise
+        with self._lock:
+            self.status.assigned = len(partitions)
+            for tp in partitions:
+                offset = stored.get((tp.topic, tp.partition))
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+        log.info(
+            "partitions assigned",
+            extra={"partitions": _names(partitions)},
+        )
+
+    def _connected(self) -> bool:
+        client = self.consumer._client  # kafka-python exposes connection state only here
+        return any(client.connected(broker.node_id) for broker in client.cluster.brokers())
+
+    def _broker_state(self, up: bool, why: str) -> None:
+        now = time.monotonic()
+        if up:
+            self._down_since = None
+        else:
+            # A connection can drop for a moment; call it an outage after a grace period.
+            self._down_since = self._down_since or now
+            if now - self._down_since < OUTAGE_GRACE_SECONDS:
+                return
+        if up == self.status.broker_up:
+            return
+        self.status.broker_up = up
+        self.metrics.broker_up.set(1 if up else 0)
+        if up:
+            if self.status.outage_since is not None:
+                lasted = round(now - self.status.outage_since, 1)
+                log.warning("broker reachable again", extra={"outage_seconds": lasted})
+            self.status.outage_since = None
+        else:
+            self.status.outage_since = self._down_since
+            log.error("broker unreachable; waiting with backoff", extra={"error": why})
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.daemon.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.daemon.on_assigned(assigned)
+
+
+def _names(partitions: set[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)

@@ -1,0 +1,1 @@
+"""Alerts grouped into incidents (deduplication, grouping, quiet resolution) and their commands."""

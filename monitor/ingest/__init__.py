@@ -1,0 +1,4 @@
+"""Getting events in.
+
+The hostile-input parser, columns for the detectors, the quarantine commands.
+"""

@@ -1,0 +1,183 @@
+"""Turn one model's parsed events into the columns the detectors take.
+
+This runs for every event and feature, so it is written for speed: events are
+grouped by their feature names (in a stable schema, one group), each group is
+transposed at C speed with ``zip``, and each column becomes a numpy array in
+one call. Only a column that mixes numbers and labels is split value by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from detectors.base import RowBatch
+from monitor.ingest.events import Event, Scalar
+
+_BOOL_LABELS = {True: "true", False: "false"}
+MAX_MAGNITUDE = 1e100
+_NONE = type(None)
+_NUMERIC_TYPES = frozenset({int, float, _NONE})
+_LABEL_TYPES = frozenset({str, _NONE})
+_BOOL_TYPES = frozenset({str, bool, _NONE})
+
+
+class _Columns:
+    """Feature columns of length ``n``, filled group by group."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.numeric: dict[str, np.ndarray] = {}
+        self.categorical: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, rows: list[int] | None, values: tuple[object, ...]) -> None:
+        """One group's values of a feature; ``rows`` None means every event, in order."""
+        types = set(map(type, values))
+        if types == {_NONE}:
+            return  # missing everywhere in the group: nothing says what kind it is
+        if types <= _NUMERIC_TYPES:
+            # None becomes NaN in the conversion: missing, as it should.
+            self._put(self.numeric, name, rows, np.array(values, dtype=np.float64), np.nan)
+        elif types <= _LABEL_TYPES:
+            self._put(self.categorical, name, rows, _objects(values), None)
+        elif types <= _BOOL_TYPES:
+            labels = tuple(_BOOL_LABELS[v] if type(v) is bool else v for v in values)
+            self._put(self.categorical, name, rows, _objects(labels), None)
+        else:
+            self._add_mixed(name, rows, values)
+
+    def _add_mixed(self, name: str, rows: list[int] | None, values: tuple[object, ...]) -> None:
+        """A feature that is a number in some events and a label in others: split by value."""
+        index = range(len(values)) if rows is None else rows
+        numbers = [(i, v) for i, v in zip(index, values, strict=True) if type(v) in (int, float)]
+        labels = [
+            (i, _BOOL_LABELS[v] if type(v) is bool else v)
+            for i, v in zip(index, values, strict=True)
+            if type(v) in (str, bool)
+        ]
+        if numbers:
+            rows_n, vals_n = zip(*numbers, strict=True)
+            self._put(self.numeric, name, list(rows_n), np.array(vals_n, dtype=np.float64), np.nan)
+        if labels:
+            rows_l, vals_l = zip(*labels, strict=True)
+            self._put(self.categorical, name, list(rows_l), _objects(vals_l), None)
+
+    def _put(
+        self,
+        columns: dict[str, np.ndarray],
+        name: str,
+        rows: list[int] | None,
+        values: np.ndarray,
+        missing: object,
+    ) -> None:
+        if rows is None and name not in columns:
+            columns[name] = values
+            return
+        column = columns.get(name)
+        if column is None:
+            column = np.full(self.n, missing, dtype=values.dtype)
+            columns[name] = column
+        column[slice(None) if rows is None else rows] = values
+
+
+def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowBatch:
+    """Columns of prediction/input events, in stream order.
+
+    Numbers become numeric features, strings and bools categorical ones; a
+    feature that is None, or absent from an event that has features, is missing.
+    ``seq`` gives the events' positions in the model's stream, for the label join.
+    Each field is gathered by one comprehension, not one loop with branches per
+    event: this runs for every event.
+    """
+    n = len(events)
+    features = [e.features for e in events]
+    columns = _Columns(n)
+    without_features: list[int] = []
+    for names, rows in _schemas(features, without_features).items():
+        whole = None if len(rows) == n else rows
+        group = features if whole is None else [features[i] for i in rows]
+        for name, column in zip(names, zip(*map(dict.values, group), strict=True), strict=True):  # type: ignore[arg-type]
+            columns.add(name, whole, column)
+    has_features = None
+    if without_features:
+        has_features = np.ones(n, dtype=bool)
+        has_features[without_features] = False
+    scores = [e.score for e in events]
+    labels, values = _predictions([e.prediction for e in events])
+    return RowBatch(
+        ts=np.array([e.ts for e in events], dtype=np.float64),
+        numeric={name: measured(column) for name, column in columns.numeric.items()},
+        categorical=columns.categorical,
+        score=None if scores.count(None) == n else measured(np.array(scores, dtype=np.float64)),
+        prediction=labels,
+        prediction_value=None if values is None else measured(values),
+        client=_optional_objects([e.client for e in events]),
+        has_features=has_features,
+        ids=_optional_objects([e.id for e in events]),
+        seq=None if seq is None else np.array(seq, dtype=np.int64),
+    )
+
+
+def measured(values: np.ndarray) -> np.ndarray:
+    """``values`` with magnitudes beyond ``MAX_MAGNITUDE`` made NaN, in place.
+
+    No measurement is that large; such a value is an overflow upstream or an
+    attack (1e308 overflows every sum it enters), and counts as invalid, like an
+    infinity. Sums of a million values below the limit stay finite.
+    """
+    with np.errstate(invalid="ignore"):
+        values[np.abs(values) > MAX_MAGNITUDE] = np.nan
+    return values
+
+
+def _schemas(
+    features: list[dict[str, Scalar | None] | None], without: list[int]
+) -> dict[tuple[str, ...], list[int]]:
+    """Row numbers grouped by feature names in order; rows with no features go to ``without``."""
+    first = features[0]
+    if first is not None and None not in features:
+        names = list(first)
+        if all(list(f) == names for f in features):  # type: ignore[arg-type]
+            return {tuple(names): list(range(len(features)))}  # a stable schema: the usual case
+    schemas: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(features):
+        if row is None:
+            without.append(i)
+        else:
+            schemas.setdefault(tuple(row), []).append(i)
+    return schemas
+
+
+def _predictions(outputs: list[Scalar | None]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Predictions as labels (strings, bools) and values (numbers), each None if never given."""
+    types = set(map(type, outputs))
+    if types <= _LABEL_TYPES:
+        return _optional_objects(outputs), None  # type: ignore[arg-type]
+    if types <= _NUMERIC_TYPES:
+        return None, np.array(outputs, dtype=np.float64)
+    n = len(outputs)
+    labels: list[str | None] = [None] * n
+    values = np.full(n, np.nan)
+    given_labels = given_values = False
+    for i, out in enumerate(outputs):
+        kind = type(out)
+        if kind is str or kind is bool:
+            labels[i] = _BOOL_LABELS[out] if kind is bool else out  # type: ignore[index, assignment]
+            given_labels = True
+        elif out is not None:
+            values[i] = out
+            given_values = True
+    return (_objects(tuple(labels)) if given_labels else None), (values if given_values else None)
+
+
+def _optional_objects(values: list[str | None]) -> np.ndarray | None:
+    if values.count(None) == len(values):
+        return None
+    return _objects(tuple(values))
+
+
+def _objects(values: tuple[object, ...]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -1,0 +1,5 @@
+"""Notifications.
+
+What to send (policy), the outbox, delivery, payloads per format, signing,
+targets.
+"""

@@ -1,0 +1,335 @@
+"""The per-model pipeline shared by replay and the daemon.
+
+Events are buffered per model and handed to the detectors in micro-batches;
+since the detectors give the same findings for any split of the stream, the
+buffer size is a matter of speed only. ``checkpoint`` hands everything since
+the last one to ``monitor.pipeline.checkpoint``, which writes it in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Finding
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
+from monitor.audit import chain as audit
+from monitor.audit.chain import AuditLog
+from monitor.config import Config
+from monitor.incidents.grouping import AlertPolicy
+from monitor.ingest.batching import measured, row_batch
+from monitor.ingest.events import Event
+from monitor.notify.policy import NotificationPolicy
+from monitor.pipeline import baseline_reset, checkpoint
+from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
+from monitor.pipeline.event_clock import EventClock
+from monitor.pipeline.limits import QuarantineBuffer, count_unlisted, keep_features
+from monitor.store.store import CheckpointRows, QuarantinedRecord, StateLost, Store
+
+log = logging.getLogger("driftwarden.pipeline")
+FLUSH_EVENTS = 2048
+# The cyclic collector's gen-0 threshold, in net container allocations. Events,
+# their feature dicts and column tuples form no cycles and are freed by reference
+# counting, yet at the default of 700 the collector ran every ~150 events and took
+# ~10% of the pipeline's time (3.5 us per event, measured with gc.callbacks).
+GC_GEN0_THRESHOLD = 50_000
+
+
+def collect_garbage_rarely() -> None:
+    """Tune the process's cyclic garbage collector for streaming many small events:
+    collections run ~70 times less often; cycles are still collected."""
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
+
+
+@dataclass
+class ModelPipeline:
+    name: str
+    detectors: ModelDetectors
+    events: int = 0
+    labels: int = 0
+    baseline_logged: bool = False
+    clock: EventClock = field(default_factory=EventClock)
+    times: list[float] = field(default_factory=list)
+    rows: list[Event] = field(default_factory=list)
+    row_seq: list[int] = field(default_factory=list)
+    label_events: list[tuple[int, Event]] = field(default_factory=list)
+    metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    buffered: int = 0
+    features_dropped: int = 0  # values of feature names the model does not track
+    metric_points_dropped: int = 0  # points of metric series beyond the cap
+    caps_logged: bool = False
+    # The feature names worth a column; an event with others is filtered first.
+    feature_filter: set[str] | frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feature_filter = self.detectors.feature_filter
+
+    def add(self, event: Event) -> bool:
+        """Buffer one event; True when the buffer is worth flushing.
+
+        Every event, labels included, counts towards the flush: the label join
+        needs each flush to span fewer events than its horizon.
+        """
+        seq = self.events
+        self.events += 1
+        self.times.append(event.ts)
+        if event.type == "metric":
+            assert event.name is not None and event.value is not None
+            points = self.metrics.get(event.name)
+            if points is None and self.detectors.caps.metrics.admit(event.name):
+                points = self.metrics[event.name] = []
+            if points is None:
+                self.metric_points_dropped += 1
+            else:
+                points.append((event.ts, event.value))
+        elif event.type == "label":
+            self.labels += 1
+            self.label_events.append((seq, event))
+        else:
+            features = event.features
+            if features is not None and not self.feature_filter.issuperset(features):
+                event.features = self._keep_features(features)
+            self.rows.append(event)
+            self.row_seq.append(seq)
+        self.buffered += 1
+        return self.buffered >= FLUSH_EVENTS
+
+    def _keep_features(self, features: dict[str, Any]) -> dict[str, Any]:
+        """The slow path: an event with feature names outside the filter."""
+        det = self.detectors
+        warm_up = (
+            not det.has_reference
+            and det.rows_observed + len(self.rows) < det.settings.reference_size
+        )
+        kept, untracked = keep_features(features, self.feature_filter, det, warm_up)
+        self.features_dropped += untracked
+        return kept
+
+    def flush(self) -> list[Finding]:
+        findings: list[Finding] = []
+        self.buffered = 0
+        self.clock.observe(self.times)
+        self.times = []
+        if self.rows:
+            findings += self.detectors.observe_rows(row_batch(self.rows, self.row_seq))
+            self.rows, self.row_seq = [], []
+            self.feature_filter = self.detectors.feature_filter  # the reference's, once built
+        if self.label_events:
+            seq = np.array([s for s, _ in self.label_events], dtype=np.int64)
+            ids = np.array([e.id for _, e in self.label_events], dtype=object)
+            truths = [e.label for _, e in self.label_events]
+            ts = np.array([e.ts for _, e in self.label_events], dtype=np.float64)
+            findings += self.detectors.observe_labels(seq, ids, truths, ts)
+            self.label_events = []
+        for name in sorted(self.metrics):
+            points = np.array(self.metrics[name], dtype=np.float64)
+            findings += self.detectors.observe_metric(name, points[:, 0], measured(points[:, 1]))
+        self.metrics = {}
+        return findings
+
+
+@dataclass
+class PipelineStats:
+    processed: int = 0
+    quarantined: int = 0
+    alerts: int = 0
+    alerts_by_model: Counter[str] = field(default_factory=Counter)
+    # Events of models not in the config, by name: at most [limits] max_unlisted_models
+    # names (cut to 100 characters), then one "(other models)" count.
+    unlisted: Counter[str] = field(default_factory=Counter)
+    features_dropped: Counter[str] = field(default_factory=Counter)
+    metric_points_dropped: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        policy: AlertPolicy | None = None,
+        notifier: NotificationPolicy | None = None,
+        offsets_group: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        # The consumer group whose offsets ``checkpoint`` records.
+        self.offsets_group = offsets_group
+        self.policy = policy or AlertPolicy(
+            config.alerting.group_seconds, config.alerting.resolve_after_seconds
+        )
+        self.notifier = notifier
+        # Audit rows go keyed with the config's key; refused early if it is not the log's.
+        key = audit.key_from_env(config.audit.key_env, os.environ)
+        audit.bind_key(store.db, key)
+        with store.transaction() as db:
+            audit.check_key(db, key, config.audit.key_env)
+        self.models: dict[str, ModelPipeline] = {}
+        self.stats = PipelineStats()
+        self._findings: dict[str, list[Finding]] = {}
+        self._quarantine = QuarantineBuffer(config.limits)
+        self._touched: set[str] = set()
+
+    def model(self, name: str) -> ModelPipeline | None:
+        pipeline = self.models.get(name)
+        if pipeline is None and self.config.model(name) is not None:
+            settings = self.config.suite_settings(name)
+            saved = None if self._reset_on_load(name) else self._load(name)
+            if saved is None:
+                pipeline = ModelPipeline(name, ModelDetectors(settings))
+            else:
+                detectors, events = saved
+                _warn_if_settings_changed(name, detectors.settings, settings)
+                pipeline = ModelPipeline(
+                    name, detectors, events=events, baseline_logged=detectors.has_reference
+                )
+            self.models[name] = pipeline
+        return pipeline
+
+    def _load(self, name: str) -> tuple[ModelDetectors, int] | None:
+        """A model's saved detectors; None, loudly, if there are none or they are unreadable.
+
+        A state that cannot be read back (a blob deleted from the store, a
+        damaged row) would fail the same way at every start: the model's
+        baseline starts again instead, and the log and the audit log say so.
+        """
+        try:
+            saved = self.store.load_model_state(name)
+            if saved is None:
+                return None
+            state, events = saved
+            return ModelDetectors.load(state), events
+        except (StateLost, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            why = str(exc) or type(exc).__name__
+        with self.store.transaction() as db:
+            self.store.delete_model_state(db, name)
+            content = {"source": "state lost", "error": why}
+            AuditLog.append(db, "baseline_change", f"model:{name}", content)
+        log.error(
+            f"model {name}: its saved baseline is lost ({why}); it warms up again "
+            "from the events that follow",
+            extra={"model": name, "error": why},
+        )
+        return None
+
+    def _reset_on_load(self, name: str) -> bool:
+        """Carry out a pending baseline reset of a model about to load; True if there was one."""
+        if name not in baseline_reset.pending(self.store.db):
+            return False  # the usual case: a read, without taking the write lock
+        with self.store.transaction() as db:
+            if name not in baseline_reset.pending(db):
+                return False  # another process carried it out meanwhile
+            self.store.delete_model_state(db, name)
+            baseline_reset.carry_out(db, name, time.time())
+        log.warning("baseline reset carried out; the model warms up again", extra={"model": name})
+        return True
+
+    def feed(self, event: Event) -> bool:
+        """Take one event; False if its model is not in the config (counted and skipped)."""
+        pipeline = self.model(event.model)
+        if pipeline is None:
+            count_unlisted(self.stats.unlisted, event.model, self.config.limits.max_unlisted_models)
+            return False
+        self.stats.processed += 1
+        self._touched.add(event.model)
+        if pipeline.add(event):
+            self._findings.setdefault(event.model, []).extend(pipeline.flush())
+        return True
+
+    def quarantine(self, record: QuarantinedRecord) -> bool:
+        """Keep a malformed record (its raw bytes cut to the limit) for the next checkpoint;
+        True when the records waiting reach their limit and a checkpoint is due now."""
+        self.stats.quarantined += 1
+        self._quarantine.add(record)
+        return self._quarantine.full
+
+    @property
+    def quarantine_full(self) -> bool:
+        """The quarantined records waiting reach their limit: checkpoint now."""
+        return self._quarantine.full
+
+    @property
+    def quarantine_truncated(self) -> int:
+        """Quarantined records whose raw bytes were cut to [limits] quarantine_raw_bytes."""
+        return self._quarantine.truncated
+
+    def checkpoint(self, offsets: dict[tuple[str, int], int] | None = None) -> CheckpointResult:
+        """Flush every model and write all effects in one transaction (``checkpoint.write``)."""
+        touched = sorted(self._touched)
+        for name in touched:
+            self._findings.setdefault(name, []).extend(self.models[name].flush())
+        for name in touched:
+            self._count_drops(self.models[name])
+        rows = CheckpointRows(
+            quarantined=self._quarantine.records,
+            model_states={
+                name: (self.models[name].detectors.dump(), self.models[name].events)
+                for name in touched
+            },
+            offsets=offsets or {},
+            group_id=self.offsets_group,
+        )
+        unit = UnitOfWork(self._findings, [self.models[name] for name in touched], rows)
+        result = checkpoint.write(
+            self.store, unit, self.policy, self.notifier, set(self.models.keys())
+        )
+        for name in result.models_reset:
+            del self.models[name]
+        self.stats.alerts_by_model.update(result.alerts_by_model)
+        self.stats.alerts += result.alerts
+        self._findings = {}
+        self._quarantine.clear()
+        self._touched = set()
+        return result
+
+    def _count_drops(self, model: ModelPipeline) -> None:
+        """Move a model's drop counts into the stats; say once when a cap first bites."""
+        features, points = model.features_dropped, model.metric_points_dropped
+        if not features and not points:
+            return
+        self.stats.features_dropped[model.name] += features
+        self.stats.metric_points_dropped[model.name] += points
+        model.features_dropped = model.metric_points_dropped = 0
+        if not model.caps_logged:
+            model.caps_logged = True
+            settings = model.detectors.settings
+            log.warning(
+                "dropping feature values or metric points this model does not track: feature "
+                "names beyond [detection] max_features or new after the warm-up, metric series "
+                "beyond max_metric_series",
+                extra={
+                    "model": model.name,
+                    "max_features": settings.max_features,
+                    "max_metric_series": settings.max_metric_series,
+                    "features_dropped": features,
+                    "metric_points_dropped": points,
+                },
+            )
+
+    def forget_models(self) -> None:
+        """Drop in-memory detector state; it reloads from the store when next needed.
+
+        Called after a checkpoint when partitions move: another process may own
+        these models now, and the store is the only state both can trust.
+        """
+        self.models = {}
+
+
+def _warn_if_settings_changed(model: str, saved: SuiteSettings, configured: SuiteSettings) -> None:
+    """A changed [detection] applies only after a baseline reset: say so, once per load."""
+    before, now = saved.dump(), configured.dump()
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        log.warning(
+            "detection settings changed since this model's baseline was built; the saved ones "
+            f"stay in force until `driftwarden baseline reset --model {model}`",
+            extra={"model": model, "changed": changed},
+        )

@@ -1,0 +1,1 @@
+"""``driftwarden report``: one self-contained HTML file per store or incident."""

@@ -1,0 +1,1 @@
+"""Silences: muting notifications of matching incidents for a while."""

@@ -1,0 +1,1 @@
+"""The SQLite store: connection, schema, state blobs, the lease, store errors."""

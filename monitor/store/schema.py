@@ -1,0 +1,211 @@
+"""Every table of the store, created in one place when the store opens.
+
+``ensure_schema`` runs from ``Store.__init__`` (and only there): it creates
+the tables that are missing and brings a store written by an older version up
+to date with the column migrations below. Everything is idempotent and safe
+when two processes open the same store at once: a migration another process
+made first is taken as done.
+
+Tables and their owners: ``alerts`` and ``incidents`` (``monitor.incidents``),
+``quarantine`` (the parser's refusals), ``model_state`` and ``state_blobs``
+(detector state), ``baseline_resets`` (``monitor.pipeline.baseline_reset``),
+``offsets`` (the next offset per consumer group and partition), ``audit``
+(``monitor.audit.chain``), ``outbox``, ``silences`` and
+``incident_notifications`` (``monitor.notify``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    event_ts REAL NOT NULL,
+    created_at REAL NOT NULL,
+    details TEXT NOT NULL,
+    incident_id INTEGER REFERENCES incidents(id)
+);
+CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts(model, event_ts);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts(incident_id);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    first_event_ts REAL NOT NULL,
+    last_event_ts REAL NOT NULL,
+    alert_count INTEGER NOT NULL DEFAULT 0,
+    signals TEXT NOT NULL DEFAULT '[]',
+    opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    resolved_by TEXT,
+    resolved_at REAL,
+    notification_state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX IF NOT EXISTS incidents_model_status ON incidents(model, status);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    topic TEXT,
+    partition INTEGER,
+    offset INTEGER,
+    reason TEXT NOT NULL,
+    raw BLOB,
+    created_at REAL NOT NULL,
+    raw_length INTEGER,
+    raw_sha256 TEXT
+);
+CREATE TABLE IF NOT EXISTS model_state (
+    model TEXT PRIMARY KEY,
+    state BLOB NOT NULL,
+    events INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- Requests of `driftwarden baseline reset`, carried out by whoever holds the model.
+CREATE TABLE IF NOT EXISTS baseline_resets (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    requested_by TEXT NOT NULL,
+    done_at REAL
+);
+-- See OFFSETS_TABLE.
+-- Long strings of model_state, keyed by digest (monitor.store.state_blobs).
+CREATE TABLE IF NOT EXISTS state_blobs (
+    model TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (model, digest)
+);
+-- The hash-chained audit log (monitor.audit.chain).
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    content TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    scheme TEXT NOT NULL DEFAULT 'sha256'
+);
+CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
+-- Webhook deliveries (monitor.notify.outbox).
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    webhook_id TEXT NOT NULL UNIQUE,
+    url_index INTEGER NOT NULL,
+    url_key TEXT NOT NULL,
+    format TEXT NOT NULL,
+    incident_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_attempt_at REAL,
+    last_status INTEGER,
+    last_error TEXT,
+    delivered_at REAL,
+    failed_at REAL,
+    gave_up_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_incident_url ON outbox(incident_id, url_key, state);
+-- Silences and what each incident was last notified as (monitor.notify.policy).
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL DEFAULT '*',
+    signal TEXT NOT NULL DEFAULT '*',
+    detector TEXT NOT NULL DEFAULT '*',
+    starts_at REAL NOT NULL,
+    ends_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incident_notifications (
+    incident_id INTEGER PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    last_notified_at REAL NOT NULL DEFAULT 0,
+    signal_count INTEGER NOT NULL DEFAULT 0
+);
+"""
+OFFSETS_TABLE = """
+CREATE TABLE IF NOT EXISTS offsets (
+    group_id TEXT NOT NULL DEFAULT '',
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+);
+"""
+# Columns added to existing stores when they open: (table, column, type and default).
+ADDED_COLUMNS = (
+    ("quarantine", "raw_length", "INTEGER"),
+    ("quarantine", "raw_sha256", "TEXT"),
+    # Rows written before keyed rows existed are unkeyed.
+    ("audit", "scheme", "TEXT NOT NULL DEFAULT 'sha256'"),
+    # A store written before signals were counted.
+    ("incident_notifications", "signal_count", "INTEGER NOT NULL DEFAULT 0"),
+)
+# Offsets written before they carried their consumer group keep group_id '':
+# the first daemon to start on the store takes them as its group's.
+_OFFSETS_WITH_GROUPS = (
+    "ALTER TABLE offsets RENAME TO offsets_without_groups",
+    OFFSETS_TABLE,
+    "INSERT INTO offsets (group_id, topic, partition, next_offset, updated_at) "
+    "SELECT '', topic, partition, next_offset, updated_at FROM offsets_without_groups",
+    "DROP TABLE offsets_without_groups",
+)
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create the missing tables and run the migrations; call outside a transaction."""
+    db.executescript(TABLES + OFFSETS_TABLE)
+    _add_groups_to_offsets(db)
+    _add_missing_columns(db)
+
+
+def _columns(db: sqlite_utils.Database, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+
+
+def _add_missing_columns(db: sqlite_utils.Database) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in _columns(db, table):
+            try:
+                db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process was first
+                    raise
+
+
+def _add_groups_to_offsets(db: sqlite_utils.Database) -> None:
+    """Migrate a store whose offsets have no consumer group (before group_id existed)."""
+    from monitor.audit.chain import write_transaction
+
+    if "group_id" in _columns(db, "offsets"):
+        return
+    with write_transaction(db):
+        if "group_id" in _columns(db, "offsets"):
+            return  # another process migrated it meanwhile
+        for statement in _OFFSETS_WITH_GROUPS:
+            db.execute(statement)

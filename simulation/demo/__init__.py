@@ -1,0 +1,1 @@
+"""``driftwarden demo``: broker, daemon, receiver and simulated traffic, end to end."""
