@@ -37,7 +37,7 @@ test: $(STAMP) kafka-fetch lint
 # The quick loop before a commit: lint, types and the unit tests that need no
 # broker, no browser and no long statistical runs.
 check: lint
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider -m "not kafka and not browser and not slow" tests
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider -m "not kafka and not browser and not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
