@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,10 +28,13 @@ from types import FrameType
 from monitor.errors import DriftwardenError
 from monitor.store.lease import StoreLease
 from simulation.demo.config import write_demo_config
+from simulation.demo.narrator import Say, store_progress
 from simulation.demo.processes import (
     KAFKA_SCRIPT,
     check_daemon,
+    create_topic,
     daemon_ready,
+    delete_topic,
     free_port,
     start_broker,
     start_daemon,
@@ -46,7 +48,6 @@ from simulation.simulator import EVENT_SPACING, Truth
 DEFAULT_EVENTS = 120_000
 PARTITIONS = 3
 OUTPUTS = ("demo.db", "demo.db-wal", "demo.db-shm", "daemon.log", "report.html", "truth.json")
-STATUS_SECONDS = 5.0  # how often the progress line is repeated when stdout is not a terminal
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -54,45 +55,6 @@ def run_demo(args: argparse.Namespace) -> int:
         raise DriftwardenError("--events must be at least 10000: detectors need a reference")
     demo = Demo(events=args.events, seed=args.seed, keep=args.keep, out=Path.cwd() / "demo-out")
     return demo.run()
-
-
-class Say:
-    """Lines on stdout, plus one progress line that rewrites itself on a terminal."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stdout.isatty()
-        self._lock = threading.Lock()
-        self._status = ""
-        self._last_plain = 0.0
-        self.started = time.monotonic()
-
-    def __call__(self, text: str) -> None:
-        with self._lock:
-            if self.tty and self._status:
-                sys.stdout.write("\r\033[K")
-            sys.stdout.write(text + "\n")
-            if self.tty and self._status:
-                sys.stdout.write(self._status)
-            sys.stdout.flush()
-
-    def status(self, text: str, force: bool = False) -> None:
-        text = f"  [{time.monotonic() - self.started:5.0f} s] {text}"
-        with self._lock:
-            if self.tty:
-                self._status = text
-                sys.stdout.write("\r\033[K" + text)
-                sys.stdout.flush()
-            elif force or time.monotonic() - self._last_plain >= STATUS_SECONDS:
-                self._last_plain = time.monotonic()
-                sys.stdout.write(text + "\n")
-                sys.stdout.flush()
-
-    def end_status(self) -> None:
-        with self._lock:
-            if self.tty and self._status:
-                sys.stdout.write("\r\033[K" + self._status + "\n")
-                sys.stdout.flush()
-            self._status = ""
 
 
 @dataclass
@@ -194,24 +156,8 @@ class Demo:
         self.say(f"broker: {self.bootstrap} (started by the demo, stopped at the end)")
 
     def _create_topic(self) -> None:
-        from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import KafkaError
-
         self.topic = f"driftwarden-demo-{uuid.uuid4().hex[:8]}"
-        try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap.split(","),
-                client_id="driftwarden-demo",
-                request_timeout_ms=30_000,
-            )
-        except KafkaError:
-            raise DriftwardenError(f"no Kafka broker answers at {self.bootstrap}") from None
-        try:
-            admin.create_topics([NewTopic(self.topic, PARTITIONS, 1)])
-        except KafkaError as exc:
-            raise DriftwardenError(f"cannot create topic {self.topic}: {exc}") from None
-        finally:
-            admin.close()
+        create_topic(self.bootstrap, self.topic, PARTITIONS)
         self.topic_created = True
         self.say(f"topic: {self.topic} ({PARTITIONS} partitions, records keyed by model)")
 
@@ -283,7 +229,7 @@ class Demo:
             if failure:
                 raise failure[0]
             self._check_daemon()
-            consumed, pending, alerts = _store_progress(self.store_path)
+            consumed, pending, alerts = store_progress(self.store_path)
             received = len(self.receiver.received()) if self.receiver else 0
             produced = self.produced if done.is_set() else progress["produced"]
             self.say.status(
@@ -384,15 +330,7 @@ class Demo:
         # On a broker the demo started, the topic goes with the broker's data.
         if not self.topic_created or self.broker_port is not None or self.keep:
             return
-        from kafka.admin import KafkaAdminClient
-
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.bootstrap.split(","), request_timeout_ms=15_000
-        )
-        try:
-            admin.delete_topics([self.topic])
-        finally:
-            admin.close()
+        delete_topic(self.bootstrap, self.topic)
         self.topic_created = False
 
     def _stop_broker(self) -> None:
@@ -405,25 +343,3 @@ class Demo:
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def _store_progress(path: Path) -> tuple[int, int, int]:
-    """(records checkpointed, notifications pending, alerts) of the daemon's store."""
-    if not path.exists():
-        return 0, 0, 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
-    except sqlite3.Error:
-        return 0, 0, 0
-    try:
-        consumed = db.execute("SELECT coalesce(sum(next_offset), 0) FROM offsets").fetchone()[0]
-        alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
-        try:
-            pending = db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()
-        except sqlite3.OperationalError:
-            pending = (0,)
-        return int(consumed), int(pending[0]), int(alerts)
-    except sqlite3.Error:
-        return 0, 0, 0
-    finally:
-        db.close()

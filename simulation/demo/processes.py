@@ -15,7 +15,7 @@ from pathlib import Path
 from monitor.errors import DriftwardenError
 from simulation.demo.receiver import SECRET_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # simulation/demo/processes.py -> the checkout
 KAFKA_SCRIPT = ROOT / "scripts" / "kafka"
 
 
@@ -109,3 +109,34 @@ def _last_line(path: Path) -> str:
     except OSError:
         return "no log"
     return lines[-1][:300] if lines else "no output"
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """A new topic of ``partitions`` partitions, or a one-line error saying why not."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="driftwarden-demo",
+            request_timeout_ms=30_000,
+        )
+    except KafkaError:
+        raise DriftwardenError(f"no Kafka broker answers at {bootstrap}") from None
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    except KafkaError as exc:
+        raise DriftwardenError(f"cannot create topic {topic}: {exc}") from None
+    finally:
+        admin.close()
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=15_000)
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()

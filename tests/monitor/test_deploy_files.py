@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -39,3 +40,11 @@ def test_container_runs_as_non_root_with_a_healthcheck() -> None:
     assert "\nUSER driftwarden\n" in dockerfile
     assert "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
     assert '"driftwarden", "run"' in dockerfile
+
+
+def test_the_demo_finds_the_broker_script_and_its_config_in_the_checkout() -> None:
+    from simulation.demo.config import BASE_CONFIG
+    from simulation.demo.processes import KAFKA_SCRIPT
+
+    assert KAFKA_SCRIPT.is_file() and os.access(KAFKA_SCRIPT, os.X_OK), KAFKA_SCRIPT
+    assert BASE_CONFIG.is_file(), BASE_CONFIG
