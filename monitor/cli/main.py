@@ -1,6 +1,9 @@
 """The ``driftwarden`` command line (CONTRACT §2).
 
-The one place that reads argv and the environment.
+The one place that reads argv. The environment is read here (the debug switch,
+``DRIFTWARDEN_BUSY_TIMEOUT_MS``, webhook secrets, ``NOTIFY_SOCKET``) and, for
+the audit log's key only, by ``audit.key_from_env`` where a row is appended:
+worker processes inherit it, and commands that only read never ask for it.
 """
 
 from __future__ import annotations

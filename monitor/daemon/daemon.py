@@ -16,10 +16,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -27,6 +25,7 @@ from monitor.audit import chain as audit
 from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
 from monitor.daemon.ops import DaemonMetrics
+from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
 from monitor.ingest.events import Malformed
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.outbox import WebhookOutbox
@@ -43,14 +42,6 @@ log = logging.getLogger("driftwarden.daemon")
 OUTAGE_GRACE_SECONDS = 3.0
 # Repeats and resolves from the CLI must go out even while no records arrive.
 NOTIFY_SWEEP_SECONDS = 30.0
-
-
-@dataclass
-class DaemonStatus:
-    assigned: int = 0
-    broker_up: bool = False
-    outage_since: float | None = None
-    started: bool = False
 
 
 class Daemon:
@@ -117,7 +108,7 @@ class Daemon:
             reconnect_backoff_ms=200,
             reconnect_backoff_max_ms=5000,
         )
-        self.consumer.subscribe(kafka.topics, listener=_Rebalance(self))
+        self.consumer.subscribe(kafka.topics, listener=Rebalance(self))
         self.dead_letters: KafkaProducer | None = None
         if kafka.dead_letter_topic:
             self.dead_letters = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
@@ -304,7 +295,7 @@ class Daemon:
             self.pipeline.forget_models()
             self._checkpoint.forget()
             self.status.assigned = 0
-        log.info("partitions revoked", extra={"partitions": _names(partitions)})
+        log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
         try:
@@ -320,7 +311,7 @@ class Daemon:
                     self.consumer.seek(tp, offset)
         log.info(
             "partitions assigned",
-            extra={"partitions": _names(partitions)},
+            extra={"partitions": partition_names(partitions)},
         )
 
     def _connected(self) -> bool:
@@ -348,18 +339,3 @@ class Daemon:
         else:
             self.status.outage_since = self._down_since
             log.error("broker unreachable; waiting with backoff", extra={"error": why})
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.daemon.on_revoked(revoked)
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.daemon.on_assigned(assigned)
-
-
-def _names(partitions: set[TopicPartition]) -> list[str]:
-    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
