@@ -42,11 +42,11 @@ class NumericReference:
 
     @cached_property
     def mean(self) -> float:
-        return _scaled(np.mean, self.values) if self.size else 0.0
+        return finite_moment(np.mean, self.values) if self.size else 0.0
 
     @cached_property
     def std(self) -> float:
-        return _scaled(np.std, self.values) if self.size > 1 else 0.0
+        return finite_moment(np.std, self.values) if self.size > 1 else 0.0
 
     @cached_property
     def var(self) -> float:
@@ -158,7 +158,7 @@ class CategoricalReference:
 Reference = NumericReference | CategoricalReference
 
 
-def _scaled(statistic: Any, values: np.ndarray) -> float:
+def finite_moment(statistic: Any, values: np.ndarray) -> float:
     """A mean or standard deviation of finite values, even of values near the float
     limit (1e308, as hostile producers send), whose plain sums overflow."""
     with np.errstate(all="ignore"):

@@ -11,13 +11,12 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from detectors.suite.settings import SuiteSettings
 from monitor.errors import ConfigError
-from monitor.ingest.events import ANY_TIME, TimeBounds
+from monitor.ingest.events import ANY_TIME, TimeBounds, rfc3339_seconds
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class EventsConfig:
     max_future_seconds: float = 86_400.0
 
     def earliest_ts(self) -> float:
-        return parse_rfc3339(self.earliest)
+        return rfc3339_seconds(self.earliest)
 
     def live_bounds(self, now: float) -> TimeBounds:
         """The daemon's: from ``earliest`` to ``max_future_seconds`` past the wall clock."""
@@ -83,17 +82,6 @@ class EventsConfig:
     def replay_bounds(self, now: float) -> TimeBounds:
         """Replays': any past time (forensics reaches back), no further ahead than live."""
         return TimeBounds(ANY_TIME.earliest, now + self.max_future_seconds)
-
-
-def parse_rfc3339(text: str) -> float:
-    """An RFC 3339 time with a zone, in epoch seconds; ValueError saying why not."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone: add Z or an offset")
-    return parsed.timestamp()
 
 
 @dataclass(frozen=True)
@@ -239,7 +227,7 @@ def _check_values(config: Config) -> None:
     try:
         config.events.earliest_ts()
     except ValueError as exc:
-        raise ConfigError(f"{source}: key 'events.earliest': {exc}") from None
+        raise ConfigError(f"{source}: key 'events.earliest' {exc}") from None
     if not 0 <= config.events.max_future_seconds <= 10 * 365 * 86_400:
         raise ConfigError(
             f"{source}: key 'events.max_future_seconds' must be between 0 and ten years"

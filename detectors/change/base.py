@@ -21,7 +21,7 @@ import numpy as np
 
 from detectors.base import DetectorBase, Finding, Severity
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
-from detectors.reference import NumericReference
+from detectors.reference import finite_moment
 
 # Block z-scores are capped here: far beyond any threshold, and finite.
 Z_CAP = 1e3
@@ -142,8 +142,8 @@ class BlockChangeDetector(DetectorBase):
             start = take
             if self._warm.shape[0] < self.warmup:
                 return []
-            warm = NumericReference(self.warmup, 0, self._warm)
-            self.calibrate(warm.mean, warm.std, None, self.warmup)
+            mean, std = finite_moment(np.mean, self._warm), finite_moment(np.std, self._warm)
+            self.calibrate(mean, std, None, self.warmup)
         pending = np.concatenate([self._carry, finite[start:]])
         full = pending.shape[0] // self.block
         self._carry = pending[full * self.block :].copy()

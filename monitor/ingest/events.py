@@ -196,17 +196,25 @@ def _event_time(value: Any, default_ts: float | None, bounds: TimeBounds) -> flo
     return ts
 
 
-def _rfc3339(value: str) -> float:
+def rfc3339_seconds(text: str) -> float:
+    """An RFC 3339 time with a zone, in epoch seconds; ValueError saying why not."""
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise _Invalid(f"'ts' is not an RFC 3339 time: {value!r:.60}") from None
+        raise ValueError(f"is not an RFC 3339 time: {text!r:.60}") from None
     if parsed.tzinfo is None:
-        raise _Invalid(f"'ts' has no time zone (add Z or an offset): {value!r:.60}")
+        raise ValueError(f"has no time zone (add Z or an offset): {text!r:.60}")
     try:
         return parsed.timestamp()
     except (OverflowError, ValueError, OSError):
-        raise _Invalid(f"'ts' is outside the times a clock can show: {value!r:.60}") from None
+        raise ValueError(f"is outside the times a clock can show: {text!r:.60}") from None
+
+
+def _rfc3339(value: str) -> float:
+    try:
+        return rfc3339_seconds(value)
+    except ValueError as exc:
+        raise _Invalid(f"'ts' {exc}") from None
 
 
 def _iso(ts: float) -> str:
