@@ -31,6 +31,38 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+SignalChangeKind = Literal["fired", "escalated", "confirmed", "resolved", "tested"]
+
+
+@dataclass(frozen=True)
+class SignalChange:
+    """What became of a signal at one evaluation.
+
+    - ``fired``, ``escalated``: it started firing, or broke worse than before
+      (each comes with an alert: a finding);
+    - ``confirmed``: a firing signal broke with its baseline again; it stays
+      firing and no alert is raised;
+    - ``resolved``: a firing signal tested within its baseline long enough
+      (``recover_windows`` windows) and is ``ok`` again;
+    - ``tested``: one evaluation of a windowed test, with its statistic: the
+      signal's history. ``firing`` says whether it fires after this window's
+      test; a resolution, if due, follows as its own change.
+
+    ``signal`` is the detectors' own name (``feature:amount``, ``metric:qps``).
+    """
+
+    change: SignalChangeKind
+    detector: str
+    signal: str
+    event_ts: float
+    severity: Severity = "info"
+    firing: bool = False
+    statistic: float | None = None
+    threshold: float | None = None
+    p_value: float | None = None
+    effect_size: float | None = None
+
+
 @dataclass
 class RowBatch:
     """Consecutive prediction/input events of one model, in stream order, as columns.

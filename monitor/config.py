@@ -66,6 +66,12 @@ class AlertingConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    # Signal history (every windowed test's statistic) is kept this long, in event time.
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     """Which event times are believed: producers are hostile by assumption."""
 
@@ -120,6 +126,7 @@ class Config:
     ops: OpsConfig = field(default_factory=OpsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -223,6 +230,10 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{source}: keys 'alerting.*': group_seconds must be positive and "
             "resolve_after_seconds at least group_seconds"
+        )
+    if not 0 < config.history.retention_days <= 36_500:
+        raise ConfigError(
+            f"{source}: key 'history.retention_days' must be more than 0 and at most 36500"
         )
     try:
         config.events.earliest_ts()

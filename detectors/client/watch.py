@@ -38,7 +38,8 @@ class ClientWatch:
             for o in det.update(clients, scores):
                 index = first_index + o.index
                 signal = f"client:{o.client}"
-                state = alarms.report(f"{name}|{signal}", o.severity, index)
+                at = float(ts[o.index])
+                state = alarms.report(f"{name}|{signal}", o.severity, index, at)
                 if state is None:
                     continue
                 details = {
@@ -53,7 +54,7 @@ class ClientWatch:
                     Finding(
                         detector=name,
                         signal=signal,
-                        event_ts=float(ts[o.index]),
+                        event_ts=at,
                         severity=o.severity,
                         statistic=o.share,
                         threshold=o.level,

@@ -33,7 +33,7 @@ class MetricSeries:
             det = settings.build(name)
             det.false_alarm_events = settings.false_alarm_events / max(len(names), 1)
             dets[name] = det
-        return cls(dets, AlarmTracker(recover_after=settings.metric_recover_points))
+        return cls(dets, AlarmTracker(recover_after=settings.metric_recover_points, kinded=True))
 
     def observe(self, signal: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
         keyed: list[tuple[int, int, Finding]] = []
@@ -41,14 +41,16 @@ class MetricSeries:
             for ev in det.update(values):
                 index = self.points + ev.index
                 kind = ev.details.get("kind", "")
-                state = self.alarms.report(f"{name}|{signal}|{kind}", ev.severity, index)
+                at = float(ts[ev.index])
+                state = self.alarms.report(f"{name}|{signal}|{kind}", ev.severity, index, at)
                 if state is None:
                     continue
                 extra = {"state": state, "point_index": index}
-                finding = ev.finding(name, signal, float(ts[ev.index]), extra)
+                finding = ev.finding(name, signal, at, extra)
                 keyed.append((ev.index, order, finding))
         self.points += int(values.shape[0])
-        self.alarms.expire(self.points - 1)
+        if values.shape[0]:
+            self.alarms.expire(self.points - 1, float(ts[-1]))
         keyed.sort(key=lambda t: t[:2])
         return [f for *_, f in keyed]
 
@@ -62,4 +64,5 @@ class MetricSeries:
     @classmethod
     def load(cls, state: dict[str, Any]) -> MetricSeries:
         dets = {k: registry.series_spec(k).loader(d) for k, d in state["detectors"].items()}
-        return cls(dets, AlarmTracker.load(state["alarms"]), state["points"])
+        alarms = AlarmTracker.load(state["alarms"], kinded=True)
+        return cls(dets, alarms, state["points"])

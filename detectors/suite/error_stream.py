@@ -139,6 +139,9 @@ class ErrorWatch:
         self.detectors: dict[str, ChangeDetector] = {
             name: settings.build(name) for name in change_names
         }
+        # Its own alarm states: labels count in the stream's sequence numbers
+        # (every event), not in the model's rows, and are evaluated as they come.
+        self.alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
 
     def remember(self, batch: RowBatch) -> None:
         if batch.ids is not None and batch.seq is not None:
@@ -152,18 +155,24 @@ class ErrorWatch:
         ids: np.ndarray,
         labels: Sequence[object],
         ts: np.ndarray,
-        alarms: AlarmTracker,
     ) -> list[Finding]:
         positions, errors = self.join.join(seq, ids, labels)
-        if not errors:
-            return []
+        found = self._detect(seq, ts, positions, errors) if errors else []
+        if len(seq):
+            self.alarms.expire(int(seq[-1]), float(ts[-1]))
+        return found
+
+    def _detect(
+        self, seq: np.ndarray, ts: np.ndarray, positions: list[int], errors: list[float]
+    ) -> list[Finding]:
+        alarms = self.alarms
         values = np.array(errors, dtype=np.float64)
         found: list[Finding] = []
         for name, det in self.detectors.items():
             for ev in det.update(values):
                 at = positions[ev.index]
                 index = int(seq[at])
-                state = alarms.report(f"{name}|error", ev.severity, index)
+                state = alarms.report(f"{name}|error", ev.severity, index, float(ts[at]))
                 if state is not None:
                     extra = {"state": state, "event_index": index}
                     found.append(ev.finding(name, "error", float(ts[at]), extra))
@@ -174,11 +183,19 @@ class ErrorWatch:
         return {
             "join": self.join.dump(),
             "detectors": {name: det.dump() for name, det in self.detectors.items()},
+            "alarms": self.alarms.dump(),
         }
 
-    def restore(self, state: dict[str, Any] | None) -> None:
+    def restore(self, state: dict[str, Any] | None, model_alarms: AlarmTracker) -> None:
+        """Load :meth:`dump` output. A state saved before the error stream had its
+        own alarm states has them among the model's: they move here."""
         if state is None:
             return
+        if "alarms" in state:
+            self.alarms = AlarmTracker.load(state["alarms"])
+        else:
+            for key in [k for k in model_alarms.firing_keys() if k.endswith("|error")]:
+                self.alarms.adopt(key, model_alarms.release(key))
         self.join = OutcomeJoin.load(state["join"])
         self.detectors = {
             name: registry.get(name, "change").loader(d) for name, d in state["detectors"].items()

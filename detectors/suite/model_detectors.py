@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from detectors import registry
-from detectors.base import Finding, RowBatch
+from detectors.base import Finding, RowBatch, SignalChange
 from detectors.change.base import ChangeEvent
 from detectors.client.watch import ClientWatch
 from detectors.codec import decode_float, encode_float
@@ -65,6 +65,7 @@ class ModelDetectors:
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
+        self._tested: list[SignalChange] = []  # the windows' evaluations since take_changes()
         self._metrics: dict[str, MetricSeries] = {}
         self._clients = ClientWatch(settings)
         self._errors = ErrorWatch(settings, self._change_names)
@@ -224,7 +225,7 @@ class ModelDetectors:
 
     def _change_finding(self, name: str, signal: str, ev: ChangeEvent, ts: float) -> Finding | None:
         index = self._events + ev.index
-        state = self._alarms.report(f"{name}|{signal}", ev.severity, index)
+        state = self._alarms.report(f"{name}|{signal}", ev.severity, index, ts)
         if state is None:
             return None
         return ev.finding(name, signal, ts, {"state": state, "event_index": index})
@@ -232,9 +233,31 @@ class ModelDetectors:
     def _close_window(self, ts: float) -> list[Finding]:
         index = self._events - 1
         outcomes = evaluate_window(self._numeric, self._categorical, self._tests, self._multi)
+        level = self._window_level()
+        violated = {(t, sig): (o, th) for t, sig, o, th in decide(outcomes, level)}
+        lone_cutoff = level / max(sum(o.p_value is not None for *_, o in outcomes), 1)
         findings = []
-        for test_name, signal, o, threshold in decide(outcomes, self._window_level()):
-            state = self._alarms.report(f"{test_name}|{signal}", o.severity, index)
+        for test_name, signal, o in outcomes:
+            broke = violated.get((test_name, signal))
+            key = f"{test_name}|{signal}"
+            state = None if broke is None else self._alarms.report(key, o.severity, index, ts)
+            threshold = broke[1] if broke is not None else o.threshold
+            if o.p_value is not None and broke is None:
+                threshold = lone_cutoff  # the p-value a lone violation would need
+            self._tested.append(
+                SignalChange(
+                    "tested",
+                    test_name,
+                    signal,
+                    ts,
+                    o.severity if broke is not None else "info",
+                    firing=broke is not None or self._alarms.is_firing(key),
+                    statistic=o.statistic,
+                    threshold=threshold,
+                    p_value=o.p_value,
+                    effect_size=o.effect_size,
+                )
+            )
             if state is None:
                 continue
             details = {
@@ -242,7 +265,7 @@ class ModelDetectors:
                 "event_index": index,
                 "window_events": self.settings.window,
                 "window_start_ts": self._window_start_ts,
-                "fdr_level": self._window_level(),
+                "fdr_level": level,
                 **o.details,
                 **(o.plot_details() if o.plot_details is not None else {}),
             }
@@ -259,15 +282,25 @@ class ModelDetectors:
                     details=details,
                 )
             )
-        self._alarms.expire(index)
+        self._alarms.expire(index, ts)
         return findings
+
+    def take_changes(self) -> list[SignalChange]:
+        """Every signal evaluation and state change since the last call (see
+        :class:`detectors.base.SignalChange`); the alerts are the findings."""
+        changes, self._tested = self._tested, []
+        changes += self._alarms.take_changes()
+        changes += self._errors.alarms.take_changes()
+        for series in self._metrics.values():
+            changes += series.alarms.take_changes()
+        return changes
 
     # -- labels ---------------------------------------------------------
     def observe_labels(
         self, seq: np.ndarray, ids: np.ndarray, labels: Sequence[object], ts: np.ndarray
     ) -> list[Finding]:
         """Ground truth for earlier predictions (by request id); the error stream's findings."""
-        return self._errors.observe(seq, ids, labels, ts, self._alarms)
+        return self._errors.observe(seq, ids, labels, ts)
 
     # -- metric series --------------------------------------------------
     def observe_metric(self, name: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
@@ -333,6 +366,6 @@ class ModelDetectors:
         md._alarms = AlarmTracker.load(state["alarms"])
         md._metrics = {k: MetricSeries.load(v) for k, v in state["metrics"].items()}
         md._clients.restore(state.get("clients", {}))
-        md._errors.restore(state.get("errors"))
+        md._errors.restore(state.get("errors"), md._alarms)
         md.caps = StreamCaps.load(settings, state)
         return md

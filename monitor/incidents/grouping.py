@@ -3,12 +3,8 @@
 Event time decides grouping, so a replay groups exactly as the live run did: a
 finding joins its model's open incident when it comes within ``group_seconds``
 of event time after that incident's last alert, and opens a new one otherwise.
-An incident whose model has gone ``resolve_after_seconds`` of event time
-without a new alert resolves by itself, by the model's event clock: a
-watermark over the bulk of its stream (``monitor.pipeline.event_clock``), so that one
-record dated far ahead cannot resolve what is still firing; ``resolve_after_seconds`` is at least
-``group_seconds``, so whether a late finding joins never depends on when the
-resolution was written.
+An incident resolves by itself when none of its signals fires any more
+(``monitor.incidents.signal_states``): never because alerts stopped coming.
 """
 
 from __future__ import annotations
@@ -23,42 +19,14 @@ import orjson
 import sqlite_utils
 
 from detectors.base import Finding
-from monitor.audit.chain import AuditLog
 from monitor.store.store import fingerprint
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
-AUTO_RESOLVER = "driftwarden (quiet)"
-
-
 @dataclass(frozen=True)
 class AlertPolicy:
     group_seconds: float = 3600.0
-    resolve_after_seconds: float = 3600.0
-
-    def __post_init__(self) -> None:
-        if self.resolve_after_seconds < self.group_seconds:
-            raise ValueError("resolve_after_seconds must be at least group_seconds")
-
-    def resolve_quiet(self, db: sqlite_utils.Database, model: str, latest_event_ts: float) -> int:
-        """Resolve the model's incidents that stayed quiet long enough; returns how many."""
-        quiet = db.execute(
-            "SELECT id, key, status FROM incidents WHERE model = ? AND status != 'resolved' "
-            "AND last_event_ts + ? <= ?",
-            [model, self.resolve_after_seconds, latest_event_ts],
-        ).fetchall()
-        now = time.time()
-        for incident_id, key, status in quiet:
-            db.execute(
-                "UPDATE incidents SET status = 'resolved', resolved_by = ?, resolved_at = ?, "
-                "updated_at = ? WHERE id = ?",
-                [AUTO_RESOLVER, now, now, incident_id],
-            )
-            change = {"key": key, "change": "resolved", "from": status, "to": "resolved"}
-            change["by"] = AUTO_RESOLVER
-            AuditLog.append(db, "incident_transition", f"incident:{incident_id}", change, ts=now)
-        return len(quiet)
 
     def record(self, db: sqlite_utils.Database, model: str, findings: Iterable[Finding]) -> int:
         """Insert the alerts of ``findings`` and update incidents; call inside a transaction."""

@@ -11,8 +11,9 @@ quarantine buffer is full.
 
 1. alerts and incidents: each model's findings through the alert policy;
 2. audit rows for the new alerts;
-3. quiet resolutions: incidents whose model's event clock passed
-   ``resolve_after_seconds`` since their last alert;
+3. signal states and history (``monitor.incidents.signal_states``); incidents
+   none of whose signals fires any more resolve; history older than
+   ``[history] retention_days`` of the model's event clock goes;
 4. the baseline log: an audit row when a model's reference is first fixed;
 5. notifications enqueued in the outbox (the daemon only: replays never notify);
 6. baseline resets requested by ``driftwarden baseline reset``: the model's
@@ -39,6 +40,7 @@ import sqlite_utils
 
 from detectors.base import Finding
 from monitor.audit.chain import AuditLog
+from monitor.incidents import signal_states
 from monitor.pipeline import baseline_reset
 from monitor.store.store import CheckpointRows, Store
 
@@ -133,6 +135,7 @@ class UnitOfWork:
     findings: Mapping[str, Sequence[Finding]]
     models: Sequence[ModelPipeline]  # the models that saw events, in name order
     rows: CheckpointRows
+    history_seconds: float = 30 * 86_400.0  # [history] retention_days, in seconds
 
 
 def write(
@@ -155,8 +158,13 @@ def write(
             result.alerts_by_model[name] += policy.record(db, name, list(unit.findings[name]))
         if result.alerts:  # 2
             AuditLog.append_new_alerts(db)
+        now = time.time()
         for model in unit.models:
-            policy.resolve_quiet(db, model.name, model.clock.now)  # 3
+            findings = unit.findings.get(model.name, ())
+            signal_states.apply(db, model.name, model.changes, findings, now)  # 3
+            signal_states.resolve_incidents(db, model.name, now)
+            if math.isfinite(model.clock.now):
+                signal_states.prune_history(db, model.name, model.clock.now - unit.history_seconds)
             _log_new_baseline(db, model)  # 4
         if notifier is not None:  # 5
             notifier.enqueue_changes(db, time.time())
@@ -164,6 +172,7 @@ def write(
             # Its findings so far stand; its state is neither written nor kept.
             unit.rows.model_states.pop(name, None)
             store.delete_model_state(db, name)
+            signal_states.clear_model(db, name, None, time.time())
             baseline_reset.carry_out(db, name, time.time())
             result.models_reset.append(name)
             log.warning(

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Finding
+from detectors.base import Finding, SignalChange
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog
 from monitor.config import Config
+from monitor.incidents import signal_states
 from monitor.incidents.grouping import AlertPolicy
 from monitor.ingest.batching import measured, row_batch
 from monitor.ingest.events import Event
@@ -62,6 +63,8 @@ class ModelPipeline:
     rows: list[Event] = field(default_factory=list)
     row_seq: list[int] = field(default_factory=list)
     label_events: list[tuple[int, Event]] = field(default_factory=list)
+    # Signal evaluations and state changes since the last checkpoint, in stream order.
+    changes: list[SignalChange] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     buffered: int = 0
     features_dropped: int = 0  # values of feature names the model does not track
@@ -134,6 +137,7 @@ class ModelPipeline:
             points = np.array(self.metrics[name], dtype=np.float64)
             findings += self.detectors.observe_metric(name, points[:, 0], measured(points[:, 1]))
         self.metrics = {}
+        self.changes += self.detectors.take_changes()
         return findings
 
 
@@ -163,9 +167,7 @@ class Pipeline:
         self.store = store
         # The consumer group whose offsets ``checkpoint`` records.
         self.offsets_group = offsets_group
-        self.policy = policy or AlertPolicy(
-            config.alerting.group_seconds, config.alerting.resolve_after_seconds
-        )
+        self.policy = policy or AlertPolicy(config.alerting.group_seconds)
         self.notifier = notifier
         # Audit rows go keyed with the config's key; refused early if it is not the log's.
         key = audit.key_from_env(config.audit.key_env, os.environ)
@@ -211,6 +213,7 @@ class Pipeline:
             why = str(exc) or type(exc).__name__
         with self.store.transaction() as db:
             self.store.delete_model_state(db, name)
+            signal_states.clear_model(db, name, None, time.time())
             content = {"source": "state lost", "error": why}
             AuditLog.append(db, "baseline_change", f"model:{name}", content)
         log.error(
@@ -228,6 +231,7 @@ class Pipeline:
             if name not in baseline_reset.pending(db):
                 return False  # another process carried it out meanwhile
             self.store.delete_model_state(db, name)
+            signal_states.clear_model(db, name, None, time.time())
             baseline_reset.carry_out(db, name, time.time())
         log.warning("baseline reset carried out; the model warms up again", extra={"model": name})
         return True
@@ -277,10 +281,17 @@ class Pipeline:
             offsets=offsets or {},
             group_id=self.offsets_group,
         )
-        unit = UnitOfWork(self._findings, [self.models[name] for name in touched], rows)
+        unit = UnitOfWork(
+            self._findings,
+            [self.models[name] for name in touched],
+            rows,
+            history_seconds=self.config.history.retention_days * 86_400.0,
+        )
         result = checkpoint.write(
             self.store, unit, self.policy, self.notifier, set(self.models.keys())
         )
+        for name in touched:
+            self.models[name].changes = []
         for name in result.models_reset:
             del self.models[name]
         self.stats.alerts_by_model.update(result.alerts_by_model)

@@ -7,6 +7,7 @@ when two processes open the same store at once: a migration another process
 made first is taken as done.
 
 Tables and their owners: ``alerts`` and ``incidents`` (``monitor.incidents``),
+``signal_state`` and ``signal_history`` (``monitor.incidents.signal_states``),
 ``quarantine`` (the parser's refusals), ``model_state`` and ``state_blobs``
 (detector state), ``baseline_resets`` (``monitor.pipeline.baseline_reset``),
 ``offsets`` (the next offset per consumer group and partition), ``audit``
@@ -89,6 +90,40 @@ CREATE TABLE IF NOT EXISTS state_blobs (
     data TEXT NOT NULL,
     PRIMARY KEY (model, digest)
 );
+-- Each model x detector x signal: ok or firing now (monitor.incidents.signal_states).
+CREATE TABLE IF NOT EXISTS signal_state (
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    state TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    since_ts REAL,
+    last_tested_ts REAL,
+    last_violation_ts REAL,
+    resolved_ts REAL,
+    statistic REAL,
+    p_value REAL,
+    threshold REAL,
+    effect_size REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (model, detector, signal)
+);
+-- Every evaluation and change of a signal, kept [history] retention_days of event time.
+CREATE TABLE IF NOT EXISTS signal_history (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    event_ts REAL NOT NULL,
+    change TEXT NOT NULL,
+    state TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    statistic REAL,
+    p_value REAL,
+    threshold REAL,
+    effect_size REAL
+);
+CREATE INDEX IF NOT EXISTS signal_history_model_ts ON signal_history(model, event_ts);
 -- The hash-chained audit log (monitor.audit.chain).
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -165,6 +200,8 @@ ADDED_COLUMNS = (
     ("audit", "scheme", "TEXT NOT NULL DEFAULT 'sha256'"),
     # A store written before signals were counted.
     ("incident_notifications", "signal_count", "INTEGER NOT NULL DEFAULT 0"),
+    # Event time at which the incident's last firing signal returned to ok.
+    ("incidents", "resolved_event_ts", "REAL"),
 )
 # Offsets written before they carried their consumer group keep group_id '':
 # the first daemon to start on the store takes them as its group's.

@@ -1,4 +1,4 @@
-"""Findings to incidents: grouping by event time, quiet auto-resolve, bursts stay few pages."""
+"""Findings to incidents: grouping by event time; bursts stay few pages."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import random
 import time
 from collections.abc import Callable
 
-import pytest
-
 from detectors.base import Finding
-from monitor.audit.chain import AuditLog, write_transaction
-from monitor.incidents.grouping import AUTO_RESOLVER, AlertPolicy
+from monitor.audit.chain import write_transaction
+from monitor.incidents.grouping import AlertPolicy
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
@@ -28,7 +26,7 @@ def _incidents(store: Store) -> list[tuple[int, str, int]]:
 def test_findings_close_in_event_time_share_an_incident(
     store: Store, make_finding: Callable[..., Finding]
 ) -> None:
-    policy = AlertPolicy(group_seconds=600, resolve_after_seconds=600)
+    policy = AlertPolicy(group_seconds=600)
     with write_transaction(store.db) as db:
         policy.record(db, "fraud", [make_finding(signal="amount", event_ts=T0)])
         policy.record(db, "fraud", [make_finding(signal="country", event_ts=T0 + 500)])
@@ -39,29 +37,6 @@ def test_findings_close_in_event_time_share_an_incident(
         ("open", 1),
         ("open", 1),
     ]
-
-
-def test_quiet_incidents_resolve_by_event_time_and_are_audited(
-    store: Store, make_finding: Callable[..., Finding]
-) -> None:
-    policy = AlertPolicy(group_seconds=600, resolve_after_seconds=900)
-    with write_transaction(store.db) as db:
-        policy.record(db, "fraud", [make_finding(event_ts=T0)])
-        assert policy.resolve_quiet(db, "fraud", T0 + 899) == 0
-        assert policy.resolve_quiet(db, "churn", T0 + 5000) == 0
-        assert policy.resolve_quiet(db, "fraud", T0 + 900) == 1
-    ((_, status, _),) = _incidents(store)
-    assert status == "resolved"
-    by = store.db.execute("SELECT resolved_by FROM incidents").fetchone()[0]
-    assert by == AUTO_RESOLVER
-    kinds = [row[0] for row in store.db.execute("SELECT kind FROM audit ORDER BY id")]
-    assert kinds[-1] == "incident_transition"
-    assert AuditLog.verify(store.db) is None
-
-
-def test_resolve_after_shorter_than_grouping_is_refused() -> None:
-    with pytest.raises(ValueError, match="resolve_after_seconds"):
-        AlertPolicy(group_seconds=600, resolve_after_seconds=60)
 
 
 def test_a_burst_of_500_findings_is_a_handful_of_pages_at_slacks_pace(
