@@ -23,6 +23,7 @@ from monitor.cli.safe_text import LINE_LIMIT, cell, printable
 from monitor.config import load_config
 from monitor.errors import DriftwardenError
 from monitor.incidents import commands as incident_commands
+from monitor.incidents import signal_commands
 from monitor.ingest import quarantine_commands
 from monitor.pipeline import baseline_reset
 from monitor.replay import compare as replay_compare
@@ -135,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     score.set_defaults(handler=_score)
 
     incident_commands.register(commands)
+    signal_commands.register(commands)
     audit_commands.register(commands)
     silence_commands.register(commands)
     quarantine_commands.register(commands)

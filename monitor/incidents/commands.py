@@ -136,6 +136,7 @@ def _show(args: argparse.Namespace) -> int:
             "WHERE incident_id = ? ORDER BY id",
             [args.incident],
         ).fetchall()
+        states = _signal_states(store, incident)
     details = [orjson.loads(a[5]) for a in alerts]
     onsets = [d["window_start_ts"] for d in details if isinstance(d.get("window_start_ts"), float)]
     onset = min(onsets) if onsets else None
@@ -158,10 +159,13 @@ def _show(args: argparse.Namespace) -> int:
         ("time to acknowledge", _span(incident["opened_at"], incident["acknowledged_at"])),
         ("resolved", f"{format_time(incident['resolved_at'])} by "
          f"{printable(incident['resolved_by'] or '-')}"),
+        ("resolved (event time)", format_time(incident.get("resolved_event_ts"))),
         ("time to resolve", _span(incident["opened_at"], incident["resolved_at"])),
+        ("firing now", _firing_summary(states)),
     ):  # fmt: skip
         summary.add_row(label, cell(value, limit=None))
     console.print(summary)
+    console.print(_states_table(states))
     table = Table(title=f"{len(alerts)} alert(s)")
     for column in ("#", "event time", "detector", "signal", "severity", "statistic", "p", "effect"):
         table.add_column(column, no_wrap=column == "event time")
@@ -182,6 +186,45 @@ def _show(args: argparse.Namespace) -> int:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _signal_states(store: Store, incident: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The state now of each of the incident's signals (at most SIGNALS_SHOWN)."""
+    states = []
+    for name in orjson.loads(incident["signals"])[:SIGNALS_SHOWN]:
+        detector, _, signal = name.partition(":")
+        row = store.db.execute(
+            "SELECT state, since_ts, last_tested_ts, resolved_ts, statistic, p_value, effect_size "
+            "FROM signal_state WHERE model = ? AND detector = ? AND signal = ?",
+            [incident["model"], detector, signal],
+        ).fetchone()
+        states.append((name, tuple(row) if row is not None else ("ok",) + (None,) * 6))
+    return states
+
+
+def _firing_summary(states: list[tuple[str, tuple[Any, ...]]]) -> str:
+    firing = [name for name, row in states if row[0] == "firing"]
+    if not firing:
+        return "none: every signal is back within its baseline"
+    return f"{len(firing)} of {len(states)}: " + bounded_list(firing, SIGNALS_SHOWN)
+
+
+def _states_table(states: list[tuple[str, tuple[Any, ...]]]) -> Table:
+    table = Table(title="Its signals now (event time)")
+    for column in ("signal", "state", "since", "last tested", "statistic", "p", "effect"):
+        table.add_column(column, no_wrap=column in ("since", "last tested"))
+    for name, (state, since, tested, resolved, statistic, p_value, effect) in states:
+        when = since if state == "firing" else resolved
+        table.add_row(
+            cell(name),
+            cell(state),
+            format_time(when),
+            format_time(tested),
+            _number(statistic),
+            _number(p_value),
+            _number(effect),
+        )
+    return table
 
 
 def who_is_acting(args: argparse.Namespace) -> str:

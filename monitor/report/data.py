@@ -6,6 +6,7 @@ write locks on, the store of a running daemon.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class IncidentRow:
     signals: list[str]
     opened_at: float
     alerts: list[AlertRow] = field(default_factory=list)
+    firing: list[str] = field(default_factory=list)  # its signals firing now
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,12 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
             signals=[str(s) for s in orjson.loads(r[9])],
             opened_at=float(r[10]),
             alerts=_alerts(conn, int(r[0])),
+            firing=_firing(conn, str(r[2])) if "signal_state" in tables else [],
         )
         for r in rows
+    ]
+    incidents = [
+        dataclasses.replace(i, firing=[s for s in i.signals if s in i.firing]) for i in incidents
     ]
     loads = _config_loads(conn) if "audit" in tables else []
     models = {i.model for i in incidents}
@@ -128,6 +134,14 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
         _references(conn, models, "state_blobs" in tables) if "model_state" in tables else {}
     )
     return ReportData(path, incidents, loads, references)
+
+
+def _firing(conn: sqlite3.Connection, model: str) -> list[str]:
+    """The model's signals firing now, as ``detector:signal``."""
+    rows = conn.execute(
+        "SELECT detector, signal FROM signal_state WHERE model = ? AND state = 'firing'", [model]
+    ).fetchall()
+    return [f"{detector}:{signal}" for detector, signal in rows]
 
 
 def _alerts(conn: sqlite3.Connection, incident_id: int) -> list[AlertRow]:

@@ -100,6 +100,7 @@ def _incident(
         ("last alert", escape(iso(incident.last_event_ts))),
         ("alerts", str(incident.alert_count)),
         ("signals", ", ".join(f"<code>{escape(s)}</code>" for s in incident.signals)),
+        ("firing now", _firing_now(incident)),
         ("key", f"<code>{escape(incident.key)}</code>"),
     )
     header = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
@@ -114,6 +115,13 @@ def _incident(
         f"<h3>Reproduce</h3>{_reproduce(incident, data, config_path, config)}"
         "</section>"
     )
+
+
+def _firing_now(incident: IncidentRow) -> str:
+    if not incident.firing:
+        return "none: every signal is back within its baseline"
+    names = ", ".join(f"<code>{escape(s)}</code>" for s in incident.firing)
+    return f"{len(incident.firing)} of {len(incident.signals)}: {names}"
 
 
 def _x_range(incident: IncidentRow) -> tuple[float, float]:

@@ -38,6 +38,7 @@ def print_results(store_path: Path, truth: Truth, receiver: DemoReceiver | None,
             for r in results
             if r.alert_ts is not None
         }
+        at_end = {r.incident.kind: _state_at_end(store, r.incident) for r in results}
     finally:
         store.close()
     notes = receiver.received() if receiver else []
@@ -50,6 +51,7 @@ def print_results(store_path: Path, truth: Truth, receiver: DemoReceiver | None,
         "by detector",
         "severity",
         "notifications received",
+        "at the end",
     ):
         table.add_column(column)
     for r in results:
@@ -64,6 +66,7 @@ def print_results(store_path: Path, truth: Truth, receiver: DemoReceiver | None,
             r.detector or "-",
             r.severity or "-",
             _notified(notes, i.model, i.signal, incident_of.get(i.kind)),
+            at_end[i.kind],
         )
     console = wide_console(150)
     console.print(table)
@@ -107,6 +110,18 @@ def _incident_of(store: Any, injected: Any, alert_ts: float) -> int | None:
         [injected.model, injected.signal, alert_ts],
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def _state_at_end(store: Any, injected: Any) -> str:
+    """Whether the injected incident's signal still fires when the demo ends."""
+    rows = store.db.execute(
+        "SELECT detector, state FROM signal_state WHERE model = ? AND signal = ? ORDER BY detector",
+        [injected.model, injected.signal],
+    ).fetchall()
+    firing = [detector for detector, state in rows if state == "firing"]
+    if firing:
+        return "still firing (" + ", ".join(firing) + ")"
+    return "resolved" if rows else "-"
 
 
 def _notified(notes: list[Notification], model: str, signal_name: str, incident: int | None) -> str:

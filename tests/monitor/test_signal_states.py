@@ -3,13 +3,19 @@ stream; one that ends resolves it after the recovery windows; replays agree."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import orjson
+import pytest
 
+from monitor.cli import main as cli
 from monitor.config import parse_config
 from monitor.ingest.events import Event
 from monitor.pipeline.pipeline import Pipeline
+from monitor.report.data import load_report
+from monitor.report.report import render
 from monitor.store.store import Store
 
 T0 = 1_790_000_000.0
@@ -112,3 +118,41 @@ def test_states_do_not_depend_on_checkpoints_or_restarts(tmp_path: Path) -> None
     assert one.db.execute(history).fetchall() == two.db.execute(history).fetchall()
     one.close()
     two.close()
+
+
+def test_the_commands_say_what_fires_now_and_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # rich would wrap tables at 80 columns
+    store = Store(tmp_path / "cli.db")
+    _run(store, _stream(6000, (3000, 6000)))
+    path = str(store.path)
+    store.close()
+    assert cli.main(["signals", "--store", path, "--firing"]) == 0
+    out = capsys.readouterr().out
+    assert "firing" in out and " x " in out and "country" not in out
+    assert cli.main(["incidents", "show", "1", "--store", path]) == 0
+    out = capsys.readouterr().out
+    assert "firing now" in out and "Its signals now" in out and "ks:x" in out
+    since = f"{T0 + 4000:.0f}"
+    argv = ["signals", "--store", path, "--history", "--signal", "x", "--detector", "ks"]
+    assert cli.main([*argv, "--since", since, "--format", "json"]) == 0
+    rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    tested = [r for r in rows if r["change"] == "tested"]
+    assert len(tested) == (6000 - 4000) // WINDOW  # one line per window since --since
+    assert all(r["state"] == "firing" and r["event_ts"] >= T0 + 4000 for r in tested)
+    assert cli.main(["signals", "--store", path, "--since", since]) == 2
+    assert "--history" in capsys.readouterr().err
+
+
+def test_the_report_says_which_signals_fire_now(tmp_path: Path) -> None:
+    for name, shift in (("stays", (3000, 6000)), ("ends", (3000, 3600))):
+        store = Store(tmp_path / f"{name}.db")
+        _run(store, _stream(6000, shift))
+        store.close()
+        html = render(load_report(tmp_path / f"{name}.db"))
+        if name == "stays":
+            now = re.search(r"<th>firing now</th><td>(\d+) of \d+: (.*?)</td>", html)
+            assert now is not None and int(now[1]) >= 1 and "<code>ks:x</code>" in now[2]
+        else:
+            assert "none: every signal is back within its baseline" in html
