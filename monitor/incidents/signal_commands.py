@@ -1,9 +1,9 @@
-"""``driftwarden signals``: which signals fire now, and each one's history.
+"""``driftwarden signals``: each signal's history, and which signals fire now.
 
-Without ``--history`` it lists the current state of every model x detector x
-signal (firing ones first); with it, one line per evaluation (a windowed test
-per window) or state change, oldest first, filtered by model, signal and event
-time. ``--format json`` writes one JSON object per line for scripts and
+By default one line per evaluation (a windowed test per window) or state
+change, oldest first, filtered by model, detector, signal and event time; with
+``--now``, the current state of every model x detector x signal (firing ones
+first). ``--format json`` writes one JSON object per line for scripts and
 dashboards.
 """
 
@@ -37,20 +37,20 @@ HISTORY_COLUMNS = (
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     signals = commands.add_parser(
         "signals",
-        help="signal states now (firing or ok), or their history with --history",
+        help="the signal history (one line per window tested), or with --now which fire",
         description=(
-            "Each model x detector x signal is ok or firing. Without --history: the "
-            "state now and the latest statistic. With --history: one line per window "
-            "tested or state change, in event time."
+            "Each model x detector x signal is ok or firing. By default: its history, "
+            "one line per window tested or state change, in event time. With --now: "
+            "the state now and the latest statistic."
         ),
     )
     signals.add_argument("--model", help="only this model")
     signals.add_argument("--signal", help="only this signal (a feature, score, a metric, ...)")
     signals.add_argument("--detector", help="only this detector (ks, chi2, psi, ...)")
-    signals.add_argument("--history", action="store_true", help="every evaluation, not the state")
+    signals.add_argument("--now", action="store_true", help="the state now, not the history")
     signals.add_argument("--since", help="history from this event time (RFC 3339 or epoch)")
     signals.add_argument("--until", help="history up to this event time (RFC 3339 or epoch)")
-    signals.add_argument("--firing", action="store_true", help="only signals firing now")
+    signals.add_argument("--firing", action="store_true", help="only lines where it fires")
     signals.add_argument("--limit", type=int, default=1000, help="rows at most (default 1000)")
     signals.add_argument("--format", choices=("table", "json"), default="table")
     signals.add_argument("--store", help="the SQLite store (default: the config's)")
@@ -73,7 +73,7 @@ def _signals(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise DriftwardenError(f"--limit {args.limit}: give 1 or more rows")
     where, params = _filters(args)
-    if args.history:
+    if not args.now:
         if args.firing:
             where.append("state = 'firing'")
         for option, op in (("since", ">="), ("until", "<=")):
@@ -85,7 +85,7 @@ def _signals(args: argparse.Namespace) -> int:
         order = " ORDER BY event_ts, id"
     else:
         if args.since or args.until:
-            raise DriftwardenError("--since and --until filter the history: add --history")
+            raise DriftwardenError("--since and --until filter the history: drop --now")
         if args.firing:
             where.append("state = 'firing'")
         sql = f"SELECT {STATE_COLUMNS} FROM signal_state"
@@ -100,7 +100,7 @@ def _signals(args: argparse.Namespace) -> int:
         for row in rows:
             print(orjson.dumps(row).decode())
         return 0
-    _print_table(rows, args.history)
+    _print_table(rows, not args.now)
     return 0
 
 

@@ -136,6 +136,19 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def signal_states(store_path: Path) -> list[tuple[object, ...]]:
+    """Every signal's state, apart from the wall-clock time it was written."""
+    store = Store(store_path)
+    try:
+        return store.db.execute(
+            "SELECT model, detector, signal, state, severity, since_ts, last_tested_ts, "
+            "last_violation_ts, resolved_ts, statistic, p_value, threshold, effect_size "
+            "FROM signal_state ORDER BY model, detector, signal"
+        ).fetchall()
+    finally:
+        store.close()
+
+
 def replay_alerts(config: Path, events: Path, store: Path) -> list[dict[str, object]]:
     """The alerts of ``driftwarden replay`` over the same events: what the daemon must match."""
     result = subprocess.run(

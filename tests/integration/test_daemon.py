@@ -25,6 +25,7 @@ from tests.integration.daemon_support import (
     produce_file,
     readyz,
     replay_alerts,
+    signal_states,
     start_daemon,
     stop,
     wait_until,
@@ -86,6 +87,9 @@ def test_sigkill_restarts_give_the_alerts_of_a_replay(
     assert live_alerts, "the stream holds drift; the daemon found none"
     assert live_alerts == replayed
     assert quarantined == 1000
+    states = signal_states(store)
+    assert any(row[3] == "firing" for row in states) or any(row[8] for row in states)
+    assert states == signal_states(tmp_path / "replay.db")  # firing or ok, exactly alike
 
 
 def test_metrics_move_with_the_stream_and_sigterm_checkpoints(

@@ -128,21 +128,21 @@ def test_the_commands_say_what_fires_now_and_what_it_did(
     _run(store, _stream(6000, (3000, 6000)))
     path = str(store.path)
     store.close()
-    assert cli.main(["signals", "--store", path, "--firing"]) == 0
+    assert cli.main(["signals", "--store", path, "--now", "--firing"]) == 0
     out = capsys.readouterr().out
     assert "firing" in out and " x " in out and "country" not in out
     assert cli.main(["incidents", "show", "1", "--store", path]) == 0
     out = capsys.readouterr().out
     assert "firing now" in out and "Its signals now" in out and "ks:x" in out
     since = f"{T0 + 4000:.0f}"
-    argv = ["signals", "--store", path, "--history", "--signal", "x", "--detector", "ks"]
+    argv = ["signals", "--store", path, "--signal", "x", "--detector", "ks"]
     assert cli.main([*argv, "--since", since, "--format", "json"]) == 0
     rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     tested = [r for r in rows if r["change"] == "tested"]
     assert len(tested) == (6000 - 4000) // WINDOW  # one line per window since --since
     assert all(r["state"] == "firing" and r["event_ts"] >= T0 + 4000 for r in tested)
-    assert cli.main(["signals", "--store", path, "--since", since]) == 2
-    assert "--history" in capsys.readouterr().err
+    assert cli.main(["signals", "--store", path, "--now", "--since", since]) == 2
+    assert "drop --now" in capsys.readouterr().err
 
 
 def test_the_report_says_which_signals_fire_now(tmp_path: Path) -> None:
