@@ -33,36 +33,46 @@ class ClientWatch:
         alarms: AlarmTracker,
     ) -> list[Finding]:
         """Findings for the events of a batch; ``first_index`` is the stream index of its first."""
+
+        def moment(index: int) -> float:
+            return float(ts[min(max(index - first_index, 0), len(ts) - 1)])
+
+        detected = [
+            (o.index, order, name, det, o)
+            for order, (name, det) in enumerate(self.detectors.items())
+            for o in det.update(clients, scores)
+        ]
+        detected.sort(key=lambda t: t[:2])
         findings = []
-        for name, det in self.detectors.items():
-            for o in det.update(clients, scores):
-                index = first_index + o.index
-                signal = f"client:{o.client}"
-                at = float(ts[o.index])
-                state = alarms.report(f"{name}|{signal}", o.severity, index, at)
-                if state is None:
-                    continue
-                details = {
-                    "state": state,
-                    "event_index": index,
-                    "window_events": det.window,
-                    "requests": o.count,
-                    "share": o.share,
-                    "baseline_share": o.baseline,
-                }
-                findings.append(
-                    Finding(
-                        detector=name,
-                        signal=signal,
-                        event_ts=at,
-                        severity=o.severity,
-                        statistic=o.share,
-                        threshold=o.level,
-                        p_value=o.p_value,
-                        effect_size=o.share - o.baseline,
-                        details=details,
-                    )
+        for _, _, name, det, o in detected:
+            index = first_index + o.index
+            signal = f"client:{o.client}"
+            at = float(ts[o.index])
+            alarms.resolve_due(index - 1, moment)
+            state = alarms.report(f"{name}|{signal}", o.severity, index, at)
+            if state is None:
+                continue
+            details = {
+                "state": state,
+                "event_index": index,
+                "window_events": det.window,
+                "requests": o.count,
+                "share": o.share,
+                "baseline_share": o.baseline,
+            }
+            findings.append(
+                Finding(
+                    detector=name,
+                    signal=signal,
+                    event_ts=at,
+                    severity=o.severity,
+                    statistic=o.share,
+                    threshold=o.level,
+                    p_value=o.p_value,
+                    effect_size=o.share - o.baseline,
+                    details=details,
                 )
+            )
         return findings
 
     def dump(self) -> dict[str, Any]:

@@ -36,23 +36,29 @@ class MetricSeries:
         return cls(dets, AlarmTracker(recover_after=settings.metric_recover_points, kinded=True))
 
     def observe(self, signal: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
-        keyed: list[tuple[int, int, Finding]] = []
-        for order, (name, det) in enumerate(self.detectors.items()):
-            for ev in det.update(values):
-                index = self.points + ev.index
-                kind = ev.details.get("kind", "")
-                at = float(ts[ev.index])
-                state = self.alarms.report(f"{name}|{signal}|{kind}", ev.severity, index, at)
-                if state is None:
-                    continue
+        base = self.points
+
+        def moment(point: int) -> float:
+            return float(ts[max(point - base, 0)])
+
+        detected = [
+            (ev.index, order, name, ev)
+            for order, (name, det) in enumerate(self.detectors.items())
+            for ev in det.update(values)
+        ]
+        detected.sort(key=lambda t: t[:2])
+        findings: list[Finding] = []
+        for at, _, name, ev in detected:
+            index = base + at
+            self.alarms.resolve_due(index - 1, moment)
+            kind = ev.details.get("kind", "")
+            state = self.alarms.report(f"{name}|{signal}|{kind}", ev.severity, index, moment(index))
+            if state is not None:
                 extra = {"state": state, "point_index": index}
-                finding = ev.finding(name, signal, at, extra)
-                keyed.append((ev.index, order, finding))
+                findings.append(ev.finding(name, signal, moment(index), extra))
         self.points += int(values.shape[0])
-        if values.shape[0]:
-            self.alarms.expire(self.points - 1, float(ts[-1]))
-        keyed.sort(key=lambda t: t[:2])
-        return [f for *_, f in keyed]
+        self.alarms.resolve_due(self.points - 1, moment)
+        return findings
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ and, for kinded keys, the last.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,10 @@ class AlarmTracker:
     ) -> str | None:
         """Record a violation; return "alarm" or "escalated" when it must be raised."""
         current = self._active.get(key)
-        if current is None or event_index - current.last_index > self.recover_after:
+        if current is not None and event_index - current.last_index >= self.recover_after:
+            self._note(key, "resolved", current.severity, event_ts)  # and at once fires again
+            current = None
+        if current is None:
             self._active[key] = Firing(severity, event_index)
             self._note(key, "fired", severity, event_ts)
             return "alarm"
@@ -87,21 +91,26 @@ class AlarmTracker:
         self._active[key] = firing
 
     def expire(self, event_index: int, event_ts: float = math.nan) -> None:
-        """Resolve the signals with no violation in the last ``recover_after`` events."""
-        gone = {
-            k: f for k, f in self._active.items() if event_index - f.last_index > self.recover_after
-        }
-        for key in gone:
-            del self._active[key]
-        resolved: set[tuple[str, str]] = set()
-        for key, was in gone.items():
+        """Resolve the signals whose last violation is ``recover_after`` or more events back."""
+        self.resolve_due(event_index, lambda _: event_ts)
+
+    def resolve_due(self, upto: int, moment: Callable[[int], float]) -> None:
+        """Resolve, in order, the signals whose recovery point (their last
+        violation + ``recover_after``) is at most ``upto``; ``moment(point)``
+        is the event time of the first evaluation at or after that point. Call it
+        before each report and at the end of each batch: states then never depend
+        on how the stream was cut."""
+        due = sorted(
+            (f.last_index + self.recover_after, k)
+            for k, f in self._active.items()
+            if f.last_index + self.recover_after <= upto
+        )
+        for point, key in due:
+            was = self._active.pop(key)
             detector, signal = self.split(key)
-            if (detector, signal) in resolved or (
-                self.kinded and any(self.split(k) == (detector, signal) for k in self._active)
-            ):
-                continue  # already said, or another kind of anomaly on it still fires
-            resolved.add((detector, signal))
-            self._note(key, "resolved", was.severity, event_ts)
+            if self.kinded and any(self.split(k) == (detector, signal) for k in self._active):
+                continue  # another kind of anomaly on this signal still fires
+            self._note(key, "resolved", was.severity, moment(point))
 
     def split(self, key: str) -> tuple[str, str]:
         """(detector, signal) of a key."""

@@ -157,26 +157,31 @@ class ErrorWatch:
         ts: np.ndarray,
     ) -> list[Finding]:
         positions, errors = self.join.join(seq, ids, labels)
-        found = self._detect(seq, ts, positions, errors) if errors else []
-        if len(seq):
-            self.alarms.expire(int(seq[-1]), float(ts[-1]))
-        return found
+        if not len(seq):
+            return []
+        seqs = np.asarray(seq, dtype=np.int64)
 
-    def _detect(
-        self, seq: np.ndarray, ts: np.ndarray, positions: list[int], errors: list[float]
-    ) -> list[Finding]:
-        alarms = self.alarms
+        def moment(point: int) -> float:
+            """The time of the first label at or after stream position ``point``."""
+            return float(ts[min(int(np.searchsorted(seqs, point)), len(seqs) - 1)])
+
         values = np.array(errors, dtype=np.float64)
+        detected = [
+            (ev.index, order, name, ev)
+            for order, (name, det) in enumerate(self.detectors.items())
+            for ev in det.update(values)
+        ]
+        detected.sort(key=lambda t: t[:2])
         found: list[Finding] = []
-        for name, det in self.detectors.items():
-            for ev in det.update(values):
-                at = positions[ev.index]
-                index = int(seq[at])
-                state = alarms.report(f"{name}|error", ev.severity, index, float(ts[at]))
-                if state is not None:
-                    extra = {"state": state, "event_index": index}
-                    found.append(ev.finding(name, "error", float(ts[at]), extra))
-        found.sort(key=lambda f: int(f.details["event_index"]))
+        for _, _, name, ev in detected:
+            at = positions[ev.index]
+            index = int(seqs[at])
+            self.alarms.resolve_due(index - 1, moment)
+            state = self.alarms.report(f"{name}|error", ev.severity, index, float(ts[at]))
+            if state is not None:
+                extra = {"state": state, "event_index": index}
+                found.append(ev.finding(name, "error", float(ts[at]), extra))
+        self.alarms.resolve_due(int(seqs[-1]), moment)
         return found
 
     def dump(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ the whole state as plain data, so a restart or a replay continues exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ from detectors.window.base import FEATURE
 
 CHANGE_SERIES = ("score", "prediction_value")
 DEFAULT_SETTINGS = SuiteSettings()
-_CHANGE, _WINDOW = 0, 1
+_CHANGE, _WINDOW, _CLIENT = 0, 1, 2
 
 
 class ModelDetectors:
@@ -170,12 +170,13 @@ class ModelDetectors:
                     f"column {name!r} has {len(col)} values for {n} events; fix the batch"
                 )
         out: list[Finding] = []
-        first_index = self._events
         start = 0
         while start < n:
             if self._warmup is not None:
                 take = min(n - start, self.settings.reference_size - self._warmup.n)
                 self._warmup.add(batch, start, start + take)
+                out += self._observe_clients(batch, start, start + take)
+                self._alarms.resolve_due(self._events + take - 1, self._moment(batch, start, take))
                 self._events += take
                 start += take
                 if self._warmup.n >= self.settings.reference_size:
@@ -185,12 +186,28 @@ class ModelDetectors:
             out += self._segment(batch, start, start + take, self._fill)
             start += take
         self._errors.remember(batch)
-        if batch.client is not None and self._clients.detectors:
-            out += self._clients.observe(
-                batch.client, batch.score, batch.ts, first_index, self._alarms
-            )
-            out.sort(key=lambda f: int(f.details["event_index"]))  # stable: ties keep order
         return out
+
+    def _observe_clients(self, batch: RowBatch, start: int, stop: int) -> list[Finding]:
+        """The client detectors' findings on events [start, stop) of ``batch``, whose
+        first is event ``self._events`` of the stream: run segment by segment, before
+        the segment's window closes, so alarm states never depend on the batching."""
+        if batch.client is None or not self._clients.detectors:
+            return []
+        scores = None if batch.score is None else batch.score[start:stop]
+        return self._clients.observe(
+            batch.client[start:stop], scores, batch.ts[start:stop], self._events, self._alarms
+        )
+
+    def _moment(self, batch: RowBatch, start: int, size: int) -> Callable[[int], float]:
+        """Event time of stream event ``index`` for the events [start, start + size) of
+        ``batch``, the first being event ``self._events``: where an alarm state changes."""
+        first, ts = self._events, batch.ts
+
+        def moment(index: int) -> float:
+            return float(ts[start + min(max(index - first, 0), size - 1)])
+
+        return moment
 
     def _segment(self, batch: RowBatch, start: int, stop: int, filled: int) -> list[Finding]:
         size = stop - start
@@ -204,27 +221,42 @@ class ModelDetectors:
         for name, csig in self._categorical.items():
             ccol = cat_cols.get(name)
             csig.push(None if ccol is None else ccol[1][start:stop], size)
-        order = 0
-        for series, dets in self._change.items():
-            col = num_cols.get(series)
-            values = np.full(size, np.nan) if col is None else col[1][start:stop]
-            for name, det in dets.items():
-                for ev in det.update(values):
-                    f = self._change_finding(name, series, ev, float(batch.ts[start + ev.index]))
-                    if f is not None:
-                        keyed.append((ev.index, _CHANGE, order, f))
-                order += 1
+        moment = self._moment(batch, start, size)
+        detected = [
+            (ev.index, order, name, series, ev)
+            for order, (series, name, det) in enumerate(
+                (series, name, det)
+                for series, dets in self._change.items()
+                for name, det in dets.items()
+            )
+            for ev in det.update(
+                np.full(size, np.nan) if series not in num_cols else num_cols[series][1][start:stop]
+            )
+        ]
+        detected.sort(key=lambda t: t[:2])
+        for at, order, name, series, ev in detected:
+            f = self._change_finding(name, series, ev, moment)
+            if f is not None:
+                keyed.append((at, _CHANGE, order, f))
+        for f in self._observe_clients(batch, start, stop):
+            keyed.append((int(f.details["event_index"]) - self._events, _CLIENT, 0, f))
+        last = self._events + size - 1
         self._events += size
         self._fill += size
         if self._fill == self.settings.window:
             self._fill = 0
             for order, f in enumerate(self._close_window(float(batch.ts[stop - 1]))):
                 keyed.append((size - 1, _WINDOW, order, f))
+        self._alarms.resolve_due(last, moment)
         keyed.sort(key=lambda t: t[:3])
         return [f for *_, f in keyed]
 
-    def _change_finding(self, name: str, signal: str, ev: ChangeEvent, ts: float) -> Finding | None:
+    def _change_finding(
+        self, name: str, signal: str, ev: ChangeEvent, moment: Callable[[int], float]
+    ) -> Finding | None:
         index = self._events + ev.index
+        ts = moment(index)
+        self._alarms.resolve_due(index - 1, moment)  # a test at ``index`` itself decides it
         state = self._alarms.report(f"{name}|{signal}", ev.severity, index, ts)
         if state is None:
             return None
@@ -282,7 +314,7 @@ class ModelDetectors:
                     details=details,
                 )
             )
-        self._alarms.expire(index, ts)
+        self._alarms.expire(index, ts)  # after recover_windows clean windows, at this close
         return findings
 
     def take_changes(self) -> list[SignalChange]:
