@@ -86,14 +86,14 @@ def _settings(model: str, config: Config | None, store: Store) -> SuiteSettings:
         return config.suite_settings(_configured(model, config))
     try:
         saved = store.load_model_state(model)
+        if saved is not None:
+            return SuiteSettings.load(saved[0]["settings"])
     except Exception:  # an unreadable state is the daemon's to report; ask for the config
-        saved = None
-    if saved is None:
-        raise DriftwardenError(
-            f"unknown model {printable(model)}: store {store.path} holds no state for it; "
-            "give --config FILE that lists the model (its reference_size is read there)"
-        )
-    return SuiteSettings.load(saved[0]["settings"])
+        pass
+    raise DriftwardenError(
+        f"unknown model {printable(model)}: store {store.path} holds no state for it; "
+        "give --config FILE that lists the model (its reference_size is read there)"
+    )
 
 
 def _configured(model: str, config: Config) -> str:

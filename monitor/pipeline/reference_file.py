@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 
 import sqlite_utils
 
@@ -104,9 +105,10 @@ def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDet
             return None  # another process built it meanwhile
         ref_id, sample, sha256, sample_size = row
         now = time.time()
+        detectors = _built(db, model, ref_id, sample, settings, now)
+        if detectors is None:
+            return None
         store.delete_model_state(db, model)
-        detectors = ModelDetectors(settings)
-        detectors.set_reference(unpack(sample))
         store.write_checkpoint(db, CheckpointRows(model_states={model: (detectors.dump(), 0)}))
         db.execute("UPDATE baseline_references SET done_at = ? WHERE id = ?", [now, ref_id])
         content = {
@@ -121,3 +123,30 @@ def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDet
         extra={"model": model, "sha256": sha256},
     )
     return detectors
+
+
+def _built(
+    db: sqlite_utils.Database,
+    model: str,
+    ref_id: int,
+    sample: bytes,
+    settings: SuiteSettings,
+    now: float,
+) -> ModelDetectors | None:
+    """Detectors whose reference is the sample; None, loudly, if the stored sample is unusable
+    (a damaged row): it is set aside, so that it cannot fail every start the same way."""
+    detectors = ModelDetectors(settings)
+    try:
+        detectors.set_reference(unpack(sample))
+        return detectors
+    except (zlib.error, ValueError, TypeError) as exc:
+        why = str(exc) or type(exc).__name__
+    db.execute("UPDATE baseline_references SET superseded_at = ? WHERE id = ?", [now, ref_id])
+    content = {"source": "reference unusable", "error": why[:500]}
+    AuditLog.append(db, "baseline_change", f"model:{model}", content)
+    log.error(
+        f"model {model}: the reference set from a file cannot be built ({why}); the model "
+        "keeps its baseline or warms up from its stream: set the reference again",
+        extra={"model": model, "error": why[:500]},
+    )
+    return None

@@ -308,3 +308,21 @@ def test_with_only_a_store_the_saved_state_gives_the_reference_size(tmp_path: Pa
     assert size == REFERENCE and model is not None and model.events == 0
     assert model.detectors.has_reference and store.load_model_state("m") is not None
     store.close()
+
+
+def test_a_damaged_sample_is_set_aside_and_the_model_warms_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "s.db"
+    config = _config_file(tmp_path, path)
+    assert _set(config, _write(tmp_path / "ref.jsonl", _events(600, 1.0, seed=18))) == 0
+    store = Store(path)
+    store.db.execute("UPDATE baseline_references SET sample = X'0badbeef'")
+    pipeline = Pipeline(load_config(config), store)
+    model = pipeline.model("m")
+    assert model is not None and not model.detectors.has_reference
+    assert "cannot be built" in caplog.text
+    assert _audit(store) == ["reference set", "reference unusable"]
+    assert Pipeline(load_config(config), store).model("m") is not None  # no second attempt
+    assert _audit(store) == ["reference set", "reference unusable"]
+    store.close()
