@@ -119,7 +119,8 @@ def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDet
         }
         AuditLog.append(db, "baseline_change", f"model:{model}", content)
     log.warning(
-        "reference set from a file carried out: the model's baseline is built from it",
+        f"model {model}: the reference set from a file is carried out; its baseline is "
+        "built from that sample",
         extra={"model": model, "sha256": sha256},
     )
     return detectors

@@ -73,7 +73,7 @@ def test_a_running_daemon_builds_the_reference_set_from_a_file(
     # Counted from the reference on: fewer than the model's events over both passes.
     fraud_per_pass = sum(b'"model":"fraud"' in line for line in events.read_bytes().splitlines())
     assert 0 < fraud_events < 2 * fraud_per_pass
-    assert "reference set from a file carried out" in log.read_text()
+    assert "the reference set from a file is carried out" in log.read_text()
     audited = subprocess.run(
         [sys.executable, "-m", "monitor.cli", "audit", "verify", "--store", str(store)],
         cwd=ROOT,
