@@ -116,6 +116,9 @@ class LimitsConfig:
 class ModelConfig:
     name: str
     detection: dict[str, Any] = field(default_factory=dict)
+    # Events in this model's reference (its warm-up, or the sample `baseline set`
+    # draws from a file); None: [detection] reference_size.
+    reference_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class Config:
         """The detector settings of one model: global [detection], then the model's own."""
         chosen = self.model(model)
         overrides = {**self.detection, **(chosen.detection if chosen else {})}
+        if chosen is not None and chosen.reference_size is not None:
+            overrides["reference_size"] = chosen.reference_size
         return dataclasses.replace(SuiteSettings(), **overrides)
 
 
@@ -176,6 +181,7 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
         item = dict(item)
         model_detection = _detection(item.pop("detection", {}), source, f"{where}.detection")
         built = _build(ModelConfig, item, source, where + ".")
+        _check_reference_size(built, model_detection, source, where)
         model_configs.append(dataclasses.replace(built, detection=model_detection))
     names = [m.name for m in model_configs]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -191,6 +197,24 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
     )
     _check_values(config)
     return config
+
+
+def _check_reference_size(
+    model: ModelConfig, detection: dict[str, Any], source: str, where: str
+) -> None:
+    """``models[].reference_size``: the settings' own bound, and one place to say it."""
+    size = model.reference_size
+    if size is None:
+        return
+    if "reference_size" in detection:
+        raise ConfigError(
+            f"{source}: key '{where}.reference_size' and '{where}.detection.reference_size' "
+            "both set the model's reference size: keep one"
+        )
+    try:
+        dataclasses.replace(SuiteSettings(), reference_size=size)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key '{where}.reference_size': {exc}") from None
 
 
 def _detection(raw: Any, source: str, where: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from monitor.errors import DriftwardenError
 from monitor.incidents import commands as incident_commands
 from monitor.incidents import signal_commands
 from monitor.ingest import quarantine_commands
-from monitor.pipeline import baseline_reset
+from monitor.pipeline import baseline_reset, baseline_set
 from monitor.replay import compare as replay_compare
 from monitor.replay import kafka_replay
 from monitor.report import report
@@ -200,9 +200,11 @@ def _replay(args: argparse.Namespace) -> int:
         raise DriftwardenError(f"no such input file: {input_path}")
     store_path = args.store or config.store.path
     replay_compare.check_compare_target(args, store_path)
+    reference = baseline_set.sample_for_replay(config, args.reference)
     with store_errors(store_path):
         replayed = open_replay_store(store_path, args.overwrite)
         try:
+            baseline_set.record_for_replay(config, replayed, reference)
             result = replay_file(config, replayed, input_path, Progress("replay"))
             incidents = replayed.count("incidents")
         finally:

@@ -7,7 +7,9 @@ only when its baseline starts again. The command writes a request; whoever
 holds the model acts on it in its next checkpoint (or when it next loads the
 model): the stored state is dropped, the audit log says so, and the model warms
 up again from the events that follow. It works with the daemon running: no
-process writes the old state back.
+process writes the old state back. A reference set from a file
+(``driftwarden baseline set``, ``monitor.pipeline.reference_file``) gives way
+to the warm-up again.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import sqlite_utils
 
 from monitor.audit.chain import AuditLog, write_transaction
 from monitor.incidents.commands import opened_store, who_is_acting
+from monitor.pipeline import baseline_set, reference_file
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    baseline = commands.add_parser("baseline", help="start a model's baseline again")
+    baseline = commands.add_parser(
+        "baseline", help="start a model's baseline again, or build it from a file"
+    )
     actions = baseline.add_subparsers(dest="action", required=True, metavar="ACTION")
     reset = actions.add_parser(
         "reset", help="drop a model's detector state; it warms up again with the config's settings"
@@ -33,6 +38,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     reset.add_argument("--store", help="the SQLite store (default: the config's)")
     reset.add_argument("--config", help="the TOML config naming the store")
     reset.set_defaults(handler=_reset)
+    baseline_set.register(actions)
 
 
 def _reset(args: argparse.Namespace) -> int:
@@ -43,6 +49,7 @@ def _reset(args: argparse.Namespace) -> int:
             "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",
             [args.model, now, who],
         )
+        reference_file.supersede(db, args.model, now)  # back to the stream's warm-up
         AuditLog.append(
             db, "baseline_change", f"model:{args.model}", {"source": "reset requested", "by": who}
         )

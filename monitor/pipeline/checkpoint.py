@@ -17,7 +17,9 @@ quarantine buffer is full.
 4. the baseline log: an audit row when a model's reference is first fixed;
 5. notifications enqueued in the outbox (the daemon only: replays never notify);
 6. baseline resets requested by ``driftwarden baseline reset``: the model's
-   state is deleted instead of written and the model warms up again;
+   state is deleted instead of written and the model warms up again; a
+   reference set by ``driftwarden baseline set`` likewise, and the model's
+   baseline is built from it when it next loads (``reference_file``);
 7. quarantined records;
 8. model state (detector state, its long strings as blobs);
 9. offsets: the next offset of each partition, under the consumer group.
@@ -41,7 +43,7 @@ import sqlite_utils
 from detectors.base import Finding
 from monitor.audit.chain import AuditLog
 from monitor.incidents import signal_states
-from monitor.pipeline import baseline_reset
+from monitor.pipeline import baseline_reset, reference_file
 from monitor.store.store import CheckpointRows, Store
 
 if TYPE_CHECKING:
@@ -168,16 +170,19 @@ def write(
             _log_new_baseline(db, model)  # 4
         if notifier is not None:  # 5
             notifier.enqueue_changes(db, time.time())
-        for name in sorted(baseline_reset.pending(db) & loaded):  # 6
+        resets = baseline_reset.pending(db)
+        for name in sorted((resets | reference_file.pending(db)) & loaded):  # 6
             # Its findings so far stand; its state is neither written nor kept.
             unit.rows.model_states.pop(name, None)
             store.delete_model_state(db, name)
             signal_states.clear_model(db, name, None, time.time())
-            baseline_reset.carry_out(db, name, time.time())
             result.models_reset.append(name)
-            log.warning(
-                "baseline reset carried out; the model warms up again", extra={"model": name}
-            )
+            if name in resets:
+                baseline_reset.carry_out(db, name, time.time())
+                log.warning(
+                    "baseline reset carried out; the model warms up again", extra={"model": name}
+                )
+            # A reference set from a file is built when the model next loads.
         result.models_written = len(unit.rows.model_states)
         store.write_checkpoint(db, unit.rows)  # 7, 8, 9
     return result

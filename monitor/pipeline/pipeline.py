@@ -30,7 +30,7 @@ from monitor.incidents.grouping import AlertPolicy
 from monitor.ingest.batching import measured, row_batch
 from monitor.ingest.events import Event
 from monitor.notify.policy import NotificationPolicy
-from monitor.pipeline import baseline_reset, checkpoint
+from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
 from monitor.pipeline.event_clock import EventClock
 from monitor.pipeline.limits import QuarantineBuffer, count_unlisted, keep_features
@@ -184,8 +184,12 @@ class Pipeline:
         pipeline = self.models.get(name)
         if pipeline is None and self.config.model(name) is not None:
             settings = self.config.suite_settings(name)
-            saved = None if self._reset_on_load(name) else self._load(name)
-            if saved is None:
+            reset = self._reset_on_load(name)
+            chosen = reference_file.apply_pending(self.store, name, settings)
+            saved = None if reset or chosen is not None else self._load(name)
+            if chosen is not None:  # a reference set from a file (`baseline set`)
+                pipeline = ModelPipeline(name, chosen, baseline_logged=True)
+            elif saved is None:
                 pipeline = ModelPipeline(name, ModelDetectors(settings))
             else:
                 detectors, events = saved

@@ -15,6 +15,7 @@ from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.errors import DriftwardenError
 from monitor.ingest.events import Malformed
+from monitor.pipeline import reference_file
 from monitor.pipeline.checkpoint import Checkpoint
 from monitor.pipeline.limits import UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
@@ -39,7 +40,8 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
 
     Refused while a daemon (or another replay) holds the store: a replay's
     alerts must not mix into a live store, and ``--overwrite`` must not empty
-    it under a running daemon.
+    it under a running daemon. ``--overwrite`` keeps the references set with
+    ``driftwarden baseline set``: the replay builds its models' baselines from them.
     """
     advice = "stop it first, or replay into another --store"
     lease = StoreLease.exclusive(path, "driftwarden replay", advice)
@@ -60,6 +62,7 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                 tables = ("alerts", "incidents", "quarantine", "model_state", "state_blobs")
                 for table in (*tables, "offsets", "outbox", "incident_notifications", "audit"):
                     db.execute(f"DELETE FROM [{table}]")
+                reference_file.rearm(db)  # a reference set in the store is built again
     except BaseException:
         store.close()
         raise

@@ -30,6 +30,7 @@ from monitor.config import Config, load_config
 from monitor.daemon import kafka_client
 from monitor.daemon.kafka_client import open_consumer
 from monitor.errors import DriftwardenError
+from monitor.pipeline import baseline_set
 from monitor.pipeline.checkpoint import Checkpoint
 from monitor.pipeline.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.pipeline.routing import route
@@ -52,7 +53,7 @@ def register_replay_options(replay: argparse.ArgumentParser) -> None:
     """The source options of ``driftwarden replay``: a file or a Kafka time range.
 
     Adds ``--input`` and ``--topic`` (exactly one is required), ``--since``,
-    ``--until`` and ``--compare``. ``--config``, ``--store`` and ``--overwrite``
+    ``--until``, ``--reference`` and ``--compare``. ``--config``, ``--store`` and ``--overwrite``
     stay where the replay command defines them.
     """
     source = replay.add_mutually_exclusive_group(required=True)
@@ -67,6 +68,11 @@ def register_replay_options(replay: argparse.ArgumentParser) -> None:
         "--until",
         metavar="TIME",
         help="with --topic: records before this time (default: everything there at the start)",
+    )
+    replay.add_argument(
+        "--reference",
+        metavar="REFERENCE.jsonl",
+        help="first set every configured model's reference from a sample of this file of events",
     )
     replay.add_argument(
         "--compare",
@@ -298,6 +304,7 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store_path = args.store or config.store.path
     check_compare_target(args, store_path)
+    reference = baseline_set.sample_for_replay(config, args.reference)
     consumer = connect(config.kafka.bootstrap_servers)
     try:
         # The topic and its range first: a replay that cannot run leaves no store behind.
@@ -305,6 +312,7 @@ def run_kafka_replay(args: argparse.Namespace) -> int:
         with store_errors(store_path):
             store = open_replay_store(store_path, args.overwrite)
             try:
+                baseline_set.record_for_replay(config, store, reference)
                 result = _replay_ranges(config, store, consumer, ranges, Progress("replay"))
                 incidents = store.count("incidents")
             finally:

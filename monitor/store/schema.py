@@ -10,6 +10,7 @@ Tables and their owners: ``alerts`` and ``incidents`` (``monitor.incidents``),
 ``signal_state`` and ``signal_history`` (``monitor.incidents.signal_states``),
 ``quarantine`` (the parser's refusals), ``model_state`` and ``state_blobs``
 (detector state), ``baseline_resets`` (``monitor.pipeline.baseline_reset``),
+``baseline_references`` (``monitor.pipeline.reference_file``),
 ``offsets`` (the next offset per consumer group and partition), ``audit``
 (``monitor.audit.chain``), ``outbox``, ``silences`` and
 ``incident_notifications`` (``monitor.notify``).
@@ -81,6 +82,22 @@ CREATE TABLE IF NOT EXISTS baseline_resets (
     requested_at REAL NOT NULL,
     requested_by TEXT NOT NULL,
     done_at REAL
+);
+-- References set by `driftwarden baseline set` (or `replay --reference`): the sample
+-- (zlib-compressed JSON lines) waits here until whoever holds the model builds its
+-- baseline from it (done_at). A later set or reset supersedes it (superseded_at).
+CREATE TABLE IF NOT EXISTS baseline_references (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    requested_by TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    sample_size INTEGER NOT NULL,
+    sample BLOB NOT NULL,
+    done_at REAL,
+    superseded_at REAL
 );
 -- See OFFSETS_TABLE.
 -- Long strings of model_state, keyed by digest (monitor.store.state_blobs).

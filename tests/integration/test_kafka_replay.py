@@ -170,6 +170,27 @@ def test_whole_topic_gives_the_file_replays_alerts_and_leaves_the_live_group_alo
     assert committed == [LIVE_GROUP_OFFSET] * PARTITIONS, "replay touched the live group"
 
 
+def test_a_reference_file_gives_the_same_alerts_from_kafka_as_from_the_file(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = recorded.folder / "known-good.jsonl"
+    write_simulation(reference, 6_000, seed=12)
+    config = _config(recorded.folder / "reference.toml", recorded.bootstrap)
+    stores = {name: recorded.folder / f"reference-{name}.db" for name in ("kafka", "file")}
+    sources = {"kafka": ["--topic", recorded.topic, "--since", "0"]}
+    sources["file"] = ["--input", str(recorded.events)]
+    for name, source in sources.items():
+        argv = ["replay", "--config", str(config), *source, "--store", str(stores[name])]
+        assert cli.main([*argv, "--reference", str(reference)]) == 0
+        out = capsys.readouterr().out
+        assert "model fraud: reference set from known-good.jsonl" in out
+        assert "model churn: reference set from known-good.jsonl" in out
+    with_reference = _alerts(stores["kafka"])
+    assert with_reference and with_reference == _alerts(stores["file"])
+    warm_up, _ = _file_alerts(config, recorded.events, recorded.folder / "reference-none.db")
+    assert with_reference != warm_up, "the reference made no difference"
+
+
 def test_a_time_range_processes_only_its_records(recorded: Recorded) -> None:
     first, last = int(EVENTS * 0.3), int(EVENTS * 0.7)
     since = START_TS + first * EVENT_SPACING

@@ -1,0 +1,153 @@
+"""A reference you choose: a model's baseline built from a sample of a file, not its warm-up.
+
+``driftwarden baseline set`` (and ``replay --reference``) records a sample in
+the store's ``baseline_references`` table, like a ``baseline reset`` request.
+Whoever holds the model carries it out, under the store's transaction: a
+running pipeline drops the model's state at its next checkpoint (step 6 of
+``monitor.pipeline.checkpoint``), and when the model next loads, ``apply_pending``
+builds its detectors from the sample, writes that state, marks the request
+done and says so in the audit log. From then on the reference lives in the
+model's saved state, and survives restarts, until the next ``baseline set`` or
+``baseline reset`` (which supersedes it: the model warms up from its stream again).
+
+At most one reference per model is in force (``superseded_at IS NULL``); a
+``replay --overwrite`` that empties the store arms it again, so the replay
+starts from the same reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+
+import sqlite_utils
+
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
+from monitor.audit.chain import AuditLog
+from monitor.pipeline.reference_sample import ModelSample, ReferenceFile, unpack
+from monitor.store.store import CheckpointRows, Store
+
+log = logging.getLogger("driftwarden.pipeline")
+MIN_EVENTS = 2  # a reference of fewer events has no spread to test against
+
+
+def record(
+    db: sqlite_utils.Database, found: ReferenceFile, sample: ModelSample, who: str, now: float
+) -> None:
+    """Make ``sample`` the model's pending reference; call inside a write transaction."""
+    supersede(db, sample.model, now)
+    db.execute(
+        "INSERT INTO baseline_references (model, requested_at, requested_by, source, sha256, "
+        "rows_read, sample_size, sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            sample.model,
+            now,
+            who,
+            found.path.name[:200],
+            found.sha256,
+            sample.rows_read,
+            len(sample.events),
+            sample.packed(),
+        ],
+    )
+    content = {
+        "source": "reference set",
+        "by": who,
+        "file": found.path.name[:200],
+        "sha256": found.sha256,
+        "rows_read": sample.rows_read,
+        "sample_size": len(sample.events),
+    }
+    AuditLog.append(db, "baseline_change", f"model:{sample.model}", content)
+
+
+def supersede(db: sqlite_utils.Database, model: str, now: float) -> None:
+    """The model's reference in force (applied or not) gives way to a newer set or a reset;
+    its sample is dropped, its row kept as history."""
+    db.execute(
+        "UPDATE baseline_references SET superseded_at = ?, sample = X'' "
+        "WHERE model = ? AND superseded_at IS NULL",
+        [now, model],
+    )
+
+
+def pending(db: sqlite_utils.Database) -> set[str]:
+    """Models whose reference in force is not yet built."""
+    rows = db.execute(
+        "SELECT DISTINCT model FROM baseline_references "
+        "WHERE done_at IS NULL AND superseded_at IS NULL"
+    )
+    return {row[0] for row in rows.fetchall()}
+
+
+def rearm(db: sqlite_utils.Database) -> None:
+    """After a store's detector state is emptied: build each reference in force again."""
+    db.execute("UPDATE baseline_references SET done_at = NULL WHERE superseded_at IS NULL")
+
+
+def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDetectors | None:
+    """The model's detectors built from its pending reference, now saved; None if none waits.
+
+    Call after carrying out any pending reset of the model: the reference was
+    set after it (a reset supersedes an earlier reference).
+    """
+    if model not in pending(store.db):
+        return None  # the usual case: a read, without taking the write lock
+    with store.transaction() as db:
+        row = db.execute(
+            "SELECT id, sample, sha256, sample_size FROM baseline_references "
+            "WHERE model = ? AND done_at IS NULL AND superseded_at IS NULL",
+            [model],
+        ).fetchone()
+        if row is None:
+            return None  # another process built it meanwhile
+        ref_id, sample, sha256, sample_size = row
+        now = time.time()
+        detectors = _built(db, model, ref_id, sample, settings, now)
+        if detectors is None:
+            return None
+        store.delete_model_state(db, model)
+        store.write_checkpoint(db, CheckpointRows(model_states={model: (detectors.dump(), 0)}))
+        db.execute("UPDATE baseline_references SET done_at = ? WHERE id = ?", [now, ref_id])
+        content = {
+            "source": "reference carried out",
+            "sha256": sha256,
+            "sample_size": sample_size,
+            "reference_events": min(int(sample_size), settings.reference_size),
+        }
+        AuditLog.append(db, "baseline_change", f"model:{model}", content)
+    log.warning(
+        f"model {model}: the reference set from a file is carried out; its baseline is "
+        "built from that sample",
+        extra={"model": model, "sha256": sha256},
+    )
+    return detectors
+
+
+def _built(
+    db: sqlite_utils.Database,
+    model: str,
+    ref_id: int,
+    sample: bytes,
+    settings: SuiteSettings,
+    now: float,
+) -> ModelDetectors | None:
+    """Detectors whose reference is the sample; None, loudly, if the stored sample is unusable
+    (a damaged row): it is set aside, so that it cannot fail every start the same way."""
+    detectors = ModelDetectors(settings)
+    try:
+        detectors.set_reference(unpack(sample))
+        return detectors
+    except (zlib.error, ValueError, TypeError) as exc:
+        why = str(exc) or type(exc).__name__
+    db.execute("UPDATE baseline_references SET superseded_at = ? WHERE id = ?", [now, ref_id])
+    content = {"source": "reference unusable", "error": why[:500]}
+    AuditLog.append(db, "baseline_change", f"model:{model}", content)
+    log.error(
+        f"model {model}: the reference set from a file cannot be built ({why}); the model "
+        "keeps its baseline or warms up from its stream: set the reference again",
+        extra={"model": model, "error": why[:500]},
+    )
+    return None
