@@ -159,9 +159,9 @@ class PCADrift(DetectorBase):
     def fitted(self) -> bool:
         return self._errors.shape[0] > 0
 
-    def _standardise(self, columns: list[np.ndarray]) -> np.ndarray:
+    def _standardise(self, columns: list[np.ndarray], rows: int) -> np.ndarray:
         if not columns:
-            return np.zeros((0, 0))
+            return np.zeros((rows, 0))
         with np.errstate(all="ignore"):
             x = (np.column_stack(columns) - self._mean) / self._std
         # A value a million standard deviations out is as anomalous as one that
@@ -186,20 +186,18 @@ class PCADrift(DetectorBase):
     def _row_stats(self, z: np.ndarray, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(SPE, T^2) of each row: ``z`` its standardised numeric values,
         ``columns`` the column each row takes in each categorical block."""
-        k = self._components.shape[1]
-        rows = z.shape[0] if z.shape[1] else columns[0].shape[0]
-        scores = np.zeros((rows, k))
-        sqlen = np.zeros(rows)
-        if z.shape[1]:
-            scores += z @ self._components[: z.shape[1]]
-            sqlen += (z**2).sum(axis=1)
-        for (table, lengths), index in zip(self._tables, columns, strict=True):
-            scores += table[index]
-            sqlen += lengths[index]
-        # Components are orthonormal: the residual's squared length is the row's
-        # minus that of its projection.
-        spe = sqlen - (scores**2).sum(axis=1)
-        spe = np.where(spe > RESIDUAL_ROUNDING * sqlen, spe, 0.0)
+        scores = z @ self._components[: z.shape[1]]
+        if not columns:  # numeric features only: the residual itself
+            spe = ((z - scores @ self._components.T) ** 2).sum(axis=1)
+        else:
+            sqlen = (z**2).sum(axis=1)
+            for (table, lengths), index in zip(self._tables, columns, strict=True):
+                scores += table[index]
+                sqlen += lengths[index]
+            # Components are orthonormal: the residual's squared length is the
+            # row's minus its projection's (the one-hot blocks stay sparse).
+            spe = sqlen - (scores**2).sum(axis=1)
+            spe = np.where(spe > RESIDUAL_ROUNDING * sqlen, spe, 0.0)
         t2 = ((scores / self._spread) ** 2).sum(axis=1)
         return np.asarray(spe), np.asarray(t2)
 
@@ -233,7 +231,7 @@ class PCADrift(DetectorBase):
         self._names = names
         self._mean = np.where(np.isfinite(mean), mean, 0.0)
         self._std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        z = self._standardise([x[:, i] for i in range(x.shape[1])])
+        z = self._standardise([x[:, i] for i in range(x.shape[1])], rows)
         self._categories = [
             CategoryColumns.fit(k, categorical[k], self.max_categories) for k in cat_names
         ]
@@ -277,8 +275,9 @@ class PCADrift(DetectorBase):
             or any(c.name not in categorical for c in self._categories)
         ):
             return None
-        z = self._standardise([windows[k].values for k in self._names])
         columns = [c.column_index(categorical[c.name]) for c in self._categories]
+        rows = columns[0].shape[0] if columns else windows[self._names[0]].n
+        z = self._standardise([windows[k].values for k in self._names], rows)
         spe, t2 = self._row_stats(z, columns)
         best: tuple[float, float, float, str] | None = None
         for label, ref, win in (("spe", self._errors, np.sort(spe)), ("t2", self._t2, np.sort(t2))):
