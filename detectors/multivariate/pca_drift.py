@@ -51,6 +51,10 @@ from detectors.window.base import (
 from detectors.window.ks import ks_distances, ks_pvalue_one_sided
 
 Z_LIMIT = 1e6
+# Encoded columns above which categorical features get fewer label columns:
+# the fit's dense training matrix (5,000 rows at the default reference size)
+# and its Gram matrix stay within ~60 MB even at 500 features.
+MAX_COLUMNS = 1000
 # A squared residual below this share of a row's squared length is rounding
 # (the row lies in the kept components); it counts as exactly zero.
 RESIDUAL_ROUNDING = 1e-9
@@ -201,6 +205,15 @@ class PCADrift(DetectorBase):
         t2 = ((scores / self._spread) ** 2).sum(axis=1)
         return np.asarray(spe), np.asarray(t2)
 
+    def _labels_per_feature(self, numeric: int, categorical: int) -> int:
+        """Labels given a column per categorical feature: ``max_categories``, fewer
+        (at least one) when the model has so many features that the columns
+        would pass :data:`MAX_COLUMNS`."""
+        if not categorical:
+            return self.max_categories
+        share = (MAX_COLUMNS - numeric) // categorical - 2  # "other" and "missing"
+        return max(1, min(self.max_categories, share))
+
     def _unfit(self) -> None:
         self._errors = np.zeros(0)
         self._categories, self._tables = [], []
@@ -232,26 +245,33 @@ class PCADrift(DetectorBase):
         self._mean = np.where(np.isfinite(mean), mean, 0.0)
         self._std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
         z = self._standardise([x[:, i] for i in range(x.shape[1])], rows)
-        self._categories = [
-            CategoryColumns.fit(k, categorical[k], self.max_categories) for k in cat_names
-        ]
+        labels = self._labels_per_feature(len(names), len(cat_names))
+        self._categories = [CategoryColumns.fit(k, categorical[k], labels) for k in cat_names]
         columns = [c.column_index(categorical[c.name]) for c in self._categories]
-        dense = [z] + [
-            c.weight * (np.eye(c.width)[i] - c.shares)
-            for c, i in zip(self._categories, columns, strict=True)
-        ]
-        encoded = np.hstack(dense)
         order = np.random.default_rng([seed, rows]).permutation(rows)
         train, held = order[: rows // 2], order[rows // 2 :]
+        # Only the training half is ever dense (rows x columns); the held-out
+        # half is scored through the blocks' tables, as windows are.
+        encoded = np.hstack(
+            [z[train]]
+            + [
+                c.weight * (np.eye(c.width)[i[train]] - c.shares)
+                for c, i in zip(self._categories, columns, strict=True)
+            ]
+        )
+        encoded -= encoded.mean(axis=0)
         try:
-            _, s, vt = np.linalg.svd(
-                encoded[train] - encoded[train].mean(axis=0), full_matrices=False
-            )
+            # The components are the eigenvectors of the columns' Gram matrix:
+            # several times faster than an SVD of the tall matrix itself, and
+            # only the leading components, whose precision this keeps, are used.
+            eigenvalues, eigenvectors = np.linalg.eigh(encoded.T @ encoded)
+            s = np.sqrt(np.clip(eigenvalues[::-1], 0.0, None))
+            vt = eigenvectors[:, ::-1].T
         except np.linalg.LinAlgError:
             self._unfit()  # no structure to learn: the test stays off
             return
         explained = np.cumsum(s**2) / max(float(np.sum(s**2)), 1e-300)
-        rank = int(np.count_nonzero(s > s[0] * 1e-9)) if s[0] > 0 else 0
+        rank = int(np.count_nonzero(s > s[0] * 1e-6)) if s[0] > 0 else 0
         # Leave at least one dimension of the reference's span to the residual.
         k = min(int(np.searchsorted(explained, self.variance)) + 1, max(rank - 1, 1))
         self._components = vt[:k].T.copy()
