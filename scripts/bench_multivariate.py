@@ -2,7 +2,7 @@
 
 The 20-feature model of bench_detectors.py (16 numeric, 4 categorical, one with
 5000 labels): a 10,000-event reference, then windows of 2,000 events. Times,
-in one run and alternating, the fit and the test of one window with the
+in one run and alternating (the fastest of five passes), the fit and the test of one window with the
 categorical features (as the suite runs it now) and without them (as before),
 and prints the ratios. With --wide, also the fit of the widest model the caps
 allow (500 features, ``max_features``), all categorical against all numeric.
@@ -13,6 +13,7 @@ allow (500 features, ``max_features``), all categorical against all numeric.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import tracemalloc
@@ -28,6 +29,7 @@ from detectors.reference import CategoricalReference
 from detectors.window.base import CategoricalWindow, NumericWindow
 
 REFERENCE, WINDOW = 10_000, 2_000
+PASSES = 5
 
 
 def main() -> None:
@@ -41,25 +43,32 @@ def main() -> None:
     ref = make_batch(rng, REFERENCE, 0)
     refs = {k: CategoricalReference.build(v, 1000) for k, v in ref.categorical.items()}
     coded = {k: CategoricalWindow(refs[k].encode(v), refs[k]) for k, v in ref.categorical.items()}
-    fit_s = {"all features": 0.0, "numeric only": 0.0}
+    fit_s = {"all features": math.inf, "numeric only": math.inf}
     dets = {name: PCADrift() for name in fit_s}
-    for _ in range(3):
+    for _ in range(PASSES):  # the fastest of five fits
         for name, det in dets.items():
             start = time.perf_counter()
             det.fit(ref.numeric, 0, coded if name == "all features" else None)
-            fit_s[name] += (time.perf_counter() - start) / 3
+            fit_s[name] = min(fit_s[name], time.perf_counter() - start)
     windows = []
     for i in range(args.windows):
         b = make_batch(rng, WINDOW, REFERENCE + i * WINDOW)
         num = {k: NumericWindow(v) for k, v in b.numeric.items()}
         cat = {k: CategoricalWindow(refs[k].encode(v), refs[k]) for k, v in b.categorical.items()}
         windows.append((num, cat))
-    test_s = {name: 0.0 for name in dets}
-    for num, cat in windows:
-        for name, det in dets.items():
-            start = time.perf_counter()
-            det.test_window(num, cat)
-            test_s[name] += time.perf_counter() - start
+    # Five passes over the windows, alternating the two tests window by
+    # window; the fastest pass of each counts (the machine is shared).
+    passes: dict[str, list[float]] = {name: [] for name in dets}
+    for _ in range(PASSES):
+        spent = dict.fromkeys(dets, 0.0)
+        for num, cat in windows:
+            for name, det in dets.items():
+                start = time.perf_counter()
+                det.test_window(num, cat)
+                spent[name] += time.perf_counter() - start
+        for name in dets:
+            passes[name].append(spent[name])
+    test_s = {name: min(times) for name, times in passes.items()}
     for name, det in dets.items():
         us = test_s[name] / (args.windows * WINDOW) * 1e6
         print(

@@ -24,7 +24,9 @@ reversed correlation or association, a new mix of categories, a label or a
 missing value where the reference had none), and rows that move far within
 it. What it misses: a per-row statistic cannot tell whether two features
 that were independent in the reference have become associated when every
-combination stays as typical on its own (e.g. two uniform binary features),
+combination stays as typical on its own (e.g. two uniform binary features;
+with skewed marginals the new combinations shift T^2 and are seen, if less
+strongly than a changed association),
 and a change confined to labels beyond ``max_categories`` is only seen
 through the "other" column. The per-feature tests (KS, chi-square, missing
 rate, unseen labels) cover the marginals.
