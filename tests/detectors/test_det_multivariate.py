@@ -186,8 +186,9 @@ def test_a_model_with_one_feature_has_no_multivariate_test() -> None:
 
 
 def test_a_state_saved_before_categorical_features_behaves_as_before() -> None:
-    """The fixture was written by the numeric-only pca_drift: a state and two
-    windows with the outcomes it gave them."""
+    """The fixture was written by the numeric-only pca_drift (commit 6df5f97):
+    a fitted state and two windows, one stationary, one with a reversed
+    correlation, with the outcomes it gave them. Never regenerate it."""
     saved = json.loads(NUMERIC_STATE.read_text())
     det = PCADrift.load(saved["state"])
     assert det.dump()["categorical"] == [] and det.max_categories == 10
