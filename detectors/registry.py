@@ -10,14 +10,14 @@ Kinds, each with the Protocol of what the suite calls on its detectors:
 - ``metric`` (:class:`MetricDetector`): an anomaly detector for serving-metric
   series. A change detector can watch a metric series too.
 - ``multivariate`` (:class:`MultivariateDetector`): a test on the joint
-  distribution of the numeric features.
+  distribution of the features, numeric and categorical.
 - ``client`` (:class:`ClientDetector`): a test per caller identity (the
   ``client`` field of events).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, cast, overload
 
@@ -113,12 +113,22 @@ class ChangeDetector(MetricDetector, Protocol):
 
 
 class MultivariateDetector(Detector, Protocol):
-    """Learns the joint structure of the reference's numeric features (``fit``),
-    then tests each window of them (signal ``features``)."""
+    """Learns the joint structure of the reference's features (``fit``: numeric
+    values, and categorical ones coded by their signal's reference), then tests
+    each window of them (signal ``features``)."""
 
-    def fit(self, features: dict[str, np.ndarray], seed: int) -> None: ...
+    def fit(
+        self,
+        features: dict[str, np.ndarray],
+        seed: int,
+        categorical: Mapping[str, CategoricalWindow] | None = None,
+    ) -> None: ...
 
-    def test_window(self, windows: dict[str, NumericWindow]) -> WindowOutcome | None: ...
+    def test_window(
+        self,
+        windows: dict[str, NumericWindow],
+        categorical: Mapping[str, CategoricalWindow] | None = None,
+    ) -> WindowOutcome | None: ...
 
 
 class ClientDetector(Detector, Protocol):
@@ -237,7 +247,12 @@ register("cusum", "change", CUSUM, "two-sided CUSUM on standardised block means"
 register("page_hinkley", "change", PageHinkley, "Page-Hinkley change points on block means")
 register("adwin", "change", ADWIN, "ADWIN adaptive windowing on block means")
 register("metric_anomaly", "metric", MetricAnomaly, "spikes, level shifts, flat-lines of a metric")
-register("pca_drift", "multivariate", PCADrift, "PCA reconstruction error of numeric features")
+register(
+    "pca_drift",
+    "multivariate",
+    PCADrift,
+    "PCA reconstruction error of all features (one-hot categoricals)",
+)
 register("input_range", "window", InputRange, "inputs outside the reference's range (exact)")
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")

@@ -36,7 +36,7 @@ from detectors.suite.signals import (
     categorical_columns,
     numeric_columns,
 )
-from detectors.suite.window_round import decide, evaluate_window
+from detectors.suite.window_round import decide, evaluate_window, fit_multivariate
 from detectors.window.base import FEATURE
 
 CHANGE_SERIES = ("score", "prediction_value")
@@ -134,8 +134,7 @@ class ModelDetectors:
                 det.calibrate(ref.mean, ref.std, self._change_budget() / instances, ref.size)
                 self._change[key][name] = det
         self._multi = {name: s.build(name) for name in self._multi_names}
-        for det in self._multi.values():
-            det.fit({k: v for k, (r, v) in num.items() if r == FEATURE}, self.seed)
+        fit_multivariate(self._multi, num, self._categorical, cat, self.seed)
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)

@@ -9,7 +9,13 @@ import numpy as np
 from detectors.registry import MultivariateDetector, WindowDetector
 from detectors.suite.fdr import benjamini_hochberg
 from detectors.suite.signals import CategoricalSignal, NumericSignal
-from detectors.window.base import CATEGORICAL, FEATURE, NUMERIC, WindowOutcome
+from detectors.window.base import (
+    CATEGORICAL,
+    FEATURE,
+    NUMERIC,
+    CategoricalWindow,
+    WindowOutcome,
+)
 
 Outcomes = list[tuple[str, str, WindowOutcome]]  # (detector, signal, outcome)
 
@@ -23,8 +29,8 @@ def evaluate_window(
     """Take each signal's full window and run the tests on it.
 
     Order is signals (numeric, then categorical, by name) then tests (as
-    configured), then multivariate tests on signal "features": the order of
-    the findings of one window.
+    configured), then multivariate tests on signal "features" (every numeric
+    and categorical feature): the order of the findings of one window.
     """
     outcomes: Outcomes = []
     windows = {name: sig.take_window() for name, sig in numeric.items()}
@@ -34,19 +40,41 @@ def evaluate_window(
                 o = test.test_numeric(sig.reference, windows[name])
                 if o is not None:
                     outcomes.append((test_name, name, o))
+    cwindows = {name: csig.take_window() for name, csig in categorical.items()}
     for name, csig in categorical.items():
-        cwin = csig.take_window()
+        cwin = cwindows[name]
         for test_name, test in tests:
             if CATEGORICAL in test.kinds and csig.role in test.roles:
                 o = test.test_categorical(csig.reference, cwin)
                 if o is not None:
                     outcomes.append((test_name, name, o))
     features = {k: w for k, w in windows.items() if numeric[k].role == FEATURE}
+    cfeatures = {k: w for k, w in cwindows.items() if categorical[k].role == FEATURE}
     for multi_name, det in multivariate.items():
-        o = det.test_window(features)
+        o = det.test_window(features, cfeatures)
         if o is not None:
             outcomes.append((multi_name, "features", o))
     return outcomes
+
+
+def fit_multivariate(
+    multivariate: Mapping[str, MultivariateDetector],
+    numeric: dict[str, tuple[str, np.ndarray]],
+    categorical: dict[str, CategoricalSignal],
+    categorical_values: dict[str, tuple[str, np.ndarray]],
+    seed: int,
+) -> None:
+    """Fit the multivariate tests on the reference sample's features (``numeric``
+    and ``categorical_values``: signal name -> (role, column)), the categorical
+    ones coded by their signal's reference, as their windows will be."""
+    num = {k: v for k, (role, v) in numeric.items() if role == FEATURE}
+    cat = {
+        k: CategoricalWindow(sig.reference.encode(categorical_values[k][1]), sig.reference)
+        for k, sig in categorical.items()
+        if sig.role == FEATURE
+    }
+    for det in multivariate.values():
+        det.fit(num, seed, cat)
 
 
 def decide(outcomes: Outcomes, q: float) -> list[tuple[str, str, WindowOutcome, float | None]]:

@@ -26,6 +26,7 @@ import sqlite_utils
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit.chain import AuditLog
+from monitor.incidents import signal_states
 from monitor.pipeline.reference_sample import ModelSample, ReferenceFile, unpack
 from monitor.store.store import CheckpointRows, Store
 
@@ -109,6 +110,7 @@ def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDet
         if detectors is None:
             return None
         store.delete_model_state(db, model)
+        signal_states.clear_model(db, model, None, now)  # its signals start again, ok
         store.write_checkpoint(db, CheckpointRows(model_states={model: (detectors.dump(), 0)}))
         db.execute("UPDATE baseline_references SET done_at = ? WHERE id = ?", [now, ref_id])
         content = {

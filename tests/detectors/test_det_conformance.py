@@ -17,8 +17,10 @@ import pytest
 
 from detectors import registry
 from detectors.base import DetectorBase, Finding
+from detectors.reference import CategoricalReference
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
+from detectors.window.base import CategoricalWindow
 from tests.detectors.detector_streams import Drift, make_stream, split
 
 ALL = registry.names()
@@ -152,7 +154,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "page_hinkley": {"delta": 0.4, "lambda_": 7.0, "min_blocks": 5, "false_alarm_events": 1e5},
     "adwin": {"delta": 0.01, "clock": 2, "max_window": 200, "min_side": 3, "block": 20},
     "metric_anomaly": {"history": 60, "recent": 5, "flat_run": 10, "false_alarm_events": 1e5},
-    "pca_drift": {"variance": 0.8, "critical_effect": 3.0, "min_rows": 100},
+    "pca_drift": {"variance": 0.8, "critical_effect": 3.0, "min_rows": 100, "max_categories": 2},
     "input_range": {"min_share": 0.01, "critical_effect": 0.1, "min_reference": 50},
     "client_volume": {"window": 300, "min_events": 20, "min_excess": 0.1, "max_clients": 50},
     "client_boundary": {"window": 300, "boundary": 0.3, "band": 0.05, "half_life_windows": 5.0},
@@ -185,7 +187,13 @@ def exercised(name: str) -> Any:
         det.update(50 + rng.normal(0, 2, 177))
     elif kind == "multivariate":
         x = rng.normal(size=600)
-        det.fit({"a": x, "b": x + rng.normal(size=600), "c": rng.normal(size=600)}, seed=1)
+        labels = rng.choice(np.array(["u", "v", "w", None], dtype=object), 600)
+        ref = CategoricalReference.build(labels, 10)
+        det.fit(
+            {"a": x, "b": x + rng.normal(size=600), "c": rng.normal(size=600)},
+            seed=1,
+            categorical={"k": CategoricalWindow(ref.encode(labels), ref)},
+        )
     elif kind == "client":
         det.calibrate(1e-3)
         keys = np.array(["k1", "k2", "k3", None], dtype=object)

@@ -2,9 +2,11 @@
 dumps of today's code are, key for key and in the same order, those of
 ``saved_states.json``, a fixture written once by the code that stores exist from.
 
-The one change since: the parameter ``arl_events`` of the change and metric
-detectors is called ``false_alarm_events`` now, in the same place; states and
-options that name it the old way still load.
+The parameter ``arl_events`` of the change and metric detectors is called
+``false_alarm_events`` now, in the same place; states and options that name it
+the old way still load. ``pca_drift`` tests categorical features too now: its
+states gained ``max_categories`` and ``categorical`` (old ones load with no
+categorical features and keep testing their numeric ones as before).
 
 Never regenerate the fixture: it stands for stores written in the field. A
 deliberate format change adds its rewrite to ``_as_written_today``.
@@ -109,7 +111,9 @@ def _as_written_today(state: Any) -> Any:
     """``state`` with the format changes since the fixture: renamed detector
     parameters; the caps on feature names and metric series (two settings, and
     the names a suite admitted, which an old state takes from what it tracks);
-    the error stream's own alarm states."""
+    the error stream's own alarm states; ``pca_drift``'s categorical features
+    (a parameter, ``max_categories``, and the one-hot blocks it fitted: none in
+    a state saved before)."""
     if isinstance(state, list):
         return [_as_written_today(v) for v in state]
     if not isinstance(state, dict):
@@ -117,6 +121,9 @@ def _as_written_today(state: Any) -> Any:
     out = {k: _as_written_today(v) for k, v in state.items()}
     if isinstance(out.get("params"), dict):
         out["params"] = {RENAMED_PARAMS.get(k, k): v for k, v in out["params"].items()}
+    if "components" in out and "categorical" not in out:  # pca_drift before categoricals
+        out["params"] = {**out["params"], "max_categories": 10}
+        out["categorical"] = []
     if "version" in out and "max_features" not in out["settings"]:
         out["settings"] = {**out["settings"], "max_features": 500, "max_metric_series": 100}
         signals = out["warmup"] or out
