@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from detectors.suite.settings import SuiteSettings
 from monitor.errors import ConfigError
+from monitor.incidents.kinds import GROUP_LABELS
 from monitor.ingest.events import ANY_TIME, TimeBounds, rfc3339_seconds
 
 
@@ -61,6 +62,9 @@ class WebhookConfig:
 
 @dataclass(frozen=True)
 class AlertingConfig:
+    # Alerts of one group share an incident while it is open (monitor.incidents.kinds).
+    group_by: list[str] = field(default_factory=lambda: ["model", "kind"])
+    # Accepted so that older configs stay valid; incidents now follow signal states.
     group_seconds: float = 3600.0
     resolve_after_seconds: float = 3600.0
 
@@ -258,6 +262,14 @@ def _check_values(config: Config) -> None:
     if not 0 < config.history.retention_days <= 36_500:
         raise ConfigError(
             f"{source}: key 'history.retention_days' must be more than 0 and at most 36500"
+        )
+    group_by = config.alerting.group_by
+    unknown = [label for label in group_by if label not in GROUP_LABELS]
+    if unknown or "model" not in group_by or len(set(group_by)) != len(group_by):
+        raise ConfigError(
+            f"{source}: key 'alerting.group_by' must list distinct labels among "
+            f'{", ".join(GROUP_LABELS)}, "model" included (an incident is one model\'s), '
+            f"got {group_by!r}"
         )
     try:
         config.events.earliest_ts()

@@ -1,1 +1,1 @@
-"""Alerts grouped into incidents (deduplication, grouping, quiet resolution) and their commands."""
+"""Alerts grouped into incidents by problem, signal states, and their commands."""

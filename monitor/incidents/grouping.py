@@ -1,9 +1,8 @@
 """Findings become alert rows, grouped into incidents.
 
-Event time decides grouping, so a replay groups exactly as the live run did: a
-finding joins its model's open incident when it comes within ``group_seconds``
-of event time after that incident's last alert, and opens a new one otherwise.
-An incident resolves by itself when none of its signals fires any more
+Alerts group by problem (``AlertPolicy``); the stream decides it, never the
+wall clock, so a replay groups exactly as the live run did. An incident
+resolves by itself when none of its signals fires any more
 (``monitor.incidents.signal_states``): never because alerts stopped coming.
 """
 
@@ -19,6 +18,7 @@ import orjson
 import sqlite_utils
 
 from detectors.base import Finding
+from monitor.incidents.kinds import Kind, group_key, kind_of, title
 from monitor.store.store import fingerprint
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -26,15 +26,26 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 @dataclass(frozen=True)
 class AlertPolicy:
-    group_seconds: float = 3600.0
+    """How alerts become incidents.
+
+    An alert joins the latest open incident of its group (by default its model
+    and kind: ``alerting.group_by``; a caller's alerts are always their own
+    group) and opens a new one when the group has none. An incident is open
+    while any of its signals fires (``monitor.incidents.signal_states``), so a
+    problem that holds keeps one incident however sparse the stream, and one
+    that comes back after its incident resolved opens a new one.
+    """
+
+    group_by: tuple[str, ...] = ("model", "kind")
 
     def record(self, db: sqlite_utils.Database, model: str, findings: Iterable[Finding]) -> int:
         """Insert the alerts of ``findings`` and update incidents; call inside a transaction."""
         written = 0
         now = time.time()
         for finding in findings:
+            kind = kind_of(finding.signal)
             finding = dataclasses.replace(finding, signal=contract_signal(finding.signal))
-            incident_id = self._incident_for(db, model, finding, now)
+            incident_id = self._incident_for(db, model, kind, finding, now)
             db.execute(
                 "INSERT INTO alerts (fingerprint, model, detector, signal, severity, event_ts, "
                 "created_at, details, incident_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -54,15 +65,18 @@ class AlertPolicy:
         return written
 
     def _incident_for(
-        self, db: sqlite_utils.Database, model: str, finding: Finding, now: float
+        self, db: sqlite_utils.Database, model: str, kind: Kind, finding: Finding, now: float
     ) -> int:
+        labels = {"model": model, "kind": kind, "detector": finding.detector}
+        labels["signal"] = finding.signal
+        group = group_key(labels, self.group_by)
         row = db.execute(
             "SELECT id, severity, last_event_ts, signals FROM incidents "
-            "WHERE model = ? AND status != 'resolved' ORDER BY id DESC LIMIT 1",
-            [model],
+            "WHERE model = ? AND group_key = ? AND status != 'resolved' ORDER BY id DESC LIMIT 1",
+            [model, group],
         ).fetchone()
         signal = f"{finding.detector}:{finding.signal}"
-        if row is not None and finding.event_ts - row[2] <= self.group_seconds:
+        if row is not None:
             incident_id, severity, last_ts, signals_json = row
             signals = orjson.loads(signals_json)
             if signal not in signals:
@@ -76,20 +90,23 @@ class AlertPolicy:
             )
             return int(incident_id)
         key = hashlib.sha256(f"{model}\x00{finding.event_ts!r}\x00{signal}".encode()).hexdigest()
+        metric_kind = str(finding.details.get("kind", "")) if kind == "metric" else ""
         cursor = db.execute(
             "INSERT INTO incidents (key, model, status, severity, title, first_event_ts, "
-            "last_event_ts, alert_count, signals, opened_at, updated_at) "
-            "VALUES (?, ?, 'open', ?, ?, ?, ?, 1, ?, ?, ?)",
+            "last_event_ts, alert_count, signals, opened_at, updated_at, kind, group_key) "
+            "VALUES (?, ?, 'open', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
             [
                 key[:20],
                 model,
                 finding.severity,
-                f"{model}: {finding.detector} on {finding.signal}",
+                title(model, kind, finding.detector, finding.signal, metric_kind[:40]),
                 finding.event_ts,
                 finding.event_ts,
                 orjson.dumps([signal]),
                 now,
                 now,
+                kind,
+                group,
             ],
         )
         return int(cursor.lastrowid or 0)

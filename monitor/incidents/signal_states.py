@@ -20,14 +20,16 @@ from ``updated_at``), so a replay writes the same states as the live run.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 import sqlite_utils
 
 from detectors.base import Finding, SignalChange
 from monitor.audit.chain import AuditLog
-from monitor.incidents.grouping import SEVERITY_RANK, contract_signal
+from monitor.incidents.grouping import SEVERITY_RANK, AlertPolicy, contract_signal
 
 SIGNALS_RESOLVER = "driftwarden (signals ok)"
 
@@ -41,30 +43,35 @@ def apply(
     model: str,
     changes: Sequence[SignalChange],
     findings: Iterable[Finding],
+    policy: AlertPolicy,
     now: float,
-) -> None:
-    """Bring ``signal_state`` and ``signal_history`` up to date with a model's
-    changes (in stream order) and, for detectors without windowed evaluations,
-    take the latest statistics from the alerts."""
+) -> int:
+    """Write a model's changes and alerts in stream order; returns the alerts written.
+
+    Each change moves its signal's state and adds a history row; a signal that
+    fires or escalates brings its alert, which the policy files under an
+    incident; a signal that resolves may end the incidents holding it. Taking
+    them in event order makes incidents independent of where checkpoints fall:
+    an alert joins an incident only if that incident was still open at the
+    alert's event time.
+    """
+    pending: dict[tuple[str, str, float], deque[Finding]] = {}
+    for f in findings:
+        pending.setdefault((f.detector, f.signal, f.event_ts), deque()).append(f)
+    written = 0
     history = []
-    for change in changes:
+    for change in sorted(changes, key=_event_order):
         signal = contract_signal(change.signal)
         state = _transition(db, model, change, signal, now)
-        history.append(
-            (
-                model,
-                change.detector,
-                signal,
-                change.event_ts if math.isfinite(change.event_ts) else 0.0,
-                change.change,
-                state,
-                change.severity,
-                _finite(change.statistic),
-                _finite(change.p_value),
-                _finite(change.threshold),
-                _finite(change.effect_size),
-            )
-        )
+        history.append(_history_row(model, change, signal, state))
+        if change.change in ("fired", "escalated"):
+            queue = pending.get((change.detector, change.signal, change.event_ts))
+            if queue:
+                written += policy.record(db, model, [queue.popleft()])
+        elif change.change == "resolved":
+            resolve_incidents(db, model, now, change.event_ts)
+    rest = sorted((f for queue in pending.values() for f in queue), key=lambda f: f.event_ts)
+    written += policy.record(db, model, rest)
     db.conn.executemany(
         "INSERT INTO signal_history (model, detector, signal, event_ts, change, state, severity, "
         "statistic, p_value, threshold, effect_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -74,21 +81,46 @@ def apply(
     # detectors' come with their alerts.
     tested = {(c.detector, c.signal) for c in changes if c.change == "tested"}
     for f in findings:
-        if (f.detector, f.signal) in tested:
-            continue
-        db.execute(
-            "UPDATE signal_state SET statistic = ?, p_value = ?, threshold = ?, effect_size = ? "
-            "WHERE model = ? AND detector = ? AND signal = ?",
-            [
-                _finite(f.statistic),
-                _finite(f.p_value),
-                _finite(f.threshold),
-                _finite(f.effect_size),
-                model,
-                f.detector,
-                contract_signal(f.signal),
-            ],
-        )
+        if (f.detector, f.signal) not in tested:
+            _latest_statistics(db, model, f)
+    resolve_incidents(db, model, now)  # those whose signals no state ever recorded
+    return written
+
+
+def _event_order(change: SignalChange) -> float:
+    return change.event_ts if math.isfinite(change.event_ts) else -math.inf
+
+
+def _history_row(model: str, change: SignalChange, signal: str, state: str) -> tuple[Any, ...]:
+    return (
+        model,
+        change.detector,
+        signal,
+        change.event_ts if math.isfinite(change.event_ts) else 0.0,
+        change.change,
+        state,
+        change.severity,
+        _finite(change.statistic),
+        _finite(change.p_value),
+        _finite(change.threshold),
+        _finite(change.effect_size),
+    )
+
+
+def _latest_statistics(db: sqlite_utils.Database, model: str, f: Finding) -> None:
+    db.execute(
+        "UPDATE signal_state SET statistic = ?, p_value = ?, threshold = ?, effect_size = ? "
+        "WHERE model = ? AND detector = ? AND signal = ?",
+        [
+            _finite(f.statistic),
+            _finite(f.p_value),
+            _finite(f.threshold),
+            _finite(f.effect_size),
+            model,
+            f.detector,
+            contract_signal(f.signal),
+        ],
+    )
 
 
 def _transition(
@@ -157,8 +189,13 @@ def firing(db: sqlite_utils.Database, model: str) -> set[str]:
     return {f"{detector}:{signal}" for detector, signal in rows}
 
 
-def resolve_incidents(db: sqlite_utils.Database, model: str, now: float) -> int:
-    """Resolve the model's open incidents none of whose signals fires; returns how many."""
+def resolve_incidents(
+    db: sqlite_utils.Database, model: str, now: float, event_ts: float | None = None
+) -> int:
+    """Resolve the model's open incidents none of whose signals fires; returns how many.
+
+    ``event_ts`` is when (in event time) the last of them resolved, if known.
+    """
     open_incidents = db.execute(
         "SELECT id, key, status, signals FROM incidents WHERE model = ? AND status != 'resolved'",
         [model],
@@ -171,7 +208,7 @@ def resolve_incidents(db: sqlite_utils.Database, model: str, now: float) -> int:
         signals = orjson.loads(signals_json)
         if any(s in still for s in signals):
             continue
-        ended = _last_resolution(db, model, signals)
+        ended = event_ts if event_ts is not None else _last_resolution(db, model, signals)
         db.execute(
             "UPDATE incidents SET status = 'resolved', resolved_by = ?, resolved_at = ?, "
             "resolved_event_ts = ?, updated_at = ? WHERE id = ?",

@@ -9,11 +9,13 @@ quarantine buffer is full.
 
 ``write`` lands a unit of work in one SQLite transaction, in this order:
 
-1. alerts and incidents: each model's findings through the alert policy;
+1. signal states, history, alerts and incidents, model by model in event
+   order (``monitor.incidents.signal_states``): a signal that fires brings its
+   alert, filed under an incident by the alert policy; incidents none of whose
+   signals fires any more resolve;
 2. audit rows for the new alerts;
-3. signal states and history (``monitor.incidents.signal_states``); incidents
-   none of whose signals fires any more resolve; history older than
-   ``[history] retention_days`` of the model's event clock goes;
+3. history older than ``[history] retention_days`` of the model's event clock
+   goes;
 4. the baseline log: an audit row when a model's reference is first fixed;
 5. notifications enqueued in the outbox (the daemon only: replays never notify);
 6. baseline resets requested by ``driftwarden baseline reset``: the model's
@@ -156,16 +158,15 @@ def write(
         quarantined=len(unit.rows.quarantined), offsets=dict(unit.rows.offsets)
     )
     with store.transaction() as db:
-        for name in sorted(unit.findings):  # 1
-            result.alerts_by_model[name] += policy.record(db, name, list(unit.findings[name]))
+        now = time.time()
+        for model in unit.models:  # 1
+            findings = unit.findings.get(model.name, ())
+            written = signal_states.apply(db, model.name, model.changes, findings, policy, now)
+            result.alerts_by_model[model.name] += written
         if result.alerts:  # 2
             AuditLog.append_new_alerts(db)
-        now = time.time()
         for model in unit.models:
-            findings = unit.findings.get(model.name, ())
-            signal_states.apply(db, model.name, model.changes, findings, now)  # 3
-            signal_states.resolve_incidents(db, model.name, now)
-            if math.isfinite(model.clock.now):
+            if math.isfinite(model.clock.now):  # 3
                 signal_states.prune_history(db, model.name, model.clock.now - unit.history_seconds)
             _log_new_baseline(db, model)  # 4
         if notifier is not None:  # 5

@@ -167,7 +167,7 @@ class Pipeline:
         self.store = store
         # The consumer group whose offsets ``checkpoint`` records.
         self.offsets_group = offsets_group
-        self.policy = policy or AlertPolicy(config.alerting.group_seconds)
+        self.policy = policy or AlertPolicy(tuple(config.alerting.group_by))
         self.notifier = notifier
         # Audit rows go keyed with the config's key; refused early if it is not the log's.
         key = audit.key_from_env(config.audit.key_env, os.environ)

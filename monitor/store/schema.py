@@ -219,6 +219,9 @@ ADDED_COLUMNS = (
     ("incident_notifications", "signal_count", "INTEGER NOT NULL DEFAULT 0"),
     # Event time at which the incident's last firing signal returned to ok.
     ("incidents", "resolved_event_ts", "REAL"),
+    # The problem an incident is about (monitor.incidents.kinds), and its group.
+    ("incidents", "kind", "TEXT"),
+    ("incidents", "group_key", "TEXT"),
 )
 # Offsets written before they carried their consumer group keep group_id '':
 # the first daemon to start on the store takes them as its group's.

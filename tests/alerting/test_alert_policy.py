@@ -1,4 +1,4 @@
-"""Findings to incidents: grouping by event time; bursts stay few pages."""
+"""Findings to incidents: grouped by model and kind, callers apart; bursts stay few pages."""
 
 from __future__ import annotations
 
@@ -23,20 +23,46 @@ def _incidents(store: Store) -> list[tuple[int, str, int]]:
     return store.db.execute("SELECT id, status, alert_count FROM incidents ORDER BY id").fetchall()
 
 
-def test_findings_close_in_event_time_share_an_incident(
+def test_alerts_group_by_model_and_kind_and_callers_apart(
     store: Store, make_finding: Callable[..., Finding]
 ) -> None:
-    policy = AlertPolicy(group_seconds=600)
+    policy = AlertPolicy()
     with write_transaction(store.db) as db:
-        policy.record(db, "fraud", [make_finding(signal="amount", event_ts=T0)])
-        policy.record(db, "fraud", [make_finding(signal="country", event_ts=T0 + 500)])
-        policy.record(db, "churn", [make_finding(signal="score", event_ts=T0 + 500)])
-        policy.record(db, "fraud", [make_finding(signal="amount", event_ts=T0 + 1200)])
-    assert [(status, count) for _, status, count in _incidents(store)] == [
-        ("open", 2),
-        ("open", 1),
-        ("open", 1),
+        for signal, ts in (
+            ("feature:amount", T0),
+            ("feature:country", T0 + 500),
+            ("score", T0 + 600),
+            ("client:key-1", T0 + 700),
+            ("client:key-2", T0 + 700),
+            ("metric:latency_ms", T0 + 800),
+            ("error", T0 + 900),
+            ("feature:amount", T0 + 90_000),  # a day later: its incident is still open
+        ):
+            policy.record(db, "fraud", [make_finding(signal=signal, event_ts=ts)])
+        policy.record(db, "churn", [make_finding(signal="feature:tenure", event_ts=T0)])
+    rows = store.db.execute(
+        "SELECT model, kind, title, alert_count FROM incidents ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        ("fraud", "drift", "fraud: drift in amount (ks)", 3),
+        ("fraud", "output", "fraud: score shifting (ks)", 1),
+        ("fraud", "client", "fraud: caller key-1 behaving unlike the rest (ks)", 1),
+        ("fraud", "client", "fraud: caller key-2 behaving unlike the rest (ks)", 1),
+        ("fraud", "metric", "fraud: anomaly in latency_ms (ks)", 1),
+        ("fraud", "performance", "fraud: errors against labels changing (ks)", 1),
+        ("churn", "drift", "churn: drift in tenure (ks)", 1),
     ]
+
+
+def test_group_by_model_alone_puts_every_kind_in_one_incident(
+    store: Store, make_finding: Callable[..., Finding]
+) -> None:
+    policy = AlertPolicy(group_by=("model",))
+    with write_transaction(store.db) as db:
+        for signal in ("feature:amount", "score", "metric:qps", "client:key-1", "client:key-2"):
+            policy.record(db, "fraud", [make_finding(signal=signal, event_ts=T0)])
+    counts = store.db.execute("SELECT alert_count FROM incidents ORDER BY id").fetchall()
+    assert counts == [(3,), (1,), (1,)]  # callers stay apart
 
 
 def test_a_burst_of_500_findings_is_a_handful_of_pages_at_slacks_pace(

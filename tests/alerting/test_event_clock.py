@@ -51,7 +51,7 @@ def test_an_open_incident_stays_open_when_one_future_dated_record_arrives(tmp_pa
     fired = SignalChange("fired", alert.detector, alert.signal, T0, "critical", firing=True)
     with store.transaction() as db:
         pipeline.policy.record(db, "fraud", [alert])
-        signal_states.apply(db, "fraud", [fired], [alert], T0)
+        signal_states.apply(db, "fraud", [fired], [alert], pipeline.policy, T0)
     for i in range(200):
         pipeline.feed(_prediction(T0 + i))
     pipeline.feed(_prediction(T0 + 300 * 86_400))  # a year-ahead record, within bounds

@@ -88,14 +88,14 @@ def hostile_store(
 
 def test_incidents_list_escapes_names(hostile_store: str) -> None:
     text = _checked(_driftwarden("incidents", "list", "--store", hostile_store))
-    assert "fraud[/]\\x1b[5m\\u202e: ks on [/]" in text
+    assert "fraud[/]\\x1b[5m\\u202e: drift in [/] (ks)" in text
 
 
 def test_incidents_show_escapes_names_and_bounds_them(hostile_store: str) -> None:
     acked = _checked(_driftwarden("incidents", "ack", "1", "--by", WHO, "--store", hostile_store))
     assert "acknowledged by [link=http://x]ana[/link]\\x1b[31m" in acked
     text = _checked(_driftwarden("incidents", "show", "1", "--store", hostile_store))
-    assert "Incident #1: fraud[/]\\x1b[5m\\u202e: ks on [/]" in text
+    assert "Incident #1: fraud[/]\\x1b[5m\\u202e: drift in [/] (ks)" in text
     for shown in SIGNALS.values():
         assert shown in text, shown
     assert "ks:[/], ks:[link=http://x]y[/link], ks:\\x1b[31mred, ks:\\x1b[2J" in text

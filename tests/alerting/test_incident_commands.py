@@ -41,8 +41,8 @@ def test_list_shows_every_incident(
 ) -> None:
     assert run_cli("incidents", "list", "--store", str(populated.path)) == 0
     out = capsys.readouterr().out
-    assert "fraud: ks on amount" in out
-    assert "churn: ks on tenure" in out
+    assert "fraud: drift in amount (ks)" in out
+    assert "churn: drift in tenure (ks)" in out
     assert run_cli("incidents", "list", "--status", "resolved", "--store", str(populated.path)) == 0
     assert "no incidents" in capsys.readouterr().out
 

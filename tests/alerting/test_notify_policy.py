@@ -39,7 +39,7 @@ def test_new_escalated_repeated_and_resolved(
     record(store, "fraud", make_finding(severity="warning"))
     assert _tick(store, policy, now) == 1
     assert _tick(store, policy, now + 1) == 0  # nothing changed
-    record(store, "fraud", make_finding("score", 1_764_140_100.0, "critical"))
+    record(store, "fraud", make_finding("country", 1_764_140_100.0, "critical"))
     assert _tick(store, policy, now + 2) == 2
     assert _tick(store, policy, now + HOUR) == 0  # not yet a full interval
     assert _tick(store, policy, now + 2 + HOUR) == 2  # repeat

@@ -232,7 +232,8 @@ def test_checkpoints_and_deliveries_interleave_and_the_audit_chain_holds(
         for i in range(30):
             # What Pipeline.checkpoint does: alerts, their audit rows and outbox rows at once.
             with write_transaction(store.db) as db:
-                AlertPolicy().record(db, f"m{i % 5}", [make_finding(event_ts=1e9 + i * 7200)])
+                caller = make_finding(signal=f"client:c{i}", event_ts=1e9 + i * 7200)
+                AlertPolicy().record(db, f"m{i % 5}", [caller])  # a caller: its own incident
                 AuditLog.append_new_alerts(db)
                 policy.enqueue_changes(db, time.time())
             worker.wake()

@@ -95,7 +95,7 @@ def test_the_example_config_shows_every_key() -> None:
     raw = tomllib.loads(text)
     hints = typing.get_type_hints(Config)
     sections = ("store", "kafka", "checkpoint", "ops", "alerting", "notifications", "audit")
-    for section in (*sections, "limits", "events"):
+    for section in (*sections, "limits", "events", "history"):
         for f in dataclasses.fields(hints[section]):
             assert f.name in raw[section], f"configs/example.toml lacks {section}.{f.name}"
     webhook_keys = set(raw["webhooks"][0])
