@@ -11,8 +11,10 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.suite.settings import SuiteSettings
 from monitor.errors import ConfigError
@@ -81,17 +83,32 @@ class EventsConfig:
 
     earliest: str = "2000-01-01T00:00:00Z"
     max_future_seconds: float = 86_400.0
+    # The zone of event times written without one (an IANA name such as "UTC" or
+    # "Europe/Berlin"); "" refuses them.
+    default_time_zone: str = ""
 
     def earliest_ts(self) -> float:
         return rfc3339_seconds(self.earliest)
 
+    def zone(self) -> tzinfo | None:
+        """``default_time_zone`` as a zone; ValueError naming it when it is none."""
+        if not self.default_time_zone:
+            return None
+        try:
+            return ZoneInfo(self.default_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f'{self.default_time_zone!r:.60} is not a time zone name (e.g. "UTC", '
+                '"Europe/Berlin")'
+            ) from None
+
     def live_bounds(self, now: float) -> TimeBounds:
         """The daemon's: from ``earliest`` to ``max_future_seconds`` past the wall clock."""
-        return TimeBounds(self.earliest_ts(), now + self.max_future_seconds)
+        return TimeBounds(self.earliest_ts(), now + self.max_future_seconds, self.zone())
 
     def replay_bounds(self, now: float) -> TimeBounds:
         """Replays': any past time (forensics reaches back), no further ahead than live."""
-        return TimeBounds(ANY_TIME.earliest, now + self.max_future_seconds)
+        return TimeBounds(ANY_TIME.earliest, now + self.max_future_seconds, self.zone())
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,8 @@ class ModelConfig:
     # Events in this model's reference (its warm-up, or the sample `baseline set`
     # draws from a file); None: [detection] reference_size.
     reference_size: int | None = None
+    # Features that are categories even where their values are numbers (codes).
+    categorical: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -271,6 +290,10 @@ def _check_values(config: Config) -> None:
             f'{", ".join(GROUP_LABELS)}, "model" included (an incident is one model\'s), '
             f"got {group_by!r}"
         )
+    try:
+        config.events.zone()
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key 'events.default_time_zone': {exc}") from None
     try:
         config.events.earliest_ts()
     except ValueError as exc:

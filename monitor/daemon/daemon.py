@@ -280,6 +280,8 @@ class Daemon:
         for model, count in stats.metric_points_dropped.items():
             metrics.advance(metrics.metric_points_dropped, count, model)
         metrics.advance(metrics.unlisted_other, stats.unlisted.get(UNLISTED_OTHER, 0))
+        for name, count in stats.unknown_fields.items():
+            metrics.advance(metrics.unknown_fields, count, name)
         metrics.advance(metrics.quarantine_truncated, self.pipeline.quarantine_truncated)
 
     def on_revoked(self, partitions: set[TopicPartition]) -> None:

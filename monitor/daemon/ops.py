@@ -78,6 +78,13 @@ class DaemonMetrics:
             "Events of unlisted models beyond [limits] max_unlisted_models names, counted together",
             registry=r,
         )
+        self.unknown_fields = Counter(
+            "driftwarden_unknown_fields",
+            "Events carrying a top-level field the event format does not name, by field "
+            '(at most 100 names, the rest as "(other fields)")',
+            ["field"],
+            registry=r,
+        )
         self.quarantine_truncated = Counter(
             "driftwarden_quarantine_truncated",
             "Quarantined records whose raw bytes were cut to [limits] quarantine_raw_bytes",

@@ -24,19 +24,23 @@ _BOOL_TYPES = frozenset({str, bool, _NONE})
 
 
 class _Columns:
-    """Feature columns of length ``n``, filled group by group."""
+    """Feature columns of length ``n``, filled group by group; the features named in
+    ``as_categories`` are categorical whatever their values look like."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, as_categories: frozenset[str] = frozenset()) -> None:
         self.n = n
         self.numeric: dict[str, np.ndarray] = {}
         self.categorical: dict[str, np.ndarray] = {}
+        self.as_categories = as_categories
 
     def add(self, name: str, rows: list[int] | None, values: tuple[object, ...]) -> None:
         """One group's values of a feature; ``rows`` None means every event, in order."""
         types = set(map(type, values))
         if types == {_NONE}:
             return  # missing everywhere in the group: nothing says what kind it is
-        if types <= _NUMERIC_TYPES:
+        if name in self.as_categories:
+            self._put(self.categorical, name, rows, _objects(tuple(map(category, values))), None)
+        elif types <= _NUMERIC_TYPES:
             # None becomes NaN in the conversion: missing, as it should.
             self._put(self.numeric, name, rows, np.array(values, dtype=np.float64), np.nan)
         elif types <= _LABEL_TYPES:
@@ -81,10 +85,15 @@ class _Columns:
         column[slice(None) if rows is None else rows] = values
 
 
-def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowBatch:
+def row_batch(
+    events: Sequence[Event],
+    seq: Sequence[int] | None = None,
+    as_categories: frozenset[str] = frozenset(),
+) -> RowBatch:
     """Columns of prediction/input events, in stream order.
 
-    Numbers become numeric features, strings and bools categorical ones; a
+    Numbers become numeric features, strings and bools categorical ones, and so
+    do the features named in ``as_categories`` (``models[].categorical``); a
     feature that is None, or absent from an event that has features, is missing.
     ``seq`` gives the events' positions in the model's stream, for the label join.
     Each field is gathered by one comprehension, not one loop with branches per
@@ -92,7 +101,7 @@ def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowB
     """
     n = len(events)
     features = [e.features for e in events]
-    columns = _Columns(n)
+    columns = _Columns(n, as_categories)
     without_features: list[int] = []
     for names, rows in _schemas(features, without_features).items():
         whole = None if len(rows) == n else rows
@@ -117,6 +126,21 @@ def row_batch(events: Sequence[Event], seq: Sequence[int] | None = None) -> RowB
         ids=_optional_objects([e.id for e in events]),
         seq=None if seq is None else np.array(seq, dtype=np.int64),
     )
+
+
+def category(value: object) -> str | None:
+    """A feature value as a category label: ``3``, ``3.0`` and ``"3"`` are one
+    category (what pandas writes for an integer column with gaps); NaN is missing."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return _BOOL_LABELS[value]
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        if value.is_integer() and abs(value) < 2**63:
+            return str(int(value))
+    return str(value)
 
 
 def measured(values: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import orjson
@@ -39,10 +39,12 @@ MAX_NAME_CHARS = 1024
 
 @dataclass(frozen=True, slots=True)
 class TimeBounds:
-    """The event times accepted, in epoch seconds, both ends included."""
+    """The event times accepted, in epoch seconds, both ends included, and the zone
+    of a time written without one (``[events] default_time_zone``; None refuses it)."""
 
     earliest: float
     latest: float
+    default_zone: tzinfo | None = None
 
     def describe(self) -> str:
         return f"{_iso(self.earliest)} .. {_iso(self.latest)}"
@@ -68,6 +70,9 @@ class Event:
     label: Scalar | None = None
     name: str | None = None
     value: float | None = None
+    # Top-level fields CONTRACT §1 does not name (``y_pred`` for ``prediction``):
+    # ignored by the detectors, counted by the pipeline.
+    unknown: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,13 @@ def _build(obj: Any, default_ts: float | None, bounds: TimeBounds) -> Event:
     # Walk the keys the record has rather than asking for every optional one:
     # a prediction carries about half of them, and this runs for every record.
     for key, value in obj.items():
-        check = _OPTIONAL_FIELDS.get(key)
+        try:
+            check = _OPTIONAL_FIELDS[key]
+        except KeyError:  # rare: a field the contract does not name
+            if event.unknown is None:
+                event.unknown = []
+            event.unknown.append(key)
+            continue
         if check is not None and value is not None:
             setattr(event, key, check(key, value))
     if etype == "metric":
@@ -184,7 +195,7 @@ def _event_time(value: Any, default_ts: float | None, bounds: TimeBounds) -> flo
         except OverflowError:
             raise _Invalid("'ts' is a number too large to be a time") from None
     elif isinstance(value, str):
-        ts = _rfc3339(value)
+        ts = _rfc3339(value, bounds.default_zone)
     else:
         raise _Invalid(f"'ts' must be an RFC 3339 string or epoch seconds, got {_kind(value)}")
     if not math.isfinite(ts):
@@ -196,23 +207,32 @@ def _event_time(value: Any, default_ts: float | None, bounds: TimeBounds) -> flo
     return ts
 
 
-def rfc3339_seconds(text: str) -> float:
-    """An RFC 3339 time with a zone, in epoch seconds; ValueError saying why not."""
+def rfc3339_seconds(text: str, default_zone: tzinfo | None = None) -> float:
+    """An RFC 3339 time with a zone, in epoch seconds; ValueError saying why not.
+
+    A time without a zone (``2018-01-01 00:00:00.000``, as datasets write them)
+    is read in ``default_zone``, and refused when there is none.
+    """
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"is not an RFC 3339 time: {text!r:.60}") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"has no time zone (add Z or an offset): {text!r:.60}")
+        if default_zone is None:
+            raise ValueError(
+                f"has no time zone (add Z or an offset, or set [events] default_time_zone): "
+                f"{text!r:.60}"
+            )
+        parsed = parsed.replace(tzinfo=default_zone)
     try:
         return parsed.timestamp()
     except (OverflowError, ValueError, OSError):
         raise ValueError(f"is outside the times a clock can show: {text!r:.60}") from None
 
 
-def _rfc3339(value: str) -> float:
+def _rfc3339(value: str, default_zone: tzinfo | None) -> float:
     try:
-        return rfc3339_seconds(value)
+        return rfc3339_seconds(value, default_zone)
     except ValueError as exc:
         raise _Invalid(f"'ts' {exc}") from None
 
@@ -281,9 +301,12 @@ def _string(key: str, value: Any) -> str:
 
 
 def _identifier(key: str, value: Any) -> str:
-    """Identifiers may be written as strings or integers; both become strings."""
+    """Identifiers may be written as strings or integers, both becoming strings; an
+    integral float (``3.0``: pandas writes integer ids with gaps so) is its integer."""
     if type(value) is str:
         return _bounded(key, value)
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if type(value) is not int:
         raise _Invalid(f"'{key}' must be a string, got {_kind(value)}")
     if not -_INT_LIMIT <= value <= _INT_LIMIT:
@@ -297,8 +320,12 @@ def _bounded(key: str, value: str) -> str:
     return value
 
 
-# The optional fields of CONTRACT §1 and how each is checked; absent or null means unset.
-_OPTIONAL_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+# The optional fields of CONTRACT §1 and how each is checked; absent or null means
+# unset. The required ones map to None: already read.
+_OPTIONAL_FIELDS: dict[str, Callable[[str, Any], Any] | None] = {
+    "type": None,
+    "model": None,
+    "ts": None,
     "id": _identifier,
     "client": _identifier,
     "version": _identifier,

@@ -5,7 +5,8 @@
   first ones; ``keep_features`` drops the others from an event before any
   column is built for it.
 - Models not in the config: counted by name, at most ``max_unlisted_models``
-  names of at most ``UNLISTED_NAME_CHARS`` characters, the rest together.
+  names of at most ``UNLISTED_NAME_CHARS`` characters, the rest together; the
+  same for fields CONTRACT §1 does not name (at most ``MAX_UNKNOWN_FIELDS``).
 - Quarantined records: at most ``quarantine_raw_bytes`` of each kept (with the
   whole record's length and SHA-256), and a checkpoint due early once those
   waiting for one reach ``quarantine_buffer_records`` or ``quarantine_buffer_bytes``.
@@ -26,6 +27,9 @@ UNLISTED_NAME_CHARS = 100
 UNLISTED_OTHER = "(other models)"
 # The ``model`` label of /metrics series counting events of models not in the config.
 UNLISTED_LABEL = "(unlisted)"
+# Top-level field names that CONTRACT §1 does not name, counted one by one at most.
+MAX_UNKNOWN_FIELDS = 100
+UNKNOWN_OTHER = "(other fields)"
 # What a buffered quarantined record costs besides its raw bytes, roughly (objects, reason).
 RECORD_OVERHEAD_BYTES = 512
 
@@ -52,12 +56,22 @@ def keep_features(
 
 def count_unlisted(unlisted: Counter[str], model: str, limit: int) -> None:
     """One event of a model not in the config, counted with at most ``limit`` names."""
-    if len(model) > UNLISTED_NAME_CHARS:
-        model = model[:UNLISTED_NAME_CHARS] + "…"
-    if model in unlisted or len(unlisted) < limit:
-        unlisted[model] += 1
-    else:
-        unlisted[UNLISTED_OTHER] += 1
+    count_named(unlisted, model, limit, UNLISTED_OTHER)
+
+
+def count_named(counts: Counter[str], name: str, limit: int, other: str) -> bool:
+    """Count one ``name`` (cut to ``UNLISTED_NAME_CHARS``) among at most ``limit``
+    names, the rest under ``other``; True when the name is counted for the first time."""
+    if len(name) > UNLISTED_NAME_CHARS:
+        name = name[:UNLISTED_NAME_CHARS] + "…"
+    if name in counts:
+        counts[name] += 1
+        return False
+    if len(counts) < limit:
+        counts[name] += 1
+        return True
+    counts[other] += 1
+    return False
 
 
 class QuarantineBuffer:

@@ -24,6 +24,7 @@ from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog
+from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.incidents import signal_states
 from monitor.incidents.grouping import AlertPolicy
@@ -33,7 +34,14 @@ from monitor.notify.policy import NotificationPolicy
 from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
 from monitor.pipeline.event_clock import EventClock
-from monitor.pipeline.limits import QuarantineBuffer, count_unlisted, keep_features
+from monitor.pipeline.limits import (
+    MAX_UNKNOWN_FIELDS,
+    UNKNOWN_OTHER,
+    QuarantineBuffer,
+    count_named,
+    count_unlisted,
+    keep_features,
+)
 from monitor.store.store import CheckpointRows, QuarantinedRecord, StateLost, Store
 
 log = logging.getLogger("driftwarden.pipeline")
@@ -70,6 +78,8 @@ class ModelPipeline:
     features_dropped: int = 0  # values of feature names the model does not track
     metric_points_dropped: int = 0  # points of metric series beyond the cap
     caps_logged: bool = False
+    # Features that are categories whatever their values (models[].categorical).
+    categorical: frozenset[str] = frozenset()
     # The feature names worth a column; an event with others is filtered first.
     feature_filter: set[str] | frozenset[str] = field(init=False)
 
@@ -123,7 +133,8 @@ class ModelPipeline:
         self.clock.observe(self.times)
         self.times = []
         if self.rows:
-            findings += self.detectors.observe_rows(row_batch(self.rows, self.row_seq))
+            batch = row_batch(self.rows, self.row_seq, self.categorical)
+            findings += self.detectors.observe_rows(batch)
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         if self.label_events:
@@ -152,6 +163,8 @@ class PipelineStats:
     unlisted: Counter[str] = field(default_factory=Counter)
     features_dropped: Counter[str] = field(default_factory=Counter)
     metric_points_dropped: Counter[str] = field(default_factory=Counter)
+    # Events carrying top-level fields CONTRACT §1 does not name, by field name (bounded).
+    unknown_fields: Counter[str] = field(default_factory=Counter)
 
 
 class Pipeline:
@@ -185,7 +198,8 @@ class Pipeline:
         if pipeline is None and self.config.model(name) is not None:
             settings = self.config.suite_settings(name)
             reset = self._reset_on_load(name)
-            chosen = reference_file.apply_pending(self.store, name, settings)
+            categorical = frozenset(self.config.model(name).categorical)  # type: ignore[union-attr]
+            chosen = reference_file.apply_pending(self.store, name, settings, categorical)
             saved = None if reset or chosen is not None else self._load(name)
             if chosen is not None:  # a reference set from a file (`baseline set`)
                 pipeline = ModelPipeline(name, chosen, baseline_logged=True)
@@ -197,6 +211,7 @@ class Pipeline:
                 pipeline = ModelPipeline(
                     name, detectors, events=events, baseline_logged=detectors.has_reference
                 )
+            pipeline.categorical = categorical
             self.models[name] = pipeline
         return pipeline
 
@@ -247,10 +262,24 @@ class Pipeline:
             count_unlisted(self.stats.unlisted, event.model, self.config.limits.max_unlisted_models)
             return False
         self.stats.processed += 1
+        if event.unknown is not None:
+            self._count_unknown(event.unknown)
         self._touched.add(event.model)
         if pipeline.add(event):
             self._findings.setdefault(event.model, []).extend(pipeline.flush())
         return True
+
+    def _count_unknown(self, names: list[str]) -> None:
+        """Count fields the detectors ignore; say so once per name (a typo such as
+        ``y_pred`` for ``prediction`` would otherwise go unnoticed)."""
+        for name in names:
+            if count_named(self.stats.unknown_fields, name, MAX_UNKNOWN_FIELDS, UNKNOWN_OTHER):
+                log.warning(
+                    "events carry a field Driftwarden does not know; it is ignored (the "
+                    "fields are type, model, ts, id, client, version, features, prediction, "
+                    "score, probabilities, label, name and value)",
+                    extra={"field": printable(name, 100)},
+                )
 
     def quarantine(self, record: QuarantinedRecord) -> bool:
         """Keep a malformed record (its raw bytes cut to the limit) for the next checkpoint;

@@ -88,7 +88,9 @@ def rearm(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE baseline_references SET done_at = NULL WHERE superseded_at IS NULL")
 
 
-def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDetectors | None:
+def apply_pending(
+    store: Store, model: str, settings: SuiteSettings, categorical: frozenset[str] = frozenset()
+) -> ModelDetectors | None:
     """The model's detectors built from its pending reference, now saved; None if none waits.
 
     Call after carrying out any pending reset of the model: the reference was
@@ -106,7 +108,7 @@ def apply_pending(store: Store, model: str, settings: SuiteSettings) -> ModelDet
             return None  # another process built it meanwhile
         ref_id, sample, sha256, sample_size = row
         now = time.time()
-        detectors = _built(db, model, ref_id, sample, settings, now)
+        detectors = _built(db, model, ref_id, sample, settings, now, categorical)
         if detectors is None:
             return None
         store.delete_model_state(db, model)
@@ -135,12 +137,13 @@ def _built(
     sample: bytes,
     settings: SuiteSettings,
     now: float,
+    categorical: frozenset[str],
 ) -> ModelDetectors | None:
     """Detectors whose reference is the sample; None, loudly, if the stored sample is unusable
     (a damaged row): it is set aside, so that it cannot fail every start the same way."""
     detectors = ModelDetectors(settings)
     try:
-        detectors.set_reference(unpack(sample))
+        detectors.set_reference(unpack(sample, categorical))
         return detectors
     except (zlib.error, ValueError, TypeError) as exc:
         why = str(exc) or type(exc).__name__

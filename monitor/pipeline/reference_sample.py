@@ -155,11 +155,12 @@ def _lines(handle: BinaryIO, digest: hashlib._Hash) -> Iterator[bytes | None]:
         yield None
 
 
-def unpack(sample: bytes) -> RowBatch:
-    """The rows of a stored sample (``ModelSample.packed``), parsed as any event is."""
+def unpack(sample: bytes, categorical: frozenset[str] = frozenset()) -> RowBatch:
+    """The rows of a stored sample (``ModelSample.packed``), parsed as any event is;
+    ``categorical`` as ``models[].categorical``."""
     events = [
         parsed
         for line in zlib.decompress(sample).split(b"\n")
         if line and isinstance(parsed := parse_event(line), Event)
     ]
-    return row_batch(events)
+    return row_batch(events, as_categories=categorical)

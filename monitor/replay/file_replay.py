@@ -82,6 +82,18 @@ def print_summary(
     print(printable(line, limit=None))
     if stats.unlisted:
         print(unlisted_models(stats.unlisted), file=sys.stderr)
+    if stats.unknown_fields:
+        print(unknown_fields(stats.unknown_fields), file=sys.stderr)
+
+
+def unknown_fields(counts: Counter[str]) -> str:
+    """The fields the detectors ignored, the most frequent first (bounded, escaped)."""
+    top = heapq.nsmallest(UNLISTED_SHOWN, counts.items(), key=lambda item: (-item[1], item[0]))
+    names = ", ".join(f"{printable(name, UNLISTED_NAME_LIMIT)} ({n:,})" for name, n in top)
+    line = f"ignored fields the event format does not name (see README, Events): {names}"
+    if len(counts) > len(top):
+        line += f" and {len(counts) - len(top):,} more"
+    return line
 
 
 def unlisted_models(counts: Counter[str]) -> str:
