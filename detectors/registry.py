@@ -29,6 +29,7 @@ from detectors.change.cusum import CUSUM
 from detectors.change.page_hinkley import PageHinkley
 from detectors.client.base import ClientOutcome
 from detectors.client.boundary import ClientBoundary
+from detectors.client.inputs import ClientInputs
 from detectors.client.volume import ClientVolume
 from detectors.metric.anomaly import MetricAnomaly
 from detectors.multivariate.pca_drift import PCADrift
@@ -131,6 +132,19 @@ class ClientDetector(Detector, Protocol):
 
     def update(self, clients: np.ndarray, scores: np.ndarray | None = None) -> list[ClientOutcome]:
         """Callers (None where an event has none) and, if given, scores, in stream order."""
+        ...
+
+
+class InputClientDetector(ClientDetector, Protocol):
+    """A client detector that reads the events' numeric inputs too."""
+
+    def update(
+        self,
+        clients: np.ndarray,
+        scores: np.ndarray | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+    ) -> list[ClientOutcome]:
+        """Callers, scores and numeric inputs (feature -> values), in stream order."""
         ...
 
 
@@ -241,6 +255,7 @@ register("pca_drift", "multivariate", PCADrift, "PCA reconstruction error of num
 register("input_range", "window", InputRange, "inputs outside the reference's range (exact)")
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")
+register("client_inputs", "client", ClientInputs, "a caller's inputs: sweep, outliers, search")
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "ks",
@@ -254,5 +269,6 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "cusum",
     "client_volume",
     "client_boundary",
+    "client_inputs",
 )
 DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ("metric_anomaly",)

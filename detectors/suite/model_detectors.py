@@ -186,9 +186,10 @@ class ModelDetectors:
         self._errors.remember(batch)
         if batch.client is not None and self._clients.detectors:
             out += self._clients.observe(
-                batch.client, batch.score, batch.ts, first_index, self._alarms
+                batch.client, batch.score, batch.ts, first_index, self._alarms, batch.numeric
             )
             out.sort(key=lambda f: int(f.details["event_index"]))  # stable: ties keep order
+            out = self._clients.attribute(out, self._events - 1)
         return out
 
     def _segment(self, batch: RowBatch, start: int, stop: int, filled: int) -> list[Finding]:

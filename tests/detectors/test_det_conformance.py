@@ -34,6 +34,7 @@ DRIFT = Drift(
     score_invalid_share=0.05,
     heavy_client_share=0.3,
     prober_share=0.05,
+    sweeper_share=0.02,
 )
 
 
@@ -156,6 +157,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "input_range": {"min_share": 0.01, "critical_effect": 0.1, "min_reference": 50},
     "client_volume": {"window": 300, "min_events": 20, "min_excess": 0.1, "max_clients": 50},
     "client_boundary": {"window": 300, "boundary": 0.3, "band": 0.05, "half_life_windows": 5.0},
+    "client_inputs": {"window": 300, "tail": 0.05, "spread_features": 2, "max_features": 8},
 }
 IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
 
