@@ -112,7 +112,7 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
     if drift is not None and drift.sweeper_share:
         sweeping = after & (rng.random(n) < drift.sweeper_share)
         client[sweeping] = "sweeper"
-        for name, x in num.items():
+        for x in num.values():
             low, high = np.nanmin(x), np.nanmax(x)
             x[sweeping] = rng.uniform(low, high, int(sweeping.sum()))
     return RowBatch(
