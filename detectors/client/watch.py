@@ -1,10 +1,12 @@
 """The per-client detectors of one model (kind ``client``), fed the ``client`` column.
 
-Callers flagged for their inputs (``client_inputs``) are remembered for two of
-that detector's windows, so that a drift finding on the model's inputs or
-outputs made meanwhile names them (``attributed_to``): a burst of adversarial
-search or a sweep moves the feature distributions too, and on-call should see
-one caller at work, not drift in every feature.
+Flagged callers are remembered for two of the flagging detector's windows, so
+that a drift finding on the model's inputs or outputs made meanwhile names
+those that sent at least ``ATTRIBUTION_MIN_SHARE`` of a window
+(``attributed_to``, largest share first, with ``attributed_shares`` and
+``attributed_behaviours``): a burst of adversarial search or scraping moves the
+feature distributions too, and on-call should see one caller at work, not
+drift in every feature.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ CLIENT_BUDGET_SHARE = 0.1
 ATTRIBUTION_KEY = "$attribution"  # in dump(): never a detector's name
 MAX_REMEMBERED = 50  # flagged callers remembered for attribution (hostile: many callers)
 MAX_ATTRIBUTED = 5  # callers named in one drift finding
+# A caller sending less of a window than this cannot move its distributions.
+ATTRIBUTION_MIN_SHARE = 0.01
 DRIFT_PREFIXES = ("feature:", "features", "score", "prediction")
 
 
@@ -39,8 +43,8 @@ class ClientWatch:
         self.detectors: dict[str, ClientDetector] = {n: settings.build(n) for n in names}
         for det in self.detectors.values():
             det.calibrate(CLIENT_BUDGET_SHARE * det.window / settings.false_alarm_events)
-        # (stream index, client, behaviour, horizon in events) of recent input flags
-        self._flags: list[tuple[int, str, str, int]] = []
+        # (stream index, client, behaviour, horizon in events, share of its window)
+        self._flags: list[tuple[int, str, str, int, float]] = []
 
     def observe(
         self,
@@ -61,8 +65,8 @@ class ClientWatch:
             for o in outcomes:
                 index = first_index + o.index
                 signal = f"client:{o.client}"
-                if o.behaviour:
-                    self._remember(index, o.client, o.behaviour, 2 * det.window)
+                share = o.count / det.window
+                self._remember((index, o.client, o.behaviour or name, 2 * det.window, share))
                 state = alarms.report(f"{name}|{signal}", o.severity, index)
                 if state is None:
                     continue
@@ -90,8 +94,9 @@ class ClientWatch:
                 )
         return findings
 
-    def _remember(self, index: int, client: str, behaviour: str, horizon: int) -> None:
-        self._flags = [*self._flags[-MAX_REMEMBERED + 1 :], (index, client, behaviour, horizon)]
+    def _remember(self, flag: tuple[int, str, str, int, float]) -> None:
+        if flag[4] >= ATTRIBUTION_MIN_SHARE:
+            self._flags = [*self._flags[-MAX_REMEMBERED + 1 :], flag]
 
     def attribute(self, findings: list[Finding], upto: int) -> list[Finding]:
         """``findings`` (of the events up to stream index ``upto``) with each
@@ -106,13 +111,20 @@ class ClientWatch:
         for f in findings:
             if f.signal.startswith(DRIFT_PREFIXES) and self._flags:
                 at = int(f.details["event_index"])
-                named = {(c, b) for i, c, b, horizon in self._flags if i <= at <= i + horizon}
-                if named:
-                    callers = sorted({c for c, _ in named})[:MAX_ATTRIBUTED]
-                    behaviours = sorted({b for c, b in named if c in callers})
+                shares: dict[str, float] = {}
+                behaviours: dict[str, set[str]] = {}
+                for i, c, b, horizon, share in self._flags:
+                    if i <= at <= i + horizon:
+                        shares[c] = max(shares.get(c, 0.0), share)
+                        behaviours.setdefault(c, set()).add(b)
+                if shares:
+                    named = sorted(shares, key=lambda c: (-shares[c], c))[:MAX_ATTRIBUTED]
                     extra = {
-                        "attributed_to": [f"client:{c}" for c in callers],
-                        "attributed_behaviours": behaviours,
+                        "attributed_to": [f"client:{c}" for c in named],
+                        "attributed_shares": [shares[c] for c in named],
+                        "attributed_behaviours": sorted(
+                            set().union(*(behaviours[c] for c in named))
+                        ),
                     }
                     f = replace(f, details={**f.details, **extra})
             out.append(f)
@@ -134,7 +146,8 @@ class ClientWatch:
         fresh = self.detectors
         self.detectors = {**{n: loaded.pop(n, det) for n, det in fresh.items()}, **loaded}
         self._flags = [
-            (int(i), str(c), str(b), int(h)) for i, c, b, h in state.get(ATTRIBUTION_KEY, [])
+            (int(i), str(c), str(b), int(h), float(share))
+            for i, c, b, h, share in state.get(ATTRIBUTION_KEY, [])
         ]
 
 
