@@ -88,7 +88,9 @@ class InputProfile:
             tails = (x < c[0]) | (x > c[1])
             novel = ((x < c[2]) | (x > c[3])).any(axis=1)
             spread = tails.sum(axis=1) >= min(self.spread_features, max(1, x.shape[1]))
-            cells = (x[:, :, None] > c[4:].T[None, :, :]).sum(axis=2).astype(np.uint64)
+            cells = np.empty(x.shape, dtype=np.uint64)
+            for j in range(x.shape[1]):  # cuts strictly below each value: its decile cell
+                cells[:, j] = np.searchsorted(c[4:, j], x[:, j], side="left")
         cells[np.isnan(x)] = np.uint64(len(GRID) + 1)  # missing: a cell of its own
         with np.errstate(over="ignore"):
             cell = (cells * self._weights).sum(axis=1, dtype=np.uint64)

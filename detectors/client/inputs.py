@@ -12,6 +12,7 @@ import numpy as np
 from detectors.base import Severity
 from detectors.client.base import ClientOutcome, ClientWindowTest, learned
 from detectors.client.input_profile import InputProfile
+from detectors.client.tally import NO_SIDE, WindowTally
 from detectors.codec import (
     decode_array,
     decode_float,
@@ -162,8 +163,7 @@ class ClientInputs(ClientWindowTest):
         self.max_features = max_features
         self._profile: InputProfile | None = None
         self._reference: dict[str, list[np.ndarray]] = {}  # rows of the reference window
-        self._counts: dict[str, list[int]] = {}  # caller -> requests, hits per behaviour
-        self._last: dict[str, tuple[int, int]] = {}  # caller -> (cell, side) of its last request
+        self._tally = WindowTally()
         self._baselines: dict[str, dict[str, float]] = {b: {} for b in BEHAVIOURS}
         self._population: dict[str, float] = dict.fromkeys(BEHAVIOURS, math.nan)
         self._batch: tuple[dict[str, np.ndarray], np.ndarray] | None = None
@@ -195,7 +195,10 @@ class ClientInputs(ClientWindowTest):
         if self._profile is None:
             self._keep_reference(clients, score, inputs, rows)
             return
-        self._count(clients[rows], score[rows], {k: v[rows] for k, v in inputs.items()})
+        take = np.asarray(rows)
+        if take.shape[0] and take[-1] - take[0] + 1 == take.shape[0]:  # contiguous: a view
+            take = slice(int(take[0]), int(take[-1]) + 1)  # type: ignore[assignment]
+        self._count(clients[take], score[take], {k: v[take] for k, v in inputs.items()})
 
     def _keep_reference(
         self,
@@ -220,26 +223,8 @@ class ClientInputs(ClientWindowTest):
     def _count(self, callers: np.ndarray, score: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
         assert self._profile is not None
         flags = self._profile.flags(self._profile.matrix(inputs, len(callers)))
-        side = np.where(np.isnan(score), -1, score >= self.boundary).astype(np.int64)
-        counts, last = self._counts, self._last
-        for c, spread, novel, cell, s in zip(
-            callers.tolist(),
-            flags.spread.tolist(),
-            flags.novel.tolist(),
-            flags.cell.tolist(),
-            side.tolist(),
-            strict=True,
-        ):
-            row = counts.get(c)
-            if row is None:
-                row = counts[c] = [0, 0, 0, 0]
-            prev = last.get(c)
-            row[0] += 1
-            row[1] += spread
-            row[2] += novel
-            if prev is not None and prev[0] == cell and s >= 0 and prev[1] >= 0 and prev[1] != s:
-                row[3] += 1
-            last[c] = (cell, s)
+        side = np.where(np.isnan(score), NO_SIDE, score >= self.boundary).astype(np.int64)
+        self._tally.add(callers.tolist(), flags.spread, flags.novel, flags.cell, side)
 
     # -- closing a window -------------------------------------------------
     def _close(self, index: int) -> list[ClientOutcome]:
@@ -247,7 +232,7 @@ class ClientInputs(ClientWindowTest):
             self._fit_reference()
         flagged = self._flag(index) if self.warm else []
         self._learn_all({o.client for o in flagged})
-        self._counts, self._last = {}, {}
+        self._tally = WindowTally()
         return flagged
 
     def _fit_reference(self) -> None:
@@ -265,7 +250,7 @@ class ClientInputs(ClientWindowTest):
         return self._windows >= self.warmup_windows
 
     def _flag(self, index: int) -> list[ClientOutcome]:
-        counts = self._counts
+        counts = self._tally.rows()
         if self._profile is None or not self._profile.features:
             return []
         tested = sorted(c for c, row in counts.items() if row[0] >= self.min_events)
@@ -298,7 +283,7 @@ class ClientInputs(ClientWindowTest):
         return "critical" if o.share - o.baseline >= self.critical_excess else "warning"
 
     def _learn_all(self, frozen: set[str]) -> None:
-        counts = self._counts
+        counts = self._tally.rows()
         tested = {c: row for c, row in counts.items() if row[0] >= self.min_events}
         free = [row for c, row in counts.items() if c not in frozen]
         total = sum(row[0] for row in free)
@@ -331,8 +316,7 @@ class ClientInputs(ClientWindowTest):
                 k: encode_labels(v) if k == "$client" else encode_array(v)
                 for k, v in sorted(reference.items())
             },
-            "counts": [[c, *row] for c, row in sorted(self._counts.items())],
-            "last": [[c, str(cell), s] for c, (cell, s) in sorted(self._last.items())],
+            **self._tally.dump(),
             "baselines": {
                 b: [[c, encode_float(v)] for c, v in sorted(self._baselines[b].items())]
                 for b in BEHAVIOURS
@@ -350,8 +334,7 @@ class ClientInputs(ClientWindowTest):
             k: [decode_labels(v) if k == "$client" else decode_array(v)]
             for k, v in state["reference"].items()
         }
-        det._counts = {row[0]: [int(v) for v in row[1:]] for row in state["counts"]}
-        det._last = {c: (int(cell), int(s)) for c, cell, s in state["last"]}
+        det._tally = WindowTally.load(state)
         det._baselines = {
             b: {c: decode_float(v) for c, v in state["baselines"][b]} for b in BEHAVIOURS
         }
