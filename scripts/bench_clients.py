@@ -113,9 +113,8 @@ def cost(n: int, size: int) -> None:
         wall = (time.perf_counter() - t0) / n * 1e6
         cpu = (time.process_time() - c0) / n * 1e6
         label = ", ".join(watch.detectors)
-        print(
-            f"cost: {label}: {cpu:.2f} µs/event CPU, {wall:.2f} wall ({n} events, batches of {size})"
-        )
+        print(f"cost: {label}: {cpu:.2f} µs/event CPU, {wall:.2f} wall", end=" ")
+        print(f"({n} events, batches of {size})")
 
 
 def memory(n: int, size: int) -> None:
