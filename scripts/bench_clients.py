@@ -97,6 +97,8 @@ def attacks(n: int, size: int) -> None:
     drift = [f for f in findings if not f.signal.startswith("client:")]
     named = Counter(tuple(f.details.get("attributed_to", ["(none)"])) for f in drift)
     print(f"  drift findings: {len(drift)}; named callers: {dict(named)}")
+    unnamed = Counter(f.detector for f in drift if "attributed_to" not in f.details)
+    print(f"  drift findings naming no caller, by detector: {dict(unnamed)}")
 
 
 def cost(n: int, size: int) -> None:
