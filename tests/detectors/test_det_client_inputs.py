@@ -101,3 +101,35 @@ def test_drift_made_by_a_searching_caller_names_it() -> None:
 
 def test_benign_traffic_raises_no_finding_in_the_suite() -> None:
     assert _suite_findings((), 200_000, seed=8) == []
+
+
+def test_attribution_survives_a_restart_and_any_batching() -> None:
+    burst = Attack("searcher", 0.2, 30_000, 32_000)
+    chunks = list(Traffic(seed=7).chunks(40_000, (burst,), chunk=10_000))
+    gaps = chunks[3].numeric["visits"]  # events 30,000-39,999: a third missing from 32,000
+    gaps[2_000:][np.random.default_rng(0).random(8_000) < 0.3] = np.nan
+
+    def run(size: int, cut: int | None) -> list[Finding]:
+        md, out = ModelDetectors(), []
+        for chunk in chunks:
+            for start in range(0, len(chunk), size):
+                stop = start + size
+                part = RowBatch(
+                    ts=chunk.ts[start:stop],
+                    numeric={k: v[start:stop] for k, v in chunk.numeric.items()},
+                    score=None if chunk.score is None else chunk.score[start:stop],
+                    client=None if chunk.client is None else chunk.client[start:stop],
+                )
+                out += md.observe_rows(part)
+                if cut is not None and md.rows_observed == cut:
+                    md = ModelDetectors.load(json.loads(json.dumps(md.dump(), allow_nan=False)))
+        return out
+
+    whole = run(10_000, None)
+    later = [f for f in whole if int(f.details["event_index"]) > 32_000]
+    assert any(
+        f.detector == "missing_rate" and f.details.get("attributed_to") == ["client:searcher"]
+        for f in later
+    ), "a drift finding in the two windows after the flag names the searcher"
+    assert run(777, None) == whole
+    assert run(1_000, 32_000) == whole  # restart between the flag and that finding
