@@ -195,9 +195,9 @@ class ClientInputs(ClientWindowTest):
         if self._profile is None:
             self._keep_reference(clients, score, inputs, rows)
             return
-        take = np.asarray(rows)
-        if take.shape[0] and take[-1] - take[0] + 1 == take.shape[0]:  # contiguous: a view
-            take = slice(int(take[0]), int(take[-1]) + 1)  # type: ignore[assignment]
+        take: np.ndarray | slice = np.asarray(rows)
+        if rows and rows[-1] - rows[0] + 1 == len(rows):  # contiguous (sorted rows): a view
+            take = slice(rows[0], rows[-1] + 1)
         self._count(clients[take], score[take], {k: v[take] for k, v in inputs.items()})
 
     def _keep_reference(
