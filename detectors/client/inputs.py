@@ -33,7 +33,8 @@ class ClientInputs(ClientWindowTest):
     The first ``window`` requests that carry a client are the reference: each
     numeric feature's tails, outlier quantiles and deciles are learned from
     them (:mod:`detectors.client.input_profile`). From then on, every
-    ``window`` requests, each caller with at least ``min_events`` of them is
+    ``window`` requests, each caller with at least ``min_events`` of them (or,
+    for a slower caller, as soon as its windows add up to that many) is
     tested on three behaviours, each the share of its requests that:
 
     - ``coverage``: lie in the outer tails (``tail``) of at least
@@ -164,6 +165,7 @@ class ClientInputs(ClientWindowTest):
         self._profile: InputProfile | None = None
         self._reference: dict[str, list[np.ndarray]] = {}  # rows of the reference window
         self._tally = WindowTally()
+        self._slow: dict[str, list[int]] = {}  # caller -> requests and hits over windows
         self._baselines: dict[str, dict[str, float]] = {b: {} for b in BEHAVIOURS}
         self._population: dict[str, float] = dict.fromkeys(BEHAVIOURS, math.nan)
         self._batch: tuple[dict[str, np.ndarray], np.ndarray] | None = None
@@ -230,10 +232,31 @@ class ClientInputs(ClientWindowTest):
     def _close(self, index: int) -> list[ClientOutcome]:
         if self._profile is None:
             self._fit_reference()
-        flagged = self._flag(index) if self.warm else []
-        self._learn_all({o.client for o in flagged})
+        counts = self._tally.rows()
+        slow = self._gather_slow(counts)
+        flagged = self._flag(index, counts, slow) if self.warm else []
+        self._learn_all(counts, {o.client for o in flagged})
         self._tally = WindowTally()
         return flagged
+
+    def _gather_slow(self, counts: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Add up the windows of callers too slow to be tested in one; those
+        that now reach ``min_events`` leave the sum and are returned (a sweep
+        at a fraction of a percent is tested after a few windows). The sum
+        keeps the ``max_clients`` callers with most requests."""
+        slow = self._slow
+        for client, row in counts.items():
+            if row[0] < self.min_events:
+                acc = slow.setdefault(client, [0, 0, 0, 0])
+                for k in range(4):
+                    acc[k] += row[k]
+        ready = {c: row for c, row in slow.items() if row[0] >= self.min_events}
+        for client in ready:
+            del slow[client]
+        if len(slow) > self.max_clients:
+            kept = sorted(slow.items(), key=lambda kv: (-kv[1][0], kv[0]))[: self.max_clients]
+            self._slow = dict(kept)
+        return ready
 
     def _fit_reference(self) -> None:
         """Profile the reference window, then count it as the first window."""
@@ -249,18 +272,23 @@ class ClientInputs(ClientWindowTest):
     def warm(self) -> bool:
         return self._windows >= self.warmup_windows
 
-    def _flag(self, index: int) -> list[ClientOutcome]:
-        counts = self._tally.rows()
+    def _flag(
+        self, index: int, counts: dict[str, list[int]], slow: dict[str, list[int]]
+    ) -> list[ClientOutcome]:
+        """Callers of this window with enough requests, and slow ones whose
+        windows add up to enough, tested together."""
         if self._profile is None or not self._profile.features:
             return []
-        tested = sorted(c for c, row in counts.items() if row[0] >= self.min_events)
+        rows = {c: row for c, row in counts.items() if row[0] >= self.min_events} | slow
+        tested = sorted(rows)
         totals = np.sum(list(counts.values()), axis=0)
+        none = [0, 0, 0, 0]
         candidates: list[ClientOutcome] = []
         for client in tested:
-            row = counts[client]
-            others = totals[0] - row[0]
+            row, mine = rows[client], counts.get(client, none)
+            others = totals[0] - mine[0]
             for b, behaviour in enumerate(BEHAVIOURS, start=1):
-                now = (totals[b] - row[b]) / others if others else 0.0
+                now = (totals[b] - mine[b]) / others if others else 0.0
                 base = max(self._baselines[behaviour].get(client, self._population[behaviour]), now)
                 if math.isnan(base):
                     continue
@@ -282,8 +310,7 @@ class ClientInputs(ClientWindowTest):
     def _severity(self, o: ClientOutcome) -> Severity:
         return "critical" if o.share - o.baseline >= self.critical_excess else "warning"
 
-    def _learn_all(self, frozen: set[str]) -> None:
-        counts = self._tally.rows()
+    def _learn_all(self, counts: dict[str, list[int]], frozen: set[str]) -> None:
         tested = {c: row for c, row in counts.items() if row[0] >= self.min_events}
         free = [row for c, row in counts.items() if c not in frozen]
         total = sum(row[0] for row in free)
@@ -317,6 +344,7 @@ class ClientInputs(ClientWindowTest):
                 for k, v in sorted(reference.items())
             },
             **self._tally.dump(),
+            "slow": [[c, *row] for c, row in sorted(self._slow.items())],
             "baselines": {
                 b: [[c, encode_float(v)] for c, v in sorted(self._baselines[b].items())]
                 for b in BEHAVIOURS
@@ -335,6 +363,7 @@ class ClientInputs(ClientWindowTest):
             for k, v in state["reference"].items()
         }
         det._tally = WindowTally.load(state)
+        det._slow = {row[0]: [int(v) for v in row[1:]] for row in state["slow"]}
         det._baselines = {
             b: {c: decode_float(v) for c, v in state["baselines"][b]} for b in BEHAVIOURS
         }

@@ -37,9 +37,12 @@ def test_benign_callers_with_their_own_mixes_raise_nothing(seed: int) -> None:
     assert _feed(_detector(), list(traffic.chunks(300_000))) == []
 
 
-def test_a_sweep_at_half_a_percent_is_caught_within_a_few_hundred_of_its_queries() -> None:
+@pytest.mark.parametrize("share", [0.005, 0.001])
+def test_a_sweep_at_half_or_a_tenth_of_a_percent_is_caught_within_300_queries(
+    share: float,
+) -> None:
     traffic = Traffic(seed=3)
-    sweep = Attack("sweeper", 0.005, 40_000, 200_000)
+    sweep = Attack("sweeper", share, 40_000, 200_000)
     batches = list(traffic.chunks(200_000, (sweep,)))
     flagged = _feed(_detector(), batches)
     assert flagged and {c for _, c, _ in flagged} == {"sweeper"}
