@@ -13,6 +13,7 @@ batches of --batch events:
 4. memory of the client detectors with --events distinct callers.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_clients.py [--events 1000000] [--batch 500]
+        [--parts benign,attacks,cost,memory]
 """
 
 from __future__ import annotations
@@ -141,11 +142,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--parts", default="benign,attacks,cost,memory", help="comma-separated parts to run"
+    )
     args = parser.parse_args()
-    benign(args.events, args.batch)
-    attacks(args.events, args.batch)
-    cost(args.events, args.batch)
-    memory(args.events, args.batch)
+    parts = {"benign": benign, "attacks": attacks, "cost": cost, "memory": memory}
+    chosen = args.parts.split(",")
+    unknown = sorted(set(chosen) - set(parts))
+    if unknown:
+        parser.error(f"unknown parts {unknown}; choose from {', '.join(parts)}")
+    for name in chosen:
+        parts[name](args.events, args.batch)
 
 
 if __name__ == "__main__":
