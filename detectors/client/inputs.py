@@ -211,7 +211,9 @@ class ClientInputs(ClientWindowTest):
     ) -> None:
         ref = self._reference
         have = sum(a.shape[0] for a in ref.get("$score", []))
-        for name, col in [("$client", clients), ("$score", score), *sorted(inputs.items())]:
+        # "$" marks the caller and score columns: a feature so named is left out
+        features = sorted((k, v) for k, v in inputs.items() if not k.startswith("$"))
+        for name, col in [("$client", clients), ("$score", score), *features]:
             if name not in ref:  # a feature first seen now was missing before
                 ref[name] = [np.full(have, np.nan)]
             dtype = object if name == "$client" else np.float64

@@ -136,3 +136,11 @@ def test_attribution_survives_a_restart_and_any_batching() -> None:
     ), "a drift finding in the two windows after the flag names the searcher"
     assert run(777, None) == whole
     assert run(1_000, 32_000) == whole  # restart between the flag and that finding
+
+
+def test_a_feature_named_like_the_internal_columns_changes_nothing() -> None:
+    batches = list(Traffic(seed=9).chunks(30_000, (Attack("sweeper", 0.01, 15_000, 30_000),)))
+    plain = _feed(_detector(), batches)
+    for b in batches:
+        b.numeric["$client"] = b.numeric["$score"] = np.zeros(len(b))
+    assert plain and _feed(_detector(), batches) == plain
