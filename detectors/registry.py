@@ -29,6 +29,7 @@ from detectors.change.cusum import CUSUM
 from detectors.change.page_hinkley import PageHinkley
 from detectors.client.base import ClientOutcome
 from detectors.client.boundary import ClientBoundary
+from detectors.client.inputs import ClientInputs
 from detectors.client.volume import ClientVolume
 from detectors.metric.anomaly import MetricAnomaly
 from detectors.multivariate.pca_drift import PCADrift
@@ -144,6 +145,19 @@ class ClientDetector(Detector, Protocol):
         ...
 
 
+class InputClientDetector(ClientDetector, Protocol):
+    """A client detector that reads the events' numeric inputs too."""
+
+    def update(
+        self,
+        clients: np.ndarray,
+        scores: np.ndarray | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+    ) -> list[ClientOutcome]:
+        """Callers, scores and numeric inputs (feature -> values), in stream order."""
+        ...
+
+
 D = TypeVar("D", bound=Detector, covariant=True)
 
 
@@ -256,6 +270,7 @@ register(
 register("input_range", "window", InputRange, "inputs outside the reference's range (exact)")
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")
+register("client_inputs", "client", ClientInputs, "a caller's inputs: sweep, outliers, search")
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "ks",
@@ -269,5 +284,6 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "cusum",
     "client_volume",
     "client_boundary",
+    "client_inputs",
 )
 DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ("metric_anomaly",)

@@ -185,6 +185,8 @@ class ModelDetectors:
             out += self._segment(batch, start, start + take, self._fill)
             start += take
         self._errors.remember(batch)
+        if self._clients.detectors:
+            out = self._clients.attribute(out, self._events - 1)
         return out
 
     def _observe_clients(self, batch: RowBatch, start: int, stop: int) -> list[Finding]:
@@ -194,9 +196,10 @@ class ModelDetectors:
         if batch.client is None or not self._clients.detectors:
             return []
         scores = None if batch.score is None else batch.score[start:stop]
-        return self._clients.observe(
-            batch.client[start:stop], scores, batch.ts[start:stop], self._events, self._alarms
-        )
+        inputs = {name: column[start:stop] for name, column in batch.numeric.items()}
+        clients = batch.client[start:stop]
+        ts = batch.ts[start:stop]
+        return self._clients.observe(clients, scores, ts, self._events, self._alarms, inputs)
 
     def _moment(self, batch: RowBatch, start: int, size: int) -> Callable[[int], float]:
         """Event time of stream event ``index`` for the events [start, start + size) of
