@@ -33,7 +33,14 @@ class KafkaConfig:
     topics: list[str] = field(default_factory=lambda: ["driftwarden-events"])
     group_id: str = "driftwarden"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = 500
+    # A poll must be able to take a whole fetch of a partition (1 MB, ~10,000 small events):
+    # a partition left part-read is skipped by the next fetch request, and the broker then
+    # holds that request up to fetch_max_wait_ms for the partitions with nothing new. With
+    # 500 the daemon waited idle most of the time on one busy partition of four (issue 16).
+    max_poll_records: int = 10_000
+    # How long the broker may hold a fetch with nothing new: bounds that wait where a poll
+    # cannot take a whole fetch, at ~10 fetch requests a second from an idle consumer.
+    fetch_max_wait_ms: int = 100
     session_timeout_ms: int = 10_000
     dead_letter_topic: str = ""
     consumer_processes: int = 1
@@ -270,6 +277,10 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{source}: key 'kafka.consumer_processes' must be at least 1")
     if config.kafka.max_poll_records < 1:
         raise ConfigError(f"{source}: key 'kafka.max_poll_records' must be at least 1")
+    if not 0 <= config.kafka.fetch_max_wait_ms <= 5_000:
+        raise ConfigError(
+            f"{source}: key 'kafka.fetch_max_wait_ms' must be between 0 and 5000 (milliseconds)"
+        )
     if config.checkpoint.every_records < 1 or config.checkpoint.every_seconds <= 0:
         raise ConfigError(f"{source}: keys 'checkpoint.*' must be positive")
     alerting = config.alerting
