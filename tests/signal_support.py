@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from detectors.base import Finding, SignalChange
+from detectors.base import Finding, Severity, SignalChange
 from monitor.audit.chain import write_transaction
 from monitor.incidents import signal_states
 from monitor.incidents.grouping import AlertPolicy
@@ -18,14 +18,14 @@ def fire(
     detector: str = "ks",
     p_value: float = 1e-6,
     event_ts: float = 1_764_140_000.0,
-    severity: str = "warning",
+    severity: Severity = "warning",
 ) -> None:
     """The signal fires, with its alert (filed under an incident)."""
     finding = Finding(
         detector=detector,
         signal=signal,
         event_ts=event_ts,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         statistic=0.31,
         threshold=0.2,
         p_value=p_value,
@@ -42,7 +42,7 @@ def fire(
         0.31,
         0.2,
         p_value,
-        0.4,  # type: ignore[arg-type]
+        0.4,
     )
     with write_transaction(store.db) as db:
         signal_states.apply(db, model, [change], [finding], AlertPolicy(), time.time())

@@ -102,7 +102,6 @@ def test_prometheus_scrapes_the_daemon_and_alertmanager_gets_its_firing_signals(
                     }
 
                 wait_until(lambda: in_alertmanager() == firing, 60, "the firing signals pushed")
-                gauges = query(prom, "driftwarden_signal_firing == 1")
                 wait_until(
                     lambda: len(query(prom, "driftwarden_signal_firing == 1")) == len(firing),
                     30,
