@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from monitor.config import Config
 from monitor.notify.alertmanager import AlertmanagerPusher, AlertmanagerTarget
@@ -29,7 +30,10 @@ class AlertLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._db = sqlite3.connect(
-            f"file:{store_path}?mode=ro", uri=True, timeout=10, check_same_thread=False
+            f"{Path(store_path).resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=10,
+            check_same_thread=False,
         )
         self.last_id = int(
             self._db.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -80,7 +81,7 @@ class StoreFigures:
         spans: dict[str, list[float]] = {name: [] for name in _SPANS}
         signals: list[tuple[str, str, str, str, float | None, float | None, float | None]] = []
         try:
-            uri = f"file:{self.store_path}?mode=ro"
+            uri = f"{Path(self.store_path).resolve().as_uri()}?mode=ro"
             with sqlite3.connect(uri, uri=True, timeout=2) as db:
                 for model, status, kind, count in db.execute(
                     "SELECT model, status, coalesce(kind, 'drift'), count(*) FROM incidents "

@@ -188,6 +188,7 @@ class AlertmanagerPusher:
             labels, starts_at, pushed_at = told[k]
             if now - pushed_at < stale:  # older ones expired there on their own
                 alerts.append(resolved_alert(labels, starts_at, now))
+        # Nothing fires and nothing to resolve: nothing to say (Prometheus sends nothing either).
         for begin in range(0, len(alerts), ALERTS_PER_POST):
             error = self._post(target.url, alerts[begin : begin + ALERTS_PER_POST])
             if error is not None:

@@ -143,6 +143,6 @@ def test_alertmanagers_are_read_with_their_defaults(tmp_path: Path) -> None:
 def test_alertmanager_and_series_errors_name_the_key(
     tmp_path: Path, table: str, named: str
 ) -> None:
-    with pytest.raises(ConfigError, match="driftwarden.toml") as caught:
+    with pytest.raises(ConfigError, match=r"driftwarden\.toml") as caught:
         load_config(_write(tmp_path, table + '[[models]]\nname = "m"\n'))
     assert named in str(caught.value)
