@@ -13,6 +13,8 @@ p-values (``driftwarden_signals`` still counts them all).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -28,6 +30,7 @@ from prometheus_client.core import (
 
 from monitor.incidents.kinds import KINDS
 
+log = logging.getLogger("driftwarden.metrics")
 STATUSES = ("open", "acknowledged", "resolved")
 SEVERITIES = ("info", "warning", "critical")
 REFRESH_SECONDS = 5.0
@@ -65,12 +68,28 @@ class StoreFigures:
     def collect(self) -> Iterator[Metric]:
         with self._lock:  # concurrent scrapes share one read
             if time.monotonic() - self._read_at >= self.refresh_seconds:
-                self._families = self._read()
+                try:
+                    self._families = self._read()
+                except sqlite3.Error as exc:
+                    # Zeros would read as "no incidents": keep the last figures and say why.
+                    log.warning("reading the store for /metrics failed", extra={"error": str(exc)})
+                    if not self._families:
+                        self._families = self._zeros()
                 self._read_at = time.monotonic()
             families = list(self._families)
         yield from families
 
+    def _zeros(self) -> list[Metric]:
+        return self._figures(None)
+
     def _read(self) -> list[Metric]:
+        uri = f"{Path(self.store_path).resolve().as_uri()}?mode=ro"
+        if not Path(self.store_path).exists():
+            return self._zeros()  # the first checkpoint creates it
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as db:
+            return self._figures(db)
+
+    def _figures(self, db: sqlite3.Connection | None) -> list[Metric]:
         incidents: dict[tuple[str, str, str], int] = {
             (m, s, k): 0 for m in self.models for s in STATUSES for k in KINDS
         }
@@ -80,26 +99,22 @@ class StoreFigures:
         }
         spans: dict[str, list[float]] = {name: [] for name in _SPANS}
         signals: list[tuple[str, str, str, str, float | None, float | None, float | None]] = []
-        try:
-            uri = f"{Path(self.store_path).resolve().as_uri()}?mode=ro"
-            with sqlite3.connect(uri, uri=True, timeout=2) as db:
-                for model, status, kind, count in db.execute(
-                    "SELECT model, status, coalesce(kind, 'drift'), count(*) FROM incidents "
-                    "GROUP BY 1, 2, 3"
-                ):
-                    incidents[(model, status, kind)] = count
-                for model, severity, count in db.execute(
-                    "SELECT model, severity, count(*) FROM alerts GROUP BY 1, 2"
-                ):
-                    alerts[(model, severity)] = count
-                for model, state, count in db.execute(
-                    "SELECT model, state, count(*) FROM signal_state GROUP BY 1, 2"
-                ):
-                    states[(model, state)] = count
-                signals = db.execute(_RANKED_SIGNALS, [self.max_signal_series]).fetchall()
-                _read_spans(db, spans)
-        except sqlite3.Error:
-            pass  # a store being created or migrated is no reason to fail a scrape
+        if db is not None:
+            for model, status, kind, count in db.execute(
+                "SELECT model, status, coalesce(kind, 'drift'), count(*) FROM incidents "
+                "GROUP BY 1, 2, 3"
+            ):
+                incidents[(model, status, kind)] = count
+            for model, severity, count in db.execute(
+                "SELECT model, severity, count(*) FROM alerts GROUP BY 1, 2"
+            ):
+                alerts[(model, severity)] = count
+            for model, state, count in db.execute(
+                "SELECT model, state, count(*) FROM signal_state GROUP BY 1, 2"
+            ):
+                states[(model, state)] = count
+            signals = db.execute(_RANKED_SIGNALS, [self.max_signal_series]).fetchall()
+            _read_spans(db, spans)
         return [
             *_incident_families(incidents, spans),
             _alert_family(alerts),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -142,3 +143,21 @@ def test_the_store_is_read_at_most_once_per_refresh_interval(store: Store) -> No
     assert _samples(registry)[key] == 0  # the last read's figures until the interval passes
     time.sleep(2.1)
     assert _samples(registry)[key] == 1
+
+
+def test_a_failed_read_keeps_the_last_figures_instead_of_zeros(store: Store) -> None:
+    registry = _figures(store)
+    fire(store, "fraud", "feature:amount")
+    key = ("driftwarden_alerts_total", _label(model="fraud", severity="warning"))
+    assert _samples(registry)[key] == 1
+    with store.transaction() as db:
+        db.execute("ALTER TABLE alerts RENAME TO alerts_elsewhere")
+    assert _samples(registry)[key] == 1  # not 0: the store could not be read
+
+
+def test_a_store_not_yet_created_gives_zeros(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    registry.register(StoreFigures(str(tmp_path / "later.db"), ["fraud"], refresh_seconds=0))
+    samples = _samples(registry)
+    assert samples[("driftwarden_alerts_total", _label(model="fraud", severity="info"))] == 0
+    assert not (tmp_path / "later.db").exists()
