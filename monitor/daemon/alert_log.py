@@ -94,7 +94,7 @@ def start_store_readers(config: Config) -> Callable[[], None]:
     pusher.start()
 
     def stop() -> None:
-        pusher.stop(timeout=15)
+        pusher.stop(timeout=5)  # a push in flight is abandoned: it is sent again next time
         alert_log.stop()
 
     return stop
