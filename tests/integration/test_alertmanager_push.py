@@ -123,8 +123,11 @@ def test_a_silence_made_in_alertmanager_suppresses_the_alert(
     }
     unsilenced = _by_signal(active_alerts(am, silenced="false"))
     assert set(unsilenced) == {("churn", "tenure")}
+    ends = _by_signal(active_alerts(am))[("fraud", "amount")]["endsAt"]
     time.sleep(3)  # a resend later, the pushed alert is still the silenced one
     assert states()[("fraud", "amount")] == ("suppressed", [silence])
+    # Re-sent while firing: its endsAt moved on (four resends ahead of the last push).
+    assert _by_signal(active_alerts(am))[("fraud", "amount")]["endsAt"] > ends
 
 
 def test_signals_back_to_ok_are_resolved_in_alertmanager(
