@@ -58,6 +58,17 @@ class OpsConfig:
     port: int = 9187
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     stop_timeout_seconds: float = 20.0
+    # Per model, the signals that get driftwarden_signal_* gauges (firing first, then
+    # the lowest p-values): a bound on /metrics series however many features a model has.
+    max_signal_series: int = 50
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig:
+    """One ``[[alertmanagers]]``: a real Alertmanager that firing signals are pushed to."""
+
+    url: str
+    resend_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,7 @@ class Config:
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
+    alertmanagers: list[AlertmanagerConfig] = field(default_factory=list)
     source: str = "<defaults>"
 
     def model(self, name: str) -> ModelConfig | None:
@@ -321,6 +333,31 @@ def _check_values(config: Config) -> None:
     for i, hook in enumerate(config.webhooks):
         if not hook.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: key 'webhooks[{i}].url' must be an http(s) URL")
+    if not 1 <= config.ops.max_signal_series <= 10_000:
+        raise ConfigError(f"{source}: key 'ops.max_signal_series' must be between 1 and 10000")
+    _check_alertmanagers(config)
+
+
+def _check_alertmanagers(config: Config) -> None:
+    source = config.source
+    urls = [am.url.rstrip("/") for am in config.alertmanagers]
+    for i, am in enumerate(config.alertmanagers):
+        where = f"alertmanagers[{i}]"
+        if not am.url.startswith(("http://", "https://")) or "?" in am.url:
+            raise ConfigError(
+                f"{source}: key '{where}.url' must be an Alertmanager's base http(s) URL "
+                f'such as "http://alertmanager:9093" (without /api/v2/alerts), got {am.url!r}'
+            )
+        if am.url.rstrip("/").endswith("/api/v2/alerts"):
+            raise ConfigError(
+                f"{source}: key '{where}.url' is the base URL: drop the trailing /api/v2/alerts"
+            )
+        if urls.count(urls[i]) > 1:
+            raise ConfigError(f"{source}: Alertmanager {am.url!r} is listed twice")
+        if not 1 <= am.resend_seconds <= 3600:
+            raise ConfigError(
+                f"{source}: key '{where}.resend_seconds' must be between 1 and 3600 seconds"
+            )
 
 
 def _build(cls: type[Any], raw: dict[str, Any], source: str, prefix: str) -> Any:
