@@ -208,8 +208,8 @@ def _legend(frame: Frame, plot: Timeline) -> list[str]:
     for css, text in reversed(keys):
         x -= 8 * len(text) + 26
         if css.endswith("span"):
-            swatch = f'<rect class="{css}" x="{x:.0f}" y="24" width="14" height="9"/>'
+            swatch = f'<rect class="swatch {css}" x="{x:.0f}" y="24" width="14" height="9"/>'
         else:
-            swatch = f'<line class="{css}" x1="{x:.0f}" x2="{x + 14:.0f}" y1="29" y2="29"/>'
+            swatch = f'<line class="swatch {css}" x1="{x:.0f}" x2="{x + 14:.0f}" y1="29" y2="29"/>'
         out.append(f'{swatch}<text class="tick" x="{x + 18:.0f}" y="33">{text}</text>')
     return out
