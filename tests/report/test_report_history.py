@@ -91,7 +91,7 @@ def _history_store(
     try:
         with store.transaction() as db:
             AlertPolicy().record(db, "fraud", [_finding(f"feature:{signal}", fired)])
-            rows = [
+            rows: list[tuple[Any, ...]] = [
                 (
                     "fraud",
                     "ks",
