@@ -135,7 +135,7 @@ def reference_end(
     first_window_last = reference_size + window - 1
     for (details,) in conn.execute(
         "SELECT details FROM alerts WHERE model = ? AND details LIKE ? ORDER BY event_ts LIMIT 50",
-        [model, f'%"event_index":{first_window_last},%'],
+        [model, f'%"event_index":{first_window_last}%'],
     ):
         start = _window_start(details, first_window_last)
         if start is not None:
