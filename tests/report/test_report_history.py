@@ -21,6 +21,7 @@ from monitor.replay.kafka_replay import parse_time
 from monitor.report.history import MAX_POINTS
 from monitor.report.plots import time_labels
 from monitor.store.store import Store
+from simulation.simulator import write_simulation
 
 HOSTILE = "<script>alert(1)</script>"
 T0 = 1_780_000_000.0  # 2026-05-28, in the past
@@ -315,3 +316,30 @@ def test_the_reproduce_command_of_a_kafka_store(driftwarden: Any, tmp_path: Path
         until = parse_time(args[args.index("--until") + 1], "--until")
         assert since < until
     assert "Kafka record times" in html and "give its path" in html
+
+
+def test_the_reproduce_command_carries_a_reference_set_from_a_file(
+    driftwarden: Any, tmp_path: Path
+) -> None:
+    config = Path(__file__).resolve().parents[2] / "configs" / "demo.toml"
+    events, reference = tmp_path / "events.jsonl", tmp_path / "good week.jsonl"
+    write_simulation(events, events=30_000, seed=5)
+    write_simulation(reference, events=6_000, seed=9)
+    original = tmp_path / "original.db"
+    done = driftwarden(
+        "replay", "--config", str(config), "--input", str(events), "--reference", str(reference),
+        "--store", str(original),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = _render(driftwarden, original, tmp_path / "r.html", "--config", str(config))
+    commands = set(_plots(html).reproduce)
+    assert len(commands) == 1, "every incident: the same file replay"
+    args = shlex.split(unescape(commands.pop()))
+    assert args[args.index("--reference") + 1] == "good week.jsonl", "the name the store recorded"
+    assert "give its path" in html
+    new = tmp_path / "new.db"
+    swap = {"EVENTS.jsonl": str(events), "NEW.db": str(new), "good week.jsonl": str(reference)}
+    done = driftwarden(*[swap.get(a, a) for a in args[1:]])
+    assert done.returncode == 0, done.stderr
+    replayed = _alerts(new)
+    assert replayed == _alerts(original) and replayed
