@@ -252,7 +252,7 @@ margin:18px 0}
 table{border-collapse:collapse}th,td{padding:3px 10px 3px 0;text-align:left;vertical-align:top}
 table.stats{width:100%;font-size:12px}table.stats th{border-bottom:1px solid #bfc8d2}
 table.stats td{border-bottom:1px solid #eef1f4;font-variant-numeric:tabular-nums}
-table.facts th{color:#5a6b7d;font-weight:600;width:110px}
+table.facts th{color:#5a6b7d;font-weight:600;width:150px}
 .badge{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:11px;
 font-weight:600}
 .badge.sev-info{background:#4a78b5}.badge.sev-warning{background:#b88400}

@@ -96,10 +96,12 @@ def _incident(
 ) -> str:
     facts = (
         ("model", escape(incident.model)),
+        ("kind", escape(incident.kind or "-")),
         ("status", escape(incident.status)),
         ("severity", _badge(incident.severity)),
         ("first alert", escape(iso(incident.first_event_ts))),
         ("last alert", escape(iso(incident.last_event_ts))),
+        ("resolved (event time)", _resolved(incident)),
         ("alerts", str(incident.alert_count)),
         ("signals", ", ".join(f"<code>{escape(s)}</code>" for s in incident.signals)),
         ("firing now", _firing_now(incident)),
@@ -117,6 +119,12 @@ def _incident(
         f"<h3>Reproduce</h3>{reproduce(incident, data, config_path, config)}"
         "</section>"
     )
+
+
+def _resolved(incident: IncidentRow) -> str:
+    if incident.resolved_event_ts is None:
+        return "-"
+    return escape(iso(incident.resolved_event_ts))
 
 
 def _firing_now(incident: IncidentRow) -> str:

@@ -161,7 +161,11 @@ def test_a_short_history_is_drawn_whole(driftwarden: Any, tmp_path: Path) -> Non
     # shows with 10 min (its minimum margin) either side: tests 20 to 65.
     fired, resolved = T0 + 40 * 30, T0 + 45 * 30
     store = _history_store(tmp_path / "short.db", 100, 30.0, fired, resolved)
-    page = _plots(_render(driftwarden, store, tmp_path / "short.html"))
+    html = _render(driftwarden, store, tmp_path / "short.html")
+    page = _plots(html)
+    shown = datetime.fromtimestamp(resolved, tz=UTC).isoformat(timespec="milliseconds")
+    assert f"<th>resolved (event time)</th><td>{shown.replace('+00:00', 'Z')}</td>" in html
+    assert "<th>kind</th><td>drift</td>" in html
     ((_, plot),) = page.plots
     assert plot["lines"] == [46]
 
