@@ -15,7 +15,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from simulation.simulator import write_simulation
 from simulation.traffic import produce_file
-from tests.report.test_report_history import _plots
+from tests.report.test_report_history import _plots, _render
 
 pytestmark = pytest.mark.kafka
 
@@ -60,13 +60,11 @@ def test_the_reproduce_command_of_a_kafka_store_replays_the_same_alerts(
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(original) as db:
         number = db.execute("SELECT min(id) FROM incidents").fetchone()[0]
-    out = tmp_path / "r.html"
-    done = driftwarden(
-        "report", "--store", str(original), "--out", str(out), "--config", str(config),
-        "--incident", str(number),
+    html = _render(
+        driftwarden, original, tmp_path / "r.html", "--config", str(config), "--incident",
+        str(number),
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    (block,) = _plots(out.read_text(encoding="utf-8")).reproduce
+    (block,) = _plots(html).reproduce
     lines = unescape(block).splitlines()
     assert len(lines) == 2, lines  # from the topic's start, and a shorter range
     for i, line in enumerate(lines):
