@@ -24,7 +24,12 @@ from detectors.client.watch import ClientWatch
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.registry import ChangeDetector, MultivariateDetector, WindowDetector
+from detectors.registry import (
+    ChangeDetector,
+    MultivariateDetector,
+    SequentialDetector,
+    WindowDetector,
+)
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.caps import NameCap, StreamCaps, admit_columns
 from detectors.suite.error_stream import ErrorWatch
@@ -56,12 +61,14 @@ class ModelDetectors:
         ]
         self._change_names = [n for n in names if registry.get(n).kind == "change"]
         self._multi_names = [n for n in names if registry.get(n).kind == "multivariate"]
+        self._evidence_names = [n for n in names if registry.get(n).kind == "sequential"]
         self._events = 0
         self._warmup: WarmupRows | None = WarmupRows()
         self._numeric: dict[str, NumericSignal] = {}
         self._categorical: dict[str, CategoricalSignal] = {}
         self._change: dict[str, dict[str, ChangeDetector]] = {}
         self._multi: dict[str, MultivariateDetector] = {}
+        self._evidence: dict[str, SequentialDetector] = {}
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
@@ -124,6 +131,7 @@ class ModelDetectors:
             k for k in CHANGE_SERIES if k in self._numeric and self._numeric[k].reference.size > 1
         ]
         instances = len(series) * len(self._change_names)
+        self._evidence = {name: s.build(name) for name in self._evidence_names}
         self._change = {}
         for key in series:
             ref = self._numeric[key].reference
@@ -135,18 +143,32 @@ class ModelDetectors:
         self._multi = {name: s.build(name) for name in self._multi_names}
         for det in self._multi.values():
             det.fit({k: v for k, (r, v) in num.items() if r == FEATURE}, self.seed)
+        features = {k: s.reference for k, s in self._numeric.items() if s.role == FEATURE}
+        categories = {k: s.reference for k, s in self._categorical.items() if s.role == FEATURE}
+        for ev_det in self._evidence.values():
+            budget = self._budget_share("sequential") / len(self._evidence)
+            ev_det.fit(features, categories, budget * s.false_alarm_events)
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)
 
+    def _budget_share(self, kind: str) -> float:
+        """The share of the false-alarm budget (events between false alarms) one
+        kind of row detector gets: parts 1 window, 1 change, 2 sequential, of
+        those that run (see :class:`SuiteSettings`)."""
+        parts = {"window": 1.0, "change": 1.0 if self._change else 0.0}
+        parts["sequential"] = 2.0 if self._evidence else 0.0
+        return parts[kind] / sum(parts.values())
+
     def _change_budget(self) -> float:
         """Events between false alarms granted to all change detectors together."""
-        return self.settings.false_alarm_events * 0.5
+        return self.settings.false_alarm_events * self._budget_share("change")
 
     def _window_level(self) -> float:
         """Benjamini-Hochberg level of one window's tests."""
-        share = 0.5 if self._change else 1.0
-        return share * self.settings.window / self.settings.false_alarm_events
+        return (
+            self._budget_share("window") * self.settings.window / self.settings.false_alarm_events
+        )
 
     # -- rows -----------------------------------------------------------
     def observe_rows(self, batch: RowBatch) -> list[Finding]:
@@ -213,6 +235,14 @@ class ModelDetectors:
                     if f is not None:
                         keyed.append((ev.index, _CHANGE, order, f))
                 order += 1
+        features = {k: s.buffer[s.fill - size : s.fill] for k, s in self._numeric.items()}
+        codes = {k: s.buffer[s.fill - size : s.fill] for k, s in self._categorical.items()}
+        for name, ev_det in self._evidence.items():
+            for signal, ev in ev_det.update(features, codes, size):
+                f = self._change_finding(name, signal, ev, float(batch.ts[start + ev.index]))
+                if f is not None:
+                    keyed.append((ev.index, _CHANGE, order, f))
+            order += 1
         self._events += size
         self._fill += size
         if self._fill == self.settings.window:
@@ -298,6 +328,7 @@ class ModelDetectors:
             "categorical": {k: s.dump() for k, s in self._categorical.items()},
             "change": {k: {n: d.dump() for n, d in v.items()} for k, v in self._change.items()},
             "multivariate": {k: d.dump() for k, d in self._multi.items()},
+            "sequential": {k: d.dump() for k, d in self._evidence.items()},
             "window_start_ts": encode_float(self._window_start_ts),
             "fill": self._fill,
             "alarms": self._alarms.dump(),
@@ -327,6 +358,10 @@ class ModelDetectors:
         }
         md._multi = {
             k: registry.get(k, "multivariate").loader(d) for k, d in state["multivariate"].items()
+        }
+        md._evidence = {
+            k: registry.get(k, "sequential").loader(d)
+            for k, d in state.get("sequential", {}).items()
         }
         md._window_start_ts = decode_float(state["window_start_ts"])
         md._fill = state["fill"]
