@@ -33,16 +33,57 @@ TIERS = ("fast", "slow")
 UP, DOWN = 0, 1
 
 
-def thresholds(k: np.ndarray, k_eff: np.ndarray, arl_blocks: float) -> np.ndarray:
-    """Decision interval of each one-sided chart for an in-control run length of
-    ``arl_blocks`` blocks, computed at the reduced reference value ``k_eff``."""
-    cache: dict[float, float] = {}
+# Nodes and weights of the normal distribution (Gauss-Hermite, probabilists').
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+MARGIN = 2.0  # reference standard errors taken off a slow chart's k when calibrating
+
+
+def _run_length(drift: float, h: float) -> float:
+    """Siegmund's approximation of a one-sided CUSUM's average run length with
+    normal increments of mean ``drift`` (negative in control), threshold ``h``."""
+    b = h + 1.166
+    if abs(drift) < 1e-9:
+        return b * b
+    return (math.expm1(-2 * drift * b) + 2 * drift * b) / (2 * drift * drift)
+
+
+def averaged_threshold(arl: float, k: float, error: float) -> float:
+    """Threshold whose false-alarm rate, averaged over the reference's error
+    (a drift of ``error`` standard deviations, normal), is ``1 / arl``."""
+    lo, hi = 0.0, 1.0
+
+    def rate(h: float) -> float:
+        return sum(w / _run_length(x * error - k, h) for x, w in zip(_NODES, _WEIGHTS, strict=True))
+
+    while rate(hi) > 1 / arl:
+        hi *= 2
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if rate(mid) > 1 / arl:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def thresholds(k: np.ndarray, error: np.ndarray, arl_blocks: float) -> np.ndarray:
+    """Decision intervals of the (tier, chart) one-sided charts, each for an
+    in-control run length of ``arl_blocks`` blocks given the reference error
+    (block z-units) of its chart: averaged over that error for a fast chart;
+    for a slow one, whose ``k`` is a few errors only (the average is dominated
+    by references off by more than ``k``), at ``k`` less ``MARGIN`` errors."""
+    cache: dict[tuple[int, float, float], float] = {}
     out = np.empty(k.shape)
-    for i, ke in enumerate(k_eff.ravel().tolist()):
-        key = round(ke, 12)
-        if key not in cache:
-            cache[key] = cusum_threshold(arl_blocks, ke)
-        out.ravel()[i] = cache[key]
+    for tier in (FAST, SLOW):
+        for i, (kk, err) in enumerate(zip(k[tier].tolist(), error.tolist(), strict=True)):
+            key = (tier, round(kk, 12), round(err, 12))
+            if key not in cache:
+                if tier == FAST:
+                    cache[key] = averaged_threshold(arl_blocks, kk, err)
+                else:
+                    cache[key] = cusum_threshold(arl_blocks, max(kk - MARGIN * err, 0.25 * kk))
+            out[tier, i] = cache[key]
     return out
 
 

@@ -16,15 +16,13 @@ from detectors.sequential.charts import DOWN, TIERS, ChartBank, thresholds
 from detectors.sequential.layout import (
     LOCATION,
     SCALE,
+    SHARE,
     Chart,
     bucket_maps,
     numeric_charts,
 )
 from detectors.sequential.ranks import RankTable
 
-# Reference error margin, in reference standard errors, taken off k when the
-# thresholds are calibrated (see the class docstring).
-MARGIN = 2.0
 MIN_VALUES = 20  # present values in a block below which its z-score is 0
 
 
@@ -115,7 +113,7 @@ class FeatureEvidence(DetectorBase):
     >>> hits = detector.update({"feature:x": rng.normal(0.1, 1, 20_000)}, {}, 20_000)
     >>> signal, first = hits[0]
     >>> print(signal, first.index, first.details["chart"], first.details["direction"])
-    feature:x 4399 slow up
+    feature:x 4399 fast up
 
     References
     ----------
@@ -179,6 +177,7 @@ class FeatureEvidence(DetectorBase):
         self._u = np.zeros((0, block))
         self._buckets = np.zeros((0, block), dtype=np.intp)
         self._fill = 0
+        self._index()
 
     # -- set-up ---------------------------------------------------------
     def fit(
@@ -201,6 +200,7 @@ class FeatureEvidence(DetectorBase):
             self._categorical, crefs, self.block, self.min_expected, self.max_categories
         )
         self._charts = charts + shares
+        self._index()
         self._bank = self._calibrated_bank()
         self._u = np.full((len(self._numeric), self.block), np.nan)
         self._buckets = np.full((len(self._categorical), self.block), -1, dtype=np.intp)
@@ -210,10 +210,9 @@ class FeatureEvidence(DetectorBase):
         n_ref = np.array([c.reference_n for c in self._charts], dtype=np.float64)
         error = np.sqrt(self.block / np.maximum(n_ref, 1.0))
         k = np.stack([np.full(error.shape, float(self.fast_k)), self.allowance * error])
-        k_eff = np.maximum(k - MARGIN * error, 0.25 * k)
         sides = 2 * k.size
         arl_blocks = self.false_alarm_events / self.block * max(sides, 1)
-        return ChartBank.create(k, thresholds(k, k_eff, arl_blocks), self.cap)
+        return ChartBank.create(k, thresholds(k, error, arl_blocks), self.cap)
 
     @property
     def charts(self) -> int:
@@ -263,32 +262,37 @@ class FeatureEvidence(DetectorBase):
                 out[f] = self._maps[f][np.asarray(codes, dtype=np.intp) + 1]
         return out
 
+    def _index(self) -> None:
+        """Where each chart's raw sum and count sit among a block's statistics
+        (numeric mid-rank sums, then |2u-1| sums, then bucket counts), and its
+        null mean and variance, as arrays: a block is then a few numpy steps."""
+        fn = len(self._numeric)
+        offset = {LOCATION: 0, SCALE: fn, SHARE: 2 * fn}
+        self._raw_at = np.array([offset[c.kind] + c.source for c in self._charts], dtype=np.intp)
+        self._n_at = np.array(
+            [c.source if c.kind != SHARE else fn + self._owner[c.source] for c in self._charts],
+            dtype=np.intp,
+        )
+        self._null_mean = np.array([c.mean for c in self._charts])
+        self._null_var = np.array([c.var for c in self._charts])
+
     def _block_sums(self) -> tuple[np.ndarray, np.ndarray]:
         """Raw sum and count of every chart's statistic over the full block."""
         present = ~np.isnan(self._u)
         n_num = present.sum(axis=1).astype(np.float64)
         u = np.where(present, self._u, 0.0)
-        a = np.where(present, np.abs(2 * self._u - 1), 0.0)
-        sum_u, sum_a = u.sum(axis=1), a.sum(axis=1)
+        a = np.where(present, np.abs(2 * u - 1), 0.0)
         ids = self._buckets[self._buckets >= 0]
         counts = np.bincount(ids, minlength=self._owner.shape[0]).astype(np.float64)
         n_cat = np.bincount(self._owner, weights=counts, minlength=len(self._categorical))
-        raw, n = np.empty(len(self._charts)), np.empty(len(self._charts))
-        for i, c in enumerate(self._charts):
-            if c.kind == LOCATION:
-                raw[i], n[i] = sum_u[c.source], n_num[c.source]
-            elif c.kind == SCALE:
-                raw[i], n[i] = sum_a[c.source], n_num[c.source]
-            else:
-                raw[i], n[i] = counts[c.source], n_cat[self._owner[c.source]]
-        return raw, n
+        raw = np.concatenate([u.sum(axis=1), a.sum(axis=1), counts])[self._raw_at]
+        return raw, np.concatenate([n_num, n_cat])[self._n_at]
 
     def _close_block(self, index: int) -> list[tuple[str, ChangeEvent]]:
         raw, n = self._block_sums()
-        mean = np.array([c.mean for c in self._charts])
-        var = np.array([c.var for c in self._charts])
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(n >= MIN_VALUES, (raw - n * mean) / np.sqrt(n * var), 0.0)
+            z = (raw - n * self._null_mean) / np.sqrt(n * self._null_var)
+        z = np.where(n >= MIN_VALUES, z, 0.0)
         over = self._bank.step(z, raw, n)
         if not over.any():
             return []
@@ -353,6 +357,7 @@ class FeatureEvidence(DetectorBase):
         det._maps = [decode_array(m) for m in state["maps"]]
         det._owner = decode_array(state["owner"])
         det._charts = [Chart.load(row) for row in state["charts"]]
+        det._index()
         det._bank = ChartBank.load(state["bank"])
         u, buckets = decode_array(state["u"]), decode_array(state["buckets"])
         det._fill = int(u.shape[1])

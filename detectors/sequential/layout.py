@@ -96,7 +96,7 @@ def bucket_maps(
         tracked = [(b, float(shares[b]), ref.labels[b][:LABEL_CHARS]) for b in range(kept)]
         if other * block >= min_expected:
             tracked.append((kept, other, OTHER))
-        if len(tracked) == 2 and kept + 1 == 2:
+        if len(tracked) == 2 and tracked[0][1] + tracked[1][1] > 1 - 1e-9:
             tracked = tracked[:1]
         for b, p, label in tracked:
             charts.append(Chart(name, SHARE, first + b, p, p * (1 - p), present, label))
