@@ -67,14 +67,16 @@ class RankTable:
         """Mid-ranks of ``x`` (features x events); NaN where ``x`` is not finite."""
         f, n = x.shape
         flat = self.edges.ravel()
-        rows = (np.arange(f) * EDGES)[:, None]
-        lo = np.zeros((f, n), dtype=np.intp)
+        feature = np.arange(f)[:, None]
+        # position in the flattened edges: the feature's first edge plus the
+        # number of its edges found at or below x so far
+        pos = np.repeat(feature * EDGES, n, axis=1)
         step = (EDGES + 1) // 2
         with np.errstate(invalid="ignore"):
             while step >= 1:
-                lo += (flat[rows + lo + (step - 1)] <= x) * step
+                pos += (flat[pos + (step - 1)] <= x) * step
                 step //= 2
-        u = self.ranks.ravel()[rows // EDGES * (EDGES + 1) + lo]
+        u = self.ranks.ravel()[pos + feature]  # row f of ranks starts at f * (EDGES + 1)
         u[~np.isfinite(x)] = np.nan
         return u
 
