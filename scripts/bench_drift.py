@@ -26,12 +26,12 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drift_streams import Shift, stream  # noqa: E402
+from drift_streams import Shift, stream
 
-from detectors.base import Finding  # noqa: E402
-from detectors.registry import DEFAULT_DETECTORS  # noqa: E402
-from detectors.suite.model_detectors import ModelDetectors  # noqa: E402
-from detectors.suite.settings import SuiteSettings  # noqa: E402
+from detectors.base import Finding
+from detectors.registry import DEFAULT_DETECTORS
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 ONSET = 30_137
 SCENARIOS: dict[str, tuple[Shift, str, int]] = {
@@ -64,10 +64,14 @@ def false_alarms(events: int, seeds: int, batch: int) -> None:
         found = run(n, batch, 1000 + seed)
         by = Counter(f"{f.detector}|{f.signal}" for f in found)
         took = time.perf_counter() - started
-        print(f"  seed {1000 + seed}: {n:>9,} events, {len(found)} findings {dict(by)} ({took:.0f} s)")
+        print(
+            f"  seed {1000 + seed}: {n:>9,} events, {len(found)} findings {dict(by)} ({took:.0f} s)"
+        )
 
 
-def first(found: list[Finding], signal: str, detector: str | None, other: bool = False) -> int | None:
+def first(
+    found: list[Finding], signal: str, detector: str | None, other: bool = False
+) -> int | None:
     for f in found:
         if f.signal != signal or f.details["event_index"] < ONSET:
             continue
@@ -94,7 +98,9 @@ def delays(seeds: int, batch: int) -> None:
             text = f"{statistics.median(hit):>7.0f} {max(hit):>7.0f}" if hit else "      -       -"
             cells.append(f"{key} {text}" + (f" ({missed} missed)" if missed else ""))
         ok = all(v is not None and v <= target for v in rows["any"])
-        print(f"  {name:<17} target <= {target:>6}: {'  '.join(cells)}  {'met' if ok else 'NOT MET'}")
+        print(
+            f"  {name:<17} target <= {target:>6}: {'  '.join(cells)}  {'met' if ok else 'NOT MET'}"
+        )
         if early:
             print(f"    {early} findings before the onset")
 
@@ -117,7 +123,9 @@ def cost(events: int, batch: int) -> None:
             spent = dict.fromkeys(suites, 0.0)
         else:
             counted += len(part)
-    print(f"\ncost of observe_rows, 20 features, batches of {batch}, {counted:,} events after warm-up")
+    print(
+        f"\ncost of observe_rows, 20 features, batches of {batch}, {counted:,} events after warm-up"
+    )
     base = spent["default set without evidence"]
     for name, seconds in spent.items():
         print(f"  {name:<30} {seconds / counted * 1e6:5.2f} µs/event  ({seconds / base:.2f} x)")

@@ -70,7 +70,9 @@ def chunk(rng: np.random.Generator, n: int, first: int, shift: Shift | None) -> 
     if shift is not None and after.any():
         num["normal_0"] = num["normal_0"] + np.where(after, shift.mean_shift, 0.0)
         centre = 10.0
-        num["normal_1"] = np.where(after, centre + (num["normal_1"] - centre) * shift.scale, num["normal_1"])
+        num["normal_1"] = np.where(
+            after, centre + (num["normal_1"] - centre) * shift.scale, num["normal_1"]
+        )
         if shift.colour_p is not None:
             new = _categories(rng, COLOURS, np.array(shift.colour_p), n)
             cat["colour"] = np.where(after, new, cat["colour"])

@@ -36,7 +36,10 @@ UP, DOWN = 0, 1
 # Nodes and weights of the normal distribution (Gauss-Hermite, probabilists').
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-MARGIN = 2.0  # reference standard errors taken off a slow chart's k when calibrating
+MARGIN = 2.0
+# A reference so small that its error rivals k would need a threshold beyond
+# this; the chart then stays quiet rather than calibrate to it.
+MAX_THRESHOLD = 1e6  # reference standard errors taken off a slow chart's k when calibrating
 
 
 def _run_length(drift: float, h: float) -> float:
@@ -45,6 +48,8 @@ def _run_length(drift: float, h: float) -> float:
     b = h + 1.166
     if abs(drift) < 1e-9:
         return b * b
+    if -2 * drift * b > 700:  # beyond any budget (and beyond float range)
+        return math.inf
     return (math.expm1(-2 * drift * b) + 2 * drift * b) / (2 * drift * drift)
 
 
@@ -56,7 +61,7 @@ def averaged_threshold(arl: float, k: float, error: float) -> float:
     def rate(h: float) -> float:
         return sum(w / _run_length(x * error - k, h) for x, w in zip(_NODES, _WEIGHTS, strict=True))
 
-    while rate(hi) > 1 / arl:
+    while rate(hi) > 1 / arl and hi < MAX_THRESHOLD:
         hi *= 2
     for _ in range(60):
         mid = 0.5 * (lo + hi)
@@ -116,7 +121,8 @@ class ChartBank:
         live = self.sums > 0
         self.run_sum = np.where(live, self.run_sum + raw, 0.0)
         self.run_n = np.where(live, self.run_n + n, 0.0)
-        return self.sums > self.h  # type: ignore[no-any-return]
+        over: np.ndarray = self.sums > self.h
+        return over
 
     def run_mean(self, side: int, tier: int, chart: int) -> float:
         n = float(self.run_n[side, tier, chart])

@@ -81,7 +81,9 @@ def bucket_maps(
 ) -> tuple[list[np.ndarray], np.ndarray, list[Chart]]:
     """Per feature, a map from reference code + 1 to a global bucket id (-1:
     missing); the feature of each bucket; the share charts."""
-    maps, owner, charts = [], [], []
+    maps: list[np.ndarray] = []
+    owner: list[int] = []
+    charts: list[Chart] = []
     for f, (name, ref) in enumerate(zip(names, refs, strict=True)):
         present = int(ref.counts.sum()) + ref.dropped
         shares = ref.counts / present if present else np.zeros(0)

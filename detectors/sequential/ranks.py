@@ -27,11 +27,12 @@ EDGES = 255  # per feature, padded with +inf; 2**8 - 1 so the search takes 8 hal
 
 def _edges(values: np.ndarray) -> np.ndarray:
     """Bin edges of one sorted finite reference: its distinct values when few, else quantiles."""
-    distinct = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    distinct: np.ndarray = values[np.concatenate([[True], values[1:] != values[:-1]])]
     if distinct.shape[0] <= EDGES + 1:
         return distinct[1:]
     n = values.shape[0]
-    return np.unique(values[(np.arange(1, EDGES + 1) * n) // (EDGES + 1)])
+    quantiles: np.ndarray = np.unique(values[(np.arange(1, EDGES + 1) * n) // (EDGES + 1)])
+    return quantiles
 
 
 @dataclass
@@ -76,7 +77,9 @@ class RankTable:
             while step >= 1:
                 pos += (flat[pos + (step - 1)] <= x) * step
                 step //= 2
-        u = self.ranks.ravel()[pos + feature]  # row f of ranks starts at f * (EDGES + 1)
+        u: np.ndarray = self.ranks.ravel()[
+            pos + feature
+        ]  # row f of ranks starts at f * (EDGES + 1)
         u[~np.isfinite(x)] = np.nan
         return u
 

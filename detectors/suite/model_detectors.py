@@ -153,12 +153,13 @@ class ModelDetectors:
         self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)
 
     def _budget_share(self, kind: str) -> float:
-        """The share of the false-alarm budget (events between false alarms) one
-        kind of row detector gets: parts 1 window, 1 change, 2 sequential, of
-        those that run (see :class:`SuiteSettings`)."""
-        parts = {"window": 1.0, "change": 1.0 if self._change else 0.0}
-        parts["sequential"] = 2.0 if self._evidence else 0.0
-        return parts[kind] / sum(parts.values())
+        """The share of the false-alarm budget one kind of row detector gets:
+        the windowed tests half (all when alone), the change detectors and the
+        sequential evidence the other half, split when both run."""
+        sequential = [bool(self._change), bool(self._evidence)]
+        if kind == "window":
+            return 0.5 if any(sequential) else 1.0
+        return 0.5 / sum(sequential) if sequential[kind == "sequential"] else 0.0
 
     def _change_budget(self) -> float:
         """Events between false alarms granted to all change detectors together."""

@@ -33,15 +33,13 @@ class SuiteSettings:
     """How one model's streams are tested.
 
     ``false_alarm_events`` is the one knob that matters: the expected number of
-    events between false alarms for the model. It is shared in parts between
-    the kinds of row detector that run: 1 to the windowed tests
-    (Benjamini-Hochberg over every signal of a window at level
-    ``share * window / false_alarm_events``), 1 to the change detectors (split
-    evenly between the streams they watch), 2 to the sequential evidence
-    (split evenly between its charts); with all three the windowed tests get a
-    quarter, the change detectors a quarter, the evidence half. The per-client
-    tests get a tenth more. Metric series get the same budget counted in metric
-    points.
+    events between false alarms for the model. Half of it goes to the windowed
+    tests (Benjamini-Hochberg over every signal of a window at level
+    ``0.5 * window / false_alarm_events``; all of it when nothing else runs),
+    half to the sequential detectors: the change detectors (split evenly
+    between the streams they watch) and the per-feature evidence (split evenly
+    between its charts) a quarter each when both run. The per-client tests get
+    a tenth more. Metric series get the same budget counted in metric points.
     """
 
     window: int = 2000

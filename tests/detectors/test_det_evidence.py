@@ -24,7 +24,9 @@ COLOURS = np.array(["red", "green", "blue", "black", "white"], dtype=object)
 COLOUR_P = (0.4, 0.25, 0.15, 0.12, 0.08)
 
 
-def numeric_features(rng: np.random.Generator, n: int, shift: float = 0.0, scale: float = 1.0):  # type: ignore[no-untyped-def]
+def numeric_features(
+    rng: np.random.Generator, n: int, shift: float = 0.0, scale: float = 1.0
+) -> dict[str, np.ndarray]:
     return {
         "feature:normal": shift + scale * rng.normal(0, 1, n),
         "feature:lognormal": rng.lognormal(0, 1, n),
@@ -225,15 +227,18 @@ def batch(rng: np.random.Generator, n: int, first: int) -> RowBatch:
     )
 
 
-def test_the_suite_gives_evidence_half_the_budget_and_reports_through_alarm_states() -> None:
+def test_the_suite_gives_evidence_a_quarter_of_the_budget_and_reports_through_alarm_states() -> (
+    None
+):
     md = ModelDetectors(SuiteSettings())
     rng = np.random.default_rng(13)
     for first in range(0, 12_000, 2000):
         md.observe_rows(batch(rng, 2000, first))
-    assert md._window_level() == pytest.approx(0.25 * 2000 / 1e7)
+    assert md._window_level() == pytest.approx(0.5 * 2000 / 1e7)
     assert md._change_budget() == pytest.approx(0.25 * 1e7)
     evidence = md._evidence["evidence"]
-    assert evidence.false_alarm_events == pytest.approx(0.5 * 1e7)
+    assert isinstance(evidence, FeatureEvidence)
+    assert evidence.false_alarm_events == pytest.approx(0.25 * 1e7)
     drifted = batch(rng, 12_000, 12_000)
     drifted.numeric["normal"] = drifted.numeric["normal"] + 1.0
     out = md.observe_rows(drifted)

@@ -108,7 +108,8 @@ def _fixture() -> dict[str, Any]:
 def _as_written_today(state: Any) -> Any:
     """``state`` with the format changes since the fixture: renamed detector
     parameters; the caps on feature names and metric series (two settings, and
-    the names a suite admitted, which an old state takes from what it tracks)."""
+    the names a suite admitted, which an old state takes from what it tracks);
+    the sequential evidence's state (empty in a suite saved before it)."""
     if isinstance(state, list):
         return [_as_written_today(v) for v in state]
     if not isinstance(state, dict):
@@ -123,11 +124,23 @@ def _as_written_today(state: Any) -> Any:
         features = [k.removeprefix("feature:") for k in keys if k.startswith("feature:")]
         out["feature_names"] = sorted(features)
         out["metric_names"] = sorted(out["metrics"])
+    if "version" in out and "sequential" not in out:
+        # the sequential evidence's state, after the multivariate detectors'; a
+        # suite saved before it existed runs it from its next reference on
+        keys = list(out)
+        at = keys.index("multivariate") + 1
+        out = {k: out[k] for k in keys[:at]} | {"sequential": {}} | {k: out[k] for k in keys[at:]}
     return out
 
 
+# Detectors registered after the fixture was written: no store holds their state.
+NEWER = ("evidence",)
+
+
 def test_dumps_are_those_of_the_fixture_key_for_key_in_order() -> None:
-    assert json.dumps(generate()) == json.dumps(_as_written_today(_fixture()))
+    today = generate()
+    today["detectors"] = {k: v for k, v in today["detectors"].items() if k not in NEWER}
+    assert json.dumps(today) == json.dumps(_as_written_today(_fixture()))
 
 
 def test_saved_suites_load_and_dump_as_today() -> None:
