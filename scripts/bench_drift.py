@@ -3,8 +3,8 @@
 Streams of a 20-feature model (scripts/drift_streams.py) go through
 ``ModelDetectors`` at default settings, in batches:
 
-1. false alarms: stationary streams (the first of ``--stationary-events``,
-   the others of a tenth of that), findings counted by detector;
+1. false alarms: ``--stationary-seeds`` stationary streams of
+   ``--stationary-events`` events, findings counted by detector;
 2. delays: one feature shifted at an onset not aligned to any block or window;
    the delay is the first finding on that feature's signal after the onset
    (any detector), with the sequential evidence's own and the other
@@ -59,7 +59,7 @@ def run(events: int, batch: int, seed: int, shift: Shift | None = None) -> list[
 def false_alarms(events: int, seeds: int, batch: int) -> None:
     print(f"false alarms on stationary streams (default settings, batches of {batch})")
     for seed in range(seeds):
-        n = events if seed == 0 else events // 10
+        n = events
         started = time.perf_counter()
         found = run(n, batch, 1000 + seed)
         by = Counter(f"{f.detector}|{f.signal}" for f in found)
@@ -84,10 +84,14 @@ def delays(seeds: int, batch: int) -> None:
     print(f"\ndetection delay, events after onset {ONSET} ({seeds} seeds; median, max)")
     for name, (shift, signal, target) in SCENARIOS.items():
         rows: dict[str, list[int | None]] = {"any": [], "evidence": [], "others": []}
-        early = 0
+        early: Counter[str] = Counter()
         for seed in range(seeds):
             found = run(ONSET + target + 5000, batch, 2000 + seed, shift)
-            early += sum(1 for f in found if f.details["event_index"] < ONSET)
+            early.update(
+                f"{f.detector}|{f.signal} (seed {2000 + seed})"
+                for f in found
+                if f.details["event_index"] < ONSET
+            )
             rows["any"].append(first(found, signal, None))
             rows["evidence"].append(first(found, signal, "evidence"))
             rows["others"].append(first(found, signal, "evidence", other=True))
@@ -102,7 +106,7 @@ def delays(seeds: int, batch: int) -> None:
             f"  {name:<17} target <= {target:>6}: {'  '.join(cells)}  {'met' if ok else 'NOT MET'}"
         )
         if early:
-            print(f"    {early} findings before the onset")
+            print(f"    findings before the onset: {dict(early)}")
 
 
 def cost(events: int, batch: int) -> None:
@@ -134,7 +138,7 @@ def cost(events: int, batch: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stationary-events", type=int, default=1_000_000)
-    parser.add_argument("--stationary-seeds", type=int, default=5)
+    parser.add_argument("--stationary-seeds", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--cost-events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)

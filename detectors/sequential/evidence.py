@@ -55,9 +55,22 @@ class FeatureEvidence(DetectorBase):
 
     Thresholds share ``false_alarm_events`` evenly between every one-sided
     chart (Siegmund's approximation of the in-control run length, as for
-    :class:`~detectors.change.CUSUM`), each computed with its ``k`` reduced
-    by two reference standard errors, so that charts whose reference erred by
-    up to that much keep their run length too.
+    :class:`~detectors.change.CUSUM`), allowing for the reference's error: a
+    fast chart's threshold makes the false-alarm rate right on average over
+    that error (``fast_k`` is many reference errors, so the average is
+    dominated by typical references); a slow chart's is computed with its
+    ``k`` reduced by two reference errors, so charts whose reference erred by
+    up to that much keep their run length (the average would be dominated by
+    the rare references off by more than ``k``, which no threshold saves).
+
+    Why not larger references or a single chart: a shift smaller than a few
+    reference errors cannot be told from the reference's own error at all, so
+    the slow charts find what is a few errors beyond it (a 0.1 standard
+    deviation shift is ~10 errors of a 10,000-event reference: found in a few
+    thousand events), while a share change of 3 points in a 50% category is
+    only ~6 errors: found at the edge of 20,000 events. One chart with a small
+    ``k`` would need a high threshold and be slow on large shifts; the fast
+    charts keep those within a few hundred events.
 
     A sum is capped at ``cap`` times its threshold rather than restarted
     after an alarm: while a shift persists it keeps reporting a violation
