@@ -138,7 +138,7 @@ class ModelDetectors:
             self._change[key] = {}
             for name in self._change_names:
                 det = s.build(name)
-                det.calibrate(ref.mean, ref.std, self._change_budget() / instances, ref.size)
+                det.calibrate(ref.mean, ref.std, self._change_budget() * instances, ref.size)
                 self._change[key][name] = det
         self._multi = {name: s.build(name) for name in self._multi_names}
         for det in self._multi.values():
@@ -146,8 +146,9 @@ class ModelDetectors:
         features = {k: s.reference for k, s in self._numeric.items() if s.role == FEATURE}
         categories = {k: s.reference for k, s in self._categorical.items() if s.role == FEATURE}
         for ev_det in self._evidence.values():
-            budget = self._budget_share("sequential") / len(self._evidence)
-            ev_det.fit(features, categories, budget * s.false_alarm_events)
+            # a share of the false-alarm rate: events between false alarms grow
+            share = self._budget_share("sequential") / len(self._evidence)
+            ev_det.fit(features, categories, s.false_alarm_events / share)
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)
@@ -162,8 +163,9 @@ class ModelDetectors:
         return 0.5 / sum(sequential) if sequential[kind == "sequential"] else 0.0
 
     def _change_budget(self) -> float:
-        """Events between false alarms granted to all change detectors together."""
-        return self.settings.false_alarm_events * self._budget_share("change")
+        """Events between false alarms granted to all change detectors together:
+        their share of the false-alarm rate, so the events grow as the share shrinks."""
+        return self.settings.false_alarm_events / self._budget_share("change")
 
     def _window_level(self) -> float:
         """Benjamini-Hochberg level of one window's tests."""

@@ -33,7 +33,9 @@ class SuiteSettings:
     """How one model's streams are tested.
 
     ``false_alarm_events`` is the one knob that matters: the expected number of
-    events between false alarms for the model. Half of it goes to the windowed
+    events between false alarms for the model. It is shared as a rate (a
+    detector granted a quarter of it may alarm falsely once in four times as
+    many events). Half of it goes to the windowed
     tests (Benjamini-Hochberg over every signal of a window at level
     ``0.5 * window / false_alarm_events``; all of it when nothing else runs),
     half to the sequential detectors: the change detectors (split evenly
