@@ -13,6 +13,8 @@ Kinds, each with the Protocol of what the suite calls on its detectors:
   distribution of the features, numeric and categorical.
 - ``client`` (:class:`ClientDetector`): a test per caller identity (the
   ``client`` field of events).
+- ``sequential`` (:class:`SequentialDetector`): evidence accumulated block by
+  block over every feature at once.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from detectors.client.volume import ClientVolume
 from detectors.metric.anomaly import MetricAnomaly
 from detectors.multivariate.pca_drift import PCADrift
 from detectors.reference import CategoricalReference, NumericReference
+from detectors.sequential.evidence import FeatureEvidence
 from detectors.window.base import CategoricalWindow, NumericWindow, WindowOutcome
 from detectors.window.chi2 import ChiSquare
 from detectors.window.confidence import ConfidenceDrop
@@ -47,7 +50,7 @@ from detectors.window.psi import PopulationStability
 from detectors.window.unseen import UnseenShare
 from detectors.window.wasserstein import NormalisedWasserstein
 
-Kind = Literal["window", "change", "metric", "multivariate", "client"]
+Kind = Literal["window", "change", "metric", "multivariate", "client", "sequential"]
 SERIES_KINDS: tuple[Kind, ...] = ("change", "metric")  # the kinds that can watch a metric series
 
 
@@ -158,6 +161,24 @@ class InputClientDetector(ClientDetector, Protocol):
         ...
 
 
+class SequentialDetector(Detector, Protocol):
+    """Watches every feature at once, block by block: ``fit`` lays it out on the
+    features' references and calibrates it to ``false_alarm_events``; ``update``
+    takes each segment of the stream (numeric values, categorical reference
+    codes) and returns (signal, detection) pairs at positions into it."""
+
+    def fit(
+        self,
+        numeric: dict[str, NumericReference],
+        categorical: dict[str, CategoricalReference],
+        false_alarm_events: float | None = None,
+    ) -> None: ...
+
+    def update(
+        self, numeric: dict[str, np.ndarray], categorical: dict[str, np.ndarray], size: int
+    ) -> list[tuple[str, ChangeEvent]]: ...
+
+
 D = TypeVar("D", bound=Detector, covariant=True)
 
 
@@ -196,6 +217,10 @@ def register(
 def register(
     name: str, kind: Literal["client"], cls: type[ClientDetector], summary: str
 ) -> None: ...
+@overload
+def register(
+    name: str, kind: Literal["sequential"], cls: type[SequentialDetector], summary: str
+) -> None: ...
 def register(name: str, kind: Kind, cls: type[Detector], summary: str) -> None:
     """Add a detector class under ``name`` (its constructor builds it with defaults).
 
@@ -218,6 +243,8 @@ def get(name: str, kind: Literal["metric"]) -> DetectorSpec[MetricDetector]: ...
 def get(name: str, kind: Literal["multivariate"]) -> DetectorSpec[MultivariateDetector]: ...
 @overload
 def get(name: str, kind: Literal["client"]) -> DetectorSpec[ClientDetector]: ...
+@overload
+def get(name: str, kind: Literal["sequential"]) -> DetectorSpec[SequentialDetector]: ...
 def get(name: str, kind: Kind | None = None) -> DetectorSpec[Detector]:
     """The spec registered under ``name``; an unknown name lists the choices.
 
@@ -271,6 +298,7 @@ register("input_range", "window", InputRange, "inputs outside the reference's ra
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")
 register("client_inputs", "client", ClientInputs, "a caller's inputs: sweep, outliers, search")
+register("evidence", "sequential", FeatureEvidence, "CUSUMs of every feature's block statistics")
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "ks",
@@ -282,6 +310,7 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "confidence",
     "pca_drift",
     "cusum",
+    "evidence",
     "client_volume",
     "client_boundary",
     "client_inputs",

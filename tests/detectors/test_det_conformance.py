@@ -17,7 +17,7 @@ import pytest
 
 from detectors import registry
 from detectors.base import DetectorBase, Finding
-from detectors.reference import CategoricalReference
+from detectors.reference import CategoricalReference, NumericReference
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from detectors.window.base import CategoricalWindow
@@ -160,6 +160,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "client_volume": {"window": 300, "min_events": 20, "min_excess": 0.1, "max_clients": 50},
     "client_boundary": {"window": 300, "boundary": 0.3, "band": 0.05, "half_life_windows": 5.0},
     "client_inputs": {"window": 300, "tail": 0.05, "spread_features": 2, "max_features": 8},
+    "evidence": {"block": 100, "fast_k": 2.0, "allowance": 3.0, "cap": 2.0, "critical_share": 0.2},
 }
 IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
 
@@ -196,6 +197,11 @@ def exercised(name: str) -> Any:
             seed=1,
             categorical={"k": CategoricalWindow(ref.encode(labels), ref)},
         )
+    elif kind == "sequential":
+        refs = {"x": NumericReference.build(rng.normal(size=3000))}
+        cats = {"c": CategoricalReference.build(rng.choice(np.array(["a", "b"]), 3000), 10)}
+        det.fit(refs, cats, 1e6)
+        det.update({"x": rng.normal(size=1234)}, {"c": rng.integers(-1, 3, 1234)}, 1234)
     elif kind == "client":
         det.calibrate(1e-3)
         keys = np.array(["k1", "k2", "k3", None], dtype=object)
