@@ -69,6 +69,12 @@ class AlertPolicy:
     ) -> int:
         labels = {"model": model, "kind": kind, "detector": finding.detector}
         labels["signal"] = finding.signal
+        caller = attributed_caller(finding)
+        if caller is not None:
+            # Drift that a flagged caller's own traffic explains is that caller's
+            # problem: one incident, not one per feature it moved.
+            kind = "client"
+            labels.update(kind=kind, signal=caller)
         group = group_key(labels, self.group_by)
         row = db.execute(
             "SELECT id, severity, last_event_ts, signals FROM incidents "
@@ -110,6 +116,14 @@ class AlertPolicy:
             ],
         )
         return int(cursor.lastrowid or 0)
+
+
+def attributed_caller(finding: Finding) -> str | None:
+    """The caller (``client:<id>``) a drift finding is attributed to, if any: the
+    first of ``details.attributed_to``, set by the client detectors."""
+    named = finding.details.get("attributed_to")
+    first = named[0] if isinstance(named, list) and named else None
+    return first if isinstance(first, str) and first.startswith("client:") else None
 
 
 def contract_signal(signal: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import time
@@ -52,6 +53,24 @@ def test_alerts_group_by_model_and_kind_and_callers_apart(
         ("fraud", "performance", "fraud: errors against labels changing (ks)", 1),
         ("churn", "drift", "churn: drift in tenure (ks)", 1),
     ]
+
+
+def test_drift_a_flagged_caller_explains_joins_that_callers_incident(
+    store: Store, make_finding: Callable[..., Finding]
+) -> None:
+    policy = AlertPolicy()
+    blamed = {"attributed_to": ["client:searcher"], "attributed_behaviours": ["search"]}
+    with write_transaction(store.db) as db:
+        policy.record(db, "fraud", [make_finding(signal="client:searcher", event_ts=T0)])
+        for i, feature in enumerate(("feature:amount", "feature:age", "features")):
+            drift = make_finding(signal=feature, event_ts=T0 + i)
+            drift = dataclasses.replace(drift, details=blamed)
+            policy.record(db, "fraud", [drift])
+        policy.record(db, "fraud", [make_finding(signal="feature:country", event_ts=T0 + 9)])
+    rows = store.db.execute("SELECT kind, alert_count, signals FROM incidents ORDER BY id")
+    (caller, caller_alerts, signals), (drift, drift_alerts, _) = rows.fetchall()
+    assert (caller, caller_alerts, drift, drift_alerts) == ("client", 4, "drift", 1)
+    assert b"ks:amount" in signals and b"ks:features" in signals
 
 
 def test_group_by_model_alone_puts_every_kind_in_one_incident(
