@@ -323,7 +323,7 @@ class FeatureEvidence(DetectorBase):
         observed = self._bank.run_mean(side, tier, chart)
         details: dict[str, Any] = {
             "direction": "down" if side == DOWN else "up",
-            "statistic": c.kind,
+            "measure": c.kind,
             "chart": TIERS[tier],
             "block": self.block,
             "run_values": int(self._bank.run_n[side, tier, chart]),

@@ -139,11 +139,11 @@ def contract_signal(signal: str) -> str:
 
 def alert_details(finding: Finding) -> str:
     """The ``details`` JSON of an alert: the statistics and what the detector added."""
-    details = {
+    details = {  # the finding's own figures win over a detail of the same name
+        **finding.details,
         "statistic": finding.statistic,
         "threshold": finding.threshold,
         "p_value": finding.p_value,
         "effect_size": finding.effect_size,
-        **finding.details,
     }
     return orjson.dumps(details, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()

@@ -206,7 +206,7 @@ def test_findings_carry_statistic_threshold_effect_and_details() -> None:
     assert signal == "feature:normal"
     assert ev.statistic > ev.threshold > 0
     assert 0.3 < ev.effect_size < 0.7  # normal-equivalent shift, in reference sds
-    assert ev.details["direction"] == "up" and ev.details["statistic"] == "location"
+    assert ev.details["direction"] == "up" and ev.details["measure"] == "location"
     assert ev.details["block"] == 200
     colour = det.update(
         numeric_features(rng, 4000),

@@ -27,7 +27,7 @@ CONFIG = {
 }
 
 
-def _stream(n: int, shift: tuple[int, int], seed: int = 3) -> list[Event]:
+def _stream(n: int, shift: tuple[int, int], seed: int = 3, spacing: float = 1.0) -> list[Event]:
     """``x`` normal, moved by 3 standard deviations over events [start, stop)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 1.0, n)
@@ -38,7 +38,7 @@ def _stream(n: int, shift: tuple[int, int], seed: int = 3) -> list[Event]:
         Event(
             "prediction",
             "fraud",
-            T0 + i,
+            T0 + i * spacing,
             features={"x": float(x[i]), "country": str(country[i])},
             score=float(score[i]),
         )
@@ -156,3 +156,12 @@ def test_the_report_says_which_signals_fire_now(tmp_path: Path) -> None:
             assert now is not None and int(now[1]) >= 1 and "<code>ks:x</code>" in now[2]
         else:
             assert "none: every signal is back within its baseline" in html
+
+
+def test_a_sparse_stream_keeps_one_incident_per_problem(tmp_path: Path) -> None:
+    store = Store(tmp_path / "sparse.db")
+    _run(store, _stream(8000, (3000, 8000), spacing=500.0))  # one event every 500 s
+    rows = store.db.execute("SELECT kind, status, alert_count FROM incidents").fetchall()
+    store.close()
+    drift = [r for r in rows if r[0] == "drift"]
+    assert len(drift) == 1 and drift[0][1] == "open", rows
