@@ -23,9 +23,12 @@ SCALE_RATE = 0.01
 CLIP_MEAN = 0.9707  # E[min(Z^2, 9)] for a standard normal Z
 SHORT, LONG = 10, 60  # points of the persistence windows
 SUM_RATE = 0.005  # weight of a new window sum in its own variance
+SPREAD_RATE = 0.05  # weight of a new 60-point window in the spread's mean and variance
 SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
 HOLD = 120  # quiet points that end an episode
 SPIKE_RUN = 3  # same-side outliers in a row that are a level shift, not spikes
+CALM = 1.5  # median |score| of the last 10 points below which an outlier is a spike
+# (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
 DEFAULT_CADENCE = 60.0  # seconds between points fed without timestamps
 
@@ -161,6 +164,7 @@ class MetricAnomaly(DetectorBase):
         self._spacings: list[float] = []  # the last 32 positive spacings
         self._warm: list[float] = []
         self._level = self._trend = 0.0
+        self._slow = 0.0  # a level of about a day's memory, the seasonal forecast's base
         self._scale = self._scale2 = 0.0
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
@@ -213,13 +217,14 @@ class MetricAnomaly(DetectorBase):
 
     # -- one point --------------------------------------------------------------
     def _step(self, t: float, x: float) -> list[tuple[str, float, float, dict[str, Any]]]:
+        if self._n < INIT:
+            self._season.add(t, x, x)
         out: list[tuple[str, float, float, dict[str, Any]]] = []
         n_checks = self.false_alarm_events / 4.0  # point, two persistence windows, spread
         alerting = self._n >= self.probation
         gap = self._gap(t, n_checks)
         if gap is not None and alerting:
             out.append(gap)
-        self._season.add(t, x)
         flat = self._flat(x, n_checks)
         if flat is not None:
             if alerting and not self._fired[1]:
@@ -232,7 +237,7 @@ class MetricAnomaly(DetectorBase):
             if self._n == INIT:
                 self._start()
             return out
-        out += self._judge(x, n_checks, alerting)
+        out += self._judge(t, x, n_checks, alerting)
         if self._hold > 0:
             self._hold -= 1
             if self._hold == 0:
@@ -241,7 +246,7 @@ class MetricAnomaly(DetectorBase):
 
     def _start(self) -> None:
         warm = np.array(self._warm)
-        self._level = float(np.median(warm))
+        self._level = self._slow = float(np.median(warm))
         spread = 1.4826 * float(np.median(np.abs(np.diff(warm)))) / math.sqrt(2.0)
         self._scale = spread or float(warm.std()) or 1e-6 * (1.0 + abs(self._level))
         self._warm = []
@@ -278,7 +283,7 @@ class MetricAnomaly(DetectorBase):
         return None
 
     def _judge(
-        self, x: float, n_checks: float, alerting: bool
+        self, t: float, x: float, n_checks: float, alerting: bool
     ) -> list[tuple[str, float, float, dict[str, Any]]]:
         floor = 1e-9 * (1.0 + abs(self._level))
         forecast = self._level + self._trend
@@ -286,16 +291,22 @@ class MetricAnomaly(DetectorBase):
         scale = max(self._scale, floor)
         z1 = err / scale
         z = z1
-        refs = self._season.references()
-        if refs:
-            # unusual against the forecast and against each seasonal reference
-            err2 = min((x - r for r in refs), key=abs)
-            if self._n2 == 30:
-                self._spread = [0.0, 0.0, 0.0]  # the scores change: relearn their spread
+        offsets = self._season.offsets(t)
+        self._season.add(t, x, self._slow)
+        slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
+        clip = HUBER * max(scale, self._scale2)
+        self._slow += self._slow_rate() * max(-clip, min(clip, slow_err))
+        if offsets:
+            # with a season: unusual against each seasonal forecast (the slow
+            # level plus the series' offset from it one period back)
+            errs = [x - self._slow - o for o in offsets]
+
             if self._n2 >= 30:
-                for r in refs:
-                    z = _weaker(z, (x - r) / max(self._scale2, floor))
-            self._scale2 = self._robust_scale(self._scale2 or scale, err2)
+                scale2 = max(self._scale2, floor)
+                z = errs[0] / scale2
+                for e in errs[1:]:
+                    z = _weaker(z, e / scale2)
+            self._scale2 = self._robust_scale(self._scale2 or scale, min(errs, key=abs))
             self._n2 += 1
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
@@ -307,7 +318,8 @@ class MetricAnomaly(DetectorBase):
             self._pending += side
             self._pending_z = max(self._pending_z, abs(z)) * side
         else:
-            if self._pending and abs(self._pending) < SPIKE_RUN and not any(self._fired):
+            calm = _median([abs(v) for v in self._zs[-SHORT:]]) < CALM if self._zs else True
+            if self._pending and abs(self._pending) < SPIKE_RUN and not any(self._fired) and calm:
                 kind = "spike" if self._pending > 0 else "dip"
                 if alerting:
                     out.append((kind, self._pending_z, limit, details))
@@ -340,6 +352,12 @@ class MetricAnomaly(DetectorBase):
             self._learn(err, abs(z), scale)
         return out
 
+    def _slow_rate(self) -> float:
+        """The slow level's gain: a memory of about a day of points, so that it
+        follows level changes, not the daily season."""
+        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        return min(max(cadence / 86400.0, 0.0005), 0.05)
+
     def _robust_scale(self, scale: float, err: float) -> float:
         """The scale after one more error (Huber-type: errors clipped at 3 scales)."""
         sq = min(err * err, 9.0 * scale * scale) / CLIP_MEAN
@@ -363,13 +381,13 @@ class MetricAnomaly(DetectorBase):
         if len(self._zs) < SHORT:
             return False
         short, long = self._window_sums()
-        found = abs(short) > z_limit * math.sqrt(self._var_short) or (
-            abs(long) > z_limit * math.sqrt(self._var_long)
-        )
-        if found:
-            recent = np.array(self._zs[-SHORT:])
-            sd = float(recent.std(ddof=1)) or 1e-9
-            found = abs(float(recent.mean())) * math.sqrt(SHORT) / sd > 4.0  # not noise alone
+        found = False
+        for size, total, var in ((SHORT, short, self._var_short), (LONG, long, self._var_long)):
+            if abs(total) > z_limit * math.sqrt(var):
+                recent = np.array(self._zs[-size:])
+                sd = float(recent.std(ddof=1)) or 1e-9
+                # consistently on one side: a noisier stretch sums high too
+                found = found or abs(float(recent.mean())) * math.sqrt(size) / sd > 4.0
         if not found:
             rate = max(SUM_RATE, 1.0 / (self._n - INIT))
             self._var_short += rate * (short * short - self._var_short)
@@ -388,6 +406,11 @@ class MetricAnomaly(DetectorBase):
             is_line, level, slope = False, float(np.median(values[-SPIKE_RUN:])), 0.0
         if abs(self._pending) >= SPIKE_RUN:
             is_line, level = False, float(np.median(self._values[-SPIKE_RUN:]))
+        if self._season.lag:
+            # the seasonal forecast follows a confirmed shift; before a season
+            # is found the slow level stays slow, so that the offsets it gives
+            # hold a square wave's edges when the season is found
+            self._slow += level - (self._level + self._trend)
         self._level, self._trend = level, slope if is_line else self._trend
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
@@ -402,18 +425,19 @@ class MetricAnomaly(DetectorBase):
             return None
         spread = math.log(max(_median(self._abs), 1e-300))
         mean, var, count = self._spread
-        if count >= 2 * LONG:
+        if count >= 3:
             d = (spread - mean) / max(math.sqrt(var), 1.166 / math.sqrt(LONG))
             if d > z_limit:
                 self._scale *= math.exp(spread - mean)
                 self._spread = [spread, var, count]
                 self._abs = []
                 return d
-        rate = max(SUM_RATE, 1.0 / (count + 1.0))
-        delta = spread - mean if count else 0.0
-        mean += rate * delta
-        var = (1.0 - rate) * (var + rate * delta * delta)
-        self._spread = [spread if not count else mean, var, count + 1.0]
+        if self._n % LONG == 0:  # learn from disjoint windows: overlapping ones agree
+            rate = max(SPREAD_RATE, 1.0 / (count + 1.0))
+            delta = spread - mean if count else 0.0
+            mean = spread if not count else mean + rate * delta
+            var = (1.0 - rate) * (var + rate * delta * delta)
+            self._spread = [mean, var, count + 1.0]
         return None
 
     def _period(self) -> str:
@@ -427,7 +451,7 @@ class MetricAnomaly(DetectorBase):
             "t": encode_float(self._t),
             "spacings": self._spacings,
             "warm": self._warm,
-            "model": [self._level, self._trend, self._scale, self._scale2],
+            "model": [self._level, self._trend, self._slow, self._scale, self._scale2],
             "n2": self._n2,
             "tail": self._tail.dump(),
             "zs": self._zs,
@@ -451,7 +475,14 @@ class MetricAnomaly(DetectorBase):
         det._n, det._t = int(state["n"]), decode_float(state["t"])
         det._spacings = [float(v) for v in state["spacings"]]
         det._warm = [float(v) for v in state["warm"]]
-        det._level, det._trend, det._scale, det._scale2 = (float(v) for v in state["model"])
+        level, trend, slow, scale, scale2 = (float(v) for v in state["model"])
+        det._level, det._trend, det._slow, det._scale, det._scale2 = (
+            level,
+            trend,
+            slow,
+            scale,
+            scale2,
+        )
         det._n2 = int(state["n2"])
         det._tail = TailThreshold.load(state["tail"])
         det._zs = [float(v) for v in state["zs"]]

@@ -8,9 +8,11 @@ bucket means; empty buckets are interpolated. A period counts only when its
 autocorrelation is high and clearly above the one at half the period: a random
 walk or a trend correlates at every lag, a season at its period only.
 
-The seasonal references of a point are the means of its bucket one period
-back and of that bucket's neighbours (a robust seasonal-naive forecast: bucket
-means over many points).
+The seasonal forecast of a point is the slow level (about a day's memory)
+plus how far the series stood above that level in the point's bucket one period back (or in that
+bucket's neighbours, or interpolated between them): a robust seasonal-naive
+forecast from bucket means over many points, which follows level shifts and
+trends because it is relative to the level.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def seasonal_lag(means: np.ndarray) -> int:
     ``means`` holds NaN for empty buckets, oldest first."""
     filled = np.isfinite(means)
     n = means.shape[0]
-    if n < DAY or filled.sum() < 0.5 * n:
+    if n < DAY or filled.sum() < 0.4 * n:  # an hourly cadence fills half the buckets
         return 0
     idx = np.arange(n)
     x = np.interp(idx, idx[filled], means[filled])
@@ -66,13 +68,14 @@ class SeasonBuckets:
     def __init__(self) -> None:
         self.ids = [-1] * SLOTS  # absolute bucket number held by each slot
         self.sums = [0.0] * SLOTS
+        self.levels = [0.0] * SLOTS  # sums of the slow level at each point
         self.counts = [0] * SLOTS
         self.first = -1  # first bucket seen
         self.current = -1  # bucket of the newest point
         self.checked = -1  # bucket at the last period test
         self.lag = 0
 
-    def add(self, t: float, x: float) -> None:
+    def add(self, t: float, x: float, level: float) -> None:
         b = max(math.floor(t / BUCKET_SECONDS), 0)  # times before 1970 share bucket 0
         if self.first < 0:
             self.first = b
@@ -84,7 +87,9 @@ class SeasonBuckets:
         slot = b % SLOTS
         if self.ids[slot] != b:
             self.ids[slot], self.sums[slot], self.counts[slot] = b, 0.0, 0
+            self.levels[slot] = 0.0
         self.sums[slot] += x
+        self.levels[slot] += level
         self.counts[slot] += 1
 
     def means(self, upto: int) -> np.ndarray:
@@ -97,23 +102,33 @@ class SeasonBuckets:
                 out[i] = self.sums[slot] / self.counts[slot]
         return out
 
-    def references(self) -> list[float]:
-        """The means of the current bucket one period back and of its two
-        neighbours (a season's edge may fall inside a bucket, or come a little
-        early or late); none without a period or data."""
+    def offsets(self, t: float) -> list[float]:
+        """How far the series stood above its forecast level one period back:
+        in the current bucket's twin, in the twin's two neighbours (a season's
+        edge may fall inside a bucket, or come a little early or late), and
+        interpolated between twin centres at ``t`` (a smooth season); none
+        without a period or data."""
         if self.lag == 0:
             return []
-        out = []
-        for b in range(self.current - self.lag - 1, self.current - self.lag + 2):
-            slot = b % SLOTS
-            if self.ids[slot] == b and self.counts[slot] > 0:
-                out.append(self.sums[slot] / self.counts[slot])
+        twin = self.current - self.lag
+        near = [self._offset(b) for b in (twin - 1, twin, twin + 1)]
+        out = [v for v in near if v is not None]
+        f = t / BUCKET_SECONDS - self.current - 0.5  # -0.5 .. 0.5 from the centre
+        side = near[0] if f < 0 else near[2]
+        if near[1] is not None and side is not None:
+            out.append(near[1] + abs(f) * (side - near[1]))
         return out
+
+    def _offset(self, b: int) -> float | None:
+        slot = b % SLOTS
+        if self.ids[slot] != b or self.counts[slot] == 0:
+            return None
+        return (self.sums[slot] - self.levels[slot]) / self.counts[slot]
 
     def dump(self) -> dict[str, Any]:
         used = [s for s in range(SLOTS) if self.ids[s] >= 0]
         return {
-            "buckets": [[self.ids[s], self.sums[s], self.counts[s]] for s in used],
+            "buckets": [[self.ids[s], self.sums[s], self.levels[s], self.counts[s]] for s in used],
             "first": self.first,
             "current": self.current,
             "checked": self.checked,
@@ -123,9 +138,10 @@ class SeasonBuckets:
     @classmethod
     def load(cls, state: dict[str, Any]) -> SeasonBuckets:
         out = cls()
-        for b, total, count in state["buckets"]:
+        for b, total, levels, count in state["buckets"]:
             slot = int(b) % SLOTS
             out.ids[slot], out.sums[slot], out.counts[slot] = int(b), float(total), int(count)
+            out.levels[slot] = float(levels)
         out.first, out.current = int(state["first"]), int(state["current"])
         out.checked, out.lag = int(state["checked"]), int(state["lag"])
         return out
