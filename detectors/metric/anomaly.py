@@ -27,6 +27,7 @@ SPREAD_RATE = 0.05  # weight of a new 60-point window in the spread's mean and v
 SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
 HOLD = 120  # quiet points that end an episode
 SPIKE_RUN = 3  # same-side outliers in a row that are a level shift, not spikes
+RETURN = 3.0  # noise scales within which a shift went back to the level before the last
 CALM = 1.5  # median |score| of the last 10 points below which an outlier is a spike
 # (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
@@ -97,7 +98,9 @@ class MetricAnomaly(DetectorBase):
     - level_shift / trend_change: ``SPIKE_RUN`` outliers in a row on one side,
       or a persistent sum of errors over 10 or 60 points; a line or a step fit
       of the last 60 values names it; the baseline then restarts from the fit
-      (re-baselining: one alert, then quiet);
+      (re-baselining: one alert, then quiet); a shift back to the level before
+      the previous one is no new anomaly (a recovery, or a square wave's edge
+      before its season is known);
     - variance_change: the median error of the last 60 points far above its usual;
     - flat_line: a run of identical values improbable at the series' own rate
       of repeated values, and at least ``flat_run`` long;
@@ -165,6 +168,7 @@ class MetricAnomaly(DetectorBase):
         self._warm: list[float] = []
         self._level = self._trend = 0.0
         self._slow = 0.0  # a level of about a day's memory, the seasonal forecast's base
+        self._prior = math.nan  # the level before the last confirmed shift
         self._scale = self._scale2 = 0.0
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
@@ -332,8 +336,8 @@ class MetricAnomaly(DetectorBase):
         _push(self._values, x, LONG)
         shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
         if shift:
-            kind, stat = self._rebaseline()
-            if alerting and not self._fired[1]:
+            kind, stat, back = self._rebaseline()
+            if alerting and not self._fired[1] and not back:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -395,9 +399,11 @@ class MetricAnomaly(DetectorBase):
                 self._var_long += rate * (long * long - self._var_long)
         return found
 
-    def _rebaseline(self) -> tuple[str, float]:
+    def _rebaseline(self) -> tuple[str, float, bool]:
         """Name a confirmed shift from a fit of the recent values; restart the
-        baseline from that fit."""
+        baseline from that fit. Also whether it went back to the level before
+        the previous shift (the end of an episode, or a season not yet known,
+        as a square wave's edges: no new anomaly)."""
         values = np.array(self._values[-LONG:])
         stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
         if values.shape[0] >= 8:
@@ -411,10 +417,13 @@ class MetricAnomaly(DetectorBase):
             # is found the slow level stays slow, so that the offsets it gives
             # hold a square wave's edges when the season is found
             self._slow += level - (self._level + self._trend)
+        before = self._level + self._trend
+        back = not is_line and abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
+        self._prior = before
         self._level, self._trend = level, slope if is_line else self._trend
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
-        return ("trend_change" if is_line else "level_shift"), stat
+        return ("trend_change" if is_line else "level_shift"), stat, back
 
     def _spread_change(self, z_limit: float) -> float | None:
         """How far the log median error of the last 60 points rose above its
@@ -452,6 +461,7 @@ class MetricAnomaly(DetectorBase):
             "spacings": self._spacings,
             "warm": self._warm,
             "model": [self._level, self._trend, self._slow, self._scale, self._scale2],
+            "prior": encode_float(self._prior),
             "n2": self._n2,
             "tail": self._tail.dump(),
             "zs": self._zs,
@@ -483,6 +493,7 @@ class MetricAnomaly(DetectorBase):
             scale,
             scale2,
         )
+        det._prior = decode_float(state["prior"])
         det._n2 = int(state["n2"])
         det._tail = TailThreshold.load(state["tail"])
         det._zs = [float(v) for v in state["zs"]]
