@@ -59,21 +59,28 @@ def _normal_quantile(n: float) -> float:
     return float(-special.ndtri(0.5 / max(n, 2.0)))
 
 
-def _line_beats_step(y: np.ndarray) -> tuple[bool, float, float]:
-    """Whether a line fits ``y`` better than one step; and the new level and slope."""
+def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float]:
+    """Whether ``y`` is better fitted by a level then a ramp (a hinge) than by
+    a level then another level (a step); the fit's last value, and its slope
+    (0 for a step)."""
     n = y.shape[0]
     idx = np.arange(n, dtype=np.float64)
-    slope, intercept = np.polyfit(idx, y, 1)
-    line_sse = float(np.sum((y - (slope * idx + intercept)) ** 2))
     c, c2 = np.cumsum(y), np.cumsum(y * y)
     k = np.arange(1, n)  # points before the step
     left = c2[:-1] - c[:-1] ** 2 / k
     right = (c2[-1] - c2[:-1]) - (c[-1] - c[:-1]) ** 2 / (n - k)
-    best = int(np.argmin(left + right))
-    step_sse = float(left[best] + right[best])
-    if line_sse < step_sse:
-        return True, float(slope * (n - 1) + intercept), float(slope)
-    return False, float(np.median(y[best + 1 :])), 0.0
+    step_at = int(np.argmin(left + right))
+    step_sse = float(left[step_at] + right[step_at])
+    best_sse, best_fit = math.inf, (0.0, 0.0)
+    for bend in range(0, n - 3):
+        design = np.column_stack([np.ones(n), np.maximum(idx - bend, 0.0)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        sse = float(np.sum((y - design @ coef) ** 2))
+        if sse < best_sse:
+            best_sse, best_fit = sse, (float(coef[0] + coef[1] * (n - 1 - bend)), float(coef[1]))
+    if best_sse < step_sse:
+        return True, *best_fit
+    return False, float(np.median(y[step_at + 1 :])), 0.0
 
 
 class MetricAnomaly(DetectorBase):
@@ -96,8 +103,9 @@ class MetricAnomaly(DetectorBase):
     - spike / dip: one point beyond the threshold, the next back inside
       (reported at that next point);
     - level_shift / trend_change: ``SPIKE_RUN`` outliers in a row on one side,
-      or a persistent sum of errors over 10 or 60 points; a line or a step fit
-      of the last 60 values names it; the baseline then restarts from the fit
+      or a persistent sum of errors over 10 or 60 points; a fit of the last 60
+      values (less the slow seasonal forecast) names it: a level then a ramp,
+      or a level then another level; the baseline then restarts from the fit
       (re-baselining: one alert, then quiet); a shift back to the level before
       the previous one is no new anomaly (a recovery, or a square wave's edge
       before its season is known);
@@ -174,7 +182,8 @@ class MetricAnomaly(DetectorBase):
         self._tail = TailThreshold()
         self._zs: list[float] = []  # last LONG clipped scores
         self._abs: list[float] = []  # last LONG absolute errors in noise units
-        self._values: list[float] = []  # last LONG values
+        self._values: list[float] = []  # last LONG values less the slow (seasonal) forecast
+        self._base = 0.0  # the slow (seasonal) forecast of the newest point
         self._var_short = self._var_long = 1.0
         self._spread = [0.0, 0.0, 0.0]  # running mean, variance, count of the log spread
         self._same = 0.0
@@ -333,7 +342,8 @@ class MetricAnomaly(DetectorBase):
         clipped = max(-6.0, min(6.0, z))
         _push(self._zs, clipped, LONG)
         _push(self._abs, abs(z) * scale, LONG)
-        _push(self._values, x, LONG)
+        self._base = self._slow + (offsets[0] if offsets else 0.0)
+        _push(self._values, x - self._base, LONG)
         shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
         if shift:
             kind, stat, back = self._rebaseline()
@@ -404,14 +414,16 @@ class MetricAnomaly(DetectorBase):
         baseline from that fit. Also whether it went back to the level before
         the previous shift (the end of an episode, or a season not yet known,
         as a square wave's edges: no new anomaly)."""
-        values = np.array(self._values[-LONG:])
+        # deviations from the slow (seasonal) forecast: a shift is a step in
+        # them, a trend change a ramp, whatever the season does meanwhile
+        devs = np.array(self._values[-LONG:])
+        base = self._base
         stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
-        if values.shape[0] >= 8:
-            is_line, level, slope = _line_beats_step(values)
+        if devs.shape[0] >= 8:
+            is_line, level, slope = _ramp_beats_step(devs)
         else:
-            is_line, level, slope = False, float(np.median(values[-SPIKE_RUN:])), 0.0
-        if abs(self._pending) >= SPIKE_RUN:
-            is_line, level = False, float(np.median(self._values[-SPIKE_RUN:]))
+            is_line, level, slope = False, float(np.median(devs[-SPIKE_RUN:])), 0.0
+        level += base
         if self._season.lag:
             # the seasonal forecast follows a confirmed shift; before a season
             # is found the slow level stays slow, so that the offsets it gives
@@ -467,6 +479,7 @@ class MetricAnomaly(DetectorBase):
             "zs": self._zs,
             "abs": self._abs,
             "values": self._values,
+            "base": self._base,
             "sums": [self._var_short, self._var_long],
             "spread": self._spread,
             "repeats": [self._same, self._run, self._run_p, encode_float(self._last)],
@@ -499,6 +512,7 @@ class MetricAnomaly(DetectorBase):
         det._zs = [float(v) for v in state["zs"]]
         det._abs = [float(v) for v in state["abs"]]
         det._values = [float(v) for v in state["values"]]
+        det._base = float(state["base"])
         det._var_short, det._var_long = (float(v) for v in state["sums"])
         det._spread = [float(v) for v in state["spread"]]
         same, run, run_p, last = state["repeats"]

@@ -64,15 +64,9 @@ def test_a_square_wave_alerts_only_while_its_season_is_unknown() -> None:
         ("spike", lambda x: x.__setitem__(2000, x[2000] + 60)),
         ("dip", lambda x: x.__setitem__(2000, x[2000] - 60)),
         ("level_shift", lambda x: x.__setitem__(slice(2000, None), x[2000:] + 30)),
-        pytest.param(
+        (
             "trend_change",
             lambda x: x.__setitem__(slice(2000, None), x[2000:] + 1.0 * np.arange(1000)),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known weakness: a ramp is found but named level_shift (and a gentle "
-                "one on a flat series is missed); trend_change is named only when a line "
-                "fits the last 60 points better than a step, as in the benchmark",
-            ),
         ),
         (
             "variance_change",
