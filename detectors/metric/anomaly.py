@@ -420,9 +420,9 @@ class MetricAnomaly(DetectorBase):
         base = self._base
         stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
         if devs.shape[0] >= 8:
-            is_line, level, slope = _ramp_beats_step(devs)
+            is_line, level, _ = _ramp_beats_step(devs)
         else:
-            is_line, level, slope = False, float(np.median(devs[-SPIKE_RUN:])), 0.0
+            is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
         level += base
         if self._season.lag:
             # the seasonal forecast follows a confirmed shift; before a season
@@ -432,7 +432,7 @@ class MetricAnomaly(DetectorBase):
         before = self._level + self._trend
         back = not is_line and abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
         self._prior = before
-        self._level, self._trend = level, slope if is_line else self._trend
+        self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
         return ("trend_change" if is_line else "level_shift"), stat, back
