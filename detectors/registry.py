@@ -287,7 +287,12 @@ register("cramer_von_mises", "window", CramerVonMises, "Cramér-von Mises two-sa
 register("cusum", "change", CUSUM, "two-sided CUSUM on standardised block means")
 register("page_hinkley", "change", PageHinkley, "Page-Hinkley change points on block means")
 register("adwin", "change", ADWIN, "ADWIN adaptive windowing on block means")
-register("metric_anomaly", "metric", MetricAnomaly, "spikes, level shifts, flat-lines of a metric")
+register(
+    "metric_anomaly",
+    "metric",
+    MetricAnomaly,
+    "spikes, dips, shifts, trends, variance, flat-lines, gaps of a seasonal metric",
+)
 register(
     "pca_drift",
     "multivariate",

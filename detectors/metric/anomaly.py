@@ -1,50 +1,130 @@
-"""Anomalies of a serving-metric series: spikes, level shifts and flat-lines."""
+"""Anomalies of a serving-metric series, judged point by point in event time."""
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
 from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
-from detectors.codec import decode_array, decode_float, encode_array, encode_float
+from detectors.codec import decode_float, encode_float
+from detectors.metric.season import SeasonBuckets
+from detectors.metric.tail import TailThreshold
+
+INIT = 10  # points before the model starts (its first level and scale)
+ALPHA = 0.05  # level gain of a (Huber-clipped) error
+TREND_GAIN = 0.05  # share of the level gain that goes to the slope
+HUBER = 2.0  # errors beyond this many noise units move the level no further
+SCALE_RATE = 0.01
+CLIP_MEAN = 0.9707  # E[min(Z^2, 9)] for a standard normal Z
+SHORT, LONG = 10, 60  # points of the persistence windows
+SUM_RATE = 0.005  # weight of a new window sum in its own variance
+SPREAD_RATE = 0.05  # weight of a new 60-point window in the spread's mean and variance
+SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
+HOLD = 120  # quiet points that end an episode
+SPIKE_RUN = 3  # same-side outliers in a row that are a level shift, not spikes
+RETURN = 3.0  # noise scales within which a shift went back to the level before the last
+CALM = 1.5  # median |score| of the last 10 points below which an outlier is a spike
+# (a noisier stretch, where outliers come often, is a variance change instead)
+LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
+DEFAULT_CADENCE = 60.0  # seconds between points fed without timestamps
 
 
-def _weaker(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise the deviation closer to zero; zero where the signs disagree."""
-    return np.where(np.sign(a) == np.sign(b), np.where(np.abs(a) < np.abs(b), a, b), 0.0)
+def _weaker(a: float, b: float) -> float:
+    """The deviation closer to zero; zero where the signs disagree."""
+    if a * b <= 0:
+        return 0.0
+    return a if abs(a) < abs(b) else b
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def _push(ring: list[float], value: float, size: int) -> None:
+    ring.append(value)
+    if len(ring) > size:
+        del ring[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _normal_quantile(n: float) -> float:
+    """Two-sided standard-normal quantile exceeded once in ``n`` points."""
+    return float(-special.ndtri(0.5 / max(n, 2.0)))
+
+
+def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float]:
+    """Whether ``y`` is better fitted by a level then a ramp (a hinge) than by
+    a level then another level (a step); the fit's last value, and its slope
+    (0 for a step)."""
+    n = y.shape[0]
+    idx = np.arange(n, dtype=np.float64)
+    c, c2 = np.cumsum(y), np.cumsum(y * y)
+    k = np.arange(1, n)  # points before the step
+    left = c2[:-1] - c[:-1] ** 2 / k
+    right = (c2[-1] - c2[:-1]) - (c[-1] - c[:-1]) ** 2 / (n - k)
+    step_at = int(np.argmin(left + right))
+    step_sse = float(left[step_at] + right[step_at])
+    best_sse, best_fit = math.inf, (0.0, 0.0)
+    for bend in range(0, n - 3):
+        design = np.column_stack([np.ones(n), np.maximum(idx - bend, 0.0)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        sse = float(np.sum((y - design @ coef) ** 2))
+        if sse < best_sse:
+            best_sse, best_fit = sse, (float(coef[0] + coef[1] * (n - 1 - bend)), float(coef[1]))
+    if best_sse < step_sse:
+        return True, *best_fit
+    return False, float(np.median(y[step_at + 1 :])), 0.0
 
 
 class MetricAnomaly(DetectorBase):
-    """Anomalies of a serving-metric series (latency, QPS, error rate): spikes,
-    level shifts and flat-lines.
+    """Anomalies of a serving-metric series (latency, QPS, error rate, CPU,
+    queue depth): spike, dip, level_shift, trend_change, variance_change,
+    flat_line and gap (the metric stopped arriving), named in ``details.kind``.
 
-    No per-series tuning: each point is judged against the robust scale (the
-    larger of 1.4826 MAD and the standard deviation) of the ``history`` points
-    before it and the level (median) of their newest quarter, so slow
-    seasonality moves the baseline along with it. Strictly positive series
-    (latency, QPS) must be extreme on a log scale as well, where their skew
-    disappears. The threshold ``z`` is a Student-t quantile set for
-    ``false_alarm_events`` points between false alarms.
+    Each point is forecast by a robust Holt model (level and slope, updated by
+    Huber-clipped errors, so outliers barely move it) whose error is scaled by
+    a robust running noise scale. When the series follows a day or a week
+    (found by autocorrelation of half-hour bucket means in event time, at any
+    cadence), the point must also be unusual against its bucket one period
+    back (a seasonal-naive forecast): a daily square wave's edges or a
+    morning ramp are then expected. Thresholds are calibrated, not fixed: the
+    tail of each series' own recent scores (peaks over threshold, an
+    exponential tail) sets the point threshold, and the window sums of
+    scores are judged against their own running variance (as an anomaly
+    likelihood), so ``false_alarm_events`` holds at any scale and noise.
 
-    - spike: a point beyond ``z`` robust deviations and beyond the history's range;
-    - level shift: the median of the last ``recent`` points moved beyond what
-      the median's own noise allows;
-    - flat-line: ``flat_run`` identical values in a row from a series whose
-      history varied (a stuck exporter, a dead dependency).
+    - spike / dip: one point beyond the threshold, the next back inside
+      (reported at that next point);
+    - level_shift / trend_change: ``SPIKE_RUN`` outliers in a row on one side,
+      or a persistent sum of errors over 10 or 60 points; a fit of the last 60
+      values (less the slow seasonal forecast) names it: a level then a ramp,
+      or a level then another level; the baseline then restarts from the fit
+      (re-baselining: one alert, then quiet); a shift back to the level before
+      the previous one is no new anomaly (a recovery, or a square wave's edge
+      before its season is known);
+    - variance_change: the median error of the last 60 points far above its usual;
+    - flat_line: a run of identical values improbable at the series' own rate
+      of repeated values, and at least ``flat_run`` long;
+    - gap: a point arrives after far more than the series' cadence (the median
+      of its recent spacings) would make probable.
+
+    One alert per episode: an episode lasts until ``HOLD`` quiet points pass.
+    No alert in the first ``probation`` points. Points carry event times
+    (``update_at``); ``update`` takes them one minute apart.
 
     Parameters
     ----------
-    history
-        Points before the judged ones that give the scale and the level.
-    recent
-        Newest points whose median is compared with the level (level shifts).
+    probation
+        Points before the first alert (the baseline learns).
     flat_run
-        Identical values in a row that make a flat-line.
+        The shortest run of identical values that is a flat-line.
     false_alarm_events
         Points expected between false alarms; the suite sets it from its budget.
 
@@ -58,150 +138,388 @@ class MetricAnomaly(DetectorBase):
     []
     >>> events = latency.update(np.array([51.0, 49.5, 400.0, 50.5]))
     >>> [(e.index, e.details["kind"], e.severity) for e in events]
-    [(2, 'spike', 'critical')]
+    [(3, 'spike', 'critical')]
 
     References
     ----------
-    .. [1] Hampel, F. R. (1974). The influence curve and its role in robust
-       estimation. *Journal of the American Statistical Association*, 69(346),
-       383-393.
-    .. [2] Leys, C., Ley, C., Klein, O., Bernard, P., & Licata, L. (2013).
-       Detecting outliers: Do not use standard deviation around the mean, use
-       absolute deviation around the median. *Journal of Experimental Social
-       Psychology*, 49(4), 764-766.
+    .. [1] Gelper, S., Fried, R., & Croux, C. (2010). Robust forecasting with
+       exponential and Holt-Winters smoothing. *Journal of Forecasting*,
+       29(3), 285-300.
+    .. [2] Siffer, A., Fouque, P.-A., Termier, A., & Largouet, C. (2017).
+       Anomaly detection in streams with extreme value theory. *KDD*, 1067-1075.
+    .. [3] Ahmad, S., Lavin, A., Purdy, S., & Agha, Z. (2017). Unsupervised
+       real-time anomaly detection for streaming data. *Neurocomputing*, 262,
+       134-147.
     """
 
     name = "metric_anomaly"
 
     def __init__(
-        self,
-        history: int = 120,
-        recent: int = 10,
-        flat_run: int = 30,
-        false_alarm_events: float = 1e7,
+        self, probation: int = 100, flat_run: int = 30, false_alarm_events: float = 1e7
     ) -> None:
-        if history < 20:
-            raise ValueError(f"history must be >= 20, got {history!r}; pass e.g. 120")
-        if not 2 <= recent < history:
-            raise ValueError(f"recent must be in [2, history), got {recent!r}; pass e.g. 10")
-        if flat_run < 3:
-            raise ValueError(f"flat_run must be >= 3, got {flat_run!r}; pass e.g. 30")
+        if not isinstance(probation, int) or probation < INIT:
+            raise ValueError(
+                f"probation must be an integer >= {INIT}, got {probation!r}; pass e.g. 100"
+            )
+        if not isinstance(flat_run, int) or flat_run < 3:
+            raise ValueError(f"flat_run must be an integer >= 3, got {flat_run!r}; pass e.g. 30")
         if not false_alarm_events > 10:
             raise ValueError(
                 f"false_alarm_events must be > 10, got {false_alarm_events!r}; pass e.g. 1e7"
             )
-        self.history = history
-        self.recent = recent
+        self.probation = probation
         self.flat_run = flat_run
         self.false_alarm_events = false_alarm_events
-        self._past = np.zeros(0)  # the last `history + recent` finite values
+        self._n = 0
+        self._t = -math.inf  # event time of the newest point
+        self._spacings: list[float] = []  # the last 32 positive spacings
+        self._warm: list[float] = []
+        self._level = self._trend = 0.0
+        self._slow = 0.0  # a level of about a day's memory, the seasonal forecast's base
+        self._prior = math.nan  # the level before the last confirmed shift
+        self._scale = self._scale2 = 0.0
+        self._n2 = 0  # errors against the seasonal reference seen
+        self._tail = TailThreshold()
+        self._zs: list[float] = []  # last LONG clipped scores
+        self._abs: list[float] = []  # last LONG absolute errors in noise units
+        self._values: list[float] = []  # last LONG values less the slow (seasonal) forecast
+        self._base = 0.0  # the slow (seasonal) forecast of the newest point
+        self._var_short = self._var_long = 1.0
+        self._spread = [0.0, 0.0, 0.0]  # running mean, variance, count of the log spread
+        self._same = 0.0
         self._run = 0
+        self._run_p = 1.0
         self._last = math.nan
+        self._pending = 0  # signed count of outliers in a row not yet reported
+        self._pending_z = 0.0
+        self._hold = 0
+        self._fired = [False, False]  # in this episode: a point alert, a persistent one
+        self._season = SeasonBuckets()
 
-    def _z(self) -> float:
-        """Two-sided quantile at a per-point rate of 1 / (2 ``false_alarm_events``) for
-        each of the two checks (spike, level shift): together at most one false
-        alarm in ``false_alarm_events`` points.
+    @classmethod
+    def build(cls, **kwargs: Any) -> Self:
+        for key in LEGACY_PARAMS:
+            kwargs.pop(key, None)
+        return super().build(**kwargs)
 
-        Student's t with ``history - 1`` degrees of freedom, not the normal:
-        the scale is estimated from ``history`` points, and far in the tail
-        that estimate's noise matters.
-        """
-        return float(special.stdtrit(self.history - 1, 1.0 - 1.0 / (4.0 * self.false_alarm_events)))
-
+    # -- feeding --------------------------------------------------------------
     def update(self, values: np.ndarray) -> list[ChangeEvent]:
         x = np.asarray(values, dtype=np.float64)
-        positions = np.flatnonzero(np.isfinite(x))
-        new = x[positions]
-        span = self.history + self.recent
-        joined = np.concatenate([self._past, new])
-        events = self._flatlines(joined, positions, self._past.shape[0])
-        first = max(span, self._past.shape[0])  # first joined index with a full past
-        if joined.shape[0] > first:
-            events += self._judge(joined, first, positions, self._past.shape[0])
-        self._past = joined[-span:].copy()
-        events.sort(key=lambda e: (e.index, e.details["kind"]))
-        return events
+        start = max(self._t, 0.0) if math.isfinite(self._t) else 0.0
+        ts = start + DEFAULT_CADENCE * np.arange(1, x.shape[0] + 1)
+        return self.update_at(ts, x)
 
-    def _deviations(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per window: (newest point's deviation, recent median's shift), in noise units."""
-        h, r = self.history, self.recent
-        hist, recent = windows[:, :h], windows[:, h:]
-        center = np.median(hist, axis=1)
-        mad = 1.4826 * np.median(np.abs(hist - center[:, None]), axis=1)
-        scale = np.maximum(np.maximum(mad, hist.std(axis=1)), 1e-9 * (1 + np.abs(center)))
-        # the level is the median of the history's newest quarter: a seasonal
-        # trend would offset a level taken over the whole history
-        near = max(h // 4, 5)
-        level = np.median(hist[:, -near:], axis=1)
-        dev = (recent[:, -1] - level) / scale
-        shift_noise = 1.2533 * scale * math.sqrt(1.0 / r + 1.0 / near)
-        shift = (np.median(recent, axis=1) - level) / shift_noise
-        return dev, shift
+    def update_at(self, ts: np.ndarray, values: np.ndarray) -> list[ChangeEvent]:
+        """Consecutive points with their event times (seconds); NaN/inf values
+        skipped, a missing or earlier time taken as the newest one seen."""
+        x = np.asarray(values, dtype=np.float64)
+        t = np.asarray(ts, dtype=np.float64)
+        out: list[ChangeEvent] = []
+        for i in np.flatnonzero(np.isfinite(x)).tolist():
+            ti = float(t[i])
+            ti = ti if math.isfinite(ti) and ti > self._t else self._t
+            for kind, stat, thr, details in self._step(ti, float(x[i])):
+                out.append(self._event(i, kind, stat, thr, details))
+        return out
+
+    def _event(
+        self, index: int, kind: str, stat: float, thr: float, details: dict[str, Any]
+    ) -> ChangeEvent:
+        severity: Severity = "critical" if abs(stat) >= 2 * thr else "warning"
+        return ChangeEvent(index, stat, thr, stat, severity, {"kind": kind, **details})
+
+    # -- one point --------------------------------------------------------------
+    def _step(self, t: float, x: float) -> list[tuple[str, float, float, dict[str, Any]]]:
+        if self._n < INIT:
+            self._season.add(t, x, x)
+        out: list[tuple[str, float, float, dict[str, Any]]] = []
+        n_checks = self.false_alarm_events / 4.0  # point, two persistence windows, spread
+        alerting = self._n >= self.probation
+        gap = self._gap(t, n_checks)
+        if gap is not None and alerting:
+            out.append(gap)
+        flat = self._flat(x, n_checks)
+        if flat is not None:
+            if alerting and not self._fired[1]:
+                out.append(flat)
+            self._fired[1] = True  # the flat-line's end is no new anomaly
+            self._hold = HOLD
+        self._n += 1
+        if self._n <= INIT:
+            self._warm.append(x)
+            if self._n == INIT:
+                self._start()
+            return out
+        out += self._judge(t, x, n_checks, alerting)
+        if self._hold > 0:
+            self._hold -= 1
+            if self._hold == 0:
+                self._fired = [False, False]
+        return out
+
+    def _start(self) -> None:
+        warm = np.array(self._warm)
+        self._level = self._slow = float(np.median(warm))
+        spread = 1.4826 * float(np.median(np.abs(np.diff(warm)))) / math.sqrt(2.0)
+        self._scale = spread or float(warm.std()) or 1e-6 * (1.0 + abs(self._level))
+        self._warm = []
+
+    def _gap(self, t: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
+        found = None
+        if math.isfinite(self._t):
+            dt = t - self._t
+            if len(self._spacings) >= 8:
+                cadence = _median(self._spacings)
+                # exponential spacings (the most irregular a steady stream is)
+                # exceed c times their median with probability 2^-c
+                factor = max(10.0, math.log2(n_checks))
+                if dt > factor * cadence:
+                    details = {"gap_seconds": dt, "cadence_seconds": cadence}
+                    found = ("gap", dt / cadence, factor, details)
+            if dt > 0:
+                _push(self._spacings, dt, 32)
+        self._t = t
+        return found
+
+    def _flat(self, x: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
+        same = x == self._last
+        if same:
+            self._run += 1
+        else:
+            self._run = 1
+            self._run_p = min(max(self._same, 0.02), 0.999)
+        self._same += SAME_RATE * (float(same) - self._same)
+        self._last = x
+        need = max(self.flat_run, 1 + math.ceil(math.log(n_checks) / -math.log(self._run_p)))
+        if self._run == need and self._scale > 0:
+            return ("flat_line", float(self._run), float(need), {"value": x})
+        return None
 
     def _judge(
-        self, joined: np.ndarray, first: int, positions: np.ndarray, offset: int
-    ) -> list[ChangeEvent]:
-        h, r = self.history, self.recent
-        # for joined index t: history = joined[t-h-r+1 : t-r+1], recent = joined[t-r+1 : t+1]
-        windows = sliding_window_view(joined, h + r)[first - (h + r) + 1 :]
-        hist = windows[:, :h]
-        dev, shift = self._deviations(windows)
-        # Positive series must also be extreme on a log scale: a latency tail
-        # is not a spike, and a near-zero error rate is not a collapse.
-        positive = (hist > 0).all(axis=1)
-        if positive.any():
-            with np.errstate(divide="ignore"):
-                log_dev, log_shift = self._deviations(np.log(np.maximum(windows[positive], 0.0)))
-            dev[positive] = _weaker(dev[positive], log_dev)
-            shift[positive] = _weaker(shift[positive], log_shift)
-        z = self._z()
-        point = windows[:, -1]
-        beyond = (point > hist.max(axis=1)) | (point < hist.min(axis=1))
-        spikes = (np.abs(dev) > z) & beyond
-        shifts = np.abs(shift) > z
-        out = []
-        for i in np.flatnonzero(spikes | shifts).tolist():
-            index = int(positions[first + i - offset])
-            if spikes[i]:
-                out.append(self._event(index, float(dev[i]), z, "spike"))
-            if shifts[i]:
-                out.append(self._event(index, float(shift[i]), z, "level_shift"))
+        self, t: float, x: float, n_checks: float, alerting: bool
+    ) -> list[tuple[str, float, float, dict[str, Any]]]:
+        floor = 1e-9 * (1.0 + abs(self._level))
+        forecast = self._level + self._trend
+        err = x - forecast
+        scale = max(self._scale, floor)
+        z1 = err / scale
+        z = z1
+        offsets = self._season.offsets(t)
+        self._season.add(t, x, self._slow)
+        slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
+        clip = HUBER * max(scale, self._scale2)
+        self._slow += self._slow_rate() * max(-clip, min(clip, slow_err))
+        if offsets:
+            # with a season: unusual against each seasonal forecast (the slow
+            # level plus the series' offset from it one period back)
+            errs = [x - self._slow - o for o in offsets]
+
+            if self._n2 >= 30:
+                scale2 = max(self._scale2, floor)
+                z = errs[0] / scale2
+                for e in errs[1:]:
+                    z = _weaker(z, e / scale2)
+            self._scale2 = self._robust_scale(self._scale2 or scale, min(errs, key=abs))
+            self._n2 += 1
+        limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
+        z_limit = _normal_quantile(n_checks)
+        out: list[tuple[str, float, float, dict[str, Any]]] = []
+        details = {"value": x, "expected": forecast, "period": self._period()}
+        outlier = abs(z) > limit
+        side = 1 if z > 0 else -1
+        if outlier and self._pending * side >= 0:
+            self._pending += side
+            self._pending_z = max(self._pending_z, abs(z)) * side
+        else:
+            calm = _median([abs(v) for v in self._zs[-SHORT:]]) < CALM if self._zs else True
+            if self._pending and abs(self._pending) < SPIKE_RUN and not any(self._fired) and calm:
+                kind = "spike" if self._pending > 0 else "dip"
+                if alerting:
+                    out.append((kind, self._pending_z, limit, details))
+                self._fired[0] = True
+                self._hold = HOLD
+            self._pending, self._pending_z = (side, abs(z) * side) if outlier else (0, 0.0)
+        clipped = max(-6.0, min(6.0, z))
+        _push(self._zs, clipped, LONG)
+        _push(self._abs, abs(z) * scale, LONG)
+        self._base = self._slow + (offsets[0] if offsets else 0.0)
+        _push(self._values, x - self._base, LONG)
+        shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
+        if shift:
+            kind, stat, back = self._rebaseline()
+            if alerting and not self._fired[1] and not back:
+                out.append((kind, stat, z_limit, details))
+            self._fired[1] = True
+            self._hold = HOLD
+            return out
+        spread = self._spread_change(z_limit)
+        if spread is not None:
+            if alerting and not self._fired[1]:
+                out.append(("variance_change", spread, z_limit, details))
+            self._fired[1] = True
+            self._hold = HOLD
+            return out
+        if outlier:
+            self._hold = HOLD
+            return out
+        if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
+            self._learn(err, abs(z), scale)
         return out
 
-    def _event(self, index: int, stat: float, z: float, kind: str) -> ChangeEvent:
-        severity: Severity = "critical" if abs(stat) >= 2 * z else "warning"
-        return ChangeEvent(index, stat, z, stat, severity, {"kind": kind})
+    def _slow_rate(self) -> float:
+        """The slow level's gain: a memory of about a day of points, so that it
+        follows level changes, not the daily season."""
+        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        return min(max(cadence / 86400.0, 0.0005), 0.05)
 
-    def _flatlines(
-        self, joined: np.ndarray, positions: np.ndarray, offset: int
-    ) -> list[ChangeEvent]:
-        out = []
-        span = self.history + self.recent
-        for i, v in enumerate(joined[offset:].tolist()):
-            self._run = self._run + 1 if v == self._last else 1
-            self._last = v
-            t = offset + i
-            if self._run != self.flat_run or t < self.history:
-                continue
-            if np.ptp(joined[max(0, t - span + 1) : t + 1]) > 0:
-                stat = float(self._run)
-                details = {"kind": "flatline", "value": v}
-                out.append(ChangeEvent(int(positions[i]), stat, stat, 0.0, "warning", details))
-        return out
+    def _robust_scale(self, scale: float, err: float) -> float:
+        """The scale after one more error (Huber-type: errors clipped at 3 scales)."""
+        sq = min(err * err, 9.0 * scale * scale) / CLIP_MEAN
+        return math.sqrt(scale * scale + SCALE_RATE * (sq - scale * scale))
 
+    def _learn(self, err: float, score: float, scale: float) -> None:
+        psi = max(-HUBER * scale, min(HUBER * scale, err))
+        self._level += self._trend + ALPHA * psi
+        self._trend += ALPHA * TREND_GAIN * psi
+        self._scale = self._robust_scale(scale, err)
+        self._tail.learn(score)
+
+    def _window_sums(self) -> tuple[float, float]:
+        short = sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
+        long = sum(self._zs) / math.sqrt(LONG) if len(self._zs) == LONG else 0.0
+        return short, long
+
+    def _persistent(self, z_limit: float) -> bool:
+        """Whether the errors of the last 10 or 60 points sum beyond what their
+        own running variance allows (and are consistently on one side)."""
+        if len(self._zs) < SHORT:
+            return False
+        short, long = self._window_sums()
+        found = False
+        for size, total, var in ((SHORT, short, self._var_short), (LONG, long, self._var_long)):
+            if abs(total) > z_limit * math.sqrt(var):
+                recent = np.array(self._zs[-size:])
+                sd = float(recent.std(ddof=1)) or 1e-9
+                # consistently on one side: a noisier stretch sums high too
+                found = found or abs(float(recent.mean())) * math.sqrt(size) / sd > 4.0
+        if not found:
+            rate = max(SUM_RATE, 1.0 / (self._n - INIT))
+            self._var_short += rate * (short * short - self._var_short)
+            if len(self._zs) == LONG:
+                self._var_long += rate * (long * long - self._var_long)
+        return found
+
+    def _rebaseline(self) -> tuple[str, float, bool]:
+        """Name a confirmed shift from a fit of the recent values; restart the
+        baseline from that fit. Also whether it went back to the level before
+        the previous shift (the end of an episode, or a season not yet known,
+        as a square wave's edges: no new anomaly)."""
+        # deviations from the slow (seasonal) forecast: a shift is a step in
+        # them, a trend change a ramp, whatever the season does meanwhile
+        devs = np.array(self._values[-LONG:])
+        base = self._base
+        stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
+        if devs.shape[0] >= 8:
+            is_line, level, _ = _ramp_beats_step(devs)
+        else:
+            is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
+        level += base
+        if self._season.lag:
+            # the seasonal forecast follows a confirmed shift; before a season
+            # is found the slow level stays slow, so that the offsets it gives
+            # hold a square wave's edges when the season is found
+            self._slow += level - (self._level + self._trend)
+        before = self._level + self._trend
+        back = not is_line and abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
+        self._prior = before
+        self._level = level  # the slope is left to the forecast: a fitted one overshoots
+        self._zs, self._abs = [], []
+        self._pending, self._pending_z = 0, 0.0
+        return ("trend_change" if is_line else "level_shift"), stat, back
+
+    def _spread_change(self, z_limit: float) -> float | None:
+        """How far the log median error of the last 60 points rose above its
+        own running mean, in its running standard deviations (never below the
+        sampling error of a log median of 60), when beyond ``z_limit``. A rise
+        re-baselines the noise scale; a fall is left to flat-line detection."""
+        if len(self._abs) < LONG:
+            return None
+        spread = math.log(max(_median(self._abs), 1e-300))
+        mean, var, count = self._spread
+        if count >= 3:
+            d = (spread - mean) / max(math.sqrt(var), 1.166 / math.sqrt(LONG))
+            if d > z_limit:
+                self._scale *= math.exp(spread - mean)
+                self._spread = [spread, var, count]
+                self._abs = []
+                return d
+        if self._n % LONG == 0:  # learn from disjoint windows: overlapping ones agree
+            rate = max(SPREAD_RATE, 1.0 / (count + 1.0))
+            delta = spread - mean if count else 0.0
+            mean = spread if not count else mean + rate * delta
+            var = (1.0 - rate) * (var + rate * delta * delta)
+            self._spread = [mean, var, count + 1.0]
+        return None
+
+    def _period(self) -> str:
+        return {0: "none", 48: "day", 336: "week"}.get(self._season.lag, "none")
+
+    # -- state --------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
         return {
             "params": self.params(),
-            "past": encode_array(self._past),
-            "run": self._run,
-            "last": encode_float(self._last),
+            "n": self._n,
+            "t": encode_float(self._t),
+            "spacings": self._spacings,
+            "warm": self._warm,
+            "model": [self._level, self._trend, self._slow, self._scale, self._scale2],
+            "prior": encode_float(self._prior),
+            "n2": self._n2,
+            "tail": self._tail.dump(),
+            "zs": self._zs,
+            "abs": self._abs,
+            "values": self._values,
+            "base": self._base,
+            "sums": [self._var_short, self._var_long],
+            "spread": self._spread,
+            "repeats": [self._same, self._run, self._run_p, encode_float(self._last)],
+            "pending": [self._pending, self._pending_z],
+            "episode": [self._hold, *self._fired],
+            "season": self._season.dump(),
         }
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> MetricAnomaly:
         det = cls.build(**state["params"])
-        det._past = decode_array(state["past"])
-        det._run = int(state["run"])
-        det._last = decode_float(state["last"])
+        if "past" in state:
+            # A state of the windowed detector this one replaced: its window of
+            # values carries no event times, so the series restarts its probation.
+            return det
+        det._n, det._t = int(state["n"]), decode_float(state["t"])
+        det._spacings = [float(v) for v in state["spacings"]]
+        det._warm = [float(v) for v in state["warm"]]
+        level, trend, slow, scale, scale2 = (float(v) for v in state["model"])
+        det._level, det._trend, det._slow, det._scale, det._scale2 = (
+            level,
+            trend,
+            slow,
+            scale,
+            scale2,
+        )
+        det._prior = decode_float(state["prior"])
+        det._n2 = int(state["n2"])
+        det._tail = TailThreshold.load(state["tail"])
+        det._zs = [float(v) for v in state["zs"]]
+        det._abs = [float(v) for v in state["abs"]]
+        det._values = [float(v) for v in state["values"]]
+        det._base = float(state["base"])
+        det._var_short, det._var_long = (float(v) for v in state["sums"])
+        det._spread = [float(v) for v in state["spread"]]
+        same, run, run_p, last = state["repeats"]
+        det._same, det._run, det._run_p = float(same), int(run), float(run_p)
+        det._last = decode_float(last)
+        det._pending, det._pending_z = int(state["pending"][0]), float(state["pending"][1])
+        hold, point_fired, shift_fired = state["episode"]
+        det._hold, det._fired = int(hold), [bool(point_fired), bool(shift_fired)]
+        det._season = SeasonBuckets.load(state["season"])
         return det

@@ -8,11 +8,20 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import Finding
+from detectors.change.base import ChangeEvent
 from detectors.registry import MetricDetector
 from detectors.suite.alarms import AlarmTracker
 
 if TYPE_CHECKING:
     from detectors.suite.settings import SuiteSettings
+
+
+def _feed(det: MetricDetector, ts: np.ndarray, values: np.ndarray) -> list[ChangeEvent]:
+    """A detector that judges in event time (``update_at``) gets the points' times."""
+    timed = getattr(det, "update_at", None)
+    if timed is not None:
+        return timed(ts, values)  # type: ignore[no-any-return]
+    return det.update(values)
 
 
 class MetricSeries:
@@ -44,7 +53,7 @@ class MetricSeries:
         detected = [
             (ev.index, order, name, ev)
             for order, (name, det) in enumerate(self.detectors.items())
-            for ev in det.update(values)
+            for ev in _feed(det, ts, values)
         ]
         detected.sort(key=lambda t: t[:2])
         findings: list[Finding] = []

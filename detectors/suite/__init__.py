@@ -20,7 +20,8 @@ an alarm's severity rose) and ``event_index`` (rows and labels) or
 stream. Windowed findings add ``window_events``, ``window_start_ts`` and
 ``fdr_level``; per-client findings ``window_events``, ``requests``, ``share``
 and ``baseline_share``; change detectors ``direction`` and ``block``; metric
-anomalies ``kind`` ("spike", "level_shift", "flatline").
+anomalies ``kind`` ("spike", "dip", "level_shift", "trend_change",
+"variance_change", "flat_line", "gap").
 
 Nothing is imported here: the per-kind runners (:mod:`detectors.client.watch`,
 :mod:`detectors.metric.series`) use the suite's settings and alarm states, and

@@ -1,4 +1,4 @@
-"""Sequential change detectors and metric anomalies: false alarm rate on
+"""Sequential change detectors: false alarm rate on
 stationary streams within a bound, detection delay on a known shift within a bound."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from river import drift
 
 from detectors import registry
 from detectors.change.base import BlockChangeDetector
-from detectors.metric.anomaly import MetricAnomaly
 
 CHANGE = registry.names("change")
 TARGET = 5e4  # events between false alarms asked for
@@ -75,41 +74,6 @@ def test_batch_split_and_restore_give_the_same_events(name: str) -> None:
         det = registry.get(name).loader(json.loads(json.dumps(det.dump(), allow_nan=False)))
     assert [i for i, _ in pieces] == [e.index for e in whole]
     assert [e.statistic for _, e in pieces] == [e.statistic for e in whole]
-
-
-def _seasonal(n: int, seed: int) -> np.ndarray:
-    """Latency-like: daily cycle (1440 points), log-normal noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    return (80 + 30 * np.sin(2 * np.pi * t / 1440)) * rng.lognormal(0, 0.15, n)
-
-
-def test_metric_anomaly_quiet_on_a_seasonal_series() -> None:
-    det = MetricAnomaly()
-    assert det.update(_seasonal(100_000, seed=5)) == []
-
-
-def test_metric_anomaly_quiet_on_counts_and_rates() -> None:
-    rng = np.random.default_rng(6)
-    qps = rng.poisson(200 + 100 * np.sin(np.arange(100_000) * 2 * np.pi / 1440)).astype(float)
-    errors = rng.binomial(1000, 0.01, 100_000) / 1000  # an error rate, zeros included
-    assert MetricAnomaly().update(qps) == []
-    assert len(MetricAnomaly().update(errors)) <= 1
-
-
-def test_metric_anomaly_finds_spike_level_shift_and_flatline() -> None:
-    x = _seasonal(20_000, seed=7)
-    x[5000] *= 6  # spike
-    x[10_000:] *= 1.8  # level shift
-    x[15_000:15_100] = x[14_999]  # stuck exporter
-    events = MetricAnomaly().update(x)
-    first: dict[str, int] = {}
-    for e in events:
-        first.setdefault(e.details["kind"], e.index)
-    assert first["spike"] == 5000
-    assert 0 <= first["level_shift"] - 10_000 < 15
-    assert first["flatline"] == 14_999 + 29  # the run starts at the copied value
-    assert all(e.index >= 5000 for e in events)
 
 
 @pytest.mark.parametrize("name", ["adwin", "page_hinkley"])

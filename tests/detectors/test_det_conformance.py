@@ -154,7 +154,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "cusum": {"k": 0.4, "threshold": 6.0, "block": 20, "warmup": 500, "critical_effect": 0.8},
     "page_hinkley": {"delta": 0.4, "lambda_": 7.0, "min_blocks": 5, "false_alarm_events": 1e5},
     "adwin": {"delta": 0.01, "clock": 2, "max_buckets": 4, "min_side": 3, "block": 20},
-    "metric_anomaly": {"history": 60, "recent": 5, "flat_run": 10, "false_alarm_events": 1e5},
+    "metric_anomaly": {"probation": 50, "flat_run": 20, "false_alarm_events": 1e5},
     "pca_drift": {"variance": 0.8, "critical_effect": 3.0, "min_rows": 100, "max_categories": 2},
     "input_range": {"min_share": 0.01, "critical_effect": 0.1, "min_reference": 50},
     "client_volume": {"window": 300, "min_events": 20, "min_excess": 0.1, "max_clients": 50},

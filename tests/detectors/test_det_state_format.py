@@ -10,6 +10,10 @@ ones load with no categorical features and keep testing their numeric ones as
 before). ADWIN and Page-Hinkley run on River now: a state of the hand-written
 ones loads with its calibration and River's detector started afresh (ADWIN's
 ``max_window`` is gone, ``max_buckets`` came).
+``metric_anomaly`` judges points in event time now (a robust seasonal
+forecast): a state of the windowed detector before it (``past``, ``run``,
+``last``; parameters ``history`` and ``recent``) loads as a fresh detector with
+its ``flat_run`` and ``false_alarm_events``, which restarts its probation.
 
 Never regenerate the fixture: it stands for stores written in the field. A
 deliberate format change adds its rewrite to ``_as_written_today``.
@@ -28,6 +32,7 @@ from detectors import registry
 from detectors.base import RENAMED_PARAMS, RowBatch
 from detectors.change import ADWIN, PageHinkley
 from detectors.change.base import BlockChangeDetector
+from detectors.metric.anomaly import MetricAnomaly
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 
@@ -147,7 +152,8 @@ def _as_written_today(state: Any) -> Any:
     state takes from what it tracks); the error stream's own alarm states;
     ``pca_drift``'s categorical features (a parameter, ``max_categories``, and
     the one-hot blocks it fitted: none in a state saved before); the sequential
-    evidence's state (empty in a suite saved before it)."""
+    evidence's state (empty in a suite saved before it); ``metric_anomaly``'s
+    windowed states, which load as a fresh detector of today."""
     if isinstance(state, list):
         return [_as_written_today(v) for v in state]
     if not isinstance(state, dict):
@@ -157,6 +163,8 @@ def _as_written_today(state: Any) -> Any:
         out["params"] = {RENAMED_PARAMS.get(k, k): v for k, v in out["params"].items()}
         if isinstance(out.get("extra"), dict):
             out = _on_river(out)
+    if "past" in out and "history" in out.get("params", {}):  # windowed metric_anomaly
+        out = MetricAnomaly.load(out).dump()
     if "components" in out and "categorical" not in out:  # pca_drift before categoricals
         out["params"] = {**out["params"], "max_categories": 10}
         out["categorical"] = []
@@ -223,12 +231,33 @@ def _change_budget_as_calibrated_today(suite: dict[str, Any]) -> None:
             state["params"]["false_alarm_events"] = events
 
 
+def _metric_restarted(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its small suite's ``metric_anomaly`` restarted and its
+    metric alarms cleared: the fixture's detector predates today's and loads as
+    a fresh one, while the generated one has learned from its series; and the
+    fixture's raised a spike alarm on that noise (point 84) that today's does
+    not. Everything else of the series (its points, its other detectors) is
+    compared as it is."""
+    series = state["suite_small"]["metrics"]["latency_ms"]
+    params = series["detectors"]["metric_anomaly"]["params"]
+    series["detectors"]["metric_anomaly"] = MetricAnomaly.build(**params).dump()
+    series["alarms"]["active"] = []
+    return state
+
+
 def test_dumps_are_those_of_the_fixture_key_for_key_in_order() -> None:
-    today = _river_state_elided(generate())
+    today = _river_state_elided(_metric_restarted(generate()))
     today["detectors"] = {k: v for k, v in today["detectors"].items() if k not in NEWER}
-    written = _as_written_today(_fixture())
+    written = _metric_restarted(_as_written_today(_fixture()))
     _change_budget_as_calibrated_today(written["suite_small"])
     assert json.dumps(today) == json.dumps(_river_state_elided(written))
+
+
+def test_a_windowed_metric_anomaly_state_restarts_its_probation() -> None:
+    old = _fixture()["suite_small"]["metrics"]["latency_ms"]["detectors"]["metric_anomaly"]
+    det = MetricAnomaly.load(old)
+    assert det.params() == {"probation": 100, "flat_run": 30, "false_alarm_events": 2500.0}
+    assert det.dump() == MetricAnomaly(flat_run=30, false_alarm_events=2500.0).dump()
 
 
 def test_saved_suites_load_and_dump_as_today() -> None:
