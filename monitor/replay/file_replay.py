@@ -59,7 +59,15 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                     "give another --store or pass --overwrite to start it afresh"
                 )
             with store.transaction() as db:
-                tables = ("alerts", "incidents", "quarantine", "model_state", "state_blobs")
+                tables = (
+                    "alerts",
+                    "incidents",
+                    "quarantine",
+                    "model_state",
+                    "state_blobs",
+                    "label_pending",
+                    "label_counts",
+                )
                 for table in (*tables, "offsets", "outbox", "incident_notifications", "audit"):
                     db.execute(f"DELETE FROM [{table}]")
                 reference_file.rearm(db)  # a reference set in the store is built again
