@@ -34,7 +34,7 @@ from monitor.notify.policy import NotificationPolicy
 from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
 from monitor.pipeline.event_clock import EventClock
-from monitor.pipeline.label_join import ModelLabelJoin
+from monitor.pipeline.label_join import LabelCounts, ModelLabelJoin
 from monitor.pipeline.limits import (
     MAX_UNKNOWN_FIELDS,
     UNKNOWN_OTHER,
@@ -166,6 +166,8 @@ class PipelineStats:
     metric_points_dropped: Counter[str] = field(default_factory=Counter)
     # Events carrying top-level fields CONTRACT §1 does not name, by field name (bounded).
     unknown_fields: Counter[str] = field(default_factory=Counter)
+    # Each model's label outcomes as of the last checkpoint (running totals from the store).
+    labels: dict[str, LabelCounts] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -333,6 +335,7 @@ class Pipeline:
             join = self.models[name].label_join
             if join is not None:
                 join.written()
+        self.stats.labels.update(self.label_counts())
         for name in result.models_reset:
             del self.models[name]
         self.stats.alerts_by_model.update(result.alerts_by_model)
@@ -341,6 +344,14 @@ class Pipeline:
         self._quarantine.clear()
         self._touched = set()
         return result
+
+    def label_counts(self) -> dict[str, LabelCounts]:
+        """Each loaded model's label outcomes (running totals, kept in the store)."""
+        return {
+            name: m.label_join.counts
+            for name, m in sorted(self.models.items())
+            if m.label_join is not None and m.label_join.counts.labels
+        }
 
     def _count_drops(self, model: ModelPipeline) -> None:
         """Move a model's drop counts into the stats; say once when a cap first bites."""

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
+import pytest
 
+from monitor.cli.main import main
 from monitor.config import Config, parse_config
 from monitor.ingest.events import Event
 from monitor.pipeline.pipeline import Pipeline
@@ -156,3 +159,42 @@ def test_the_join_is_the_same_across_checkpoints_and_a_restart(tmp_path: Path) -
     assert _joined_rows(tmp_path / "one.db") == _joined_rows(tmp_path / "two.db")
     findings_one = one.models["m"].detectors.dump()["errors"]
     assert findings_one == two.models["m"].detectors.dump()["errors"]
+
+
+def test_the_labels_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.db"
+    events = [
+        Event("prediction", "m", T0, id="p1", prediction="a"),
+        Event("prediction", "m", T0 + 1, id="p2", prediction="a"),
+        Event("prediction", "m", T0 + 2, id="p3", prediction="a"),
+        Event("label", "m", T0 + 3600, id="p1", label="a"),  # an hour late
+        Event("label", "m", T0 + 3601, id="p1", label="a"),
+        Event("label", "m", T0 + 3602, id="zz", label="a"),
+    ]
+    _run(events, path, every=100)
+    assert main(["labels", "--store", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("m: 2 predictions pending; 3 labels, 1 joined (33.3%); label delay ")
+    assert "p50 ≤1.14h" in out  # 3600 s lies in the bin [2**(47/4), 2**12) s
+    assert "not joined: 0 late, 1 unmatched, 1 duplicate" in out
+    assert main(["labels", "--store", str(path), "--model", "other"]) == 2
+    assert capsys.readouterr().err.startswith("driftwarden: no labels recorded for model other")
+    assert main(["labels", "--store", str(tmp_path / "missing.db")]) == 2
+    assert "no such store" in capsys.readouterr().err
+
+
+def test_the_replay_summary_counts_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        {"type": "prediction", "model": "m", "ts": T0, "id": "p1", "prediction": "a"},
+        {"type": "label", "model": "m", "ts": T0 + 5, "id": "p1", "label": "b"},
+        {"type": "label", "model": "m", "ts": T0 + 6, "id": "p9", "label": "b"},
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "s.db"}"\n[[models]]\nname = "m"\n')
+    assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
+    out = capsys.readouterr().out
+    assert "labels of m: 2 labels, 1 joined (50.0%), 0 late, 1 unmatched, 0 duplicate" in out
