@@ -40,7 +40,7 @@ def fill(path: Path, pending: int) -> None:
         db.executemany("INSERT INTO label_pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.commit()
     db.execute(
-        "INSERT OR REPLACE INTO label_counts VALUES ('m', ?, ?, 0, 0, 0, 0, 0, 0, 0, ?)",
+        "INSERT OR REPLACE INTO label_counts VALUES ('m', ?, ?, 0, 0, 0, 0, 0, 0, 0, ?, NULL)",
         [pending, T0 + pending * 0.01, "[" + ",".join(["0"] * 162) + "]"],
     )
     db.commit()

@@ -49,14 +49,14 @@ class JoinedLabels:
         positions: list[int] = []
         errors: list[float] = []
         for i, (predicted, truth) in enumerate(zip(self.predicted, self.truth, strict=True)):
-            error = _error(predicted, truth)
+            error = label_error(predicted, truth)
             if error is not None:
                 positions.append(i)
                 errors.append(error)
         return positions, errors
 
 
-def _error(predicted: str | float, truth: object) -> float | None:
+def label_error(predicted: str | float, truth: object) -> float | None:
     if isinstance(predicted, str):
         if isinstance(truth, bool):
             truth = "true" if truth else "false"

@@ -34,6 +34,7 @@ import numpy as np
 import orjson
 import sqlite_utils
 
+from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
 
 # Label delays (label time minus prediction time) are counted in log-spaced
@@ -118,12 +119,14 @@ class ModelLabelJoin:
         # Predictions and labelled predictions since the last checkpoint, by id.
         self.recent: dict[str, Pending] = {}
         self._joined: list[tuple[int, float, str | float, object, float, float]] = []
+        # Realized performance of the joined labels (its state is kept with the counts).
+        self.performance = PerformanceWatch()
         self._load()
 
     def _load(self) -> None:
         row = self.db.execute(
             "SELECT inserted, watermark, labels, joined, late, unmatched, duplicate, evicted, "
-            "expired, delays FROM label_counts WHERE model = ?",
+            "expired, delays, performance FROM label_counts WHERE model = ?",
             [self.model],
         ).fetchone()
         if row is None:
@@ -131,6 +134,8 @@ class ModelLabelJoin:
         self.inserted, self.watermark = int(row[0]), float(row[1])
         values = dict(zip(("labels", *OUTCOMES), (int(v) for v in row[2:9]), strict=True))
         self.counts = LabelCounts(**values, delays=orjson.loads(row[9]))
+        if row[10] is not None:
+            self.performance = PerformanceWatch.load(orjson.loads(row[10]))
 
     def prediction(self, request: str, ts: float, prediction: object, score: float | None) -> None:
         """Remember a prediction with an id (one that is neither a class nor a value is not)."""
@@ -239,14 +244,15 @@ class ModelLabelJoin:
         c = self.counts
         db.execute(
             "INSERT OR REPLACE INTO label_counts (model, inserted, watermark, labels, joined, "
-            "late, unmatched, duplicate, evicted, expired, delays) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "late, unmatched, duplicate, evicted, expired, delays, performance) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.model,
                 self.inserted,
                 self.watermark if math.isfinite(self.watermark) else -1e300,
                 *c.as_dict().values(),
                 orjson.dumps(c.delays).decode(),
+                orjson.dumps(self.performance.dump()).decode(),
             ],
         )
 

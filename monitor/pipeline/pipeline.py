@@ -145,6 +145,9 @@ class ModelPipeline:
         joined = None if self.label_join is None else self.label_join.take_joined()
         if joined is not None:
             findings += self.detectors.observe_labels(joined)
+            performance = self.label_join.performance  # type: ignore[union-attr]
+            findings += performance.observe(joined)
+            self.changes += performance.alarms.take_changes()
         for name in sorted(self.metrics):
             points = np.array(self.metrics[name], dtype=np.float64)
             findings += self.detectors.observe_metric(name, points[:, 0], measured(points[:, 1]))

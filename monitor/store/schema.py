@@ -168,7 +168,8 @@ CREATE TABLE IF NOT EXISTS label_pending (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS label_pending_ins ON label_pending(model, ins);
 CREATE INDEX IF NOT EXISTS label_pending_ts ON label_pending(model, ts);
--- Each model's label join: its counts, its event-time watermark, its label delays.
+-- Each model's label join: its counts, its event-time watermark, its label delays, and
+-- the state of its realized performance (detectors.performance.watch).
 CREATE TABLE IF NOT EXISTS label_counts (
     model TEXT PRIMARY KEY,
     inserted INTEGER NOT NULL,
@@ -180,7 +181,8 @@ CREATE TABLE IF NOT EXISTS label_counts (
     duplicate INTEGER NOT NULL,
     evicted INTEGER NOT NULL,
     expired INTEGER NOT NULL,
-    delays TEXT NOT NULL
+    delays TEXT NOT NULL,
+    performance TEXT
 );
 -- Webhook deliveries (monitor.notify.outbox).
 CREATE TABLE IF NOT EXISTS outbox (

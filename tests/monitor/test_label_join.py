@@ -198,3 +198,28 @@ def test_the_replay_summary_counts_labels(
     assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
     out = capsys.readouterr().out
     assert "labels of m: 2 labels, 1 joined (50.0%), 0 late, 1 unmatched, 0 duplicate" in out
+
+
+def test_an_accuracy_drop_becomes_a_performance_alert(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    events: list[Event] = []
+    for i in range(36_000):
+        predicted = "fraud" if rng.random() < 0.3 else "ok"
+        right = rng.random() < (0.944 if i < 18_000 else 0.915)
+        truth = predicted if right else ("ok" if predicted == "fraud" else "fraud")
+        events.append(Event("prediction", "m", T0 + i, id=f"r{i}", prediction=predicted))
+        events.append(Event("label", "m", T0 + i + 0.5, id=f"r{i}", label=truth))
+    path = tmp_path / "s.db"
+    _run(events, path, every=5_000)
+    with sqlite3.connect(path) as db:
+        alerts = db.execute(
+            "SELECT detector, event_ts, details FROM alerts WHERE signal = 'performance:accuracy'"
+        ).fetchall()
+        states = db.execute(
+            "SELECT state FROM signal_state WHERE signal = 'performance:accuracy'"
+        ).fetchall()
+    assert alerts and alerts[0][0] == "performance"
+    assert alerts[0][1] >= T0 + 18_000
+    details = orjson.loads(alerts[0][2])
+    assert details["reference_value"] > details["window_value"]
+    assert states == [("firing",)]
