@@ -46,8 +46,8 @@ class _Labels:
 
     def add(self, predicted: str | float, truth: object, score: float) -> None:
         error = label_error(predicted, truth)
-        if error is None:
-            return
+        if error is None or not math.isfinite(error):
+            return  # a label that cannot be compared, or an infinite value: no metric has it
         if isinstance(predicted, str):
             self.correct.append(int(error == 0.0))
             if math.isfinite(score):
