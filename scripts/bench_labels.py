@@ -26,6 +26,7 @@ from monitor.pipeline.label_join import ModelLabelJoin
 from monitor.store.store import Store
 
 T0 = 1.6e9
+CACHE_KIB = 0
 
 
 def fill(path: Path, pending: int) -> None:
@@ -53,6 +54,8 @@ def run(
     """µs per prediction, µs per label (by ``clock``), peak bytes held by the join (if
     ``traced``: tracemalloc slows every allocation, so timed runs are not traced)."""
     store = Store(path)
+    if CACHE_KIB:
+        store.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     join = ModelLabelJoin("m", store.db, horizon=30 * 86_400.0, max_pending=10_000_000)
     base = join.inserted
     tag = f"new{base}"  # each run its own ids: the store grows by the runs before
@@ -87,7 +90,12 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--predictions", type=int, default=200_000)
     parser.add_argument("--checkpoint", type=int, default=20_000)
+    parser.add_argument(
+        "--cache-mib", type=int, default=0, help="SQLite page cache (default: SQLite's, 2 MiB)"
+    )
     args = parser.parse_args()
+    global CACHE_KIB
+    CACHE_KIB = args.cache_mib * 1024
     with tempfile.TemporaryDirectory() as tmp:
         results = []
         for pending in (args.small, args.pending):
