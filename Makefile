@@ -32,12 +32,13 @@ lint: $(STAMP)
 
 test: $(STAMP) kafka-fetch lint
 	scripts/install-chromium
+	scripts/install-prometheus
 	scripts/run-tests
 
 # The quick loop before a commit: lint, types and the unit tests that need no
-# broker, no browser and no long statistical runs.
+# broker, no browser, no Prometheus and no long statistical runs.
 check: lint
-	$(BIN)/python -m pytest -x -q -p no:cacheprovider -m "not kafka and not browser and not slow"
+	$(BIN)/python -m pytest -x -q -p no:cacheprovider -m "not kafka and not browser and not prometheus and not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,8 @@ Kinds, each with the Protocol of what the suite calls on its detectors:
   distribution of the features, numeric and categorical.
 - ``client`` (:class:`ClientDetector`): a test per caller identity (the
   ``client`` field of events).
+- ``sequential`` (:class:`SequentialDetector`): evidence accumulated block by
+  block over every feature at once.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from detectors.change.cusum import CUSUM
 from detectors.change.page_hinkley import PageHinkley
 from detectors.client.base import ClientOutcome
 from detectors.client.boundary import ClientBoundary
+from detectors.client.inputs import ClientInputs
 from detectors.client.volume import ClientVolume
 from detectors.metric.anomaly import MetricAnomaly
 from detectors.multivariate.pca_drift import PCADrift
 from detectors.reference import CategoricalReference, NumericReference
+from detectors.sequential.evidence import FeatureEvidence
 from detectors.window.base import CategoricalWindow, NumericWindow, WindowOutcome
 from detectors.window.chi2 import ChiSquare
 from detectors.window.confidence import ConfidenceDrop
@@ -46,7 +50,7 @@ from detectors.window.psi import PopulationStability
 from detectors.window.unseen import UnseenShare
 from detectors.window.wasserstein import NormalisedWasserstein
 
-Kind = Literal["window", "change", "metric", "multivariate", "client"]
+Kind = Literal["window", "change", "metric", "multivariate", "client", "sequential"]
 SERIES_KINDS: tuple[Kind, ...] = ("change", "metric")  # the kinds that can watch a metric series
 
 
@@ -144,6 +148,37 @@ class ClientDetector(Detector, Protocol):
         ...
 
 
+class InputClientDetector(ClientDetector, Protocol):
+    """A client detector that reads the events' numeric inputs too."""
+
+    def update(
+        self,
+        clients: np.ndarray,
+        scores: np.ndarray | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+    ) -> list[ClientOutcome]:
+        """Callers, scores and numeric inputs (feature -> values), in stream order."""
+        ...
+
+
+class SequentialDetector(Detector, Protocol):
+    """Watches every feature at once, block by block: ``fit`` lays it out on the
+    features' references and calibrates it to ``false_alarm_events``; ``update``
+    takes each segment of the stream (numeric values, categorical reference
+    codes) and returns (signal, detection) pairs at positions into it."""
+
+    def fit(
+        self,
+        numeric: dict[str, NumericReference],
+        categorical: dict[str, CategoricalReference],
+        false_alarm_events: float | None = None,
+    ) -> None: ...
+
+    def update(
+        self, numeric: dict[str, np.ndarray], categorical: dict[str, np.ndarray], size: int
+    ) -> list[tuple[str, ChangeEvent]]: ...
+
+
 D = TypeVar("D", bound=Detector, covariant=True)
 
 
@@ -182,6 +217,10 @@ def register(
 def register(
     name: str, kind: Literal["client"], cls: type[ClientDetector], summary: str
 ) -> None: ...
+@overload
+def register(
+    name: str, kind: Literal["sequential"], cls: type[SequentialDetector], summary: str
+) -> None: ...
 def register(name: str, kind: Kind, cls: type[Detector], summary: str) -> None:
     """Add a detector class under ``name`` (its constructor builds it with defaults).
 
@@ -204,6 +243,8 @@ def get(name: str, kind: Literal["metric"]) -> DetectorSpec[MetricDetector]: ...
 def get(name: str, kind: Literal["multivariate"]) -> DetectorSpec[MultivariateDetector]: ...
 @overload
 def get(name: str, kind: Literal["client"]) -> DetectorSpec[ClientDetector]: ...
+@overload
+def get(name: str, kind: Literal["sequential"]) -> DetectorSpec[SequentialDetector]: ...
 def get(name: str, kind: Kind | None = None) -> DetectorSpec[Detector]:
     """The spec registered under ``name``; an unknown name lists the choices.
 
@@ -256,6 +297,8 @@ register(
 register("input_range", "window", InputRange, "inputs outside the reference's range (exact)")
 register("client_volume", "client", ClientVolume, "a caller's share of traffic far above its own")
 register("client_boundary", "client", ClientBoundary, "a caller's scores clustered at the boundary")
+register("client_inputs", "client", ClientInputs, "a caller's inputs: sweep, outliers, search")
+register("evidence", "sequential", FeatureEvidence, "CUSUMs of every feature's block statistics")
 
 DEFAULT_DETECTORS: tuple[str, ...] = (
     "ks",
@@ -267,7 +310,9 @@ DEFAULT_DETECTORS: tuple[str, ...] = (
     "confidence",
     "pca_drift",
     "cusum",
+    "evidence",
     "client_volume",
     "client_boundary",
+    "client_inputs",
 )
 DEFAULT_METRIC_DETECTORS: tuple[str, ...] = ("metric_anomaly",)

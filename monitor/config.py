@@ -34,7 +34,14 @@ class KafkaConfig:
     topics: list[str] = field(default_factory=lambda: ["driftwarden-events"])
     group_id: str = "driftwarden"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = 500
+    # A poll must be able to take a whole fetch of a partition (1 MB, ~10,000 small events):
+    # a partition left part-read is skipped by the next fetch request, and the broker then
+    # holds that request up to fetch_max_wait_ms for the partitions with nothing new. With
+    # 500 the daemon waited idle most of the time on one busy partition of four (issue 16).
+    max_poll_records: int = 10_000
+    # How long the broker may hold a fetch with nothing new: bounds that wait where a poll
+    # cannot take a whole fetch, at ~10 fetch requests a second from an idle consumer.
+    fetch_max_wait_ms: int = 100
     session_timeout_ms: int = 10_000
     dead_letter_topic: str = ""
     consumer_processes: int = 1
@@ -52,6 +59,17 @@ class OpsConfig:
     port: int = 9187
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     stop_timeout_seconds: float = 20.0
+    # Per model, the signals that get driftwarden_signal_* gauges (firing first, then
+    # the lowest p-values): a bound on /metrics series however many features a model has.
+    max_signal_series: int = 50
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig:
+    """One ``[[alertmanagers]]``: a real Alertmanager that firing signals are pushed to."""
+
+    url: str
+    resend_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +204,7 @@ class Config:
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
+    alertmanagers: list[AlertmanagerConfig] = field(default_factory=list)
     source: str = "<defaults>"
 
     def model(self, name: str) -> ModelConfig | None:
@@ -297,6 +316,10 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{source}: key 'kafka.consumer_processes' must be at least 1")
     if config.kafka.max_poll_records < 1:
         raise ConfigError(f"{source}: key 'kafka.max_poll_records' must be at least 1")
+    if not 0 <= config.kafka.fetch_max_wait_ms <= 5_000:
+        raise ConfigError(
+            f"{source}: key 'kafka.fetch_max_wait_ms' must be between 0 and 5000 (milliseconds)"
+        )
     if config.checkpoint.every_records < 1 or config.checkpoint.every_seconds <= 0:
         raise ConfigError(f"{source}: keys 'checkpoint.*' must be positive")
     alerting = config.alerting
@@ -344,6 +367,31 @@ def _check_values(config: Config) -> None:
     for i, hook in enumerate(config.webhooks):
         if not hook.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: key 'webhooks[{i}].url' must be an http(s) URL")
+    if not 1 <= config.ops.max_signal_series <= 10_000:
+        raise ConfigError(f"{source}: key 'ops.max_signal_series' must be between 1 and 10000")
+    _check_alertmanagers(config)
+
+
+def _check_alertmanagers(config: Config) -> None:
+    source = config.source
+    urls = [am.url.rstrip("/") for am in config.alertmanagers]
+    for i, am in enumerate(config.alertmanagers):
+        where = f"alertmanagers[{i}]"
+        if not am.url.startswith(("http://", "https://")) or "?" in am.url:
+            raise ConfigError(
+                f"{source}: key '{where}.url' must be an Alertmanager's base http(s) URL "
+                f'such as "http://alertmanager:9093" (without /api/v2/alerts), got {am.url!r}'
+            )
+        if am.url.rstrip("/").endswith("/api/v2/alerts"):
+            raise ConfigError(
+                f"{source}: key '{where}.url' is the base URL: drop the trailing /api/v2/alerts"
+            )
+        if urls.count(urls[i]) > 1:
+            raise ConfigError(f"{source}: Alertmanager {am.url!r} is listed twice")
+        if not 1 <= am.resend_seconds <= 3600:
+            raise ConfigError(
+                f"{source}: key '{where}.resend_seconds' must be between 1 and 3600 seconds"
+            )
 
 
 def _build(cls: type[Any], raw: dict[str, Any], source: str, prefix: str) -> Any:

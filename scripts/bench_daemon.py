@@ -1,16 +1,23 @@
 """Daemon throughput against a bare kafka-python read, and memory with many models.
 
     .venv/bin/python scripts/bench_daemon.py [--events 300000] [--models 1000]
-        [--processes 1 2] [--rounds 3]
+        [--processes 1 2] [--rounds 3] [--shapes spread one-busy]
 
-Starts its own broker through scripts/kafka, writes 20-feature events (16
-numeric, 4 categorical, score and prediction) to a 2-partition topic, then in
-one run measures:
-1. a bare kafka-python + orjson read of the topic by one consumer (the ceiling),
+Starts its own broker through scripts/kafka and writes the same events (16
+numeric and 4 categorical features, client, request id, score and prediction)
+in two shapes, keyed by model as producers do:
+- ``spread``: 8 models over a 2-partition topic, both partitions busy;
+- ``one-busy``: one model on a 4-partition topic, so one partition holds every
+  record and three stay empty (the shape that left the daemon idle in issue 16).
+For each shape, in one run, it measures:
+1. a bare kafka-python + orjson read of the topic by one consumer (the ceiling;
+   it takes up to 50,000 records a poll, so its fetches never wait);
 2. ``driftwarden run`` end to end (parse, detectors, alerts, checkpoints to
-   SQLite) with each ``kafka.consumer_processes`` setting asked for, from the
-   moment every worker holds a partition to its last record, as its /metrics
-   report them,
+   SQLite) with the smallest config, so every [kafka] setting at its default
+   (``consumer_processes`` aside, for each setting asked for), from the moment
+   every worker holds a partition to its last record, as its /metrics report
+   them, with the share of its loop spent waiting in poll while records were
+   pending (``driftwarden_poll_waiting_seconds`` over ``..._behind_seconds``),
 and reports each ratio; then the resident memory of the pipeline holding
 ``--models`` models of 20 features each, after their references are built.
 """
@@ -61,6 +68,8 @@ def make_events(n: int, models: int, seed: int = 1) -> list[bytes]:
             "model": f"m{i % models}",
             "ts": 1_793_491_200 + i * 0.01,
             "features": features,
+            "client": f"client-{i % 37}",
+            "id": f"req-{seed}-{i}",
             "score": round(float(scores[i]), 4),
             "prediction": "yes" if scores[i] > 0.5 else "no",
         }
@@ -84,7 +93,7 @@ def start_broker() -> str:
 
 def bare_read(bootstrap: str, topic: str, total: int) -> float:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=50_000
     )
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     consumer.assign(parts)
@@ -101,15 +110,20 @@ def bare_read(bootstrap: str, topic: str, total: int) -> float:
     return total / elapsed
 
 
-def daemon_rate(bootstrap: str, topic: str, total: int, workdir: Path, processes: int) -> float:
+def daemon_rate(
+    bootstrap: str, topic: str, total: int, workdir: Path, processes: int, models: int
+) -> tuple[float, float]:
     """``driftwarden run`` as deployed, read off /metrics, once its group has formed.
 
     The clock starts when every worker holds a partition (by /readyz) and has
     consumed, and stops at the last record: the one-time group join, during
     which a first worker may hold every partition, is start-up, not throughput.
+    Returns events/s and the share of the loop spent waiting idle in poll.
     """
     port = free_port()
-    name = f"p{processes}"
+    name = f"{topic}-p{processes}"
+    # The smallest config: every other key at its default.
+    workers = f"consumer_processes = {processes}\n" if processes != 1 else ""
     config = workdir / f"{name}.toml"
     config.write_text(
         f"""
@@ -120,13 +134,12 @@ path = "{workdir / name}.db"
 bootstrap_servers = "{bootstrap}"
 topics = ["{topic}"]
 group_id = "bench-{workdir.name}-{name}"
-consumer_processes = {processes}
-
+{workers}
 [ops]
 port = {port}
 log_level = "warning"
 """
-        + "".join(f'\n[[models]]\nname = "m{i}"\n' for i in range(8))
+        + "".join(f'\n[[models]]\nname = "m{i}"\n' for i in range(models))
     )
     daemon = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)], cwd=ROOT
@@ -134,7 +147,7 @@ log_level = "warning"
     try:
         started = first = None
         while True:
-            done = consumed(port)
+            done = metric(port, "driftwarden_records_consumed_total")
             now = time.perf_counter()
             if done and started is None and group_formed(port, processes):
                 started, first = now, done
@@ -143,15 +156,17 @@ log_level = "warning"
             if daemon.poll() is not None:
                 raise SystemExit(f"the daemon exited with {daemon.returncode}")
             time.sleep(0.1)
+        waiting = metric(port, "driftwarden_poll_waiting_seconds_total")
+        behind = metric(port, "driftwarden_poll_behind_seconds_total")
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     assert started is not None and first is not None
-    return (total - first) / (now - started)
+    return (total - first) / (now - started), waiting / behind if behind else float("nan")
 
 
-def consumed(port: int) -> float:
-    """Records consumed so far, summed over models and workers; 0 until the server answers."""
+def metric(port: int, name: str) -> float:
+    """A sample summed over labels and workers; 0 until the server answers."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
@@ -161,7 +176,7 @@ def consumed(port: int) -> float:
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "driftwarden_records_consumed_total"
+        if sample.name == name
     )
 
 
@@ -212,6 +227,54 @@ def many_models_memory(models: int, workdir: Path) -> tuple[float, float]:
     return after - before, (after - before) / models
 
 
+# Topic shapes: (partitions, models). Records are keyed by model, so one model
+# fills one partition.
+SHAPES = {"spread": (2, 8), "one-busy": (4, 1)}
+
+
+def produce_shape(bootstrap: str, name: str, total: int) -> None:
+    partitions, models = SHAPES[name]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    for value in make_events(total, models):
+        producer.send(name, key=orjson.loads(value)["model"].encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def measure_round(
+    bootstrap: str,
+    name: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    ratios: dict[tuple[str, int], list[float]],
+    round_: int,
+) -> None:
+    """The bare read of one shape, right before the daemons on it.
+
+    On a shared machine the speed drifts between minutes; a ratio within a round does not.
+    """
+    partitions, models = SHAPES[name]
+    bare = bare_read(bootstrap, name, args.events)
+    print(
+        f"round {round_}, {name} ({models} model(s), {partitions} partitions): "
+        f"bare kafka-python + orjson read, one consumer: {bare:,.0f} events/s",
+        flush=True,
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    for processes in args.processes:
+        rate, idle = daemon_rate(bootstrap, name, args.events, workdir, processes, models)
+        ratios[name, processes].append(rate / bare)
+        print(
+            f"round {round_}, {name}: daemon at the defaults, consumer_processes = "
+            f"{processes}: {rate:,.0f} events/s, ratio to the bare read {rate / bare:.2f}, "
+            f"idle in poll while behind {idle:.0%}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
@@ -226,48 +289,33 @@ def main() -> None:
         default=[1, 2],
         help="consumer_processes settings to measure, in order (default: 1 2)",
     )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        choices=sorted(SHAPES),
+        default=list(SHAPES),
+        help="topic shapes to measure (default: spread one-busy)",
+    )
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_only:
         report_memory(args.models)
         return
     bootstrap = start_broker()
-    topic = "bench"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    admin.close()
     print(f"generating {args.events:,} events of 20 features...", flush=True)
-    values = make_events(args.events, 8)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
-    for value in values:
-        producer.send(topic, key=orjson.loads(value)["model"].encode(), value=value)
-    producer.flush()
-    producer.close()
+    for name in args.shapes:
+        produce_shape(bootstrap, name, args.events)
     with tempfile.TemporaryDirectory() as tmp:
-        ratios: dict[int, list[float]] = {p: [] for p in args.processes}
+        ratios: dict[tuple[str, int], list[float]] = {
+            (name, p): [] for name in args.shapes for p in args.processes
+        }
         for round_ in range(1, args.rounds + 1):
-            # Each round measures the bare read again right before the daemon:
-            # on a shared machine the speed drifts, and a ratio within a round does not.
-            bare = bare_read(bootstrap, topic, args.events)
+            for name in args.shapes:
+                measure_round(bootstrap, name, args, Path(tmp) / f"round{round_}", ratios, round_)
+        for (name, processes), values in ratios.items():
             print(
-                f"round {round_}: bare kafka-python + orjson read, one consumer: "
-                f"{bare:,.0f} events/s",
-                flush=True,
-            )
-            for processes in args.processes:
-                workdir = Path(tmp) / f"round{round_}"
-                workdir.mkdir(exist_ok=True)
-                rate = daemon_rate(bootstrap, topic, args.events, workdir, processes)
-                ratios[processes].append(rate / bare)
-                print(
-                    f"round {round_}: daemon, consumer_processes = {processes}: "
-                    f"{rate:,.0f} events/s, ratio to the bare read {rate / bare:.2f}",
-                    flush=True,
-                )
-        for processes, values in ratios.items():
-            print(
-                f"median ratio over {len(values)} round(s), consumer_processes = {processes}: "
-                f"{statistics.median(values):.2f}"
+                f"median ratio over {len(values)} round(s), {name}, "
+                f"consumer_processes = {processes}: {statistics.median(values):.2f}"
             )
     # In a fresh process: this one's heap still holds what the reads above freed,
     # and new models would fill it without raising the resident size.

@@ -1,37 +1,29 @@
-"""Page-Hinkley test (Page 1954; Hinkley 1971) on standardised block means."""
+"""Page-Hinkley test (Page 1954; Hinkley 1971): River's, on standardised block means."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from river import drift
+
 from detectors.change.base import BlockChangeDetector
+from detectors.change.river_state import dump_river, load_river
 from detectors.change.run_length import cusum_threshold
 from detectors.codec import decode_float, encode_float
 
-# running mean; each side's sum, its minimum, and the z values since that minimum
-_FIELDS = (
-    "mean",
-    "up",
-    "up_min",
-    "up_since_n",
-    "up_since_sum",
-    "down",
-    "down_min",
-    "down_since_n",
-    "down_since_sum",
-)
-
 
 class PageHinkley(BlockChangeDetector):
-    """Two-sided Page-Hinkley test on standardised block means.
+    """Two-sided Page-Hinkley test on standardised block means (``river.drift.PageHinkley``).
 
     Unlike CUSUM it measures deviations from the running mean since the last
     alarm, not from the reference mean: it flags a change point and then
     settles on the new level, so a lasting shift is reported once. Each
-    direction's cumulative deviation beyond ``delta`` is compared with its own
-    minimum so far; an alarm comes when the rise exceeds ``lambda_``,
+    direction's cumulative deviation beyond ``delta`` is compared with its
+    extreme so far; an alarm comes when the rise exceeds ``lambda_``,
     calibrated to ``false_alarm_events`` like CUSUM's decision interval unless
-    given.
+    given. River runs the test (without forgetting: ``alpha`` = 1); this class
+    only follows how many blocks have passed since the alarming side's extreme,
+    to estimate the shift.
 
     Parameters
     ----------
@@ -77,6 +69,8 @@ class PageHinkley(BlockChangeDetector):
        41(1-2), 100-115.
     .. [2] Hinkley, D. V. (1971). Inference about the change-point from
        cumulative sum tests. *Biometrika*, 58(3), 509-523.
+    .. [3] Montiel, J., et al. (2021). River: machine learning for streaming
+       data in Python. *Journal of Machine Learning Research*, 22(110), 1-8.
     """
 
     name = "page_hinkley"
@@ -102,47 +96,54 @@ class PageHinkley(BlockChangeDetector):
         self.lambda_ = lambda_
         self.min_blocks = min_blocks
         self._h = lambda_ if lambda_ is not None else 0.0
-        self._reset()
+        self._ph = self._fresh()
+        self._since = [0, 0]  # blocks since each side's extreme: up, down
 
-    def _reset(self) -> None:
-        self._n = 0
-        self._state = dict.fromkeys(_FIELDS, 0.0)
+    def _fresh(self) -> drift.PageHinkley:
+        return drift.PageHinkley(
+            min_instances=self.min_blocks,
+            delta=self.delta,
+            threshold=self._h,
+            alpha=1.0,
+            mode="both",
+        )
 
     def _configure(self) -> None:
         if self.lambda_ is None:
             self._h = cusum_threshold(2 * self.false_alarm_events / self.block, self.delta)
-        self._reset()
+        self._ph = self._fresh()
+        self._since = [0, 0]
 
     def _step(self, z: float) -> tuple[float, float, float, dict[str, Any]] | None:
-        s = self._state
-        self._n += 1
-        s["mean"] += (z - s["mean"]) / self._n
-        s["up"] += z - s["mean"] - self.delta
-        s["down"] += s["mean"] - z - self.delta
-        for side in ("up", "down"):
-            if s[side] <= s[f"{side}_min"]:
-                s[f"{side}_min"] = s[side]
-                s[f"{side}_since_n"] = s[f"{side}_since_sum"] = 0.0
-            else:
-                s[f"{side}_since_n"] += 1
-                s[f"{side}_since_sum"] += z
-        rise, fall = s["up"] - s["up_min"], s["down"] - s["down_min"]
-        if self._n < self.min_blocks or max(rise, fall) <= self._h:
+        ph = self._ph
+        if ph.drift_detected:  # River restarts on the update after an alarm
+            self._since = [0, 0]
+        ph.update(z)  # type: ignore[no-untyped-call]  # River's update is untyped
+        # River's sums: the up side grows with z above the mean, the down side falls.
+        rise = ph._sum_increase - ph._min_increase
+        fall = ph._max_decrease - ph._sum_decrease
+        self._since[0] = 0 if rise <= 0 else self._since[0] + 1
+        self._since[1] = 0 if fall <= 0 else self._since[1] + 1
+        if not ph.drift_detected:
             return None
         up = rise >= fall
-        side = "up" if up else "down"
         stat = rise if up else fall
-        since_n, since_sum = s[f"{side}_since_n"], s[f"{side}_since_sum"]
-        before_n = self._n - since_n
-        before = (s["mean"] * self._n - since_sum) / before_n if before_n > 0 else 0.0
-        shift = since_sum / max(since_n, 1.0) - before
-        blocks = int(since_n)
-        self._reset()
+        blocks = max(self._since[0 if up else 1], 1)
+        # the rise over `blocks` blocks is their excess over delta, summed
+        shift = (self.delta + stat / blocks) * (1 if up else -1)
         return stat, self._h, shift, {"direction": "up" if up else "down", "blocks": blocks}
 
     def _dump_extra(self) -> dict[str, Any]:
-        return {"n": self._n, **{k: encode_float(v) for k, v in self._state.items()}}
+        return {
+            "h": encode_float(self._h),
+            "since": list(self._since),
+            "page_hinkley": dump_river(self._ph),
+        }
 
     def _load_extra(self, state: dict[str, Any]) -> None:
-        self._n = int(state["n"])
-        self._state = {k: decode_float(state[k]) for k in _FIELDS}
+        if "page_hinkley" not in state:  # written before the test ran on River
+            self._ph = load_river(None, drift.PageHinkley, self._fresh, self.name)
+            return
+        self._h = decode_float(state["h"])
+        self._since = [int(v) for v in state["since"]]
+        self._ph = load_river(state["page_hinkley"], drift.PageHinkley, self._fresh, self.name)

@@ -5,6 +5,7 @@
 
 from detectors.client.base import ClientOutcome, ClientWindowTest
 from detectors.client.boundary import ClientBoundary
+from detectors.client.inputs import ClientInputs
 from detectors.client.volume import ClientVolume
 
-__all__ = ["ClientBoundary", "ClientOutcome", "ClientVolume", "ClientWindowTest"]
+__all__ = ["ClientBoundary", "ClientInputs", "ClientOutcome", "ClientVolume", "ClientWindowTest"]

@@ -37,6 +37,7 @@ class ClientOutcome:
     p_value: float
     level: float
     severity: Severity
+    behaviour: str = ""  # which behaviour, for tests of several (client_inputs)
 
 
 class ClientWindowTest(DetectorBase):
@@ -150,22 +151,16 @@ class ClientWindowTest(DetectorBase):
         starts from ``prior`` if given, so even during warm-up one window cannot
         make an unusual newcomer look normal; else from its first value.
         """
-        decay = self.decay
-        first = self._windows == 0
-        clients = set(observed) | (set(self._baseline) if absent_is_zero else set())
-        for client in clients:
-            if client in frozen:
-                continue
-            old = self._baseline.get(client, prior)
-            new = observed.get(client, 0.0)
-            if old is None and (first or not absent_is_zero):
-                self._baseline[client] = new
-            else:
-                self._baseline[client] = decay * (old or 0.0) + (1 - decay) * new
-        if len(self._baseline) > self.max_clients:
-            kept = sorted(self._baseline.items(), key=lambda kv: (-kv[1], kv[0]))
-            self._baseline = dict(kept[: self.max_clients])
-        self._baseline = {c: s for c, s in self._baseline.items() if s >= 1e-6 or c in frozen}
+        self._baseline = learned(
+            self._baseline,
+            observed,
+            frozen,
+            absent_is_zero,
+            prior,
+            first=self._windows == 0,
+            decay=self.decay,
+            max_clients=self.max_clients,
+        )
 
     def _dump_common(self) -> dict[str, Any]:
         return {
@@ -181,3 +176,32 @@ class ClientWindowTest(DetectorBase):
         self._fill = int(state["fill"])
         self._windows = int(state["windows"])
         self._baseline = {c: decode_float(s) for c, s in state["baseline"]}
+
+
+def learned(
+    baseline: dict[str, float],
+    observed: dict[str, float],
+    frozen: set[str],
+    absent_is_zero: bool,
+    prior: float | None,
+    first: bool,
+    decay: float,
+    max_clients: int,
+) -> dict[str, float]:
+    """``baseline`` moved towards ``observed`` (see :meth:`ClientWindowTest._learn`),
+    kept to its ``max_clients`` largest values."""
+    out = dict(baseline)
+    clients = set(observed) | (set(out) if absent_is_zero else set())
+    for client in clients:
+        if client in frozen:
+            continue
+        old = out.get(client, prior)
+        new = observed.get(client, 0.0)
+        if old is None and (first or not absent_is_zero):
+            out[client] = new
+        else:
+            out[client] = decay * (old or 0.0) + (1 - decay) * new
+    if len(out) > max_clients:
+        kept = sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))
+        out = dict(kept[:max_clients])
+    return {c: s for c, s in out.items() if s >= 1e-6 or c in frozen}

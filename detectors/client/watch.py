@@ -1,20 +1,40 @@
-"""The per-client detectors of one model (kind ``client``), fed the ``client`` column."""
+"""The per-client detectors of one model (kind ``client``), fed the ``client`` column.
+
+Flagged callers are remembered for two of the flagging detector's windows, so
+that a drift finding on the model's inputs or outputs made meanwhile names
+those that sent at least ``ATTRIBUTION_MIN_SHARE`` of a window
+(``attributed_to``, largest share first, with ``attributed_shares`` and
+``attributed_behaviours``): a burst of adversarial search or scraping moves the
+feature distributions too, and on-call should see one caller at work, not
+drift in every feature.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from detectors import registry
 from detectors.base import Finding
-from detectors.registry import ClientDetector
+from detectors.registry import ClientDetector, InputClientDetector
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.settings import SuiteSettings
 
 # Client tests get a tenth of the model's false-alarm budget, on top of the
 # rest; their minimum-excess gate keeps them far quieter than that in practice.
 CLIENT_BUDGET_SHARE = 0.1
+ATTRIBUTION_KEY = "$attribution"  # in dump(): never a detector's name
+MAX_REMEMBERED = 50  # flagged callers remembered for attribution (hostile: many callers)
+MAX_ATTRIBUTED = 5  # callers named in one drift finding
+# A caller sending less of a window than this cannot move its distributions.
+ATTRIBUTION_MIN_SHARE = 0.01
+DRIFT_PREFIXES = ("feature:", "features", "score", "prediction")
+
+
+def reads_inputs(det: ClientDetector) -> bool:
+    return bool(getattr(det, "reads_inputs", False))
 
 
 class ClientWatch:
@@ -23,6 +43,8 @@ class ClientWatch:
         self.detectors: dict[str, ClientDetector] = {n: settings.build(n) for n in names}
         for det in self.detectors.values():
             det.calibrate(CLIENT_BUDGET_SHARE * det.window / settings.false_alarm_events)
+        # (stream index, client, behaviour, horizon in events, share of its window)
+        self._flags: list[tuple[int, str, str, int, float]] = []
 
     def observe(
         self,
@@ -31,6 +53,7 @@ class ClientWatch:
         ts: np.ndarray,
         first_index: int,
         alarms: AlarmTracker,
+        inputs: dict[str, np.ndarray] | None = None,
     ) -> list[Finding]:
         """Findings for the events of a batch; ``first_index`` is the stream index of its first."""
 
@@ -40,7 +63,11 @@ class ClientWatch:
         detected = [
             (o.index, order, name, det, o)
             for order, (name, det) in enumerate(self.detectors.items())
-            for o in det.update(clients, scores)
+            for o in (
+                cast_inputs(det).update(clients, scores, inputs)
+                if reads_inputs(det)
+                else det.update(clients, scores)
+            )
         ]
         detected.sort(key=lambda t: t[:2])
         findings = []
@@ -48,6 +75,9 @@ class ClientWatch:
             index = first_index + o.index
             signal = f"client:{o.client}"
             at = float(ts[o.index])
+            self._remember(
+                (index, o.client, o.behaviour or name, 2 * det.window, o.count / det.window)
+            )
             alarms.resolve_due(index - 1, moment)
             state = alarms.report(f"{name}|{signal}", o.severity, index, at)
             if state is None:
@@ -59,6 +89,7 @@ class ClientWatch:
                 "requests": o.count,
                 "share": o.share,
                 "baseline_share": o.baseline,
+                **({"behaviour": o.behaviour} if o.behaviour else {}),
             }
             findings.append(
                 Finding(
@@ -75,8 +106,63 @@ class ClientWatch:
             )
         return findings
 
+    def _remember(self, flag: tuple[int, str, str, int, float]) -> None:
+        if flag[4] >= ATTRIBUTION_MIN_SHARE:
+            self._flags = [*self._flags[-MAX_REMEMBERED + 1 :], flag]
+
+    def attribute(self, findings: list[Finding], upto: int) -> list[Finding]:
+        """``findings`` (of the events up to stream index ``upto``) with each
+        drift finding naming the callers flagged for their inputs at or before
+        it, within their horizon (``attributed_to``)."""
+        out = self._attributed(findings)
+        self._flags = [f for f in self._flags if f[0] + f[3] > upto]
+        return out
+
+    def _attributed(self, findings: list[Finding]) -> list[Finding]:
+        out = []
+        for f in findings:
+            if f.signal.startswith(DRIFT_PREFIXES) and self._flags:
+                at = int(f.details["event_index"])
+                shares: dict[str, float] = {}
+                behaviours: dict[str, set[str]] = {}
+                for i, c, b, horizon, share in self._flags:
+                    if i <= at <= i + horizon:
+                        shares[c] = max(shares.get(c, 0.0), share)
+                        behaviours.setdefault(c, set()).add(b)
+                if shares:
+                    named = sorted(shares, key=lambda c: (-shares[c], c))[:MAX_ATTRIBUTED]
+                    extra = {
+                        "attributed_to": [f"client:{c}" for c in named],
+                        "attributed_shares": [shares[c] for c in named],
+                        "attributed_behaviours": sorted(
+                            set().union(*(behaviours[c] for c in named))
+                        ),
+                    }
+                    f = replace(f, details={**f.details, **extra})
+            out.append(f)
+        return out
+
     def dump(self) -> dict[str, Any]:
-        return {name: det.dump() for name, det in self.detectors.items()}
+        state: dict[str, Any] = {name: det.dump() for name, det in self.detectors.items()}
+        if self._flags:
+            state[ATTRIBUTION_KEY] = [list(f) for f in self._flags]
+        return state
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.detectors = {name: registry.get(name, "client").loader(d) for name, d in state.items()}
+        """Detectors from ``state``; one the state lacks (enabled since) starts afresh."""
+        loaded = {
+            name: registry.get(name, "client").loader(d)
+            for name, d in state.items()
+            if name != ATTRIBUTION_KEY
+        }
+        fresh = self.detectors
+        self.detectors = {**{n: loaded.pop(n, det) for n, det in fresh.items()}, **loaded}
+        self._flags = [
+            (int(i), str(c), str(b), int(h), float(share))
+            for i, c, b, h, share in state.get(ATTRIBUTION_KEY, [])
+        ]
+
+
+def cast_inputs(det: ClientDetector) -> InputClientDetector:
+    assert reads_inputs(det)
+    return det  # type: ignore[return-value]  # reads_inputs says it takes inputs

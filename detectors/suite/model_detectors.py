@@ -24,7 +24,12 @@ from detectors.client.watch import ClientWatch
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
-from detectors.registry import ChangeDetector, MultivariateDetector, WindowDetector
+from detectors.registry import (
+    ChangeDetector,
+    MultivariateDetector,
+    SequentialDetector,
+    WindowDetector,
+)
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.caps import NameCap, StreamCaps, admit_columns
 from detectors.suite.error_stream import ErrorWatch, JoinedLabels
@@ -56,12 +61,14 @@ class ModelDetectors:
         ]
         self._change_names = [n for n in names if registry.get(n).kind == "change"]
         self._multi_names = [n for n in names if registry.get(n).kind == "multivariate"]
+        self._evidence_names = [n for n in names if registry.get(n).kind == "sequential"]
         self._events = 0
         self._warmup: WarmupRows | None = WarmupRows()
         self._numeric: dict[str, NumericSignal] = {}
         self._categorical: dict[str, CategoricalSignal] = {}
         self._change: dict[str, dict[str, ChangeDetector]] = {}
         self._multi: dict[str, MultivariateDetector] = {}
+        self._evidence: dict[str, SequentialDetector] = {}
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
@@ -125,28 +132,46 @@ class ModelDetectors:
             k for k in CHANGE_SERIES if k in self._numeric and self._numeric[k].reference.size > 1
         ]
         instances = len(series) * len(self._change_names)
+        self._evidence = {name: s.build(name) for name in self._evidence_names}
         self._change = {}
         for key in series:
             ref = self._numeric[key].reference
             self._change[key] = {}
             for name in self._change_names:
                 det = s.build(name)
-                det.calibrate(ref.mean, ref.std, self._change_budget() / instances, ref.size)
+                det.calibrate(ref.mean, ref.std, self._change_budget() * instances, ref.size)
                 self._change[key][name] = det
         self._multi = {name: s.build(name) for name in self._multi_names}
         fit_multivariate(self._multi, num, self._categorical, cat, self.seed)
+        features = {k: s.reference for k, s in self._numeric.items() if s.role == FEATURE}
+        categories = {k: s.reference for k, s in self._categorical.items() if s.role == FEATURE}
+        for ev_det in self._evidence.values():
+            # a share of the false-alarm rate: events between false alarms grow
+            share = self._budget_share("sequential") / len(self._evidence)
+            ev_det.fit(features, categories, s.false_alarm_events / share)
         self._window_start_ts = math.nan
         self._fill = 0
         self._alarms = AlarmTracker(recover_after=s.recover_windows * s.window)
 
+    def _budget_share(self, kind: str) -> float:
+        """The share of the false-alarm budget one kind of row detector gets:
+        the windowed tests half (all when alone), the change detectors and the
+        sequential evidence the other half, split when both run."""
+        sequential = [bool(self._change), bool(self._evidence)]
+        if kind == "window":
+            return 0.5 if any(sequential) else 1.0
+        return 0.5 / sum(sequential) if sequential[kind == "sequential"] else 0.0
+
     def _change_budget(self) -> float:
-        """Events between false alarms granted to all change detectors together."""
-        return self.settings.false_alarm_events * 0.5
+        """Events between false alarms granted to all change detectors together:
+        their share of the false-alarm rate, so the events grow as the share shrinks."""
+        return self.settings.false_alarm_events / self._budget_share("change")
 
     def _window_level(self) -> float:
         """Benjamini-Hochberg level of one window's tests."""
-        share = 0.5 if self._change else 1.0
-        return share * self.settings.window / self.settings.false_alarm_events
+        return (
+            self._budget_share("window") * self.settings.window / self.settings.false_alarm_events
+        )
 
     # -- rows -----------------------------------------------------------
     def observe_rows(self, batch: RowBatch) -> list[Finding]:
@@ -184,6 +209,8 @@ class ModelDetectors:
             take = min(n - start, self.settings.window - self._fill)
             out += self._segment(batch, start, start + take, self._fill)
             start += take
+        if self._clients.detectors:
+            out = self._clients.attribute(out, self._events - 1)
         return out
 
     def _observe_clients(self, batch: RowBatch, start: int, stop: int) -> list[Finding]:
@@ -193,9 +220,10 @@ class ModelDetectors:
         if batch.client is None or not self._clients.detectors:
             return []
         scores = None if batch.score is None else batch.score[start:stop]
-        return self._clients.observe(
-            batch.client[start:stop], scores, batch.ts[start:stop], self._events, self._alarms
-        )
+        inputs = {name: column[start:stop] for name, column in batch.numeric.items()}
+        clients = batch.client[start:stop]
+        ts = batch.ts[start:stop]
+        return self._clients.observe(clients, scores, ts, self._events, self._alarms, inputs)
 
     def _moment(self, batch: RowBatch, start: int, size: int) -> Callable[[int], float]:
         """Event time of stream event ``index`` for the events [start, start + size) of
@@ -220,18 +248,22 @@ class ModelDetectors:
             ccol = cat_cols.get(name)
             csig.push(None if ccol is None else ccol[1][start:stop], size)
         moment = self._moment(batch, start, size)
+        changes = [(k, name, det) for k, dets in self._change.items() for name, det in dets.items()]
         detected = [
             (ev.index, order, name, series, ev)
-            for order, (series, name, det) in enumerate(
-                (series, name, det)
-                for series, dets in self._change.items()
-                for name, det in dets.items()
-            )
+            for order, (series, name, det) in enumerate(changes)
             for ev in det.update(
                 np.full(size, np.nan) if series not in num_cols else num_cols[series][1][start:stop]
             )
         ]
-        detected.sort(key=lambda t: t[:2])
+        features = {k: s.buffer[s.fill - size : s.fill] for k, s in self._numeric.items()}
+        codes = {k: s.buffer[s.fill - size : s.fill] for k, s in self._categorical.items()}
+        for order, (name, ev_det) in enumerate(self._evidence.items(), start=len(changes)):
+            detected += [
+                (ev.index, order, name, signal, ev)
+                for signal, ev in ev_det.update(features, codes, size)
+            ]
+        detected.sort(key=lambda t: t[:2])  # in stream order, whichever detector found it
         for at, order, name, series, ev in detected:
             f = self._change_finding(name, series, ev, moment)
             if f is not None:
@@ -359,6 +391,7 @@ class ModelDetectors:
             "categorical": {k: s.dump() for k, s in self._categorical.items()},
             "change": {k: {n: d.dump() for n, d in v.items()} for k, v in self._change.items()},
             "multivariate": {k: d.dump() for k, d in self._multi.items()},
+            "sequential": {k: d.dump() for k, d in self._evidence.items()},
             "window_start_ts": encode_float(self._window_start_ts),
             "fill": self._fill,
             "alarms": self._alarms.dump(),
@@ -388,6 +421,10 @@ class ModelDetectors:
         }
         md._multi = {
             k: registry.get(k, "multivariate").loader(d) for k, d in state["multivariate"].items()
+        }
+        md._evidence = {
+            k: registry.get(k, "sequential").loader(d)
+            for k, d in state.get("sequential", {}).items()
         }
         md._window_start_ts = decode_float(state["window_start_ts"])
         md._fill = state["fill"]

@@ -33,12 +33,15 @@ class SuiteSettings:
     """How one model's streams are tested.
 
     ``false_alarm_events`` is the one knob that matters: the expected number of
-    events between false alarms for the model. Half of it goes to the windowed
+    events between false alarms for the model. It is shared as a rate (a
+    detector granted a quarter of it may alarm falsely once in four times as
+    many events). Half of it goes to the windowed
     tests (Benjamini-Hochberg over every signal of a window at level
-    ``0.5 * window / false_alarm_events``; all of it when no change detector
-    runs), half to the sequential change detectors, split evenly between the
-    streams they watch; the per-client tests get a tenth more. Metric series
-    get the same budget counted in metric points.
+    ``0.5 * window / false_alarm_events``; all of it when nothing else runs),
+    half to the sequential detectors: the change detectors (split evenly
+    between the streams they watch) and the per-feature evidence (split evenly
+    between its charts) a quarter each when both run. The per-client tests get
+    a tenth more. Metric series get the same budget counted in metric points.
     """
 
     window: int = 2000
@@ -65,7 +68,7 @@ class SuiteSettings:
             raise ValueError(
                 f"false_alarm_events must be a number >= 10 * window, got {fa!r}; pass e.g. 1e7"
             )
-        win_kinds = ("window", "change", "multivariate", "client")
+        win_kinds = ("window", "change", "multivariate", "client", "sequential")
         object.__setattr__(self, "detectors", _names("detectors", self.detectors, win_kinds))
         metric_names = _names("metric_detectors", self.metric_detectors, ("change", "metric"))
         object.__setattr__(self, "metric_detectors", metric_names)

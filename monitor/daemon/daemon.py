@@ -25,6 +25,7 @@ from monitor.audit import chain as audit
 from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
 from monitor.daemon.ops import DaemonMetrics
+from monitor.daemon.poll_idle import PollIdle
 from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
 from monitor.ingest.events import Malformed
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
@@ -93,6 +94,7 @@ class Daemon:
         # A store error in a rebalance callback, which the consumer would swallow.
         self._store_failure: sqlite3.Error | None = None
         self._abandoned = False
+        self.poll_idle = PollIdle(metrics.registry)
         kafka = config.kafka
         log.info("connecting to Kafka", extra={"bootstrap_servers": kafka.bootstrap_servers})
         self.consumer = open_consumer(
@@ -102,6 +104,7 @@ class Daemon:
             enable_auto_commit=False,
             auto_offset_reset=kafka.auto_offset_reset,
             max_poll_records=kafka.max_poll_records,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=max(1000, kafka.session_timeout_ms // 4),
             retry_backoff_ms=20,
@@ -148,8 +151,10 @@ class Daemon:
 
     def _consume(self, stop: threading.Event, heartbeat: Callable[[], None] | None) -> None:
         while not stop.is_set():
+            self.poll_idle.poll_started()
             try:
                 polled = self.consumer.poll(timeout_ms=500)
+                self.poll_idle.poll_ended()
             except KafkaError as exc:
                 if self._store_failure is not None:
                     raise self._store_failure from None
@@ -172,6 +177,7 @@ class Daemon:
                 self._sweep_notifications()
             if heartbeat is not None:
                 heartbeat()
+            self.poll_idle.loop_ended()
 
     def _sweep_notifications(self) -> None:
         self._last_sweep = time.monotonic()
@@ -238,9 +244,9 @@ class Daemon:
         self._checkpoint.count(len(records))
         highwater = self.consumer.highwater(tp)
         if highwater is not None:
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(
-                highwater - records[-1].offset - 1
-            )
+            behind = highwater - records[-1].offset - 1
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(behind)
+            self.poll_idle.lag(tp, behind)
 
     def _checkpoint_due(self) -> bool:
         why = self._checkpoint.due(self.pipeline.quarantine_full)
@@ -299,6 +305,7 @@ class Daemon:
                 raise
             self.pipeline.forget_models()
             self._checkpoint.forget()
+            self.poll_idle.forget()
             self.status.assigned = 0
         log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import (
@@ -16,27 +15,36 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
+
+from monitor.daemon.store_figures import MAX_SIGNAL_SERIES, StoreFigures
 
 
 class DaemonMetrics:
     """The daemon's Prometheus metrics, in a registry of their own so tests build theirs."""
 
     def __init__(
-        self, registry: CollectorRegistry | None = None, store_path: str | None = None
+        self,
+        registry: CollectorRegistry | None = None,
+        store_path: str | None = None,
+        models: Sequence[str] = (),
+        max_signal_series: int = MAX_SIGNAL_SERIES,
     ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         if store_path is not None:
-            r.register(IncidentFigures(store_path))
+            r.register(StoreFigures(store_path, models, max_signal_series))
         self.records = Counter(
             "driftwarden_records_consumed", "Records consumed, by model", ["model"], registry=r
         )
         self.quarantined = Counter(
             "driftwarden_records_quarantined", "Malformed records quarantined", registry=r
         )
+        # This process's own count; driftwarden_alerts_total is the store's (StoreFigures).
         self.alerts = Counter(
-            "driftwarden_alerts", "Alerts written, by model", ["model"], registry=r
+            "driftwarden_alerts_written",
+            "Alerts this process wrote since it started, by model",
+            ["model"],
+            registry=r,
         )
         self.lag = Gauge(
             "driftwarden_consumer_lag", "Records behind the end", ["topic", "partition"], registry=r
@@ -119,60 +127,6 @@ class DaemonMetrics:
 
     def _checkpoint_age(self) -> float:
         return time.time() - self._last_checkpoint
-
-
-class IncidentFigures:
-    """Incident counts and time to detect, acknowledge and resolve, read from the store per scrape.
-
-    Time to detect is in event time (first alert minus the onset the detector
-    estimated: the start of the window that showed the change); acknowledge and
-    resolve are wall-clock times since the incident opened.
-    """
-
-    def __init__(self, store_path: str) -> None:
-        self.store_path = store_path
-
-    def collect(self) -> Iterator[Metric]:
-        statuses = GaugeMetricFamily(
-            "driftwarden_incidents", "Incidents in the store, by status", labels=["status"]
-        )
-        figures = {
-            name: SummaryMetricFamily(f"driftwarden_incident_{name}_seconds", text)
-            for name, text in (
-                ("time_to_detect", "Onset to first alert, in event time"),
-                ("time_to_acknowledge", "Opened to acknowledged, wall clock"),
-                ("time_to_resolve", "Opened to resolved, wall clock"),
-            )
-        }
-        counts = {"open": 0, "acknowledged": 0, "resolved": 0}
-        spans: dict[str, list[float]] = {name: [] for name in figures}
-        try:
-            with sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True, timeout=2) as db:
-                for status, count in db.execute(
-                    "SELECT status, count(*) FROM incidents GROUP BY status"
-                ):
-                    counts[status] = count
-                for ack, resolve in db.execute(
-                    "SELECT acknowledged_at - opened_at, resolved_at - opened_at FROM incidents"
-                ):
-                    if ack is not None:
-                        spans["time_to_acknowledge"].append(ack)
-                    if resolve is not None:
-                        spans["time_to_resolve"].append(resolve)
-                for (detect,) in db.execute(
-                    "SELECT i.first_event_ts - min(json_extract(a.details, '$.window_start_ts')) "
-                    "FROM incidents i JOIN alerts a ON a.incident_id = i.id GROUP BY i.id"
-                ):
-                    if detect is not None:
-                        spans["time_to_detect"].append(detect)
-        except sqlite3.Error:
-            pass  # a store being created or migrated is no reason to fail a scrape
-        for status, count in counts.items():
-            statuses.add_metric([status], count)
-        yield statuses
-        for name, family in figures.items():
-            family.add_metric([], count_value=len(spans[name]), sum_value=sum(spans[name]))
-            yield family
 
 
 class OpsServer:

@@ -16,6 +16,7 @@ from types import FrameType
 from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog
 from monitor.config import Config
+from monitor.daemon.alert_log import start_store_readers
 from monitor.daemon.daemon import Daemon
 from monitor.daemon.logs import setup_logging
 from monitor.daemon.ops import DaemonMetrics, OpsServer
@@ -67,6 +68,21 @@ def _serve(
     audit.bind_key(store.db, audit_key)
     _warn_if_others_may_read(config.store.path)
     _audit_config_load(store, config)
+    stop_readers = start_store_readers(config)  # the alert log, the Alertmanager pushes
+    try:
+        return _consume(config, targets, store, audit_key, notifier, owner_pid)
+    finally:
+        stop_readers()
+
+
+def _consume(
+    config: Config,
+    targets: list[WebhookTarget],
+    store: Store,
+    audit_key: bytes | None,
+    notifier: SystemdNotifier,
+    owner_pid: int | None,
+) -> int:
     supervised = config.kafka.consumer_processes > 1
     # The supervisor waits stop_timeout_seconds for its workers, so it gets a little more.
     stop = _stop_on_signals(
@@ -77,7 +93,11 @@ def _serve(
         code = Supervisor(config, targets, audit_key).run(stop, notifier)
         log.info("stopped after the workers' final checkpoints", extra={"exit_code": code})
         return code
-    metrics = DaemonMetrics(store_path=config.store.path)
+    metrics = DaemonMetrics(
+        store_path=config.store.path,
+        models=[m.name for m in config.models],
+        max_signal_series=config.ops.max_signal_series,
+    )
     daemon = Daemon(config, store, metrics, targets)
     ops = OpsServer(config.ops.host, config.ops.port, metrics.registry, daemon.ready)
     ops.start()

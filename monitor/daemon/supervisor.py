@@ -34,7 +34,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import Metric
 
 from monitor.config import Config
-from monitor.daemon.ops import IncidentFigures, OpsServer
+from monitor.daemon.ops import OpsServer
+from monitor.daemon.store_figures import StoreFigures
 from monitor.daemon.systemd import SystemdNotifier
 from monitor.daemon.worker import STATUS_SECONDS, worker_main
 from monitor.errors import DriftwardenError
@@ -196,7 +197,10 @@ class Supervisor:
         count = config.kafka.consumer_processes
         self.workers = [WorkerHandle(i, config) for i in range(count)]
         self.registry = CollectorRegistry()
-        self.registry.register(IncidentFigures(config.store.path))
+        models = [m.name for m in config.models]
+        self.registry.register(
+            StoreFigures(config.store.path, models, config.ops.max_signal_series)
+        )
         self.registry.register(WorkerMetrics(self.workers, frozenset({"driftwarden_outbox_depth"})))
         self.restarts = Counter(
             "driftwarden_worker_restarts",

@@ -95,7 +95,9 @@ def parse_event(
     """
     try:
         obj = _decode(raw)
-        return _build(obj, default_ts, bounds)
+        # Every character takes at least one byte of the record (an escape more),
+        # so no string in a record this short can be longer than a name may be.
+        return _build(obj, default_ts, bounds, short=len(raw) <= MAX_NAME_CHARS)
     except _Invalid as exc:
         return Malformed(str(exc))
     except Exception as exc:  # a bad record never stops the stream
@@ -140,7 +142,7 @@ def _require_unicode(obj: Any) -> None:
         raise _Invalid("the record nests too deeply to check") from None
 
 
-def _build(obj: Any, default_ts: float | None, bounds: TimeBounds) -> Event:
+def _build(obj: Any, default_ts: float | None, bounds: TimeBounds, short: bool = False) -> Event:
     if not isinstance(obj, dict):
         raise _Invalid(f"not a JSON object but {_kind(obj)}")
     model = obj.get("model")
@@ -153,9 +155,19 @@ def _build(obj: Any, default_ts: float | None, bounds: TimeBounds) -> Event:
     etype = obj.get("type", "prediction")
     if etype not in EVENT_TYPES:
         raise _Invalid(f"'type' must be one of {', '.join(EVENT_TYPES)}, got {etype!r:.60}")
-    event = Event(etype, model, _event_time(obj.get("ts"), default_ts, bounds))
+    ts = _event_time(obj.get("ts"), default_ts, bounds)
+    if etype == "prediction" or etype == "input":
+        event = _common_prediction(obj, etype, model, ts, short)
+        if event is not None:
+            return event
+    return _check_by_keys(obj, etype, model, ts)
+
+
+def _check_by_keys(obj: dict[str, Any], etype: str, model: str, ts: float) -> Event:
+    """Every optional field checked and converted by its own rule, naming what is wrong."""
+    event = Event(etype, model, ts)
     # Walk the keys the record has rather than asking for every optional one:
-    # a prediction carries about half of them, and this runs for every record.
+    # a prediction carries about half of them.
     for key, value in obj.items():
         try:
             check = _OPTIONAL_FIELDS[key]
@@ -177,6 +189,56 @@ def _build(obj: Any, default_ts: float | None, bounds: TimeBounds) -> Event:
         if event.label is None:
             raise _Invalid("a label event needs a 'label'")
     return event
+
+
+# Feature values the fast path takes as they are; an integer needs its range checked.
+_PLAIN_FEATURE_TYPES = frozenset({str, float, bool, type(None)})
+
+
+def _common_prediction(
+    obj: dict[str, Any], etype: str, model: str, ts: float, short: bool
+) -> Event | None:
+    """The usual prediction, accepted in a few exact-type tests, or None for the full check.
+
+    Takes only what the full path would take unchanged (string ids, a float score,
+    plain feature values), so both give the same event; anything else, valid or not,
+    goes the full way, which also names what is wrong.
+    """
+    if not obj.keys() <= _OPTIONAL_FIELDS.keys():
+        return None  # a field the contract does not name: counted on the full path
+    get = obj.get
+    ident, client, version = get("id"), get("client"), get("version")
+    features, prediction, score = get("features"), get("prediction"), get("score")
+    if not (
+        (ident is None or type(ident) is str)
+        and (client is None or type(client) is str)
+        and (version is None or type(version) is str)
+        and (score is None or type(score) is float)
+        and (prediction is None or type(prediction) in _FEATURE_TYPES)
+        and get("probabilities") is None
+        and get("label") is None
+        and get("name") is None
+        and get("value") is None
+    ):
+        return None
+    if features is not None:
+        if type(features) is not dict or not set(map(type, features.values())).issubset(
+            _PLAIN_FEATURE_TYPES
+        ):
+            return None
+        if not short and features and _names_too_long(features):
+            return None
+    if not short:
+        texts = (ident, client, version, prediction)
+        if max(len(t) if type(t) is str else 0 for t in texts) > MAX_NAME_CHARS:
+            return None
+    return Event(etype, model, ts, ident, client, version, features, prediction, score)
+
+
+def _names_too_long(features: dict[str, Any]) -> bool:
+    if max(map(len, features)) > MAX_NAME_CHARS:
+        return True
+    return any(type(v) is str and len(v) > MAX_NAME_CHARS for v in features.values())
 
 
 def _event_time(value: Any, default_ts: float | None, bounds: TimeBounds) -> float:

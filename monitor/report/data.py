@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any
 import orjson
 
 from monitor.errors import DriftwardenError
+from monitor.report.history import SignalHistory, incident_range, read_history, reference_end
 from monitor.store.errors import describe
-from monitor.store.store import connect_read_only
+from monitor.store.store import REPLAY_GROUP, connect_read_only
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class IncidentRow:
     opened_at: float
     alerts: list[AlertRow] = field(default_factory=list)
     firing: list[str] = field(default_factory=list)  # its signals firing now
+    kind: str = ""
+    resolved_event_ts: float | None = None
+    last_created_at: float | None = None  # wall clock of its last alert's write
+    # Per ``detector:signal``: its history around the incident (``monitor.report.history``).
+    history: dict[str, SignalHistory] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,11 +77,25 @@ class ModelReference:
 
 
 @dataclass(frozen=True)
+class BaselineFile:
+    """The reference a model was given by ``baseline set`` or ``replay --reference``."""
+
+    model: str
+    source: str  # the file's name as recorded (the store keeps no folder)
+    sha256: str
+    requested_by: str
+
+
+@dataclass(frozen=True)
 class ReportData:
     store: Path
     incidents: list[IncidentRow]
     config_loads: list[ConfigLoad]
     references: dict[str, ModelReference]
+    # Topics a daemon (or a Kafka replay) read, from ``offsets``: none for a file replay.
+    topics: list[str] = field(default_factory=list)
+    baseline_files: dict[str, BaselineFile] = field(default_factory=dict)
+    reference_ends: dict[str, float] = field(default_factory=dict)  # model: event time
 
 
 def load_report(path: Path, incident: int | None = None) -> ReportData:
@@ -96,9 +117,13 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
     if not {"incidents", "alerts"} <= tables:
         raise DriftwardenError(f"store {path} has no incidents table: is it a Driftwarden store?")
     where, params = ("WHERE id = ?", [number]) if number is not None else ("", [])
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(incidents)")}
+    # Stores from before incident kinds and signal states lack these columns.
+    kind = "kind" if "kind" in columns else "''"
+    resolved = "resolved_event_ts" if "resolved_event_ts" in columns else "NULL"
     rows = conn.execute(
         "SELECT id, key, model, status, severity, title, first_event_ts, last_event_ts, "
-        f"alert_count, signals, opened_at FROM incidents {where} ORDER BY id",
+        f"alert_count, signals, opened_at, {kind}, {resolved} FROM incidents {where} ORDER BY id",
         params,
     ).fetchall()
     if not rows:
@@ -122,18 +147,91 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
             opened_at=float(r[10]),
             alerts=_alerts(conn, int(r[0])),
             firing=_firing(conn, str(r[2])) if "signal_state" in tables else [],
+            kind=str(r[11] or ""),
+            resolved_event_ts=float(r[12]) if r[12] is not None else None,
+            last_created_at=_last_created_at(conn, int(r[0])),
         )
         for r in rows
     ]
     incidents = [
-        dataclasses.replace(i, firing=[s for s in i.signals if s in i.firing]) for i in incidents
+        dataclasses.replace(
+            i,
+            firing=[s for s in i.signals if s in i.firing],
+            history=(
+                read_history(conn, i.model, i.signals, shown_range(i))
+                if "signal_history" in tables
+                else {}
+            ),
+        )
+        for i in incidents
     ]
     loads = _config_loads(conn) if "audit" in tables else []
     models = {i.model for i in incidents}
     references = (
         _references(conn, models, "state_blobs" in tables) if "model_state" in tables else {}
     )
-    return ReportData(path, incidents, loads, references)
+    ends = {}
+    for model, ref in references.items():
+        end = reference_end(conn, model, ref.reference_size, ref.window)
+        if end is not None:
+            ends[model] = end
+    return ReportData(
+        path,
+        incidents,
+        loads,
+        references,
+        topics=_topics(conn) if "offsets" in tables else [],
+        baseline_files=_baseline_files(conn, models) if "baseline_references" in tables else {},
+        reference_ends=ends,
+    )
+
+
+def window_starts(incident: IncidentRow) -> list[float]:
+    """The first event times of the windows the incident's alerts judged."""
+    out = []
+    for a in incident.alerts:
+        start = a.details.get("window_start_ts")
+        if isinstance(start, int | float) and not isinstance(start, bool) and math.isfinite(start):
+            out.append(float(start))
+    return out
+
+
+def shown_range(incident: IncidentRow) -> tuple[float, float] | None:
+    """The event time the report shows of an incident (None for times beyond drawing)."""
+    return incident_range(
+        incident.first_event_ts,
+        incident.last_event_ts,
+        incident.resolved_event_ts,
+        window_starts(incident),
+    )
+
+
+def _last_created_at(conn: sqlite3.Connection, incident_id: int) -> float | None:
+    row = conn.execute(
+        "SELECT max(created_at) FROM alerts WHERE incident_id = ?", [incident_id]
+    ).fetchone()
+    return float(row[0]) if row and isinstance(row[0], int | float) else None
+
+
+def _topics(conn: sqlite3.Connection) -> list[str]:
+    """The topics read into this store: a daemon's first, else a Kafka replay's."""
+    rows = conn.execute(
+        "SELECT DISTINCT topic, group_id = ? FROM offsets ORDER BY 2, 1", [REPLAY_GROUP]
+    ).fetchall()
+    live = [str(t) for t, replayed in rows if not replayed]
+    return live or [str(t) for t, _ in rows]
+
+
+def _baseline_files(conn: sqlite3.Connection, models: set[str]) -> dict[str, BaselineFile]:
+    """Each model's reference in force that came from a file (not superseded by a reset)."""
+    out = {}
+    for model, source, digest, who in conn.execute(
+        "SELECT model, source, sha256, requested_by FROM baseline_references "
+        "WHERE superseded_at IS NULL ORDER BY id"
+    ):
+        if model in models:
+            out[str(model)] = BaselineFile(str(model), str(source), str(digest), str(who))
+    return out
 
 
 def _firing(conn: sqlite3.Connection, model: str) -> list[str]:

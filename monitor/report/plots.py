@@ -11,22 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from monitor.cli.timefmt import clock
+from monitor.cli.timefmt import moment, out_of_range
 
 SEVERITY_COLOURS = {"info": "#4a78b5", "warning": "#e0a100", "critical": "#c62828"}
 REFERENCE_COLOUR = "#5a6b7d"
 WINDOW_COLOUR = "#e8590c"
-TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200)
-
-
-@dataclass(frozen=True)
-class TimelinePoint:
-    ts: float
-    value: float
-    threshold: float | None
-    severity: str
-    label: str  # hover text
-    window_start: float | None = None
+TIME_STEPS = (
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,11 +67,48 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 def time_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
     """Round times (seconds to hours, then days) covering [lo, hi]: at most ``count`` + 1."""
-    if not (hi - lo) / 86400 <= count:  # whole days, 1, 2 or 5 times a power of ten
-        return [day * 86400 for day in nice_ticks(lo / 86400, hi / 86400, count)]
+    return list(_time_axis(lo, hi, count)[0])
+
+
+def time_labels(lo: float, hi: float, count: int = 6) -> list[tuple[float, str]]:
+    """Ticks over [lo, hi] with labels that read at the span: times of day, then dates.
+
+    Steps of under a minute show seconds; under a day, hours and minutes, with
+    the date once the ticks cross midnight; a day or more, the date alone. So
+    labels differ from each other at any span.
+    """
+    ticks, step = _time_axis(lo, hi, count)
+    days = {_stamp(t, "%Y-%m-%d") for t in ticks}
+    if step < 60:
+        fmt = "%H:%M:%S"
+    elif step < 86400:
+        fmt = "%H:%M" if len(days) <= 1 else "%m-%d %H:%M"
+    else:
+        fmt = "%Y-%m-%d"
+    return [(t, _stamp(t, fmt)) for t in ticks]
+
+
+def span_date(lo: float, hi: float) -> str:
+    """The date of a span within one day (said once under the axis), else nothing."""
+    first, last = _stamp(lo, "%Y-%m-%d"), _stamp(hi, "%Y-%m-%d")
+    return first if first == last and not first.startswith("out of range") else ""
+
+
+def _stamp(ts: float, fmt: str) -> str:
+    when = moment(ts)
+    return out_of_range(ts) if when is None else when.strftime(fmt)
+
+
+def _time_axis(lo: float, hi: float, count: int) -> tuple[list[float], float]:
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)) or hi <= lo:
+        return [lo], 1.0
+    if (hi - lo) / 86400 > count:  # whole days, 1, 2 or 5 times a power of ten
+        days = nice_ticks(lo / 86400, hi / 86400, count)
+        step = (days[1] - days[0]) * 86400 if len(days) > 1 else 86400.0
+        return [day * 86400 for day in days], step
     step = next((s for s in TIME_STEPS if (hi - lo) / s <= count), 86400)
     first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1)]
+    return [first + i * step for i in range(int((hi - first) / step) + 1)], float(step)
 
 
 def fmt_number(v: float) -> str:
@@ -88,7 +117,7 @@ def fmt_number(v: float) -> str:
     return f"{v:.2e}"
 
 
-def _title(frame: Frame, text: str) -> str:
+def plot_title(frame: Frame, text: str) -> str:
     """The plot's title, shortened to its width; the full text shows on hover."""
     room = int((frame.width - frame.left) / 7.2)
     shown = text if len(text) <= room else text[: room - 1] + "…"
@@ -98,7 +127,7 @@ def _title(frame: Frame, text: str) -> str:
     )
 
 
-def _svg(frame: Frame, label: str, body: list[str]) -> str:
+def svg_document(frame: Frame, label: str, body: list[str]) -> str:
     return (
         f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-label="{escape(label)}" viewBox="0 0 {frame.width} {frame.height}" '
@@ -106,7 +135,7 @@ def _svg(frame: Frame, label: str, body: list[str]) -> str:
     )
 
 
-def _y_axis(frame: Frame, ticks: Sequence[float], title: str) -> list[str]:
+def y_axis(frame: Frame, ticks: Sequence[float], title: str) -> list[str]:
     out = []
     for t in ticks:
         y = frame.y(t)
@@ -122,64 +151,6 @@ def _y_axis(frame: Frame, ticks: Sequence[float], title: str) -> list[str]:
         f'text-anchor="middle">{escape(title)}</text>'
     )
     return out
-
-
-def timeline_svg(
-    points: Sequence[TimelinePoint], x_range: tuple[float, float], y_title: str, title: str
-) -> str:
-    """A detector's statistic at each of its alerts over event time, with its threshold."""
-    values = [p.value for p in points] + [p.threshold for p in points if p.threshold is not None]
-    hi = max(values, default=1.0)
-    lo = min(0.0, *values) if values else 0.0
-    top = hi + (hi - lo) * 0.15 or 1.0
-    frame = Frame(760, 230, 70, 20, 28, 42, x_range[0], x_range[1], lo, top)
-    body = [frame.box(), _title(frame, title)]
-    for p in points:  # the window each windowed alert judged
-        if p.window_start is not None and math.isfinite(p.window_start):
-            x0, x1 = frame.x(max(p.window_start, frame.x0)), frame.x(p.ts)
-            height = frame.height - frame.top - frame.bottom
-            body.append(
-                f'<rect class="window-span" x="{x0:.1f}" y="{frame.top}" '
-                f'width="{max(x1 - x0, 1):.1f}" height="{height}"/>'
-            )
-    body += _y_axis(frame, nice_ticks(frame.y0, frame.y1), y_title)
-    for t in time_ticks(frame.x0, frame.x1):
-        x = frame.x(t)
-        stamp = escape(clock(t))
-        body.append(
-            f'<line class="tick-mark" x1="{x:.1f}" x2="{x:.1f}" y1="{frame.height - frame.bottom}" '
-            f'y2="{frame.height - frame.bottom + 4}"/>'
-            f'<text class="tick" x="{x:.1f}" y="{frame.height - frame.bottom + 16}" '
-            f'text-anchor="middle">{stamp}</text>'
-        )
-    body.append(
-        f'<text class="axis-title" x="{(frame.left + frame.width - frame.right) / 2:.1f}" '
-        f'y="{frame.height - 6}" text-anchor="middle">event time (UTC)</text>'
-    )
-    thresholds = [(p.ts, p.threshold) for p in points if p.threshold is not None]
-    if thresholds:
-        # The threshold can move between windows (a Benjamini-Hochberg cut-off):
-        # a step line holds each value until the next alert.
-        coords = []
-        for i, (ts, th) in enumerate(thresholds):
-            end = thresholds[i + 1][0] if i + 1 < len(thresholds) else frame.x1
-            start = frame.x0 if i == 0 else ts
-            coords += [
-                f"{frame.x(start):.1f},{frame.y(th):.1f}",
-                f"{frame.x(end):.1f},{frame.y(th):.1f}",
-            ]
-        body.append(f'<polyline class="threshold" points="{" ".join(coords)}"/>')
-    if len(points) > 1:
-        line = " ".join(f"{frame.x(p.ts):.1f},{frame.y(p.value):.1f}" for p in points)
-        body.append(f'<polyline class="statistic" points="{line}"/>')
-    for p in points:
-        colour = SEVERITY_COLOURS.get(p.severity, "#777")
-        body.append(
-            f'<circle class="marker sev-{escape(p.severity)}" cx="{frame.x(p.ts):.1f}" '
-            f'cy="{frame.y(p.value):.1f}" r="6" fill="{colour}"><title>{escape(p.label)}</title>'
-            "</circle>"
-        )
-    return _svg(frame, title, body)
 
 
 def cdf_svg(reference: Sequence[float], window: Sequence[float], title: str, plot_id: str) -> str:
@@ -200,9 +171,9 @@ def cdf_svg(reference: Sequence[float], window: Sequence[float], title: str, plo
         f'<clipPath id="{clip}"><rect x="{frame.left}" y="{frame.top - 4}" width="{w}" '
         f'height="{h + 8}"/></clipPath>',
         frame.box(),
-        _title(frame, title),
+        plot_title(frame, title),
     ]
-    body += _y_axis(frame, [0.0, 0.25, 0.5, 0.75, 1.0], "share of values ≤ x")
+    body += y_axis(frame, [0.0, 0.25, 0.5, 0.75, 1.0], "share of values ≤ x")
     for t in nice_ticks(frame.x0, frame.x1):
         x = frame.x(t)
         body.append(
@@ -221,7 +192,7 @@ def cdf_svg(reference: Sequence[float], window: Sequence[float], title: str, plo
             f'stroke="{colour}"/>'
         )
     body += _legend(frame, "x (5–95 % range shown)")
-    return _svg(frame, title, body)
+    return svg_document(frame, title, body)
 
 
 def shares_svg(
@@ -232,7 +203,7 @@ def shares_svg(
     height = 28 + 42 + row * max(len(labels), 1)
     top = max([*reference, *window, 0.01])
     frame = Frame(460, height, 110, 56, 28, 42, 0.0, top * 1.05, 0.0, 1.0)
-    body = [frame.box(), _title(frame, title)]
+    body = [frame.box(), plot_title(frame, title)]
     for i, (label, r, wv) in enumerate(zip(labels, reference, window, strict=False)):
         y = frame.top + i * row + 3
         shown = label if len(label) <= 14 else label[:13] + "…"
@@ -252,7 +223,7 @@ def shares_svg(
                 f"{value:.1%}</text>"
             )
     body += _legend(frame, "share of events")
-    return _svg(frame, title, body)
+    return svg_document(frame, title, body)
 
 
 def _legend(frame: Frame, x_title: str) -> list[str]:
@@ -281,7 +252,7 @@ margin:18px 0}
 table{border-collapse:collapse}th,td{padding:3px 10px 3px 0;text-align:left;vertical-align:top}
 table.stats{width:100%;font-size:12px}table.stats th{border-bottom:1px solid #bfc8d2}
 table.stats td{border-bottom:1px solid #eef1f4;font-variant-numeric:tabular-nums}
-table.facts th{color:#5a6b7d;font-weight:600;width:110px}
+table.facts th{color:#5a6b7d;font-weight:600;width:150px}
 .badge{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:11px;
 font-weight:600}
 .badge.sev-info{background:#4a78b5}.badge.sev-warning{background:#b88400}
@@ -293,6 +264,9 @@ svg .tick,svg .bar-value{font-size:11px;fill:#5a6b7d}svg .tick-mark{stroke:#bfc8
 svg .axis-title{font-size:11px;fill:#5a6b7d}svg .plot-title{font-size:13px;font-weight:600;
 fill:#1d2733}
 svg .window-span{fill:#e8590c;opacity:.07}
+svg .firing-span{fill:#c62828;opacity:.10}svg .reference-span{fill:#5a6b7d;opacity:.12}
+svg .change{stroke-width:1.5;stroke-dasharray:2 3}svg .change-fired{stroke:#c62828}
+svg .change-resolved{stroke:#2e7d32}svg .statistic.history{stroke:#1d5fa8;stroke-width:1.4}
 svg .threshold{fill:none;stroke:#c62828;stroke-width:1.2;stroke-dasharray:6 4}
 svg .statistic{fill:none;stroke:#8795a5;stroke-width:1}
 svg .marker{stroke:#fff;stroke-width:1.5}svg .cdf{fill:none;stroke-width:2}

@@ -11,26 +11,28 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import shlex
-import statistics
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from monitor.cli.timefmt import clock, iso, moment
+from monitor.cli.timefmt import clock, iso
 from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
-from monitor.report.data import AlertRow, IncidentRow, ReportData, config_in_force, load_report
-from monitor.report.plots import (
-    CSS,
-    TimelinePoint,
-    cdf_svg,
-    fmt_number,
-    shares_svg,
-    timeline_svg,
+from monitor.report.data import (
+    AlertRow,
+    IncidentRow,
+    ReportData,
+    config_in_force,
+    load_report,
+    shown_range,
+    window_starts,
 )
+from monitor.report.history import SignalHistory, split_signal
+from monitor.report.plots import CSS, cdf_svg, fmt_number, shares_svg
+from monitor.report.reproduce import reproduce
+from monitor.report.timeline import ChangeMark, LinePoint, Timeline, TimelinePoint, timeline_svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 MIN_LOG_P = 300.0  # -log10 of the smallest p-value drawn: p = 0 is drawn at 1e-300
@@ -94,10 +96,12 @@ def _incident(
 ) -> str:
     facts = (
         ("model", escape(incident.model)),
+        ("kind", escape(incident.kind or "-")),
         ("status", escape(incident.status)),
         ("severity", _badge(incident.severity)),
         ("first alert", escape(iso(incident.first_event_ts))),
         ("last alert", escape(iso(incident.last_event_ts))),
+        ("resolved (event time)", _resolved(incident)),
         ("alerts", str(incident.alert_count)),
         ("signals", ", ".join(f"<code>{escape(s)}</code>" for s in incident.signals)),
         ("firing now", _firing_now(incident)),
@@ -108,13 +112,19 @@ def _incident(
         f'<section class="incident" id="incident-{incident.id}">'
         f"<h2>Incident #{incident.id}: {escape(incident.title)}</h2>"
         f'<table class="facts">{header}</table>'
-        f"<h3>Timelines</h3>{_timelines(incident)}"
+        f"<h3>Timelines</h3>{_timelines(incident, data.reference_ends.get(incident.model))}"
         f"<h3>Reference against window</h3>{_distributions(incident)}"
         f"<h3>Statistics</h3>{_statistics(incident.alerts)}"
         f"<h3>Provenance</h3>{_provenance(incident, data, config_path)}"
-        f"<h3>Reproduce</h3>{_reproduce(incident, data, config_path, config)}"
+        f"<h3>Reproduce</h3>{reproduce(incident, data, config_path, config)}"
         "</section>"
     )
+
+
+def _resolved(incident: IncidentRow) -> str:
+    if incident.resolved_event_ts is None:
+        return "-"
+    return escape(iso(incident.resolved_event_ts))
 
 
 def _firing_now(incident: IncidentRow) -> str:
@@ -125,13 +135,11 @@ def _firing_now(incident: IncidentRow) -> str:
 
 
 def _x_range(incident: IncidentRow) -> tuple[float, float]:
-    starts = [
-        a.details["window_start_ts"]
-        for a in incident.alerts
-        if isinstance(a.details.get("window_start_ts"), int | float)
-        and math.isfinite(a.details["window_start_ts"])
-    ]
-    lo = min([incident.first_event_ts, *starts])
+    shown = shown_range(incident)
+    if shown is not None:
+        return shown
+    # Times beyond drawing (a hostile producer's): the alerts' own range, padded.
+    lo = min([incident.first_event_ts, *window_starts(incident)])
     hi = incident.last_event_ts
     pad = max((hi - lo) * 0.05, 30.0)
     return lo - pad, hi + pad
@@ -147,25 +155,94 @@ def _log_p(p: float | None) -> float | None:
     return min(-math.log10(p), MIN_LOG_P) if p > 0 else MIN_LOG_P
 
 
-def _timelines(incident: IncidentRow) -> str:
-    """One plot per (signal, detector), grouped by signal in order of first alert."""
+def _timelines(incident: IncidentRow, reference_end: float | None) -> str:
+    """One plot per (signal, detector), grouped by signal in the incident's order."""
     pairs: dict[str, dict[str, list[AlertRow]]] = {}
+    for name in incident.signals:
+        detector, signal = split_signal(name)
+        pairs.setdefault(signal, {}).setdefault(detector, [])
     for a in incident.alerts:
         pairs.setdefault(a.signal, {}).setdefault(a.detector, []).append(a)
     x_range = _x_range(incident)
     out = []
     for signal, detectors in pairs.items():
-        plots = []
-        for detector, alerts in detectors.items():
-            p_test = all(_is_p_test(a) for a in alerts)
-            points = [_point(a, p_test) for a in alerts]
-            y_title = "−log10 p-value" if p_test else "statistic"
-            # Callers are tested per window with a Bonferroni level, the rest under BH.
-            cut = "Bonferroni level" if signal.startswith("client:") else "FDR cut-off"
-            title = f"{detector} on {signal}" + (f" (p-value against its {cut})" if p_test else "")
-            plots.append(timeline_svg(points, x_range, y_title, title))
+        plots = [
+            timeline_svg(
+                _timeline(
+                    signal,
+                    detector,
+                    alerts,
+                    incident.history.get(f"{detector}:{signal}"),
+                    x_range,
+                    reference_end,
+                )
+            )
+            for detector, alerts in detectors.items()
+        ]
         out.append(f'<div class="signal"><h4>{escape(signal)}</h4>{"".join(plots)}</div>')
+    if not incident.history:
+        out.append(
+            '<p class="note">This store keeps no signal history: the plots show the alerts '
+            "only.</p>"
+        )
     return "".join(out)
+
+
+def _timeline(
+    signal: str,
+    detector: str,
+    alerts: list[AlertRow],
+    history: SignalHistory | None,
+    x_range: tuple[float, float],
+    reference_end: float | None,
+) -> Timeline:
+    tests = history.points if history is not None else []
+    if tests:
+        p_test = any(t.p_value is not None for t in tests)
+    else:
+        p_test = bool(alerts) and all(_is_p_test(a) for a in alerts)
+    y_title = "−log10 p-value" if p_test else "statistic"
+    # Callers are tested per window with a Bonferroni level, the rest under BH.
+    cut = "Bonferroni level" if signal.startswith("client:") else "FDR cut-off"
+    title = f"{detector} on {signal}" + (f" (p-value against its {cut})" if p_test else "")
+    line = [
+        LinePoint(t.ts, value, _log_p(t.threshold) if p_test else t.threshold)
+        for t in tests
+        if (value := (_log_p(t.p_value) if p_test else t.statistic)) is not None
+    ]
+    if history is not None and history.tested > len(tests):
+        title += f" [{len(tests):,} of {history.tested:,} tests shown]"
+    return Timeline(
+        title=title,
+        y_title=y_title,
+        x_range=x_range,
+        line=line,
+        alerts=[_point(a, p_test) for a in alerts],
+        firing=_firing_stretches(history, x_range) if history is not None else [],
+        changes=[
+            ChangeMark(c.ts, c.change, f"{c.change} ({c.severity}) at {iso(c.ts)}")
+            for c in (history.changes if history is not None else [])
+        ],
+        reference_end=reference_end,
+    )
+
+
+def _firing_stretches(
+    history: SignalHistory, x_range: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """Where the signal fired: from each fired change to the resolved one after it."""
+    out = []
+    start = x_range[0] if history.firing_before else None
+    for c in history.changes:
+        if c.change == "resolved":
+            if start is not None:
+                out.append((start, c.ts))
+            start = None
+        elif start is None:
+            start = c.ts
+    if start is not None:
+        out.append((start, x_range[1]))
+    return out
 
 
 def _point(alert: AlertRow, p_test: bool) -> TimelinePoint:
@@ -305,51 +382,3 @@ def _file_sha256(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
-
-
-def _reproduce(
-    incident: IncidentRow, data: ReportData, config_path: str | None, config: Config | None
-) -> str:
-    load = config_in_force(data.config_loads, incident.opened_at)
-    conf = config_path or (load.source if load is not None else "CONFIG")
-    topics = list(config.kafka.topics) if config is not None else ["T"]
-    lookback, why = _lookback(incident, data)
-    since, until = _time_arg(incident.first_event_ts - lookback), _time_arg(incident.last_event_ts)
-    lines = [
-        f"driftwarden replay --config {shlex.quote(conf)} --input EVENTS.jsonl --store NEW.db",
-        *(
-            f"driftwarden replay --config {shlex.quote(conf)} --topic {shlex.quote(t)} "
-            f"--since {since} --until {until} --store NEW.db"
-            for t in topics
-        ),
-    ]
-    return (
-        f"<pre>{escape(chr(10).join(lines))}</pre>"
-        '<p class="note">The file replay over the original events reproduces these alerts row '
-        "for row. The Kafka range starts early enough for the detectors to learn a reference "
-        f"before the incident ({escape(why)}), so it re-finds the drift, but against a "
-        "reference learned from that range rather than the original one.</p>"
-    )
-
-
-def _time_arg(ts: float) -> str:
-    """A ``--since``/``--until`` value: RFC 3339, or epoch seconds past what a date shows."""
-    return iso(ts) if moment(ts) is not None else shlex.quote(f"{ts:.17g}")
-
-
-def _lookback(incident: IncidentRow, data: ReportData) -> tuple[float, str]:
-    """Seconds before the first alert a Kafka replay must start: reference plus window."""
-    spans = [
-        a.event_ts - a.details["window_start_ts"]
-        for a in incident.alerts
-        if _num(a.details.get("window_start_ts")) is not None
-    ]
-    ref = data.references.get(incident.model)
-    if not spans or ref is None or not ref.window or ref.reference_size is None:
-        return 0.0, "no windowed alert tells the event rate: --since is the first alert"
-    window_seconds = statistics.median(spans)
-    seconds = window_seconds * (ref.reference_size + ref.window) / ref.window
-    return seconds, (
-        f"reference {ref.reference_size:,} + window {ref.window:,} events ≈ {seconds:,.0f} s "
-        "at the rate of the alert windows"
-    )

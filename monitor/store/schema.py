@@ -13,7 +13,8 @@ Tables and their owners: ``alerts`` and ``incidents`` (``monitor.incidents``),
 ``baseline_references`` (``monitor.pipeline.reference_file``),
 ``offsets`` (the next offset per consumer group and partition), ``audit``
 (``monitor.audit.chain``), ``outbox``, ``silences`` and
-``incident_notifications`` (``monitor.notify``).
+``incident_notifications`` (``monitor.notify``), ``alertmanager_pushes``
+(``monitor.notify.alertmanager``).
 """
 
 from __future__ import annotations
@@ -228,6 +229,18 @@ CREATE TABLE IF NOT EXISTS incident_notifications (
     status TEXT NOT NULL,
     last_notified_at REAL NOT NULL DEFAULT 0,
     signal_count INTEGER NOT NULL DEFAULT 0
+);
+-- The signals each Alertmanager was last told are firing (monitor.notify.alertmanager):
+-- what must be resolved there when they return to ok, across restarts.
+CREATE TABLE IF NOT EXISTS alertmanager_pushes (
+    url_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    starts_at REAL NOT NULL,
+    pushed_at REAL NOT NULL,
+    PRIMARY KEY (url_key, model, detector, signal)
 );
 """
 OFFSETS_TABLE = """

@@ -44,6 +44,8 @@ class Drift:
     heavy_client_share: float = 0.0  # share of events sent by one new client ("scraper")
     prober_share: float = 0.0  # share sent by a new client ("prober") scoring near 0.5
     extreme_share: float = 0.0  # share of normal_a values multiplied by 1000
+    sweeper_share: float = 0.0  # share sent by a new client ("sweeper") drawing numeric
+    # inputs uniformly over each feature's range in the chunk: an extraction sweep
 
 
 def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) -> RowBatch:
@@ -107,6 +109,12 @@ def _chunk(rng: np.random.Generator, n: int, first: int, drift: Drift | None) ->
         num["normal_a"] = np.where(
             after & (rng.random(n) < drift.extreme_share), num["normal_a"] * 1000, num["normal_a"]
         )
+    if drift is not None and drift.sweeper_share:
+        sweeping = after & (rng.random(n) < drift.sweeper_share)
+        client[sweeping] = "sweeper"
+        for x in num.values():
+            low, high = np.nanmin(x), np.nanmax(x)
+            x[sweeping] = rng.uniform(low, high, int(sweeping.sum()))
     return RowBatch(
         ts=ts, numeric=num, categorical=cat, score=score, prediction=pred, client=client
     )

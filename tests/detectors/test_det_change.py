@@ -4,10 +4,12 @@ stationary streams within a bound, detection delay on a known shift within a bou
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from typing import Any, cast
 
 import numpy as np
 import pytest
+from river import drift
 
 from detectors import registry
 from detectors.change.base import BlockChangeDetector
@@ -108,3 +110,31 @@ def test_metric_anomaly_finds_spike_level_shift_and_flatline() -> None:
     assert 0 <= first["level_shift"] - 10_000 < 15
     assert first["flatline"] == 14_999 + 29  # the run starts at the copied value
     assert all(e.index >= 5000 for e in events)
+
+
+@pytest.mark.parametrize("name", ["adwin", "page_hinkley"])
+def test_river_state_of_another_version_restarts_detection_with_a_warning(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    x, _ = _stream("normal", 30_000, seed=4)
+    x[20_000:] += 1.0
+    det: Any = registry.get(name).factory(false_alarm_events=1e6)
+    det.update(x[:15_000])
+    state = json.loads(json.dumps(det.dump()))
+    river_state = state["extra"][name]
+    assert river_state["river"] == version("river")
+    assert isinstance(det._adwin if name == "adwin" else det._ph, drift.ADWIN | drift.PageHinkley)
+    # same version: exact continuation
+    same: Any = registry.get(name).loader(state)
+    assert [e.index for e in same.update(x[15_000:])] == [e.index for e in det.update(x[15_000:])]
+    # another version: River's detector restarts, calibration kept, a warning logged
+    river_state["river"] = "0.0.1"
+    with caplog.at_level("WARNING", logger="detectors.change"):
+        other: Any = registry.get(name).loader(state)
+    assert "written by River 0.0.1" in caplog.text
+    fresh: Any = registry.get(name).factory(false_alarm_events=1e6)
+    fresh.calibrate(det._mean, det._std, None, det._ref_n)
+    assert json.dumps(other.dump()["extra"][name]) == json.dumps(fresh.dump()["extra"][name])
+    assert other.dump()["mean"] == state["mean"]
+    found = other.update(x[15_000:])
+    assert found and found[0].index >= 5_000, "a restarted detector still finds the shift"

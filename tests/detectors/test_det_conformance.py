@@ -17,7 +17,7 @@ import pytest
 
 from detectors import registry
 from detectors.base import DetectorBase, Finding
-from detectors.reference import CategoricalReference
+from detectors.reference import CategoricalReference, NumericReference
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from detectors.window.base import CategoricalWindow
@@ -36,6 +36,7 @@ DRIFT = Drift(
     score_invalid_share=0.05,
     heavy_client_share=0.3,
     prober_share=0.05,
+    sweeper_share=0.02,
 )
 
 
@@ -152,12 +153,14 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "cramer_von_mises": {"critical_effect": 0.3, "min_values": 40},
     "cusum": {"k": 0.4, "threshold": 6.0, "block": 20, "warmup": 500, "critical_effect": 0.8},
     "page_hinkley": {"delta": 0.4, "lambda_": 7.0, "min_blocks": 5, "false_alarm_events": 1e5},
-    "adwin": {"delta": 0.01, "clock": 2, "max_window": 200, "min_side": 3, "block": 20},
+    "adwin": {"delta": 0.01, "clock": 2, "max_buckets": 4, "min_side": 3, "block": 20},
     "metric_anomaly": {"history": 60, "recent": 5, "flat_run": 10, "false_alarm_events": 1e5},
     "pca_drift": {"variance": 0.8, "critical_effect": 3.0, "min_rows": 100, "max_categories": 2},
     "input_range": {"min_share": 0.01, "critical_effect": 0.1, "min_reference": 50},
     "client_volume": {"window": 300, "min_events": 20, "min_excess": 0.1, "max_clients": 50},
     "client_boundary": {"window": 300, "boundary": 0.3, "band": 0.05, "half_life_windows": 5.0},
+    "client_inputs": {"window": 300, "tail": 0.05, "spread_features": 2, "max_features": 8},
+    "evidence": {"block": 100, "fast_k": 2.0, "allowance": 3.0, "cap": 2.0, "critical_share": 0.2},
 }
 IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
 
@@ -194,6 +197,11 @@ def exercised(name: str) -> Any:
             seed=1,
             categorical={"k": CategoricalWindow(ref.encode(labels), ref)},
         )
+    elif kind == "sequential":
+        refs = {"x": NumericReference.build(rng.normal(size=3000))}
+        cats = {"c": CategoricalReference.build(rng.choice(np.array(["a", "b"]), 3000), 10)}
+        det.fit(refs, cats, 1e6)
+        det.update({"x": rng.normal(size=1234)}, {"c": rng.integers(-1, 3, 1234)}, 1234)
     elif kind == "client":
         det.calibrate(1e-3)
         keys = np.array(["k1", "k2", "k3", None], dtype=object)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.store.store import Store
 
@@ -112,6 +113,17 @@ def readyz(port: int) -> tuple[int, str]:
         return int(exc.code), exc.read().decode()
     except OSError as exc:
         return 0, str(exc)
+
+
+def metric_totals(port: int) -> dict[str, float]:
+    """The daemon's /metrics samples, each summed over its labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return values
 
 
 def consumed(store_path: Path) -> int:

@@ -9,12 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from functools import partial
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.store.store import Store
 from simulation.simulator import write_simulation
@@ -22,6 +20,7 @@ from tests.integration.daemon_support import (
     ROOT,
     consumed,
     free_port,
+    metric_totals,
     produce_file,
     readyz,
     replay_alerts,
@@ -33,16 +32,6 @@ from tests.integration.daemon_support import (
 )
 
 pytestmark = pytest.mark.kafka
-
-
-def _metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
-    return values
 
 
 def test_sigkill_restarts_give_the_alerts_of_a_replay(
@@ -70,7 +59,7 @@ def test_sigkill_restarts_give_the_alerts_of_a_replay(
     process = start_daemon(config, log)
     try:
         wait_until(lambda: consumed(store) >= total, 300, "the whole stream")
-        metrics = _metrics(port)
+        metrics = metric_totals(port)
         assert metrics["driftwarden_records_quarantined_total"] >= 0
         assert metrics["driftwarden_broker_up"] == 1
     finally:
@@ -108,14 +97,14 @@ def test_metrics_move_with_the_stream_and_sigterm_checkpoints(
     )
     try:
         wait_until(lambda: readyz(port)[0] == 200, 60, "/readyz")
-        before = _metrics(port).get("driftwarden_records_consumed_total", 0.0)
+        before = metric_totals(port).get("driftwarden_records_consumed_total", 0.0)
         total = produce_file(kafka_bootstrap, topic, events)
         wait_until(
-            lambda: _metrics(port).get("driftwarden_records_consumed_total", 0) >= total - 200,
+            lambda: metric_totals(port).get("driftwarden_records_consumed_total", 0) >= total - 200,
             120,
             "the consumed counter to reach the stream",
         )
-        after = _metrics(port)
+        after = metric_totals(port)
         assert before == 0.0
         assert after["driftwarden_records_quarantined_total"] == 200
         assert after["driftwarden_checkpoint_age_seconds"] < 60
@@ -158,7 +147,7 @@ def test_the_daemon_stops_with_a_checkpoint_when_its_owner_process_dies(
     try:
         wait_until(lambda: readyz(port)[0] == 200, 60, "/readyz")
         wait_until(
-            lambda: _metrics(port).get("driftwarden_records_consumed_total", 0) >= total,
+            lambda: metric_totals(port).get("driftwarden_records_consumed_total", 0) >= total,
             120,
             "the stream consumed",
         )

@@ -9,6 +9,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -95,6 +97,19 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
     notify.settimeout(0.1)
+    # Read as they come: the kernel queues few datagrams (net.unix.max_dgram_qlen,
+    # often 10), and a watchdog ping every few seconds would crowd out STOPPING=1.
+    said: list[str] = []
+    listening = threading.Event()
+    listening.set()
+
+    def listen() -> None:
+        while listening.is_set():
+            with contextlib.suppress(TimeoutError):
+                said.append(notify.recv(4096).decode())
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
     process = start_daemon(config, log, env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     try:
         wait_until(lambda: readyz(port)[0] == 200, 90, "both workers ready")
@@ -124,10 +139,9 @@ def test_two_workers_share_the_stream_survive_a_kill_and_match_a_replay(
         code = stop(process, timeout=60)
     assert code == 0, log.read_text()[-3000:]
     assert not any(_alive(pid) for pid in workers.values()), "workers outlived the supervisor"
-    said = []
-    with contextlib.suppress(TimeoutError):
-        while True:
-            said.append(notify.recv(4096).decode())
+    time.sleep(0.5)  # the last datagrams in flight
+    listening.clear()
+    listener.join(timeout=5)
     notify.close()
     assert said[0].startswith("READY=1") and "2 workers" in said[0], said
     assert "WATCHDOG=1" in said and said[-1] == "STOPPING=1", said

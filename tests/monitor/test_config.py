@@ -47,6 +47,7 @@ def test_smallest_config_gets_defaults(tmp_path: Path) -> None:
         ('[detection]\nno_such_knob = 1\n[[models]]\nname = "m"\n', "'detection.no_such_knob'"),
         ('[[webhooks]]\nformat = "slack"\n[[models]]\nname = "m"\n', "'webhooks[0].url'"),
         ('[[models]]\nname = "m"\n[oops\n', "not valid TOML"),
+        ('[kafka]\nfetch_max_wait_ms = -1\n[[models]]\nname = "m"\n', "'kafka.fetch_max_wait_ms'"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, named: str) -> None:
@@ -102,6 +103,47 @@ def test_the_example_config_shows_every_key() -> None:
     from monitor.config import WebhookConfig
 
     assert {f.name for f in dataclasses.fields(WebhookConfig)} == webhook_keys
+    from monitor.config import AlertmanagerConfig
+
+    assert {f.name for f in dataclasses.fields(AlertmanagerConfig)} == set(raw["alertmanagers"][0])
     shown = set(raw["detection"]) | {"options"}  # options is shown commented out
     assert {f.name for f in dataclasses.fields(SuiteSettings)} == shown
     assert "options = {" in text
+
+
+def test_alertmanagers_are_read_with_their_defaults(tmp_path: Path) -> None:
+    config = load_config(
+        _write(
+            tmp_path,
+            '[[models]]\nname = "m"\n[[alertmanagers]]\nurl = "http://am-1:9093"\n'
+            '[[alertmanagers]]\nurl = "https://am-2:9093/"\nresend_seconds = 15\n',
+        )
+    )
+    assert [(a.url, a.resend_seconds) for a in config.alertmanagers] == [
+        ("http://am-1:9093", 60.0),
+        ("https://am-2:9093/", 15.0),
+    ]
+    assert config.ops.max_signal_series == 50
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ('[[alertmanagers]]\nurl = "am:9093"\n', "'alertmanagers[0].url' must be an Alertmanager"),
+        ('[[alertmanagers]]\nurl = "http://am:9093/api/v2/alerts"\n', "drop the trailing"),
+        ("[[alertmanagers]]\nresend_seconds = 5\n", "missing key 'alertmanagers[0].url'"),
+        ('[[alertmanagers]]\nurl = "http://am:9093"\nresend_seconds = 0\n', "resend_seconds"),
+        ('[[alertmanagers]]\nurl = "http://am:9093"\nrepeat = 1\n', "'alertmanagers[0].repeat'"),
+        (
+            '[[alertmanagers]]\nurl = "http://am:9093"\n[[alertmanagers]]\nurl = "http://am:9093/"\n',
+            "listed twice",
+        ),
+        ("[ops]\nmax_signal_series = 0\n", "'ops.max_signal_series' must be between 1 and 10000"),
+    ],
+)
+def test_alertmanager_and_series_errors_name_the_key(
+    tmp_path: Path, table: str, named: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"driftwarden\.toml") as caught:
+        load_config(_write(tmp_path, table + '[[models]]\nname = "m"\n'))
+    assert named in str(caught.value)

@@ -10,6 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.ingest import events
 from monitor.ingest.events import MAX_NAME_CHARS, Event, Malformed, TimeBounds, parse_event
 
 
@@ -161,6 +162,9 @@ def test_names_longer_than_the_limit_are_quarantined() -> None:
     for obj in (
         {"model": long},
         {"model": "m", "features": {long: 1}},
+        {"model": "m", "features": {long: 1.0}},
+        {"model": "m", "version": long},
+        {"model": "m", "prediction": long},
         {"model": "m", "features": {"a": long}},
         {"model": "m", "client": long},
         {"model": "m", "id": long},
@@ -171,3 +175,41 @@ def test_names_longer_than_the_limit_are_quarantined() -> None:
         assert isinstance(result, Malformed) and "longer than" in result.reason, obj
     ok = parse_event(orjson.dumps({"model": "m", "ts": 1, "client": "x" * MAX_NAME_CHARS}))
     assert isinstance(ok, Event)
+
+
+_names = st.sampled_from(["a", "b", "é", "x" * MAX_NAME_CHARS, "y" * (MAX_NAME_CHARS + 1)])
+_feature_values = st.none() | st.booleans() | st.integers() | st.floats() | _names
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    features=st.none() | st.dictionaries(_names, _feature_values, max_size=4),
+    texts=st.dictionaries(
+        st.sampled_from(["id", "client", "version", "prediction"]),
+        st.none() | st.integers(min_value=-(2**70), max_value=2**70) | _names,
+    ),
+    score=st.none() | st.floats() | st.integers() | st.booleans(),
+    padding=st.sampled_from([0, 2000]),
+)
+def test_the_fast_path_for_predictions_agrees_with_the_checks_by_key(
+    features: dict[str, object] | None, texts: dict[str, object], score: object, padding: int
+) -> None:
+    """Short and long records, valid or not: the same event, or the same reason."""
+    obj: dict[str, object] = {"model": "m", "ts": 1.5, **texts, "score": score}
+    if features is not None:
+        obj["features"] = features
+    if padding:
+        obj["unknown"] = "p" * padding  # a long record: the length checks are not skipped
+    raw = json.dumps(obj).encode()
+    result = parse_event(raw)
+    try:
+        decoded = events._decode(raw)  # as parse_event decodes
+        expected: Event | Malformed = events._check_by_keys(decoded, "prediction", "m", 1.5)
+    except events._Invalid as exc:
+        expected = Malformed(str(exc))
+    assert type(result) is type(expected)
+    if isinstance(result, Malformed):
+        assert result == expected
+    else:
+        # repr: NaN is data, and a NaN equals no other
+        assert repr(dataclasses.asdict(result)) == repr(dataclasses.asdict(expected))

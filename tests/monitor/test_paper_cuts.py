@@ -56,7 +56,7 @@ def test_unknown_fields_are_counted_and_said_once(
 ) -> None:
     config = '[store]\npath = "%s"\n[[models]]\nname = "m"\n' % (tmp_path / "s.db")
     events: list[dict[str, object]] = [
-        {"model": "m", "ts": 1_700_000_000 + i, "features": {"x": i}, "y_pred": 1}
+        {"model": "m", "ts": 1_700_000_000 + i, "features": {"x": float(i)}, "y_pred": 1}
         for i in range(300)
     ]
     events[5]["\x1b[31mred"] = 2

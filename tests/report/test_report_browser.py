@@ -10,26 +10,27 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACT = ROOT / "test-artifacts" / "report.png"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 Render = Callable[[Path, Path], Any]
 
 
 def test_report_renders_without_console_messages(
-    drift_store: Path, driftwarden: Any, render: Render, tmp_path: Path
+    drift_store: Path, driftwarden: Any, render: Render, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    out = tmp_path / "report.html"
+    # The screenshot is kept as the test's artifact, under pytest's own tmp folder.
+    folder = tmp_path_factory.mktemp("artifacts", numbered=False)
+    out, shot = folder / "report.html", folder / "report.png"
     done = driftwarden("report", "--store", str(drift_store), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    page = render(out, ARTIFACT)
+    page = render(out, shot)
     # the report has no script: any console message (error, CSP violation) is a fault
     assert page.console == [], page.console
     assert page.dom.count("<section") == out.read_text(encoding="utf-8").count("<section")
     assert "Driftwarden incident report" in page.dom
     assert "<script>alert(1)</script>" not in page.dom
-    assert ARTIFACT.stat().st_size > 50_000, "a screenshot of the rendered plots"
+    assert shot.stat().st_size > 50_000, "a screenshot of the rendered plots"
+    assert page.dom.count('class="statistic history"') >= 5, "signals drawn as full lines"
 
 
 @pytest.mark.parametrize(

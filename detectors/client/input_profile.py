@@ -1,0 +1,108 @@
+"""Where each request's inputs fall in the reference population, per request.
+
+A profile is learned once, from the numeric inputs of a reference period: per
+feature, the quantiles that mark its outer tails, its extremes and a coarse
+grid. Each request then gets three cheap flags, computed with numpy for a
+whole batch at once:
+
+- ``spread``: at least ``spread_features`` of its inputs lie in their
+  feature's outer tails (outside the ``tail`` and ``1 - tail`` quantiles). A
+  sweep that draws every input uniformly over its feature's observed range
+  lands in the tails of many features at once; real requests seldom do.
+- ``novel``: some input lies beyond what the reference would call an outlier
+  (outside the ``novel`` and ``1 - novel`` quantiles).
+- ``cell``: a hash of the grid cell (feature deciles) the request falls in,
+  so two requests in one cell are near-duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.codec import decode_array, encode_array
+
+GRID = np.linspace(0.1, 0.9, 9)  # decile cut points: ten cells per feature
+
+
+@dataclass(frozen=True)
+class InputFlags:
+    """Per request: in the tails of many features, an outlier, its grid cell."""
+
+    spread: np.ndarray  # bool
+    novel: np.ndarray  # bool
+    cell: np.ndarray  # uint64
+
+
+class InputProfile:
+    """Tail, outlier and grid quantiles of each numeric feature of a reference."""
+
+    def __init__(self, features: tuple[str, ...], cuts: np.ndarray, spread_features: int) -> None:
+        self.features = features
+        # rows: tail low, tail high, novel low, novel high, then the grid cut points
+        self.cuts = cuts
+        self.spread_features = spread_features
+        rng = np.random.default_rng(len(features))
+        self._weights = rng.integers(1, 2**63, size=len(features), dtype=np.uint64) | 1
+
+    @classmethod
+    def fit(
+        cls,
+        inputs: dict[str, np.ndarray],
+        tail: float,
+        novel: float,
+        spread_features: int,
+        max_features: int,
+    ) -> InputProfile:
+        """The profile of ``inputs`` (feature -> values): features mostly finite
+        and not constant, at most ``max_features`` (by name)."""
+        probs = np.concatenate([[tail, 1 - tail, novel, 1 - novel], GRID])
+        names, columns = [], []
+        for name in sorted(inputs):
+            x = np.asarray(inputs[name], dtype=np.float64)
+            finite = x[np.isfinite(x)]
+            if finite.shape[0] < max(10, x.shape[0] // 2) or finite.min() == finite.max():
+                continue
+            names.append(name)
+            columns.append(np.quantile(finite, probs))
+            if len(names) == max_features:
+                break
+        cuts = np.array(columns).T if columns else np.zeros((probs.shape[0], 0))
+        return cls(tuple(names), cuts, spread_features)
+
+    def matrix(self, inputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """Requests x profiled features; a feature absent from ``inputs`` is NaN."""
+        out = np.full((n, len(self.features)), np.nan)
+        for j, name in enumerate(self.features):
+            col = inputs.get(name)
+            if col is not None:
+                out[:, j] = col
+        return out
+
+    def flags(self, x: np.ndarray) -> InputFlags:
+        """The flags of each row of ``x`` (from :meth:`matrix`)."""
+        c = self.cuts
+        with np.errstate(invalid="ignore"):
+            tails = (x < c[0]) | (x > c[1])
+            novel = ((x < c[2]) | (x > c[3])).any(axis=1)
+            spread = tails.sum(axis=1) >= min(self.spread_features, max(1, x.shape[1]))
+            cells = np.empty(x.shape, dtype=np.uint64)
+            for j in range(x.shape[1]):  # cuts strictly below each value: its decile cell
+                cells[:, j] = np.searchsorted(c[4:, j], x[:, j], side="left")
+        cells[np.isnan(x)] = np.uint64(len(GRID) + 1)  # missing: a cell of its own
+        with np.errstate(over="ignore"):
+            cell = (cells * self._weights).sum(axis=1, dtype=np.uint64)
+        return InputFlags(spread, novel, cell)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "cuts": encode_array(self.cuts),
+            "spread_features": self.spread_features,
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> InputProfile:
+        return cls(tuple(state["features"]), decode_array(state["cuts"]), state["spread_features"])

@@ -1,0 +1,373 @@
+"""A caller whose inputs do not look like the reference population's: an
+extraction sweep, novelty, or adversarial search."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Severity
+from detectors.client.base import ClientOutcome, ClientWindowTest, learned
+from detectors.client.input_profile import InputProfile
+from detectors.client.tally import NO_SIDE, WindowTally
+from detectors.codec import (
+    decode_array,
+    decode_float,
+    decode_labels,
+    encode_array,
+    encode_float,
+    encode_labels,
+)
+from detectors.suite.fdr import benjamini_hochberg
+
+# The behaviours, in the order of their per-caller counts after the request count.
+BEHAVIOURS = ("coverage", "novelty", "search")
+
+
+class ClientInputs(ClientWindowTest):
+    """A caller whose inputs do not look like the reference population's.
+
+    The first ``window`` requests that carry a client are the reference: each
+    numeric feature's tails, outlier quantiles and deciles are learned from
+    them (:mod:`detectors.client.input_profile`). From then on, every
+    ``window`` requests, each caller with at least ``min_events`` of them (or,
+    for a slower caller, as soon as its windows add up to that many) is
+    tested on three behaviours, each the share of its requests that:
+
+    - ``coverage``: lie in the outer tails (``tail``) of at least
+      ``spread_features`` features at once. An extraction sweep draws each
+      input uniformly over its feature's observed range, so its requests cover
+      the input space's edges that real traffic rarely visits together.
+    - ``novelty``: hold an input the reference would call an outlier (beyond
+      its ``novel`` quantiles).
+    - ``search``: fall in the same grid cell (deciles of every feature) as the
+      caller's previous request but land on the other side of ``boundary``:
+      near-identical inputs whose output flips, as adversarial search makes.
+
+    Each share is tested against the caller's own baseline (learned over
+    windows, frozen while the caller is flagged), or, for a caller without
+    one, against the share in all traffic; never against less than what all
+    other callers send in the same window, so a population that drifts is left
+    to the drift detectors. The tests are binomial, with a minimum excess
+    ``min_excess``; the false discovery rate over all callers and behaviours
+    of a window is held at the level the suite's budget grants (Benjamini-
+    Hochberg). A caller is reported once per window, with its most
+    significant behaviour (``behaviour``) and all flagged ones.
+
+    Parameters
+    ----------
+    window
+        Requests carrying a client per window (the first one is the reference).
+    tail
+        Quantile marking each feature's outer tails (both sides).
+    spread_features
+        Features whose tails a request must reach at once to count as spread.
+    novel
+        Quantile beyond which an input is an outlier (both sides).
+    boundary
+        The model's decision threshold on the score (for ``search``).
+    min_events
+        Fewest requests a client needs in a window to be tested.
+    min_excess
+        Smallest excess over the baseline share that is reported.
+    critical_excess
+        Excess at or above which a finding is critical rather than a warning.
+    warmup_windows
+        Windows, the reference's included, that only teach the baselines.
+    half_life_windows
+        Windows after which a past window's weight in a baseline has halved.
+    max_clients
+        Most client baselines kept per behaviour (the largest ones).
+    max_features
+        Most numeric features profiled (the first by name).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from detectors.client import ClientInputs
+    >>> rng = np.random.default_rng(0)
+    >>> keys = np.array([f"k{i}" for i in range(20)], dtype=object)
+    >>> def traffic(n):
+    ...     inputs = {f"x{j}": rng.normal(0, 1, n) for j in range(8)}
+    ...     return rng.choice(keys, n), rng.beta(2, 5, n), inputs
+    >>> watch = ClientInputs(window=1000, warmup_windows=3)
+    >>> watch.calibrate(1e-4)
+    >>> clients, scores, inputs = traffic(5000)
+    >>> watch.update(clients, scores, inputs)
+    []
+
+    A new key sweeps every feature uniformly over its range, one request in 20:
+
+    >>> clients, scores, inputs = traffic(1000)
+    >>> clients[::20] = "sweeper"
+    >>> for x in inputs.values():
+    ...     x[::20] = rng.uniform(-4, 4, 50)
+    >>> [(o.client, o.behaviour, o.count) for o in watch.update(clients, scores, inputs)]
+    [('sweeper', 'coverage', 50)]
+
+    References
+    ----------
+    .. [1] Tramèr, F., Zhang, F., Juels, A., Reiter, M. K., & Ristenpart, T.
+       (2016). Stealing machine learning models via prediction APIs. In *25th
+       USENIX Security Symposium* (pp. 601-618).
+    .. [2] Juuti, M., Szyller, S., Marchal, S., & Asokan, N. (2019). PRADA:
+       protecting against DNN model stealing attacks. In *2019 IEEE European
+       Symposium on Security and Privacy* (pp. 512-527).
+    .. [3] Chen, S., Carlini, N., & Wagner, D. (2020). Stateful detection of
+       black-box adversarial attacks. In *Proceedings of the 1st ACM Workshop
+       on Security and Privacy on Artificial Intelligence* (pp. 30-39).
+    .. [4] Benjamini, Y., & Hochberg, Y. (1995). Controlling the false
+       discovery rate. *Journal of the Royal Statistical Society: Series B*,
+       57(1), 289-300.
+    """
+
+    name = "client_inputs"
+    reads_inputs = True  # the suite passes it the numeric inputs
+
+    def __init__(
+        self,
+        window: int = 2000,
+        tail: float = 0.025,
+        spread_features: int = 3,
+        novel: float = 0.001,
+        boundary: float = 0.5,
+        min_events: int = 8,
+        min_excess: float = 0.3,
+        critical_excess: float = 0.6,
+        warmup_windows: int = 3,
+        half_life_windows: float = 20.0,
+        max_clients: int = 1000,
+        max_features: int = 32,
+    ) -> None:
+        super().__init__(
+            window,
+            min_events,
+            min_excess,
+            critical_excess,
+            warmup_windows,
+            half_life_windows,
+            max_clients,
+        )
+        if not 0 < novel < tail < 0.5:
+            raise ValueError(f"need 0 < novel < tail < 0.5, got novel={novel!r}, tail={tail!r}")
+        if spread_features < 1 or max_features < 1:
+            raise ValueError("spread_features and max_features must be at least 1")
+        if not math.isfinite(boundary):
+            raise ValueError(f"boundary must be a finite number, got {boundary!r}")
+        self.tail = tail
+        self.spread_features = spread_features
+        self.novel = novel
+        self.boundary = boundary
+        self.max_features = max_features
+        self._profile: InputProfile | None = None
+        self._reference: dict[str, list[np.ndarray]] = {}  # rows of the reference window
+        self._tally = WindowTally()
+        self._slow: dict[str, list[int]] = {}  # caller -> requests and hits over windows
+        self._baselines: dict[str, dict[str, float]] = {b: {} for b in BEHAVIOURS}
+        self._population: dict[str, float] = dict.fromkeys(BEHAVIOURS, math.nan)
+        self._batch: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+
+    # -- feeding ----------------------------------------------------------
+    def update(
+        self,
+        clients: np.ndarray,
+        scores: np.ndarray | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+    ) -> list[ClientOutcome]:
+        """Feed callers (None where an event has none), scores and numeric inputs
+        (feature -> values), in stream order; without inputs nothing is counted."""
+        if inputs is None:
+            return []
+        n = len(clients)
+        self._batch = (
+            inputs,
+            np.full(n, np.nan) if scores is None else np.asarray(scores, dtype=np.float64),
+        )
+        try:
+            return super().update(clients, scores)
+        finally:
+            self._batch = None
+
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+        assert self._batch is not None  # set by update for the rows it counts
+        inputs, score = self._batch
+        if self._profile is None:
+            self._keep_reference(clients, score, inputs, rows)
+            return
+        take: np.ndarray | slice = np.asarray(rows)
+        if rows and rows[-1] - rows[0] + 1 == len(rows):  # contiguous (sorted rows): a view
+            take = slice(rows[0], rows[-1] + 1)
+        self._count(clients[take], score[take], {k: v[take] for k, v in inputs.items()})
+
+    def _keep_reference(
+        self,
+        clients: np.ndarray,
+        score: np.ndarray,
+        inputs: dict[str, np.ndarray],
+        rows: list[int],
+    ) -> None:
+        ref = self._reference
+        have = sum(a.shape[0] for a in ref.get("$score", []))
+        # "$" marks the caller and score columns: a feature so named is left out
+        features = sorted((k, v) for k, v in inputs.items() if not k.startswith("$"))
+        for name, col in [("$client", clients), ("$score", score), *features]:
+            if name not in ref:  # a feature first seen now was missing before
+                ref[name] = [np.full(have, np.nan)]
+            dtype = object if name == "$client" else np.float64
+            ref[name].append(np.asarray(col, dtype=dtype)[rows])
+        for name, parts in ref.items():
+            if name not in inputs and not name.startswith("$"):
+                parts.append(np.full(len(rows), np.nan))
+            if len(parts) > 32:  # tiny batches: few arrays, not one per event
+                parts[:] = [np.concatenate(parts)]
+
+    def _count(self, callers: np.ndarray, score: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
+        assert self._profile is not None
+        flags = self._profile.flags(self._profile.matrix(inputs, len(callers)))
+        side = np.where(np.isnan(score), NO_SIDE, score >= self.boundary).astype(np.int64)
+        self._tally.add(callers.tolist(), flags.spread, flags.novel, flags.cell, side)
+
+    # -- closing a window -------------------------------------------------
+    def _close(self, index: int) -> list[ClientOutcome]:
+        if self._profile is None:
+            self._fit_reference()
+        counts = self._tally.rows()
+        slow = self._gather_slow(counts)
+        flagged = self._flag(index, counts, slow) if self.warm else []
+        self._learn_all(counts, {o.client for o in flagged})
+        self._tally = WindowTally()
+        return flagged
+
+    def _gather_slow(self, counts: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Add up the windows of callers too slow to be tested in one; those
+        that now reach ``min_events`` leave the sum and are returned (a sweep
+        at a fraction of a percent is tested after a few windows). The sum
+        keeps the ``max_clients`` callers with most requests."""
+        slow = self._slow
+        for client, row in counts.items():
+            if row[0] < self.min_events:
+                acc = slow.setdefault(client, [0, 0, 0, 0])
+                for k in range(4):
+                    acc[k] += row[k]
+        ready = {c: row for c, row in slow.items() if row[0] >= self.min_events}
+        for client in ready:
+            del slow[client]
+        if len(slow) > self.max_clients:
+            kept = sorted(slow.items(), key=lambda kv: (-kv[1][0], kv[0]))[: self.max_clients]
+            self._slow = dict(kept)
+        return ready
+
+    def _fit_reference(self) -> None:
+        """Profile the reference window, then count it as the first window."""
+        ref = {k: np.concatenate(v) for k, v in self._reference.items()}
+        self._reference = {}
+        inputs = {k: v for k, v in ref.items() if not k.startswith("$")}
+        self._profile = InputProfile.fit(
+            inputs, self.tail, self.novel, self.spread_features, self.max_features
+        )
+        self._count(ref["$client"], ref["$score"], inputs)
+
+    @property
+    def warm(self) -> bool:
+        return self._windows >= self.warmup_windows
+
+    def _flag(
+        self, index: int, counts: dict[str, list[int]], slow: dict[str, list[int]]
+    ) -> list[ClientOutcome]:
+        """Callers of this window with enough requests, and slow ones whose
+        windows add up to enough, tested together."""
+        if self._profile is None or not self._profile.features:
+            return []
+        rows = {c: row for c, row in counts.items() if row[0] >= self.min_events} | slow
+        tested = sorted(rows)
+        totals = np.sum(list(counts.values()), axis=0)
+        none = [0, 0, 0, 0]
+        candidates: list[ClientOutcome] = []
+        for client in tested:
+            row, mine = rows[client], counts.get(client, none)
+            others = totals[0] - mine[0]
+            for b, behaviour in enumerate(BEHAVIOURS, start=1):
+                now = (totals[b] - mine[b]) / others if others else 0.0
+                base = max(self._baselines[behaviour].get(client, self._population[behaviour]), now)
+                if math.isnan(base):
+                    continue
+                outcome = self._test(index, client, row[0], row[b], row[0], base, 1.0)
+                if outcome is not None:
+                    candidates.append(replace(outcome, behaviour=behaviour))
+        if not candidates:
+            return []
+        m = len(tested) * len(BEHAVIOURS)
+        p = np.array([o.p_value for o in candidates] + [1.0] * (m - len(candidates)))
+        keep = benjamini_hochberg(p, self._alpha)[: len(candidates)]
+        level = self._alpha * int(keep.sum()) / m  # the largest p-value BH rejects at most
+        best: dict[str, ClientOutcome] = {}
+        for o, kept in zip(candidates, keep.tolist(), strict=True):
+            if kept and (o.client not in best or o.p_value < best[o.client].p_value):
+                best[o.client] = replace(o, level=level, severity=self._severity(o))
+        return [best[c] for c in sorted(best)]
+
+    def _severity(self, o: ClientOutcome) -> Severity:
+        return "critical" if o.share - o.baseline >= self.critical_excess else "warning"
+
+    def _learn_all(self, counts: dict[str, list[int]], frozen: set[str]) -> None:
+        tested = {c: row for c, row in counts.items() if row[0] >= self.min_events}
+        free = [row for c, row in counts.items() if c not in frozen]
+        total = sum(row[0] for row in free)
+        for b, behaviour in enumerate(BEHAVIOURS, start=1):
+            if total:
+                share = sum(row[b] for row in free) / total
+                old = self._population[behaviour]
+                decay = self.decay
+                self._population[behaviour] = (
+                    share if math.isnan(old) else decay * old + (1 - decay) * share
+                )
+            self._baselines[behaviour] = learned(
+                self._baselines[behaviour],
+                {c: row[b] / row[0] for c, row in tested.items()},
+                frozen,
+                absent_is_zero=False,
+                prior=self._population[behaviour],
+                first=self._windows == 0,
+                decay=self.decay,
+                max_clients=self.max_clients,
+            )
+
+    # -- state ------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        reference = {k: np.concatenate(v) for k, v in self._reference.items()}
+        return {
+            **self._dump_common(),
+            "profile": None if self._profile is None else self._profile.dump(),
+            "reference": {
+                k: encode_labels(v) if k == "$client" else encode_array(v)
+                for k, v in sorted(reference.items())
+            },
+            **self._tally.dump(),
+            "slow": [[c, *row] for c, row in sorted(self._slow.items())],
+            "baselines": {
+                b: [[c, encode_float(v)] for c, v in sorted(self._baselines[b].items())]
+                for b in BEHAVIOURS
+            },
+            "population": {b: encode_float(self._population[b]) for b in BEHAVIOURS},
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> ClientInputs:
+        det = cls.build(**state["params"])
+        det._load_common(state)
+        if state["profile"] is not None:
+            det._profile = InputProfile.load(state["profile"])
+        det._reference = {
+            k: [decode_labels(v) if k == "$client" else decode_array(v)]
+            for k, v in state["reference"].items()
+        }
+        det._tally = WindowTally.load(state)
+        det._slow = {row[0]: [int(v) for v in row[1:]] for row in state["slow"]}
+        det._baselines = {
+            b: {c: decode_float(v) for c, v in state["baselines"][b]} for b in BEHAVIOURS
+        }
+        det._population = {b: decode_float(state["population"][b]) for b in BEHAVIOURS}
+        return det

@@ -1,0 +1,106 @@
+"""The reference's empirical CDF of every numeric feature, as one binned table.
+
+A value is mapped to its mid-rank in the reference (the probability integral
+transform): ``u = (count below + half the count equal) / n``. Under the null
+``u`` has mean exactly 1/2 whatever the feature's shape, and ``|2u - 1|``
+(how far out in either tail) a mean and variance read off the reference
+itself, ties and discrete values included. The transform is computed on at
+most 255 bin edges per feature: every distinct value of a reference with few
+of them (exact mid-ranks), quantiles of a continuous one (u resolved to 1/256,
+which costs a test of location or scale a negligible share of its power).
+Binning every feature at once by a branchless binary search over a (features x
+edges) table takes 8 numpy steps per segment instead of one search per feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.codec import decode_array, encode_array
+from detectors.reference import NumericReference
+
+EDGES = 255  # per feature, padded with +inf; 2**8 - 1 so the search takes 8 halvings
+
+
+def _edges(values: np.ndarray) -> np.ndarray:
+    """Bin edges of one sorted finite reference: its distinct values when few, else quantiles."""
+    distinct: np.ndarray = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    if distinct.shape[0] <= EDGES + 1:
+        return distinct[1:]
+    n = values.shape[0]
+    quantiles: np.ndarray = np.unique(values[(np.arange(1, EDGES + 1) * n) // (EDGES + 1)])
+    return quantiles
+
+
+@dataclass
+class RankTable:
+    """Edges and mid-ranks of the reference bins of ``F`` numeric features.
+
+    ``edges`` is (F, EDGES), ``ranks`` (F, EDGES + 1): the mid-rank of each bin
+    (bin ``j`` holds the values with ``j`` edges at or below them).
+    """
+
+    edges: np.ndarray
+    ranks: np.ndarray
+
+    @classmethod
+    def build(cls, references: list[NumericReference]) -> RankTable:
+        edges = np.full((len(references), EDGES), np.inf)
+        ranks = np.full((len(references), EDGES + 1), 0.5)
+        for f, ref in enumerate(references):
+            if ref.size == 0:
+                continue
+            e = _edges(ref.values)
+            edges[f, : e.shape[0]] = e
+            counts = np.bincount(np.searchsorted(e, ref.values, "right"), minlength=EDGES + 1)
+            below = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            ranks[f] = (below + 0.5 * counts) / ref.size
+        return cls(edges, ranks)
+
+    @property
+    def features(self) -> int:
+        return int(self.edges.shape[0])
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Mid-ranks of ``x`` (features x events); NaN where ``x`` is not finite."""
+        f, n = x.shape
+        flat = self.edges.ravel()
+        feature = np.arange(f)[:, None]
+        # position in the flattened edges: the feature's first edge plus the
+        # number of its edges found at or below x so far
+        pos = np.repeat(feature * EDGES, n, axis=1)
+        step = (EDGES + 1) // 2
+        with np.errstate(invalid="ignore"):
+            while step >= 1:
+                pos += (flat[pos + (step - 1)] <= x) * step
+                step //= 2
+        u: np.ndarray = self.ranks.ravel()[
+            pos + feature
+        ]  # row f of ranks starts at f * (EDGES + 1)
+        u[~np.isfinite(x)] = np.nan
+        return u
+
+    def null_moments(self, references: list[NumericReference]) -> dict[str, np.ndarray]:
+        """Per feature: variance of u, mean and variance of |2u - 1|, and how many
+        distinct bins the reference fills, all over the reference's own values."""
+        var_u, mean_a, var_a, bins = (np.zeros(self.features) for _ in range(4))
+        for f, ref in enumerate(references):
+            if ref.size == 0:
+                continue
+            u = self.ranks[f][np.searchsorted(self.edges[f], ref.values, "right")]
+            a = np.abs(2 * u - 1)
+            var_u[f] = float(np.mean((u - 0.5) ** 2))
+            mean_a[f] = float(np.mean(a))
+            var_a[f] = float(np.var(a))
+            bins[f] = float(np.unique(u).shape[0])
+        return {"var_u": var_u, "mean_a": mean_a, "var_a": var_a, "bins": bins}
+
+    def dump(self) -> dict[str, Any]:
+        return {"edges": encode_array(self.edges), "ranks": encode_array(self.ranks)}
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> RankTable:
+        return cls(decode_array(state["edges"]), decode_array(state["ranks"]))
