@@ -7,6 +7,7 @@ not written has a default that serves a user who writes nothing else.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -151,6 +152,31 @@ class LimitsConfig:
     quarantine_buffer_bytes: int = 16_777_216
 
 
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    # How long (event time) a prediction with an id waits for its label: "30d", "12h", "90m".
+    horizon: str = "30d"
+    # Predictions waiting per model; beyond it the oldest are evicted (and counted).
+    max_pending: int = 10_000_000
+
+    def horizon_seconds(self) -> float:
+        """``horizon`` in seconds; ValueError saying the accepted form if it is not one."""
+        text = self.horizon.strip()
+        unit = _DURATION_UNITS.get(text[-1:])
+        try:
+            amount = float(text[:-1]) if unit is not None else math.nan
+        except ValueError:
+            amount = math.nan
+        if unit is None or not math.isfinite(amount) or amount <= 0:
+            raise ValueError(
+                f'must be a positive number followed by s, m, h or d (e.g. "30d"), got {text!r}'
+            )
+        return amount * unit
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -174,6 +200,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
     detection: dict[str, Any] = field(default_factory=dict)
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
@@ -325,6 +352,13 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{source}: key 'events.max_future_seconds' must be between 0 and ten years"
         )
+    try:
+        if config.labels.horizon_seconds() > 3650 * 86_400:
+            raise ValueError("must be at most ten years (3650d)")
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key 'labels.horizon' {exc}") from None
+    if not 1 <= config.labels.max_pending <= 1_000_000_000:
+        raise ConfigError(f"{source}: key 'labels.max_pending' must be between 1 and 1000000000")
     for key, value in dataclasses.asdict(config.limits).items():
         if value < 1:
             raise ConfigError(f"{source}: key 'limits.{key}' must be at least 1")

@@ -1,13 +1,11 @@
-"""Late labels joined to their predictions: the model's error as a stream.
+"""Labels joined to their predictions: the model's error as a stream.
 
 Ground truth (or feedback) arrives after the prediction it judges, carrying the
-prediction's request id. A label joins the latest earlier prediction with that
-id, if that prediction is at most ``horizon`` events older; its error is 0/1
-for a class label and the absolute difference for a number. Positions are the
-model's stream sequence numbers, so the join is the same however the stream is
-cut into batches, as long as one call's events span fewer than ``horizon``
-events of the model's stream (predictions of a batch are remembered before its
-labels are joined, and a label joins only predictions that came before it).
+prediction's request id. The service joins them (``monitor.pipeline.label_join``,
+durably, in stream order) and hands over the joined pairs as
+:class:`JoinedLabels`; the error is 0/1 for a class label and the absolute
+difference for a number. Positions are the model's stream sequence numbers of
+the labels, so the findings are the same however the stream is cut into batches.
 
 Rising error means decay, or feedback that disagrees with the model on purpose
 (poisoned labels): the change detectors watch the error stream like any other.
@@ -16,107 +14,49 @@ Rising error means decay, or feedback that disagrees with the model on purpose
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from detectors import registry
-from detectors.base import Finding, RowBatch
-from detectors.codec import decode_float, encode_float
+from detectors.base import Finding
 from detectors.registry import ChangeDetector
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.settings import SuiteSettings
 
-Prediction = tuple[int, str | float]  # (sequence number, predicted label or value)
 
+@dataclass
+class JoinedLabels:
+    """Labels joined to their predictions, in stream order (one entry per label).
 
-class OutcomeJoin:
-    def __init__(self, horizon: int = 10_000) -> None:
-        if horizon < 100:
-            raise ValueError(f"horizon must be at least 100 events, got {horizon}")
-        self.horizon = horizon
-        self._pending: dict[str, list[Prediction]] = {}
-        self._evicted_below = 0
+    - ``seq``: the label's position in the model's stream (int64);
+    - ``ts``: the label's event time; ``predicted_ts``: its prediction's;
+    - ``predicted``: the predicted class (str) or value (float);
+    - ``truth``: the label as it came;
+    - ``score``: the prediction's score, NaN where it had none.
+    """
 
-    def add_predictions(
-        self, seq: np.ndarray, ids: np.ndarray, labels: np.ndarray | None, values: np.ndarray | None
-    ) -> None:
-        """Remember predictions (label or value) under their request ids."""
-        for i, request in enumerate(ids.tolist()):
-            if request is None:
-                continue
-            predicted: str | float | None = None
-            if labels is not None and labels[i] is not None:
-                predicted = str(labels[i])
-            elif values is not None and np.isfinite(values[i]):
-                predicted = float(values[i])
-            if predicted is not None:
-                self._pending.setdefault(request, []).append((int(seq[i]), predicted))
-        if len(seq):
-            # A label of this batch or a later one is at most `horizon` events before
-            # this batch's first event, so it can join nothing older than this.
-            self._evict(int(seq[0]) - 2 * self.horizon)
+    seq: np.ndarray
+    ts: np.ndarray
+    predicted: Sequence[str | float]
+    truth: Sequence[object]
+    predicted_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    score: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    def join(
-        self, seq: np.ndarray, ids: np.ndarray, truths: Sequence[object]
-    ) -> tuple[list[int], list[float]]:
-        """Positions (into the labels given) that joined a prediction, and their errors."""
+    def errors(self) -> tuple[list[int], list[float]]:
+        """Positions of the labels that have an error (a comparable truth), and the errors."""
         positions: list[int] = []
         errors: list[float] = []
-        for i, (request, truth) in enumerate(zip(ids.tolist(), truths, strict=True)):
-            at = int(seq[i])
-            entries = self._pending.get(request)
-            if not entries:
-                continue
-            earlier = [k for k, (s, _) in enumerate(entries) if s < at and at - s <= self.horizon]
-            if not earlier:
-                continue
-            k = earlier[-1]
-            _, predicted = entries.pop(k)
-            if not entries:
-                del self._pending[request]
-            error = _error(predicted, truth)
+        for i, (predicted, truth) in enumerate(zip(self.predicted, self.truth, strict=True)):
+            error = label_error(predicted, truth)
             if error is not None:
                 positions.append(i)
                 errors.append(error)
-        if len(seq):
-            self._evict(int(seq[-1]) - self.horizon)
         return positions, errors
 
-    def _evict(self, below: int) -> None:
-        """Forget predictions no later label can join: memory stays bounded by the horizon."""
-        if below <= self._evicted_below:
-            return
-        self._evicted_below = below
-        for request in list(self._pending):
-            kept = [e for e in self._pending[request] if e[0] >= below]
-            if kept:
-                self._pending[request] = kept
-            else:
-                del self._pending[request]
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "horizon": self.horizon,
-            "evicted_below": self._evicted_below,
-            "pending": [
-                [request, [[s, p if isinstance(p, str) else {"v": encode_float(p)}] for s, p in e]]
-                for request, e in sorted(self._pending.items())
-            ],
-        }
-
-    @classmethod
-    def load(cls, state: dict[str, Any]) -> OutcomeJoin:
-        join = cls(horizon=state["horizon"])
-        join._evicted_below = int(state["evicted_below"])
-        join._pending = {
-            request: [(int(s), p if isinstance(p, str) else decode_float(p["v"])) for s, p in e]
-            for request, e in state["pending"]
-        }
-        return join
-
-
-def _error(predicted: str | float, truth: object) -> float | None:
+def label_error(predicted: str | float, truth: object) -> float | None:
     if isinstance(predicted, str):
         if isinstance(truth, bool):
             truth = "true" if truth else "false"
@@ -135,7 +75,6 @@ class ErrorWatch:
     """
 
     def __init__(self, settings: SuiteSettings, change_names: list[str]) -> None:
-        self.join = OutcomeJoin()
         self.detectors: dict[str, ChangeDetector] = {
             name: settings.build(name) for name in change_names
         }
@@ -143,23 +82,12 @@ class ErrorWatch:
         # (every event), not in the model's rows, and are evaluated as they come.
         self.alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
 
-    def remember(self, batch: RowBatch) -> None:
-        if batch.ids is not None and batch.seq is not None:
-            self.join.add_predictions(
-                batch.seq, batch.ids, batch.prediction, batch.prediction_value
-            )
-
-    def observe(
-        self,
-        seq: np.ndarray,
-        ids: np.ndarray,
-        labels: Sequence[object],
-        ts: np.ndarray,
-    ) -> list[Finding]:
-        positions, errors = self.join.join(seq, ids, labels)
-        if not len(seq):
+    def observe(self, joined: JoinedLabels) -> list[Finding]:
+        positions, errors = joined.errors()
+        if not len(joined.seq):
             return []
-        seqs = np.asarray(seq, dtype=np.int64)
+        seqs = np.asarray(joined.seq, dtype=np.int64)
+        ts = joined.ts
 
         def moment(point: int) -> float:
             """The time of the first label at or after stream position ``point``."""
@@ -186,7 +114,6 @@ class ErrorWatch:
 
     def dump(self) -> dict[str, Any]:
         return {
-            "join": self.join.dump(),
             "detectors": {name: det.dump() for name, det in self.detectors.items()},
             "alarms": self.alarms.dump(),
         }
@@ -201,7 +128,6 @@ class ErrorWatch:
         else:
             for key in [k for k in model_alarms.firing_keys() if k.endswith("|error")]:
                 self.alarms.adopt(key, model_alarms.release(key))
-        self.join = OutcomeJoin.load(state["join"])
         self.detectors = {
             name: registry.get(name, "change").loader(d) for name, d in state["detectors"].items()
         }

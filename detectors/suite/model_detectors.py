@@ -12,7 +12,7 @@ the whole state as plain data, so a restart or a replay continues exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from detectors.registry import (
 )
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.caps import NameCap, StreamCaps, admit_columns
-from detectors.suite.error_stream import ErrorWatch
+from detectors.suite.error_stream import ErrorWatch, JoinedLabels
 from detectors.suite.settings import SuiteSettings
 from detectors.suite.signals import (
     CategoricalSignal,
@@ -209,7 +209,6 @@ class ModelDetectors:
             take = min(n - start, self.settings.window - self._fill)
             out += self._segment(batch, start, start + take, self._fill)
             start += take
-        self._errors.remember(batch)
         if self._clients.detectors:
             out = self._clients.attribute(out, self._events - 1)
         return out
@@ -359,11 +358,9 @@ class ModelDetectors:
         return changes
 
     # -- labels ---------------------------------------------------------
-    def observe_labels(
-        self, seq: np.ndarray, ids: np.ndarray, labels: Sequence[object], ts: np.ndarray
-    ) -> list[Finding]:
-        """Ground truth for earlier predictions (by request id); the error stream's findings."""
-        return self._errors.observe(seq, ids, labels, ts)
+    def observe_labels(self, joined: JoinedLabels) -> list[Finding]:
+        """Labels joined to their predictions (by the service); the error stream's findings."""
+        return self._errors.observe(joined)
 
     # -- metric series --------------------------------------------------
     def observe_metric(self, name: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:

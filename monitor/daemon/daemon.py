@@ -289,6 +289,9 @@ class Daemon:
         for name, count in stats.unknown_fields.items():
             metrics.advance(metrics.unknown_fields, count, name)
         metrics.advance(metrics.quarantine_truncated, self.pipeline.quarantine_truncated)
+        for model, counts in self.pipeline.label_counts().items():
+            for outcome, count in counts.as_dict().items():
+                metrics.advance(metrics.labels, count, model, outcome)
 
     def on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call.

@@ -103,6 +103,13 @@ class DaemonMetrics:
             "Checkpoints made early because the quarantined records waiting reached their limit",
             registry=r,
         )
+        self.labels = Counter(
+            "driftwarden_labels",
+            "Labels by model and outcome (joined, late, unmatched, duplicate; labels: all), and "
+            "predictions that went unlabelled (evicted by [labels] max_pending, expired)",
+            ["model", "outcome"],
+            registry=r,
+        )
         self._last_checkpoint = time.time()
         self._totals: dict[tuple[int, tuple[str, ...]], float] = {}
 

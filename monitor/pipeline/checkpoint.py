@@ -23,7 +23,8 @@ quarantine buffer is full.
    reference set by ``driftwarden baseline set`` likewise, and the model's
    baseline is built from it when it next loads (``reference_file``);
 7. quarantined records;
-8. model state (detector state, its long strings as blobs);
+8. model state (detector state, its long strings as blobs), and each model's
+   label join: predictions waiting for labels, and its counts (``label_join``);
 9. offsets: the next offset of each partition, under the consumer group.
 
 A crash leaves all of it or none. Kafka commits, if any, follow the
@@ -185,6 +186,9 @@ def write(
                 )
             # A reference set from a file is built when the model next loads.
         result.models_written = len(unit.rows.model_states)
+        for model in unit.models:  # 8: the label join, even of a model reset in 6
+            if model.label_join is not None:
+                model.label_join.write(db)
         store.write_checkpoint(db, unit.rows)  # 7, 8, 9
     return result
 

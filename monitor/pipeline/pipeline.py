@@ -34,6 +34,7 @@ from monitor.notify.policy import NotificationPolicy
 from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
 from monitor.pipeline.event_clock import EventClock
+from monitor.pipeline.label_join import LabelCounts, ModelLabelJoin
 from monitor.pipeline.limits import (
     MAX_UNKNOWN_FIELDS,
     UNKNOWN_OTHER,
@@ -70,7 +71,8 @@ class ModelPipeline:
     times: list[float] = field(default_factory=list)
     rows: list[Event] = field(default_factory=list)
     row_seq: list[int] = field(default_factory=list)
-    label_events: list[tuple[int, Event]] = field(default_factory=list)
+    # Labels join their predictions as they come, in stream order (None: labels are ignored).
+    label_join: ModelLabelJoin | None = None
     # Signal evaluations and state changes since the last checkpoint, in stream order.
     changes: list[SignalChange] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
@@ -106,8 +108,11 @@ class ModelPipeline:
                 points.append((event.ts, event.value))
         elif event.type == "label":
             self.labels += 1
-            self.label_events.append((seq, event))
+            if self.label_join is not None and event.id is not None:
+                self.label_join.label(seq, event.id, event.ts, event.label)
         else:
+            if self.label_join is not None and event.id is not None:
+                self.label_join.prediction(event.id, event.ts, event.prediction, event.score)
             features = event.features
             if features is not None and not self.feature_filter.issuperset(features):
                 event.features = self._keep_features(features)
@@ -137,13 +142,12 @@ class ModelPipeline:
             findings += self.detectors.observe_rows(batch)
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
-        if self.label_events:
-            seq = np.array([s for s, _ in self.label_events], dtype=np.int64)
-            ids = np.array([e.id for _, e in self.label_events], dtype=object)
-            truths = [e.label for _, e in self.label_events]
-            ts = np.array([e.ts for _, e in self.label_events], dtype=np.float64)
-            findings += self.detectors.observe_labels(seq, ids, truths, ts)
-            self.label_events = []
+        joined = None if self.label_join is None else self.label_join.take_joined()
+        if joined is not None:
+            findings += self.detectors.observe_labels(joined)
+            performance = self.label_join.performance  # type: ignore[union-attr]
+            findings += performance.observe(joined)
+            self.changes += performance.alarms.take_changes()
         for name in sorted(self.metrics):
             points = np.array(self.metrics[name], dtype=np.float64)
             findings += self.detectors.observe_metric(name, points[:, 0], measured(points[:, 1]))
@@ -165,6 +169,8 @@ class PipelineStats:
     metric_points_dropped: Counter[str] = field(default_factory=Counter)
     # Events carrying top-level fields CONTRACT §1 does not name, by field name (bounded).
     unknown_fields: Counter[str] = field(default_factory=Counter)
+    # Each model's label outcomes as of the last checkpoint (running totals from the store).
+    labels: dict[str, LabelCounts] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -212,6 +218,10 @@ class Pipeline:
                     name, detectors, events=events, baseline_logged=detectors.has_reference
                 )
             pipeline.categorical = categorical
+            labels = self.config.labels
+            pipeline.label_join = ModelLabelJoin(
+                name, self.store.db, labels.horizon_seconds(), labels.max_pending
+            )
             self.models[name] = pipeline
         return pipeline
 
@@ -325,6 +335,10 @@ class Pipeline:
         )
         for name in touched:
             self.models[name].changes = []
+            join = self.models[name].label_join
+            if join is not None:
+                join.written()
+        self.stats.labels.update(self.label_counts())
         for name in result.models_reset:
             del self.models[name]
         self.stats.alerts_by_model.update(result.alerts_by_model)
@@ -333,6 +347,14 @@ class Pipeline:
         self._quarantine.clear()
         self._touched = set()
         return result
+
+    def label_counts(self) -> dict[str, LabelCounts]:
+        """Each loaded model's label outcomes (running totals, kept in the store)."""
+        return {
+            name: m.label_join.counts
+            for name, m in sorted(self.models.items())
+            if m.label_join is not None and m.label_join.counts.labels
+        }
 
     def _count_drops(self, model: ModelPipeline) -> None:
         """Move a model's drop counts into the stats; say once when a cap first bites."""

@@ -17,6 +17,7 @@ from monitor.errors import DriftwardenError
 from monitor.ingest.events import Malformed
 from monitor.pipeline import reference_file
 from monitor.pipeline.checkpoint import Checkpoint
+from monitor.pipeline.label_join import LabelCounts
 from monitor.pipeline.limits import UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, PipelineStats, collect_garbage_rarely
 from monitor.pipeline.routing import route
@@ -59,7 +60,15 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                     "give another --store or pass --overwrite to start it afresh"
                 )
             with store.transaction() as db:
-                tables = ("alerts", "incidents", "quarantine", "model_state", "state_blobs")
+                tables = (
+                    "alerts",
+                    "incidents",
+                    "quarantine",
+                    "model_state",
+                    "state_blobs",
+                    "label_pending",
+                    "label_counts",
+                )
                 for table in (*tables, "offsets", "outbox", "incident_notifications", "audit"):
                     db.execute(f"DELETE FROM [{table}]")
                 reference_file.rearm(db)  # a reference set in the store is built again
@@ -80,10 +89,23 @@ def print_summary(
         f"{stats.alerts:,} alerts in {incidents:,} incidents; store {store_path}"
     )
     print(printable(line, limit=None))
+    for model, counts in sorted(stats.labels.items()):
+        print(printable(label_line(model, counts), limit=None))
     if stats.unlisted:
         print(unlisted_models(stats.unlisted), file=sys.stderr)
     if stats.unknown_fields:
         print(unknown_fields(stats.unknown_fields), file=sys.stderr)
+
+
+def label_line(model: str, counts: LabelCounts) -> str:
+    """One model's label join in a line: how many labels joined, and what became of the rest."""
+    rate = counts.joined / counts.labels if counts.labels else 0.0
+    return (
+        f"labels of {printable(model, UNLISTED_NAME_LIMIT)}: {counts.labels:,} labels, "
+        f"{counts.joined:,} joined ({rate:.1%}), {counts.late:,} late, "
+        f"{counts.unmatched:,} unmatched, {counts.duplicate:,} duplicate; predictions "
+        f"unlabelled: {counts.evicted:,} evicted, {counts.expired:,} expired"
+    )
 
 
 def unknown_fields(counts: Counter[str]) -> str:

@@ -154,6 +154,37 @@ CREATE TABLE IF NOT EXISTS audit (
     scheme TEXT NOT NULL DEFAULT 'sha256'
 );
 CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
+-- Predictions with a request id waiting for their label (monitor.pipeline.label_join):
+-- ins numbers them per model (oldest-first eviction), joined marks one labelled already.
+CREATE TABLE IF NOT EXISTS label_pending (
+    model TEXT NOT NULL,
+    id TEXT NOT NULL,
+    ins INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    predicted TEXT,
+    value REAL,
+    score REAL,
+    joined INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS label_pending_ins ON label_pending(model, ins);
+CREATE INDEX IF NOT EXISTS label_pending_ts ON label_pending(model, ts);
+-- Each model's label join: its counts, its event-time watermark, its label delays, and
+-- the state of its realized performance (detectors.performance.watch).
+CREATE TABLE IF NOT EXISTS label_counts (
+    model TEXT PRIMARY KEY,
+    inserted INTEGER NOT NULL,
+    watermark REAL NOT NULL,
+    labels INTEGER NOT NULL,
+    joined INTEGER NOT NULL,
+    late INTEGER NOT NULL,
+    unmatched INTEGER NOT NULL,
+    duplicate INTEGER NOT NULL,
+    evicted INTEGER NOT NULL,
+    expired INTEGER NOT NULL,
+    delays TEXT NOT NULL,
+    performance TEXT
+);
 -- Webhook deliveries (monitor.notify.outbox).
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,

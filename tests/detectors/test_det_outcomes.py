@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Finding, RowBatch
-from detectors.suite.error_stream import OutcomeJoin
+from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 
@@ -40,8 +40,29 @@ def _stream(n: int, seed: int, onset: int | None) -> list[tuple[str, object]]:
     return events
 
 
+def _join(
+    pending: dict[str, tuple[int, str]], part: list[tuple[int, tuple[str, Any]]]
+) -> JoinedLabels:
+    """The service's join in its simplest form, in stream order: a label takes its id's
+    latest earlier prediction."""
+    joined = []
+    for s, (kind, (r, v)) in part:
+        if kind == "prediction":
+            pending[r] = (s, v)
+        elif r in pending:
+            joined.append((s, pending.pop(r), v))
+    return JoinedLabels(
+        seq=np.array([s for s, _, _ in joined], dtype=np.int64),
+        ts=np.array([s for s, _, _ in joined], dtype=np.float64),
+        predicted=[p for _, (_, p), _ in joined],
+        truth=[t for _, _, t in joined],
+        predicted_ts=np.array([ps for _, (ps, _), _ in joined], dtype=np.float64),
+    )
+
+
 def _run(events: list[tuple[str, Any]], chunk: int, cut: int | None = None) -> list[Finding]:
     md = ModelDetectors(SETTINGS)
+    pending: dict[str, tuple[int, str]] = {}
     out: list[Finding] = []
     for k, start in enumerate(range(0, len(events), chunk)):
         part = events[start : start + chunk]
@@ -57,9 +78,9 @@ def _run(events: list[tuple[str, Any]], chunk: int, cut: int | None = None) -> l
             )
             out += md.observe_rows(batch)
         if labels:
-            seq = np.array([s for s, _ in labels], dtype=np.int64)
-            ids = np.array([r for _, (r, _) in labels], dtype=object)
-            out += md.observe_labels(seq, ids, [t for _, (_, t) in labels], seq.astype(float))
+            out += md.observe_labels(_join(pending, list(enumerate(part, start))))
+        else:
+            _join(pending, list(enumerate(part, start)))
         if k == cut:
             md = ModelDetectors.load(json.loads(json.dumps(md.dump(), allow_nan=False)))
     return [f for f in out if f.signal == "error"]
@@ -82,20 +103,9 @@ def test_steady_accuracy_raises_nothing() -> None:
     assert _run(_stream(60_000, seed=2, onset=None), 2048) == []
 
 
-def test_join_rules() -> None:
-    join = OutcomeJoin(horizon=100)
-    seq = np.array([1, 2, 3], dtype=np.int64)
-    join.add_predictions(
-        seq, np.array(["a", "b", "a"], dtype=object), np.array(["x", "y", "z"], dtype=object), None
+def test_errors_of_classes_and_values() -> None:
+    joined = JoinedLabels(
+        np.arange(4), np.arange(4.0), ["x", "true", 2.5, 1.0], ["y", True, 4.0, "text"]
     )
-    positions, errors = join.join(
-        np.array([5, 6, 7, 300], dtype=np.int64),
-        np.array(["a", "a", "a", "b"], dtype=object),
-        ["z", "z", "z", "y"],
-    )
-    # "a" joins its latest prediction (z, correct), then the earlier one (x, wrong);
-    # a third label for "a" finds nothing left; "b" is beyond the horizon.
-    assert positions == [0, 1] and errors == [0.0, 1.0]
-    numeric = OutcomeJoin()
-    numeric.add_predictions(np.array([1]), np.array(["q"], dtype=object), None, np.array([2.5]))
-    assert numeric.join(np.array([2]), np.array(["q"], dtype=object), [4.0]) == ([0], [1.5])
+    # A bool label is the class "true"/"false"; a value label that is not a number has no error.
+    assert joined.errors() == ([0, 1, 2], [1.0, 0.0, 1.5])

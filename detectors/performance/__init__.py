@@ -1,0 +1,1 @@
+"""Realized performance from labels joined to predictions (signals ``performance:<metric>``)."""

@@ -1,0 +1,282 @@
+"""Labels joined to their predictions by request id, durably, in stream order.
+
+A prediction with an ``id`` waits for its label in the store (table
+``label_pending``), not in memory: a label joins whenever it comes, across
+restarts and partition moves. Predictions since the last checkpoint are held in
+memory (``recent``) and looked up before the store, so the join of each label
+is decided in stream order and never depends on where checkpoints fall:
+
+- the model's *watermark* is the latest event time seen so far in its stream;
+- a label finds the latest prediction with its id (a later prediction with an
+  id replaces an earlier one);
+- it *joins* if that prediction is at most ``horizon`` older than the
+  watermark, and was not labelled already (else it is a *duplicate*);
+- it is *late* if the prediction is older than that but at most twice the
+  horizon (predictions are kept that long to tell late from unknown);
+- it is *unmatched* otherwise: no such id, the prediction gone (older than
+  twice the horizon), or *evicted* (more than ``max_pending`` predictions
+  came after it: oldest first, whatever their time).
+
+A checkpoint (``write``) stores the recent predictions and labels, deletes
+those nothing can join any more (counting the evicted and the *expired*, i.e.
+never labelled) and the counts, in the checkpoint's transaction. The logical
+rules above hold whether a prediction is still stored or already deleted,
+which is what makes the join deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import sqlite_utils
+
+from detectors.performance.watch import PerformanceWatch
+from detectors.suite.error_stream import JoinedLabels
+
+# Label delays (label time minus prediction time) are counted in log-spaced
+# bins: bin 0 is under a second, then four bins per doubling.
+DELAY_BINS = 4 * 40 + 2
+OUTCOMES = ("joined", "late", "unmatched", "duplicate", "evicted", "expired")
+
+
+@dataclass(slots=True)
+class Pending:
+    ins: int  # the model's prediction number: eviction goes by it
+    ts: float
+    predicted: str | float
+    score: float  # NaN: none
+    joined: bool = False
+
+
+@dataclass
+class LabelCounts:
+    """A model's label outcomes since its first label; ``labels`` counts them all."""
+
+    labels: int = 0
+    joined: int = 0
+    late: int = 0
+    unmatched: int = 0
+    duplicate: int = 0
+    evicted: int = 0  # predictions pushed out by max_pending before their label
+    expired: int = 0  # predictions never labelled within the horizon
+    delays: list[int] = field(default_factory=lambda: [0] * DELAY_BINS)
+
+    def delay_quantile(self, q: float) -> float | None:
+        """The ``q`` quantile of joined labels' delays, in seconds (a bin's upper edge)."""
+        total = sum(self.delays)
+        if total == 0:
+            return None
+        target = q * total
+        running = 0
+        for k, count in enumerate(self.delays):
+            running += count
+            if running >= target and count:
+                return delay_upper_edge(k)
+        return delay_upper_edge(DELAY_BINS - 1)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: int(getattr(self, name)) for name in ("labels", *OUTCOMES)}
+
+
+def delay_bin(seconds: float) -> int:
+    if not seconds >= 1.0:  # NaN too
+        return 0
+    return min(int(4 * math.log2(seconds)) + 1, DELAY_BINS - 1)
+
+
+def delay_upper_edge(k: int) -> float:
+    return 1.0 if k == 0 else float(2.0 ** (k / 4))
+
+
+def normalised_prediction(prediction: object) -> str | float | None:
+    """A prediction as the error stream compares it: a class (str) or a finite value."""
+    if isinstance(prediction, bool):
+        return "true" if prediction else "false"
+    if isinstance(prediction, str):
+        return prediction
+    if isinstance(prediction, int | float) and math.isfinite(prediction):
+        return float(prediction)
+    return None
+
+
+class ModelLabelJoin:
+    """One model's join (see the module docstring); ``db`` is the store it reads and writes."""
+
+    def __init__(
+        self, model: str, db: sqlite_utils.Database, horizon: float, max_pending: int
+    ) -> None:
+        self.model = model
+        self.db = db
+        self.horizon = horizon
+        self.max_pending = max_pending
+        self.counts = LabelCounts()
+        self.inserted = 0
+        self.watermark = -math.inf
+        # Predictions and labelled predictions since the last checkpoint, by id.
+        self.recent: dict[str, Pending] = {}
+        self._joined: list[tuple[int, float, str | float, object, float, float]] = []
+        # Realized performance of the joined labels (its state is kept with the counts).
+        self.performance = PerformanceWatch()
+        self._load()
+
+    def _load(self) -> None:
+        row = self.db.execute(
+            "SELECT inserted, watermark, labels, joined, late, unmatched, duplicate, evicted, "
+            "expired, delays, performance FROM label_counts WHERE model = ?",
+            [self.model],
+        ).fetchone()
+        if row is None:
+            return
+        self.inserted, self.watermark = int(row[0]), float(row[1])
+        values = dict(zip(("labels", *OUTCOMES), (int(v) for v in row[2:9]), strict=True))
+        self.counts = LabelCounts(**values, delays=orjson.loads(row[9]))
+        if row[10] is not None:
+            self.performance = PerformanceWatch.load(orjson.loads(row[10]))
+
+    def prediction(self, request: str, ts: float, prediction: object, score: float | None) -> None:
+        """Remember a prediction with an id (one that is neither a class nor a value is not)."""
+        if ts > self.watermark:
+            self.watermark = ts
+        predicted = normalised_prediction(prediction)
+        if predicted is None:
+            return
+        self.recent[request] = Pending(
+            self.inserted, ts, predicted, math.nan if score is None else score
+        )
+        self.inserted += 1
+
+    def label(self, seq: int, request: str, ts: float, truth: object) -> str:
+        """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""
+        if ts > self.watermark:
+            self.watermark = ts
+        counts = self.counts
+        counts.labels += 1
+        found = self.recent.get(request)
+        if found is None:
+            found = self._stored(request)
+        outcome = self._outcome(found)
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+        if outcome == "joined":
+            assert found is not None
+            found.joined = True
+            self.recent[request] = found
+            counts.delays[delay_bin(ts - found.ts)] += 1
+            self._joined.append((seq, ts, found.predicted, truth, found.ts, found.score))
+        return outcome
+
+    def _outcome(self, found: Pending | None) -> str:
+        if found is None or found.ins < self.inserted - self.max_pending:
+            return "unmatched"
+        age = self.watermark - found.ts
+        if age > 2 * self.horizon:
+            return "unmatched"
+        if age > self.horizon:
+            return "late"
+        return "duplicate" if found.joined else "joined"
+
+    def _stored(self, request: str) -> Pending | None:
+        row = self.db.execute(
+            "SELECT ins, ts, predicted, value, score, joined FROM label_pending "
+            "WHERE model = ? AND id = ?",
+            [self.model, request],
+        ).fetchone()
+        if row is None:
+            return None
+        predicted = row[2] if row[2] is not None else float(row[3])
+        score = math.nan if row[4] is None else float(row[4])
+        return Pending(int(row[0]), float(row[1]), predicted, score, bool(row[5]))
+
+    def take_joined(self) -> JoinedLabels | None:
+        """The labels joined since the last call, for the detectors; None if there are none."""
+        if not self._joined:
+            return None
+        rows, self._joined = self._joined, []
+        return JoinedLabels(
+            seq=np.array([r[0] for r in rows], dtype=np.int64),
+            ts=np.array([r[1] for r in rows], dtype=np.float64),
+            predicted=[r[2] for r in rows],
+            truth=[r[3] for r in rows],
+            predicted_ts=np.array([r[4] for r in rows], dtype=np.float64),
+            score=np.array([r[5] for r in rows], dtype=np.float64),
+        )
+
+    @property
+    def pending(self) -> int:
+        """Predictions waiting (stored or recent), evicted ones excluded."""
+        return min(self.inserted, self.max_pending)
+
+    def write(self, db: sqlite_utils.Database) -> None:
+        """Store the recent predictions and the counts; drop what nothing can join any more.
+        Call inside the checkpoint's transaction, then ``written`` once it commits."""
+        evict_below = self.inserted - self.max_pending
+        gone_before = self.watermark - 2 * self.horizon
+        kept = []
+        gone = []  # a stored earlier prediction with the id must not come back in its place
+        for request, p in self.recent.items():
+            if p.ins < evict_below or p.ts < gone_before:
+                self._count_gone(p.ins < evict_below, p.joined)
+                gone.append((self.model, request))
+                continue
+            kept.append(
+                (
+                    self.model,
+                    request,
+                    p.ins,
+                    p.ts,
+                    p.predicted if isinstance(p.predicted, str) else None,
+                    None if isinstance(p.predicted, str) else p.predicted,
+                    None if math.isnan(p.score) else p.score,
+                    int(p.joined),
+                )
+            )
+        db.conn.executemany("DELETE FROM label_pending WHERE model = ? AND id = ?", gone)
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO label_pending "
+            "(model, id, ins, ts, predicted, value, score, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            kept,
+        )
+        self._delete(db, "ins < ?", evict_below, evicted=True)
+        self._delete(db, "ts < ?", gone_before, evicted=False)
+        c = self.counts
+        db.execute(
+            "INSERT OR REPLACE INTO label_counts (model, inserted, watermark, labels, joined, "
+            "late, unmatched, duplicate, evicted, expired, delays, performance) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.model,
+                self.inserted,
+                self.watermark if math.isfinite(self.watermark) else -1e300,
+                *c.as_dict().values(),
+                orjson.dumps(c.delays).decode(),
+                orjson.dumps(self.performance.dump()).decode(),
+            ],
+        )
+
+    def _delete(self, db: sqlite_utils.Database, where: str, bound: float, evicted: bool) -> None:
+        if not bound > -math.inf:
+            return
+        args: list[Any] = [self.model, bound]
+        unlabelled = db.execute(
+            f"DELETE FROM label_pending WHERE model = ? AND {where} AND joined = 0", args
+        ).rowcount
+        db.execute(f"DELETE FROM label_pending WHERE model = ? AND {where}", args)
+        if evicted:
+            self.counts.evicted += unlabelled
+        else:
+            self.counts.expired += unlabelled
+
+    def _count_gone(self, evicted: bool, joined: bool) -> None:
+        if joined:
+            return
+        if evicted:
+            self.counts.evicted += 1
+        else:
+            self.counts.expired += 1
+
+    def written(self) -> None:
+        """The checkpoint holding ``write``'s rows committed: the recent ones are in the store."""
+        self.recent = {}

@@ -1,0 +1,127 @@
+"""The durable label join: cost per prediction and memory against the predictions pending.
+
+A store is filled with ``--pending`` predictions waiting for labels (one
+model), then ``--predictions`` more go through the join (``ModelLabelJoin``)
+with a checkpoint every ``--checkpoint`` predictions, each half of them labelled
+a little later. Reported: the join's cost per prediction (remembering it and
+writing it at checkpoints), per label (a lookup in the store), and the memory
+the join holds at its peak (tracemalloc), first with a small store, then with
+the full one: the ratio says whether the cost and memory grow with the
+predictions pending.
+
+    .venv/bin/python scripts/bench_labels.py --pending 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+from monitor.pipeline.label_join import ModelLabelJoin
+from monitor.store.store import Store
+
+T0 = 1.6e9
+CACHE_KIB = 0
+
+
+def fill(path: Path, pending: int) -> None:
+    """``pending`` stored predictions of model m, as checkpoints would have left them."""
+    db = sqlite3.connect(path)
+    batch = 200_000
+    for start in range(0, pending, batch):
+        rows = (
+            ("m", f"old-{i}", i, T0 + i * 0.01, "a", None, 0.3, 0)
+            for i in range(start, min(pending, start + batch))
+        )
+        db.executemany("INSERT INTO label_pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.commit()
+    db.execute(
+        "INSERT OR REPLACE INTO label_counts VALUES ('m', ?, ?, 0, 0, 0, 0, 0, 0, 0, ?, NULL)",
+        [pending, T0 + pending * 0.01, "[" + ",".join(["0"] * 162) + "]"],
+    )
+    db.commit()
+    db.close()
+
+
+def run(
+    path: Path, predictions: int, every: int, traced: bool, clock: Callable[[], float]
+) -> tuple[float, float, int]:
+    """µs per prediction, µs per label (by ``clock``), peak bytes held by the join (if
+    ``traced``: tracemalloc slows every allocation, so timed runs are not traced)."""
+    store = Store(path)
+    if CACHE_KIB:
+        store.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    join = ModelLabelJoin("m", store.db, horizon=30 * 86_400.0, max_pending=10_000_000)
+    base = join.inserted
+    tag = f"new{base}"  # each run its own ids: the store grows by the runs before
+    t_pred = t_label = 0.0
+    labels = 0
+    if traced:
+        tracemalloc.start()
+    for start in range(0, predictions, every):
+        stop = min(predictions, start + every)
+        began = clock()
+        for i in range(start, stop):
+            join.prediction(f"{tag}-{i}", T0 + (base + i) * 0.01, "a", 0.4)
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+        t_pred += clock() - began
+        began = clock()
+        for i in range(start, stop, 2):  # half of them labelled, after their checkpoint
+            join.label(i, f"{tag}-{i}", T0 + (base + stop) * 0.01, "a")
+            labels += 1
+        join.take_joined()
+        t_label += clock() - began
+    peak = tracemalloc.get_traced_memory()[1] if traced else 0
+    tracemalloc.stop()
+    store.close()
+    return t_pred / predictions * 1e6, t_label / labels * 1e6, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pending", type=int, default=10_000_000)
+    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--predictions", type=int, default=200_000)
+    parser.add_argument("--checkpoint", type=int, default=20_000)
+    parser.add_argument(
+        "--cache-mib", type=int, default=0, help="SQLite page cache (default: SQLite's, 2 MiB)"
+    )
+    args = parser.parse_args()
+    global CACHE_KIB
+    CACHE_KIB = args.cache_mib * 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        results = []
+        for pending in (args.small, args.pending):
+            path = Path(tmp) / f"s{pending}.db"
+            Store(path).close()
+            began = time.perf_counter()
+            fill(path, pending)
+            filled = time.perf_counter() - began
+            sizes = (args.predictions, args.checkpoint)
+            wall = run(path, *sizes, False, time.perf_counter)
+            per_prediction, per_label, _ = run(path, *sizes, False, time.process_time)
+            *_, peak = run(path, *sizes, True, time.process_time)
+            size = path.stat().st_size / 1e6
+            print(
+                f"{pending:>11,} pending (store {size:,.0f} MB, filled in {filled:.0f} s): "
+                f"{per_prediction:.2f} µs/prediction, {per_label:.2f} µs/label (CPU time; "
+                f"wall clock {wall[0]:.2f} and {wall[1]:.2f}), "
+                f"join memory peak {peak / 1e6:.1f} MB"
+            )
+            results.append((per_prediction, per_label, peak))
+        (p0, l0, m0), (p1, l1, m1) = results
+        print(
+            f"ratios, {args.pending:,} vs {args.small:,} pending: prediction {p1 / p0:.2f}, "
+            f"label {l1 / l0:.2f}, memory {m1 / m0:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
