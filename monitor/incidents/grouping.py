@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -95,14 +96,14 @@ class AlertPolicy:
                 [severity, max(last_ts, finding.event_ts), orjson.dumps(signals), now, incident_id],
             )
             return int(incident_id)
-        key = hashlib.sha256(f"{model}\x00{finding.event_ts!r}\x00{signal}".encode()).hexdigest()
+        key = _new_key(db, f"{model}\x00{finding.event_ts!r}\x00{signal}")
         metric_kind = str(finding.details.get("kind", "")) if kind == "metric" else ""
         cursor = db.execute(
             "INSERT INTO incidents (key, model, status, severity, title, first_event_ts, "
             "last_event_ts, alert_count, signals, opened_at, updated_at, kind, group_key) "
             "VALUES (?, ?, 'open', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
             [
-                key[:20],
+                key,
                 model,
                 finding.severity,
                 title(model, kind, finding.detector, finding.signal, metric_kind[:40]),
@@ -116,6 +117,17 @@ class AlertPolicy:
             ],
         )
         return int(cursor.lastrowid or 0)
+
+
+def _new_key(db: sqlite_utils.Database, seed: str) -> str:
+    """A key no incident has: the hash of what opened it, and where the same
+    model, time and signal opened one before (the same events after a baseline
+    reset, a replay into the same store), of that and a count."""
+    for n in itertools.count():
+        key = hashlib.sha256(f"{seed}\x00{n}".encode() if n else seed.encode()).hexdigest()[:20]
+        if db.execute("SELECT 1 FROM incidents WHERE key = ?", [key]).fetchone() is None:
+            return key
+    raise AssertionError("unreachable")
 
 
 def attributed_caller(finding: Finding) -> str | None:

@@ -119,3 +119,16 @@ def test_a_burst_of_500_findings_is_a_handful_of_pages_at_slacks_pace(
     assert 1 <= len(accepted) <= 5, f"{len(accepted)} pages for one burst"
     gaps = [b.at - a.at for a, b in itertools.pairwise(receiver.received)]
     assert all(gap >= 0.95 for gap in gaps), gaps
+
+
+def test_the_same_events_after_a_resolution_open_an_incident_with_a_new_key(
+    store: Store, make_finding: Callable[..., Finding]
+) -> None:
+    policy = AlertPolicy()
+    with write_transaction(store.db) as db:
+        policy.record(db, "fraud", [make_finding(signal="feature:amount", event_ts=T0)])
+        db.execute("UPDATE incidents SET status = 'resolved'")  # e.g. a baseline reset
+        # The same stream again (a replay into the same store, or a producer's resend).
+        policy.record(db, "fraud", [make_finding(signal="feature:amount", event_ts=T0)])
+    keys = [k for (k,) in store.db.execute("SELECT key FROM incidents ORDER BY id")]
+    assert len(keys) == 2 and len(set(keys)) == 2
