@@ -261,8 +261,10 @@ def test_compare_lists_alerts_that_appear_and_vanish_under_another_config(
     assert Counter(comparison.vanished) == before - now
     assert comparison.common == sum((now & before).values())
     assert comparison.vanished, "turning detectors off must make their alerts vanish"
-    assert {k for k in before if k[1] not in ("ks", "metric_anomaly")} <= set(comparison.vanished)
-    assert {k[1] for k in comparison.appeared} <= {"ks", "metric_anomaly"}
+    # Metric series and realized performance are not among [detection] detectors.
+    kept = ("ks", "metric_anomaly", "performance")
+    assert {k for k in before if k[1] not in kept} <= set(comparison.vanished)
+    assert {k[1] for k in comparison.appeared} <= set(kept)
     assert (
         f"{comparison.common:,} alerts in both, {len(comparison.appeared):,} appear, "
         f"{len(comparison.vanished):,} vanish"
