@@ -221,7 +221,7 @@ def many_models_memory(models: int, workdir: Path) -> tuple[float, float]:
                     **{**{f: getattr(event, f) for f in event.__slots__}, "model": name}
                 )
             )  # type: ignore[union-attr]
-        pipeline.models[name].flush()
+        pipeline.checkpoint()  # as the daemon does every checkpoint.every_records
     after = rss_mb()
     store.close()
     return after - before, (after - before) / models
