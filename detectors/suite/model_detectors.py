@@ -256,8 +256,9 @@ class ModelDetectors:
                 np.full(size, np.nan) if series not in num_cols else num_cols[series][1][start:stop]
             )
         ]
-        features = {k: s.buffer[s.fill - size : s.fill] for k, s in self._numeric.items()}
-        codes = {k: s.buffer[s.fill - size : s.fill] for k, s in self._categorical.items()}
+        if self._evidence:  # the segment's values, as the signals' windows hold them
+            features = {k: s.buffer[s.fill - size : s.fill] for k, s in self._numeric.items()}
+            codes = {k: s.buffer[s.fill - size : s.fill] for k, s in self._categorical.items()}
         for order, (name, ev_det) in enumerate(self._evidence.items(), start=len(changes)):
             detected += [
                 (ev.index, order, name, signal, ev)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,11 +122,11 @@ def _new_key(db: sqlite_utils.Database, seed: str) -> str:
     """A key no incident has: the hash of what opened it, and where the same
     model, time and signal opened one before (the same events after a baseline
     reset, a replay into the same store), of that and a count."""
-    for n in itertools.count():
-        key = hashlib.sha256(f"{seed}\x00{n}".encode() if n else seed.encode()).hexdigest()[:20]
-        if db.execute("SELECT 1 FROM incidents WHERE key = ?", [key]).fetchone() is None:
-            return key
-    raise AssertionError("unreachable")
+    key, n = hashlib.sha256(seed.encode()).hexdigest()[:20], 0
+    while db.execute("SELECT 1 FROM incidents WHERE key = ?", [key]).fetchone() is not None:
+        n += 1
+        key = hashlib.sha256(f"{seed}\x00{n}".encode()).hexdigest()[:20]
+    return key
 
 
 def attributed_caller(finding: Finding) -> str | None:

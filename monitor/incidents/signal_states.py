@@ -20,6 +20,7 @@ from ``updated_at``), so a replay writes the same states as the live run.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -181,8 +182,9 @@ def _transition(
     return "firing" if change.firing else "ok"  # as this window's test left it
 
 
-def firing(db: sqlite_utils.Database, model: str) -> set[str]:
-    """The model's firing signals, as ``detector:signal`` (the incidents' form)."""
+def firing(db: sqlite_utils.Database | sqlite3.Connection, model: str) -> set[str]:
+    """The model's firing signals, as ``detector:signal`` (the incidents' form); ``db``
+    may be a read-only connection (the report's)."""
     rows = db.execute(
         "SELECT detector, signal FROM signal_state WHERE model = ? AND state = 'firing'", [model]
     ).fetchall()

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from monitor.errors import DriftwardenError
+from monitor.incidents import signal_states
 from monitor.report.history import SignalHistory, incident_range, read_history, reference_end
 from monitor.store.errors import describe
 from monitor.store.store import REPLAY_GROUP, connect_read_only
@@ -146,7 +147,9 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
             signals=[str(s) for s in orjson.loads(r[9])],
             opened_at=float(r[10]),
             alerts=_alerts(conn, int(r[0])),
-            firing=_firing(conn, str(r[2])) if "signal_state" in tables else [],
+            firing=sorted(signal_states.firing(conn, str(r[2])))
+            if "signal_state" in tables
+            else [],
             kind=str(r[11] or ""),
             resolved_event_ts=float(r[12]) if r[12] is not None else None,
             last_created_at=_last_created_at(conn, int(r[0])),
@@ -232,14 +235,6 @@ def _baseline_files(conn: sqlite3.Connection, models: set[str]) -> dict[str, Bas
         if model in models:
             out[str(model)] = BaselineFile(str(model), str(source), str(digest), str(who))
     return out
-
-
-def _firing(conn: sqlite3.Connection, model: str) -> list[str]:
-    """The model's signals firing now, as ``detector:signal``."""
-    rows = conn.execute(
-        "SELECT detector, signal FROM signal_state WHERE model = ? AND state = 'firing'", [model]
-    ).fetchall()
-    return [f"{detector}:{signal}" for detector, signal in rows]
 
 
 def _alerts(conn: sqlite3.Connection, incident_id: int) -> list[AlertRow]:
