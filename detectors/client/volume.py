@@ -114,6 +114,26 @@ class ClientVolume(ClientWindowTest):
         self._counts = Counter()
         return flagged
 
+    def surging(self, callers: np.ndarray) -> dict[str, float]:
+        """Callers whose share of ``callers`` (the requests so far of a window still
+        open; None: no caller) fails this detector's test against their baselines:
+        their shares. For a drift finding made before the window closes."""
+        if not self.warm:
+            return {}
+        counts = Counter(c for c in callers.tolist() if c is not None)
+        total = sum(counts.values())
+        typical = float(np.median(list(self._baseline.values())))
+        tested = [(c, n) for c, n in sorted(counts.items()) if n >= self.min_events]
+        level = self._alpha / max(1, len(tested))
+        out = {}
+        for client, n in tested:
+            outcome = self._test(
+                -1, client, n, n, total, self._baseline.get(client, typical), level
+            )
+            if outcome is not None:
+                out[client] = outcome.share
+        return out
+
     def dump(self) -> dict[str, Any]:
         return {
             **self._dump_common(),

@@ -6,7 +6,9 @@ those that sent at least ``ATTRIBUTION_MIN_SHARE`` of a window
 (``attributed_to``, largest share first, with ``attributed_shares`` and
 ``attributed_behaviours``): a burst of adversarial search or scraping moves the
 feature distributions too, and on-call should see one caller at work, not
-drift in every feature.
+drift in every feature. A caller sending less than that (an extraction sweep
+at 0.5% of traffic) is named only where the suite finds that the window's test
+passes without its requests (:meth:`flagged`, used at a window's close).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import Finding
+from detectors.client.volume import ClientVolume
 from detectors.registry import ClientDetector, InputClientDetector
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.settings import SuiteSettings
@@ -107,8 +110,17 @@ class ClientWatch:
         return findings
 
     def _remember(self, flag: tuple[int, str, str, int, float]) -> None:
-        if flag[4] >= ATTRIBUTION_MIN_SHARE:
-            self._flags = [*self._flags[-MAX_REMEMBERED + 1 :], flag]
+        self._flags = [*self._flags[-MAX_REMEMBERED + 1 :], flag]
+
+    def flagged(self, at: int, min_share: float = 0.0) -> dict[str, tuple[float, set[str]]]:
+        """Callers flagged at or before stream index ``at`` and within their horizon,
+        that sent at least ``min_share`` of a window: their largest share and behaviours."""
+        out: dict[str, tuple[float, set[str]]] = {}
+        for i, c, b, horizon, share in self._flags:
+            if i <= at <= i + horizon and share >= min_share:
+                known, behaviours = out.get(c, (0.0, set()))
+                out[c] = (max(known, share), behaviours | {b})
+        return out
 
     def attribute(self, findings: list[Finding], upto: int) -> list[Finding]:
         """``findings`` (of the events up to stream index ``upto``) with each
@@ -118,27 +130,25 @@ class ClientWatch:
         self._flags = [f for f in self._flags if f[0] + f[3] > upto]
         return out
 
+    def surging(self, callers: np.ndarray) -> dict[str, float]:
+        """Callers sending far more than their share of ``callers`` (the requests so far
+        of a window still open), by ``client_volume``'s test; empty without it."""
+        volume = self.detectors.get(ClientVolume.name)
+        return volume.surging(callers) if isinstance(volume, ClientVolume) else {}
+
     def _attributed(self, findings: list[Finding]) -> list[Finding]:
         out = []
         for f in findings:
-            if f.signal.startswith(DRIFT_PREFIXES) and self._flags:
-                at = int(f.details["event_index"])
-                shares: dict[str, float] = {}
-                behaviours: dict[str, set[str]] = {}
-                for i, c, b, horizon, share in self._flags:
-                    if i <= at <= i + horizon:
-                        shares[c] = max(shares.get(c, 0.0), share)
-                        behaviours.setdefault(c, set()).add(b)
-                if shares:
+            if (
+                f.signal.startswith(DRIFT_PREFIXES)
+                and self._flags
+                and "attributed_to" not in f.details  # named at its window's close already
+            ):
+                flagged = self.flagged(int(f.details["event_index"]), ATTRIBUTION_MIN_SHARE)
+                if flagged:
+                    shares = {c: share for c, (share, _) in flagged.items()}
                     named = sorted(shares, key=lambda c: (-shares[c], c))[:MAX_ATTRIBUTED]
-                    extra = {
-                        "attributed_to": [f"client:{c}" for c in named],
-                        "attributed_shares": [shares[c] for c in named],
-                        "attributed_behaviours": sorted(
-                            set().union(*(behaviours[c] for c in named))
-                        ),
-                    }
-                    f = replace(f, details={**f.details, **extra})
+                    f = replace(f, details={**f.details, **attribution(named, shares, flagged)})
             out.append(f)
         return out
 
@@ -161,6 +171,17 @@ class ClientWatch:
             (int(i), str(c), str(b), int(h), float(share))
             for i, c, b, h, share in state.get(ATTRIBUTION_KEY, [])
         ]
+
+
+def attribution(
+    named: list[str], shares: dict[str, float], flagged: dict[str, tuple[float, set[str]]]
+) -> dict[str, Any]:
+    """The details naming callers ``named`` (in that order) in a drift finding."""
+    return {
+        "attributed_to": [f"client:{c}" for c in named],
+        "attributed_shares": [shares[c] for c in named],
+        "attributed_behaviours": sorted(set().union(*(flagged[c][1] for c in named))),
+    }
 
 
 def cast_inputs(det: ClientDetector) -> InputClientDetector:

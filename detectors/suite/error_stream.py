@@ -8,13 +8,15 @@ difference for a number. Positions are the model's stream sequence numbers of
 the labels, so the findings are the same however the stream is cut into batches.
 
 Rising error means decay, or feedback that disagrees with the model on purpose
-(poisoned labels): the change detectors watch the error stream like any other.
+(poisoned labels): the change detectors watch the error stream like any other,
+and River's ADWIN, calibrated for it, watches the 0/1 errors of class labels
+(detector ``error_rate``, :mod:`detectors.suite.error_rate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,8 @@ from detectors import registry
 from detectors.base import Finding
 from detectors.registry import ChangeDetector
 from detectors.suite.alarms import AlarmTracker
+from detectors.suite.error_rate import DETECTOR as RATE_DETECTOR
+from detectors.suite.error_rate import ErrorRate
 from detectors.suite.settings import SuiteSettings
 
 
@@ -67,17 +71,19 @@ def label_error(predicted: str | float, truth: object) -> float | None:
 
 
 class ErrorWatch:
-    """The join and the change detectors on the error stream of one model (signal ``error``).
+    """The change detectors on the error stream of one model (signal ``error``).
 
     The detectors calibrate on the first errors they see; they get the model's
     whole false-alarm budget counted in labels, since labels are usually far
-    fewer than predictions.
+    fewer than predictions. ``error_rate`` gets that budget too, on the errors
+    of class labels only.
     """
 
     def __init__(self, settings: SuiteSettings, change_names: list[str]) -> None:
         self.detectors: dict[str, ChangeDetector] = {
             name: settings.build(name) for name in change_names
         }
+        self.rate = ErrorRate(settings.false_alarm_events)
         # Its own alarm states: labels count in the stream's sequence numbers
         # (every event), not in the model's rows, and are evaluated as they come.
         self.alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
@@ -99,6 +105,17 @@ class ErrorWatch:
             for order, (name, det) in enumerate(self.detectors.items())
             for ev in det.update(values)
         ]
+        # the errors of class labels (0/1), by their position in ``values``
+        classes = [k for k, at in enumerate(positions) if isinstance(joined.predicted[at], str)]
+        detected += [
+            (
+                classes[ev.index],
+                len(self.detectors),
+                RATE_DETECTOR,
+                replace(ev, index=classes[ev.index]),
+            )
+            for ev in self.rate.update(values[classes])
+        ]
         detected.sort(key=lambda t: t[:2])
         found: list[Finding] = []
         for _, _, name, ev in detected:
@@ -115,6 +132,7 @@ class ErrorWatch:
     def dump(self) -> dict[str, Any]:
         return {
             "detectors": {name: det.dump() for name, det in self.detectors.items()},
+            "error_rate": self.rate.dump(),
             "alarms": self.alarms.dump(),
         }
 
@@ -131,3 +149,5 @@ class ErrorWatch:
         self.detectors = {
             name: registry.get(name, "change").loader(d) for name, d in state["detectors"].items()
         }
+        if "error_rate" in state:  # else a state saved before it ran: it starts afresh
+            self.rate = ErrorRate.load(state["error_rate"])

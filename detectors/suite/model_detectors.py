@@ -12,6 +12,7 @@ the whole state as plain data, so a restart or a replay continues exactly.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from detectors import registry
 from detectors.base import Finding, RowBatch, SignalChange
 from detectors.change.base import ChangeEvent
-from detectors.client.watch import ClientWatch
+from detectors.client.watch import MAX_ATTRIBUTED, ClientWatch, attribution
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
 from detectors.reference import CategoricalReference, NumericReference
@@ -41,7 +42,15 @@ from detectors.suite.signals import (
     categorical_columns,
     numeric_columns,
 )
-from detectors.suite.window_round import decide, evaluate_window, fit_multivariate
+from detectors.suite.window_round import (
+    Outcomes,
+    Windows,
+    decide,
+    evaluate_window,
+    fit_multivariate,
+    test_windows,
+    without_rows,
+)
 from detectors.window.base import FEATURE
 
 CHANGE_SERIES = ("score", "prediction_value")
@@ -71,6 +80,9 @@ class ModelDetectors:
         self._evidence: dict[str, SequentialDetector] = {}
         self._window_start_ts = math.nan
         self._fill = 0
+        # The callers of the current window's events (None: no caller), to tell at the
+        # window's close whether a flagged caller's requests explain a drift finding.
+        self._window_clients = np.full(settings.window, None, dtype=object)
         self._alarms = AlarmTracker(recover_after=settings.recover_windows * settings.window)
         self._tested: list[SignalChange] = []  # the windows' evaluations since take_changes()
         self._metrics: dict[str, MetricSeries] = {}
@@ -247,6 +259,9 @@ class ModelDetectors:
         for name, csig in self._categorical.items():
             ccol = cat_cols.get(name)
             csig.push(None if ccol is None else ccol[1][start:stop], size)
+        self._window_clients[filled : filled + size] = (
+            None if batch.client is None else batch.client[start:stop]
+        )
         moment = self._moment(batch, start, size)
         changes = [(k, name, det) for k, dets in self._change.items() for name, det in dets.items()]
         detected = [
@@ -291,13 +306,30 @@ class ModelDetectors:
         state = self._alarms.report(f"{name}|{signal}", ev.severity, index, ts)
         if state is None:
             return None
-        return ev.finding(name, signal, ts, {"state": state, "event_index": index})
+        extra = {"state": state, "event_index": index, **self._surging(index)}
+        return ev.finding(name, signal, ts, extra)
+
+    def _surging(self, index: int) -> dict[str, Any]:
+        """The details naming the callers that send far more than their share of the
+        window so far (up to stream event ``index``), for a finding made before the
+        window closes: a burst of search moves the fast detectors before any caller
+        is flagged at the window's close."""
+        so_far = self._window_clients[: index - (self._events - self._fill) + 1]
+        surging = self._clients.surging(so_far) if self._clients.detectors else {}
+        if not surging:
+            return {}
+        named = sorted(surging, key=lambda c: (-surging[c], c))[:MAX_ATTRIBUTED]
+        flagged = {c: (surging[c], {"client_volume"}) for c in named}
+        return {**attribution(named, surging, flagged), "attribution": "surging caller"}
 
     def _close_window(self, ts: float) -> list[Finding]:
         index = self._events - 1
-        outcomes = evaluate_window(self._numeric, self._categorical, self._tests, self._multi)
+        outcomes, windows = evaluate_window(
+            self._numeric, self._categorical, self._tests, self._multi
+        )
         level = self._window_level()
         violated = {(t, sig): (o, th) for t, sig, o, th in decide(outcomes, level)}
+        explained = self._explained(violated, windows, level, index) if violated else {}
         lone_cutoff = level / max(sum(o.p_value is not None for *_, o in outcomes), 1)
         findings = []
         for test_name, signal, o in outcomes:
@@ -331,6 +363,7 @@ class ModelDetectors:
                 "fdr_level": level,
                 **o.details,
                 **(o.plot_details() if o.plot_details is not None else {}),
+                **explained.get(key, {}),
             }
             findings.append(
                 Finding(
@@ -347,6 +380,45 @@ class ModelDetectors:
             )
         self._alarms.expire(index, ts)  # after recover_windows clean windows, at this close
         return findings
+
+    def _explained(
+        self, violated: dict[tuple[str, str], Any], windows: Windows, level: float, index: int
+    ) -> dict[str, dict[str, Any]]:
+        """The violations of this window that its flagged callers' requests explain
+        (by ``test|signal``): the window's tests, run again without those requests,
+        no longer find them. Each gets the details naming those callers."""
+        flagged = self._clients.flagged(index)
+        if not flagged:
+            return {}
+        callers = self._window_clients
+        present = np.fromiter((c in flagged for c in callers), dtype=bool, count=len(callers))
+        if not present.any():
+            return {}
+        counts = Counter(callers[present].tolist())
+        ranked = sorted(counts, key=lambda c: (-counts[c], c))[:MAX_ATTRIBUTED]
+        explained: dict[str, dict[str, Any]] = {}
+        # Each caller alone first (most requests first), then all of them together.
+        for named in [[c] for c in ranked] + [ranked] * (len(ranked) > 1):
+            keep = np.fromiter((c not in named for c in callers), dtype=bool, count=len(callers))
+            again: Outcomes = test_windows(
+                without_rows(windows, keep),
+                self._numeric,
+                self._categorical,
+                self._tests,
+                self._multi,
+            )
+            still = {(t, sig) for t, sig, *_ in decide(again, level)}
+            shares = {c: counts[c] / self.settings.window for c in named}
+            details = {
+                **attribution(named, shares, flagged),
+                "attribution": "passes without their requests",
+            }
+            for t, sig in violated:
+                if (t, sig) not in still:
+                    explained.setdefault(f"{t}|{sig}", details)
+            if len(explained) == len(violated):
+                break
+        return explained
 
     def take_changes(self) -> list[SignalChange]:
         """Every signal evaluation and state change since the last call (see
@@ -395,6 +467,7 @@ class ModelDetectors:
             "sequential": {k: d.dump() for k, d in self._evidence.items()},
             "window_start_ts": encode_float(self._window_start_ts),
             "fill": self._fill,
+            "window_clients": self._window_clients[: self._fill].tolist(),
             "alarms": self._alarms.dump(),
             "metrics": {k: m.dump() for k, m in self._metrics.items()},
             "clients": self._clients.dump(),
@@ -429,6 +502,8 @@ class ModelDetectors:
         }
         md._window_start_ts = decode_float(state["window_start_ts"])
         md._fill = state["fill"]
+        callers = state.get("window_clients", [None] * md._fill)  # a state saved before callers
+        md._window_clients[: md._fill] = [None if c is None else str(c) for c in callers]
         md._alarms = AlarmTracker.load(state["alarms"])
         md._metrics = {k: MetricSeries.load(v) for k, v in state["metrics"].items()}
         md._clients.restore(state.get("clients", {}))

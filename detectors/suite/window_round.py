@@ -14,10 +14,14 @@ from detectors.window.base import (
     FEATURE,
     NUMERIC,
     CategoricalWindow,
+    NumericWindow,
     WindowOutcome,
 )
 
 Outcomes = list[tuple[str, str, WindowOutcome]]  # (detector, signal, outcome)
+
+
+Windows = tuple[dict[str, NumericWindow], dict[str, CategoricalWindow]]
 
 
 def evaluate_window(
@@ -25,22 +29,36 @@ def evaluate_window(
     categorical: dict[str, CategoricalSignal],
     tests: Sequence[tuple[str, WindowDetector]],
     multivariate: Mapping[str, MultivariateDetector],
+) -> tuple[Outcomes, Windows]:
+    """Take each signal's full window and run the tests on it; the outcomes and the windows."""
+    windows = (
+        {name: sig.take_window() for name, sig in numeric.items()},
+        {name: csig.take_window() for name, csig in categorical.items()},
+    )
+    return test_windows(windows, numeric, categorical, tests, multivariate), windows
+
+
+def test_windows(
+    windows: Windows,
+    numeric: dict[str, NumericSignal],
+    categorical: dict[str, CategoricalSignal],
+    tests: Sequence[tuple[str, WindowDetector]],
+    multivariate: Mapping[str, MultivariateDetector],
 ) -> Outcomes:
-    """Take each signal's full window and run the tests on it.
+    """Run the tests on one window of each signal.
 
     Order is signals (numeric, then categorical, by name) then tests (as
     configured), then multivariate tests on signal "features" (every numeric
     and categorical feature): the order of the findings of one window.
     """
     outcomes: Outcomes = []
-    windows = {name: sig.take_window() for name, sig in numeric.items()}
+    nwindows, cwindows = windows
     for name, sig in numeric.items():
         for test_name, test in tests:
             if NUMERIC in test.kinds and sig.role in test.roles:
-                o = test.test_numeric(sig.reference, windows[name])
+                o = test.test_numeric(sig.reference, nwindows[name])
                 if o is not None:
                     outcomes.append((test_name, name, o))
-    cwindows = {name: csig.take_window() for name, csig in categorical.items()}
     for name, csig in categorical.items():
         cwin = cwindows[name]
         for test_name, test in tests:
@@ -48,13 +66,22 @@ def evaluate_window(
                 o = test.test_categorical(csig.reference, cwin)
                 if o is not None:
                     outcomes.append((test_name, name, o))
-    features = {k: w for k, w in windows.items() if numeric[k].role == FEATURE}
+    features = {k: w for k, w in nwindows.items() if numeric[k].role == FEATURE}
     cfeatures = {k: w for k, w in cwindows.items() if categorical[k].role == FEATURE}
     for multi_name, det in multivariate.items():
         o = det.test_window(features, cfeatures)
         if o is not None:
             outcomes.append((multi_name, "features", o))
     return outcomes
+
+
+def without_rows(windows: Windows, keep: np.ndarray) -> Windows:
+    """The windows with only the rows where ``keep`` is true."""
+    nwindows, cwindows = windows
+    return (
+        {k: NumericWindow(w.values[keep]) for k, w in nwindows.items()},
+        {k: CategoricalWindow(w.codes[keep], w.reference) for k, w in cwindows.items()},
+    )
 
 
 def fit_multivariate(

@@ -98,17 +98,37 @@ def test_drift_made_by_a_searching_caller_names_it() -> None:
     assert inputs and inputs[0].details["behaviour"] == "search"
     drift = [f for f in findings if f.signal.startswith("feature:")]
     assert drift, "the burst moves the feature distributions"
-    # Drift found once the caller is flagged names it. The sequential evidence can
-    # find the burst's drift a few blocks in, before the caller's window closes:
-    # those findings cannot name a caller not yet flagged.
+    # Drift found once the caller is flagged names it; so does drift the sequential
+    # evidence finds a few blocks into the burst, before the caller's window closes
+    # (the caller sends far more than its share of the window so far).
     flagged_at = min(int(f.details["event_index"]) for f in inputs)
-    after = [f for f in drift if int(f.details["event_index"]) >= flagged_at]
-    named: Any = [f.details.get("attributed_to") for f in after]
-    assert after and all(n == ["client:searcher"] for n in named)
+    before = [f for f in drift if int(f.details["event_index"]) < flagged_at]
+    assert before, "the fast detectors see the burst before its window closes"
+    assert {f.details.get("attribution") for f in before} == {"surging caller"}
+    named: Any = [f.details.get("attributed_to") for f in drift]
+    assert all(n == ["client:searcher"] for n in named)
 
 
 def test_benign_traffic_raises_no_finding_in_the_suite() -> None:
     assert _suite_findings((), 200_000, seed=8) == []
+
+
+def _suite_run(chunks: list[RowBatch], size: int, cut: int | None) -> list[Finding]:
+    """The suite's findings with batches of ``size``, dumped and loaded at event ``cut``."""
+    md, out = ModelDetectors(), []
+    for chunk in chunks:
+        for start in range(0, len(chunk), size):
+            sl = slice(start, start + size)
+            part = RowBatch(
+                ts=chunk.ts[sl],
+                numeric={k: v[sl] for k, v in chunk.numeric.items()},
+                score=None if chunk.score is None else chunk.score[sl],
+                client=None if chunk.client is None else chunk.client[sl],
+            )
+            out += md.observe_rows(part)
+            if cut is not None and md.rows_observed == cut:
+                md = ModelDetectors.load(json.loads(json.dumps(md.dump(), allow_nan=False)))
+    return out
 
 
 def test_attribution_survives_a_restart_and_any_batching() -> None:
@@ -118,20 +138,7 @@ def test_attribution_survives_a_restart_and_any_batching() -> None:
     gaps[2_000:][np.random.default_rng(0).random(8_000) < 0.3] = np.nan
 
     def run(size: int, cut: int | None) -> list[Finding]:
-        md, out = ModelDetectors(), []
-        for chunk in chunks:
-            for start in range(0, len(chunk), size):
-                stop = start + size
-                part = RowBatch(
-                    ts=chunk.ts[start:stop],
-                    numeric={k: v[start:stop] for k, v in chunk.numeric.items()},
-                    score=None if chunk.score is None else chunk.score[start:stop],
-                    client=None if chunk.client is None else chunk.client[start:stop],
-                )
-                out += md.observe_rows(part)
-                if cut is not None and md.rows_observed == cut:
-                    md = ModelDetectors.load(json.loads(json.dumps(md.dump(), allow_nan=False)))
-        return out
+        return _suite_run(chunks, size, cut)
 
     whole = run(10_000, None)
     later = [f for f in whole if int(f.details["event_index"]) > 32_000]
@@ -149,3 +156,30 @@ def test_a_feature_named_like_the_internal_columns_changes_nothing() -> None:
     for b in batches:
         b.numeric["$client"] = b.numeric["$score"] = np.zeros(len(b))
     assert plain and _feed(_detector(), batches) == plain
+
+
+def test_drift_a_small_sweep_explains_names_the_sweeper_exactly_through_restarts() -> None:
+    # 0.8% of traffic: below the share at which a flagged caller is named outright
+    sweep = Attack("sweeper", 0.008, 20_000, 200_000)
+    chunks = list(Traffic(seed=10).chunks(200_000, (sweep,), chunk=10_000))
+    whole = _suite_run(chunks, 10_000, None)
+    drift = [f for f in whole if not f.signal.startswith("client:")]
+    assert drift, "the sweep's inputs beyond the reference's range move input_range"
+    for f in drift:
+        assert f.details["attributed_to"] == ["client:sweeper"], (f.detector, f.signal)
+        assert f.details["attribution"] == "passes without their requests"
+        assert 0 < f.details["attributed_shares"][0] < 0.02
+    assert _suite_run(chunks, 777, None) == whole
+    assert _suite_run(chunks, 1_000, 61_000) == whole  # restart mid-window
+
+
+def test_real_drift_beside_a_flagged_sweeper_is_not_blamed_on_it() -> None:
+    sweep = Attack("sweeper", 0.008, 20_000, 120_000)
+    chunks = list(Traffic(seed=10).chunks(120_000, (sweep,), chunk=10_000))
+    for b in chunks[8:]:  # from event 80,000 every caller's ages grow heavy tails
+        b.numeric["age"] = 40 + (b.numeric["age"] - 40) * 3
+    findings = _suite_run(chunks, 10_000, None)
+    assert any(f.signal == "client:sweeper" for f in findings)
+    age = [f for f in findings if f.signal == "feature:age"]
+    assert age, "the population's drift is found"
+    assert all("attributed_to" not in f.details for f in age)
