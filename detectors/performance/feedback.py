@@ -52,7 +52,6 @@ DETECTOR = "feedback"
 SCALE = 1000  # CUSUM units per nat
 ABOVE, BELOW = 0, 1  # the directions of value predictions
 CRITICAL_NATS = math.log(100.0)
-MIN_KL = 0.01  # the most a CUSUM's threshold comes down for a small KL divergence
 
 
 def _pack(a: np.ndarray) -> dict[str, Any]:
@@ -76,7 +75,7 @@ class FeedbackWatch:
         odds_ratio: float = 6.0,
         max_classes: int = 5,
         prior_strength: float = 50.0,
-        quantile: float = 0.5,
+        quantile: float = 0.75,
         recover_labels: int = 5000,
     ) -> None:
         if not false_alarm_labels >= 100:
@@ -270,15 +269,11 @@ class FeedbackWatch:
         self.cusum = np.zeros(shape, np.int64)
         self.run_trials = np.zeros(shape, np.int64)
         self.run_hits = np.zeros(shape, np.int64)
-        # Siegmund's approximation: a CUSUM of log likelihood ratios runs about
-        # exp(h) / KL(p0 || p1) trials between false alarms at the reference rate.
-        # Each CUSUM's threshold gives it exp(h) = budget * KL trials, the budget being
-        # its share of one false alarm per ``false_alarm_labels`` labels. (Lorden's
-        # bound, exp(h) with no KL, is the loose guarantee: see the module docstring.)
-        kl = p0 * np.log(p0 / p1) + (1 - p0) * np.log((1 - p0) / (1 - p1))
-        budget = math.log(self.false_alarm_labels * max(self._trials_per_label(), 1))
-        nats = budget + np.log(np.maximum(kl, MIN_KL))
-        self.thresholds = np.ceil(SCALE * nats).astype(np.int64)
+        # Lorden's bound: at most one false alarm per exp(h) trials of a CUSUM whose
+        # baseline rate is not below the true one. exp(h) = false_alarm_labels * T
+        # trials gives the watch at most one per false_alarm_labels labels.
+        nats = math.log(self.false_alarm_labels * max(self._trials_per_label(), 1))
+        self.thresholds = np.full(shape, math.ceil(SCALE * nats), dtype=np.int64)
         self.criticals = self.thresholds + math.ceil(SCALE * CRITICAL_NATS)
 
     def _test(

@@ -3,8 +3,8 @@
 Features: 15 numeric (normal; ``x0`` also sets how often the model is wrong:
 3% of labels below 0, 7% above, so segments differ in their honest rates) and
 5 categorical, among them ``merchant`` (30 values, Zipf-like shares) whose value
-``m07`` holds ``segment_share`` (3%) of the traffic. Predictions are ``approve`` or
-``decline`` (half each). From ``poison_at`` on, labels of predictions of
+``m07`` holds ``segment_share`` (3%) of the traffic. Predictions are ``approve`` (a share
+``approve_share``, 70% by default) or ``decline``. From ``poison_at`` on, labels of predictions of
 ``approve`` at merchant ``m07`` say ``decline`` with probability ``poisoned``
 (30%) instead of the honest rate.
 """
@@ -58,6 +58,7 @@ def labelled(
     poisoned: float = 0.30,
     segment_share: float = 0.03,
     layout: SegmentLayout | None = None,
+    approve_share: float = 0.7,
 ) -> tuple[JoinedLabels, SegmentLayout]:
     """``n`` joined labels (one per prediction, stream positions 0, 2, 4, ...) and the layout
     their keys were made with (by default, from the first 10,000 rows of another seed)."""
@@ -65,7 +66,7 @@ def labelled(
     if layout is None:
         layout = layout_of(rows(10_000, seed + 10_000, segment_share))
     rng = np.random.default_rng([seed, 2])
-    predicted = rng.integers(0, 2, n)
+    predicted = (rng.random(n) >= approve_share).astype(np.int64)  # 0: approve
     wrong = rng.random(n) < np.where(batch.numeric["x0"] > 0, 0.07, 0.03)
     if poison_at is not None:
         target = (batch.categorical["merchant"] == TARGET) & (predicted == 0)
