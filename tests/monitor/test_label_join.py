@@ -318,8 +318,8 @@ def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
             "SELECT detector, signal, event_ts, details FROM alerts WHERE signal LIKE 'feedback:%'"
         ).fetchall()
         kinds = db.execute(
-            "SELECT DISTINCT i.kind, i.title FROM incidents i JOIN alerts a ON a.incident_id = i.id "
-            "WHERE a.signal LIKE 'feedback:%'"
+            "SELECT DISTINCT i.kind, i.title FROM incidents i "
+            "JOIN alerts a ON a.incident_id = i.id WHERE a.signal LIKE 'feedback:%'"
         ).fetchall()
     assert alerts, "the poisoned segment raised no alert"
     detector, signal, event_ts, details = alerts[0]
