@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,9 @@ class SegmentLayout:
 
     def __init__(self, features: list[FeatureBins]) -> None:
         self.features = features
-        self._tables = [
-            {label: i for i, label in enumerate(f.labels)} if f.labels is not None else None
+        # A categorical feature's label -> bin (None: missing; a label not kept: other).
+        self._tables: list[dict[str | None, int] | None] = [
+            None if f.labels is None else {None: MISSING, **{v: i for i, v in enumerate(f.labels)}}
             for f in features
         ]
         self._cuts = [np.array(f.cuts or (), dtype=np.float64) for f in features]
@@ -123,14 +125,20 @@ class SegmentLayout:
             labels = batch.categorical.get(feature.name)
             if labels is None:
                 continue
-            out[:, j] = [MISSING if v is None else table.get(v, OTHER) for v in labels.tolist()]
+            # dict.get with a default, called from C: no Python call per value.
+            found = map(table.get, labels.tolist(), repeat(OTHER, n))
+            out[:, j] = np.fromiter(found, np.uint8, count=n)
         return out
 
     def keys(self, batch: RowBatch, rows: list[int]) -> list[bytes]:
         """The keys of events ``rows`` of ``batch``."""
         codes = self.codes(batch)
-        digest = self.digest
-        return [digest + codes[row].tobytes() for row in rows]
+        width = DIGEST_BYTES + codes.shape[1]
+        keyed = np.empty((codes.shape[0], width), dtype=np.uint8)
+        keyed[:, :DIGEST_BYTES] = np.frombuffer(self.digest, dtype=np.uint8)
+        keyed[:, DIGEST_BYTES:] = codes
+        raw = keyed.tobytes()  # slicing one bytes object is cheaper than a row each
+        return [raw[row * width : (row + 1) * width] for row in rows]
 
     def dump(self) -> list[dict[str, Any]]:
         return [
