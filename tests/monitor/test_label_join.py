@@ -329,3 +329,34 @@ def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
     assert facts["direction"] == "approve → decline"
     assert facts["current_rate"] > 2 * facts["reference_rate"]
     assert kinds == [("performance", "m: feedback:merchant=m07 changing (feedback)")]
+
+
+def test_a_store_from_before_segments_gains_them_and_its_predictions_still_join(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the tables as the version before segment keys made them
+        db.execute(
+            "CREATE TABLE label_pending (model TEXT NOT NULL, id TEXT NOT NULL, "
+            "ins INTEGER NOT NULL, ts REAL NOT NULL, predicted TEXT, value REAL, score REAL, "
+            "joined INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (model, id)) WITHOUT ROWID"
+        )
+        db.execute(
+            "CREATE TABLE label_counts (model TEXT PRIMARY KEY, inserted INTEGER NOT NULL, "
+            "watermark REAL NOT NULL, labels INTEGER NOT NULL, joined INTEGER NOT NULL, "
+            "late INTEGER NOT NULL, unmatched INTEGER NOT NULL, duplicate INTEGER NOT NULL, "
+            "evicted INTEGER NOT NULL, expired INTEGER NOT NULL, delays TEXT NOT NULL, "
+            "performance TEXT)"
+        )
+        db.execute("INSERT INTO label_pending VALUES ('m', 'old', 0, ?, 'a', NULL, NULL, 0)", [T0])
+        db.execute(
+            "INSERT INTO label_counts VALUES ('m', 1, ?, 0, 0, 0, 0, 0, 0, 0, ?, NULL)",
+            [T0, orjson.dumps([0] * 162).decode()],
+        )
+    predictions, _ = _featured(600, seed=2, start=T0 + 1)
+    _run([*predictions, Event("label", "m", T0 + 7_000, id="old", label="a")], path, every=250)
+    assert _counts(path)["joined"] == 1
+    assert _feedback_state(path)["skipped"] == 1  # no segments: the feedback test skips it
+    with sqlite3.connect(path) as db:
+        keyed = db.execute("SELECT count(*) FROM label_pending WHERE segments IS NOT NULL")
+        assert keyed.fetchone() == (100,)  # of the 600 predictions, those after the warm-up
