@@ -55,14 +55,15 @@ CRITICAL_NATS = math.log(100.0)
 
 
 def _pack(a: np.ndarray) -> dict[str, Any]:
-    """An int array as plain data: zlib of its little-endian int64 bytes (mostly zeros)."""
-    raw = np.ascontiguousarray(a, dtype="<i8").tobytes()
-    return {"shape": list(a.shape), "z": base64.b64encode(zlib.compress(raw)).decode()}
+    """An int array as plain data: zlib of its little-endian int32 bytes (mostly zeros;
+    counts and CUSUM values stay far below 2**31). Level 1: a checkpoint writes it."""
+    raw = np.ascontiguousarray(a, dtype="<i4").tobytes()
+    return {"shape": list(a.shape), "z": base64.b64encode(zlib.compress(raw, 1)).decode()}
 
 
 def _unpack(d: dict[str, Any]) -> np.ndarray:
     raw = zlib.decompress(base64.b64decode(d["z"]))
-    return np.frombuffer(raw, dtype="<i8").astype(np.int64).reshape(d["shape"])
+    return np.frombuffer(raw, dtype="<i4").astype(np.int64).reshape(d["shape"])
 
 
 class FeedbackWatch:
@@ -259,7 +260,14 @@ class FeedbackWatch:
         m = self.prior_strength
         a = hits + m * pooled + 0.5
         b = trials - hits + m * (1 - pooled) + 0.5
-        p0 = np.clip(stats.beta.ppf(self.quantile, a, b), 1e-6, 1 - 1e-6)
+        # A cell without reference trials has its prior's rate; only the others need
+        # a quantile of their own (scipy's is slow, and most cells are empty).
+        p0 = np.broadcast_to(
+            stats.beta.ppf(self.quantile, m * pooled + 0.5, m * (1 - pooled) + 0.5), trials.shape
+        ).copy()
+        seen = trials > 0
+        p0[seen] = stats.beta.ppf(self.quantile, a[seen], b[seen])
+        p0 = np.clip(p0, 1e-6, 1 - 1e-6)
         odds = self.odds_ratio * p0 / (1 - p0)
         p1 = odds / (1 + odds)
         self.baseline = p0
