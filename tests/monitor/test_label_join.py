@@ -278,6 +278,9 @@ def test_labels_days_late_join_with_their_segments_across_a_restart(tmp_path: Pa
     assert state["count"] == 2_500 and state["skipped"] == 500
     assert [f["name"] for f in state["layout"]] == ["c", "x"]
     assert state["classes"] == ["a", "b"] or state["classes"] == ["b", "a"]
+    # The same events in one run, without restarts or checkpoints: the same state.
+    _run([*predictions, *labels], tmp_path / "one.db", every=10**9)
+    assert _feedback_state(tmp_path / "one.db") == state
 
 
 def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
