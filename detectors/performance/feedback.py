@@ -389,8 +389,14 @@ class FeedbackWatch:
             state = self.alarms.report(f"{DETECTOR}|{signal}", severity, index, ts)
             if state is None:
                 continue
-            found.append(self._finding(cell, signal, ts, severity, value, n, k, state, at, joined))
-            found[-1].details.update(feature=feature, segment=segment, direction=direction)
+            details = {
+                "state": state,
+                "event_index": int(joined.seq[at]),
+                "feature": feature,
+                "segment": segment,
+                "direction": direction,
+            }
+            found.append(self._finding(cell, signal, ts, severity, (value, n, k), details))
         self.alarms.resolve_due(first + len(rows) - 1, moment)
         return found
 
@@ -400,20 +406,17 @@ class FeedbackWatch:
         signal: str,
         ts: float,
         severity: Severity,
-        value: int,
-        n: int,
-        k: int,
-        state: str,
-        at: int,
-        joined: JoinedLabels,
+        run: tuple[int, int, int],
+        details: dict[str, Any],
     ) -> Finding:
+        """The finding of a violation: ``run`` is the CUSUM's value, and the trials and
+        disagreements since it last stood at zero."""
         assert self.baseline is not None
+        value, n, k = run
         trials, hits = int(self.trials.flat[cell]), int(self.hits.flat[cell])
         reference = hits / trials if trials else 0.0
         current = k / n if n else 0.0
-        details = {
-            "state": state,
-            "event_index": int(joined.seq[at]),
+        details |= {
             "reference_rate": round(reference, 6),
             "reference_trials": trials,
             "reference_disagreements": hits,
