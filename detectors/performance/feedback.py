@@ -30,6 +30,10 @@ in every *direction*: for class predictions, predicted class ``a`` labelled
 Labels count in the watch's own order (``count``), so findings never depend on
 how the labels were batched; ``details.event_index`` is the label's position
 in the model's stream.
+
+Page, E. S. (1954). Continuous inspection schemes. *Biometrika*, 41(1/2),
+100-115. Lorden, G. (1971). Procedures for reacting to a change in
+distribution. *The Annals of Mathematical Statistics*, 42(6), 1897-1908.
 """
 
 from __future__ import annotations
