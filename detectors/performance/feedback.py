@@ -67,7 +67,7 @@ def _pack(a: np.ndarray) -> dict[str, Any]:
 
 def _unpack(d: dict[str, Any]) -> np.ndarray:
     raw = zlib.decompress(base64.b64decode(d["z"]))
-    return np.frombuffer(raw, dtype="<i4").astype(np.int64).reshape(d["shape"])
+    return np.frombuffer(raw, dtype="<i4").astype(np.int32).reshape(d["shape"])
 
 
 class FeedbackWatch:
@@ -111,7 +111,8 @@ class FeedbackWatch:
         self.count = 0  # labels counted (reference included)
         self.skipped = 0  # labels without a key of this layout, or not comparable
         features = 0 if layout is None else len(layout.features)
-        self.trials = np.zeros((features, BINS, 0), dtype=np.int64)
+        # int32 throughout: 20 features make 8,640 cells, and ten arrays of them.
+        self.trials = np.zeros((features, BINS, 0), dtype=np.int32)
         self.hits = np.zeros_like(self.trials)
         # After the reference: each CUSUM's increments, value and current run.
         self.up: np.ndarray | None = None
@@ -120,8 +121,7 @@ class FeedbackWatch:
         self.run_trials: np.ndarray | None = None
         self.run_hits: np.ndarray | None = None
         self.baseline: np.ndarray | None = None  # the rate each CUSUM tests against
-        self.thresholds = np.zeros(0, np.int64)  # per CUSUM, in SCALE units
-        self.criticals = np.zeros(0, np.int64)
+        self.threshold = self.critical = 0  # in SCALE units
 
     @property
     def in_reference(self) -> bool:
@@ -193,7 +193,7 @@ class FeedbackWatch:
         if self.kind is None:
             self.kind = kind
             shape = (len(self.trials), BINS, self.directions)
-            self.trials, self.hits = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+            self.trials, self.hits = np.zeros(shape, np.int32), np.zeros(shape, np.int32)
         if kind != self.kind:
             return None
         if isinstance(predicted, str):
@@ -274,19 +274,19 @@ class FeedbackWatch:
         p0 = np.clip(p0, 1e-6, 1 - 1e-6)
         odds = self.odds_ratio * p0 / (1 - p0)
         p1 = odds / (1 + odds)
-        self.baseline = p0
-        self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int64)
-        self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int64)
+        self.baseline = p0.astype(np.float32)  # for the details only
+        self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int32)
+        self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int32)
         shape = self.trials.shape
-        self.cusum = np.zeros(shape, np.int64)
-        self.run_trials = np.zeros(shape, np.int64)
-        self.run_hits = np.zeros(shape, np.int64)
+        self.cusum = np.zeros(shape, np.int32)
+        self.run_trials = np.zeros(shape, np.int32)
+        self.run_hits = np.zeros(shape, np.int32)
         # Lorden's bound: at most one false alarm per exp(h) trials of a CUSUM whose
         # baseline rate is not below the true one. exp(h) = false_alarm_labels * T
         # trials gives the watch at most one per false_alarm_labels labels.
         nats = math.log(self.false_alarm_labels * max(self._trials_per_label(), 1))
-        self.thresholds = np.full(shape, math.ceil(SCALE * nats), dtype=np.int64)
-        self.criticals = self.thresholds + math.ceil(SCALE * CRITICAL_NATS)
+        self.threshold = math.ceil(SCALE * nats)
+        self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
 
     def _test(
         self,
@@ -305,12 +305,12 @@ class FeedbackWatch:
             return self._report(joined, rows, first, [])
         order = np.argsort(cells, kind="stable")  # each cell's trials, in stream order
         cells, hits, labels = cells[order], hits[order], labels[order]
-        steps = np.where(hits, self.up.flat[cells], self.down.flat[cells])
+        steps = np.where(hits, self.up.flat[cells], self.down.flat[cells]).astype(np.int64)
         starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
         stops = np.r_[starts[1:], len(cells)]
         groups = np.repeat(np.arange(len(starts)), stops - starts)
         owners = cells[starts]
-        begin = self.cusum.flat[owners]
+        begin = self.cusum.flat[owners].astype(np.int64)
         # Within a cell, S_t = C_t - min(0, min_{s<=t} C_s) with C the running sum from S_0.
         total = np.cumsum(steps)
         before = np.r_[0, total][starts]
@@ -320,8 +320,7 @@ class FeedbackWatch:
         lowest = np.minimum.accumulate(shifted) + groups * spread
         value = running - np.minimum(lowest, 0)
         peak = np.maximum.reduceat(value, starts)
-        threshold = self.thresholds.flat[owners]
-        sequential = (peak >= threshold) | (begin >= threshold)
+        sequential = (peak >= self.threshold) | (begin >= self.threshold)
         # Cells that never reach the threshold: their value and run, from the arrays.
         position = np.arange(len(cells))
         last_zero = np.maximum.reduceat(np.where(value == 0, position, -1), starts)
@@ -356,7 +355,7 @@ class FeedbackWatch:
         assert self.cusum is not None and self.run_trials is not None
         assert self.run_hits is not None
         value = int(self.cusum.flat[cell])
-        threshold, critical = int(self.thresholds.flat[cell]), int(self.criticals.flat[cell])
+        threshold, critical = self.threshold, self.critical
         n, k = int(self.run_trials.flat[cell]), int(self.run_hits.flat[cell])
         out = []
         for step, hit, label in zip(steps.tolist(), hits.tolist(), labels.tolist(), strict=True):
@@ -386,8 +385,7 @@ class FeedbackWatch:
             at = rows[label]
             ts = float(joined.ts[at])
             self.alarms.resolve_due(index - 1, moment)
-            critical = value >= self.criticals.flat[cell]
-            severity: Severity = "critical" if critical else "warning"
+            severity: Severity = "critical" if value >= self.critical else "warning"
             feature, segment, direction = self._describe(cell)
             signal = f"feedback:{feature}={segment}"
             state = self.alarms.report(f"{DETECTOR}|{signal}", severity, index, ts)
@@ -436,7 +434,7 @@ class FeedbackWatch:
             ts,
             severity,
             value / SCALE,
-            int(self.thresholds.flat[cell]) / SCALE,
+            self.threshold / SCALE,
             None,
             current - reference,
             details,
