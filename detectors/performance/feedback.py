@@ -100,6 +100,9 @@ class FeedbackWatch:
         self.prior_strength = float(prior_strength)
         self.quantile = float(quantile)
         self.recover_labels = recover_labels
+        # Labels not counted, ever: without a key of the current layout (made in the
+        # model's warm-up, or before its baseline was rebuilt), or not comparable.
+        self.skipped = 0
         self._start(None)
 
     def _start(self, layout: SegmentLayout | None) -> None:
@@ -109,7 +112,6 @@ class FeedbackWatch:
         self.kind: str | None = None  # "class" or "value", set by the first label
         self.classes: list[str] = []
         self.count = 0  # labels counted (reference included)
-        self.skipped = 0  # labels without a key of this layout, or not comparable
         features = 0 if layout is None else len(layout.features)
         # int32 throughout: 20 features make 8,640 cells, and ten arrays of them.
         self.trials = np.zeros((features, BINS, 0), dtype=np.int32)

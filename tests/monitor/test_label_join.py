@@ -177,6 +177,7 @@ def test_the_labels_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert out.startswith("m: 2 predictions pending; 3 labels, 1 joined (33.3%); label delay ")
     assert "p50 ≤1.14h" in out  # 3600 s lies in the bin [2**(47/4), 2**12) s
     assert "not joined: 0 late, 1 unmatched, 1 duplicate" in out
+    assert out.rstrip().endswith("; feedback test: waiting for the model's reference")
     assert main(["labels", "--store", str(path), "--model", "other"]) == 2
     assert capsys.readouterr().err.startswith("driftwarden: no labels recorded for model other")
     assert main(["labels", "--store", str(tmp_path / "missing.db")]) == 2
@@ -254,7 +255,9 @@ def _feedback_state(path: Path) -> dict[str, Any]:
     return orjson.loads(row[0])  # type: ignore[no-any-return]
 
 
-def test_labels_days_late_join_with_their_segments_across_a_restart(tmp_path: Path) -> None:
+def test_labels_days_late_join_with_their_segments_across_a_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "s.db"
     predictions, truths = _featured(3_000, seed=4)
     # Two runs for the predictions (a restart mid-warm-up), checkpoints anywhere.
@@ -278,6 +281,15 @@ def test_labels_days_late_join_with_their_segments_across_a_restart(tmp_path: Pa
     assert state["count"] == 2_500 and state["skipped"] == 500
     assert [f["name"] for f in state["layout"]] == ["c", "x"]
     assert state["classes"] == ["a", "b"] or state["classes"] == ["b", "a"]
+    assert main(["labels", "--store", str(path)]) == 0
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(
+            "; feedback test: reference 2,500 of 20,000 labels (2 features; 500 labels without "
+            "segments)"
+        )
+    )
     # The same events in one run, without restarts or checkpoints: the same state.
     _run([*predictions, *labels], tmp_path / "one.db", every=10**9)
     assert _feedback_state(tmp_path / "one.db") == state
@@ -332,6 +344,12 @@ def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
     assert facts["direction"] == "approve → decline"
     assert facts["current_rate"] > 2 * facts["reference_rate"]
     assert kinds == [("performance", "m: feedback:merchant=m07 changing (feedback)")]
+    assert main(["labels", "--store", str(store)]) == 0
+    # The first 2,000 predictions are the model's warm-up: their labels have no segments.
+    assert capsys.readouterr().out.rstrip().endswith(
+        "feedback test: 12,000 labels tested on 2 features after a reference of 20,000 "
+        "(2,000 labels without segments)"
+    )
 
 
 def test_a_store_from_before_segments_gains_them_and_its_predictions_still_join(
