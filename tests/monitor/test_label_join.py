@@ -346,9 +346,13 @@ def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
     assert kinds == [("performance", "m: feedback:merchant=m07 changing (feedback)")]
     assert main(["labels", "--store", str(store)]) == 0
     # The first 2,000 predictions are the model's warm-up: their labels have no segments.
-    assert capsys.readouterr().out.rstrip().endswith(
-        "feedback test: 12,000 labels tested on 2 features after a reference of 20,000 "
-        "(2,000 labels without segments)"
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(
+            "feedback test: 12,000 labels tested on 2 features after a reference of 20,000 "
+            "(2,000 labels without segments)"
+        )
     )
 
 
