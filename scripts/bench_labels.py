@@ -8,6 +8,10 @@ writing it at checkpoints), per label (a lookup in the store), and the memory
 the join holds at its peak (tracemalloc), first with a small store, then with
 the full one: the ratio says whether the cost and memory grow with the
 predictions pending.
+With ``--features N`` (20 by default; 0 for none) each prediction also gets its
+segment key, the bin of each of N features (``segment_rows``, one call per
+micro-batch of 2,048 as the pipeline flushes); the small store is also run
+without keys, and the ratio says what keys cost.
 
     .venv/bin/python scripts/bench_labels.py --pending 10000000
 """
@@ -22,11 +26,35 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from detectors.base import RowBatch
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 from monitor.pipeline.label_join import ModelLabelJoin
 from monitor.store.store import Store
 
 T0 = 1.6e9
 CACHE_KIB = 0
+FLUSH = 2048  # the pipeline's micro-batch
+
+
+def model_with_features(features: int) -> tuple[ModelDetectors | None, RowBatch | None]:
+    """A model whose reference has ``features`` features (3 in 4 numeric), and one
+    micro-batch of its rows; (None, None) for none."""
+    if not features:
+        return None, None
+    rng = np.random.default_rng(1)
+    labels = np.array([f"v{i}" for i in range(30)], dtype=object)
+
+    def rows(n: int) -> RowBatch:
+        numeric = {f"x{j}": rng.normal(size=n) for j in range(features) if j % 4}
+        categorical = {f"c{j}": labels[rng.integers(0, 30, n)] for j in range(0, features, 4)}
+        return RowBatch(ts=np.zeros(n), numeric=numeric, categorical=categorical)
+
+    detectors = ModelDetectors(SuiteSettings(detectors=("ks",), reference_size=2000))
+    detectors.set_reference(rows(2000))
+    return detectors, rows(FLUSH)
 
 
 def fill(path: Path, pending: int) -> None:
@@ -38,10 +66,16 @@ def fill(path: Path, pending: int) -> None:
             ("m", f"old-{i}", i, T0 + i * 0.01, "a", None, 0.3, 0)
             for i in range(start, min(pending, start + batch))
         )
-        db.executemany("INSERT INTO label_pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO label_pending (model, id, ins, ts, predicted, value, score, joined) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         db.commit()
     db.execute(
-        "INSERT OR REPLACE INTO label_counts VALUES ('m', ?, ?, 0, 0, 0, 0, 0, 0, 0, ?, NULL)",
+        "INSERT OR REPLACE INTO label_counts (model, inserted, watermark, labels, joined, late, "
+        "unmatched, duplicate, evicted, expired, delays) "
+        "VALUES ('m', ?, ?, 0, 0, 0, 0, 0, 0, 0, ?)",
         [pending, T0 + pending * 0.01, "[" + ",".join(["0"] * 162) + "]"],
     )
     db.commit()
@@ -49,7 +83,12 @@ def fill(path: Path, pending: int) -> None:
 
 
 def run(
-    path: Path, predictions: int, every: int, traced: bool, clock: Callable[[], float]
+    path: Path,
+    predictions: int,
+    every: int,
+    traced: bool,
+    clock: Callable[[], float],
+    features: int = 0,
 ) -> tuple[float, float, int]:
     """µs per prediction, µs per label (by ``clock``), peak bytes held by the join (if
     ``traced``: tracemalloc slows every allocation, so timed runs are not traced)."""
@@ -57,6 +96,7 @@ def run(
     if CACHE_KIB:
         store.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     join = ModelLabelJoin("m", store.db, horizon=30 * 86_400.0, max_pending=10_000_000)
+    detectors, batch = model_with_features(features)
     base = join.inserted
     tag = f"new{base}"  # each run its own ids: the store grows by the runs before
     t_pred = t_label = 0.0
@@ -67,7 +107,10 @@ def run(
         stop = min(predictions, start + every)
         began = clock()
         for i in range(start, stop):
-            join.prediction(f"{tag}-{i}", T0 + (base + i) * 0.01, "a", 0.4)
+            row = (i - start) % FLUSH
+            join.prediction(f"{tag}-{i}", T0 + (base + i) * 0.01, "a", 0.4, row)
+            if batch is not None and (row == FLUSH - 1 or i == stop - 1):
+                join.segment_rows(batch, detectors, 0, True)  # type: ignore[arg-type]
         with store.transaction() as db:
             join.write(db)
         join.written()
@@ -90,6 +133,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--predictions", type=int, default=200_000)
     parser.add_argument("--checkpoint", type=int, default=20_000)
+    parser.add_argument("--features", type=int, default=20, help="segment features (0: no keys)")
     parser.add_argument(
         "--cache-mib", type=int, default=0, help="SQLite page cache (default: SQLite's, 2 MiB)"
     )
@@ -105,9 +149,18 @@ def main() -> None:
             fill(path, pending)
             filled = time.perf_counter() - began
             sizes = (args.predictions, args.checkpoint)
-            wall = run(path, *sizes, False, time.perf_counter)
-            per_prediction, per_label, _ = run(path, *sizes, False, time.process_time)
-            *_, peak = run(path, *sizes, True, time.process_time)
+            if pending == args.small and args.features:
+                bare, *_ = run(path, *sizes, False, time.process_time)
+            keyed = args.features
+            wall = run(path, *sizes, False, time.perf_counter, keyed)
+            per_prediction, per_label, _ = run(path, *sizes, False, time.process_time, keyed)
+            *_, peak = run(path, *sizes, True, time.process_time, keyed)
+            if pending == args.small and args.features:
+                print(
+                    f"{pending:>11,} pending, no segment keys: {bare:.2f} µs/prediction; with "
+                    f"keys of {args.features} features {per_prediction:.2f} "
+                    f"(ratio {per_prediction / bare:.2f})"
+                )
             size = path.stat().st_size / 1e6
             print(
                 f"{pending:>11,} pending (store {size:,.0f} MB, filled in {filled:.0f} s): "

@@ -38,7 +38,9 @@ class JoinedLabels:
     - ``ts``: the label's event time; ``predicted_ts``: its prediction's;
     - ``predicted``: the predicted class (str) or value (float);
     - ``truth``: the label as it came;
-    - ``score``: the prediction's score, NaN where it had none.
+    - ``score``: the prediction's score, NaN where it had none;
+    - ``segments``: its prediction's segment key
+      (:mod:`detectors.performance.segments`), None where it has none; empty: none has.
     """
 
     seq: np.ndarray
@@ -47,6 +49,7 @@ class JoinedLabels:
     truth: Sequence[object]
     predicted_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
     score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    segments: Sequence[bytes | None] = ()
 
     def errors(self) -> tuple[list[int], list[float]]:
         """Positions of the labels that have an error (a comparable truth), and the errors."""

@@ -111,6 +111,17 @@ class ModelDetectors:
         roles += [(k, s.role) for k, s in self._categorical.items()]
         return frozenset(k.removeprefix("feature:") for k, role in roles if role == FEATURE)
 
+    def feature_references(self) -> dict[str, NumericReference | CategoricalReference]:
+        """Each input feature's reference by feature name (none during the warm-up)."""
+        refs: dict[str, NumericReference | CategoricalReference] = {}
+        for k, s in self._numeric.items():
+            if s.role == FEATURE:
+                refs[k.removeprefix("feature:")] = s.reference
+        for k, c in self._categorical.items():
+            if c.role == FEATURE:
+                refs[k.removeprefix("feature:")] = c.reference
+        return refs
+
     def set_reference(self, batch: RowBatch) -> None:
         """Use ``batch`` as the baseline (instead of the stream's warm-up) from now on.
 

@@ -3,7 +3,8 @@
 Read from the store as the last checkpoint left it: predictions waiting for a
 label, the share of labels that joined, label delay quantiles (label time minus
 prediction time, in event time), and the labels that did not join (late,
-unmatched, duplicate) and predictions that went unlabelled (evicted, expired).
+unmatched, duplicate) and predictions that went unlabelled (evicted, expired),
+and how far the per-segment feedback test has come.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _labels(args: argparse.Namespace) -> int:
     with opened_store(args) as store:
         where, params = ("WHERE model = ?", [args.model]) if args.model else ("", [])
         rows = store.db.execute(
-            f"SELECT model, labels, {', '.join(OUTCOMES)}, delays FROM label_counts {where} "
+            f"SELECT model, labels, {', '.join(OUTCOMES)}, delays, feedback FROM label_counts "
+            f"{where} "
             "ORDER BY model",
             params,
         ).fetchall()
@@ -59,7 +61,8 @@ def _labels(args: argparse.Namespace) -> int:
             **dict(zip(names, (int(v) for v in row[1:8]), strict=True)),
             delays=orjson.loads(row[8]),
         )
-        print(printable(_describe(str(row[0]), counts, int(pending.get(row[0], 0))), limit=None))
+        line = _describe(str(row[0]), counts, int(pending.get(row[0], 0)))
+        print(printable(f"{line}; {_feedback(row[9])}", limit=None))
     return 0
 
 
@@ -73,6 +76,25 @@ def _describe(model: str, c: LabelCounts, pending: int) -> str:
         f"{c.joined:,} joined ({rate:.1%}); label delay {delays}; not joined: {c.late:,} late, "
         f"{c.unmatched:,} unmatched, {c.duplicate:,} duplicate; predictions unlabelled: "
         f"{c.evicted:,} evicted, {c.expired:,} expired"
+    )
+
+
+def _feedback(state_text: str | None) -> str:
+    """How far the feedback test (detectors.performance.feedback) has come."""
+    state = None if state_text is None else orjson.loads(state_text)
+    if state is None or state["layout"] is None:
+        return "feedback test: waiting for the model's reference"
+    count, reference = int(state["count"]), int(state["reference_labels"])
+    features = len(state["layout"])
+    unkeyed = f"{int(state['skipped']):,} labels without segments"
+    if count < reference:
+        return (
+            f"feedback test: reference {count:,} of {reference:,} labels ({features} features; "
+            f"{unkeyed})"
+        )
+    return (
+        f"feedback test: {count - reference:,} labels tested on {features} features "
+        f"after a reference of {reference:,} ({unkeyed})"
     )
 
 

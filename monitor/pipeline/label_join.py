@@ -17,6 +17,12 @@ is decided in stream order and never depends on where checkpoints fall:
   twice the horizon), or *evicted* (more than ``max_pending`` predictions
   came after it: oldest first, whatever their time).
 
+Each prediction is stored with its *segment key* (the bin of each of its
+features, :mod:`detectors.performance.segments`), computed for the whole
+micro-batch at once when the pipeline flushes (``segment_rows``): a joined label
+carries it to the per-segment feedback test (``feedback``). Predictions made
+before the model's reference exists have none.
+
 A checkpoint (``write``) stores the recent predictions and labels, deletes
 those nothing can join any more (counting the evicted and the *expired*, i.e.
 never labelled) and the counts, in the checkpoint's transaction. The logical
@@ -34,8 +40,12 @@ import numpy as np
 import orjson
 import sqlite_utils
 
+from detectors.base import RowBatch
+from detectors.performance.feedback import FeedbackWatch
+from detectors.performance.segments import SegmentLayout
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
+from detectors.suite.model_detectors import ModelDetectors
 
 # Label delays (label time minus prediction time) are counted in log-spaced
 # bins: bin 0 is under a second, then four bins per doubling.
@@ -50,6 +60,7 @@ class Pending:
     predicted: str | float
     score: float  # NaN: none
     joined: bool = False
+    segments: bytes | None = None  # its segment key, once its micro-batch is flushed
 
 
 @dataclass
@@ -107,7 +118,12 @@ class ModelLabelJoin:
     """One model's join (see the module docstring); ``db`` is the store it reads and writes."""
 
     def __init__(
-        self, model: str, db: sqlite_utils.Database, horizon: float, max_pending: int
+        self,
+        model: str,
+        db: sqlite_utils.Database,
+        horizon: float,
+        max_pending: int,
+        false_alarm_labels: float = 1e7,
     ) -> None:
         self.model = model
         self.db = db
@@ -118,15 +134,20 @@ class ModelLabelJoin:
         self.watermark = -math.inf
         # Predictions and labelled predictions since the last checkpoint, by id.
         self.recent: dict[str, Pending] = {}
-        self._joined: list[tuple[int, float, str | float, object, float, float]] = []
-        # Realized performance of the joined labels (its state is kept with the counts).
+        self._joined: list[tuple[int, float, object, Pending]] = []
+        # Predictions of the current micro-batch waiting for their segment key, by row.
+        self._unkeyed: list[tuple[int, Pending]] = []
+        self._layout: tuple[ModelDetectors, SegmentLayout | None] | None = None
+        # Realized performance and the per-segment feedback test of the joined labels
+        # (their states are kept with the counts).
         self.performance = PerformanceWatch()
+        self.feedback = FeedbackWatch(false_alarm_labels)
         self._load()
 
     def _load(self) -> None:
         row = self.db.execute(
             "SELECT inserted, watermark, labels, joined, late, unmatched, duplicate, evicted, "
-            "expired, delays, performance FROM label_counts WHERE model = ?",
+            "expired, delays, performance, feedback FROM label_counts WHERE model = ?",
             [self.model],
         ).fetchone()
         if row is None:
@@ -136,18 +157,48 @@ class ModelLabelJoin:
         self.counts = LabelCounts(**values, delays=orjson.loads(row[9]))
         if row[10] is not None:
             self.performance = PerformanceWatch.load(orjson.loads(row[10]))
+        if row[11] is not None:
+            self.feedback = FeedbackWatch.load(orjson.loads(row[11]))
 
-    def prediction(self, request: str, ts: float, prediction: object, score: float | None) -> None:
-        """Remember a prediction with an id (one that is neither a class nor a value is not)."""
+    def prediction(
+        self, request: str, ts: float, prediction: object, score: float | None, row: int = -1
+    ) -> None:
+        """Remember a prediction with an id (one that is neither a class nor a value is not);
+        ``row`` is its position in the micro-batch whose ``segment_rows`` keys it."""
         if ts > self.watermark:
             self.watermark = ts
         predicted = normalised_prediction(prediction)
         if predicted is None:
             return
-        self.recent[request] = Pending(
-            self.inserted, ts, predicted, math.nan if score is None else score
-        )
+        pending = Pending(self.inserted, ts, predicted, math.nan if score is None else score)
+        self.recent[request] = pending
         self.inserted += 1
+        if row >= 0:
+            self._unkeyed.append((row, pending))
+
+    def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
+        """The segments of the model's reference (None while it warms up)."""
+        if self._layout is None or self._layout[0] is not detectors or self._layout[1] is None:
+            built = None
+            if detectors.has_reference:
+                built = SegmentLayout.build(detectors.feature_references())
+            self._layout = (detectors, built)
+        return self._layout[1]
+
+    def segment_rows(
+        self, batch: RowBatch, detectors: ModelDetectors, rows_before: int, had_reference: bool
+    ) -> None:
+        """Key the predictions of ``batch`` (the micro-batch just given to ``detectors``, which
+        had seen ``rows_before`` rows). Rows of the warm-up get no key, wherever it ends."""
+        unkeyed, self._unkeyed = self._unkeyed, []
+        layout = self.layout(detectors)
+        if layout is None or not unkeyed:
+            return
+        first = 0 if had_reference else detectors.settings.reference_size - rows_before
+        unkeyed = [(row, p) for row, p in unkeyed if row >= first]
+        keys = layout.keys(batch, [row for row, _ in unkeyed])
+        for (_, pending), key in zip(unkeyed, keys, strict=True):
+            pending.segments = key
 
     def label(self, seq: int, request: str, ts: float, truth: object) -> str:
         """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""
@@ -165,7 +216,7 @@ class ModelLabelJoin:
             found.joined = True
             self.recent[request] = found
             counts.delays[delay_bin(ts - found.ts)] += 1
-            self._joined.append((seq, ts, found.predicted, truth, found.ts, found.score))
+            self._joined.append((seq, ts, truth, found))
         return outcome
 
     def _outcome(self, found: Pending | None) -> str:
@@ -180,7 +231,7 @@ class ModelLabelJoin:
 
     def _stored(self, request: str) -> Pending | None:
         row = self.db.execute(
-            "SELECT ins, ts, predicted, value, score, joined FROM label_pending "
+            "SELECT ins, ts, predicted, value, score, joined, segments FROM label_pending "
             "WHERE model = ? AND id = ?",
             [self.model, request],
         ).fetchone()
@@ -188,7 +239,8 @@ class ModelLabelJoin:
             return None
         predicted = row[2] if row[2] is not None else float(row[3])
         score = math.nan if row[4] is None else float(row[4])
-        return Pending(int(row[0]), float(row[1]), predicted, score, bool(row[5]))
+        segments = None if row[6] is None else bytes(row[6])
+        return Pending(int(row[0]), float(row[1]), predicted, score, bool(row[5]), segments)
 
     def take_joined(self) -> JoinedLabels | None:
         """The labels joined since the last call, for the detectors; None if there are none."""
@@ -198,10 +250,11 @@ class ModelLabelJoin:
         return JoinedLabels(
             seq=np.array([r[0] for r in rows], dtype=np.int64),
             ts=np.array([r[1] for r in rows], dtype=np.float64),
-            predicted=[r[2] for r in rows],
-            truth=[r[3] for r in rows],
-            predicted_ts=np.array([r[4] for r in rows], dtype=np.float64),
-            score=np.array([r[5] for r in rows], dtype=np.float64),
+            predicted=[r[3].predicted for r in rows],
+            truth=[r[2] for r in rows],
+            predicted_ts=np.array([r[3].ts for r in rows], dtype=np.float64),
+            score=np.array([r[3].score for r in rows], dtype=np.float64),
+            segments=[r[3].segments for r in rows],
         )
 
     @property
@@ -231,12 +284,14 @@ class ModelLabelJoin:
                     None if isinstance(p.predicted, str) else p.predicted,
                     None if math.isnan(p.score) else p.score,
                     int(p.joined),
+                    p.segments,
                 )
             )
         db.conn.executemany("DELETE FROM label_pending WHERE model = ? AND id = ?", gone)
         db.conn.executemany(
             "INSERT OR REPLACE INTO label_pending "
-            "(model, id, ins, ts, predicted, value, score, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "(model, id, ins, ts, predicted, value, score, joined, segments) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             kept,
         )
         self._delete(db, "ins < ?", evict_below, evicted=True)
@@ -244,8 +299,8 @@ class ModelLabelJoin:
         c = self.counts
         db.execute(
             "INSERT OR REPLACE INTO label_counts (model, inserted, watermark, labels, joined, "
-            "late, unmatched, duplicate, evicted, expired, delays, performance) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "late, unmatched, duplicate, evicted, expired, delays, performance, feedback) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.model,
                 self.inserted,
@@ -253,6 +308,7 @@ class ModelLabelJoin:
                 *c.as_dict().values(),
                 orjson.dumps(c.delays).decode(),
                 orjson.dumps(self.performance.dump()).decode(),
+                orjson.dumps(self.feedback.dump()).decode(),
             ],
         )
 

@@ -112,7 +112,8 @@ class ModelPipeline:
                 self.label_join.label(seq, event.id, event.ts, event.label)
         else:
             if self.label_join is not None and event.id is not None:
-                self.label_join.prediction(event.id, event.ts, event.prediction, event.score)
+                join = self.label_join
+                join.prediction(event.id, event.ts, event.prediction, event.score, len(self.rows))
             features = event.features
             if features is not None and not self.feature_filter.issuperset(features):
                 event.features = self._keep_features(features)
@@ -139,7 +140,10 @@ class ModelPipeline:
         self.times = []
         if self.rows:
             batch = row_batch(self.rows, self.row_seq, self.categorical)
+            had, before = self.detectors.has_reference, self.detectors.rows_observed
             findings += self.detectors.observe_rows(batch)
+            if self.label_join is not None:
+                self.label_join.segment_rows(batch, self.detectors, before, had)
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         joined = None if self.label_join is None else self.label_join.take_joined()
@@ -148,6 +152,10 @@ class ModelPipeline:
             performance = self.label_join.performance  # type: ignore[union-attr]
             findings += performance.observe(joined)
             self.changes += performance.alarms.take_changes()
+            join = self.label_join
+            assert join is not None
+            findings += join.feedback.observe(joined, join.layout(self.detectors))
+            self.changes += join.feedback.alarms.take_changes()
         for name in sorted(self.metrics):
             points = np.array(self.metrics[name], dtype=np.float64)
             findings += self.detectors.observe_metric(name, points[:, 0], measured(points[:, 1]))
@@ -220,7 +228,11 @@ class Pipeline:
             pipeline.categorical = categorical
             labels = self.config.labels
             pipeline.label_join = ModelLabelJoin(
-                name, self.store.db, labels.horizon_seconds(), labels.max_pending
+                name,
+                self.store.db,
+                labels.horizon_seconds(),
+                labels.max_pending,
+                pipeline.detectors.settings.false_alarm_events,
             )
             self.models[name] = pipeline
         return pipeline

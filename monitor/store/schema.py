@@ -155,7 +155,8 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
 -- Predictions with a request id waiting for their label (monitor.pipeline.label_join):
--- ins numbers them per model (oldest-first eviction), joined marks one labelled already.
+-- ins numbers them per model (oldest-first eviction), joined marks one labelled already,
+-- segments is its segment key (detectors.performance.segments; NULL: none).
 CREATE TABLE IF NOT EXISTS label_pending (
     model TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -165,12 +166,14 @@ CREATE TABLE IF NOT EXISTS label_pending (
     value REAL,
     score REAL,
     joined INTEGER NOT NULL DEFAULT 0,
+    segments BLOB,
     PRIMARY KEY (model, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS label_pending_ins ON label_pending(model, ins);
 CREATE INDEX IF NOT EXISTS label_pending_ts ON label_pending(model, ts);
 -- Each model's label join: its counts, its event-time watermark, its label delays, and
--- the state of its realized performance (detectors.performance.watch).
+-- the state of its realized performance (detectors.performance.watch) and of its
+-- per-segment feedback test (detectors.performance.feedback).
 CREATE TABLE IF NOT EXISTS label_counts (
     model TEXT PRIMARY KEY,
     inserted INTEGER NOT NULL,
@@ -183,7 +186,8 @@ CREATE TABLE IF NOT EXISTS label_counts (
     evicted INTEGER NOT NULL,
     expired INTEGER NOT NULL,
     delays TEXT NOT NULL,
-    performance TEXT
+    performance TEXT,
+    feedback TEXT
 );
 -- Webhook deliveries (monitor.notify.outbox).
 CREATE TABLE IF NOT EXISTS outbox (
@@ -266,6 +270,9 @@ ADDED_COLUMNS = (
     # The problem an incident is about (monitor.incidents.kinds), and its group.
     ("incidents", "kind", "TEXT"),
     ("incidents", "group_key", "TEXT"),
+    # Segment keys of predictions waiting for labels, and the feedback test's state.
+    ("label_pending", "segments", "BLOB"),
+    ("label_counts", "feedback", "TEXT"),
 )
 # Offsets written before they carried their consumer group keep group_id '':
 # the first daemon to start on the store takes them as its group's.

@@ -177,6 +177,7 @@ def test_the_labels_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert out.startswith("m: 2 predictions pending; 3 labels, 1 joined (33.3%); label delay ")
     assert "p50 ≤1.14h" in out  # 3600 s lies in the bin [2**(47/4), 2**12) s
     assert "not joined: 0 late, 1 unmatched, 1 duplicate" in out
+    assert out.rstrip().endswith("; feedback test: waiting for the model's reference")
     assert main(["labels", "--store", str(path), "--model", "other"]) == 2
     assert capsys.readouterr().err.startswith("driftwarden: no labels recorded for model other")
     assert main(["labels", "--store", str(tmp_path / "missing.db")]) == 2
@@ -223,3 +224,164 @@ def test_an_accuracy_drop_becomes_a_performance_alert(tmp_path: Path) -> None:
     details = orjson.loads(alerts[0][2])
     assert details["reference_value"] > details["window_value"]
     assert states == [("firing",)]
+
+
+def _featured(n: int, seed: int, start: float = T0) -> tuple[list[Event], list[str]]:
+    """``n`` predictions ten seconds apart, each with a numeric and a categorical feature;
+    and the label each one will get (90% right)."""
+    rng = np.random.default_rng(seed)
+    events: list[Event] = []
+    truths: list[str] = []
+    for i in range(n):
+        predicted = "a" if rng.random() < 0.5 else "b"
+        truths.append(predicted if rng.random() < 0.9 else ("b" if predicted == "a" else "a"))
+        features: dict[str, Any] = {"x": float(rng.normal()), "c": f"k{rng.integers(0, 4)}"}
+        events.append(
+            Event(
+                "prediction",
+                "m",
+                start + 10 * i,
+                id=f"r{i}",
+                prediction=predicted,
+                features=features,
+            )
+        )
+    return events, truths
+
+
+def _feedback_state(path: Path) -> dict[str, Any]:
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT feedback FROM label_counts WHERE model = 'm'").fetchone()
+    return orjson.loads(row[0])  # type: ignore[no-any-return]
+
+
+def test_labels_days_late_join_with_their_segments_across_a_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.db"
+    predictions, truths = _featured(3_000, seed=4)
+    # Two runs for the predictions (a restart mid-warm-up), checkpoints anywhere.
+    _run(predictions[:300], path, every=77)
+    _run(predictions[300:], path, every=337)
+    with sqlite3.connect(path) as db:
+        keyed = db.execute(
+            "SELECT count(*), min(ins) FROM label_pending WHERE segments IS NOT NULL"
+        ).fetchone()
+        unkeyed = db.execute("SELECT max(ins) FROM label_pending WHERE segments IS NULL").fetchone()
+    # The model's reference is its first 500 rows: those have no key, the rest do.
+    assert keyed == (2_500, 500) and unkeyed == (499,)
+    # Three days later, after another restart, the labels come.
+    late = T0 + 3 * 86_400
+    labels = [
+        Event("label", "m", late + i, id=f"r{i}", label=truth) for i, truth in enumerate(truths)
+    ]
+    _run(labels, path, every=1_000)
+    assert _counts(path)["joined"] == 3_000
+    state = _feedback_state(path)
+    assert state["count"] == 2_500 and state["skipped"] == 500
+    assert [f["name"] for f in state["layout"]] == ["c", "x"]
+    assert state["classes"] == ["a", "b"] or state["classes"] == ["b", "a"]
+    assert main(["labels", "--store", str(path)]) == 0
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(
+            "; feedback test: reference 2,500 of 20,000 labels (2 features; 500 labels without "
+            "segments)"
+        )
+    )
+    # The same events in one run, without restarts or checkpoints: the same state.
+    _run([*predictions, *labels], tmp_path / "one.db", every=10**9)
+    assert _feedback_state(tmp_path / "one.db") == state
+
+
+def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(6)
+    merchants = [f"m{i:02d}" for i in range(12)]
+    shares = 1 / np.arange(1, 13)
+    shares[7] = 0
+    shares *= 0.97 / shares.sum()
+    shares[7] = 0.03
+    lines = []
+    onset = 24_000
+    for i in range(34_000):
+        merchant = merchants[int(rng.choice(12, p=shares))]
+        predicted = "approve" if rng.random() < 0.7 else "decline"
+        poisoned = i >= onset and merchant == "m07" and predicted == "approve"
+        wrong = rng.random() < (0.30 if poisoned else 0.05)
+        truth = ("decline" if predicted == "approve" else "approve") if wrong else predicted
+        features = {"merchant": merchant, "amount": float(rng.lognormal(3, 1))}
+        ts = T0 + i
+        lines.append(
+            {"model": "m", "ts": ts, "id": f"r{i}", "prediction": predicted, "features": features}
+        )
+        lines.append({"type": "label", "model": "m", "ts": ts + 0.5, "id": f"r{i}", "label": truth})
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    config = tmp_path / "c.toml"
+    store = tmp_path / "s.db"
+    config.write_text(
+        f'[store]\npath = "{store}"\n[detection]\nreference_size = 2000\n'
+        'detectors = ["ks"]\n[[models]]\nname = "m"\n'
+    )
+    assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(store) as db:
+        alerts = db.execute(
+            "SELECT detector, signal, event_ts, details FROM alerts WHERE signal LIKE 'feedback:%'"
+        ).fetchall()
+        kinds = db.execute(
+            "SELECT DISTINCT i.kind, i.title FROM incidents i "
+            "JOIN alerts a ON a.incident_id = i.id WHERE a.signal LIKE 'feedback:%'"
+        ).fetchall()
+    assert alerts, "the poisoned segment raised no alert"
+    detector, signal, event_ts, details = alerts[0]
+    assert (detector, signal) == ("feedback", "feedback:merchant=m07")
+    assert T0 + onset <= event_ts <= T0 + onset + 5_000
+    facts = orjson.loads(details)
+    assert facts["direction"] == "approve → decline"
+    assert facts["current_rate"] > 2 * facts["reference_rate"]
+    assert kinds == [("performance", "m: feedback:merchant=m07 changing (feedback)")]
+    assert main(["labels", "--store", str(store)]) == 0
+    # The first 2,000 predictions are the model's warm-up: their labels have no segments.
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(
+            "feedback test: 12,000 labels tested on 2 features after a reference of 20,000 "
+            "(2,000 labels without segments)"
+        )
+    )
+
+
+def test_a_store_from_before_segments_gains_them_and_its_predictions_still_join(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the tables as the version before segment keys made them
+        db.execute(
+            "CREATE TABLE label_pending (model TEXT NOT NULL, id TEXT NOT NULL, "
+            "ins INTEGER NOT NULL, ts REAL NOT NULL, predicted TEXT, value REAL, score REAL, "
+            "joined INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (model, id)) WITHOUT ROWID"
+        )
+        db.execute(
+            "CREATE TABLE label_counts (model TEXT PRIMARY KEY, inserted INTEGER NOT NULL, "
+            "watermark REAL NOT NULL, labels INTEGER NOT NULL, joined INTEGER NOT NULL, "
+            "late INTEGER NOT NULL, unmatched INTEGER NOT NULL, duplicate INTEGER NOT NULL, "
+            "evicted INTEGER NOT NULL, expired INTEGER NOT NULL, delays TEXT NOT NULL, "
+            "performance TEXT)"
+        )
+        db.execute("INSERT INTO label_pending VALUES ('m', 'old', 0, ?, 'a', NULL, NULL, 0)", [T0])
+        db.execute(
+            "INSERT INTO label_counts VALUES ('m', 1, ?, 0, 0, 0, 0, 0, 0, 0, ?, NULL)",
+            [T0, orjson.dumps([0] * 162).decode()],
+        )
+    predictions, _ = _featured(600, seed=2, start=T0 + 1)
+    _run([*predictions, Event("label", "m", T0 + 7_000, id="old", label="a")], path, every=250)
+    assert _counts(path)["joined"] == 1
+    assert _feedback_state(path)["skipped"] == 1  # no segments: the feedback test skips it
+    with sqlite3.connect(path) as db:
+        keyed = db.execute("SELECT count(*) FROM label_pending WHERE segments IS NOT NULL")
+        assert keyed.fetchone() == (100,)  # of the 600 predictions, those after the warm-up

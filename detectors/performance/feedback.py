@@ -1,0 +1,510 @@
+"""Feedback that disagrees with the model in one segment of its traffic.
+
+Poisoned feedback rarely moves a model's overall error: an attacker flips the
+labels of one class in one corner of the traffic (one merchant, one country,
+one range of amounts). This watch tests every segment of
+:mod:`detectors.performance.segments` (signal ``feedback:<feature>=<segment>``)
+in every *direction*: for class predictions, predicted class ``a`` labelled
+``b`` (each of the first ``max_classes`` predicted classes, the rest as
+"(other)"); for value predictions, a label above or below the prediction.
+
+- **Reference.** The first ``reference_labels`` labels whose predictions have
+  a segment key count, per segment and direction, the trials (labels of
+  predicted class ``a``; every label for values) and the disagreements. A
+  segment's reference rate is shrunk towards its feature's pooled rate
+  (a Beta prior of ``prior_strength`` labels) and taken at the ``quantile``
+  of its posterior: a rate estimated from few labels is not trusted to be low.
+- **Test.** Each segment and direction then runs a Bernoulli CUSUM of the log
+  likelihood ratio of a rate whose odds are ``odds_ratio`` times the
+  reference's against the reference rate, in integer thousandths of a nat
+  (exact whatever the batching). Lorden's bound makes each CUSUM's run
+  between false alarms at least ``exp(h)`` of its trials when the true rate is
+  at most the reference rate; with ``h = ln(false_alarm_labels * T)``, where
+  ``T`` is the number of trials one label makes across all CUSUMs, the whole
+  watch raises at most one false alarm per ``false_alarm_labels`` labels: a
+  Bonferroni budget spread over segments in proportion to their traffic.
+- **Alarms.** A CUSUM at or above ``h`` is a violation (critical at
+  ``h + ln 100``, where it is held); the segment's signal fires, and returns to
+  ok once ``recover_labels`` labels pass with no violation.
+
+Labels count in the watch's own order (``count``), so findings never depend on
+how the labels were batched; ``details.event_index`` is the label's position
+in the model's stream.
+
+Page, E. S. (1954). Continuous inspection schemes. *Biometrika*, 41(1/2),
+100-115. Lorden, G. (1971). Procedures for reacting to a change in
+distribution. *The Annals of Mathematical Statistics*, 42(6), 1897-1908.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from detectors.base import Finding, Severity
+from detectors.codec import encode_float
+from detectors.performance.segments import BINS, SegmentLayout, bounded_text
+from detectors.suite.alarms import AlarmTracker
+from detectors.suite.error_stream import JoinedLabels
+
+DETECTOR = "feedback"
+SCALE = 1000  # CUSUM units per nat
+ABOVE, BELOW = 0, 1  # the directions of value predictions
+CRITICAL_NATS = math.log(100.0)
+
+
+def _pack(a: np.ndarray) -> dict[str, Any]:
+    """An int array as plain data: zlib of its little-endian int32 bytes (mostly zeros;
+    counts and CUSUM values stay far below 2**31). Level 1: a checkpoint writes it."""
+    raw = np.ascontiguousarray(a, dtype="<i4").tobytes()
+    return {"shape": list(a.shape), "z": base64.b64encode(zlib.compress(raw, 1)).decode()}
+
+
+def _unpack(d: dict[str, Any]) -> np.ndarray:
+    raw = zlib.decompress(base64.b64decode(d["z"]))
+    return np.frombuffer(raw, dtype="<i4").astype(np.int32).reshape(d["shape"])
+
+
+class FeedbackWatch:
+    """Per-segment, per-direction disagreement of labels with predictions (module docstring)."""
+
+    def __init__(
+        self,
+        false_alarm_labels: float = 1e7,
+        reference_labels: int = 20_000,
+        odds_ratio: float = 6.0,
+        max_classes: int = 5,
+        prior_strength: float = 50.0,
+        quantile: float = 0.75,
+        recover_labels: int = 5000,
+    ) -> None:
+        if not false_alarm_labels >= 100:
+            raise ValueError(f"false_alarm_labels must be at least 100, got {false_alarm_labels}")
+        if reference_labels < 100:
+            raise ValueError(f"reference_labels must be at least 100, got {reference_labels}")
+        if not odds_ratio > 1:
+            raise ValueError(f"odds_ratio must be above 1, got {odds_ratio}")
+        if not 1 <= max_classes <= 20:
+            raise ValueError(f"max_classes must be 1 to 20, got {max_classes}")
+        if not prior_strength >= 0 or not 0.5 <= quantile < 1:
+            raise ValueError("prior_strength must be >= 0 and quantile in [0.5, 1)")
+        self.false_alarm_labels = float(false_alarm_labels)
+        self.reference_labels = reference_labels
+        self.odds_ratio = float(odds_ratio)
+        self.max_classes = max_classes
+        self.prior_strength = float(prior_strength)
+        self.quantile = float(quantile)
+        self.recover_labels = recover_labels
+        # Labels not counted, ever: without a key of the current layout (made in the
+        # model's warm-up, or before its baseline was rebuilt), or not comparable.
+        self.skipped = 0
+        self._start(None)
+
+    def _start(self, layout: SegmentLayout | None) -> None:
+        """Forget everything and begin a reference period under ``layout``."""
+        self.layout = layout
+        self.alarms = AlarmTracker(recover_after=self.recover_labels)
+        self.kind: str | None = None  # "class" or "value", set by the first label
+        self.classes: list[str] = []
+        self.count = 0  # labels counted (reference included)
+        features = 0 if layout is None else len(layout.features)
+        # int32 throughout: 20 features make 8,640 cells, and ten arrays of them.
+        self.trials = np.zeros((features, BINS, 0), dtype=np.int32)
+        self.hits = np.zeros_like(self.trials)
+        # After the reference: each CUSUM's increments, value and current run.
+        self.up: np.ndarray | None = None
+        self.down: np.ndarray | None = None
+        self.cusum: np.ndarray | None = None
+        self.run_trials: np.ndarray | None = None
+        self.run_hits: np.ndarray | None = None
+        self.baseline: np.ndarray | None = None  # the rate each CUSUM tests against
+        self.threshold = self.critical = 0  # in SCALE units
+
+    @property
+    def in_reference(self) -> bool:
+        return self.count < self.reference_labels
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.kind == "value" else (self.max_classes + 1) ** 2
+
+    # -- labels -------------------------------------------------------------
+    def observe(self, joined: JoinedLabels, layout: SegmentLayout | None) -> list[Finding]:
+        """Take the next joined labels; ``layout`` is the model's current one (None: none yet)."""
+        if layout is None:
+            self.skipped += len(joined.seq)
+            return []
+        if self.layout is None or self.layout.digest != layout.digest:
+            self._start(layout)  # a new baseline: its segments are new ones
+        kept, codes, predicted, truth = self._comparable(joined)
+        if not kept:
+            return []
+        found: list[Finding] = []
+        start = 0
+        if self.in_reference:
+            take = min(len(kept), self.reference_labels - self.count)
+            cells, hits, _ = self._trials(codes[:take], predicted[:take], truth[:take])
+            size = self.trials.size
+            self.trials += np.bincount(cells, minlength=size).reshape(self.trials.shape)
+            self.hits += np.bincount(cells[hits], minlength=size).reshape(self.trials.shape)
+            self.count += take
+            start = take
+            if not self.in_reference:
+                self._fit()
+        if start < len(kept):
+            rows = kept[start:]
+            found = self._test(
+                joined, rows, codes[start:], predicted[start:], truth[start:], self.count
+            )
+            self.count += len(rows)
+        return found
+
+    def _comparable(
+        self, joined: JoinedLabels
+    ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+        """The labels this watch counts (positions in ``joined``), their bins, and their
+        predicted and true class slots (values: 0 and the sign of the error)."""
+        assert self.layout is not None
+        digest, width = self.layout.digest, len(self.layout.features)
+        kept: list[int] = []
+        keys: list[bytes] = []
+        predicted: list[int] = []
+        truth: list[int] = []
+        segments = joined.segments if len(joined.segments) == len(joined.seq) else ()
+        for i, key in enumerate(segments):
+            if key is None or len(key) != len(digest) + width or not key.startswith(digest):
+                continue
+            slots = self._slots(joined.predicted[i], joined.truth[i])
+            if slots is None:
+                continue
+            kept.append(i)
+            keys.append(key[len(digest) :])
+            predicted.append(slots[0])
+            truth.append(slots[1])
+        self.skipped += len(joined.seq) - len(kept)
+        codes = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(kept), width)
+        return kept, codes, np.array(predicted, np.int64), np.array(truth, np.int64)
+
+    def _slots(self, predicted: str | float, truth: object) -> tuple[int, int] | None:
+        kind = "class" if isinstance(predicted, str) else "value"
+        if self.kind is None:
+            self.kind = kind
+            shape = (len(self.trials), BINS, self.directions)
+            self.trials, self.hits = np.zeros(shape, np.int32), np.zeros(shape, np.int32)
+        if kind != self.kind:
+            return None
+        if isinstance(predicted, str):
+            text = ("true" if truth else "false") if isinstance(truth, bool) else str(truth)
+            return self._class_slot(predicted, True), self._class_slot(text, False)
+        if isinstance(truth, bool) or not isinstance(truth, int | float):
+            return None
+        error = float(truth) - predicted
+        if not math.isfinite(error):
+            return None
+        return 0, (1 if error > 0 else -1 if error < 0 else 0)
+
+    def _class_slot(self, name: str, may_add: bool) -> int:
+        """A class's slot: the first ``max_classes`` predicted in the reference; else other."""
+        try:
+            return self.classes.index(name)
+        except ValueError:
+            if may_add and self.in_reference and len(self.classes) < self.max_classes:
+                self.classes.append(name)
+                return len(self.classes) - 1
+            return self.max_classes
+
+    def _trials(
+        self, codes: np.ndarray, predicted: np.ndarray, truth: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every trial the labels make, in stream order: the flat CUSUM cell (feature,
+        bin, direction), whether it is a disagreement, and the label it comes from."""
+        n, width = codes.shape
+        if self.kind == "value":
+            directions = np.broadcast_to(np.array([ABOVE, BELOW]), (n, 2))
+            hits = np.stack([truth > 0, truth < 0], axis=1)
+        else:
+            k = self.max_classes + 1
+            # During the reference every slot is a target, whether or not its class has
+            # come yet: which trials a label makes never depends on the batching.
+            targets = np.arange(k) if self.in_reference else self._targets()
+            mask = targets[None, :] != predicted[:, None]
+            per = len(targets) - 1  # the predicted slot is always among the targets
+            chosen = np.broadcast_to(targets, mask.shape)[mask].reshape(n, per)
+            directions = predicted[:, None] * k + chosen
+            hits = chosen == truth[:, None]
+        per = directions.shape[1]
+        base = (np.arange(width)[None, :] * BINS + codes) * self.directions  # (n, width)
+        cells = (base[:, :, None] + directions[:, None, :]).reshape(-1)
+        hit = np.broadcast_to(hits[:, None, :], (n, width, per)).reshape(-1)
+        label = np.repeat(np.arange(n), width * per)
+        return cells.astype(np.int64), hit, label
+
+    def _targets(self) -> np.ndarray:
+        return np.array([*range(len(self.classes)), self.max_classes])
+
+    def _trials_per_label(self) -> int:
+        width = len(self.trials)
+        return width * (2 if self.kind == "value" else len(self.classes))
+
+    # -- the reference's rates and the CUSUMs ---------------------------------
+    def _fit(self) -> None:
+        """Turn the reference counts into each CUSUM's baseline rate and increments."""
+        trials = self.trials.astype(np.float64)
+        hits = self.hits.astype(np.float64)
+        pooled_trials = trials.sum(axis=1, keepdims=True)
+        pooled = np.divide(
+            hits.sum(axis=1, keepdims=True),
+            pooled_trials,
+            out=np.zeros_like(pooled_trials),
+            where=pooled_trials > 0,
+        )
+        m = self.prior_strength
+        a = hits + m * pooled + 0.5
+        b = trials - hits + m * (1 - pooled) + 0.5
+        # A cell without reference trials has its prior's rate; only the others need
+        # a quantile of their own (scipy's is slow, and most cells are empty).
+        p0 = np.broadcast_to(
+            stats.beta.ppf(self.quantile, m * pooled + 0.5, m * (1 - pooled) + 0.5), trials.shape
+        ).copy()
+        seen = trials > 0
+        p0[seen] = stats.beta.ppf(self.quantile, a[seen], b[seen])
+        p0 = np.clip(p0, 1e-6, 1 - 1e-6)
+        odds = self.odds_ratio * p0 / (1 - p0)
+        p1 = odds / (1 + odds)
+        self.baseline = p0.astype(np.float32)  # for the details only
+        self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int32)
+        self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int32)
+        shape = self.trials.shape
+        self.cusum = np.zeros(shape, np.int32)
+        self.run_trials = np.zeros(shape, np.int32)
+        self.run_hits = np.zeros(shape, np.int32)
+        # Lorden's bound: at most one false alarm per exp(h) trials of a CUSUM whose
+        # baseline rate is not below the true one. exp(h) = false_alarm_labels * T
+        # trials gives the watch at most one per false_alarm_labels labels.
+        nats = math.log(self.false_alarm_labels * max(self._trials_per_label(), 1))
+        self.threshold = math.ceil(SCALE * nats)
+        self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
+
+    def _test(
+        self,
+        joined: JoinedLabels,
+        rows: list[int],
+        codes: np.ndarray,
+        predicted: np.ndarray,
+        truth: np.ndarray,
+        first: int,
+    ) -> list[Finding]:
+        """Run the CUSUMs over the labels ``rows`` of ``joined`` (counted from ``first``)."""
+        assert self.cusum is not None and self.up is not None and self.down is not None
+        assert self.run_trials is not None and self.run_hits is not None
+        cells, hits, labels = self._trials(codes, predicted, truth)
+        if not len(cells):  # a model without features
+            return self._report(joined, rows, first, [])
+        order = np.argsort(cells, kind="stable")  # each cell's trials, in stream order
+        cells, hits, labels = cells[order], hits[order], labels[order]
+        steps = np.where(hits, self.up.flat[cells], self.down.flat[cells]).astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+        stops = np.r_[starts[1:], len(cells)]
+        groups = np.repeat(np.arange(len(starts)), stops - starts)
+        owners = cells[starts]
+        begin = self.cusum.flat[owners].astype(np.int64)
+        # Within a cell, S_t = C_t - min(0, min_{s<=t} C_s) with C the running sum from S_0.
+        total = np.cumsum(steps)
+        before = np.r_[0, total][starts]
+        running = total - before[groups] + begin[groups]
+        spread = 2 * (int(np.abs(steps).sum()) + int(begin.max()) + 1)
+        shifted = running - groups * spread  # cells apart: a running minimum per cell
+        lowest = np.minimum.accumulate(shifted) + groups * spread
+        value = running - np.minimum(lowest, 0)
+        peak = np.maximum.reduceat(value, starts)
+        sequential = (peak >= self.threshold) | (begin >= self.threshold)
+        # Cells that never reach the threshold: their value and run, from the arrays.
+        position = np.arange(len(cells))
+        last_zero = np.maximum.reduceat(np.where(value == 0, position, -1), starts)
+        hit_total = np.r_[0, np.cumsum(hits)]
+        calm = ~sequential
+        c_owner, c_zero, c_start, c_stop = owners[calm], last_zero[calm], starts[calm], stops[calm]
+        restarted = c_zero >= 0
+        self.cusum.flat[c_owner] = value[c_stop - 1]
+        new_trials = np.where(restarted, c_stop - 1 - c_zero, c_stop - c_start)
+        from_ = np.where(restarted, c_zero + 1, c_start)
+        new_hits = hit_total[c_stop] - hit_total[from_]
+        self.run_trials.flat[c_owner] = np.where(restarted, 0, self.run_trials.flat[c_owner])
+        self.run_hits.flat[c_owner] = np.where(restarted, 0, self.run_hits.flat[c_owner])
+        self.run_trials.flat[c_owner] += new_trials
+        self.run_hits.flat[c_owner] += new_hits
+        violations: list[tuple[int, int, int, int, int]] = []
+        for g in np.flatnonzero(sequential):
+            violations += self._walk(
+                int(owners[g]),
+                steps[starts[g] : stops[g]],
+                hits[starts[g] : stops[g]],
+                labels[starts[g] : stops[g]],
+            )
+        violations.sort()
+        return self._report(joined, rows, first, violations)
+
+    def _walk(
+        self, cell: int, steps: np.ndarray, hits: np.ndarray, labels: np.ndarray
+    ) -> list[tuple[int, int, int, int, int]]:
+        """One cell's trials one by one, held at the critical level: its violations as
+        (label, cell, value, run trials, run disagreements)."""
+        assert self.cusum is not None and self.run_trials is not None
+        assert self.run_hits is not None
+        value = int(self.cusum.flat[cell])
+        threshold, critical = self.threshold, self.critical
+        n, k = int(self.run_trials.flat[cell]), int(self.run_hits.flat[cell])
+        out = []
+        for step, hit, label in zip(steps.tolist(), hits.tolist(), labels.tolist(), strict=True):
+            value = min(critical, max(0, value + step))
+            n, k = (0, 0) if value == 0 else (n + 1, k + int(hit))
+            if value >= threshold:
+                out.append((label, cell, value, n, k))
+        self.cusum.flat[cell] = value
+        self.run_trials.flat[cell] = n
+        self.run_hits.flat[cell] = k
+        return out
+
+    def _report(
+        self,
+        joined: JoinedLabels,
+        rows: list[int],
+        first: int,
+        violations: list[tuple[int, int, int, int, int]],
+    ) -> list[Finding]:
+        def moment(point: int) -> float:
+            """The time of the first label counted at or after ``point``."""
+            return float(joined.ts[rows[min(max(point - first, 0), len(rows) - 1)]])
+
+        found: list[Finding] = []
+        for label, cell, value, n, k in violations:
+            index = first + label
+            at = rows[label]
+            ts = float(joined.ts[at])
+            self.alarms.resolve_due(index - 1, moment)
+            severity: Severity = "critical" if value >= self.critical else "warning"
+            feature, segment, direction = self._describe(cell)
+            signal = f"feedback:{feature}={segment}"
+            state = self.alarms.report(f"{DETECTOR}|{signal}", severity, index, ts)
+            if state is None:
+                continue
+            details = {
+                "state": state,
+                "event_index": int(joined.seq[at]),
+                "feature": feature,
+                "segment": segment,
+                "direction": direction,
+            }
+            found.append(self._finding(cell, signal, ts, severity, (value, n, k), details))
+        self.alarms.resolve_due(first + len(rows) - 1, moment)
+        return found
+
+    def _finding(
+        self,
+        cell: int,
+        signal: str,
+        ts: float,
+        severity: Severity,
+        run: tuple[int, int, int],
+        details: dict[str, Any],
+    ) -> Finding:
+        """The finding of a violation: ``run`` is the CUSUM's value, and the trials and
+        disagreements since it last stood at zero."""
+        assert self.baseline is not None
+        value, n, k = run
+        trials, hits = int(self.trials.flat[cell]), int(self.hits.flat[cell])
+        reference = hits / trials if trials else 0.0
+        current = k / n if n else 0.0
+        details |= {
+            "reference_rate": round(reference, 6),
+            "reference_trials": trials,
+            "reference_disagreements": hits,
+            "baseline_rate": round(float(self.baseline.flat[cell]), 6),
+            "current_rate": round(current, 6),
+            "current_trials": n,
+            "current_disagreements": k,
+            "reference_labels": self.reference_labels,
+        }
+        return Finding(
+            DETECTOR,
+            signal,
+            ts,
+            severity,
+            value / SCALE,
+            self.threshold / SCALE,
+            None,
+            current - reference,
+            details,
+        )
+
+    def _describe(self, cell: int) -> tuple[str, str, str]:
+        """The feature, segment and direction (``fraud → ok``) of a CUSUM cell."""
+        assert self.layout is not None
+        rest, direction = divmod(cell, self.directions)
+        index, code = divmod(rest, BINS)
+        bins = self.layout.features[index]
+        if self.kind == "value":
+            way = "label above prediction" if direction == ABOVE else "label below prediction"
+        else:
+            a, b = divmod(direction, self.max_classes + 1)
+            way = f"{self._class_name(a)} → {self._class_name(b)}"
+        return bins.name, bins.segment(code), way
+
+    def _class_name(self, slot: int) -> str:
+        return bounded_text(self.classes[slot]) if slot < len(self.classes) else "(other)"
+
+    # -- state ----------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        fitted = self.cusum is not None
+        return {
+            "false_alarm_labels": encode_float(self.false_alarm_labels),
+            "reference_labels": self.reference_labels,
+            "odds_ratio": encode_float(self.odds_ratio),
+            "max_classes": self.max_classes,
+            "prior_strength": encode_float(self.prior_strength),
+            "quantile": encode_float(self.quantile),
+            "recover_labels": self.recover_labels,
+            "layout": None if self.layout is None else self.layout.dump(),
+            "kind": self.kind,
+            "classes": list(self.classes),
+            "count": self.count,
+            "skipped": self.skipped,
+            "trials": _pack(self.trials),
+            "hits": _pack(self.hits),
+            "cusum": _pack(self.cusum) if fitted else None,  # type: ignore[arg-type]
+            "run_trials": _pack(self.run_trials) if fitted else None,  # type: ignore[arg-type]
+            "run_hits": _pack(self.run_hits) if fitted else None,  # type: ignore[arg-type]
+            "alarms": self.alarms.dump(),
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> FeedbackWatch:
+        watch = cls(
+            float(state["false_alarm_labels"]),
+            int(state["reference_labels"]),
+            float(state["odds_ratio"]),
+            int(state["max_classes"]),
+            float(state["prior_strength"]),
+            float(state["quantile"]),
+            int(state["recover_labels"]),
+        )
+        layout = None if state["layout"] is None else SegmentLayout.load(state["layout"])
+        watch._start(layout)
+        watch.kind = state["kind"]
+        watch.classes = [str(c) for c in state["classes"]]
+        watch.count = int(state["count"])
+        watch.skipped = int(state["skipped"])
+        watch.trials = _unpack(state["trials"])
+        watch.hits = _unpack(state["hits"])
+        if state["cusum"] is not None:
+            watch._fit()  # the increments follow from the reference counts, exactly
+            watch.cusum = _unpack(state["cusum"])
+            watch.run_trials = _unpack(state["run_trials"])
+            watch.run_hits = _unpack(state["run_hits"])
+        watch.alarms = AlarmTracker.load(state["alarms"])
+        return watch

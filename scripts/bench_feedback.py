@@ -1,0 +1,101 @@
+"""Feedback poisoned in one segment: detection delay, false alarms on clean labels, cost.
+
+Streams of a 20-feature classifier (tests/detectors/feedback_streams.py): 15
+numeric features and 5 categorical, predictions ``approve`` or ``decline``,
+honest labels wrong 3% or 7% of the time depending on a feature (5% on
+average). Poisoned runs flip, from label ``--onset`` on, 30% instead of 5% of
+the labels of ``approve`` predictions at one merchant holding 3% of the
+traffic. Reported, for each share of approvals in ``--shares``: the labels
+from the onset to the first ``feedback:merchant=m07`` alarm over ``--seeds``
+seeds, and alarms elsewhere; then the false alarms of ``--clean`` seeds of
+``--clean-labels`` clean labels each; then the CPU cost per label of the test
+and per prediction of its segment key (20 features, micro-batches of 2,048).
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_feedback.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from detectors.performance.feedback import FeedbackWatch
+from detectors.performance.segments import SegmentLayout
+from detectors.suite.error_stream import JoinedLabels
+from tests.detectors.feedback_streams import TARGET, cut, labelled, layout_of, rows
+
+CHUNK = 2048
+SIGNAL = f"feedback:merchant={TARGET}"
+
+
+def watch(joined: JoinedLabels, layout: SegmentLayout) -> tuple[list[tuple[int, str]], float]:
+    """(label number, signal) of each new alarm; CPU seconds spent in the watch."""
+    test = FeedbackWatch()
+    alarms = []
+    spent = 0.0
+    for a in range(0, len(joined.seq), CHUNK):
+        part = cut(joined, a, a + CHUNK)
+        began = time.process_time()
+        found = test.observe(part, layout)
+        spent += time.process_time() - began
+        for f in found:
+            if f.details["state"] == "alarm":
+                alarms.append(((int(f.details["event_index"]) - 1) // 2, f.signal))
+    return alarms, spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--onset", type=int, default=23_000)
+    parser.add_argument("--after", type=int, default=15_000, help="labels after the onset")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.7, 0.5])
+    parser.add_argument("--clean", type=int, default=5)
+    parser.add_argument("--clean-labels", type=int, default=1_000_000)
+    args = parser.parse_args()
+    for share in args.shares:
+        delays: list[int] = []
+        missed = elsewhere = 0
+        for seed in range(args.seeds):
+            joined, layout = labelled(
+                args.onset + args.after, seed, poison_at=args.onset, approve_share=share
+            )
+            alarms, _ = watch(joined, layout)
+            hits = [n for n, signal in alarms if signal == SIGNAL and n >= args.onset]
+            elsewhere += sum(1 for _, signal in alarms if signal != SIGNAL)
+            if hits:
+                delays.append(hits[0] - args.onset)
+            else:
+                missed += 1
+        within = sum(d <= 5_000 for d in delays)
+        print(
+            f"approvals {share:.0%} (poisoned trials {0.03 * share:.1%} of labels): delay "
+            f"median {statistics.median(delays) if delays else float('nan'):,.0f} labels, "
+            f"sorted {sorted(delays)}; {within}/{args.seeds} within 5,000; {missed} not "
+            f"found in {args.after:,}; {elsewhere} alarms on other segments"
+        )
+    false_alarms = 0
+    labels = spent = 0.0
+    for seed in range(args.clean):
+        joined, layout = labelled(args.clean_labels, 1_000 + seed)
+        alarms, seconds = watch(joined, layout)
+        false_alarms += len(alarms)
+        labels += len(joined.seq)
+        spent += seconds
+        print(f"clean seed {1_000 + seed}: {len(alarms)} alarms in {len(joined.seq):,} labels")
+    print(
+        f"false alarms: {false_alarms} in {args.clean} x {args.clean_labels:,} clean labels; "
+        f"the test costs {spent / labels * 1e6:.2f} µs of CPU per label"
+    )
+    batch = rows(CHUNK, seed=1)
+    layout = layout_of(rows(10_000, seed=2))
+    began = time.process_time()
+    for _ in range(200):
+        layout.keys(batch, list(range(CHUNK)))
+    per_key = (time.process_time() - began) / (200 * CHUNK) * 1e6
+    print(f"segment keys of 20 features: {per_key:.2f} µs of CPU per prediction")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Seeded labelled streams of a 20-feature classifier, with or without poisoned feedback.
+
+Features: 15 numeric (normal; ``x0`` also sets how often the model is wrong:
+3% of labels below 0, 7% above, so segments differ in their honest rates) and
+5 categorical, among them ``merchant`` (30 values, Zipf-like shares) whose value
+``m07`` holds ``segment_share`` (3%) of the traffic. Predictions are ``approve`` (a share
+``approve_share``, 70% by default) or ``decline``. From ``poison_at`` on, labels of predictions of
+``approve`` at merchant ``m07`` say ``decline`` with probability ``poisoned``
+(30%) instead of the honest rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.base import RowBatch
+from detectors.performance.segments import SegmentLayout
+from detectors.reference import CategoricalReference, NumericReference
+from detectors.suite.error_stream import JoinedLabels
+
+NUMERIC = tuple(f"x{i}" for i in range(15))
+CATEGORICAL = ("merchant", "country", "channel", "device", "tier")
+TARGET = "m07"
+CLASSES = np.array(["approve", "decline"], dtype=object)
+
+
+def rows(n: int, seed: int, segment_share: float = 0.03) -> RowBatch:
+    rng = np.random.default_rng([seed, 1])
+    numeric = {name: rng.normal(size=n) for name in NUMERIC}
+    merchants = np.array([f"m{i:02d}" for i in range(30)], dtype=object)
+    shares = 1 / np.arange(1, 31)  # Zipf-like: m07 is the eighth largest
+    shares[7] = 0
+    shares *= (1 - segment_share) / shares.sum()
+    shares[7] = segment_share
+    categorical = {
+        "merchant": merchants[rng.choice(30, n, p=shares)],
+        "country": np.array(["FR", "DE", "US", "BR"], dtype=object)[rng.integers(0, 4, n)],
+        "channel": np.array(["web", "app"], dtype=object)[rng.integers(0, 2, n)],
+        "device": np.array([f"d{i}" for i in range(50)], dtype=object)[rng.integers(0, 50, n)],
+        "tier": np.array(["gold", "silver", "bronze"], dtype=object)[rng.integers(0, 3, n)],
+    }
+    return RowBatch(ts=np.zeros(n), numeric=numeric, categorical=categorical)
+
+
+def layout_of(batch: RowBatch) -> SegmentLayout:
+    """The layout a model whose reference is ``batch`` would have."""
+    refs: dict[str, NumericReference | CategoricalReference] = {
+        k: NumericReference.build(v) for k, v in batch.numeric.items()
+    }
+    refs.update({k: CategoricalReference.build(v, 1000) for k, v in batch.categorical.items()})
+    return SegmentLayout.build(refs)
+
+
+def labelled(
+    n: int,
+    seed: int,
+    poison_at: int | None = None,
+    poisoned: float = 0.30,
+    segment_share: float = 0.03,
+    layout: SegmentLayout | None = None,
+    approve_share: float = 0.7,
+) -> tuple[JoinedLabels, SegmentLayout]:
+    """``n`` joined labels (one per prediction, stream positions 0, 2, 4, ...) and the layout
+    their keys were made with (by default, from the first 10,000 rows of another seed)."""
+    batch = rows(n, seed, segment_share)
+    if layout is None:
+        layout = layout_of(rows(10_000, seed + 10_000, segment_share))
+    rng = np.random.default_rng([seed, 2])
+    predicted = (rng.random(n) >= approve_share).astype(np.int64)  # 0: approve
+    wrong = rng.random(n) < np.where(batch.numeric["x0"] > 0, 0.07, 0.03)
+    if poison_at is not None:
+        target = (batch.categorical["merchant"] == TARGET) & (predicted == 0)
+        target[:poison_at] = False
+        wrong = np.where(target, rng.random(n) < poisoned, wrong)
+    truth = np.where(wrong, 1 - predicted, predicted)
+    keys = layout.keys(batch, list(range(n)))
+    seq = np.arange(n, dtype=np.int64) * 2 + 1
+    joined = JoinedLabels(
+        seq=seq,
+        ts=1.6e9 + seq.astype(np.float64),
+        predicted=CLASSES[predicted].tolist(),
+        truth=CLASSES[truth].tolist(),
+        predicted_ts=1.6e9 + seq.astype(np.float64) - 1,
+        score=np.full(n, np.nan),
+        segments=keys,
+    )
+    return joined, layout
+
+
+def cut(joined: JoinedLabels, a: int, b: int) -> JoinedLabels:
+    return JoinedLabels(
+        joined.seq[a:b],
+        joined.ts[a:b],
+        list(joined.predicted[a:b]),
+        list(joined.truth[a:b]),
+        joined.predicted_ts[a:b],
+        joined.score[a:b],
+        list(joined.segments[a:b]),
+    )

@@ -1,0 +1,157 @@
+"""Feedback that disagrees in one segment: poisoning found, clean feedback quiet, exact."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import numpy as np
+import pytest
+
+from detectors.base import Finding, RowBatch
+from detectors.performance.feedback import FeedbackWatch
+from detectors.performance.segments import MISSING, OTHER, SegmentLayout, bounded_text
+from detectors.reference import CategoricalReference, NumericReference
+from detectors.suite.error_stream import JoinedLabels
+from tests.detectors.feedback_streams import cut, labelled
+
+REFERENCE = 20_000
+ONSET = REFERENCE + 3_000
+
+
+def _run(
+    joined: JoinedLabels,
+    layout: SegmentLayout,
+    chunk: int | list[int],
+    reload_at: int | None = None,
+    **kwargs: float,
+) -> list[Finding]:
+    watch = FeedbackWatch(**kwargs)  # type: ignore[arg-type]
+    sizes = chunk if isinstance(chunk, list) else [chunk]
+    out: list[Finding] = []
+    a, k = 0, 0
+    while a < len(joined.seq):
+        b = a + sizes[k % len(sizes)]
+        out += watch.observe(cut(joined, a, b), layout)
+        if k == reload_at:
+            state = json.loads(json.dumps(watch.dump(), allow_nan=False))
+            watch = FeedbackWatch.load(state)
+        a, k = b, k + 1
+    return out
+
+
+def _label_number(finding: Finding) -> int:
+    """The label's position in the stream of ``labelled`` (stream positions 1, 3, 5, ...)."""
+    return (int(finding.details["event_index"]) - 1) // 2
+
+
+def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_in_about_5000_labels() -> (
+    None
+):
+    delays = []
+    for seed in range(6):
+        joined, layout = labelled(ONSET + 10_000, seed, poison_at=ONSET)
+        found = _run(joined, layout, 2048)
+        assert found, f"seed {seed}: the poisoned segment was not found"
+        first = found[0]
+        assert first.signal == "feedback:merchant=m07"
+        assert first.details["direction"] == "approve → decline"
+        assert first.details["feature"] == "merchant" and first.details["segment"] == "m07"
+        assert first.details["state"] == "alarm" and first.severity == "warning"
+        assert 0.02 < first.details["reference_rate"] < 0.09  # honest: 5% on average
+        assert first.details["current_rate"] > 0.15
+        assert first.statistic >= first.threshold  # type: ignore[operator]
+        delays.append(_label_number(first) - ONSET)
+    # Labels from the onset to the alarm, per seed (2.1% of labels are approvals at m07,
+    # so ~60 poisoned trials take ~3,000 labels): [3187, 2888, 1941, 3071, 6259, 6281]
+    # when written. The delay spreads with the luck of the draw: over more seeds, and
+    # with fewer approvals, see scripts/bench_feedback.py and BENCHMARKS.md.
+    assert statistics.median(delays) <= 5_000 and max(delays) <= 8_000, delays
+    later = [f for f in found if f.details["state"] == "escalated"]
+    assert later and later[0].severity == "critical"
+
+
+def test_findings_are_exact_whatever_the_batching_and_across_a_save_and_load() -> None:
+    joined, layout = labelled(ONSET + 8_000, seed=3, poison_at=ONSET)
+    whole = _run(joined, layout, len(joined.seq))
+    assert whole, "nothing found"
+    assert whole == _run(joined, layout, len(joined.seq)), "not deterministic"
+    assert whole == _run(joined, layout, [1, 7, 500, 1999, 3]), "depends on batch boundaries"
+    assert whole == _run(joined, layout, 997, reload_at=5), "save and load in the reference"
+    assert whole == _run(joined, layout, 997, reload_at=25), "save and load while firing"
+
+
+def test_clean_feedback_stays_quiet_and_the_budget_holds() -> None:
+    # 20 features, 200,000 clean labels, honest rates that differ by segment (3% / 7%).
+    joined, layout = labelled(200_000, seed=11)
+    assert _run(joined, layout, 4096) == []
+    # With a budget of one false alarm per 10,000 labels, the 180,000 labels tested may
+    # raise at most about 18 (the rate the thresholds are set for); many more would mean
+    # the thresholds or the reference rates are off.
+    loose = _run(joined, layout, 4096, false_alarm_labels=1e4)
+    alarms = [f for f in loose if f.details["state"] == "alarm"]
+    assert len(alarms) <= 18, len(alarms)
+
+
+@pytest.mark.slow
+def test_one_million_clean_labels_raise_nothing() -> None:
+    joined, layout = labelled(1_000_000, seed=21)
+    assert _run(joined, layout, 8192) == []
+
+
+def test_a_new_baseline_starts_a_new_reference() -> None:
+    joined, layout = labelled(30_000, seed=4, poison_at=0)
+    watch = FeedbackWatch(reference_labels=1000)
+    watch.observe(cut(joined, 0, 5_000), layout)
+    assert not watch.in_reference
+    other, _ = labelled(1000, seed=5)
+    new_layout = SegmentLayout.build({"x0": NumericReference.build(np.arange(10.0))})
+    watch.observe(cut(other, 0, 10), new_layout)
+    # Keys of the old layout no longer count; the new layout's reference starts.
+    assert watch.layout is new_layout and watch.count == 0 and watch.skipped == 10
+
+
+def test_value_predictions_are_tested_by_the_side_of_the_error() -> None:
+    rng = np.random.default_rng(2)
+    n = 40_000
+    region = np.where(rng.random(n) < 0.05, "north", "south").astype(object)
+    batch = RowBatch(ts=np.zeros(n), categorical={"region": region})
+    layout = SegmentLayout.build({"region": CategoricalReference.build(region[:5000], 1000)})
+    predicted = rng.normal(100, 10, n)
+    truth = predicted + rng.normal(0, 5, n)
+    poisoned = (region == "north") & (np.arange(n) >= 25_000)
+    truth[poisoned] = predicted[poisoned] + np.abs(rng.normal(0, 5, int(poisoned.sum())))
+    seq = np.arange(n, dtype=np.int64)
+    joined = JoinedLabels(
+        seq, 1.6e9 + seq, predicted.tolist(), truth.tolist(), segments=layout.keys(batch, list(seq))
+    )
+    found = _run(joined, layout, 3000)
+    assert found and {f.signal for f in found} == {"feedback:region=north"}
+    assert found[0].details["direction"] == "label above prediction"
+    assert 25_000 <= found[0].details["event_index"] < 27_000
+
+
+def test_segment_keys_bin_every_feature_and_names_are_bounded() -> None:
+    refs: dict[str, NumericReference | CategoricalReference] = {
+        "amount": NumericReference.build(np.arange(1000.0)),
+        "city": CategoricalReference.build(np.array(["a"] * 5 + ["b"] * 3 + ["c"], object), 10),
+    }
+    layout = SegmentLayout.build(refs, categories=2)
+    batch = RowBatch(
+        ts=np.zeros(4),
+        numeric={"amount": np.array([-5.0, 150.0, np.nan, 5000.0])},
+        categorical={"city": np.array(["a", "c", None, "b"], dtype=object)},
+    )
+    codes = layout.codes(batch)
+    assert codes[:, 0].tolist() == [0, 1, MISSING, 9]
+    assert codes[:, 1].tolist() == [0, OTHER, MISSING, 1]
+    keys = layout.keys(batch, [1, 3])
+    assert keys[0] == layout.digest + bytes([1, OTHER]) and len(keys[1]) == 6
+    amount, city = layout.features
+    assert amount.segment(0) == "<99" and amount.segment(9) == ">=899"
+    assert city.segment(OTHER) == "(other)" and amount.segment(MISSING) == "(missing)"
+    assert bounded_text("x\x1b[31m" + "y" * 500) == ("x\\u001b[31m" + "y" * 500)[:99] + "…"
+    # A feature missing from a batch is missing in every event of it.
+    assert (layout.codes(RowBatch(ts=np.zeros(2))) == MISSING).all()
+    with pytest.raises(ValueError, match="quantiles"):
+        SegmentLayout.build(refs, quantiles=20)
