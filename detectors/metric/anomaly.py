@@ -14,6 +14,7 @@ from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
 from detectors.metric.season import SeasonBuckets
 from detectors.metric.tail import TailThreshold
+from detectors.metric.variance import VarianceRise
 
 INIT = 10  # points before the model starts (its first level and scale)
 ALPHA = 0.05  # level gain of a (Huber-clipped) error
@@ -195,6 +196,7 @@ class MetricAnomaly(DetectorBase):
         self._hold = 0
         self._fired = [False, False]  # in this episode: a point alert, a persistent one
         self._season = SeasonBuckets()
+        self._noisier = VarianceRise()
 
     @classmethod
     def build(cls, **kwargs: Any) -> Self:
@@ -233,7 +235,8 @@ class MetricAnomaly(DetectorBase):
         if self._n < INIT:
             self._season.add(t, x, x)
         out: list[tuple[str, float, float, dict[str, Any]]] = []
-        n_checks = self.false_alarm_events / 4.0  # point, two persistence windows, spread
+        # point, two persistence windows, spread, variance CUSUM
+        n_checks = self.false_alarm_events / 5.0
         alerting = self._n >= self.probation
         gap = self._gap(t, n_checks)
         if gap is not None and alerting:
@@ -305,6 +308,7 @@ class MetricAnomaly(DetectorBase):
         z1 = err / scale
         z = z1
         offsets = self._season.offsets(t)
+        near = err  # the error nearest zero of the forecasts in force
         self._season.add(t, x, self._slow)
         slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
         clip = HUBER * max(scale, self._scale2)
@@ -319,7 +323,8 @@ class MetricAnomaly(DetectorBase):
                 z = errs[0] / scale2
                 for e in errs[1:]:
                     z = _weaker(z, e / scale2)
-            self._scale2 = self._robust_scale(self._scale2 or scale, min(errs, key=abs))
+            near = min(errs, key=abs)
+            self._scale2 = self._robust_scale(self._scale2 or scale, near)
             self._n2 += 1
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
@@ -344,6 +349,7 @@ class MetricAnomaly(DetectorBase):
         _push(self._abs, abs(z) * scale, LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
         _push(self._values, x - self._base, LONG)
+        noisier = self._noisier.add(near, scale, n_checks)
         shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
         if shift:
             kind, stat, back = self._rebaseline()
@@ -353,6 +359,8 @@ class MetricAnomaly(DetectorBase):
             self._hold = HOLD
             return out
         spread = self._spread_change(z_limit)
+        if spread is None and noisier:
+            spread = self._noisier_rebaseline()
         if spread is not None:
             if alerting and not self._fired[1]:
                 out.append(("variance_change", spread, z_limit, details))
@@ -365,6 +373,16 @@ class MetricAnomaly(DetectorBase):
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
             self._learn(err, abs(z), scale)
         return out
+
+    def _noisier_rebaseline(self) -> float:
+        """After a confirmed variance rise: the noise scales follow the recent
+        errors; the statistic is the rise's factor."""
+        recent = [abs(v) for v in self._zs[-SHORT * 2 :]]
+        factor = max(_median(recent) / 0.6745, 1.0) if recent else 1.0
+        self._scale *= factor
+        self._scale2 *= factor
+        self._noisier.reset()
+        return factor
 
     def _slow_rate(self) -> float:
         """The slow level's gain: a memory of about a day of points, so that it
@@ -423,6 +441,7 @@ class MetricAnomaly(DetectorBase):
             is_line, level, _ = _ramp_beats_step(devs)
         else:
             is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
+        self._noisier.reset()
         level += base
         if self._season.lag:
             # the seasonal forecast follows a confirmed shift; before a season
@@ -486,6 +505,7 @@ class MetricAnomaly(DetectorBase):
             "pending": [self._pending, self._pending_z],
             "episode": [self._hold, *self._fired],
             "season": self._season.dump(),
+            "noisier": self._noisier.dump(),
         }
 
     @classmethod
@@ -522,4 +542,6 @@ class MetricAnomaly(DetectorBase):
         hold, point_fired, shift_fired = state["episode"]
         det._hold, det._fired = int(hold), [bool(point_fired), bool(shift_fired)]
         det._season = SeasonBuckets.load(state["season"])
+        if "noisier" in state:  # absent from states saved before the variance CUSUM
+            det._noisier = VarianceRise.load(state["noisier"])
         return det

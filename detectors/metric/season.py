@@ -40,6 +40,16 @@ def autocorrelation(x: np.ndarray, lag: int) -> float:
     return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
 
 
+def _moving_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Means of ``window + 1`` points (a centred window, even periods included
+    once with half weight at either end), one per centre."""
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    inner = (c[window:] - c[:-window])[: x.shape[0] - window]  # x[i .. i+window-1]
+    ends = 0.5 * (x[window:] - x[: x.shape[0] - window])
+    out: np.ndarray = (inner + ends) / window
+    return out
+
+
 def seasonal_lag(means: np.ndarray) -> int:
     """The period (in buckets) the bucket means follow: WEEK, DAY or 0 (none).
 
@@ -49,11 +59,21 @@ def seasonal_lag(means: np.ndarray) -> int:
     if n < DAY or filled.sum() < 0.4 * n:  # an hourly cadence fills half the buckets
         return 0
     idx = np.arange(n)
-    x = np.interp(idx, idx[filled], means[filled])
-    x = x - np.polyval(np.polyfit(idx, x, 1), idx)
+    filled_in = np.interp(idx, idx[filled], means[filled])
+    linear = filled_in - np.polyval(np.polyfit(idx, filled_in, 1), idx)
+    best = _best_lag(linear, (DAY, WEEK))
+    if best == 0 and n >= 3 * DAY:
+        # less a moving mean over a day: a trend that bends (a new slope, a
+        # level shift) leaves a residual after a straight line is taken away
+        # that correlates at every lag and hides the day
+        best = _best_lag(filled_in[DAY // 2 : n - DAY // 2] - _moving_mean(filled_in, DAY), (DAY,))
+    return best
+
+
+def _best_lag(x: np.ndarray, lags: tuple[int, ...]) -> int:
     best, best_acf = 0, -1.0
-    for lag in (DAY, WEEK):
-        if n < lag + lag // 2:  # at least half a period of overlap
+    for lag in lags:
+        if x.shape[0] < lag + lag // 2:  # at least half a period of overlap
             continue
         acf = autocorrelation(x, lag)
         lead = acf - autocorrelation(x, lag // 2)
