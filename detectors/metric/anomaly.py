@@ -197,6 +197,7 @@ class MetricAnomaly(DetectorBase):
         self._fired = [False, False]  # in this episode: a point alert, a persistent one
         self._season = SeasonBuckets()
         self._noisier = VarianceRise()
+        self._noisier_lag = 0  # the season whose forecast errors it sees
 
     @classmethod
     def build(cls, **kwargs: Any) -> Self:
@@ -349,6 +350,9 @@ class MetricAnomaly(DetectorBase):
         _push(self._abs, abs(z) * scale, LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
         _push(self._values, x - self._base, LONG)
+        if self._season.lag != self._noisier_lag:  # the errors change forecast
+            self._noisier_lag = self._season.lag
+            self._noisier.restart()
         noisier = self._noisier.add(near, scale, n_checks)
         shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
         if shift:
@@ -505,7 +509,7 @@ class MetricAnomaly(DetectorBase):
             "pending": [self._pending, self._pending_z],
             "episode": [self._hold, *self._fired],
             "season": self._season.dump(),
-            "noisier": self._noisier.dump(),
+            "noisier": [self._noisier.dump(), self._noisier_lag],
         }
 
     @classmethod
@@ -543,5 +547,6 @@ class MetricAnomaly(DetectorBase):
         det._hold, det._fired = int(hold), [bool(point_fired), bool(shift_fired)]
         det._season = SeasonBuckets.load(state["season"])
         if "noisier" in state:  # absent from states saved before the variance CUSUM
-            det._noisier = VarianceRise.load(state["noisier"])
+            det._noisier = VarianceRise.load(state["noisier"][0])
+            det._noisier_lag = int(state["noisier"][1])
         return det

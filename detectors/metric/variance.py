@@ -94,6 +94,11 @@ class VarianceRise:
         """After a confirmed change (the caller rescales its forecast's noise)."""
         self.up = 0.0
 
+    def restart(self) -> None:
+        """The errors come from another forecast (a season was found or
+        lost): their mean and variance are learnt anew."""
+        self.up, self.count = 0.0, 0
+
     def dump(self) -> list[float]:
         return [
             self.mean,
