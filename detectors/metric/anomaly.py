@@ -272,11 +272,12 @@ class MetricAnomaly(DetectorBase):
         found = None
         if math.isfinite(self._t):
             dt = t - self._t
-            if len(self._spacings) >= 8:
+            # exponential spacings (the most irregular a steady stream is)
+            # exceed c times their median with probability 2^-c
+            factor = max(10.0, math.log2(n_checks))
+            # (beyond c times the shortest spacing first: the median is dearer)
+            if len(self._spacings) >= 8 and dt > factor * min(self._spacings):
                 cadence = _median(self._spacings)
-                # exponential spacings (the most irregular a steady stream is)
-                # exceed c times their median with probability 2^-c
-                factor = max(10.0, math.log2(n_checks))
                 if dt > factor * cadence:
                     details = {"gap_seconds": dt, "cadence_seconds": cadence}
                     found = ("gap", dt / cadence, factor, details)
@@ -337,8 +338,12 @@ class MetricAnomaly(DetectorBase):
             self._pending += side
             self._pending_z = max(self._pending_z, abs(z)) * side
         else:
-            calm = _median([abs(v) for v in self._zs[-SHORT:]]) < CALM if self._zs else True
-            if self._pending and abs(self._pending) < SPIKE_RUN and not any(self._fired) and calm:
+            if (
+                self._pending
+                and abs(self._pending) < SPIKE_RUN
+                and not any(self._fired)
+                and self._calm()
+            ):
                 kind = "spike" if self._pending > 0 else "dip"
                 if alerting:
                     out.append((kind, self._pending_z, limit, details))
@@ -387,6 +392,10 @@ class MetricAnomaly(DetectorBase):
         self._scale2 *= factor
         self._noisier.reset()
         return factor
+
+    def _calm(self) -> bool:
+        """Whether the last scores were quiet (an outlier there is a spike)."""
+        return not self._zs or _median([abs(v) for v in self._zs[-SHORT:]]) < CALM
 
     def _slow_rate(self) -> float:
         """The slow level's gain: a memory of about a day of points, so that it

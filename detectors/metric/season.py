@@ -36,6 +36,7 @@ RECHECK = 12  # buckets between period tests (six hours)
 RECHECK_EARLY = 2  # the same in the first four days while no period is found (an hour)
 MIN_ACF = 0.5
 MIN_ACF_LEAD = 0.3  # over the autocorrelation at half the period
+MIN_ACF_BENT = 0.8  # the same after a moving mean, when a straight line showed none
 
 
 def autocorrelation(x: np.ndarray, lag: int) -> float:
@@ -73,7 +74,10 @@ def seasonal_lag(means: np.ndarray) -> int:
         # less a moving mean over a day: a trend that bends (a new slope, a
         # level shift) leaves a residual after a straight line is taken away
         # that correlates at every lag and hides the day
-        best = _best_lag(filled_in[DAY // 2 : n - DAY // 2] - _moving_mean(filled_in, DAY), (DAY,))
+        # (a high bar: a random walk less its moving mean is wavy too)
+        x = filled_in[DAY // 2 : n - DAY // 2] - _moving_mean(filled_in, DAY)
+        if autocorrelation(x, DAY) >= MIN_ACF_BENT:
+            best = _best_lag(x, (DAY,))
     return best
 
 
