@@ -473,8 +473,10 @@ class MetricAnomaly(DetectorBase):
         """How far the log median error of the last 60 points rose above its
         own running mean, in its running standard deviations (never below the
         sampling error of a log median of 60), when beyond ``z_limit``. A rise
-        re-baselines the noise scale; a fall is left to flat-line detection."""
-        if len(self._abs) < LONG:
+        re-baselines the noise scale; a fall is left to flat-line detection.
+        Judged every ``SHORT`` points (a median of 60 moves little in fewer;
+        the variance CUSUM answers within the points between)."""
+        if len(self._abs) < LONG or self._n % SHORT:
             return None
         spread = math.log(max(_median(self._abs), 1e-300))
         mean, var, count = self._spread
