@@ -359,10 +359,21 @@ class MetricAnomaly(DetectorBase):
             self._noisier_lag = self._season.lag
             self._noisier.restart()
         noisier = self._noisier.add(near, scale, n_checks)
-        shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
+        # the sums are judged at the point threshold where the scores' own
+        # tail raised it: the scores of a heavy-tailed or seasonal series
+        # follow each other, and their sums over 10 points keep the tail
+        shift = self._persistent(max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
         if shift:
             kind, stat, back = self._rebaseline()
             if alerting and not self._fired[1] and not back:
+                out.append((kind, stat, z_limit, details))
+            self._fired[1] = True
+            self._hold = HOLD
+            return out
+        if noisier and self._one_sided(2 * SHORT):
+            # larger errors all on one side: a shift or a ramp, not more noise
+            kind, stat, _ = self._rebaseline()
+            if alerting and not self._fired[1]:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -429,16 +440,23 @@ class MetricAnomaly(DetectorBase):
         found = False
         for size, total, var in ((SHORT, short, self._var_short), (LONG, long, self._var_long)):
             if abs(total) > z_limit * math.sqrt(var):
-                recent = np.array(self._zs[-size:])
-                sd = float(recent.std(ddof=1)) or 1e-9
                 # consistently on one side: a noisier stretch sums high too
-                found = found or abs(float(recent.mean())) * math.sqrt(size) / sd > 4.0
+                found = found or self._one_sided(size)
         if not found:
             rate = max(SUM_RATE, 1.0 / (self._n - INIT))
             self._var_short += rate * (short * short - self._var_short)
             if len(self._zs) == LONG:
                 self._var_long += rate * (long * long - self._var_long)
         return found
+
+    def _one_sided(self, size: int) -> bool:
+        """Whether the last ``size`` scores keep to one side of zero (a shift
+        or a ramp), not merely spread wider (a noisier stretch)."""
+        recent = np.array(self._zs[-size:])
+        if recent.shape[0] < 3:
+            return False
+        sd = float(recent.std(ddof=1)) or 1e-9
+        return abs(float(recent.mean())) * math.sqrt(recent.shape[0]) / sd > 4.0
 
     def _rebaseline(self) -> tuple[str, float, bool]:
         """Name a confirmed shift from a fit of the recent values; restart the
