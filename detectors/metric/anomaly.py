@@ -99,7 +99,8 @@ class MetricAnomaly(DetectorBase):
     tail of each series' own recent scores (peaks over threshold, an
     exponential tail) sets the point threshold, and the window sums of
     scores are judged against their own running variance (as an anomaly
-    likelihood), so ``false_alarm_events`` holds at any scale and noise.
+    likelihood; at the point threshold where the tail raised it above the
+    normal quantile), so ``false_alarm_events`` holds at any scale and noise.
 
     - spike / dip: one point beyond the threshold, the next back inside
       (reported at that next point);
@@ -110,7 +111,11 @@ class MetricAnomaly(DetectorBase):
       (re-baselining: one alert, then quiet); a shift back to the level before
       the previous one is no new anomaly (a recovery, or a square wave's edge
       before its season is known);
-    - variance_change: the median error of the last 60 points far above its usual;
+    - variance_change: the median error of the last 60 points far above its
+      usual (judged every 10 points), or a CUSUM of log squared errors less
+      their own slow running mean beyond the threshold of the budget's run
+      length (:mod:`detectors.metric.variance`), unless those errors keep to
+      one side (then a level shift or trend change);
     - flat_line: a run of identical values improbable at the series' own rate
       of repeated values, and at least ``flat_run`` long;
     - gap: a point arrives after far more than the series' cadence (the median
