@@ -29,6 +29,7 @@ SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
 HOLD = 120  # quiet points that end an episode
 SPIKE_RUN = 3  # same-side outliers in a row that are a level shift, not spikes
 RETURN = 3.0  # noise scales within which a shift went back to the level before the last
+RETURN_SECONDS = 86400.0  # event time within which such a return ends an episode
 CALM = 1.5  # median |score| of the last 10 points below which an outlier is a spike
 # (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
@@ -183,6 +184,7 @@ class MetricAnomaly(DetectorBase):
         self._level = self._trend = 0.0
         self._slow = 0.0  # a level of about a day's memory, the seasonal forecast's base
         self._prior = math.nan  # the level before the last confirmed shift
+        self._prior_t = -math.inf  # the event time of that shift
         self._scale = self._scale2 = 0.0
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
@@ -485,8 +487,12 @@ class MetricAnomaly(DetectorBase):
             # hold a square wave's edges when the season is found
             self._slow += level - (self._level + self._trend)
         before = self._level + self._trend
-        back = not is_line and abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
-        self._prior = before
+        # (within a day of that shift: a level left days ago and met again
+        # is a new shift, not the end of an episode or a square wave's edge)
+        recent = self._t - self._prior_t <= RETURN_SECONDS
+        near = abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
+        back = not is_line and recent and near
+        self._prior, self._prior_t = before, self._t
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
@@ -531,6 +537,7 @@ class MetricAnomaly(DetectorBase):
             "warm": self._warm,
             "model": [self._level, self._trend, self._slow, self._scale, self._scale2],
             "prior": encode_float(self._prior),
+            "prior_t": encode_float(self._prior_t),
             "n2": self._n2,
             "tail": self._tail.dump(),
             "zs": self._zs,
@@ -565,6 +572,8 @@ class MetricAnomaly(DetectorBase):
             scale2,
         )
         det._prior = decode_float(state["prior"])
+        # states saved before returns expired: the last shift counts as recent
+        det._prior_t = decode_float(state.get("prior_t", encode_float(det._t)))
         det._n2 = int(state["n2"])
         det._tail = TailThreshold.load(state["tail"])
         det._zs = [float(v) for v in state["zs"]]

@@ -117,6 +117,21 @@ def test_a_level_shift_re_baselines_one_alert_then_quiet() -> None:
     assert 4 * 1440 <= events[0].index < 4 * 1440 + 15
 
 
+@pytest.mark.parametrize(("back_after", "alerts"), [(180, 1), (3 * 1440, 2)])
+def test_a_return_to_the_earlier_level_ends_the_episode_only_within_a_day(
+    back_after: int, alerts: int
+) -> None:
+    rng = np.random.default_rng(14)
+    n = 2000 + back_after + 1440
+    x = 100 + rng.normal(0, 2, n)
+    x[2000 : 2000 + back_after] += 30
+    events = MetricAnomaly().update_at(_times(n), x)
+    assert [kind for _, kind in _kinds(events)] == ["level_shift"] * alerts
+    assert 2000 <= events[0].index < 2010
+    if alerts == 2:
+        assert 2000 + back_after <= events[1].index < 2010 + back_after
+
+
 def test_a_series_of_300_points() -> None:
     rng = np.random.default_rng(5)
     x = 20 + rng.normal(0, 1, 300)
