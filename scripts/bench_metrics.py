@@ -24,8 +24,9 @@ detection", in one run:
   a window earns ``A_TP * sigma(y) / sigma(-1)`` with ``sigma(y) = 2 / (1 +
   exp(5y)) - 1`` and ``y`` its position from -1 (the window's left edge) to 0
   (its right edge); an alert outside every window ``A_FP * sigma(y)`` with
-  ``y`` its distance after the last window in that window's widths (-1 before
-  any window); a window without an alert ``-A_FN``; A_TP = 1, A_FP = 0.11,
+  ``y`` its distance after the last window in that window's widths (``sigma``
+  taken as -1 before any window and from three widths on); a window without
+  an alert ``-A_FN``; A_TP = 1, A_FP = 0.11,
   A_FN = 1. The corpus' sum is normalised to 0 (the null detector, which
   alerts nowhere) .. 100 (an alert at each window's left edge);
 - change-point F1 and covering as the Turing change-point benchmark (van den

@@ -110,8 +110,8 @@ class MetricAnomaly(DetectorBase):
       values (less the slow seasonal forecast) names it: a level then a ramp,
       or a level then another level; the baseline then restarts from the fit
       (re-baselining: one alert, then quiet); a shift back to the level before
-      the previous one is no new anomaly (a recovery, or a square wave's edge
-      before its season is known);
+      the previous one, within a day of it, is no new anomaly (a recovery, or
+      a square wave's edge before its season is known);
     - variance_change: the median error of the last 60 points far above its
       usual (judged every 10 points), or a CUSUM of log squared errors less
       their own slow running mean beyond the threshold of the budget's run
