@@ -2,17 +2,19 @@
 
 Points are summed into half-hour buckets of event time (any cadence: a bucket
 holds thousands of points at a seconds cadence, or one at an hourly one) over
-the last 15 days. Every six hours of event time (every hour in the first four
-days while none is found) the daily (48 buckets) and the
-weekly (336) lags are tested by autocorrelation of the linearly detrended
-bucket means; empty buckets are interpolated. A period counts only when its
-autocorrelation is high and clearly above the one at half the period: a random
-walk or a trend correlates at every lag, a season at its period only. A
-period is looked for from a quarter of it past the first (a day and six
+the last 15 days. Every six hours of event time (every hour in the first
+four days while none is found) the daily (48 buckets) and the weekly (336)
+lags are tested by autocorrelation of the linearly detrended bucket means;
+empty buckets are interpolated. A period counts only when its
+autocorrelation is high and clearly above the one at half the period: a
+random walk or a trend correlates at every lag, a season at its period only.
+A period is looked for from a quarter of it past the first (a day and six
 hours for the day), with a bar that starts high and falls to its floor as
 pairs accrue (three standard errors of a correlation of unrelated pairs), so
 a strong season is found early and a weak one, or none, is not made up from
-a few pairs.
+a few pairs. When a straight line shows no period after three days, the day
+is looked for again less a moving mean over a day, at a high bar: a trend
+that bends hides a season from a straight line.
 
 The seasonal forecast of a point is the slow level (about a day's memory)
 plus how far the series stood above that level in the point's bucket one period back (or in that
