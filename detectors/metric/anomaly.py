@@ -14,6 +14,7 @@ from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
 from detectors.metric.season import SeasonBuckets
 from detectors.metric.tail import TailThreshold
+from detectors.metric.variance import VarianceRise
 
 INIT = 10  # points before the model starts (its first level and scale)
 ALPHA = 0.05  # level gain of a (Huber-clipped) error
@@ -28,6 +29,7 @@ SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
 HOLD = 120  # quiet points that end an episode
 SPIKE_RUN = 3  # same-side outliers in a row that are a level shift, not spikes
 RETURN = 3.0  # noise scales within which a shift went back to the level before the last
+RETURN_SECONDS = 86400.0  # event time within which such a return ends an episode
 CALM = 1.5  # median |score| of the last 10 points below which an outlier is a spike
 # (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
@@ -98,7 +100,8 @@ class MetricAnomaly(DetectorBase):
     tail of each series' own recent scores (peaks over threshold, an
     exponential tail) sets the point threshold, and the window sums of
     scores are judged against their own running variance (as an anomaly
-    likelihood), so ``false_alarm_events`` holds at any scale and noise.
+    likelihood; at the point threshold where the tail raised it above the
+    normal quantile), so ``false_alarm_events`` holds at any scale and noise.
 
     - spike / dip: one point beyond the threshold, the next back inside
       (reported at that next point);
@@ -107,9 +110,13 @@ class MetricAnomaly(DetectorBase):
       values (less the slow seasonal forecast) names it: a level then a ramp,
       or a level then another level; the baseline then restarts from the fit
       (re-baselining: one alert, then quiet); a shift back to the level before
-      the previous one is no new anomaly (a recovery, or a square wave's edge
-      before its season is known);
-    - variance_change: the median error of the last 60 points far above its usual;
+      the previous one, within a day of it, is no new anomaly (a recovery, or
+      a square wave's edge before its season is known);
+    - variance_change: the median error of the last 60 points far above its
+      usual (judged every 10 points), or a CUSUM of log squared errors less
+      their own slow running mean beyond the threshold of the budget's run
+      length (:mod:`detectors.metric.variance`), unless those errors keep to
+      one side (then a level shift or trend change);
     - flat_line: a run of identical values improbable at the series' own rate
       of repeated values, and at least ``flat_run`` long;
     - gap: a point arrives after far more than the series' cadence (the median
@@ -177,6 +184,7 @@ class MetricAnomaly(DetectorBase):
         self._level = self._trend = 0.0
         self._slow = 0.0  # a level of about a day's memory, the seasonal forecast's base
         self._prior = math.nan  # the level before the last confirmed shift
+        self._prior_t = -math.inf  # the event time of that shift
         self._scale = self._scale2 = 0.0
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
@@ -195,6 +203,8 @@ class MetricAnomaly(DetectorBase):
         self._hold = 0
         self._fired = [False, False]  # in this episode: a point alert, a persistent one
         self._season = SeasonBuckets()
+        self._noisier = VarianceRise()
+        self._noisier_lag = 0  # the season whose forecast errors it sees
 
     @classmethod
     def build(cls, **kwargs: Any) -> Self:
@@ -233,7 +243,8 @@ class MetricAnomaly(DetectorBase):
         if self._n < INIT:
             self._season.add(t, x, x)
         out: list[tuple[str, float, float, dict[str, Any]]] = []
-        n_checks = self.false_alarm_events / 4.0  # point, two persistence windows, spread
+        # point, two persistence windows, spread, variance CUSUM
+        n_checks = self.false_alarm_events / 5.0
         alerting = self._n >= self.probation
         gap = self._gap(t, n_checks)
         if gap is not None and alerting:
@@ -268,11 +279,12 @@ class MetricAnomaly(DetectorBase):
         found = None
         if math.isfinite(self._t):
             dt = t - self._t
-            if len(self._spacings) >= 8:
+            # exponential spacings (the most irregular a steady stream is)
+            # exceed c times their median with probability 2^-c
+            factor = max(10.0, math.log2(n_checks))
+            # (beyond c times the shortest spacing first: the median is dearer)
+            if len(self._spacings) >= 8 and dt > factor * min(self._spacings):
                 cadence = _median(self._spacings)
-                # exponential spacings (the most irregular a steady stream is)
-                # exceed c times their median with probability 2^-c
-                factor = max(10.0, math.log2(n_checks))
                 if dt > factor * cadence:
                     details = {"gap_seconds": dt, "cadence_seconds": cadence}
                     found = ("gap", dt / cadence, factor, details)
@@ -305,6 +317,7 @@ class MetricAnomaly(DetectorBase):
         z1 = err / scale
         z = z1
         offsets = self._season.offsets(t)
+        near = err  # the error nearest zero of the forecasts in force
         self._season.add(t, x, self._slow)
         slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
         clip = HUBER * max(scale, self._scale2)
@@ -319,7 +332,8 @@ class MetricAnomaly(DetectorBase):
                 z = errs[0] / scale2
                 for e in errs[1:]:
                     z = _weaker(z, e / scale2)
-            self._scale2 = self._robust_scale(self._scale2 or scale, min(errs, key=abs))
+            near = min(errs, key=abs)
+            self._scale2 = self._robust_scale(self._scale2 or scale, near)
             self._n2 += 1
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
@@ -331,8 +345,12 @@ class MetricAnomaly(DetectorBase):
             self._pending += side
             self._pending_z = max(self._pending_z, abs(z)) * side
         else:
-            calm = _median([abs(v) for v in self._zs[-SHORT:]]) < CALM if self._zs else True
-            if self._pending and abs(self._pending) < SPIKE_RUN and not any(self._fired) and calm:
+            if (
+                self._pending
+                and abs(self._pending) < SPIKE_RUN
+                and not any(self._fired)
+                and self._calm()
+            ):
                 kind = "spike" if self._pending > 0 else "dip"
                 if alerting:
                     out.append((kind, self._pending_z, limit, details))
@@ -344,7 +362,14 @@ class MetricAnomaly(DetectorBase):
         _push(self._abs, abs(z) * scale, LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
         _push(self._values, x - self._base, LONG)
-        shift = self._persistent(z_limit) or abs(self._pending) >= SPIKE_RUN
+        if self._season.lag != self._noisier_lag:  # the errors change forecast
+            self._noisier_lag = self._season.lag
+            self._noisier.restart()
+        noisier = self._noisier.add(near, scale, n_checks)
+        # the sums are judged at the point threshold where the scores' own
+        # tail raised it: the scores of a heavy-tailed or seasonal series
+        # follow each other, and their sums over 10 points keep the tail
+        shift = self._persistent(max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
         if shift:
             kind, stat, back = self._rebaseline()
             if alerting and not self._fired[1] and not back:
@@ -352,7 +377,17 @@ class MetricAnomaly(DetectorBase):
             self._fired[1] = True
             self._hold = HOLD
             return out
+        if noisier and self._one_sided(2 * SHORT):
+            # larger errors all on one side: a shift or a ramp, not more noise
+            kind, stat, _ = self._rebaseline()
+            if alerting and not self._fired[1]:
+                out.append((kind, stat, z_limit, details))
+            self._fired[1] = True
+            self._hold = HOLD
+            return out
         spread = self._spread_change(z_limit)
+        if spread is None and noisier:
+            spread = self._noisier_rebaseline()
         if spread is not None:
             if alerting and not self._fired[1]:
                 out.append(("variance_change", spread, z_limit, details))
@@ -365,6 +400,20 @@ class MetricAnomaly(DetectorBase):
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
             self._learn(err, abs(z), scale)
         return out
+
+    def _noisier_rebaseline(self) -> float:
+        """After a confirmed variance rise: the noise scales follow the recent
+        errors; the statistic is the rise's factor."""
+        recent = [abs(v) for v in self._zs[-SHORT * 2 :]]
+        factor = max(_median(recent) / 0.6745, 1.0) if recent else 1.0
+        self._scale *= factor
+        self._scale2 *= factor
+        self._noisier.reset()
+        return factor
+
+    def _calm(self) -> bool:
+        """Whether the last scores were quiet (an outlier there is a spike)."""
+        return not self._zs or _median([abs(v) for v in self._zs[-SHORT:]]) < CALM
 
     def _slow_rate(self) -> float:
         """The slow level's gain: a memory of about a day of points, so that it
@@ -398,16 +447,23 @@ class MetricAnomaly(DetectorBase):
         found = False
         for size, total, var in ((SHORT, short, self._var_short), (LONG, long, self._var_long)):
             if abs(total) > z_limit * math.sqrt(var):
-                recent = np.array(self._zs[-size:])
-                sd = float(recent.std(ddof=1)) or 1e-9
                 # consistently on one side: a noisier stretch sums high too
-                found = found or abs(float(recent.mean())) * math.sqrt(size) / sd > 4.0
+                found = found or self._one_sided(size)
         if not found:
             rate = max(SUM_RATE, 1.0 / (self._n - INIT))
             self._var_short += rate * (short * short - self._var_short)
             if len(self._zs) == LONG:
                 self._var_long += rate * (long * long - self._var_long)
         return found
+
+    def _one_sided(self, size: int) -> bool:
+        """Whether the last ``size`` scores keep to one side of zero (a shift
+        or a ramp), not merely spread wider (a noisier stretch)."""
+        recent = np.array(self._zs[-size:])
+        if recent.shape[0] < 3:
+            return False
+        sd = float(recent.std(ddof=1)) or 1e-9
+        return abs(float(recent.mean())) * math.sqrt(recent.shape[0]) / sd > 4.0
 
     def _rebaseline(self) -> tuple[str, float, bool]:
         """Name a confirmed shift from a fit of the recent values; restart the
@@ -423,6 +479,7 @@ class MetricAnomaly(DetectorBase):
             is_line, level, _ = _ramp_beats_step(devs)
         else:
             is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
+        self._noisier.reset()
         level += base
         if self._season.lag:
             # the seasonal forecast follows a confirmed shift; before a season
@@ -430,8 +487,12 @@ class MetricAnomaly(DetectorBase):
             # hold a square wave's edges when the season is found
             self._slow += level - (self._level + self._trend)
         before = self._level + self._trend
-        back = not is_line and abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
-        self._prior = before
+        # (within a day of that shift: a level left days ago and met again
+        # is a new shift, not the end of an episode or a square wave's edge)
+        recent = self._t - self._prior_t <= RETURN_SECONDS
+        near = abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
+        back = not is_line and recent and near
+        self._prior, self._prior_t = before, self._t
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
@@ -441,8 +502,10 @@ class MetricAnomaly(DetectorBase):
         """How far the log median error of the last 60 points rose above its
         own running mean, in its running standard deviations (never below the
         sampling error of a log median of 60), when beyond ``z_limit``. A rise
-        re-baselines the noise scale; a fall is left to flat-line detection."""
-        if len(self._abs) < LONG:
+        re-baselines the noise scale; a fall is left to flat-line detection.
+        Judged every ``SHORT`` points (a median of 60 moves little in fewer;
+        the variance CUSUM answers within the points between)."""
+        if len(self._abs) < LONG or self._n % SHORT:
             return None
         spread = math.log(max(_median(self._abs), 1e-300))
         mean, var, count = self._spread
@@ -474,6 +537,7 @@ class MetricAnomaly(DetectorBase):
             "warm": self._warm,
             "model": [self._level, self._trend, self._slow, self._scale, self._scale2],
             "prior": encode_float(self._prior),
+            "prior_t": encode_float(self._prior_t),
             "n2": self._n2,
             "tail": self._tail.dump(),
             "zs": self._zs,
@@ -486,6 +550,7 @@ class MetricAnomaly(DetectorBase):
             "pending": [self._pending, self._pending_z],
             "episode": [self._hold, *self._fired],
             "season": self._season.dump(),
+            "noisier": [self._noisier.dump(), self._noisier_lag],
         }
 
     @classmethod
@@ -507,6 +572,8 @@ class MetricAnomaly(DetectorBase):
             scale2,
         )
         det._prior = decode_float(state["prior"])
+        # states saved before returns expired: the last shift counts as recent
+        det._prior_t = decode_float(state.get("prior_t", encode_float(det._t)))
         det._n2 = int(state["n2"])
         det._tail = TailThreshold.load(state["tail"])
         det._zs = [float(v) for v in state["zs"]]
@@ -522,4 +589,7 @@ class MetricAnomaly(DetectorBase):
         hold, point_fired, shift_fired = state["episode"]
         det._hold, det._fired = int(hold), [bool(point_fired), bool(shift_fired)]
         det._season = SeasonBuckets.load(state["season"])
+        if "noisier" in state:  # absent from states saved before the variance CUSUM
+            det._noisier = VarianceRise.load(state["noisier"][0])
+            det._noisier_lag = int(state["noisier"][1])
         return det

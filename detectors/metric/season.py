@@ -2,11 +2,19 @@
 
 Points are summed into half-hour buckets of event time (any cadence: a bucket
 holds thousands of points at a seconds cadence, or one at an hourly one) over
-the last 15 days. Every six hours of event time the daily (48 buckets) and the
-weekly (336) lags are tested by autocorrelation of the linearly detrended
-bucket means; empty buckets are interpolated. A period counts only when its
-autocorrelation is high and clearly above the one at half the period: a random
-walk or a trend correlates at every lag, a season at its period only.
+the last 15 days. Every six hours of event time (every hour in the first
+four days while none is found) the daily (48 buckets) and the weekly (336)
+lags are tested by autocorrelation of the linearly detrended bucket means;
+empty buckets are interpolated. A period counts only when its
+autocorrelation is high and clearly above the one at half the period: a
+random walk or a trend correlates at every lag, a season at its period only.
+A period is looked for from a quarter of it past the first (a day and six
+hours for the day), with a bar that starts high and falls to its floor as
+pairs accrue (three standard errors of a correlation of unrelated pairs), so
+a strong season is found early and a weak one, or none, is not made up from
+a few pairs. When a straight line shows no period after three days, the day
+is looked for again less a moving mean over a day, at a high bar: a trend
+that bends hides a season from a straight line.
 
 The seasonal forecast of a point is the slow level (about a day's memory)
 plus how far the series stood above that level in the point's bucket one period back (or in that
@@ -27,8 +35,10 @@ DAY = 48  # buckets
 WEEK = 7 * DAY
 SLOTS = 15 * DAY  # history kept: two weeks and a day
 RECHECK = 12  # buckets between period tests (six hours)
+RECHECK_EARLY = 2  # the same in the first four days while no period is found (an hour)
 MIN_ACF = 0.5
 MIN_ACF_LEAD = 0.3  # over the autocorrelation at half the period
+MIN_ACF_BENT = 0.8  # the same after a moving mean, when a straight line showed none
 
 
 def autocorrelation(x: np.ndarray, lag: int) -> float:
@@ -40,6 +50,16 @@ def autocorrelation(x: np.ndarray, lag: int) -> float:
     return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
 
 
+def _moving_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Means of ``window + 1`` points (a centred window, even periods included
+    once with half weight at either end), one per centre."""
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    inner = (c[window:] - c[:-window])[: x.shape[0] - window]  # x[i .. i+window-1]
+    ends = 0.5 * (x[window:] - x[: x.shape[0] - window])
+    out: np.ndarray = (inner + ends) / window
+    return out
+
+
 def seasonal_lag(means: np.ndarray) -> int:
     """The period (in buckets) the bucket means follow: WEEK, DAY or 0 (none).
 
@@ -49,15 +69,30 @@ def seasonal_lag(means: np.ndarray) -> int:
     if n < DAY or filled.sum() < 0.4 * n:  # an hourly cadence fills half the buckets
         return 0
     idx = np.arange(n)
-    x = np.interp(idx, idx[filled], means[filled])
-    x = x - np.polyval(np.polyfit(idx, x, 1), idx)
+    filled_in = np.interp(idx, idx[filled], means[filled])
+    linear = filled_in - np.polyval(np.polyfit(idx, filled_in, 1), idx)
+    best = _best_lag(linear, (DAY, WEEK))
+    if best == 0 and n >= 3 * DAY:
+        # less a moving mean over a day: a trend that bends (a new slope, a
+        # level shift) leaves a residual after a straight line is taken away
+        # that correlates at every lag and hides the day
+        # (a high bar: a random walk less its moving mean is wavy too)
+        x = filled_in[DAY // 2 : n - DAY // 2] - _moving_mean(filled_in, DAY)
+        if autocorrelation(x, DAY) >= MIN_ACF_BENT:
+            best = _best_lag(x, (DAY,))
+    return best
+
+
+def _best_lag(x: np.ndarray, lags: tuple[int, ...]) -> int:
     best, best_acf = 0, -1.0
-    for lag in (DAY, WEEK):
-        if n < lag + lag // 2:  # at least half a period of overlap
+    for lag in lags:
+        pairs = x.shape[0] - lag
+        if pairs < lag // 4:
             continue
         acf = autocorrelation(x, lag)
         lead = acf - autocorrelation(x, lag // 2)
-        if acf >= MIN_ACF and lead >= MIN_ACF_LEAD and acf > best_acf + 0.1:
+        bar = max(MIN_ACF, 3.0 / math.sqrt(pairs))
+        if acf >= bar and lead >= MIN_ACF_LEAD and acf > best_acf + 0.1:
             best, best_acf = lag, acf
     return best
 
@@ -81,7 +116,8 @@ class SeasonBuckets:
             self.first = b
         if b != self.current:
             self.current = b
-            if b - self.checked >= RECHECK:
+            early = self.lag == 0 and b - self.first < 4 * DAY
+            if b - self.checked >= (RECHECK_EARLY if early else RECHECK):
                 self.checked = b
                 self.lag = seasonal_lag(self.means(b))
         slot = b % SLOTS
@@ -95,11 +131,12 @@ class SeasonBuckets:
     def means(self, upto: int) -> np.ndarray:
         """Means of the closed buckets before ``upto`` (NaN where empty), oldest first."""
         start = max(self.first, upto - SLOTS + 1)
-        out = np.full(max(upto - start, 0), np.nan)
-        for i, b in enumerate(range(start, upto)):
-            slot = b % SLOTS
-            if self.ids[slot] == b and self.counts[slot] > 0:
-                out[i] = self.sums[slot] / self.counts[slot]
+        wanted = np.arange(start, upto)
+        slots = wanted % SLOTS
+        counts = np.asarray(self.counts, dtype=np.float64)[slots]
+        held = (np.asarray(self.ids)[slots] == wanted) & (counts > 0)
+        out = np.full(wanted.shape[0], np.nan)
+        out[held] = np.asarray(self.sums)[slots][held] / counts[held]
         return out
 
     def offsets(self, t: float) -> list[float]:
