@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Finding, SignalChange
+from detectors.performance.estimated import Scored, WindowResult
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
@@ -76,6 +78,10 @@ class ModelPipeline:
     # Signal evaluations and state changes since the last checkpoint, in stream order.
     changes: list[SignalChange] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # Scored class predictions and labels with ids, interleaved in stream order (CBPE).
+    scored: list[Scored] = field(default_factory=list)
+    # Estimated and realized performance per window since the last checkpoint.
+    performance_windows: list[WindowResult] = field(default_factory=list)
     buffered: int = 0
     features_dropped: int = 0  # values of feature names the model does not track
     metric_points_dropped: int = 0  # points of metric series beyond the cap
@@ -110,9 +116,14 @@ class ModelPipeline:
             self.labels += 1
             if self.label_join is not None and event.id is not None:
                 self.label_join.label(seq, event.id, event.ts, event.label)
+            if event.id is not None and event.label is not None:
+                self.scored.append(Scored(seq, event.ts, event.id, truth=class_name(event.label)))
         else:
             if self.label_join is not None and event.id is not None:
                 self.label_join.prediction(event.id, event.ts, event.prediction, event.score)
+            scored = scored_prediction(seq, event)
+            if scored is not None:
+                self.scored.append(scored)
             features = event.features
             if features is not None and not self.feature_filter.issuperset(features):
                 event.features = self._keep_features(features)
@@ -142,6 +153,10 @@ class ModelPipeline:
             findings += self.detectors.observe_rows(batch)
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
+        if self.scored:  # predictions and labels in stream order: flushes cannot reorder them
+            findings += self.detectors.observe_scored(self.scored)
+            self.scored = []
+            self.performance_windows += self.detectors.take_performance_windows()
         joined = None if self.label_join is None else self.label_join.take_joined()
         if joined is not None:
             findings += self.detectors.observe_labels(joined)
@@ -154,6 +169,30 @@ class ModelPipeline:
         self.metrics = {}
         self.changes += self.detectors.take_changes()
         return findings
+
+
+def class_name(value: object) -> str:
+    """A class label as CBPE compares classes: bools as "true"/"false", integral numbers
+    as integers (``1.0`` is class ``1``), anything else as its text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def scored_prediction(seq: int, event: Event) -> Scored | None:
+    """A class prediction with a score or probabilities, for CBPE; None for anything else
+    (a number is a class only where the event carries probabilities)."""
+    prediction, probabilities = event.prediction, event.probabilities
+    if prediction is None or (isinstance(prediction, float) and probabilities is None):
+        return None
+    if isinstance(prediction, int) and not isinstance(prediction, bool) and not probabilities:
+        return None
+    score = math.nan if event.score is None else event.score
+    if probabilities is None and not math.isfinite(score):
+        return None
+    return Scored(seq, event.ts, event.id, class_name(prediction), score, probabilities)
 
 
 @dataclass
@@ -335,6 +374,7 @@ class Pipeline:
         )
         for name in touched:
             self.models[name].changes = []
+            self.models[name].performance_windows = []
             join = self.models[name].label_join
             if join is not None:
                 join.written()

@@ -1,0 +1,148 @@
+"""Confidence-based performance estimation (CBPE; Kapoor et al., NannyML 2022).
+
+With calibrated class probabilities a model's expected confusion matrix over a
+window follows without labels: a row predicted as class ``k`` is right with
+probability ``P[i, k]``, and each other class ``j`` is its truth with
+probability ``P[i, j]``. Expected accuracy, F1 and ROC AUC follow from it.
+
+``P`` is an ``n x K`` matrix of calibrated probabilities (rows sum to 1) and
+``predicted`` the predicted class index of each row. F1 and ROC AUC are of the
+``positive`` class for a binary model (K = 2), else macro averages over the
+classes (one-vs-rest). Realized metrics take the true class index instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("accuracy", "f1", "roc_auc")
+
+
+def fit_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Isotonic (non-decreasing) regression of ``y`` on ``x`` by pool-adjacent-violators.
+
+    Returns interpolation points: each pooled block gives its lowest and highest
+    ``x`` at the block's mean ``y``; :func:`apply_isotonic` interpolates
+    linearly between them and clips outside, as scikit-learn's
+    ``IsotonicRegression(out_of_bounds="clip")`` does.
+    """
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order].astype(np.float64)
+    unique, start = np.unique(xs, return_index=True)
+    sums = np.add.reduceat(ys, start)
+    counts = np.diff(np.append(start, len(xs))).astype(np.float64)
+    # Pool adjacent violators over the distinct x values (blocks as a stack).
+    means: list[float] = []
+    weights: list[float] = []
+    lows: list[int] = []
+    for k in range(len(unique)):
+        m, w, low = sums[k] / counts[k], counts[k], k
+        while means and means[-1] >= m:
+            pm, pw = means.pop(), weights.pop()
+            low = lows.pop()
+            m, w = (pm * pw + m * w) / (pw + w), pw + w
+        means.append(m)
+        weights.append(w)
+        lows.append(low)
+    highs = [*lows[1:], len(unique)]
+    xp = np.empty(2 * len(means))
+    fp = np.empty(2 * len(means))
+    for b, (low, high, m) in enumerate(zip(lows, highs, means, strict=True)):
+        xp[2 * b], xp[2 * b + 1] = unique[low], unique[high - 1]
+        fp[2 * b] = fp[2 * b + 1] = m
+    return xp, fp
+
+
+def apply_isotonic(xp: np.ndarray, fp: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.interp(x, xp, fp), dtype=np.float64)
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denominator = 2 * tp + fp + fn
+    out = np.zeros_like(tp, dtype=np.float64)
+    np.divide(2 * tp, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _expected_auc(ranking: np.ndarray, p: np.ndarray) -> float:
+    """AUC of ``ranking`` when row i is positive with probability p[i]: the expected
+    positive-negative pairs ranked right over the expected pairs (ties count half)."""
+    order = np.argsort(ranking, kind="stable")
+    r, pos = ranking[order], p[order]
+    neg = 1.0 - pos
+    _, start = np.unique(r, return_index=True)
+    pos_g, neg_g = np.add.reduceat(pos, start), np.add.reduceat(neg, start)
+    below = np.cumsum(neg_g) - neg_g  # negatives ranked strictly lower
+    right = float(np.sum(pos_g * (below + 0.5 * neg_g)))
+    pairs = float(pos.sum() * neg.sum())
+    return right / pairs if pairs > 0 else float("nan")
+
+
+def _classes(k: int, positive: int) -> list[int]:
+    return [positive] if k == 2 else list(range(k))
+
+
+def estimate(
+    calibrated: np.ndarray, raw: np.ndarray, predicted: np.ndarray, positive: int
+) -> dict[str, float]:
+    """Estimated accuracy, F1 and ROC AUC of one window (see the module docstring).
+
+    ``raw`` holds the model's own probabilities: they rank the rows for the AUC
+    (calibration keeps their order but may tie them).
+    """
+    n, k = calibrated.shape
+    rows = np.arange(n)
+    accuracy = float(calibrated[rows, predicted].mean())
+    f1s, aucs = [], []
+    for c in _classes(k, positive):
+        p = calibrated[:, c]
+        is_c = predicted == c
+        tp, fp, fn = p[is_c].sum(), (1 - p[is_c]).sum(), p[~is_c].sum()
+        f1s.append(float(_f1(np.array([tp]), np.array([fp]), np.array([fn]))[0]))
+        aucs.append(_expected_auc(raw[:, c], p))
+    return {"accuracy": accuracy, "f1": float(np.mean(f1s)), "roc_auc": float(np.mean(aucs))}
+
+
+def realized(
+    raw: np.ndarray, predicted: np.ndarray, truth: np.ndarray, positive: int
+) -> dict[str, float]:
+    """The same metrics from the true class indices (NaN where a class is absent)."""
+    k = raw.shape[1]
+    f1s, aucs = [], []
+    for c in _classes(k, positive):
+        is_c, true_c = predicted == c, truth == c
+        tp = np.array([float(np.sum(is_c & true_c))])
+        fp = np.array([float(np.sum(is_c & ~true_c))])
+        fn = np.array([float(np.sum(~is_c & true_c))])
+        f1s.append(float(_f1(tp, fp, fn)[0]))
+        aucs.append(_expected_auc(raw[:, c], true_c.astype(np.float64)))
+    return {
+        "accuracy": float(np.mean(predicted == truth)),
+        "f1": float(np.mean(f1s)),
+        "roc_auc": float(np.mean(aucs)),
+    }
+
+
+def simulated_bands(
+    calibrated: np.ndarray,
+    raw: np.ndarray,
+    predicted: np.ndarray,
+    positive: int,
+    rng: np.random.Generator,
+    draws: int = 100,
+) -> dict[str, tuple[float, float]]:
+    """Where the realized metrics fall with 95% probability if the calibrated
+    probabilities are right: labels drawn from them ``draws`` times."""
+    cumulative = np.cumsum(calibrated, axis=1)
+    values: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(draws):
+        u = rng.random(len(predicted))[:, None]
+        truth = np.minimum((u >= cumulative).sum(axis=1), calibrated.shape[1] - 1)
+        for metric, value in realized(raw, predicted, truth, positive).items():
+            values[metric].append(value)
+    out = {}
+    for metric, v in values.items():
+        finite = np.array([x for x in v if np.isfinite(x)])
+        if len(finite):
+            out[metric] = (float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975)))
+    return out

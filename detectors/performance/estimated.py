@@ -1,0 +1,580 @@
+"""Performance estimated without labels (CBPE), per window of predictions.
+
+Signals ``estimated:accuracy``, ``estimated:f1`` and ``estimated:roc_auc`` of
+a classifier whose predictions carry a ``score`` or ``probabilities``. The
+stream is fed in stream order, predictions and labels interleaved
+(:class:`Scored`), so everything happens at a point of the stream and nothing
+depends on how it was batched:
+
+- the first ``reference`` scored predictions are the reference; labels with
+  their ids are kept for them;
+- the predictions after it form windows of ``window``; when the first window
+  closes, the calibration is fitted on the reference's labels joined by then
+  (isotonic, P(class | probability), one-vs-rest and renormalised for more than
+  two classes); with fewer than ``min_labels`` of them the scores are taken as
+  calibrated, and every finding says so;
+- at that point too the reference's estimated metrics and their spread over
+  windows of ``window`` rows (bootstrap from the reference, seeded) are fixed;
+- every window is estimated when it closes: a metric ``z`` spreads below the
+  reference value (one-sided, p below ``alpha``; critical below ``alpha / 100``)
+  is a violation for an ``AlarmTracker`` (recovering after ``recover_windows``
+  clean windows);
+- ``realized_after`` windows later, the labels that came for the window's
+  predictions give its realized metrics, side by side with the estimate
+  (:meth:`take_results`).
+
+What ``score`` means is read from the reference: when each predicted class
+has a mean score of at least 0.5, it is the confidence in the prediction;
+otherwise it is the probability of the class predicted with the higher mean
+score. With ``probabilities`` on most reference predictions, those are used.
+For two classes, F1 and ROC AUC are the positive class's: the class predicted
+less often in the reference. At most ``max_classes`` classes are tracked; a
+prediction with more probabilities than that is taken without them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from detectors.base import Finding, Severity, SignalChange
+from detectors.codec import decode_float, encode_float
+from detectors.performance import cbpe
+from detectors.suite.alarms import AlarmTracker
+
+DETECTOR = "cbpe"
+BOOTSTRAP_DRAWS = 400
+MIN_ROWS = 100  # fewer usable rows than this in a window: no estimate
+
+
+@dataclass(slots=True)
+class Scored:
+    """One event of the model's stream: a prediction (``predicted`` set) or a label."""
+
+    seq: int
+    ts: float
+    id: str | None
+    predicted: str | None = None
+    score: float = math.nan
+    probabilities: dict[str, float] | None = None
+    truth: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One metric of one window: estimated, or realized from the labels that came."""
+
+    window: int
+    end_ts: float
+    metric: str
+    kind: str  # "estimated" or "realized"
+    value: float
+    band_low: float | None
+    band_high: float | None
+    rows: int
+    alarm_below: float | None = None
+
+
+@dataclass
+class _Rows:
+    ids: list[str | None] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    probabilities: list[dict[str, float] | None] = field(default_factory=list)
+    truth: list[str | None] = field(default_factory=list)
+    end_ts: float = math.nan
+    estimate: dict[str, float] = field(default_factory=dict)
+
+    def add(self, event: Scored) -> None:
+        assert event.predicted is not None
+        self.ids.append(event.id)
+        self.predicted.append(event.predicted)
+        self.score.append(event.score)
+        self.probabilities.append(event.probabilities)
+        self.truth.append(None)
+        self.end_ts = event.ts
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "ids": self.ids,
+            "predicted": self.predicted,
+            "score": [encode_float(v) for v in self.score],
+            "probabilities": [
+                None if p is None else [[k, encode_float(v)] for k, v in p.items()]
+                for p in self.probabilities
+            ],
+            "truth": self.truth,
+            "end_ts": encode_float(self.end_ts),
+            "estimate": {k: encode_float(v) for k, v in self.estimate.items()},
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> _Rows:
+        return cls(
+            list(state["ids"]),
+            list(state["predicted"]),
+            [decode_float(v) for v in state["score"]],
+            [
+                None if p is None else {k: decode_float(v) for k, v in p}
+                for p in state["probabilities"]
+            ],
+            list(state["truth"]),
+            decode_float(state["end_ts"]),
+            {k: decode_float(v) for k, v in state["estimate"].items()},
+        )
+
+
+@dataclass
+class Calibration:
+    """How rows become probabilities, fixed when the first window after the reference closes."""
+
+    source: str  # "probabilities", "score" (of class ``score_class``) or "confidence"
+    classes: list[str]
+    positive: int
+    score_class: int = 1
+    labels: int = 0  # reference labels it was fitted on (0: scores taken as calibrated)
+    curves: list[list[list[float]]] = field(default_factory=list)  # per class: [xp, fp]
+    reference: dict[str, list[float]] = field(default_factory=dict)  # metric: [value, spread]
+
+    def matrix(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw probabilities (n x K), predicted class indices, and which rows are usable."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        k, n = len(self.classes), len(rows.predicted)
+        raw = np.zeros((n, k))
+        predicted = np.array([index.get(p, -1) for p in rows.predicted], dtype=np.int64)
+        usable = predicted >= 0
+        if self.source == "probabilities":
+            for i, probs in enumerate(rows.probabilities):
+                if probs is None:
+                    usable[i] = False
+                    continue
+                for name, value in probs.items():
+                    j = index.get(name)
+                    if j is not None:
+                        raw[i, j] = value
+            finite = np.isfinite(raw).all(axis=1)
+            raw = np.where(np.isfinite(raw), np.clip(raw, 0, None), 0)
+            total = raw.sum(axis=1)
+            usable &= finite & (total > 0)
+            raw[usable] /= total[usable, None]
+        else:
+            score = np.array(rows.score, dtype=np.float64)
+            usable &= np.isfinite(score)
+            p = np.clip(np.nan_to_num(score), 0, 1)
+            if self.source == "score":
+                first = p if self.score_class == 1 else 1 - p
+            else:  # confidence in the predicted class
+                first = np.where(predicted == 1, p, 1 - p)
+            raw[:, 1], raw[:, 0] = first, 1 - first
+        return raw[usable], predicted[usable], usable
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        if not self.curves:
+            return raw
+        if len(self.classes) == 2:
+            xp, fp = (np.array(v) for v in self.curves[0])
+            p = cbpe.apply_isotonic(xp, fp, raw[:, self.positive])
+            out = np.empty_like(raw)
+            out[:, self.positive], out[:, 1 - self.positive] = p, 1 - p
+            return out
+        out = np.column_stack(
+            [
+                cbpe.apply_isotonic(np.array(xp), np.array(fp), raw[:, c])
+                for c, (xp, fp) in enumerate(self.curves)
+            ]
+        )
+        total = out.sum(axis=1, keepdims=True)
+        return np.where(total > 0, out / np.where(total > 0, total, 1), raw)
+
+    def describe(self) -> str:
+        if self.labels:
+            return f"isotonic, fitted on {self.labels} reference labels"
+        return "none: too few reference labels, scores taken as calibrated"
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "classes": self.classes,
+            "positive": self.positive,
+            "score_class": self.score_class,
+            "labels": self.labels,
+            "curves": self.curves,
+            "reference": self.reference,
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> Calibration:
+        return cls(**state)
+
+
+class EstimatedPerformance:
+    """CBPE per window of predictions (see the module docstring).
+
+    Parameters
+    ----------
+    window
+        Predictions per window.
+    reference
+        Predictions in the reference (the calibration's and the bands' data).
+    alpha
+        One-sided false-alarm probability of a window's test, per metric.
+    recover_windows
+        Clean windows after which a firing signal resolves.
+    realized_after
+        Windows after its close at which a window's labels are counted.
+    min_labels
+        Reference labels needed to calibrate; fewer: scores taken as calibrated.
+    max_classes
+        Classes tracked at most.
+    """
+
+    def __init__(
+        self,
+        window: int = 2000,
+        reference: int = 10_000,
+        alpha: float = 1e-4,
+        recover_windows: int = 3,
+        realized_after: int = 3,
+        min_labels: int = 200,
+        max_classes: int = 50,
+    ) -> None:
+        if window < MIN_ROWS or reference < window:
+            raise ValueError(
+                f"window must be at least {MIN_ROWS} predictions and the reference at least "
+                f"one window, got window {window} and reference {reference}"
+            )
+        if not 0 < alpha < 0.5:
+            raise ValueError(f"alpha must be between 0 and 0.5, got {alpha}")
+        self.window = window
+        self.reference_size = reference
+        self.alpha = alpha
+        self.recover_windows = recover_windows
+        self.realized_after = realized_after
+        self.min_labels = min_labels
+        self.max_classes = max_classes
+        self.count = 0  # scored predictions seen
+        self.reference = _Rows()
+        self.windows: list[_Rows] = []  # the open window last; closed ones wait for labels
+        self.first_window = 0  # the number of windows[0]
+        self.ids: dict[str, list[int]] = {}  # request id -> [window number or -1, row]
+        self.calibration: Calibration | None = None
+        self.unsupported = ""  # why the model cannot be estimated (then nothing is kept)
+        self.alarms = AlarmTracker(recover_after=recover_windows * window)
+        self._results: list[WindowResult] = []
+        self._tested: list[SignalChange] = []
+
+    # -- the stream ------------------------------------------------------
+    def observe(self, events: list[Scored]) -> list[Finding]:
+        found: list[Finding] = []
+        for event in events:
+            if event.predicted is None:
+                self._label(event)
+                continue
+            if self.unsupported:
+                continue
+            if event.probabilities is not None and len(event.probabilities) > self.max_classes:
+                event.probabilities = None
+            if event.probabilities is None and not math.isfinite(event.score):
+                continue
+            self._prediction(event)
+            if (
+                self.count > self.reference_size
+                and (self.count - self.reference_size) % (self.window) == 0
+            ):
+                found += self._close(event)
+        return found
+
+    def _prediction(self, event: Scored) -> None:
+        if self.count < self.reference_size:
+            rows, number = self.reference, -1
+        else:
+            if not self.windows or self._open_is_full():
+                self.windows.append(_Rows())
+            rows, number = self.windows[-1], self.first_window + len(self.windows) - 1
+        if event.id is not None:
+            self.ids[event.id] = [number, len(rows.predicted)]
+        rows.add(event)
+        self.count += 1
+
+    def _open_is_full(self) -> bool:
+        return len(self.windows[-1].predicted) >= self.window
+
+    def _label(self, event: Scored) -> None:
+        where = None if event.id is None else self.ids.get(event.id)
+        if where is None:
+            return
+        number, row = where
+        rows = self.reference if number == -1 else self.windows[number - self.first_window]
+        if rows.truth[row] is None:
+            rows.truth[row] = event.truth
+
+    def _close(self, event: Scored) -> list[Finding]:
+        if self.calibration is None:
+            self._fit()
+            if self.calibration is None:
+                return []
+        number = self.first_window + len(self.windows) - 1
+        found = self._estimate(number, self.windows[-1], event)
+        self.alarms.resolve_due(self.count, lambda _: event.ts)
+        while len(self.windows) > self.realized_after:
+            self._realize(self.first_window, self.windows.pop(0))
+            self.first_window += 1
+        return found
+
+    # -- calibration -------------------------------------------------------
+    def _fit(self) -> None:
+        ref = self.reference
+        calibration = self._choose_source(ref)
+        self._forget(-1, ref)
+        self.reference = _Rows()
+        if calibration is None:
+            self._give_up()
+            return
+        raw, predicted, usable = calibration.matrix(ref)
+        index = {c: i for i, c in enumerate(calibration.classes)}
+        truth = np.array(
+            [index.get(t, -1) if t is not None else -1 for t in ref.truth], dtype=np.int64
+        )[usable]
+        labelled = truth >= 0
+        if int(labelled.sum()) >= self.min_labels:
+            calibration.labels = int(labelled.sum())
+            if len(calibration.classes) == 2:
+                columns = [calibration.positive]
+            else:
+                columns = list(range(len(calibration.classes)))
+            for c in columns:
+                xp, fp = cbpe.fit_isotonic(raw[labelled, c], truth[labelled] == c)
+                calibration.curves.append([xp.tolist(), fp.tolist()])
+        calibrated = calibration.calibrate(raw)
+        if len(predicted) < MIN_ROWS:
+            self.unsupported = f"only {len(predicted)} usable reference predictions"
+            self._give_up()
+            return
+        rng = np.random.default_rng(0)
+        value = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
+        draws: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
+        for _ in range(BOOTSTRAP_DRAWS):
+            take = rng.integers(0, len(predicted), self.window)
+            drawn = cbpe.estimate(
+                calibrated[take], raw[take], predicted[take], calibration.positive
+            )
+            for metric, v in drawn.items():
+                draws[metric].append(v)
+        # The reference value is itself estimated from `reference` rows: widen for it.
+        widen = math.sqrt(1 + self.window / len(predicted))
+        for metric in cbpe.METRICS:
+            spread = np.array(draws[metric])
+            if math.isfinite(value[metric]) and np.isfinite(spread).all():
+                calibration.reference[metric] = [
+                    value[metric],
+                    float(np.std(spread, ddof=1)) * widen,
+                ]
+        self.calibration = calibration
+
+    def _give_up(self) -> None:
+        """The model cannot be estimated (``unsupported`` says why): keep nothing."""
+        self.windows = []
+        self.ids = {}
+
+    def _choose_source(self, ref: _Rows) -> Calibration | None:
+        with_probabilities = [p for p in ref.probabilities if p is not None]
+        if len(with_probabilities) * 2 >= len(ref.predicted):
+            seen: dict[str, int] = {}
+            for probs in with_probabilities:
+                for name in probs:
+                    seen[name] = seen.get(name, 0) + 1
+            for name in ref.predicted:
+                seen[name] = seen.get(name, 0) + 1
+            frequent = sorted(seen, key=lambda c: (-seen[c], c))[: self.max_classes]
+            classes = sorted(frequent)
+            if len(classes) < 2:
+                self.unsupported = "fewer than two classes in the reference"
+                return None
+            return Calibration("probabilities", classes, self._positive(classes, ref))
+        scores = np.array(ref.score, dtype=np.float64)
+        predicted = np.array(ref.predicted, dtype=object)
+        finite = np.isfinite(scores)
+        classes = sorted({str(p) for p in predicted[finite]})
+        if len(classes) != 2:
+            self.unsupported = (
+                "scores without probabilities need exactly two predicted classes in the "
+                f"reference, found {len(classes)}"
+            )
+            return None
+        means = [float(scores[finite & (predicted == c)].mean()) for c in classes]
+        positive = self._positive(classes, ref)
+        if min(means) >= 0.5:
+            return Calibration("confidence", classes, positive)
+        return Calibration("score", classes, positive, score_class=int(np.argmax(means)))
+
+    @staticmethod
+    def _positive(classes: list[str], ref: _Rows) -> int:
+        if len(classes) != 2:
+            return 0
+        counts = [sum(1 for p in ref.predicted if p == c) for c in classes]
+        return 0 if counts[0] < counts[1] else 1
+
+    # -- windows -----------------------------------------------------------
+    def _estimate(self, number: int, rows: _Rows, event: Scored) -> list[Finding]:
+        calibration = self.calibration
+        assert calibration is not None
+        raw, predicted, _ = calibration.matrix(rows)
+        if len(predicted) < MIN_ROWS:
+            return []
+        calibrated = calibration.calibrate(raw)
+        estimate = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
+        rows.estimate = {m: v for m, v in estimate.items() if math.isfinite(v)}
+        rng = np.random.default_rng([number, 7])
+        bands = cbpe.simulated_bands(calibrated, raw, predicted, calibration.positive, rng)
+        threshold = float(stats.norm.isf(self.alpha))
+        found: list[Finding] = []
+        for metric, value in rows.estimate.items():
+            low, high = bands.get(metric, (None, None))
+            ref = calibration.reference.get(metric)
+            limit = None if ref is None else ref[0] - threshold * ref[1]
+            self._results.append(
+                WindowResult(
+                    number, event.ts, metric, "estimated", value, low, high, len(predicted), limit
+                )
+            )
+            if ref is None or ref[1] <= 0:
+                continue
+            found += self._test(metric, value, ref, (low, high), len(predicted), event)
+        return found
+
+    def _test(
+        self,
+        metric: str,
+        value: float,
+        ref: list[float],
+        band: tuple[float | None, float | None],
+        n: int,
+        event: Scored,
+    ) -> list[Finding]:
+        calibration = self.calibration
+        assert calibration is not None
+        z = (ref[0] - value) / ref[1]
+        p = float(stats.norm.sf(z))
+        threshold = float(stats.norm.isf(self.alpha))
+        signal = f"estimated:{metric}"
+        key = f"{DETECTOR}|{signal}"
+        broke = p < self.alpha
+        severity: Severity = "critical" if p < self.alpha / 100 else "warning"
+        state = self.alarms.report(key, severity, self.count, event.ts) if broke else None
+        self._tested.append(
+            SignalChange(
+                "tested",
+                DETECTOR,
+                signal,
+                event.ts,
+                severity if broke else "info",
+                firing=self.alarms.is_firing(key),
+                statistic=z,
+                threshold=threshold,
+                p_value=p,
+                effect_size=ref[0] - value,
+            )
+        )
+        if state is None:
+            return []
+        limit = ref[0] - threshold * ref[1]
+        details = {
+            "state": state,
+            "event_index": event.seq,
+            "summary": f"estimated {metric} {ref[0]:.2f} → {value:.2f} (alarm below {limit:.2f})",
+            "estimated_value": round(value, 6),
+            "reference_value": round(ref[0], 6),
+            "alarm_below": round(limit, 6),
+            "band": [None if b is None else round(b, 6) for b in band],
+            "window_predictions": n,
+            "reference_predictions": self.reference_size,
+            "calibration": calibration.describe(),
+            "calibrated": calibration.labels > 0,
+        }
+        return [
+            Finding(DETECTOR, signal, event.ts, severity, z, threshold, p, ref[0] - value, details)
+        ]
+
+    def _realize(self, number: int, rows: _Rows) -> None:
+        """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
+        self._forget(number, rows)
+        calibration = self.calibration
+        assert calibration is not None
+        raw, predicted, usable = calibration.matrix(rows)
+        index = {c: i for i, c in enumerate(calibration.classes)}
+        truth = np.array(
+            [index.get(t, -1) if t is not None else -1 for t in rows.truth], dtype=np.int64
+        )[usable]
+        labelled = truth >= 0
+        if int(labelled.sum()) < MIN_ROWS:
+            return
+        value = cbpe.realized(
+            raw[labelled], predicted[labelled], truth[labelled], calibration.positive
+        )
+        for metric, v in value.items():
+            if math.isfinite(v) and metric in rows.estimate:
+                self._results.append(
+                    WindowResult(
+                        number, rows.end_ts, metric, "realized", v, None, None, int(labelled.sum())
+                    )
+                )
+
+    def _forget(self, number: int, rows: _Rows) -> None:
+        for i, request in enumerate(rows.ids):
+            if request is not None and self.ids.get(request) == [number, i]:
+                del self.ids[request]
+
+    # -- results -----------------------------------------------------------
+    def take_results(self) -> list[WindowResult]:
+        """Window results since the last call, in stream order; then forget them."""
+        results, self._results = self._results, []
+        return results
+
+    def take_changes(self) -> list[SignalChange]:
+        """Each window's tests and the signals' state changes since the last call."""
+        changes, self._tested = self._tested, []
+        return changes + self.alarms.take_changes()
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "reference": self.reference_size,
+            "alpha": self.alpha,
+            "recover_windows": self.recover_windows,
+            "realized_after": self.realized_after,
+            "min_labels": self.min_labels,
+            "max_classes": self.max_classes,
+        }
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "params": {**self.params(), "alpha": encode_float(self.alpha)},
+            "count": self.count,
+            "reference": self.reference.dump(),
+            "windows": [w.dump() for w in self.windows],
+            "first_window": self.first_window,
+            "ids": self.ids,
+            "calibration": None if self.calibration is None else self.calibration.dump(),
+            "unsupported": self.unsupported,
+            "alarms": self.alarms.dump(),
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> EstimatedPerformance:
+        params = dict(state["params"])
+        params["alpha"] = decode_float(params["alpha"])
+        est = cls(**params)
+        est.count = int(state["count"])
+        est.reference = _Rows.load(state["reference"])
+        est.windows = [_Rows.load(w) for w in state["windows"]]
+        est.first_window = int(state["first_window"])
+        est.ids = {k: [int(v[0]), int(v[1])] for k, v in state["ids"].items()}
+        saved = state["calibration"]
+        est.calibration = None if saved is None else Calibration.load(saved)
+        est.unsupported = str(state["unsupported"])
+        est.alarms = AlarmTracker.load(state["alarms"])
+        return est
