@@ -68,11 +68,15 @@ def prune(db: sqlite_utils.Database, model: str, before: float) -> None:
     db.execute("DELETE FROM performance_windows WHERE model = ? AND end_ts < ?", [model, before])
 
 
-def read(db: sqlite_utils.Database, model: str | None, limit: int) -> list[WindowRow]:
-    """The latest ``limit`` windows × metrics (of one model, or all), estimate and realized
-    value side by side, oldest first. A baseline reset restarts window numbers: the
-    latest row of a model, window, metric and kind wins."""
-    where, args = ("WHERE model = ?", [model]) if model is not None else ("", [])
+def read(
+    db: sqlite_utils.Database, model: str | None, metric: str | None, limit: int
+) -> list[WindowRow]:
+    """The latest ``limit`` windows × metrics (of one model and metric, or all), estimate
+    and realized value side by side, oldest first. A baseline reset restarts window
+    numbers: the latest estimate of a model, window and metric starts its row again."""
+    conditions = [(c, v) for c, v in (("model = ?", model), ("metric = ?", metric)) if v]
+    where = "WHERE " + " AND ".join(c for c, _ in conditions) if conditions else ""
+    args = [v for _, v in conditions]
     rows = db.execute(
         "SELECT model, window, metric, kind, end_ts, value, band_low, band_high, alarm_below, "
         f"rows FROM performance_windows {where} ORDER BY id",
