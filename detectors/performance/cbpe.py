@@ -146,3 +146,27 @@ def simulated_bands(
         if len(finite):
             out[metric] = (float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975)))
     return out
+
+
+def needs_calibration(
+    p: np.ndarray, y: np.ndarray, rng: np.random.Generator, splits: int = 10
+) -> bool:
+    """Whether isotonic calibration makes ``p`` better probabilities of the outcomes ``y``
+    (0/1): fitted on 90% and applied to 10%, ``splits`` times, the pooled held-out Brier
+    score must fall. NannyML asks the same of the binned calibration error; the Brier
+    score, a proper scoring rule, is far less noisy, so scores calibrated already stay as
+    they are instead of taking on the fit's noise (isotonic regression overfits: at the
+    ends of the scores it pools few labels, all of one class, into probabilities 0 and 1)."""
+    if y.min() == y.max():
+        return False
+    before = after = 0.0
+    n = len(p)
+    held = max(n // 10, 1)
+    for _ in range(splits):
+        order = rng.permutation(n)
+        test, train = order[:held], order[held:]
+        xp, fp = fit_isotonic(p[train], y[train])
+        outcome = y[test].astype(np.float64)
+        before += float(np.sum((p[test] - outcome) ** 2))
+        after += float(np.sum((apply_isotonic(xp, fp, p[test]) - outcome) ** 2))
+    return after < before

@@ -11,8 +11,9 @@ depends on how it was batched:
 - the predictions after it form windows of ``window``; when the first window
   closes, the calibration is fitted on the reference's labels joined by then
   (isotonic, P(class | probability), one-vs-rest and renormalised for more than
-  two classes); with fewer than ``min_labels`` of them the scores are taken as
-  calibrated, and every finding says so;
+  two classes), where it makes the scores better calibrated on held-out labels
+  (NannyML's test); with fewer than ``min_labels`` labels the scores are taken
+  as calibrated, and every finding says so;
 - at that point too the reference's estimated metrics and their spread over
   windows of ``window`` rows (bootstrap from the reference, seeded) are fixed;
 - every window is estimated when it closes: a metric ``z`` spreads below the
@@ -137,7 +138,9 @@ class Calibration:
     positive: int
     score_class: int = 1
     labels: int = 0  # reference labels it was fitted on (0: scores taken as calibrated)
-    curves: list[list[list[float]]] = field(default_factory=list)  # per class: [xp, fp]
+    # Per calibrated class (the positive one of two): [xp, fp], or None where the
+    # scores are calibrated already (an isotonic fit does not improve them held out).
+    curves: list[list[list[float]] | None] = field(default_factory=list)
     reference: dict[str, list[float]] = field(default_factory=dict)  # metric: [value, spread]
 
     def matrix(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,27 +176,30 @@ class Calibration:
         return raw[usable], predicted[usable], usable
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        if not self.curves:
+        if not any(curve is not None for curve in self.curves):
             return raw
         if len(self.classes) == 2:
-            xp, fp = (np.array(v) for v in self.curves[0])
-            p = cbpe.apply_isotonic(xp, fp, raw[:, self.positive])
+            p = self._column(0, raw[:, self.positive])
             out = np.empty_like(raw)
             out[:, self.positive], out[:, 1 - self.positive] = p, 1 - p
             return out
-        out = np.column_stack(
-            [
-                cbpe.apply_isotonic(np.array(xp), np.array(fp), raw[:, c])
-                for c, (xp, fp) in enumerate(self.curves)
-            ]
-        )
+        out = np.column_stack([self._column(c, raw[:, c]) for c in range(len(self.curves))])
         total = out.sum(axis=1, keepdims=True)
         return np.where(total > 0, out / np.where(total > 0, total, 1), raw)
 
+    def _column(self, c: int, p: np.ndarray) -> np.ndarray:
+        curve = self.curves[c]
+        if curve is None:
+            return p
+        return cbpe.apply_isotonic(np.array(curve[0]), np.array(curve[1]), p)
+
     def describe(self) -> str:
-        if self.labels:
-            return f"isotonic, fitted on {self.labels} reference labels"
-        return "none: too few reference labels, scores taken as calibrated"
+        if not self.labels:
+            return "none: too few reference labels, scores taken as calibrated"
+        fitted = sum(curve is not None for curve in self.curves)
+        if not fitted:
+            return f"none needed: scores calibrated on {self.labels} reference labels"
+        return f"isotonic on {fitted} of {len(self.curves)} classes, {self.labels} reference labels"
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -346,9 +352,14 @@ class EstimatedPerformance:
                 columns = [calibration.positive]
             else:
                 columns = list(range(len(calibration.classes)))
+            rng = np.random.default_rng(42)
             for c in columns:
-                xp, fp = cbpe.fit_isotonic(raw[labelled, c], truth[labelled] == c)
-                calibration.curves.append([xp.tolist(), fp.tolist()])
+                x, y = raw[labelled, c], truth[labelled] == c
+                if cbpe.needs_calibration(x, y, rng):
+                    xp, fp = cbpe.fit_isotonic(x, y)
+                    calibration.curves.append([xp.tolist(), fp.tolist()])
+                else:
+                    calibration.curves.append(None)
         calibrated = calibration.calibrate(raw)
         if len(predicted) < MIN_ROWS:
             self.unsupported = f"only {len(predicted)} usable reference predictions"

@@ -100,6 +100,29 @@ def test_estimates_fall_in_their_band_of_the_realized_values_binary() -> None:
     assert found == []
 
 
+def test_overconfident_scores_are_calibrated_on_the_reference_labels() -> None:
+    events = binary_stream(40_000, seed=7)
+    for e in events:  # report 0.5 + sqrt(confidence - 0.5) / sqrt(2): overconfident
+        if e.predicted is not None:
+            e.score = 0.5 + math.sqrt((e.score - 0.5) / 2)
+    _, results, est = run(events)
+    assert est.calibration is not None and est.calibration.curves[0] is not None
+    pairs = side_by_side(results)
+    accuracy = [(r.value, v) for r, v in pairs if r.metric == "accuracy"]
+    assert abs(float(np.mean([a - b for a, b in accuracy]))) < 0.01
+    # Taken as calibrated, the same scores would claim an accuracy of about 0.87.
+    raw = [e.score for e in events if e.predicted is not None]
+    assert float(np.mean(raw)) > 0.85 > 0.82 > float(np.mean([a for a, _ in accuracy]))
+
+
+def test_scores_calibrated_already_are_left_as_they_are() -> None:
+    rng = np.random.default_rng(11)
+    p = rng.random(10_000)
+    y = rng.random(10_000) < p
+    assert not cbpe.needs_calibration(p, y, np.random.default_rng(42))
+    assert cbpe.needs_calibration(p**3, y, np.random.default_rng(42))
+
+
 def test_estimates_fall_in_their_band_of_the_realized_values_multiclass() -> None:
     found, results, est = run(multiclass_stream(40_000, seed=3))
     assert est.calibration is not None and est.calibration.source == "probabilities"
