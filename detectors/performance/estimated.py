@@ -28,9 +28,10 @@ What ``score`` means is read from the reference: when each predicted class
 has a mean score of at least 0.5, it is the confidence in the prediction;
 otherwise it is the probability of the class predicted with the higher mean
 score. With ``probabilities`` on most reference predictions, those are used.
-For two classes, F1 and ROC AUC are the positive class's: the class predicted
-less often in the reference. At most ``max_classes`` classes are tracked; a
-prediction with more probabilities than that is taken without them.
+For two classes, F1 and ROC AUC are the positive class's: the class the score
+is the probability of, else the class predicted less often in the reference.
+At most ``max_classes`` classes are tracked; a prediction with more
+probabilities than that is taken without them.
 """
 
 from __future__ import annotations
@@ -417,10 +418,11 @@ class EstimatedPerformance:
             )
             return None
         means = [float(scores[finite & (predicted == c)].mean()) for c in classes]
-        positive = self._positive(classes, ref)
         if min(means) >= 0.5:
-            return Calibration("confidence", classes, positive)
-        return Calibration("score", classes, positive, score_class=int(np.argmax(means)))
+            return Calibration("confidence", classes, self._positive(classes, ref))
+        # The score is the probability of a class: that class is the positive one.
+        of = int(np.argmax(means))
+        return Calibration("score", classes, of, score_class=of)
 
     @staticmethod
     def _positive(classes: list[str], ref: _Rows) -> int:
