@@ -44,7 +44,7 @@ import numpy as np
 from scipy import stats
 
 from detectors.base import Finding, Severity, SignalChange
-from detectors.codec import decode_float, encode_float
+from detectors.codec import decode_array, decode_float, encode_array, encode_float
 from detectors.performance import cbpe
 from detectors.suite.alarms import AlarmTracker
 
@@ -64,6 +64,20 @@ class Scored:
     score: float = math.nan
     probabilities: dict[str, float] | None = None
     truth: str | None = None
+
+
+def _bounded(probabilities: dict[str, float], max_classes: int) -> dict[str, float] | None:
+    """Probabilities as floats (a number too large for one is infinite, so its row is
+    unusable); None when there are more classes than are tracked."""
+    if len(probabilities) > max_classes:
+        return None
+    out = {}
+    for name, value in probabilities.items():
+        try:
+            out[name] = float(value)
+        except OverflowError:
+            out[name] = math.inf
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ class _Rows:
         return {
             "ids": self.ids,
             "predicted": self.predicted,
-            "score": [encode_float(v) for v in self.score],
+            "score": encode_array(np.array(self.score, dtype=np.float64)),
             "probabilities": [
                 None if p is None else [[k, encode_float(v)] for k, v in p.items()]
                 for p in self.probabilities
@@ -119,7 +133,7 @@ class _Rows:
         return cls(
             list(state["ids"]),
             list(state["predicted"]),
-            [decode_float(v) for v in state["score"]],
+            [float(v) for v in decode_array(state["score"])],
             [
                 None if p is None else {k: decode_float(v) for k, v in p}
                 for p in state["probabilities"]
@@ -283,8 +297,8 @@ class EstimatedPerformance:
                 continue
             if self.unsupported:
                 continue
-            if event.probabilities is not None and len(event.probabilities) > self.max_classes:
-                event.probabilities = None
+            if event.probabilities is not None:
+                event.probabilities = _bounded(event.probabilities, self.max_classes)
             if event.probabilities is None and not math.isfinite(event.score):
                 continue
             self._prediction(event)

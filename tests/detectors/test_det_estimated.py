@@ -189,9 +189,13 @@ def test_hostile_probabilities_are_bounded_and_bad_rows_skipped() -> None:
     est.observe([Scored(0, T0, "x", "c1", math.nan, many)])  # too many classes: not kept
     est.observe([Scored(1, T0, "y", "c1", math.nan, None)])  # nothing to estimate from
     assert est.count == 0
-    est.observe([Scored(2, T0, "z", "c1", 0.7, {"c1": math.nan, "c2": 2.0})])
+    est.observe([Scored(2, T0, "z", "c1", 0.7, {"c1": math.nan, "c2": 2.0, "c3": 10**400})])
     assert est.count == 1
-    assert len(est.dump()["reference"]["probabilities"][0]) == 2
+    assert est.dump()["reference"]["probabilities"][0] == [
+        ["c1", "nan"],
+        ["c2", 2.0],
+        ["c3", "inf"],
+    ]
 
 
 def test_a_model_with_one_predicted_class_is_not_estimated() -> None:

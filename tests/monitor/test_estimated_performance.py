@@ -4,6 +4,7 @@ estimated and realized windows reach the store, whatever the checkpoints, and sh
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,41 @@ def test_replay_and_the_performance_command(
     assert len(out) == 3 and all("accuracy: estimated 0.6" in line for line in out)
     assert main(["performance", "--store", str(tmp_path / "s.db"), "--model", "other"]) == 2
     assert "no estimated performance recorded for model other" in capsys.readouterr().err
+
+
+def test_hostile_probabilities_and_labels_do_not_stop_the_estimates(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    lines: list[dict[str, Any]] = []
+    for i in range(700):
+        p = float(rng.random())
+        probabilities: dict[str, Any] = {"a": p, "b": 1 - p}
+        if i % 7 == 0:
+            probabilities = {f"c{k}": 1 for k in range(5000)}  # more classes than tracked
+        elif i % 7 == 1:
+            probabilities = {"a": 10**400, "b": -3}  # too large for a float; negative
+        label = {"type": "label", "model": "m", "ts": T0 + i, "id": f"r{i}", "label": 10**400}
+        lines += [
+            {
+                "model": "m",
+                "ts": T0 + i,
+                "id": f"r{i}",
+                "prediction": 1 if p > 0.5 else 0,
+                "probabilities": probabilities,
+            },
+            label,
+        ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(x) + "\n" for x in lines))  # orjson refuses 10**400
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[store]\npath = "{tmp_path / "s.db"}"\n[detection]\nreference_size = 200\n'
+        'window = 100\ndetectors = ["ks"]\n[[models]]\nname = "m"\n'
+    )
+    assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        estimated = db.execute(
+            "SELECT count(*) FROM performance_windows WHERE kind = 'estimated'"
+        ).fetchone()[0]
+        skipped = db.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    assert estimated > 0  # windows of the usable rows were estimated
+    assert skipped == 0  # nothing here is malformed: numbers too large are data
