@@ -64,18 +64,24 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     return out
 
 
-def _expected_auc(ranking: np.ndarray, p: np.ndarray) -> float:
-    """AUC of ``ranking`` when row i is positive with probability p[i]: the expected
-    positive-negative pairs ranked right over the expected pairs (ties count half)."""
+def _auc_rows(ranking: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """AUC of ``ranking`` for each row of ``positive`` (m x n): row j weighs item i as a
+    positive by positive[j, i] and as a negative by the rest. The pairs ranked right
+    (ties count half) over all positive-negative pairs, each weighted: with 0/1 rows the
+    Mann-Whitney AUC, with probabilities the expected pairs' (CBPE)."""
     order = np.argsort(ranking, kind="stable")
-    r, pos = ranking[order], p[order]
-    neg = 1.0 - pos
-    _, start = np.unique(r, return_index=True)
-    pos_g, neg_g = np.add.reduceat(pos, start), np.add.reduceat(neg, start)
-    below = np.cumsum(neg_g) - neg_g  # negatives ranked strictly lower
-    right = float(np.sum(pos_g * (below + 0.5 * neg_g)))
-    pairs = float(pos.sum() * neg.sum())
-    return right / pairs if pairs > 0 else float("nan")
+    _, start = np.unique(ranking[order], return_index=True)
+    # Items down the first axis (contiguous): reduceat and cumsum run along it fast.
+    pos = np.ascontiguousarray(positive[:, order].T, dtype=np.float64)
+    if len(start) < len(order):  # ties: one group per distinct value
+        pos = np.add.reduceat(pos, start, axis=0)
+    neg = np.diff(np.append(start, len(order)))[:, None] - pos
+    below = np.cumsum(neg, axis=0) - neg  # negatives ranked strictly lower
+    right = np.sum(pos * (below + 0.5 * neg), axis=0)
+    pairs = pos.sum(axis=0) * neg.sum(axis=0)
+    out = np.full(len(pairs), np.nan)
+    np.divide(right, pairs, out=out, where=pairs > 0)
+    return out
 
 
 def _classes(k: int, positive: int) -> list[int]:
@@ -99,7 +105,7 @@ def estimate(
         is_c = predicted == c
         tp, fp, fn = p[is_c].sum(), (1 - p[is_c]).sum(), p[~is_c].sum()
         f1s.append(float(_f1(np.array([tp]), np.array([fp]), np.array([fn]))[0]))
-        aucs.append(_expected_auc(raw[:, c], p))
+        aucs.append(float(_auc_rows(raw[:, c], p[None, :])[0]))
     return {"accuracy": accuracy, "f1": float(np.mean(f1s)), "roc_auc": float(np.mean(aucs))}
 
 
@@ -115,7 +121,7 @@ def realized(
         fp = np.array([float(np.sum(is_c & ~true_c))])
         fn = np.array([float(np.sum(~is_c & true_c))])
         f1s.append(float(_f1(tp, fp, fn)[0]))
-        aucs.append(_expected_auc(raw[:, c], true_c.astype(np.float64)))
+        aucs.append(float(_auc_rows(raw[:, c], true_c[None, :])[0]))
     return {
         "accuracy": float(np.mean(predicted == truth)),
         "f1": float(np.mean(f1s)),
@@ -123,29 +129,12 @@ def realized(
     }
 
 
-def simulated_bands(
-    calibrated: np.ndarray,
-    raw: np.ndarray,
-    predicted: np.ndarray,
-    positive: int,
-    rng: np.random.Generator,
-    draws: int = 100,
-) -> dict[str, tuple[float, float]]:
-    """Where the realized metrics fall with 95% probability if the calibrated
-    probabilities are right: labels drawn from them ``draws`` times."""
+def draw_labels(calibrated: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A class index per row, drawn from its calibrated probabilities."""
+    u = rng.random(len(calibrated))
     cumulative = np.cumsum(calibrated, axis=1)
-    values: dict[str, list[float]] = {m: [] for m in METRICS}
-    for _ in range(draws):
-        u = rng.random(len(predicted))[:, None]
-        truth = np.minimum((u >= cumulative).sum(axis=1), calibrated.shape[1] - 1)
-        for metric, value in realized(raw, predicted, truth, positive).items():
-            values[metric].append(value)
-    out = {}
-    for metric, v in values.items():
-        finite = np.array([x for x in v if np.isfinite(x)])
-        if len(finite):
-            out[metric] = (float(np.quantile(finite, 0.025)), float(np.quantile(finite, 0.975)))
-    return out
+    drawn = np.minimum((u[:, None] >= cumulative).sum(axis=1), calibrated.shape[1] - 1)
+    return np.asarray(drawn, dtype=np.int64)
 
 
 def needs_calibration(

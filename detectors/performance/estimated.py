@@ -50,6 +50,7 @@ from detectors.suite.alarms import AlarmTracker
 
 DETECTOR = "cbpe"
 BOOTSTRAP_DRAWS = 400
+BAND_Z = 1.96  # the bands hold the realized value 95% of the time if the calibration is right
 MIN_ROWS = 100  # fewer usable rows than this in a window: no estimate
 
 
@@ -105,14 +106,12 @@ class _Rows:
     end_ts: float = math.nan
     estimate: dict[str, float] = field(default_factory=dict)
 
-    def add(self, event: Scored) -> None:
-        assert event.predicted is not None
+    def add(self, event: Scored, predicted: str) -> None:
         self.ids.append(event.id)
-        self.predicted.append(event.predicted)
+        self.predicted.append(predicted)
         self.score.append(event.score)
         self.probabilities.append(event.probabilities)
         self.truth.append(None)
-        self.end_ts = event.ts
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -156,7 +155,9 @@ class Calibration:
     # Per calibrated class (the positive one of two): [xp, fp], or None where the
     # scores are calibrated already (an isotonic fit does not improve them held out).
     curves: list[list[list[float]] | None] = field(default_factory=list)
-    reference: dict[str, list[float]] = field(default_factory=dict)  # metric: [value, spread]
+    # metric: [reference value, the spread of a window's estimate, the spread of a
+    # window's realized value around its estimate]
+    reference: dict[str, list[float]] = field(default_factory=dict)
 
     def matrix(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw probabilities (n x K), predicted class indices, and which rows are usable."""
@@ -281,7 +282,7 @@ class EstimatedPerformance:
         self.reference = _Rows()
         self.windows: list[_Rows] = []  # the open window last; closed ones wait for labels
         self.first_window = 0  # the number of windows[0]
-        self.ids: dict[str, list[int]] = {}  # request id -> [window number or -1, row]
+        self.ids: dict[str, tuple[int, int]] = {}  # request id -> (window number or -1, row)
         self.calibration: Calibration | None = None
         self.unsupported = ""  # why the model cannot be estimated (then nothing is kept)
         self.alarms = AlarmTracker(recover_after=recover_windows * window)
@@ -292,7 +293,8 @@ class EstimatedPerformance:
     def observe(self, events: list[Scored]) -> list[Finding]:
         found: list[Finding] = []
         for event in events:
-            if event.predicted is None:
+            predicted = event.predicted
+            if predicted is None:
                 self._label(event)
                 continue
             if self.unsupported:
@@ -301,28 +303,25 @@ class EstimatedPerformance:
                 event.probabilities = _bounded(event.probabilities, self.max_classes)
             if event.probabilities is None and not math.isfinite(event.score):
                 continue
-            self._prediction(event)
-            if (
-                self.count > self.reference_size
-                and (self.count - self.reference_size) % (self.window) == 0
-            ):
+            self._prediction(event, predicted)
+            after = self.count - self.reference_size
+            if after > 0 and after % self.window == 0:
                 found += self._close(event)
         return found
 
-    def _prediction(self, event: Scored) -> None:
-        if self.count < self.reference_size:
+    def _prediction(self, event: Scored, predicted: str) -> None:
+        count = self.count
+        if count < self.reference_size:
             rows, number = self.reference, -1
         else:
-            if not self.windows or self._open_is_full():
+            number = (count - self.reference_size) // self.window
+            if number == self.first_window + len(self.windows):  # the first of a window
                 self.windows.append(_Rows())
-            rows, number = self.windows[-1], self.first_window + len(self.windows) - 1
+            rows = self.windows[-1]
         if event.id is not None:
-            self.ids[event.id] = [number, len(rows.predicted)]
-        rows.add(event)
-        self.count += 1
-
-    def _open_is_full(self) -> bool:
-        return len(self.windows[-1].predicted) >= self.window
+            self.ids[event.id] = (number, len(rows.predicted))
+        rows.add(event, predicted)
+        self.count = count + 1
 
     def _label(self, event: Scored) -> None:
         where = None if event.id is None else self.ids.get(event.id)
@@ -339,6 +338,7 @@ class EstimatedPerformance:
             if self.calibration is None:
                 return []
         number = self.first_window + len(self.windows) - 1
+        self.windows[-1].end_ts = event.ts
         found = self._estimate(number, self.windows[-1], event)
         self.alarms.resolve_due(self.count, lambda _: event.ts)
         while len(self.windows) > self.realized_after:
@@ -380,26 +380,42 @@ class EstimatedPerformance:
             self.unsupported = f"only {len(predicted)} usable reference predictions"
             self._give_up()
             return
+        self._fix_reference(calibration, calibrated, raw, predicted)
+        self.calibration = calibration
+
+    def _fix_reference(
+        self,
+        calibration: Calibration,
+        calibrated: np.ndarray,
+        raw: np.ndarray,
+        predicted: np.ndarray,
+    ) -> None:
+        """The reference's estimates; their spread over windows drawn from its rows (the
+        alarm limits); and how far a window's realized value strays from its estimate
+        when labels are drawn from the calibrated probabilities (the bands)."""
         rng = np.random.default_rng(0)
         value = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
         draws: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
+        gaps: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
         for _ in range(BOOTSTRAP_DRAWS):
             take = rng.integers(0, len(predicted), self.window)
-            drawn = cbpe.estimate(
-                calibrated[take], raw[take], predicted[take], calibration.positive
-            )
+            p, r, k = calibrated[take], raw[take], predicted[take]
+            drawn = cbpe.estimate(p, r, k, calibration.positive)
+            realized = cbpe.realized(r, k, cbpe.draw_labels(p, rng), calibration.positive)
             for metric, v in drawn.items():
                 draws[metric].append(v)
+                gaps[metric].append(realized[metric] - v)
         # The reference value is itself estimated from `reference` rows: widen for it.
         widen = math.sqrt(1 + self.window / len(predicted))
         for metric in cbpe.METRICS:
-            spread = np.array(draws[metric])
+            spread, gap = np.array(draws[metric]), np.array(gaps[metric])
             if math.isfinite(value[metric]) and np.isfinite(spread).all():
+                finite = gap[np.isfinite(gap)]
                 calibration.reference[metric] = [
                     value[metric],
                     float(np.std(spread, ddof=1)) * widen,
+                    float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan,
                 ]
-        self.calibration = calibration
 
     def _give_up(self) -> None:
         """The model cannot be estimated (``unsupported`` says why): keep nothing."""
@@ -455,14 +471,14 @@ class EstimatedPerformance:
         calibrated = calibration.calibrate(raw)
         estimate = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
         rows.estimate = {m: v for m, v in estimate.items() if math.isfinite(v)}
-        rng = np.random.default_rng([number, 7])
-        bands = cbpe.simulated_bands(calibrated, raw, predicted, calibration.positive, rng)
         threshold = float(stats.norm.isf(self.alpha))
         found: list[Finding] = []
         for metric, value in rows.estimate.items():
-            low, high = bands.get(metric, (None, None))
             ref = calibration.reference.get(metric)
             limit = None if ref is None else ref[0] - threshold * ref[1]
+            low = high = None
+            if ref is not None and math.isfinite(ref[2]):
+                low, high = value - BAND_Z * ref[2], value + BAND_Z * ref[2]
             self._results.append(
                 WindowResult(
                     number, event.ts, metric, "estimated", value, low, high, len(predicted), limit
@@ -552,7 +568,7 @@ class EstimatedPerformance:
 
     def _forget(self, number: int, rows: _Rows) -> None:
         for i, request in enumerate(rows.ids):
-            if request is not None and self.ids.get(request) == [number, i]:
+            if request is not None and self.ids.get(request) == (number, i):
                 del self.ids[request]
 
     # -- results -----------------------------------------------------------
@@ -584,7 +600,7 @@ class EstimatedPerformance:
             "reference": self.reference.dump(),
             "windows": [w.dump() for w in self.windows],
             "first_window": self.first_window,
-            "ids": self.ids,
+            "ids": {k: list(v) for k, v in self.ids.items()},
             "calibration": None if self.calibration is None else self.calibration.dump(),
             "unsupported": self.unsupported,
             "alarms": self.alarms.dump(),
@@ -599,7 +615,7 @@ class EstimatedPerformance:
         est.reference = _Rows.load(state["reference"])
         est.windows = [_Rows.load(w) for w in state["windows"]]
         est.first_window = int(state["first_window"])
-        est.ids = {k: [int(v[0]), int(v[1])] for k, v in state["ids"].items()}
+        est.ids = {k: (int(v[0]), int(v[1])) for k, v in state["ids"].items()}
         saved = state["calibration"]
         est.calibration = None if saved is None else Calibration.load(saved)
         est.unsupported = str(state["unsupported"])
