@@ -16,6 +16,7 @@ NannyML is a benchmark dependency only, in its own virtualenv:
     make bench-venv            # .venv-bench: nannyml 0.13.1 (and statsmodels, which it imports)
     .venv-bench/bin/python scripts/bench_cbpe.py
     .venv-bench/bin/python scripts/bench_cbpe.py --held-out   # car loan and census: never tuned on
+    .venv/bin/python scripts/bench_cbpe.py --cost 300000      # its CPU cost (no NannyML)
 
 The datasets are NannyML's loaders' (CSV and Parquet files inside its wheel).
 Titanic ships without predictions: a logistic regression fitted on its
@@ -286,12 +287,90 @@ def _chunks(chunks: set[int]) -> str:
     return ", ".join(str(c) for c in sorted(chunks)) or "none"
 
 
+def cost(n: int) -> None:
+    """CPU time of CBPE per scored prediction, as a share of the whole pipeline's on the
+    same events (the default detectors, three features, a label for every other one)."""
+    import tempfile
+    import time
+
+    from monitor.config import parse_config
+    from monitor.ingest.events import Event
+    from monitor.pipeline.pipeline import Pipeline, scored_prediction
+    from monitor.store.store import Store
+
+    rng = np.random.default_rng(1)
+    p = rng.beta(0.6, 0.6, n)
+    events: list[Event] = []
+    for i in range(n):
+        predicted = "fraud" if p[i] >= 0.5 else "ok"
+        features = {"a": float(rng.normal()), "b": float(rng.normal()), "c": "x"}
+        score = float(max(p[i], 1 - p[i]))
+        events.append(
+            Event(
+                "prediction",
+                "m",
+                1.6e9 + i,
+                id=f"r{i}",
+                features=features,
+                prediction=predicted,
+                score=score,
+            )
+        )
+        if i % 2:
+            truth = "fraud" if rng.random() < p[i] else "ok"
+            events.append(Event("label", "m", 1.6e9 + i + 0.5, id=f"r{i}", label=truth))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.db"
+        config = parse_config({"store": {"path": str(path)}, "models": [{"name": "m"}]}, "bench")
+        store = Store(path)
+        pipeline = Pipeline(config, store)
+        started = time.process_time()
+        for k, event in enumerate(events, start=1):
+            pipeline.feed(event)
+            if k % 20_000 == 0:
+                pipeline.checkpoint()
+        pipeline.checkpoint()
+        whole = time.process_time() - started
+        store.close()
+    started = time.process_time()
+    scored = []
+    for seq, event in enumerate(events):
+        if event.type == "label":
+            scored.append(Scored(seq, event.ts, event.id, truth=str(event.label)))
+        else:
+            made = scored_prediction(seq, event)
+            assert made is not None
+            scored.append(made)
+    making = time.process_time() - started
+    estimator = EstimatedPerformance()
+    # The reference and the first window (where the calibration is fitted, once), then the rest.
+    predictions = np.cumsum([e.predicted is not None for e in scored])
+    first = int(np.searchsorted(predictions, 10_000 + 2000 + 1))
+    started = time.process_time()
+    estimator.observe(scored[:first])
+    warm = time.process_time() - started
+    started = time.process_time()
+    estimator.observe(scored[first:])
+    steady = time.process_time() - started
+    later = sum(1 for e in scored[first:] if e.predicted)
+    per = (making / n + steady / later) * 1e6
+    print(
+        f"{n:,} predictions, {len(events):,} events: the pipeline {whole / n * 1e6:.1f} us per "
+        f"prediction; CBPE {per:.2f} us per prediction after its calibration "
+        f"({per / (whole / n * 1e6):.1%} of the pipeline's), its calibration {warm:.2f} s once"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cost", type=int, metavar="N", help="CPU cost on N predictions instead")
     parser.add_argument("--held-out", action="store_true", help="car loan and census only")
     parser.add_argument("--chunks", action="store_true", help="every chunk's values too")
     parser.add_argument("--dataset", action="append", help="only these datasets")
     args = parser.parse_args()
+    if args.cost:
+        cost(args.cost)
+        return 0
     names = ["synthetic_binary", "synthetic_multiclass", "titanic", "california_housing"]
     if args.held_out:
         names = ["car_loan", "census_employment"]

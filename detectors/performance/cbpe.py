@@ -14,12 +14,14 @@ classes (one-vs-rest). Realized metrics take the true class index instead.
 from __future__ import annotations
 
 import numpy as np
+from scipy import optimize
 
 METRICS = ("accuracy", "f1", "roc_auc")
 
 
 def fit_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Isotonic (non-decreasing) regression of ``y`` on ``x`` by pool-adjacent-violators.
+    """Isotonic (non-decreasing) regression of ``y`` on ``x`` (scipy's pool-adjacent-
+    violators over the distinct ``x`` values, each weighted by its count).
 
     Returns interpolation points: each pooled block gives its lowest and highest
     ``x`` at the block's mean ``y``; :func:`apply_isotonic` interpolates
@@ -29,28 +31,11 @@ def fit_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(x, kind="stable")
     xs, ys = x[order], y[order].astype(np.float64)
     unique, start = np.unique(xs, return_index=True)
-    sums = np.add.reduceat(ys, start)
     counts = np.diff(np.append(start, len(xs))).astype(np.float64)
-    # Pool adjacent violators over the distinct x values (blocks as a stack).
-    means: list[float] = []
-    weights: list[float] = []
-    lows: list[int] = []
-    for k in range(len(unique)):
-        m, w, low = sums[k] / counts[k], counts[k], k
-        while means and means[-1] >= m:
-            pm, pw = means.pop(), weights.pop()
-            low = lows.pop()
-            m, w = (pm * pw + m * w) / (pw + w), pw + w
-        means.append(m)
-        weights.append(w)
-        lows.append(low)
-    highs = [*lows[1:], len(unique)]
-    xp = np.empty(2 * len(means))
-    fp = np.empty(2 * len(means))
-    for b, (low, high, m) in enumerate(zip(lows, highs, means, strict=True)):
-        xp[2 * b], xp[2 * b + 1] = unique[low], unique[high - 1]
-        fp[2 * b] = fp[2 * b + 1] = m
-    return xp, fp
+    fit = optimize.isotonic_regression(np.add.reduceat(ys, start) / counts, weights=counts)
+    lows, highs = fit.blocks[:-1], fit.blocks[1:] - 1
+    xp = np.column_stack([unique[lows], unique[highs]]).ravel()
+    return xp, np.repeat(fit.x[lows], 2)
 
 
 def apply_isotonic(xp: np.ndarray, fp: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ from detectors.performance import cbpe
 from detectors.suite.alarms import AlarmTracker
 
 DETECTOR = "cbpe"
-BOOTSTRAP_DRAWS = 400
+BOOTSTRAP_DRAWS = 200
 BAND_Z = 1.96  # the bands hold the realized value 95% of the time if the calibration is right
 MIN_ROWS = 100  # fewer usable rows than this in a window: no estimate
 
@@ -105,13 +105,6 @@ class _Rows:
     truth: list[str | None] = field(default_factory=list)
     end_ts: float = math.nan
     estimate: dict[str, float] = field(default_factory=dict)
-
-    def add(self, event: Scored, predicted: str) -> None:
-        self.ids.append(event.id)
-        self.predicted.append(predicted)
-        self.score.append(event.score)
-        self.probabilities.append(event.probabilities)
-        self.truth.append(None)
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -288,49 +281,65 @@ class EstimatedPerformance:
         self.alarms = AlarmTracker(recover_after=recover_windows * window)
         self._results: list[WindowResult] = []
         self._tested: list[SignalChange] = []
+        # Where predictions go now, and how many more before a boundary (0: work it out).
+        self._rows = self.reference
+        self._number = -1
+        self._room = 0
 
     # -- the stream ------------------------------------------------------
     def observe(self, events: list[Scored]) -> list[Finding]:
+        # The hot path: a few list appends per prediction, a look-up per label. Where a
+        # prediction goes is worked out at the reference's end and at each window's start.
         found: list[Finding] = []
+        ids, reference, window = self.ids, self.reference_size, self.window
         for event in events:
             predicted = event.predicted
             if predicted is None:
-                self._label(event)
+                where = None if event.id is None else ids.get(event.id)
+                if where is not None:
+                    self._truth(where, event.truth)
                 continue
             if self.unsupported:
                 continue
-            if event.probabilities is not None:
-                event.probabilities = _bounded(event.probabilities, self.max_classes)
-            if event.probabilities is None and not math.isfinite(event.score):
+            probabilities = event.probabilities
+            if probabilities is not None:
+                probabilities = event.probabilities = _bounded(probabilities, self.max_classes)
+            if probabilities is None and not math.isfinite(event.score):
                 continue
-            self._prediction(event, predicted)
-            after = self.count - self.reference_size
-            if after > 0 and after % self.window == 0:
+            if self._room == 0:
+                self._open()
+            rows = self._rows
+            if event.id is not None:
+                ids[event.id] = (self._number, len(rows.predicted))
+            rows.ids.append(event.id)
+            rows.predicted.append(predicted)
+            rows.score.append(event.score)
+            rows.probabilities.append(probabilities)
+            rows.truth.append(None)
+            self._room -= 1
+            self.count += 1
+            after = self.count - reference
+            if after > 0 and after % window == 0:
                 found += self._close(event)
         return found
 
-    def _prediction(self, event: Scored, predicted: str) -> None:
-        count = self.count
-        if count < self.reference_size:
-            rows, number = self.reference, -1
-        else:
-            number = (count - self.reference_size) // self.window
-            if number == self.first_window + len(self.windows):  # the first of a window
-                self.windows.append(_Rows())
-            rows = self.windows[-1]
-        if event.id is not None:
-            self.ids[event.id] = (number, len(rows.predicted))
-        rows.add(event, predicted)
-        self.count = count + 1
-
-    def _label(self, event: Scored) -> None:
-        where = None if event.id is None else self.ids.get(event.id)
-        if where is None:
+    def _open(self) -> None:
+        """Where the next predictions go: the reference, or the window they fall in."""
+        if self.count < self.reference_size:
+            self._rows, self._number = self.reference, -1
+            self._room = self.reference_size - self.count
             return
+        number = (self.count - self.reference_size) // self.window
+        if number == self.first_window + len(self.windows):  # the first of a window
+            self.windows.append(_Rows())
+        self._rows, self._number = self.windows[-1], number
+        self._room = self.window - len(self._rows.predicted)
+
+    def _truth(self, where: tuple[int, int], truth: str | None) -> None:
         number, row = where
         rows = self.reference if number == -1 else self.windows[number - self.first_window]
         if rows.truth[row] is None:
-            rows.truth[row] = event.truth
+            rows.truth[row] = truth
 
     def _close(self, event: Scored) -> list[Finding]:
         if self.calibration is None:

@@ -183,16 +183,18 @@ def class_name(value: object) -> str:
 
 def scored_prediction(seq: int, event: Event) -> Scored | None:
     """A class prediction with a score or probabilities, for CBPE; None for anything else
-    (a number is a class only where the event carries probabilities)."""
-    prediction, probabilities = event.prediction, event.probabilities
-    if prediction is None or (isinstance(prediction, float) and probabilities is None):
+    (a number is a class only where the event carries probabilities). Runs per event."""
+    prediction = event.prediction
+    if prediction is None:
         return None
-    if isinstance(prediction, int) and not isinstance(prediction, bool) and not probabilities:
-        return None
-    score = math.nan if event.score is None else event.score
-    if probabilities is None and not math.isfinite(score):
-        return None
-    return Scored(seq, event.ts, event.id, class_name(prediction), score, probabilities)
+    kind, score, probabilities = type(prediction), event.score, event.probabilities
+    if probabilities is None:
+        if (kind is not str and kind is not bool) or score is None or not math.isfinite(score):
+            return None
+    elif score is None:
+        score = math.nan
+    name = prediction if kind is str else class_name(prediction)
+    return Scored(seq, event.ts, event.id, name, score, probabilities)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -72,7 +72,7 @@ def side_by_side(results: list[WindowResult]) -> list[tuple[WindowResult, float]
     ]
 
 
-def test_isotonic_fit_is_scipys_least_squares_solution() -> None:
+def test_isotonic_fit_is_the_least_squares_solution_and_interpolates_like_sklearn() -> None:
     rng = np.random.default_rng(1)
     x = rng.random(3000)
     y = (rng.random(3000) < x**2).astype(np.float64)
@@ -81,6 +81,11 @@ def test_isotonic_fit_is_scipys_least_squares_solution() -> None:
     expected = optimize.isotonic_regression(y[order]).x
     assert np.allclose(cbpe.apply_isotonic(xp, fp, x[order]), expected, atol=1e-12)
     assert np.all(np.diff(fp) >= 0)
+    # Tied x values share a fitted value; between blocks the fit interpolates linearly.
+    xp, fp = cbpe.fit_isotonic(np.array([0.1, 0.1, 0.2, 0.3, 0.4]), np.array([0, 1, 1, 0, 1]))
+    assert xp.tolist() == [0.1, 0.3, 0.4, 0.4]  # equal means pool into one block
+    assert fp.tolist() == [0.5, 0.5, 1.0, 1.0]
+    assert np.allclose(cbpe.apply_isotonic(xp, fp, np.array([0.0, 0.35, 0.9])), [0.5, 0.75, 1])
 
 
 def test_estimates_fall_in_their_band_of_the_realized_values_binary() -> None:
