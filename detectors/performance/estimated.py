@@ -526,7 +526,7 @@ class EstimatedPerformance:
                 severity if broke else "info",
                 firing=self.alarms.is_firing(key),
                 statistic=z,
-                threshold=threshold,
+                threshold=self.alpha,  # a p-value test: its threshold is the p cut-off
                 p_value=p,
                 effect_size=ref[0] - value,
             )
@@ -548,7 +548,7 @@ class EstimatedPerformance:
             "calibrated": calibration.labels > 0,
         }
         return [
-            Finding(DETECTOR, signal, event.ts, severity, z, threshold, p, ref[0] - value, details)
+            Finding(DETECTOR, signal, event.ts, severity, z, self.alpha, p, ref[0] - value, details)
         ]
 
     def _realize(self, number: int, rows: _Rows) -> None:
