@@ -1,4 +1,4 @@
-"""Confidence-based performance estimation (CBPE; Kapoor et al., NannyML 2022).
+"""Confidence-based performance estimation (CBPE; Kapoor et al., as in NannyML).
 
 With calibrated class probabilities a model's expected confusion matrix over a
 window follows without labels: a row predicted as class ``k`` is right with

@@ -156,6 +156,27 @@ def test_a_shift_toward_uncertain_scores_is_alarmed_on_estimated_accuracy() -> N
     assert all(f.details["event_index"] >= 2 * 24_000 for f in found)
 
 
+def test_the_signal_confirms_while_the_shift_lasts_and_resolves_after_it() -> None:
+    events = binary_stream(40_000, seed=4, shift_at=24_000)
+    # Scores back to the reference's from prediction 30,000 on.
+    back = binary_stream(40_000, seed=14)
+    for e, again in zip(events, back, strict=False):
+        if e.predicted is not None and e.seq >= 2 * 30_000:
+            e.predicted, e.score = again.predicted, again.score
+    est = EstimatedPerformance()
+    found = est.observe(events)
+    changes = [c for c in est.take_changes() if c.signal == "estimated:accuracy"]
+    kinds = [c.change for c in changes if c.change != "tested"]
+    assert kinds[0] == "fired" and "resolved" in kinds
+    fired = next(c.event_ts for c in changes if c.change == "fired")
+    resolved = next(c.event_ts for c in changes if c.change == "resolved")
+    # It fires in window 7 (24,000-25,999), breaks through window 9, then 3 clean windows.
+    assert T0 + 24_000 <= fired < T0 + 26_000
+    assert T0 + 35_000 <= resolved < T0 + 36_000
+    assert [f.details["state"] for f in found if f.signal == "estimated:accuracy"] == ["alarm"]
+    assert not est.alarms.is_firing("cbpe|estimated:accuracy")
+
+
 def test_stationary_streams_raise_nothing() -> None:
     alarms = 0
     for seed in range(8):
