@@ -79,7 +79,9 @@ class ModelDetectors:
         self._errors = ErrorWatch(settings, self._change_names)
         # At most one window per reference: a small reference makes small windows.
         estimated_window = min(settings.estimated_window, settings.reference_size)
-        self._estimated = EstimatedPerformance(estimated_window, settings.reference_size)
+        self._estimated = EstimatedPerformance(
+            estimated_window, settings.reference_size, recover_windows=settings.recover_windows
+        )
         self.caps = StreamCaps(settings)
 
     # -- reference ------------------------------------------------------

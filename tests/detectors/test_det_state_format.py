@@ -213,7 +213,8 @@ def _as_written_today(state: Any) -> Any:
     if "version" in out and "estimated" not in out:
         settings = {**out["settings"], "estimated_window": 2000}
         size = settings["reference_size"]
-        fresh = EstimatedPerformance(min(2000, size), size).dump()
+        recover = settings["recover_windows"]
+        fresh = EstimatedPerformance(min(2000, size), size, recover_windows=recover).dump()
         out = {**out, "settings": settings, "estimated": fresh}
     return out
 
