@@ -455,9 +455,10 @@ class EstimatedPerformance:
                 ]
 
     def _give_up(self) -> None:
-        """The model cannot be estimated (``unsupported`` says why): keep nothing."""
-        self.windows = []
-        self.ids = {}
+        """The model cannot be estimated (``unsupported`` says why): keep nothing. In
+        place: ``observe`` holds the id map while it runs."""
+        self.windows.clear()
+        self.ids.clear()
 
     def _choose_source(self, ref: _Rows) -> Calibration | None:
         with_probabilities = [p for p in ref.probabilities if p is not None]

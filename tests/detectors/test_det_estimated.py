@@ -226,6 +226,8 @@ def test_hostile_probabilities_are_bounded_and_bad_rows_skipped() -> None:
 
 def test_a_model_with_one_predicted_class_is_not_estimated() -> None:
     events = [Scored(i, T0 + i, f"r{i}", "ok", 0.9) for i in range(600)]
+    # Labels, in the same batch, of predictions whose window is given up with the model.
+    events += [Scored(600 + i, T0 + 600, f"r{i}", truth="ok") for i in range(300, 600)]
     est = EstimatedPerformance(window=100, reference=300)
     assert est.observe(events) == []
     assert "exactly two predicted classes" in est.unsupported
