@@ -37,15 +37,16 @@ probabilities than that is taken without them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from detectors.base import Finding, Severity, SignalChange
-from detectors.codec import decode_array, decode_float, encode_array, encode_float
+from detectors.codec import decode_float, encode_float
 from detectors.performance import cbpe
+from detectors.performance.calibration import Calibration, Rows
 from detectors.suite.alarms import AlarmTracker
 
 DETECTOR = "cbpe"
@@ -94,136 +95,6 @@ class WindowResult:
     band_high: float | None
     rows: int
     alarm_below: float | None = None
-
-
-@dataclass
-class _Rows:
-    ids: list[str | None] = field(default_factory=list)
-    predicted: list[str] = field(default_factory=list)
-    score: list[float] = field(default_factory=list)
-    probabilities: list[dict[str, float] | None] = field(default_factory=list)
-    truth: list[str | None] = field(default_factory=list)
-    end_ts: float = math.nan
-    estimate: dict[str, float] = field(default_factory=dict)
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "ids": self.ids,
-            "predicted": self.predicted,
-            "score": encode_array(np.array(self.score, dtype=np.float64)),
-            "probabilities": [
-                None if p is None else [[k, encode_float(v)] for k, v in p.items()]
-                for p in self.probabilities
-            ],
-            "truth": self.truth,
-            "end_ts": encode_float(self.end_ts),
-            "estimate": {k: encode_float(v) for k, v in self.estimate.items()},
-        }
-
-    @classmethod
-    def load(cls, state: dict[str, Any]) -> _Rows:
-        return cls(
-            list(state["ids"]),
-            list(state["predicted"]),
-            [float(v) for v in decode_array(state["score"])],
-            [
-                None if p is None else {k: decode_float(v) for k, v in p}
-                for p in state["probabilities"]
-            ],
-            list(state["truth"]),
-            decode_float(state["end_ts"]),
-            {k: decode_float(v) for k, v in state["estimate"].items()},
-        )
-
-
-@dataclass
-class Calibration:
-    """How rows become probabilities, fixed when the first window after the reference closes."""
-
-    source: str  # "probabilities", "score" (of class ``score_class``) or "confidence"
-    classes: list[str]
-    positive: int
-    score_class: int = 1
-    labels: int = 0  # reference labels it was fitted on (0: scores taken as calibrated)
-    # Per calibrated class (the positive one of two): [xp, fp], or None where the
-    # scores are calibrated already (an isotonic fit does not improve them held out).
-    curves: list[list[list[float]] | None] = field(default_factory=list)
-    # metric: [reference value, the spread of a window's estimate, the spread of a
-    # window's realized value around its estimate]
-    reference: dict[str, list[float]] = field(default_factory=dict)
-
-    def matrix(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw probabilities (n x K), predicted class indices, and which rows are usable."""
-        index = {c: i for i, c in enumerate(self.classes)}
-        k, n = len(self.classes), len(rows.predicted)
-        raw = np.zeros((n, k))
-        predicted = np.array([index.get(p, -1) for p in rows.predicted], dtype=np.int64)
-        usable = predicted >= 0
-        if self.source == "probabilities":
-            for i, probs in enumerate(rows.probabilities):
-                if probs is None:
-                    usable[i] = False
-                    continue
-                for name, value in probs.items():
-                    j = index.get(name)
-                    if j is not None:
-                        raw[i, j] = value
-            finite = np.isfinite(raw).all(axis=1)
-            raw = np.where(np.isfinite(raw), np.clip(raw, 0, None), 0)
-            total = raw.sum(axis=1)
-            usable &= finite & (total > 0)
-            raw[usable] /= total[usable, None]
-        else:
-            score = np.array(rows.score, dtype=np.float64)
-            usable &= np.isfinite(score)
-            p = np.clip(np.nan_to_num(score), 0, 1)
-            if self.source == "score":
-                first = p if self.score_class == 1 else 1 - p
-            else:  # confidence in the predicted class
-                first = np.where(predicted == 1, p, 1 - p)
-            raw[:, 1], raw[:, 0] = first, 1 - first
-        return raw[usable], predicted[usable], usable
-
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        if not any(curve is not None for curve in self.curves):
-            return raw
-        if len(self.classes) == 2:
-            p = self._column(0, raw[:, self.positive])
-            out = np.empty_like(raw)
-            out[:, self.positive], out[:, 1 - self.positive] = p, 1 - p
-            return out
-        out = np.column_stack([self._column(c, raw[:, c]) for c in range(len(self.curves))])
-        total = out.sum(axis=1, keepdims=True)
-        return np.where(total > 0, out / np.where(total > 0, total, 1), raw)
-
-    def _column(self, c: int, p: np.ndarray) -> np.ndarray:
-        curve = self.curves[c]
-        if curve is None:
-            return p
-        return cbpe.apply_isotonic(np.array(curve[0]), np.array(curve[1]), p)
-
-    def describe(self) -> str:
-        if not self.labels:
-            return "none: too few reference labels, scores taken as calibrated"
-        fitted = sum(curve is not None for curve in self.curves)
-        if not fitted:
-            return f"none needed: scores calibrated on {self.labels} reference labels"
-        return f"isotonic on {fitted} of {len(self.curves)} classes, {self.labels} reference labels"
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "classes": self.classes,
-            "positive": self.positive,
-            "score_class": self.score_class,
-            "labels": self.labels,
-            "curves": self.curves,
-            "reference": self.reference,
-        }
-
-    @classmethod
-    def load(cls, state: dict[str, Any]) -> Calibration:
-        return cls(**state)
 
 
 class EstimatedPerformance:
@@ -300,8 +171,8 @@ class EstimatedPerformance:
         self.min_labels = min_labels
         self.max_classes = max_classes
         self.count = 0  # scored predictions seen
-        self.reference = _Rows()
-        self.windows: list[_Rows] = []  # the open window last; closed ones wait for labels
+        self.reference = Rows()
+        self.windows: list[Rows] = []  # the open window last; closed ones wait for labels
         self.first_window = 0  # the number of windows[0]
         self.ids: dict[str, tuple[int, int]] = {}  # request id -> (window number or -1, row)
         self.calibration: Calibration | None = None
@@ -359,7 +230,7 @@ class EstimatedPerformance:
             return
         number = (self.count - self.reference_size) // self.window
         if number == self.first_window + len(self.windows):  # the first of a window
-            self.windows.append(_Rows())
+            self.windows.append(Rows())
         self._rows, self._number = self.windows[-1], number
         self._room = self.window - len(self._rows.predicted)
 
@@ -388,15 +259,11 @@ class EstimatedPerformance:
         ref = self.reference
         calibration = self._choose_source(ref)
         self._forget(-1, ref)
-        self.reference = _Rows()
+        self.reference = Rows()
         if calibration is None:
             self._give_up()
             return
-        raw, predicted, usable = calibration.matrix(ref)
-        index = {c: i for i, c in enumerate(calibration.classes)}
-        truth = np.array(
-            [index.get(t, -1) if t is not None else -1 for t in ref.truth], dtype=np.int64
-        )[usable]
+        raw, predicted, truth = calibration.with_truth(ref)
         labelled = truth >= 0
         if int(labelled.sum()) >= self.min_labels:
             calibration.labels = int(labelled.sum())
@@ -460,7 +327,7 @@ class EstimatedPerformance:
         self.windows.clear()
         self.ids.clear()
 
-    def _choose_source(self, ref: _Rows) -> Calibration | None:
+    def _choose_source(self, ref: Rows) -> Calibration | None:
         with_probabilities = [p for p in ref.probabilities if p is not None]
         if len(with_probabilities) * 2 >= len(ref.predicted):
             seen: dict[str, int] = {}
@@ -493,14 +360,14 @@ class EstimatedPerformance:
         return Calibration("score", classes, of, score_class=of)
 
     @staticmethod
-    def _positive(classes: list[str], ref: _Rows) -> int:
+    def _positive(classes: list[str], ref: Rows) -> int:
         if len(classes) != 2:
             return 0
         counts = [sum(1 for p in ref.predicted if p == c) for c in classes]
         return 0 if counts[0] < counts[1] else 1
 
     # -- windows -----------------------------------------------------------
-    def _estimate(self, number: int, rows: _Rows, event: Scored) -> list[Finding]:
+    def _estimate(self, number: int, rows: Rows, event: Scored) -> list[Finding]:
         calibration = self.calibration
         assert calibration is not None
         raw, predicted, _ = calibration.matrix(rows)
@@ -580,16 +447,12 @@ class EstimatedPerformance:
             Finding(DETECTOR, signal, event.ts, severity, z, self.alpha, p, ref[0] - value, details)
         ]
 
-    def _realize(self, number: int, rows: _Rows) -> None:
+    def _realize(self, number: int, rows: Rows) -> None:
         """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
         self._forget(number, rows)
         calibration = self.calibration
         assert calibration is not None
-        raw, predicted, usable = calibration.matrix(rows)
-        index = {c: i for i, c in enumerate(calibration.classes)}
-        truth = np.array(
-            [index.get(t, -1) if t is not None else -1 for t in rows.truth], dtype=np.int64
-        )[usable]
+        raw, predicted, truth = calibration.with_truth(rows)
         labelled = truth >= 0
         if int(labelled.sum()) < MIN_ROWS:
             return
@@ -604,7 +467,7 @@ class EstimatedPerformance:
                     )
                 )
 
-    def _forget(self, number: int, rows: _Rows) -> None:
+    def _forget(self, number: int, rows: Rows) -> None:
         for i, request in enumerate(rows.ids):
             if request is not None and self.ids.get(request) == (number, i):
                 del self.ids[request]
@@ -650,8 +513,8 @@ class EstimatedPerformance:
         params["alpha"] = decode_float(params["alpha"])
         est = cls(**params)
         est.count = int(state["count"])
-        est.reference = _Rows.load(state["reference"])
-        est.windows = [_Rows.load(w) for w in state["windows"]]
+        est.reference = Rows.load(state["reference"])
+        est.windows = [Rows.load(w) for w in state["windows"]]
         est.first_window = int(state["first_window"])
         est.ids = {k: (int(v[0]), int(v[1])) for k, v in state["ids"].items()}
         saved = state["calibration"]

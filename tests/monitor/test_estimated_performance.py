@@ -107,17 +107,23 @@ def test_estimated_alerts_and_windows_reach_the_store_whatever_the_checkpoints(
     assert sum(inside) >= 0.8 * len(inside) and len(inside) == 18
 
 
+def _replay(tmp_path: Path, lines: list[dict[str, Any]], detection: str) -> None:
+    """`driftwarden replay` of ``lines`` into tmp_path/s.db (json: orjson refuses 10**400)."""
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[store]\npath = "{tmp_path / "s.db"}"\n[detection]\n{detection}'
+        'detectors = ["ks"]\n[[models]]\nname = "m"\n'
+    )
+    assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
+
+
 def test_replay_and_the_performance_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in _lines(26_000, 20_000, 2)))
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f'[store]\npath = "{tmp_path / "s.db"}"\n[detection]\nreference_size = 10000\n'
-        'window = 2000\ndetectors = ["ks"]\nestimated_window = 1000\n[[models]]\nname = "m"\n'
-    )
-    assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
+    detection = "reference_size = 10000\nwindow = 2000\nestimated_window = 1000\n"
+    _replay(tmp_path, _lines(26_000, 20_000, 2), detection)
     with sqlite3.connect(tmp_path / "s.db") as db:
         fired = db.execute(
             "SELECT count(*) FROM alerts WHERE signal = 'estimated:accuracy'"
@@ -173,14 +179,7 @@ def test_hostile_probabilities_and_labels_do_not_stop_the_estimates(tmp_path: Pa
             },
             label,
         ]
-    events = tmp_path / "events.jsonl"
-    events.write_text("".join(json.dumps(x) + "\n" for x in lines))  # orjson refuses 10**400
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f'[store]\npath = "{tmp_path / "s.db"}"\n[detection]\nreference_size = 200\n'
-        'window = 100\ndetectors = ["ks"]\n[[models]]\nname = "m"\n'
-    )
-    assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
+    _replay(tmp_path, lines, "reference_size = 200\nwindow = 100\n")
     with sqlite3.connect(tmp_path / "s.db") as db:
         estimated = db.execute(
             "SELECT count(*) FROM performance_windows WHERE kind = 'estimated'"
