@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-offline test check lint venv kafka-fetch clean
+.PHONY: demo demo-offline test check lint venv bench-venv kafka-fetch clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed (python3 not found)"; exit 2; }
@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# NannyML for scripts/bench_cbpe.py only, in a virtualenv of its own: never a runtime
+# dependency (it imports statsmodels without declaring it).
+bench-venv:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet "nannyml==0.13.1" statsmodels
 
 kafka-fetch:
 	scripts/kafka fetch

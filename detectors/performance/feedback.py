@@ -203,7 +203,10 @@ class FeedbackWatch:
             return self._class_slot(predicted, True), self._class_slot(text, False)
         if isinstance(truth, bool) or not isinstance(truth, int | float):
             return None
-        error = float(truth) - predicted
+        try:
+            error = float(truth) - predicted
+        except OverflowError:  # an integer label beyond any float (10**400): not comparable
+            return None
         if not math.isfinite(error):
             return None
         return 0, (1 if error > 0 else -1 if error < 0 else 0)

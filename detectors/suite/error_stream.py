@@ -70,7 +70,10 @@ def label_error(predicted: str | float, truth: object) -> float | None:
         return 0.0 if str(truth) == predicted else 1.0
     if isinstance(truth, bool) or not isinstance(truth, int | float):
         return None
-    return abs(float(truth) - predicted)
+    try:
+        return abs(float(truth) - predicted)
+    except OverflowError:  # an integer label beyond any float (10**400): not comparable
+        return None
 
 
 class ErrorWatch:

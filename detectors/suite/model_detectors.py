@@ -24,6 +24,7 @@ from detectors.change.base import ChangeEvent
 from detectors.client.watch import MAX_ATTRIBUTED, ClientWatch, attribution
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
+from detectors.performance.estimated import EstimatedPerformance, Scored, WindowResult
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.registry import (
     ChangeDetector,
@@ -88,6 +89,11 @@ class ModelDetectors:
         self._metrics: dict[str, MetricSeries] = {}
         self._clients = ClientWatch(settings)
         self._errors = ErrorWatch(settings, self._change_names)
+        # At most one window per reference: a small reference makes small windows.
+        estimated_window = min(settings.estimated_window, settings.reference_size)
+        self._estimated = EstimatedPerformance(
+            estimated_window, settings.reference_size, recover_windows=settings.recover_windows
+        )
         self.caps = StreamCaps(settings)
 
     # -- reference ------------------------------------------------------
@@ -437,6 +443,7 @@ class ModelDetectors:
         changes, self._tested = self._tested, []
         changes += self._alarms.take_changes()
         changes += self._errors.alarms.take_changes()
+        changes += self._estimated.take_changes()
         for series in self._metrics.values():
             changes += series.alarms.take_changes()
         return changes
@@ -445,6 +452,15 @@ class ModelDetectors:
     def observe_labels(self, joined: JoinedLabels) -> list[Finding]:
         """Labels joined to their predictions (by the service); the error stream's findings."""
         return self._errors.observe(joined)
+
+    # -- performance estimated without labels -----------------------------
+    def observe_scored(self, events: list[Scored]) -> list[Finding]:
+        """Scored predictions and labels, interleaved in stream order (CBPE)."""
+        return self._estimated.observe(events)
+
+    def take_performance_windows(self) -> list[WindowResult]:
+        """Estimated and realized performance of the windows closed since the last call."""
+        return self._estimated.take_results()
 
     # -- metric series --------------------------------------------------
     def observe_metric(self, name: str, ts: np.ndarray, values: np.ndarray) -> list[Finding]:
@@ -484,6 +500,7 @@ class ModelDetectors:
             "clients": self._clients.dump(),
             "errors": self._errors.dump(),
             **self.caps.dump(),
+            "estimated": self._estimated.dump(),
         }
 
     @classmethod
@@ -520,4 +537,6 @@ class ModelDetectors:
         md._clients.restore(state.get("clients", {}))
         md._errors.restore(state.get("errors"), md._alarms)
         md.caps = StreamCaps.load(settings, state)
+        if state.get("estimated") is not None:  # a state saved before it starts afresh
+            md._estimated = EstimatedPerformance.load(state["estimated"])
         return md

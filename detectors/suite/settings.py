@@ -55,6 +55,7 @@ class SuiteSettings:
     metric_recover_points: int = 120
     max_features: int = 500
     max_metric_series: int = 100
+    estimated_window: int = 2000  # predictions per window of performance estimated without labels
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 50:
@@ -90,6 +91,9 @@ class SuiteSettings:
             raise ValueError(
                 f"metric_recover_points must be an integer >= 1, got {self.metric_recover_points!r}"
             )
+        estimated = self.estimated_window
+        if not isinstance(estimated, int) or isinstance(estimated, bool) or estimated < 100:
+            raise ValueError(f"estimated_window must be an integer >= 100, got {estimated!r}")
         for name in ("max_features", "max_metric_series"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

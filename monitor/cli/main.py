@@ -18,7 +18,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.audit import commands as audit_commands
-from monitor.cli import labels_command
+from monitor.cli import labels_command, performance_command
 from monitor.cli.console import wide_console
 from monitor.cli.safe_text import LINE_LIMIT, cell, printable
 from monitor.config import load_config
@@ -142,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     silence_commands.register(commands)
     quarantine_commands.register(commands)
     labels_command.register(commands)
+    performance_command.register(commands)
     baseline_reset.register(commands)
     demo = commands.add_parser(
         "demo",

@@ -12,10 +12,11 @@ quarantine buffer is full.
 1. signal states, history, alerts and incidents, model by model in event
    order (``monitor.incidents.signal_states``): a signal that fires brings its
    alert, filed under an incident by the alert policy; incidents none of whose
-   signals fires any more resolve;
+   signals fires any more resolve; and the estimated and realized
+   performance of the windows closed (``performance_windows``);
 2. audit rows for the new alerts;
-3. history older than ``[history] retention_days`` of the model's event clock
-   goes;
+3. history (and performance windows) older than ``[history] retention_days``
+   of the model's event clock goes;
 4. the baseline log: an audit row when a model's reference is first fixed;
 5. notifications enqueued in the outbox (the daemon only: replays never notify);
 6. baseline resets requested by ``driftwarden baseline reset``: the model's
@@ -46,7 +47,7 @@ import sqlite_utils
 from detectors.base import Finding
 from monitor.audit.chain import AuditLog
 from monitor.incidents import signal_states
-from monitor.pipeline import baseline_reset, reference_file
+from monitor.pipeline import baseline_reset, performance_windows, reference_file
 from monitor.store.store import CheckpointRows, Store
 
 if TYPE_CHECKING:
@@ -164,11 +165,13 @@ def write(
             findings = unit.findings.get(model.name, ())
             written = signal_states.apply(db, model.name, model.changes, findings, policy, now)
             result.alerts_by_model[model.name] += written
+            performance_windows.write(db, model.name, model.performance_windows)
         if result.alerts:  # 2
             AuditLog.append_new_alerts(db)
         for model in unit.models:
             if math.isfinite(model.clock.now):  # 3
                 signal_states.prune_history(db, model.name, model.clock.now - unit.history_seconds)
+                performance_windows.prune(db, model.name, model.clock.now - unit.history_seconds)
             _log_new_baseline(db, model)  # 4
         if notifier is not None:  # 5
             notifier.enqueue_changes(db, time.time())

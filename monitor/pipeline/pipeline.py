@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Finding, SignalChange
+from detectors.performance.estimated import Scored, WindowResult
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
@@ -76,6 +78,10 @@ class ModelPipeline:
     # Signal evaluations and state changes since the last checkpoint, in stream order.
     changes: list[SignalChange] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # Scored class predictions and labels with ids, interleaved in stream order (CBPE).
+    scored: list[Scored] = field(default_factory=list)
+    # Estimated and realized performance per window since the last checkpoint.
+    performance_windows: list[WindowResult] = field(default_factory=list)
     buffered: int = 0
     features_dropped: int = 0  # values of feature names the model does not track
     metric_points_dropped: int = 0  # points of metric series beyond the cap
@@ -110,10 +116,15 @@ class ModelPipeline:
             self.labels += 1
             if self.label_join is not None and event.id is not None:
                 self.label_join.label(seq, event.id, event.ts, event.label)
+            if event.id is not None and event.label is not None:
+                self.scored.append(Scored(seq, event.ts, event.id, truth=class_name(event.label)))
         else:
             if self.label_join is not None and event.id is not None:
                 join = self.label_join
                 join.prediction(event.id, event.ts, event.prediction, event.score, len(self.rows))
+            scored = scored_prediction(seq, event)
+            if scored is not None:
+                self.scored.append(scored)
             features = event.features
             if features is not None and not self.feature_filter.issuperset(features):
                 event.features = self._keep_features(features)
@@ -146,6 +157,10 @@ class ModelPipeline:
                 self.label_join.segment_rows(batch, self.detectors, before, had)
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
+        if self.scored:  # predictions and labels in stream order: flushes cannot reorder them
+            findings += self.detectors.observe_scored(self.scored)
+            self.scored = []
+            self.performance_windows += self.detectors.take_performance_windows()
         joined = None if self.label_join is None else self.label_join.take_joined()
         if joined is not None:
             findings += self.detectors.observe_labels(joined)
@@ -162,6 +177,32 @@ class ModelPipeline:
         self.metrics = {}
         self.changes += self.detectors.take_changes()
         return findings
+
+
+def class_name(value: object) -> str:
+    """A class label as CBPE compares classes: bools as "true"/"false", integral numbers
+    as integers (``1.0`` is class ``1``), anything else as its text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def scored_prediction(seq: int, event: Event) -> Scored | None:
+    """A class prediction with a score or probabilities, for CBPE; None for anything else
+    (a number is a class only where the event carries probabilities). Runs per event."""
+    prediction = event.prediction
+    if prediction is None:
+        return None
+    kind, score, probabilities = type(prediction), event.score, event.probabilities
+    if probabilities is None:
+        if (kind is not str and kind is not bool) or score is None or not math.isfinite(score):
+            return None
+    elif score is None:
+        score = math.nan
+    name = prediction if kind is str else class_name(prediction)
+    return Scored(seq, event.ts, event.id, name, score, probabilities)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -347,6 +388,7 @@ class Pipeline:
         )
         for name in touched:
             self.models[name].changes = []
+            self.models[name].performance_windows = []
             join = self.models[name].label_join
             if join is not None:
                 join.written()

@@ -68,6 +68,7 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                     "state_blobs",
                     "label_pending",
                     "label_counts",
+                    "performance_windows",
                 )
                 for table in (*tables, "offsets", "outbox", "incident_notifications", "audit"):
                     db.execute(f"DELETE FROM [{table}]")

@@ -11,6 +11,7 @@ Tables and their owners: ``alerts`` and ``incidents`` (``monitor.incidents``),
 ``quarantine`` (the parser's refusals), ``model_state`` and ``state_blobs``
 (detector state), ``baseline_resets`` (``monitor.pipeline.baseline_reset``),
 ``baseline_references`` (``monitor.pipeline.reference_file``),
+``performance_windows`` (``monitor.pipeline.performance_windows``),
 ``offsets`` (the next offset per consumer group and partition), ``audit``
 (``monitor.audit.chain``), ``outbox``, ``silences`` and
 ``incident_notifications`` (``monitor.notify``), ``alertmanager_pushes``
@@ -189,6 +190,22 @@ CREATE TABLE IF NOT EXISTS label_counts (
     performance TEXT,
     feedback TEXT
 );
+-- Estimated (CBPE) and realized performance per window of predictions
+-- (monitor.pipeline.performance_windows).
+CREATE TABLE IF NOT EXISTS performance_windows (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    end_ts REAL NOT NULL,
+    metric TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value REAL NOT NULL,
+    band_low REAL,
+    band_high REAL,
+    alarm_below REAL,
+    rows INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS performance_windows_model ON performance_windows(model, end_ts);
 -- Webhook deliveries (monitor.notify.outbox).
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,

@@ -1,11 +1,13 @@
-"""Every registered detector: defaults construct, state round-trips through JSON
-mid-stream with identical continuation, runs are deterministic, and findings do
-not depend on how the stream is cut into batches. Its class documents its
-parameters, an example and references; params() is its constructor's signature;
-no default is mutable; a clone, a pickle and a dump/load of it are the same."""
+"""Every registered detector, and the performance estimated without labels:
+defaults construct, state round-trips through JSON mid-stream with identical
+continuation, runs are deterministic, and findings do not depend on how the
+stream is cut into batches. Its class documents its parameters, an example and
+references; params() is its constructor's signature; no default is mutable; a
+clone, a pickle and a dump/load of it are the same."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import pickle
@@ -17,11 +19,13 @@ import pytest
 
 from detectors import registry
 from detectors.base import DetectorBase, Finding
+from detectors.performance.estimated import EstimatedPerformance
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from detectors.window.base import CategoricalWindow
 from tests.detectors.detector_streams import Drift, make_stream, split
+from tests.detectors.test_det_estimated import binary_stream
 
 ALL = registry.names()
 SMALL = {"window": 500, "reference_size": 2000, "false_alarm_events": 1e6}
@@ -264,3 +268,43 @@ def test_dump_load_round_trip_keeps_the_state(name: str) -> None:
     again = registry.get(name).loader(state)
     assert type(again) is type(det)
     assert json_round_trip(again.dump()) == state
+
+
+def _estimated_run(events: list[Any], sizes: list[int] | int, cut: int | None = None) -> Any:
+    """Findings, window results and state changes of CBPE fed ``events`` in batches."""
+    est = EstimatedPerformance(window=500, reference=2000)
+    found: list[Finding] = []
+    results: list[Any] = []
+    changes: list[Any] = []
+    for i, part in enumerate(split_list(events, sizes)):
+        found += est.observe([copy.copy(e) for e in part])
+        results += est.take_results()
+        changes += est.take_changes()  # a batch's tests, then its state changes
+        if i == cut:
+            est = EstimatedPerformance.load(json_round_trip(est.dump()))
+    # A run of confirmations is kept as its latest between two takes (AlarmTracker): by design
+    # they depend on the batches; the tests and the other changes must not.
+    kept = [c for c in changes if c.change != "confirmed"]
+    return found, results, sorted(kept, key=lambda c: (c.event_ts, c.change, c.signal))
+
+
+def split_list(items: list[Any], sizes: list[int] | int) -> list[list[Any]]:
+    parts, at, k = [], 0, 0
+    while at < len(items):
+        size = sizes if isinstance(sizes, int) else sizes[k % len(sizes)]
+        parts.append(items[at : at + size])
+        at, k = at + size, k + 1
+    return parts
+
+
+def test_estimated_performance_is_deterministic_batch_invariant_and_restorable() -> None:
+    events = binary_stream(9000, seed=8, shift_at=6000, delay=700)
+    whole = _estimated_run(events, len(events))
+    assert whole == _estimated_run(events, len(events)), "not deterministic"
+    assert whole == _estimated_run(events, [1, 7, 500, 1999]), "depends on batch boundaries"
+    assert whole == _estimated_run(events, 333, cut=4), "dump/load in the reference changed it"
+    assert whole == _estimated_run(events, 333, cut=40), "dump/load mid-stream changed it"
+    found, results, changes = whole
+    assert any(f.signal == "estimated:accuracy" for f in found)
+    assert any(r.kind == "realized" for r in results)
+    assert any(c.change == "fired" for c in changes)

@@ -33,6 +33,7 @@ from detectors.base import RENAMED_PARAMS, RowBatch
 from detectors.change import ADWIN, PageHinkley
 from detectors.change.base import BlockChangeDetector
 from detectors.metric.anomaly import MetricAnomaly
+from detectors.performance.estimated import EstimatedPerformance
 from detectors.suite.error_rate import ErrorRate
 from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
@@ -162,7 +163,8 @@ def _as_written_today(state: Any) -> Any:
     the one-hot blocks it fitted: none in a state saved before); the sequential
     evidence's state (empty in a suite saved before it); ``metric_anomaly``'s
     windowed states, which load as a fresh detector of today; the label join,
-    moved out of the detectors."""
+    moved out of the detectors; the performance estimated without labels (a
+    setting, ``estimated_window``, and its state, fresh in a suite saved before)."""
     if isinstance(state, list):
         return [_as_written_today(v) for v in state]
     if not isinstance(state, dict):
@@ -224,6 +226,12 @@ def _as_written_today(state: Any) -> Any:
         keys = list(out)
         at = keys.index("multivariate") + 1
         out = {k: out[k] for k in keys[:at]} | {"sequential": {}} | {k: out[k] for k in keys[at:]}
+    if "version" in out and "estimated" not in out:
+        settings = {**out["settings"], "estimated_window": 2000}
+        size = settings["reference_size"]
+        recover = settings["recover_windows"]
+        fresh = EstimatedPerformance(min(2000, size), size, recover_windows=recover).dump()
+        out = {**out, "settings": settings, "estimated": fresh}
     return out
 
 

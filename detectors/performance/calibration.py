@@ -1,0 +1,153 @@
+"""The rows CBPE keeps (the reference, the windows awaiting labels) and the
+calibration that turns them into class probabilities (see ``estimated``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.codec import decode_array, decode_float, encode_array, encode_float
+from detectors.performance import cbpe
+
+
+@dataclass
+class Rows:
+    """Scored predictions as they came (and their labels, once joined), column by column."""
+
+    ids: list[str | None] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    probabilities: list[dict[str, float] | None] = field(default_factory=list)
+    truth: list[str | None] = field(default_factory=list)
+    end_ts: float = math.nan
+    estimate: dict[str, float] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "ids": self.ids,
+            "predicted": self.predicted,
+            "score": encode_array(np.array(self.score, dtype=np.float64)),
+            "probabilities": [
+                None if p is None else [[k, encode_float(v)] for k, v in p.items()]
+                for p in self.probabilities
+            ],
+            "truth": self.truth,
+            "end_ts": encode_float(self.end_ts),
+            "estimate": {k: encode_float(v) for k, v in self.estimate.items()},
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> Rows:
+        return cls(
+            list(state["ids"]),
+            list(state["predicted"]),
+            [float(v) for v in decode_array(state["score"])],
+            [
+                None if p is None else {k: decode_float(v) for k, v in p}
+                for p in state["probabilities"]
+            ],
+            list(state["truth"]),
+            decode_float(state["end_ts"]),
+            {k: decode_float(v) for k, v in state["estimate"].items()},
+        )
+
+
+@dataclass
+class Calibration:
+    """How rows become probabilities, fixed when the first window after the reference closes."""
+
+    source: str  # "probabilities", "score" (of class ``score_class``) or "confidence"
+    classes: list[str]
+    positive: int
+    score_class: int = 1
+    labels: int = 0  # reference labels it was fitted on (0: scores taken as calibrated)
+    # Per calibrated class (the positive one of two): [xp, fp], or None where the
+    # scores are calibrated already (an isotonic fit does not improve them held out).
+    curves: list[list[list[float]] | None] = field(default_factory=list)
+    # metric: [reference value, the spread of a window's estimate, the spread of a
+    # window's realized value around its estimate]
+    reference: dict[str, list[float]] = field(default_factory=dict)
+
+    def matrix(self, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw probabilities (n x K), predicted class indices, and which rows are usable."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        k, n = len(self.classes), len(rows.predicted)
+        raw = np.zeros((n, k))
+        predicted = np.array([index.get(p, -1) for p in rows.predicted], dtype=np.int64)
+        usable = predicted >= 0
+        if self.source == "probabilities":
+            for i, probs in enumerate(rows.probabilities):
+                if probs is None:
+                    usable[i] = False
+                    continue
+                for name, value in probs.items():
+                    j = index.get(name)
+                    if j is not None:
+                        raw[i, j] = value
+            finite = np.isfinite(raw).all(axis=1)
+            raw = np.where(np.isfinite(raw), np.clip(raw, 0, None), 0)
+            total = raw.sum(axis=1)
+            usable &= finite & (total > 0)
+            raw[usable] /= total[usable, None]
+        else:
+            score = np.array(rows.score, dtype=np.float64)
+            usable &= np.isfinite(score)
+            p = np.clip(np.nan_to_num(score), 0, 1)
+            if self.source == "score":
+                first = p if self.score_class == 1 else 1 - p
+            else:  # confidence in the predicted class
+                first = np.where(predicted == 1, p, 1 - p)
+            raw[:, 1], raw[:, 0] = first, 1 - first
+        return raw[usable], predicted[usable], usable
+
+    def with_truth(self, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`matrix`'s usable rows with their true class indices (-1: no label, or
+        a class not tracked)."""
+        raw, predicted, usable = self.matrix(rows)
+        index = {c: i for i, c in enumerate(self.classes)}
+        truth = [-1 if t is None else index.get(t, -1) for t in rows.truth]
+        return raw, predicted, np.array(truth, dtype=np.int64)[usable]
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        if not any(curve is not None for curve in self.curves):
+            return raw
+        if len(self.classes) == 2:
+            p = self._column(0, raw[:, self.positive])
+            out = np.empty_like(raw)
+            out[:, self.positive], out[:, 1 - self.positive] = p, 1 - p
+            return out
+        out = np.column_stack([self._column(c, raw[:, c]) for c in range(len(self.curves))])
+        total = out.sum(axis=1, keepdims=True)
+        return np.where(total > 0, out / np.where(total > 0, total, 1), raw)
+
+    def _column(self, c: int, p: np.ndarray) -> np.ndarray:
+        curve = self.curves[c]
+        if curve is None:
+            return p
+        return cbpe.apply_isotonic(np.array(curve[0]), np.array(curve[1]), p)
+
+    def describe(self) -> str:
+        if not self.labels:
+            return "none: too few reference labels, scores taken as calibrated"
+        fitted = sum(curve is not None for curve in self.curves)
+        if not fitted:
+            return f"none needed: scores calibrated on {self.labels} reference labels"
+        return f"isotonic on {fitted} of {len(self.curves)} classes, {self.labels} reference labels"
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "classes": self.classes,
+            "positive": self.positive,
+            "score_class": self.score_class,
+            "labels": self.labels,
+            "curves": self.curves,
+            "reference": self.reference,
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> Calibration:
+        return cls(**state)

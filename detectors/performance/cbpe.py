@@ -1,0 +1,146 @@
+"""Confidence-based performance estimation (CBPE; Kapoor et al., as in NannyML).
+
+With calibrated class probabilities a model's expected confusion matrix over a
+window follows without labels: a row predicted as class ``k`` is right with
+probability ``P[i, k]``, and each other class ``j`` is its truth with
+probability ``P[i, j]``. Expected accuracy, F1 and ROC AUC follow from it.
+
+``P`` is an ``n x K`` matrix of calibrated probabilities (rows sum to 1) and
+``predicted`` the predicted class index of each row. F1 and ROC AUC are of the
+``positive`` class for a binary model (K = 2), else macro averages over the
+classes (one-vs-rest). Realized metrics take the true class index instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+METRICS = ("accuracy", "f1", "roc_auc")
+
+
+def fit_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Isotonic (non-decreasing) regression of ``y`` on ``x`` (scipy's pool-adjacent-
+    violators over the distinct ``x`` values, each weighted by its count).
+
+    Returns interpolation points: each pooled block gives its lowest and highest
+    ``x`` at the block's mean ``y``; :func:`apply_isotonic` interpolates
+    linearly between them and clips outside, as scikit-learn's
+    ``IsotonicRegression(out_of_bounds="clip")`` does.
+    """
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order].astype(np.float64)
+    unique, start = np.unique(xs, return_index=True)
+    counts = np.diff(np.append(start, len(xs))).astype(np.float64)
+    fit = optimize.isotonic_regression(np.add.reduceat(ys, start) / counts, weights=counts)
+    lows, highs = fit.blocks[:-1], fit.blocks[1:] - 1
+    xp = np.column_stack([unique[lows], unique[highs]]).ravel()
+    return xp, np.repeat(fit.x[lows], 2)
+
+
+def apply_isotonic(xp: np.ndarray, fp: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.interp(x, xp, fp), dtype=np.float64)
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    denominator = 2 * tp + fp + fn
+    out = np.zeros_like(tp, dtype=np.float64)
+    np.divide(2 * tp, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _auc_rows(ranking: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """AUC of ``ranking`` for each row of ``positive`` (m x n): row j weighs item i as a
+    positive by positive[j, i] and as a negative by the rest. The pairs ranked right
+    (ties count half) over all positive-negative pairs, each weighted: with 0/1 rows the
+    Mann-Whitney AUC, with probabilities the expected pairs' (CBPE)."""
+    order = np.argsort(ranking, kind="stable")
+    _, start = np.unique(ranking[order], return_index=True)
+    # Items down the first axis (contiguous): reduceat and cumsum run along it fast.
+    pos = np.ascontiguousarray(positive[:, order].T, dtype=np.float64)
+    if len(start) < len(order):  # ties: one group per distinct value
+        pos = np.add.reduceat(pos, start, axis=0)
+    neg = np.diff(np.append(start, len(order)))[:, None] - pos
+    below = np.cumsum(neg, axis=0) - neg  # negatives ranked strictly lower
+    right = np.sum(pos * (below + 0.5 * neg), axis=0)
+    pairs = pos.sum(axis=0) * neg.sum(axis=0)
+    out = np.full(len(pairs), np.nan)
+    np.divide(right, pairs, out=out, where=pairs > 0)
+    return out
+
+
+def _classes(k: int, positive: int) -> list[int]:
+    return [positive] if k == 2 else list(range(k))
+
+
+def estimate(
+    calibrated: np.ndarray, raw: np.ndarray, predicted: np.ndarray, positive: int
+) -> dict[str, float]:
+    """Estimated accuracy, F1 and ROC AUC of one window (see the module docstring).
+
+    ``raw`` holds the model's own probabilities: they rank the rows for the AUC
+    (calibration keeps their order but may tie them).
+    """
+    n, k = calibrated.shape
+    rows = np.arange(n)
+    accuracy = float(calibrated[rows, predicted].mean())
+    f1s, aucs = [], []
+    for c in _classes(k, positive):
+        p = calibrated[:, c]
+        is_c = predicted == c
+        tp, fp, fn = p[is_c].sum(), (1 - p[is_c]).sum(), p[~is_c].sum()
+        f1s.append(float(_f1(np.array([tp]), np.array([fp]), np.array([fn]))[0]))
+        aucs.append(float(_auc_rows(raw[:, c], p[None, :])[0]))
+    return {"accuracy": accuracy, "f1": float(np.mean(f1s)), "roc_auc": float(np.mean(aucs))}
+
+
+def realized(
+    raw: np.ndarray, predicted: np.ndarray, truth: np.ndarray, positive: int
+) -> dict[str, float]:
+    """The same metrics from the true class indices (NaN where a class is absent)."""
+    k = raw.shape[1]
+    f1s, aucs = [], []
+    for c in _classes(k, positive):
+        is_c, true_c = predicted == c, truth == c
+        tp = np.array([float(np.sum(is_c & true_c))])
+        fp = np.array([float(np.sum(is_c & ~true_c))])
+        fn = np.array([float(np.sum(~is_c & true_c))])
+        f1s.append(float(_f1(tp, fp, fn)[0]))
+        aucs.append(float(_auc_rows(raw[:, c], true_c[None, :])[0]))
+    return {
+        "accuracy": float(np.mean(predicted == truth)),
+        "f1": float(np.mean(f1s)),
+        "roc_auc": float(np.mean(aucs)),
+    }
+
+
+def draw_labels(calibrated: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A class index per row, drawn from its calibrated probabilities."""
+    u = rng.random(len(calibrated))
+    cumulative = np.cumsum(calibrated, axis=1)
+    drawn = np.minimum((u[:, None] >= cumulative).sum(axis=1), calibrated.shape[1] - 1)
+    return np.asarray(drawn, dtype=np.int64)
+
+
+def needs_calibration(
+    p: np.ndarray, y: np.ndarray, rng: np.random.Generator, splits: int = 10
+) -> bool:
+    """Whether isotonic calibration makes ``p`` better probabilities of the outcomes ``y``
+    (0/1): fitted on 90% and applied to 10%, ``splits`` times, the pooled held-out Brier
+    score must fall. NannyML asks the same of the binned calibration error; the Brier
+    score, a proper scoring rule, is far less noisy, so scores calibrated already stay as
+    they are instead of taking on the fit's noise (isotonic regression overfits: at the
+    ends of the scores it pools few labels, all of one class, into probabilities 0 and 1)."""
+    if y.min() == y.max():
+        return False
+    before = after = 0.0
+    n = len(p)
+    held = max(n // 10, 1)
+    for _ in range(splits):
+        order = rng.permutation(n)
+        test, train = order[:held], order[held:]
+        xp, fp = fit_isotonic(p[train], y[train])
+        outcome = y[test].astype(np.float64)
+        before += float(np.sum((p[test] - outcome) ** 2))
+        after += float(np.sum((apply_isotonic(xp, fp, p[test]) - outcome) ** 2))
+    return after < before

@@ -1,0 +1,524 @@
+"""Performance estimated without labels (CBPE), per window of predictions.
+
+Signals ``estimated:accuracy``, ``estimated:f1`` and ``estimated:roc_auc`` of
+a classifier whose predictions carry a ``score`` or ``probabilities``. The
+stream is fed in stream order, predictions and labels interleaved
+(:class:`Scored`), so everything happens at a point of the stream and nothing
+depends on how it was batched:
+
+- the first ``reference`` scored predictions are the reference; labels with
+  their ids are kept for them;
+- the predictions after it form windows of ``window``; when the first window
+  closes, the calibration is fitted on the reference's labels joined by then
+  (isotonic, P(class | probability), one-vs-rest and renormalised for more than
+  two classes), where it makes the scores better calibrated on held-out labels
+  (NannyML's test); with fewer than ``min_labels`` labels the scores are taken
+  as calibrated, and every finding says so;
+- at that point too the reference's estimated metrics and their spread over
+  windows of ``window`` rows (bootstrap from the reference, seeded) are fixed;
+- every window is estimated when it closes: a metric ``z`` spreads below the
+  reference value (one-sided, p below ``alpha``; critical below ``alpha / 100``)
+  is a violation for an ``AlarmTracker`` (recovering after ``recover_windows``
+  clean windows);
+- ``realized_after`` windows later, the labels that came for the window's
+  predictions give its realized metrics, side by side with the estimate
+  (:meth:`take_results`).
+
+What ``score`` means is read from the reference: when each predicted class
+has a mean score of at least 0.5, it is the confidence in the prediction;
+otherwise it is the probability of the class predicted with the higher mean
+score. With ``probabilities`` on most reference predictions, those are used.
+For two classes, F1 and ROC AUC are the positive class's: the class the score
+is the probability of, else the class predicted less often in the reference.
+At most ``max_classes`` classes are tracked; a prediction with more
+probabilities than that is taken without them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from detectors.base import Finding, Severity, SignalChange
+from detectors.codec import decode_float, encode_float
+from detectors.performance import cbpe
+from detectors.performance.calibration import Calibration, Rows
+from detectors.suite.alarms import AlarmTracker
+
+DETECTOR = "cbpe"
+BOOTSTRAP_DRAWS = 200
+BAND_Z = 1.96  # the bands hold the realized value 95% of the time if the calibration is right
+MIN_ROWS = 100  # fewer usable rows than this in a window: no estimate
+
+
+@dataclass(slots=True)
+class Scored:
+    """One event of the model's stream: a prediction (``predicted`` set) or a label."""
+
+    seq: int
+    ts: float
+    id: str | None
+    predicted: str | None = None
+    score: float = math.nan
+    probabilities: dict[str, float] | None = None
+    truth: str | None = None
+
+
+def _bounded(probabilities: dict[str, float], max_classes: int) -> dict[str, float] | None:
+    """Probabilities as floats (a number too large for one is infinite, so its row is
+    unusable); None when there are more classes than are tracked."""
+    if len(probabilities) > max_classes:
+        return None
+    out = {}
+    for name, value in probabilities.items():
+        try:
+            out[name] = float(value)
+        except OverflowError:
+            out[name] = math.inf
+    return out
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One metric of one window: estimated, or realized from the labels that came."""
+
+    window: int
+    end_ts: float
+    metric: str
+    kind: str  # "estimated" or "realized"
+    value: float
+    band_low: float | None
+    band_high: float | None
+    rows: int
+    alarm_below: float | None = None
+
+
+class EstimatedPerformance:
+    """CBPE per window of predictions (see the module docstring).
+
+    Parameters
+    ----------
+    window
+        Predictions per window.
+    reference
+        Predictions in the reference (the calibration's and the bands' data).
+    alpha
+        One-sided false-alarm probability of a window's test, per metric.
+    recover_windows
+        Clean windows after which a firing signal resolves.
+    realized_after
+        Windows after its close at which a window's labels are counted.
+    min_labels
+        Reference labels needed to calibrate; fewer: scores taken as calibrated.
+    max_classes
+        Classes tracked at most.
+
+    Examples
+    --------
+    A binary model whose confidence is right on the reference, then falls to
+    about 0.6 (labels only for the reference):
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> est = EstimatedPerformance(window=500, reference=2000)
+    >>> events = []
+    >>> for i in range(5000):
+    ...     confidence = rng.uniform(0.7, 1.0) if i < 3500 else rng.uniform(0.5, 0.7)
+    ...     predicted = "fraud" if rng.random() < 0.3 else "ok"
+    ...     other = "ok" if predicted == "fraud" else "fraud"
+    ...     events.append(Scored(2 * i, 1.6e9 + i, f"r{i}", predicted, confidence))
+    ...     truth = predicted if rng.random() < confidence else other
+    ...     if i < 2000:
+    ...         events.append(Scored(2 * i + 1, 1.6e9 + i, f"r{i}", truth=truth))
+    >>> found = est.observe(events)
+    >>> print(found[0].details["summary"])
+    estimated accuracy 0.85 → 0.60 (alarm below 0.83)
+
+    References
+    ----------
+    Kapoor et al., confidence-based performance estimation (CBPE), as NannyML
+    implements it (https://nannyml.readthedocs.io); Zadrozny and Elkan (2002),
+    transforming classifier scores into accurate multiclass probability
+    estimates (isotonic calibration, one-vs-rest and renormalised).
+    """
+
+    def __init__(
+        self,
+        window: int = 2000,
+        reference: int = 10_000,
+        alpha: float = 1e-4,
+        recover_windows: int = 3,
+        realized_after: int = 3,
+        min_labels: int = 200,
+        max_classes: int = 50,
+    ) -> None:
+        if window < MIN_ROWS or reference < window:
+            raise ValueError(
+                f"window must be at least {MIN_ROWS} predictions and the reference at least "
+                f"one window, got window {window} and reference {reference}"
+            )
+        if not 0 < alpha < 0.5:
+            raise ValueError(f"alpha must be between 0 and 0.5, got {alpha}")
+        self.window = window
+        self.reference_size = reference
+        self.alpha = alpha
+        self.recover_windows = recover_windows
+        self.realized_after = realized_after
+        self.min_labels = min_labels
+        self.max_classes = max_classes
+        self.count = 0  # scored predictions seen
+        self.reference = Rows()
+        self.windows: list[Rows] = []  # the open window last; closed ones wait for labels
+        self.first_window = 0  # the number of windows[0]
+        self.ids: dict[str, tuple[int, int]] = {}  # request id -> (window number or -1, row)
+        self.calibration: Calibration | None = None
+        self.unsupported = ""  # why the model cannot be estimated (then nothing is kept)
+        self.alarms = AlarmTracker(recover_after=recover_windows * window)
+        self._results: list[WindowResult] = []
+        self._tested: list[SignalChange] = []
+        # Where predictions go now, and how many more before a boundary (0: work it out).
+        self._rows = self.reference
+        self._number = -1
+        self._room = 0
+
+    # -- the stream ------------------------------------------------------
+    def observe(self, events: list[Scored]) -> list[Finding]:
+        # The hot path: a few list appends per prediction, a look-up per label. Where a
+        # prediction goes is worked out at the reference's end and at each window's start.
+        found: list[Finding] = []
+        ids, reference, window = self.ids, self.reference_size, self.window
+        for event in events:
+            predicted = event.predicted
+            if predicted is None:
+                where = None if event.id is None else ids.get(event.id)
+                if where is not None:
+                    self._truth(where, event.truth)
+                continue
+            if self.unsupported:
+                continue
+            probabilities = event.probabilities
+            if probabilities is not None:
+                probabilities = event.probabilities = _bounded(probabilities, self.max_classes)
+            if probabilities is None and not math.isfinite(event.score):
+                continue
+            if self._room == 0:
+                self._open()
+            rows = self._rows
+            if event.id is not None:
+                ids[event.id] = (self._number, len(rows.predicted))
+            rows.ids.append(event.id)
+            rows.predicted.append(predicted)
+            rows.score.append(event.score)
+            rows.probabilities.append(probabilities)
+            rows.truth.append(None)
+            self._room -= 1
+            self.count += 1
+            after = self.count - reference
+            if after > 0 and after % window == 0:
+                found += self._close(event)
+        return found
+
+    def _open(self) -> None:
+        """Where the next predictions go: the reference, or the window they fall in."""
+        if self.count < self.reference_size:
+            self._rows, self._number = self.reference, -1
+            self._room = self.reference_size - self.count
+            return
+        number = (self.count - self.reference_size) // self.window
+        if number == self.first_window + len(self.windows):  # the first of a window
+            self.windows.append(Rows())
+        self._rows, self._number = self.windows[-1], number
+        self._room = self.window - len(self._rows.predicted)
+
+    def _truth(self, where: tuple[int, int], truth: str | None) -> None:
+        number, row = where
+        rows = self.reference if number == -1 else self.windows[number - self.first_window]
+        if rows.truth[row] is None:
+            rows.truth[row] = truth
+
+    def _close(self, event: Scored) -> list[Finding]:
+        if self.calibration is None:
+            self._fit()
+            if self.calibration is None:
+                return []
+        number = self.first_window + len(self.windows) - 1
+        self.windows[-1].end_ts = event.ts
+        found = self._estimate(number, self.windows[-1], event)
+        self.alarms.resolve_due(self.count, lambda _: event.ts)
+        while len(self.windows) > self.realized_after:
+            self._realize(self.first_window, self.windows.pop(0))
+            self.first_window += 1
+        return found
+
+    # -- calibration -------------------------------------------------------
+    def _fit(self) -> None:
+        ref = self.reference
+        calibration = self._choose_source(ref)
+        self._forget(-1, ref)
+        self.reference = Rows()
+        if calibration is None:
+            self._give_up()
+            return
+        raw, predicted, truth = calibration.with_truth(ref)
+        labelled = truth >= 0
+        if int(labelled.sum()) >= self.min_labels:
+            calibration.labels = int(labelled.sum())
+            if len(calibration.classes) == 2:
+                columns = [calibration.positive]
+            else:
+                columns = list(range(len(calibration.classes)))
+            rng = np.random.default_rng(42)
+            for c in columns:
+                x, y = raw[labelled, c], truth[labelled] == c
+                if cbpe.needs_calibration(x, y, rng):
+                    xp, fp = cbpe.fit_isotonic(x, y)
+                    calibration.curves.append([xp.tolist(), fp.tolist()])
+                else:
+                    calibration.curves.append(None)
+        calibrated = calibration.calibrate(raw)
+        if len(predicted) < MIN_ROWS:
+            self.unsupported = f"only {len(predicted)} usable reference predictions"
+            self._give_up()
+            return
+        self._fix_reference(calibration, calibrated, raw, predicted)
+        self.calibration = calibration
+
+    def _fix_reference(
+        self,
+        calibration: Calibration,
+        calibrated: np.ndarray,
+        raw: np.ndarray,
+        predicted: np.ndarray,
+    ) -> None:
+        """The reference's estimates; their spread over windows drawn from its rows (the
+        alarm limits); and how far a window's realized value strays from its estimate
+        when labels are drawn from the calibrated probabilities (the bands)."""
+        rng = np.random.default_rng(0)
+        value = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
+        draws: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
+        gaps: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
+        for _ in range(BOOTSTRAP_DRAWS):
+            take = rng.integers(0, len(predicted), self.window)
+            p, r, k = calibrated[take], raw[take], predicted[take]
+            drawn = cbpe.estimate(p, r, k, calibration.positive)
+            realized = cbpe.realized(r, k, cbpe.draw_labels(p, rng), calibration.positive)
+            for metric, v in drawn.items():
+                draws[metric].append(v)
+                gaps[metric].append(realized[metric] - v)
+        # The reference value is itself estimated from `reference` rows: widen for it.
+        widen = math.sqrt(1 + self.window / len(predicted))
+        for metric in cbpe.METRICS:
+            spread, gap = np.array(draws[metric]), np.array(gaps[metric])
+            if math.isfinite(value[metric]) and np.isfinite(spread).all():
+                finite = gap[np.isfinite(gap)]
+                calibration.reference[metric] = [
+                    value[metric],
+                    float(np.std(spread, ddof=1)) * widen,
+                    float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan,
+                ]
+
+    def _give_up(self) -> None:
+        """The model cannot be estimated (``unsupported`` says why): keep nothing. In
+        place: ``observe`` holds the id map while it runs."""
+        self.windows.clear()
+        self.ids.clear()
+
+    def _choose_source(self, ref: Rows) -> Calibration | None:
+        with_probabilities = [p for p in ref.probabilities if p is not None]
+        if len(with_probabilities) * 2 >= len(ref.predicted):
+            seen: dict[str, int] = {}
+            for probs in with_probabilities:
+                for name in probs:
+                    seen[name] = seen.get(name, 0) + 1
+            for name in ref.predicted:
+                seen[name] = seen.get(name, 0) + 1
+            frequent = sorted(seen, key=lambda c: (-seen[c], c))[: self.max_classes]
+            classes = sorted(frequent)
+            if len(classes) < 2:
+                self.unsupported = "fewer than two classes in the reference"
+                return None
+            return Calibration("probabilities", classes, self._positive(classes, ref))
+        scores = np.array(ref.score, dtype=np.float64)
+        predicted = np.array(ref.predicted, dtype=object)
+        finite = np.isfinite(scores)
+        classes = sorted({str(p) for p in predicted[finite]})
+        if len(classes) != 2:
+            self.unsupported = (
+                "scores without probabilities need exactly two predicted classes in the "
+                f"reference, found {len(classes)}"
+            )
+            return None
+        means = [float(scores[finite & (predicted == c)].mean()) for c in classes]
+        if min(means) >= 0.5:
+            return Calibration("confidence", classes, self._positive(classes, ref))
+        # The score is the probability of a class: that class is the positive one.
+        of = int(np.argmax(means))
+        return Calibration("score", classes, of, score_class=of)
+
+    @staticmethod
+    def _positive(classes: list[str], ref: Rows) -> int:
+        if len(classes) != 2:
+            return 0
+        counts = [sum(1 for p in ref.predicted if p == c) for c in classes]
+        return 0 if counts[0] < counts[1] else 1
+
+    # -- windows -----------------------------------------------------------
+    def _estimate(self, number: int, rows: Rows, event: Scored) -> list[Finding]:
+        calibration = self.calibration
+        assert calibration is not None
+        raw, predicted, _ = calibration.matrix(rows)
+        if len(predicted) < MIN_ROWS:
+            return []
+        calibrated = calibration.calibrate(raw)
+        estimate = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
+        rows.estimate = {m: v for m, v in estimate.items() if math.isfinite(v)}
+        threshold = float(stats.norm.isf(self.alpha))
+        found: list[Finding] = []
+        for metric, value in rows.estimate.items():
+            ref = calibration.reference.get(metric)
+            limit = None if ref is None else ref[0] - threshold * ref[1]
+            low = high = None
+            if ref is not None and math.isfinite(ref[2]):
+                low, high = value - BAND_Z * ref[2], value + BAND_Z * ref[2]
+            self._results.append(
+                WindowResult(
+                    number, event.ts, metric, "estimated", value, low, high, len(predicted), limit
+                )
+            )
+            if ref is None or ref[1] <= 0:
+                continue
+            found += self._test(metric, value, ref, (low, high), len(predicted), event)
+        return found
+
+    def _test(
+        self,
+        metric: str,
+        value: float,
+        ref: list[float],
+        band: tuple[float | None, float | None],
+        n: int,
+        event: Scored,
+    ) -> list[Finding]:
+        calibration = self.calibration
+        assert calibration is not None
+        z = (ref[0] - value) / ref[1]
+        p = float(stats.norm.sf(z))
+        threshold = float(stats.norm.isf(self.alpha))
+        signal = f"estimated:{metric}"
+        key = f"{DETECTOR}|{signal}"
+        broke = p < self.alpha
+        severity: Severity = "critical" if p < self.alpha / 100 else "warning"
+        state = self.alarms.report(key, severity, self.count, event.ts) if broke else None
+        self._tested.append(
+            SignalChange(
+                "tested",
+                DETECTOR,
+                signal,
+                event.ts,
+                severity if broke else "info",
+                firing=self.alarms.is_firing(key),
+                statistic=z,
+                threshold=self.alpha,  # a p-value test: its threshold is the p cut-off
+                p_value=p,
+                effect_size=ref[0] - value,
+            )
+        )
+        if state is None:
+            return []
+        limit = ref[0] - threshold * ref[1]
+        details = {
+            "state": state,
+            "event_index": event.seq,
+            "summary": f"estimated {metric} {ref[0]:.2f} → {value:.2f} (alarm below {limit:.2f})",
+            "estimated_value": round(value, 6),
+            "reference_value": round(ref[0], 6),
+            "alarm_below": round(limit, 6),
+            "band": [None if b is None else round(b, 6) for b in band],
+            "window_predictions": n,
+            "reference_predictions": self.reference_size,
+            "calibration": calibration.describe(),
+            "calibrated": calibration.labels > 0,
+        }
+        return [
+            Finding(DETECTOR, signal, event.ts, severity, z, self.alpha, p, ref[0] - value, details)
+        ]
+
+    def _realize(self, number: int, rows: Rows) -> None:
+        """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
+        self._forget(number, rows)
+        calibration = self.calibration
+        assert calibration is not None
+        raw, predicted, truth = calibration.with_truth(rows)
+        labelled = truth >= 0
+        if int(labelled.sum()) < MIN_ROWS:
+            return
+        value = cbpe.realized(
+            raw[labelled], predicted[labelled], truth[labelled], calibration.positive
+        )
+        for metric, v in value.items():
+            if math.isfinite(v) and metric in rows.estimate:
+                self._results.append(
+                    WindowResult(
+                        number, rows.end_ts, metric, "realized", v, None, None, int(labelled.sum())
+                    )
+                )
+
+    def _forget(self, number: int, rows: Rows) -> None:
+        for i, request in enumerate(rows.ids):
+            if request is not None and self.ids.get(request) == (number, i):
+                del self.ids[request]
+
+    # -- results -----------------------------------------------------------
+    def take_results(self) -> list[WindowResult]:
+        """Window results since the last call, in stream order; then forget them."""
+        results, self._results = self._results, []
+        return results
+
+    def take_changes(self) -> list[SignalChange]:
+        """Each window's tests and the signals' state changes since the last call."""
+        changes, self._tested = self._tested, []
+        return changes + self.alarms.take_changes()
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "reference": self.reference_size,
+            "alpha": self.alpha,
+            "recover_windows": self.recover_windows,
+            "realized_after": self.realized_after,
+            "min_labels": self.min_labels,
+            "max_classes": self.max_classes,
+        }
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "params": {**self.params(), "alpha": encode_float(self.alpha)},
+            "count": self.count,
+            "reference": self.reference.dump(),
+            "windows": [w.dump() for w in self.windows],
+            "first_window": self.first_window,
+            "ids": {k: list(v) for k, v in self.ids.items()},
+            "calibration": None if self.calibration is None else self.calibration.dump(),
+            "unsupported": self.unsupported,
+            "alarms": self.alarms.dump(),
+        }
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> EstimatedPerformance:
+        params = dict(state["params"])
+        params["alpha"] = decode_float(params["alpha"])
+        est = cls(**params)
+        est.count = int(state["count"])
+        est.reference = Rows.load(state["reference"])
+        est.windows = [Rows.load(w) for w in state["windows"]]
+        est.first_window = int(state["first_window"])
+        est.ids = {k: (int(v[0]), int(v[1])) for k, v in state["ids"].items()}
+        saved = state["calibration"]
+        est.calibration = None if saved is None else Calibration.load(saved)
+        est.unsupported = str(state["unsupported"])
+        est.alarms = AlarmTracker.load(state["alarms"])
+        return est
