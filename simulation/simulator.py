@@ -1,7 +1,8 @@
 """Simulated traffic of two deployed models, with incidents on a schedule.
 
-``fraud`` is a classifier with numeric and categorical inputs, ``churn`` a
-scorer; both emit a latency metric. The truth says when each injected incident
+``fraud`` is a classifier with numeric and categorical inputs and feedback
+labels, ``churn`` a classifier whose labels never come (so its performance can
+only be estimated); both emit a latency metric. The truth says when each injected incident
 starts, so a run can be scored: detected or not, and after how many events.
 """
 
@@ -25,6 +26,9 @@ DEVICES = ["ios", "android", "web"]
 SCRAPER = "client:scraper-1"
 PROBER = "client:prober-1"
 PLANS = ["basic", "plus", "pro"]
+# The segment whose feedback is poisoned: labels of approved payments turned into "fraud".
+POISONED_COUNTRY = "ES"
+POISONED_SIGNAL = f"feedback:country={POISONED_COUNTRY}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,20 @@ def schedule(events: int) -> list[InjectedIncident]:
             "a new API key sends 2% of fraud requests, all scoring near 0.5",
         ),
         (
+            "silent_decay",
+            "churn",
+            "estimated:accuracy",
+            0.65,
+            "the same collapse: churn gets no labels, so only its estimated accuracy shows it",
+        ),
+        (
+            "label_poisoning",
+            "fraud",
+            POISONED_SIGNAL,
+            0.3,
+            f"feedback on {POISONED_COUNTRY} calls 5% rising to 30% of approved payments fraud",
+        ),
+        (
             "error_rise",
             "fraud",
             "error",
@@ -109,6 +127,8 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
     # Half the fraud predictions get a label (feedback) 50 to 1,500 events later.
     feedback = np.random.default_rng(seed + 2_000)
     due: dict[int, list[dict[str, Any]]] = {}
+    poisoning = np.random.default_rng(seed + 5_000)
+    poison_span = max(1, starts["error_rise"] - starts["label_poisoning"])
     latency_end = starts["latency_spike"] + total // 20
     gradual_span = max(1, total // 5)
     for i in range(total):
@@ -140,6 +160,14 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
                 accuracy = 0.6 if i >= starts["error_rise"] else 0.9
                 right = feedback.random() < accuracy
                 truth = event["prediction"] if right else _other(event["prediction"])
+                if (
+                    i >= starts["label_poisoning"]
+                    and event["features"]["country"] == POISONED_COUNTRY
+                    and event["prediction"] == "ok"
+                ):
+                    share = 0.05 + 0.25 * min(1.0, (i - starts["label_poisoning"]) / poison_span)
+                    if poisoning.random() < share:
+                        truth = "fraud"
                 when = i + int(feedback.integers(50, 1500))
                 label = {"type": "label", "id": event["id"], "model": "fraud", "label": truth}
                 due.setdefault(when, []).append(label)
@@ -212,6 +240,7 @@ def _churn(
             "support_tickets": int(rng.poisson(0.5)),
             "plan": PLANS[int(rng.choice(3, p=[0.5, 0.3, 0.2]))],
         },
+        "prediction": "churn" if score > 0.5 else "stay",
         "score": round(score, 4),
     }
 
