@@ -100,8 +100,8 @@ class MetricAnomaly(DetectorBase):
     tail of each series' own recent scores (peaks over threshold, an
     exponential tail) sets the point threshold, and the window sums of
     scores are judged against their own running variance (as an anomaly
-    likelihood; at the point threshold where the tail raised it above the
-    normal quantile), so ``false_alarm_events`` holds at any scale and noise.
+    likelihood; above the normal quantile by the tail's excess over it, less
+    for longer windows), so ``false_alarm_events`` holds at any scale and noise.
 
     - spike / dip: one point beyond the threshold, the next back inside
       (reported at that next point);
@@ -366,10 +366,10 @@ class MetricAnomaly(DetectorBase):
             self._noisier_lag = self._season.lag
             self._noisier.restart()
         noisier = self._noisier.add(near, scale, n_checks)
-        # the sums are judged at the point threshold where the scores' own
-        # tail raised it: the scores of a heavy-tailed or seasonal series
-        # follow each other, and their sums over 10 points keep the tail
-        shift = self._persistent(max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
+        # the sums are judged above the normal quantile where the scores' own
+        # tail raised the point threshold: the scores of a heavy-tailed or
+        # seasonal series follow each other, and their sums keep some of the tail
+        shift = self._persistent(z_limit, max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
         if shift:
             kind, stat, back = self._rebaseline()
             if alerting and not self._fired[1] and not back:
@@ -438,15 +438,21 @@ class MetricAnomaly(DetectorBase):
         long = sum(self._zs) / math.sqrt(LONG) if len(self._zs) == LONG else 0.0
         return short, long
 
-    def _persistent(self, z_limit: float) -> bool:
+    def _persistent(self, z_limit: float, limit: float) -> bool:
         """Whether the errors of the last 10 or 60 points sum beyond what their
-        own running variance allows (and are consistently on one side)."""
+        own running variance allows (and are consistently on one side): in
+        their standard deviations, beyond ``z_limit`` plus the excess of the
+        point threshold ``limit`` over it divided by the square root of the
+        window (a sum of independent heavy-tailed scores loses its tail as
+        the window grows, of dependent ones less; dividing by the window's
+        length instead doubled false alarms on clean weekly series)."""
         if len(self._zs) < SHORT:
             return False
         short, long = self._window_sums()
         found = False
         for size, total, var in ((SHORT, short, self._var_short), (LONG, long, self._var_long)):
-            if abs(total) > z_limit * math.sqrt(var):
+            bar = z_limit + (limit - z_limit) / math.sqrt(size)
+            if abs(total) > bar * math.sqrt(var):
                 # consistently on one side: a noisier stretch sums high too
                 found = found or self._one_sided(size)
         if not found:
