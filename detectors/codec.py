@@ -9,12 +9,17 @@ little-endian bytes: compact, exact, and NaN-safe.
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+# The marker of a long text kept apart from the state that refers to it:
+# ``{"$blob": digest}`` where the text was (see :func:`dump_fixed_array`).
+BLOB_KEY = "$blob"
 
 
 def encode_float(x: float) -> float | str:
@@ -40,6 +45,30 @@ def encode_array(a: np.ndarray) -> dict[str, Any]:
     dtype = arr.dtype.newbyteorder("<")
     data = arr.astype(dtype, copy=False).tobytes()
     return {"dtype": dtype.str, "shape": list(arr.shape), "b64": base64.b64encode(data).decode()}
+
+
+def text_digest(text: str) -> str:
+    """The digest a long text is kept under apart from its state."""
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+def dump_fixed_array(
+    a: np.ndarray, digest: str | None, stored: Container[str]
+) -> tuple[dict[str, Any], str]:
+    """:func:`encode_array` of an array that never changes, and the digest of its text.
+
+    ``digest`` is what an earlier call returned for the same array (None the
+    first time). When the caller already keeps that text (``digest in
+    stored``), the text is not made again: ``b64`` is ``{"$blob": digest}``.
+    An owner keeps the digest instead of the text, which is larger than the
+    array itself.
+    """
+    if digest is not None and digest in stored:
+        arr = np.ascontiguousarray(a)
+        dtype = arr.dtype.newbyteorder("<")
+        return {"dtype": dtype.str, "shape": list(arr.shape), "b64": {BLOB_KEY: digest}}, digest
+    encoded = encode_array(a)
+    return encoded, text_digest(encoded["b64"])
 
 
 def decode_array(d: dict[str, Any]) -> np.ndarray:

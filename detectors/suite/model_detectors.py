@@ -12,7 +12,7 @@ the whole state as plain data, so a restart or a replay continues exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import numpy as np
@@ -380,15 +380,20 @@ class ModelDetectors:
         return series.observe(f"metric:{name}", ts, values)
 
     # -- state ----------------------------------------------------------
-    def dump(self) -> dict[str, Any]:
-        """The whole state as plain JSON-able data."""
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """The whole state as plain JSON-able data.
+
+        ``stored``: digests of reference texts the caller keeps apart; those
+        references are dumped as ``{"$blob": digest}`` (for the store, which
+        puts the texts back before :meth:`load`).
+        """
         return {
             "version": 1,
             "settings": self.settings.dump(),
             "seed": self.seed,
             "events": self._events,
             "warmup": None if self._warmup is None else self._warmup.dump(),
-            "numeric": {k: s.dump() for k, s in self._numeric.items()},
+            "numeric": {k: s.dump(stored) for k, s in self._numeric.items()},
             "categorical": {k: s.dump() for k, s in self._categorical.items()},
             "change": {k: {n: d.dump() for n, d in v.items()} for k, v in self._change.items()},
             "multivariate": {k: d.dump() for k, d in self._multi.items()},
