@@ -88,3 +88,20 @@ def decode_labels(values: list[str | None]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+class FixedArrays:
+    """The digests of an owner's arrays that never change once made (fitted
+    tables), by array object: a new array (a refit) is encoded and digested
+    again, the same one is named by digest where the caller stores its text."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, tuple[np.ndarray, str]] = {}
+
+    def dump(self, key: str, a: np.ndarray, stored: Container[str]) -> dict[str, Any]:
+        """:func:`dump_fixed_array` of ``a``, the owner's array called ``key``."""
+        known = self._digests.get(key)
+        digest = known[1] if known is not None and known[0] is a else None
+        encoded, digest = dump_fixed_array(a, digest, stored)
+        self._digests[key] = (a, digest)
+        return encoded

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import parse_config  # noqa: E402
-from monitor.ingest.events import parse_event  # noqa: E402
+from monitor.ingest.events import Event, parse_event  # noqa: E402
 from monitor.pipeline.pipeline import Pipeline  # noqa: E402
 from monitor.store.store import Store  # noqa: E402
 from simulation.demo.processes import free_port  # noqa: E402
@@ -211,7 +211,7 @@ def many_models_memory(models: int, workdir: Path) -> tuple[float, float, float]
     )
     per_model = config.suite_settings("m0").reference_size + 2 * config.suite_settings("m0").window
     lines = make_events(per_model, 1, seed=3)
-    events = [parse_event(line) for line in lines]
+    events = [e for e in map(parse_event, lines) if isinstance(e, Event)]
     store = Store(config.store.path)
     pipeline = Pipeline(config, store)
     before = rss_mb()

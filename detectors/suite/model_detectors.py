@@ -383,9 +383,9 @@ class ModelDetectors:
     def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
         """The whole state as plain JSON-able data.
 
-        ``stored``: digests of reference texts the caller keeps apart; those
-        references are dumped as ``{"$blob": digest}`` (for the store, which
-        puts the texts back before :meth:`load`).
+        ``stored``: digests of texts the caller keeps apart; references and
+        fitted tables with those texts are dumped as ``{"$blob": digest}`` (for
+        the store, which puts the texts back before :meth:`load`).
         """
         return {
             "version": 1,
@@ -396,8 +396,8 @@ class ModelDetectors:
             "numeric": {k: s.dump(stored) for k, s in self._numeric.items()},
             "categorical": {k: s.dump() for k, s in self._categorical.items()},
             "change": {k: {n: d.dump() for n, d in v.items()} for k, v in self._change.items()},
-            "multivariate": {k: d.dump() for k, d in self._multi.items()},
-            "sequential": {k: d.dump() for k, d in self._evidence.items()},
+            "multivariate": {k: d.dump(stored) for k, d in self._multi.items()},
+            "sequential": {k: d.dump(stored) for k, d in self._evidence.items()},
             "window_start_ts": encode_float(self._window_start_ts),
             "fill": self._fill,
             "alarms": self._alarms.dump(),

@@ -49,6 +49,45 @@ def test_stored_references_are_named_by_the_digest_of_their_text() -> None:
     assert md.dump(frozenset({"not a digest of anything"})) == full
 
 
+def _long_texts(state: Any, found: dict[str, str]) -> dict[str, str]:
+    """Digest -> text of every long string in ``state``."""
+    if isinstance(state, dict):
+        for value in state.values():
+            _long_texts(value, found)
+    elif isinstance(state, list):
+        for value in state:
+            _long_texts(value, found)
+    elif isinstance(state, str) and len(state) >= 4096:
+        found[text_digest(state)] = state
+    return found
+
+
+def _joined(state: Any, texts: dict[str, str]) -> Any:
+    if isinstance(state, dict):
+        if set(state) == {BLOB_KEY}:
+            return texts[state[BLOB_KEY]]
+        return {k: _joined(v, texts) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_joined(v, texts) for v in state]
+    return state
+
+
+def test_fitted_tables_are_named_too_until_a_refit() -> None:
+    md = _model()
+    full = md.dump()
+    texts = _long_texts(full, {})
+    named = md.dump(frozenset(texts))
+    pca, table = named["multivariate"]["pca_drift"], named["sequential"]["evidence"]["table"]
+    fitted = [pca["errors"], pca["t2"], table["edges"], table["ranks"]]
+    assert all(set(part["b64"]) == {BLOB_KEY} for part in fitted)
+    assert set(_long_texts(named, {})) < set(texts), "fewer texts: the fitted tables' named"
+    assert _joined(named, texts) == full
+    pca = md._multi["pca_drift"]
+    pca.fit({"a": np.arange(50.0), "b": np.arange(50.0) ** 2}, seed=1)
+    refit = pca.dump(frozenset(texts))
+    assert isinstance(refit["errors"]["b64"], str), "a refit table goes as text again"
+
+
 def test_a_reference_is_read_only() -> None:
     ref = NumericReference.build(np.array([3.0, 1.0, np.nan, 2.0]))
     with pytest.raises(ValueError, match="read-only"):
