@@ -9,13 +9,14 @@ how many events lacked the signal, for the missing-rate test.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from detectors.codec import decode_array, encode_array
+from detectors.codec import decode_array, dump_fixed_array
 
 MISSING_CODE = -1
 
@@ -26,7 +27,13 @@ class NumericReference:
 
     n: int
     missing: int
-    values: np.ndarray  # sorted finite float64 values
+    values: np.ndarray  # sorted finite float64 values, read-only
+    # The digest of the values' text, once dumped (see ``dump``).
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Fixed once built: a dump may name it by a digest taken earlier.
+        self.values.setflags(write=False)
 
     @classmethod
     def build(cls, values: np.ndarray) -> NumericReference:
@@ -61,14 +68,16 @@ class NumericReference:
         """The standard deviation, or 1 for a constant reference."""
         return self.std if self.std > 0 else 1.0
 
-    @cached_property
-    def _encoded_values(self) -> dict[str, Any]:
-        # A reference never changes once built; encoding it once spares every
-        # checkpoint re-encoding the largest part of a model's state.
-        return encode_array(self.values)
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; the values as ``{"$blob": digest}`` if their text is in ``stored``.
 
-    def dump(self) -> dict[str, Any]:
-        return {"n": self.n, "missing": self.missing, "values": self._encoded_values}
+        The values are most of a model's state, and their text is larger
+        still: a caller that keeps the text apart (the store, by digest)
+        passes the digests it holds, so that an unchanged reference is
+        neither encoded again nor kept encoded in memory between dumps.
+        """
+        values, self._digest = dump_fixed_array(self.values, self._digest, stored)
+        return {"n": self.n, "missing": self.missing, "values": values}
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> NumericReference:

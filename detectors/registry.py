@@ -19,7 +19,7 @@ Kinds, each with the Protocol of what the suite calls on its detectors:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, cast, overload
 
@@ -134,6 +134,11 @@ class MultivariateDetector(Detector, Protocol):
         categorical: Mapping[str, CategoricalWindow] | None = None,
     ) -> WindowOutcome | None: ...
 
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; fitted tables whose text's digest is in ``stored`` as
+        ``{"$blob": digest}`` (see ``ModelDetectors.dump``)."""
+        ...
+
 
 class ClientDetector(Detector, Protocol):
     """Tests callers over windows of ``window`` requests, at the per-window false
@@ -177,6 +182,11 @@ class SequentialDetector(Detector, Protocol):
     def update(
         self, numeric: dict[str, np.ndarray], categorical: dict[str, np.ndarray], size: int
     ) -> list[tuple[str, ChangeEvent]]: ...
+
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; fitted tables whose text's digest is in ``stored`` as
+        ``{"$blob": digest}`` (see ``ModelDetectors.dump``)."""
+        ...
 
 
 D = TypeVar("D", bound=Detector, covariant=True)

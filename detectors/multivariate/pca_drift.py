@@ -35,13 +35,13 @@ rate, unseen labels) cover the marginals.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 import numpy as np
 
 from detectors.base import DetectorBase
-from detectors.codec import decode_array, encode_array
+from detectors.codec import FixedArrays, decode_array, encode_array
 from detectors.multivariate.categories import CategoryColumns
 from detectors.window.base import (
     CategoricalWindow,
@@ -160,6 +160,7 @@ class PCADrift(DetectorBase):
         self._t2 = np.zeros(0)  # held-out T^2, sorted
         self._categories: list[CategoryColumns] = []  # then each categorical's block
         self._tables: list[tuple[np.ndarray, np.ndarray]] = []  # derived: see _derive
+        self._fixed = FixedArrays()  # the fitted tables' digests, for dump(stored)
 
     @property
     def fitted(self) -> bool:
@@ -323,16 +324,18 @@ class PCADrift(DetectorBase):
             },
         )
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; the fitted tables named by digest where ``stored`` has them."""
+        fixed = self._fixed
         return {
             "params": self.params(),
             "names": list(self._names),
             "mean": encode_array(self._mean),
             "std": encode_array(self._std),
-            "components": encode_array(self._components),
+            "components": fixed.dump("components", self._components, stored),
             "spread": encode_array(self._spread),
-            "errors": encode_array(self._errors),
-            "t2": encode_array(self._t2),
+            "errors": fixed.dump("errors", self._errors, stored),
+            "t2": fixed.dump("t2", self._t2, stored),
             "categorical": [c.dump() for c in self._categories],
         }
 

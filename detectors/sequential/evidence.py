@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
@@ -347,12 +348,13 @@ class FeatureEvidence(DetectorBase):
         return ChangeEvent(index, stat, threshold, effect, severity, details)
 
     # -- state ----------------------------------------------------------
-    def dump(self) -> dict[str, Any]:
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; the rank table named by digest where ``stored`` has it."""
         return {
             "params": self.params(),
             "numeric": list(self._numeric),
             "categorical": list(self._categorical),
-            "table": self._table.dump(),
+            "table": self._table.dump(stored),
             "maps": [encode_array(m) for m in self._maps],
             "owner": encode_array(self._owner),
             "charts": [c.dump() for c in self._charts],

@@ -14,12 +14,13 @@ edges) table takes 8 numpy steps per segment instead of one search per feature.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Container
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from detectors.codec import decode_array, encode_array
+from detectors.codec import FixedArrays, decode_array
 from detectors.reference import NumericReference
 
 EDGES = 255  # per feature, padded with +inf; 2**8 - 1 so the search takes 8 halvings
@@ -45,6 +46,7 @@ class RankTable:
 
     edges: np.ndarray
     ranks: np.ndarray
+    _fixed: FixedArrays = field(default_factory=FixedArrays, repr=False, compare=False)
 
     @classmethod
     def build(cls, references: list[NumericReference]) -> RankTable:
@@ -98,8 +100,12 @@ class RankTable:
             bins[f] = float(np.unique(u).shape[0])
         return {"var_u": var_u, "mean_a": mean_a, "var_a": var_a, "bins": bins}
 
-    def dump(self) -> dict[str, Any]:
-        return {"edges": encode_array(self.edges), "ranks": encode_array(self.ranks)}
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; the tables named by digest where ``stored`` has them."""
+        return {
+            "edges": self._fixed.dump("edges", self.edges, stored),
+            "ranks": self._fixed.dump("ranks", self.ranks, stored),
+        }
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> RankTable:

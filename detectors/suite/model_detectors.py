@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import numpy as np
@@ -479,19 +479,24 @@ class ModelDetectors:
         return series.observe(f"metric:{name}", ts, values)
 
     # -- state ----------------------------------------------------------
-    def dump(self) -> dict[str, Any]:
-        """The whole state as plain JSON-able data."""
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """The whole state as plain JSON-able data.
+
+        ``stored``: digests of texts the caller keeps apart; references and
+        fitted tables with those texts are dumped as ``{"$blob": digest}`` (for
+        the store, which puts the texts back before :meth:`load`).
+        """
         return {
             "version": 1,
             "settings": self.settings.dump(),
             "seed": self.seed,
             "events": self._events,
             "warmup": None if self._warmup is None else self._warmup.dump(),
-            "numeric": {k: s.dump() for k, s in self._numeric.items()},
+            "numeric": {k: s.dump(stored) for k, s in self._numeric.items()},
             "categorical": {k: s.dump() for k, s in self._categorical.items()},
             "change": {k: {n: d.dump() for n, d in v.items()} for k, v in self._change.items()},
-            "multivariate": {k: d.dump() for k, d in self._multi.items()},
-            "sequential": {k: d.dump() for k, d in self._evidence.items()},
+            "multivariate": {k: d.dump(stored) for k, d in self._multi.items()},
+            "sequential": {k: d.dump(stored) for k, d in self._evidence.items()},
             "window_start_ts": encode_float(self._window_start_ts),
             "fill": self._fill,
             "window_clients": self._window_clients[: self._fill].tolist(),

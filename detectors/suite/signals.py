@@ -3,6 +3,7 @@ event-count window each signal fills between tests."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
@@ -116,10 +117,11 @@ class NumericSignal:
         self.fill = 0
         return NumericWindow(self.buffer.copy())
 
-    def dump(self) -> dict[str, Any]:
+    def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
+        """Plain data; see :meth:`NumericReference.dump` for ``stored``."""
         return {
             "role": self.role,
-            "reference": self.reference.dump(),
+            "reference": self.reference.dump(stored),
             "window": encode_array(self.buffer[: self.fill]),
         }
 
@@ -137,7 +139,10 @@ class CategoricalSignal:
     def __init__(self, role: str, reference: CategoricalReference, window: int) -> None:
         self.role = role
         self.reference = reference
-        self.buffer = np.full(window, -1, dtype=np.int64)
+        # Codes run from -1 to the reference's label count: 32 bits hold any real
+        # count at half the memory of 64.
+        wide = reference.unknown_code >= np.iinfo(np.int32).max
+        self.buffer = np.full(window, -1, dtype=np.int64 if wide else np.int32)
         self.fill = 0
 
     def push(self, values: np.ndarray | None, size: int) -> None:

@@ -371,7 +371,11 @@ class Pipeline:
         rows = CheckpointRows(
             quarantined=self._quarantine.records,
             model_states={
-                name: (self.models[name].detectors.dump(), self.models[name].events)
+                # References the store holds already go by digest, not as text again.
+                name: (
+                    self.models[name].detectors.dump(self.store.stored_blobs(name)),
+                    self.models[name].events,
+                )
                 for name in touched
             },
             offsets=offsets or {},

@@ -5,61 +5,58 @@ long base64 strings) which is fixed once warm-up ends, next to a few kilobytes
 that change with every event. Long strings are moved to ``state_blobs``, keyed
 by their digest, and the state keeps ``{"$blob": digest}`` in their place, so
 a checkpoint writes only the small part and the blobs it has not written yet.
+
+A detector can also put ``{"$blob": digest}`` there itself, for a text the
+store already holds (``ModelDetectors.dump(stored)``): an unchanged reference
+is then neither encoded again nor kept as text in memory between checkpoints.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Container
 from typing import Any
 
+from detectors.codec import BLOB_KEY, text_digest
+
 BLOB_MIN_CHARS = 4096
-BLOB_KEY = "$blob"
 _CONTAINERS = (dict, list)
 
 
-class BlobSplitter:
-    """Splits states, remembering the digest of each long string object it saw last time.
+def split_blobs(
+    state: Any, blobs: dict[str, str], stored: Container[str] = frozenset()
+) -> tuple[Any, set[str]]:
+    """``state`` with long strings replaced by references, and the digests it refers to.
 
-    Detectors hand out the same string object for an unchanged reference, so
-    its digest is looked up by identity instead of hashing megabytes again.
-    The memory holds only the strings of the latest split, so nothing leaks.
+    The strings go to ``blobs``. A reference already in ``state`` must name a
+    digest in ``stored`` (what the store holds), else the state would point
+    at a text nobody keeps: ``ValueError``.
     """
-
-    def __init__(self) -> None:
-        self._seen: dict[int, tuple[str, str]] = {}
-        self._now: dict[int, tuple[str, str]] = {}
-
-    def split(self, state: Any, blobs: dict[str, str]) -> Any:
-        """``state`` with long strings replaced by references; the strings go to ``blobs``."""
-        self._now = {}
-        skeleton = self._walk(state, blobs)
-        self._seen = self._now
-        return skeleton
-
-    def _walk(self, state: Any, blobs: dict[str, str]) -> Any:
-        kind = type(state)
-        if kind is dict:
-            return {key: self._walk(value, blobs) for key, value in state.items()}
-        if kind is list:
-            # Lists of numbers can be long; only lists of containers need a walk.
-            if not state or type(state[0]) not in _CONTAINERS:
-                return state
-            return [self._walk(value, blobs) for value in state]
-        if kind is str and len(state) >= BLOB_MIN_CHARS:
-            known = self._seen.get(id(state))
-            if known is not None and known[0] is state:
-                digest = known[1]
-            else:
-                digest = hashlib.blake2b(state.encode(), digest_size=20).hexdigest()
-            self._now[id(state)] = (state, digest)
-            blobs[digest] = state
-            return {BLOB_KEY: digest}
-        return state
+    referred: set[str] = set()
+    skeleton = _walk(state, blobs, stored, referred)
+    return skeleton, referred
 
 
-def split_blobs(state: Any, blobs: dict[str, str]) -> Any:
-    """``state`` with its long strings replaced by references; the strings go to ``blobs``."""
-    return BlobSplitter().split(state, blobs)
+def _walk(state: Any, blobs: dict[str, str], stored: Container[str], referred: set[str]) -> Any:
+    kind = type(state)
+    if kind is dict:
+        if len(state) == 1 and BLOB_KEY in state:
+            digest = state[BLOB_KEY]
+            if digest not in stored:
+                raise ValueError(f"the state refers to blob {digest}, which the store lacks")
+            referred.add(digest)
+            return state
+        return {key: _walk(value, blobs, stored, referred) for key, value in state.items()}
+    if kind is list:
+        # Lists of numbers can be long; only lists of containers need a walk.
+        if not state or type(state[0]) not in _CONTAINERS:
+            return state
+        return [_walk(value, blobs, stored, referred) for value in state]
+    if kind is str and len(state) >= BLOB_MIN_CHARS:
+        digest = text_digest(state)
+        blobs[digest] = state
+        referred.add(digest)
+        return {BLOB_KEY: digest}
+    return state
 
 
 def join_blobs(state: Any, blobs: dict[str, str]) -> Any:

@@ -101,9 +101,11 @@ class Store:
         # A lease (``monitor.store.lease``) handed over by whoever opened the
         # store for a command that owns it; released with the store.
         self.lease: StoreLease | None = None
-        # Blob digests known to be in the file, per model: what a checkpoint may skip.
-        self._blobs_written: dict[str, set[str]] = {}
-        self._splitters: dict[str, state_blobs.BlobSplitter] = {}
+        # Blob digests known to be in the file, per model: what a checkpoint may skip,
+        # and what a model's dump may name instead of encoding (``stored_blobs``).
+        self._blobs_written: dict[str, frozenset[str]] = {}
+        # What the transaction under way leaves there; known once it commits.
+        self._blobs_pending: dict[str, frozenset[str]] = {}
         if self.path.parent and not self.path.parent.exists():
             raise DriftwardenError(
                 f"store {self.path}: folder {self.path.parent} does not exist; create it first"
@@ -132,8 +134,21 @@ class Store:
         """One write transaction that takes the lock first: other writers wait, never fail."""
         from monitor.audit.chain import write_transaction
 
-        with write_transaction(self.db):
-            yield self.db
+        outermost = not self.db.conn.in_transaction
+        try:
+            with write_transaction(self.db):
+                yield self.db
+        finally:
+            pending, self._blobs_pending = self._blobs_pending, {}
+        if outermost:  # committed: the blobs it wrote are in the file
+            self._blobs_written.update(pending)
+        else:
+            self._blobs_pending = pending
+
+    def stored_blobs(self, model: str) -> frozenset[str]:
+        """Digests of ``model``'s blobs the file holds, as far as this store wrote or read
+        them: texts a dump for ``write_checkpoint`` may name instead of carrying."""
+        return self._blobs_written.get(model, frozenset())
 
     def write_checkpoint(self, db: sqlite_utils.Database, checkpoint: CheckpointRows) -> None:
         """Write a checkpoint's rows; call inside ``transaction()``."""
@@ -159,23 +174,21 @@ class Store:
             )
         for model, (state, events) in checkpoint.model_states.items():
             blobs: dict[str, str] = {}
-            splitter = self._splitters.get(model)
-            if splitter is None:
-                splitter = self._splitters[model] = state_blobs.BlobSplitter()
-            skeleton = splitter.split(state, blobs)
-            known = self._blobs_written.setdefault(model, set())
-            if not blobs.keys() <= known:
+            # Forgotten until the transaction commits: a rollback leaves the file as it was.
+            known = self._blobs_written.pop(model, frozenset())
+            skeleton, referred = state_blobs.split_blobs(state, blobs, known)
+            if referred != known:
                 new = [(model, d, data) for d, data in blobs.items() if d not in known]
                 db.conn.executemany(
                     "INSERT OR IGNORE INTO state_blobs (model, digest, data) VALUES (?, ?, ?)", new
                 )
                 # A new baseline replaces the old one: drop blobs nothing refers to.
-                marks = ",".join("?" * len(blobs))
+                marks = ",".join("?" * len(referred))
                 db.execute(
                     f"DELETE FROM state_blobs WHERE model = ? AND digest NOT IN ({marks})",
-                    [model, *blobs],
+                    [model, *referred],
                 )
-                self._blobs_written[model] = set(blobs)
+            self._blobs_pending[model] = frozenset(referred)
             db.execute(
                 "INSERT OR REPLACE INTO model_state (model, state, events, updated_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -195,7 +208,7 @@ class Store:
         db.execute("DELETE FROM model_state WHERE model = ?", [model])
         db.execute("DELETE FROM state_blobs WHERE model = ?", [model])
         self._blobs_written.pop(model, None)
-        self._splitters.pop(model, None)
+        self._blobs_pending.pop(model, None)
 
     def load_model_state(self, model: str) -> tuple[dict[str, Any], int] | None:
         """A model's detector state and event count; raises ``StateLost`` if it is unreadable."""
@@ -204,13 +217,14 @@ class Store:
                 "SELECT state, events FROM model_state WHERE model = ?", [model]
             ).fetchone()
             if row is None:
+                self._blobs_written.pop(model, None)
                 return None
             blobs = dict(
                 self.db.execute(
                     "SELECT digest, data FROM state_blobs WHERE model = ?", [model]
                 ).fetchall()
             )
-        self._blobs_written[model] = set(blobs)
+        self._blobs_written[model] = frozenset(blobs)
         try:
             return state_blobs.join_blobs(orjson.loads(row[0]), blobs), int(row[1])
         except KeyError as exc:
