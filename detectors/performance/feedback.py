@@ -26,8 +26,11 @@ in every *direction*: for class predictions, predicted class ``a`` labelled
   segment's reference rate (the test's null before this change). (A feature whose rest is
   empty, e.g. one segment holding all the traffic, falls back to the
   reference rate.) The reference ratio takes the segment's rate at its upper
-  ``quantile`` and the rest's at its lower one. Findings wait for their
-  block: at most ``block_labels`` labels later than label by label.
+  ``quantile`` and the rest's at its lower one. A block's null comes from
+  the rest in it and in the next block, so that a rise beginning within a
+  block is at least half in its null (and twice the labels make it less
+  noisy); findings therefore wait for the block after theirs: at most
+  ``2 * block_labels`` labels later than label by label.
 - **Test.** Each segment and direction then runs a Bernoulli CUSUM of the log
   likelihood ratio of a rate whose odds are ``odds_ratio`` times the null's
   against the null rate, in integer thousandths of a nat (exact whatever the
@@ -197,9 +200,12 @@ class FeedbackWatch:
                 )
             )
             self.count += len(rows)
-            while len(self.pending.seq) >= self.block_labels:
+            # A block is tested once the next one is complete too (see _test).
+            while len(self.pending.seq) >= 2 * self.block_labels:
                 block, self.pending = self.pending.split(self.block_labels)
-                found += self._test(block, self.count - len(self.pending.seq) - len(block.seq))
+                ahead, _ = self.pending.split(self.block_labels)
+                first = self.count - len(self.pending.seq) - len(block.seq)
+                found += self._test(block, ahead, first)
         return found
 
     def _comparable(
@@ -332,7 +338,7 @@ class FeedbackWatch:
         self.threshold = math.ceil(SCALE * nats)
         self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
 
-    def _nulls(self, cells: np.ndarray, hits: np.ndarray) -> None:
+    def _nulls(self, cells: np.ndarray, hits: np.ndarray) -> np.ndarray:
         """Each CUSUM's null rate in a block whose trials are ``cells`` (``hits``): the odds
         of the rest of its feature in the block times its reference odds ratio to the rest."""
         assert self.odds_to_rest is not None and self.rest_reference is not None
@@ -348,21 +354,30 @@ class FeedbackWatch:
         odds = self.odds_to_rest * rest / (1 - rest)
         # Never below the reference rate: a rest that improves (or one segment of a
         # two-segment feature that disagrees less) does not make the others suspect.
-        p0 = np.clip(np.maximum(odds / (1 + odds), self.reference_rate), 1e-6, 1 - 1e-6)
+        null: np.ndarray = np.clip(
+            np.maximum(odds / (1 + odds), self.reference_rate), 1e-6, 1 - 1e-6
+        ).astype(np.float64)
+        return null
+
+    def _increments(self, p0: np.ndarray) -> None:
+        """Each CUSUM's steps for a disagreement and an agreement against null rates ``p0``."""
         odds = self.odds_ratio * p0 / (1 - p0)
         p1 = odds / (1 + odds)
         self.baseline = p0.astype(np.float32)  # for the details
         self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int32)
         self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int32)
 
-    def _test(self, block: _Pending, first: int) -> list[Finding]:
-        """Run the CUSUMs over a block of labels (counted from ``first``)."""
+    def _test(self, block: _Pending, ahead: _Pending, first: int) -> list[Finding]:
+        """Run the CUSUMs over a block of labels (counted from ``first``). Its null rates come
+        from the rest in it and the next block (``ahead``): a global rise that begins within
+        the block is at least half in them, and wholly in the next block's."""
         assert self.cusum is not None
         assert self.run_trials is not None and self.run_hits is not None
         cells, hits, labels = self._trials(block.codes, block.predicted, block.truth)
         if not len(cells):  # a model without features
             return self._report(block, first, [])
-        self._nulls(cells, hits)
+        later, later_hits, _ = self._trials(ahead.codes, ahead.predicted, ahead.truth)
+        self._increments(self._nulls(np.r_[cells, later], np.r_[hits, later_hits]))
         assert self.up is not None and self.down is not None
         order = np.argsort(cells, kind="stable")  # each cell's trials, in stream order
         cells, hits, labels = cells[order], hits[order], labels[order]

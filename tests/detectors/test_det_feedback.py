@@ -64,8 +64,9 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_in_about_5
         assert first.statistic >= first.threshold  # type: ignore[operator]
         delays.append(_label_number(first) - ONSET)
     # Labels from the onset to the alarm, per seed (2.1% of labels are approvals at m07,
-    # so ~60 poisoned trials take ~3,000 labels): [2341, 4531, 8264, 3469, 4877, 4843]
-    # when written (findings wait for their block of 1,000 labels). The delay spreads with
+    # so ~60 poisoned trials take ~3,000 labels): [2597, 4540, 8685, 4546, 5196, 5124]
+    # when written (to the label where the CUSUM crossed; the finding comes when its block
+    # of 1,000 labels and the next are complete). The delay spreads with
     # the luck of the draw and of the 5,000-label reference: over more seeds, and with
     # fewer approvals, see scripts/bench_feedback.py and BENCHMARKS.md.
     assert statistics.median(delays) <= 5_000, delays
@@ -74,12 +75,13 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_in_about_5
 
 
 def test_findings_are_exact_whatever_the_batching_and_across_a_save_and_load() -> None:
-    joined, layout = labelled(ONSET + 8_000, seed=3, poison_at=ONSET)
+    joined, layout = labelled(ONSET + 10_000, seed=0, poison_at=ONSET)
     whole = _run(joined, layout, len(joined.seq))
     assert whole, "nothing found"
     assert whole == _run(joined, layout, len(joined.seq)), "not deterministic"
     assert whole == _run(joined, layout, [1, 7, 500, 1999, 3]), "depends on batch boundaries"
-    assert whole == _run(joined, layout, 997, reload_at=5), "save and load in the reference"
+    assert whole == _run(joined, layout, 997, reload_at=3), "save and load in the reference"
+    assert whole == _run(joined, layout, 997, reload_at=6), "save and load with a block pending"
     assert whole == _run(joined, layout, 997, reload_at=25), "save and load while firing"
 
 
@@ -99,7 +101,7 @@ def test_a_global_rise_of_the_error_is_not_poisoning_but_a_flip_in_it_still_is()
     # Every segment's disagreement goes from 10% to 40% at once (drift, a bad release):
     # realized performance speaks of it; no segment disagrees more than the rest. The rise
     # comes anywhere in a block of the test (1,000 labels).
-    for seed, rise in enumerate((ONSET, ONSET + 500, ONSET + 999)):
+    for seed, rise in enumerate((ONSET, ONSET + 500, ONSET + 999, ONSET + 250)):
         joined, layout = labelled(
             ONSET + 20_000, seed, error_rates=(0.07, 0.13), rise_at=rise, risen_rates=(0.37, 0.43)
         )
