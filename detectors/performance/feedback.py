@@ -344,8 +344,8 @@ class FeedbackWatch:
         assert self.odds_to_rest is not None and self.rest_reference is not None
         assert self.reference_rate is not None
         shape, size = self.trials.shape, self.trials.size
-        # The block's own rest, not earlier ones: a null that lagged a step change of the
-        # rest would see a global rise in every large segment.
+        # The rest at the time (the caller's blocks), never earlier: a null that lagged a
+        # step change of the rest would see a global rise in every large segment.
         trials = np.bincount(cells, minlength=size).reshape(shape).astype(np.float64)
         agreed = np.bincount(cells[hits], minlength=size).reshape(shape).astype(np.float64)
         rest_trials = trials.sum(axis=1, keepdims=True) - trials
