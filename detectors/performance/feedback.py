@@ -566,7 +566,7 @@ class FeedbackWatch:
             float(state["prior_strength"]),
             float(state["quantile"]),
             int(state["recover_labels"]),
-            int(state["block_labels"]),
+            int(state.get("block_labels", 1000)),  # states from before blocks: the default
         )
         layout = None if state["layout"] is None else SegmentLayout.load(state["layout"])
         watch._start(layout)
@@ -581,7 +581,8 @@ class FeedbackWatch:
             watch.cusum = _unpack(state["cusum"])
             watch.run_trials = _unpack(state["run_trials"])
             watch.run_hits = _unpack(state["run_hits"])
-        watch.pending = _Pending.load(state["pending"])
+        if state.get("pending") is not None:
+            watch.pending = _Pending.load(state["pending"])
         watch.alarms = AlarmTracker.load(state["alarms"])
         return watch
 

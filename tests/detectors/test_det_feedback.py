@@ -83,6 +83,13 @@ def test_findings_are_exact_whatever_the_batching_and_across_a_save_and_load() -
     assert whole == _run(joined, layout, 997, reload_at=3), "save and load in the reference"
     assert whole == _run(joined, layout, 997, reload_at=6), "save and load with a block pending"
     assert whole == _run(joined, layout, 997, reload_at=25), "save and load while firing"
+    # A state saved before the test had blocks (no block length, no labels pending) loads.
+    watch = FeedbackWatch()
+    watch.observe(cut(joined, 0, 6_000), layout)
+    state = watch.dump()
+    del state["block_labels"], state["pending"]
+    older = FeedbackWatch.load(state)
+    assert older.block_labels == 1000 and len(older.pending.seq) == 0 and not older.in_reference
 
 
 def test_clean_feedback_stays_quiet_and_the_budget_holds() -> None:
