@@ -161,6 +161,8 @@ class LabelsConfig:
     horizon: str = "30d"
     # Predictions waiting per model; beyond it the oldest are evicted (and counted).
     max_pending: int = 10_000_000
+    # Labels with segment keys that make a model's feedback reference before its test begins.
+    feedback_reference: int = 5_000
 
     def horizon_seconds(self) -> float:
         """``horizon`` in seconds; ValueError saying the accepted form if it is not one."""
@@ -359,6 +361,10 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{source}: key 'labels.horizon' {exc}") from None
     if not 1 <= config.labels.max_pending <= 1_000_000_000:
         raise ConfigError(f"{source}: key 'labels.max_pending' must be between 1 and 1000000000")
+    if not 1_000 <= config.labels.feedback_reference <= 10_000_000:
+        raise ConfigError(
+            f"{source}: key 'labels.feedback_reference' must be between 1000 and 10000000"
+        )
     for key, value in dataclasses.asdict(config.limits).items():
         if value < 1:
             raise ConfigError(f"{source}: key 'limits.{key}' must be at least 1")

@@ -8,7 +8,10 @@ the labels of ``approve`` predictions at one merchant holding 3% of the
 traffic. Reported, for each share of approvals in ``--shares``: the labels
 from the onset to the first ``feedback:merchant=m07`` alarm over ``--seeds``
 seeds, and alarms elsewhere; then the false alarms of ``--clean`` seeds of
-``--clean-labels`` clean labels each; then the CPU cost per label of the test
+``--clean-labels`` clean labels each; then, over ``--global-seeds`` seeds, the
+alarms when the model's error rises everywhere at once (10% to 40% of labels
+disagree from label ``--onset`` on: not poisoning, no segment should fire);
+then the CPU cost per label of the test
 and per prediction of its segment key (20 features, micro-batches of 2,048).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_feedback.py
@@ -31,7 +34,7 @@ SIGNAL = f"feedback:merchant={TARGET}"
 
 def watch(joined: JoinedLabels, layout: SegmentLayout) -> tuple[list[tuple[int, str]], float]:
     """(label number, signal) of each new alarm; CPU seconds spent in the watch."""
-    test = FeedbackWatch()
+    test = FeedbackWatch()  # the defaults: a reference of 5,000 labels
     alarms = []
     spent = 0.0
     for a in range(0, len(joined.seq), CHUNK):
@@ -53,6 +56,7 @@ def main() -> None:
     parser.add_argument("--shares", type=float, nargs="+", default=[0.7, 0.5])
     parser.add_argument("--clean", type=int, default=5)
     parser.add_argument("--clean-labels", type=int, default=1_000_000)
+    parser.add_argument("--global-seeds", type=int, default=10)
     args = parser.parse_args()
     for share in args.shares:
         delays: list[int] = []
@@ -87,6 +91,21 @@ def main() -> None:
     print(
         f"false alarms: {false_alarms} in {args.clean} x {args.clean_labels:,} clean labels; "
         f"the test costs {spent / labels * 1e6:.2f} µs of CPU per label"
+    )
+    fired = []
+    for seed in range(args.global_seeds):
+        joined, layout = labelled(
+            args.onset + args.after,
+            2_000 + seed,
+            error_rates=(0.07, 0.13),
+            rise_at=args.onset,
+            risen_rates=(0.37, 0.43),
+        )
+        alarms, _ = watch(joined, layout)
+        fired.append(len({signal for _, signal in alarms}))
+    print(
+        f"global rise 10% -> 40% at label {args.onset:,}: segments alarmed per seed {fired} "
+        f"in {args.after:,} labels after it"
     )
     batch = rows(CHUNK, seed=1)
     layout = layout_of(rows(10_000, seed=2))

@@ -14,12 +14,29 @@ in every *direction*: for class predictions, predicted class ``a`` labelled
   segment's reference rate is shrunk towards its feature's pooled rate
   (a Beta prior of ``prior_strength`` labels) and taken at the ``quantile``
   of its posterior: a rate estimated from few labels is not trusted to be low.
+- **Relative to the rest.** A change of the model's error everywhere (drift,
+  a bad release) is not poisoning: realized performance speaks of it. So a
+  segment is tested against the *rest of its feature* (the other segments,
+  same direction) at the same time: the labels after the reference are taken
+  in blocks of ``block_labels`` (in the watch's order, so blocks never depend
+  on the batching), and in each block a segment's null rate has the odds of
+  the rest's rate in that block times the reference's odds ratio between the
+  segment and the rest. A global rise lifts the null with it; a flip in one
+  segment leaves the rest, and its null, alone. The null never goes below the
+  segment's reference rate (the test's null before this change). (A feature whose rest is
+  empty, e.g. one segment holding all the traffic, falls back to the
+  reference rate.) The reference ratio takes the segment's rate at its upper
+  ``quantile`` and the rest's at its lower one. A block's null comes from
+  the rest in it and in the next block, so that a rise beginning within a
+  block is at least half in its null (and twice the labels make it less
+  noisy); findings therefore wait for the block after theirs: at most
+  ``2 * block_labels`` labels later than label by label.
 - **Test.** Each segment and direction then runs a Bernoulli CUSUM of the log
-  likelihood ratio of a rate whose odds are ``odds_ratio`` times the
-  reference's against the reference rate, in integer thousandths of a nat
-  (exact whatever the batching). Lorden's bound makes each CUSUM's run
+  likelihood ratio of a rate whose odds are ``odds_ratio`` times the null's
+  against the null rate, in integer thousandths of a nat (exact whatever the
+  batching). Lorden's bound makes each CUSUM's run
   between false alarms at least ``exp(h)`` of its trials when the true rate is
-  at most the reference rate; with ``h = ln(false_alarm_labels * T)``, where
+  at most the null rate; with ``h = ln(false_alarm_labels * T)``, where
   ``T`` is the number of trials one label makes across all CUSUMs, the whole
   watch raises at most one false alarm per ``false_alarm_labels`` labels: a
   Bonferroni budget spread over segments in proportion to their traffic.
@@ -41,19 +58,23 @@ from __future__ import annotations
 import base64
 import math
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from detectors.base import Finding, Severity
-from detectors.codec import encode_float
+from detectors.codec import decode_array, encode_array, encode_float
 from detectors.performance.segments import BINS, SegmentLayout, bounded_text
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.error_stream import JoinedLabels
 
 DETECTOR = "feedback"
 SCALE = 1000  # CUSUM units per nat
+# Pseudo-trials at the rest's reference rate added to the rest of a block: a rest
+# without labels in a block leaves the null at its reference.
+REST_PRIOR = 20.0
 ABOVE, BELOW = 0, 1  # the directions of value predictions
 CRITICAL_NATS = math.log(100.0)
 
@@ -76,12 +97,13 @@ class FeedbackWatch:
     def __init__(
         self,
         false_alarm_labels: float = 1e7,
-        reference_labels: int = 20_000,
+        reference_labels: int = 5_000,
         odds_ratio: float = 6.0,
         max_classes: int = 5,
         prior_strength: float = 50.0,
         quantile: float = 0.75,
         recover_labels: int = 5000,
+        block_labels: int = 1000,
     ) -> None:
         if not false_alarm_labels >= 100:
             raise ValueError(f"false_alarm_labels must be at least 100, got {false_alarm_labels}")
@@ -89,6 +111,8 @@ class FeedbackWatch:
             raise ValueError(f"reference_labels must be at least 100, got {reference_labels}")
         if not odds_ratio > 1:
             raise ValueError(f"odds_ratio must be above 1, got {odds_ratio}")
+        if not 100 <= block_labels <= 100_000:
+            raise ValueError(f"block_labels must be 100 to 100,000, got {block_labels}")
         if not 1 <= max_classes <= 20:
             raise ValueError(f"max_classes must be 1 to 20, got {max_classes}")
         if not prior_strength >= 0 or not 0.5 <= quantile < 1:
@@ -100,6 +124,7 @@ class FeedbackWatch:
         self.prior_strength = float(prior_strength)
         self.quantile = float(quantile)
         self.recover_labels = recover_labels
+        self.block_labels = block_labels
         # Labels not counted, ever: without a key of the current layout (made in the
         # model's warm-up, or before its baseline was rebuilt), or not comparable.
         self.skipped = 0
@@ -122,7 +147,14 @@ class FeedbackWatch:
         self.cusum: np.ndarray | None = None
         self.run_trials: np.ndarray | None = None
         self.run_hits: np.ndarray | None = None
-        self.baseline: np.ndarray | None = None  # the rate each CUSUM tests against
+        self.baseline: np.ndarray | None = None  # each CUSUM's null rate in the current block
+        # From the reference: each cell's odds ratio to the rest of its feature, and the
+        # rest's rate.
+        self.odds_to_rest: np.ndarray | None = None
+        self.rest_reference: np.ndarray | None = None
+        self.reference_rate: np.ndarray | None = None  # the segment's, at its quantile
+        # Labels counted after the reference, waiting for their block to be complete.
+        self.pending = _Pending.empty(features)
         self.threshold = self.critical = 0  # in SCALE units
 
     @property
@@ -157,11 +189,23 @@ class FeedbackWatch:
             if not self.in_reference:
                 self._fit()
         if start < len(kept):
-            rows = kept[start:]
-            found = self._test(
-                joined, rows, codes[start:], predicted[start:], truth[start:], self.count
+            rows = np.array(kept[start:], dtype=np.int64)
+            self.pending = self.pending.extend(
+                _Pending(
+                    codes[start:],
+                    predicted[start:],
+                    truth[start:],
+                    np.asarray(joined.seq, dtype=np.int64)[rows],
+                    np.asarray(joined.ts, dtype=np.float64)[rows],
+                )
             )
             self.count += len(rows)
+            # A block is tested once the next one is complete too (see _test).
+            while len(self.pending.seq) >= 2 * self.block_labels:
+                block, self.pending = self.pending.split(self.block_labels)
+                ahead, _ = self.pending.split(self.block_labels)
+                first = self.count - len(self.pending.seq) - len(block.seq)
+                found += self._test(block, ahead, first)
         return found
 
     def _comparable(
@@ -277,11 +321,15 @@ class FeedbackWatch:
         seen = trials > 0
         p0[seen] = stats.beta.ppf(self.quantile, a[seen], b[seen])
         p0 = np.clip(p0, 1e-6, 1 - 1e-6)
-        odds = self.odds_ratio * p0 / (1 - p0)
-        p1 = odds / (1 + odds)
-        self.baseline = p0.astype(np.float32)  # for the details only
-        self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int32)
-        self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int32)
+        # The rest's reference rate at the lower quantile: the ratio of the two, like the
+        # segment's rate, is not trusted to be low for having been seen on few labels.
+        rest_trials = pooled_trials - trials
+        rest_hits = hits.sum(axis=1, keepdims=True) - hits
+        rest = stats.beta.ppf(1 - self.quantile, rest_hits + 0.5, rest_trials - rest_hits + 0.5)
+        rest = np.clip(rest, 1e-6, 1 - 1e-6)
+        self.rest_reference = rest
+        self.reference_rate = p0
+        self.odds_to_rest = (p0 / (1 - p0)) / (rest / (1 - rest))
         shape = self.trials.shape
         self.cusum = np.zeros(shape, np.int32)
         self.run_trials = np.zeros(shape, np.int32)
@@ -293,21 +341,47 @@ class FeedbackWatch:
         self.threshold = math.ceil(SCALE * nats)
         self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
 
-    def _test(
-        self,
-        joined: JoinedLabels,
-        rows: list[int],
-        codes: np.ndarray,
-        predicted: np.ndarray,
-        truth: np.ndarray,
-        first: int,
-    ) -> list[Finding]:
-        """Run the CUSUMs over the labels ``rows`` of ``joined`` (counted from ``first``)."""
-        assert self.cusum is not None and self.up is not None and self.down is not None
+    def _nulls(self, cells: np.ndarray, hits: np.ndarray) -> np.ndarray:
+        """Each CUSUM's null rate in a block whose trials are ``cells`` (``hits``): the odds
+        of the rest of its feature in the block times its reference odds ratio to the rest."""
+        assert self.odds_to_rest is not None and self.rest_reference is not None
+        assert self.reference_rate is not None
+        shape, size = self.trials.shape, self.trials.size
+        # The rest at the time (the caller's blocks), never earlier: a null that lagged a
+        # step change of the rest would see a global rise in every large segment.
+        trials = np.bincount(cells, minlength=size).reshape(shape).astype(np.float64)
+        agreed = np.bincount(cells[hits], minlength=size).reshape(shape).astype(np.float64)
+        rest_trials = trials.sum(axis=1, keepdims=True) - trials
+        rest_hits = agreed.sum(axis=1, keepdims=True) - agreed
+        rest = (rest_hits + REST_PRIOR * self.rest_reference) / (rest_trials + REST_PRIOR)
+        odds = self.odds_to_rest * rest / (1 - rest)
+        # Never below the reference rate: a rest that improves (or one segment of a
+        # two-segment feature that disagrees less) does not make the others suspect.
+        null: np.ndarray = np.clip(
+            np.maximum(odds / (1 + odds), self.reference_rate), 1e-6, 1 - 1e-6
+        ).astype(np.float64)
+        return null
+
+    def _increments(self, p0: np.ndarray) -> None:
+        """Each CUSUM's steps for a disagreement and an agreement against null rates ``p0``."""
+        odds = self.odds_ratio * p0 / (1 - p0)
+        p1 = odds / (1 + odds)
+        self.baseline = p0.astype(np.float32)  # for the details
+        self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int32)
+        self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int32)
+
+    def _test(self, block: _Pending, ahead: _Pending, first: int) -> list[Finding]:
+        """Run the CUSUMs over a block of labels (counted from ``first``). Its null rates come
+        from the rest in it and the next block (``ahead``): a global rise that begins within
+        the block is at least half in them, and wholly in the next block's."""
+        assert self.cusum is not None
         assert self.run_trials is not None and self.run_hits is not None
-        cells, hits, labels = self._trials(codes, predicted, truth)
+        cells, hits, labels = self._trials(block.codes, block.predicted, block.truth)
         if not len(cells):  # a model without features
-            return self._report(joined, rows, first, [])
+            return self._report(block, first, [])
+        later, later_hits, _ = self._trials(ahead.codes, ahead.predicted, ahead.truth)
+        self._increments(self._nulls(np.r_[cells, later], np.r_[hits, later_hits]))
+        assert self.up is not None and self.down is not None
         order = np.argsort(cells, kind="stable")  # each cell's trials, in stream order
         cells, hits, labels = cells[order], hits[order], labels[order]
         steps = np.where(hits, self.up.flat[cells], self.down.flat[cells]).astype(np.int64)
@@ -350,7 +424,7 @@ class FeedbackWatch:
                 labels[starts[g] : stops[g]],
             )
         violations.sort()
-        return self._report(joined, rows, first, violations)
+        return self._report(block, first, violations)
 
     def _walk(
         self, cell: int, steps: np.ndarray, hits: np.ndarray, labels: np.ndarray
@@ -374,21 +448,18 @@ class FeedbackWatch:
         return out
 
     def _report(
-        self,
-        joined: JoinedLabels,
-        rows: list[int],
-        first: int,
-        violations: list[tuple[int, int, int, int, int]],
+        self, block: _Pending, first: int, violations: list[tuple[int, int, int, int, int]]
     ) -> list[Finding]:
+        last = len(block.seq) - 1
+
         def moment(point: int) -> float:
             """The time of the first label counted at or after ``point``."""
-            return float(joined.ts[rows[min(max(point - first, 0), len(rows) - 1)]])
+            return float(block.ts[min(max(point - first, 0), last)])
 
         found: list[Finding] = []
         for label, cell, value, n, k in violations:
             index = first + label
-            at = rows[label]
-            ts = float(joined.ts[at])
+            ts = float(block.ts[label])
             self.alarms.resolve_due(index - 1, moment)
             severity: Severity = "critical" if value >= self.critical else "warning"
             feature, segment, direction = self._describe(cell)
@@ -398,13 +469,13 @@ class FeedbackWatch:
                 continue
             details = {
                 "state": state,
-                "event_index": int(joined.seq[at]),
+                "event_index": int(block.seq[label]),
                 "feature": feature,
                 "segment": segment,
                 "direction": direction,
             }
             found.append(self._finding(cell, signal, ts, severity, (value, n, k), details))
-        self.alarms.resolve_due(first + len(rows) - 1, moment)
+        self.alarms.resolve_due(first + last, moment)
         return found
 
     def _finding(
@@ -432,6 +503,7 @@ class FeedbackWatch:
             "current_trials": n,
             "current_disagreements": k,
             "reference_labels": self.reference_labels,
+            "block_labels": self.block_labels,
         }
         return Finding(
             DETECTOR,
@@ -472,6 +544,7 @@ class FeedbackWatch:
             "prior_strength": encode_float(self.prior_strength),
             "quantile": encode_float(self.quantile),
             "recover_labels": self.recover_labels,
+            "block_labels": self.block_labels,
             "layout": None if self.layout is None else self.layout.dump(),
             "kind": self.kind,
             "classes": list(self.classes),
@@ -482,6 +555,7 @@ class FeedbackWatch:
             "cusum": _pack(self.cusum) if fitted else None,  # type: ignore[arg-type]
             "run_trials": _pack(self.run_trials) if fitted else None,  # type: ignore[arg-type]
             "run_hits": _pack(self.run_hits) if fitted else None,  # type: ignore[arg-type]
+            "pending": self.pending.dump(),
             "alarms": self.alarms.dump(),
         }
 
@@ -495,6 +569,7 @@ class FeedbackWatch:
             float(state["prior_strength"]),
             float(state["quantile"]),
             int(state["recover_labels"]),
+            int(state.get("block_labels", 1000)),  # states from before blocks: the default
         )
         layout = None if state["layout"] is None else SegmentLayout.load(state["layout"])
         watch._start(layout)
@@ -509,5 +584,50 @@ class FeedbackWatch:
             watch.cusum = _unpack(state["cusum"])
             watch.run_trials = _unpack(state["run_trials"])
             watch.run_hits = _unpack(state["run_hits"])
+        if state.get("pending") is not None:
+            watch.pending = _Pending.load(state["pending"])
         watch.alarms = AlarmTracker.load(state["alarms"])
         return watch
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Labels counted after the reference, in order: their segment bins, class slots,
+    stream positions and times."""
+
+    codes: np.ndarray  # (labels, features) uint8
+    predicted: np.ndarray
+    truth: np.ndarray
+    seq: np.ndarray
+    ts: np.ndarray
+
+    @classmethod
+    def empty(cls, features: int) -> _Pending:
+        none = np.zeros(0, np.int64)
+        return cls(np.zeros((0, features), np.uint8), none, none, none, np.zeros(0))
+
+    def extend(self, more: _Pending) -> _Pending:
+        if not len(self.seq):
+            return more
+        return _Pending(
+            *(np.concatenate([a, b]) for a, b in zip(self.arrays(), more.arrays(), strict=True))
+        )
+
+    def split(self, n: int) -> tuple[_Pending, _Pending]:
+        """The first ``n`` labels, and the rest."""
+        arrays = self.arrays()
+        return _Pending(*(a[:n] for a in arrays)), _Pending(*(a[n:] for a in arrays))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.codes, self.predicted, self.truth, self.seq, self.ts
+
+    def dump(self) -> dict[str, Any]:
+        fields = zip(PENDING_FIELDS, self.arrays(), strict=True)
+        return {name: encode_array(a) for name, a in fields}
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> _Pending:
+        return cls(*(decode_array(state[name]) for name in PENDING_FIELDS))
+
+
+PENDING_FIELDS = ("codes", "predicted", "truth", "seq", "ts")

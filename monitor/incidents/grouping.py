@@ -97,6 +97,7 @@ class AlertPolicy:
             return int(incident_id)
         key = _new_key(db, f"{model}\x00{finding.event_ts!r}\x00{signal}")
         metric_kind = str(finding.details.get("kind", "")) if kind == "metric" else ""
+        direction = str(finding.details.get("direction", "")) if kind == "performance" else ""
         cursor = db.execute(
             "INSERT INTO incidents (key, model, status, severity, title, first_event_ts, "
             "last_event_ts, alert_count, signals, opened_at, updated_at, kind, group_key) "
@@ -105,7 +106,9 @@ class AlertPolicy:
                 key,
                 model,
                 finding.severity,
-                title(model, kind, finding.detector, finding.signal, metric_kind[:40]),
+                title(
+                    model, kind, finding.detector, finding.signal, metric_kind[:40], direction[:210]
+                ),
                 finding.event_ts,
                 finding.event_ts,
                 orjson.dumps([signal]),

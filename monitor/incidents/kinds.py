@@ -41,8 +41,11 @@ def group_key(labels: dict[str, str], group_by: tuple[str, ...]) -> str:
     return "\x1f".join(f"{name}={labels[name]}" for name in names)
 
 
-def title(model: str, kind: Kind, detector: str, signal: str, metric_kind: str = "") -> str:
-    """What happened, in words: the first alert of an incident names it."""
+def title(
+    model: str, kind: Kind, detector: str, signal: str, metric_kind: str = "", direction: str = ""
+) -> str:
+    """What happened, in words: the first alert of an incident names it (``direction``:
+    a feedback finding's, ``approve → decline``)."""
     if kind == "client":
         caller = signal.removeprefix("client:")
         if detector == "client_boundary":
@@ -56,6 +59,10 @@ def title(model: str, kind: Kind, detector: str, signal: str, metric_kind: str =
     if kind == "performance":
         if signal == "error":
             return f"{model}: errors against labels changing ({detector})"
+        if signal.startswith("feedback:"):
+            where = signal.removeprefix("feedback:")
+            way = f" ({direction})" if direction else ""
+            return f"{model}: labels disagree in {where}{way}"
         return f"{model}: {signal} changing ({detector})"
     if kind == "output":
         return f"{model}: {signal} shifting ({detector})"

@@ -124,6 +124,7 @@ class ModelLabelJoin:
         horizon: float,
         max_pending: int,
         false_alarm_labels: float = 1e7,
+        feedback_reference: int = 5_000,
     ) -> None:
         self.model = model
         self.db = db
@@ -141,10 +142,10 @@ class ModelLabelJoin:
         # Realized performance and the per-segment feedback test of the joined labels
         # (their states are kept with the counts).
         self.performance = PerformanceWatch()
-        self.feedback = FeedbackWatch(false_alarm_labels)
-        self._load()
+        self.feedback = FeedbackWatch(false_alarm_labels, feedback_reference)
+        self._load(feedback_reference)
 
-    def _load(self) -> None:
+    def _load(self, feedback_reference: int) -> None:
         row = self.db.execute(
             "SELECT inserted, watermark, labels, joined, late, unmatched, duplicate, evicted, "
             "expired, delays, performance, feedback FROM label_counts WHERE model = ?",
@@ -159,6 +160,8 @@ class ModelLabelJoin:
             self.performance = PerformanceWatch.load(orjson.loads(row[10]))
         if row[11] is not None:
             self.feedback = FeedbackWatch.load(orjson.loads(row[11]))
+            if self.feedback.layout is None:  # not begun: the configured reference applies
+                self.feedback.reference_labels = feedback_reference
 
     def prediction(
         self, request: str, ts: float, prediction: object, score: float | None, row: int = -1

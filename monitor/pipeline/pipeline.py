@@ -274,6 +274,7 @@ class Pipeline:
                 labels.horizon_seconds(),
                 labels.max_pending,
                 pipeline.detectors.settings.false_alarm_events,
+                labels.feedback_reference,
             )
             self.models[name] = pipeline
         return pipeline

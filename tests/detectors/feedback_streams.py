@@ -6,7 +6,9 @@ Features: 15 numeric (normal; ``x0`` also sets how often the model is wrong:
 ``m07`` holds ``segment_share`` (3%) of the traffic. Predictions are ``approve`` (a share
 ``approve_share``, 70% by default) or ``decline``. From ``poison_at`` on, labels of predictions of
 ``approve`` at merchant ``m07`` say ``decline`` with probability ``poisoned``
-(30%) instead of the honest rate.
+(30%) instead of the honest rate. ``error_rates`` sets the honest rates (x0 below and
+above 0); from ``rise_at`` on, the model is wrong everywhere at ``risen_rates`` instead
+(a global rise of its error, as drift or a bad release make).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def labelled(
     segment_share: float = 0.03,
     layout: SegmentLayout | None = None,
     approve_share: float = 0.7,
+    error_rates: tuple[float, float] = (0.03, 0.07),
+    rise_at: int | None = None,
+    risen_rates: tuple[float, float] = (0.37, 0.43),
 ) -> tuple[JoinedLabels, SegmentLayout]:
     """``n`` joined labels (one per prediction, stream positions 0, 2, 4, ...) and the layout
     their keys were made with (by default, from the first 10,000 rows of another seed)."""
@@ -67,7 +72,11 @@ def labelled(
         layout = layout_of(rows(10_000, seed + 10_000, segment_share))
     rng = np.random.default_rng([seed, 2])
     predicted = (rng.random(n) >= approve_share).astype(np.int64)  # 0: approve
-    wrong = rng.random(n) < np.where(batch.numeric["x0"] > 0, 0.07, 0.03)
+    above = batch.numeric["x0"] > 0
+    rates = np.where(above, error_rates[1], error_rates[0])
+    if rise_at is not None:
+        rates[rise_at:] = np.where(above, risen_rates[1], risen_rates[0])[rise_at:]
+    wrong = rng.random(n) < rates
     if poison_at is not None:
         target = (batch.categorical["merchant"] == TARGET) & (predicted == 0)
         target[:poison_at] = False

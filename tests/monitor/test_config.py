@@ -48,6 +48,10 @@ def test_smallest_config_gets_defaults(tmp_path: Path) -> None:
         ('[[webhooks]]\nformat = "slack"\n[[models]]\nname = "m"\n', "'webhooks[0].url'"),
         ('[[models]]\nname = "m"\n[oops\n', "not valid TOML"),
         ('[kafka]\nfetch_max_wait_ms = -1\n[[models]]\nname = "m"\n', "'kafka.fetch_max_wait_ms'"),
+        (
+            '[labels]\nfeedback_reference = 100\n[[models]]\nname = "m"\n',
+            "'labels.feedback_reference' must be between 1000",
+        ),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, named: str) -> None:

@@ -286,7 +286,7 @@ def test_labels_days_late_join_with_their_segments_across_a_restart(
         capsys.readouterr()
         .out.rstrip()
         .endswith(
-            "; feedback test: reference 2,500 of 20,000 labels (2 features; 500 labels without "
+            "; feedback test: reference 2,500 of 5,000 labels (2 features; 500 labels without "
             "segments)"
         )
     )
@@ -324,7 +324,7 @@ def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
     store = tmp_path / "s.db"
     config.write_text(
         f'[store]\npath = "{store}"\n[detection]\nreference_size = 2000\n'
-        'detectors = ["ks"]\n[[models]]\nname = "m"\n'
+        'detectors = ["ks"]\n[labels]\nfeedback_reference = 8000\n[[models]]\nname = "m"\n'
     )
     assert main(["replay", "--config", str(config), "--input", str(events)]) == 0
     capsys.readouterr()
@@ -343,14 +343,14 @@ def test_poisoned_feedback_in_one_segment_becomes_an_alert_in_a_replay(
     facts = orjson.loads(details)
     assert facts["direction"] == "approve → decline"
     assert facts["current_rate"] > 2 * facts["reference_rate"]
-    assert kinds == [("performance", "m: feedback:merchant=m07 changing (feedback)")]
+    assert kinds == [("performance", "m: labels disagree in merchant=m07 (approve → decline)")]
     assert main(["labels", "--store", str(store)]) == 0
     # The first 2,000 predictions are the model's warm-up: their labels have no segments.
     assert (
         capsys.readouterr()
         .out.rstrip()
         .endswith(
-            "feedback test: 12,000 labels tested on 2 features after a reference of 20,000 "
+            "feedback test: 24,000 labels tested on 2 features after a reference of 8,000 "
             "(2,000 labels without segments)"
         )
     )
