@@ -27,7 +27,7 @@ SCRAPER = "client:scraper-1"
 PROBER = "client:prober-1"
 PLANS = ["basic", "plus", "pro"]
 # The segment whose feedback is poisoned: labels of approved payments turned into "fraud".
-POISONED_COUNTRY = "ES"
+POISONED_COUNTRY = "FR"
 POISONED_SIGNAL = f"feedback:country={POISONED_COUNTRY}"
 
 
@@ -93,14 +93,14 @@ def schedule(events: int) -> list[InjectedIncident]:
             "label_poisoning",
             "fraud",
             POISONED_SIGNAL,
-            0.3,
+            0.62,
             f"feedback on {POISONED_COUNTRY} calls 5% rising to 30% of approved payments fraud",
         ),
         (
             "error_rise",
             "fraud",
             "error",
-            0.6,
+            0.85,
             "feedback labels agree with 60% of predictions, not 90%",
         ),
     ]
@@ -128,7 +128,7 @@ def _events(total: int, seed: int, starts: dict[str, int]) -> Iterator[dict[str,
     feedback = np.random.default_rng(seed + 2_000)
     due: dict[int, list[dict[str, Any]]] = {}
     poisoning = np.random.default_rng(seed + 5_000)
-    poison_span = max(1, starts["error_rise"] - starts["label_poisoning"])
+    poison_span = max(1, total // 20)  # 5% rising to 30% over a twentieth of the run
     latency_end = starts["latency_spike"] + total // 20
     gradual_span = max(1, total // 5)
     for i in range(total):
