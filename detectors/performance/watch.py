@@ -138,10 +138,12 @@ class PerformanceWatch:
                 "window_labels": n,
                 "reference_labels": self.reference_labels,
             }
-            threshold = float(stats.norm.isf(self.alpha))
+            # The threshold is the p-value's, as for the other tests with a p-value (the
+            # report plots both on one −log10 scale); z's own is in the details.
+            details["z_threshold"] = round(float(stats.norm.isf(self.alpha)), 6)
             found.append(
                 Finding(
-                    DETECTOR, signal, ts, severity, z, threshold, p, ref_value - win_value, details
+                    DETECTOR, signal, ts, severity, z, self.alpha, p, ref_value - win_value, details
                 )
             )
         self.alarms.resolve_due(self.count, lambda _: ts)

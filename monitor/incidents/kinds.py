@@ -41,6 +41,10 @@ def group_key(labels: dict[str, str], group_by: tuple[str, ...]) -> str:
     return "\x1f".join(f"{name}={labels[name]}" for name in names)
 
 
+# Realized metrics that are errors: they worsen by rising.
+ERROR_METRICS = frozenset({"mae", "rmse", "log_loss", "brier"})
+
+
 def title(
     model: str, kind: Kind, detector: str, signal: str, metric_kind: str = "", direction: str = ""
 ) -> str:
@@ -63,6 +67,13 @@ def title(
             where = signal.removeprefix("feedback:")
             way = f" ({direction})" if direction else ""
             return f"{model}: labels disagree in {where}{way}"
+        if signal.startswith("estimated:"):
+            metric = signal.removeprefix("estimated:").replace("_", " ")
+            return f"{model}: estimated {metric} falling, without labels ({detector})"
+        if signal.startswith("performance:"):
+            metric = signal.removeprefix("performance:")
+            worse = "rising" if metric in ERROR_METRICS else "falling"
+            return f"{model}: {metric.replace('_', ' ')} against labels {worse} ({detector})"
         return f"{model}: {signal} changing ({detector})"
     if kind == "output":
         return f"{model}: {signal} shifting ({detector})"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from detectors.base import Finding
 from monitor.audit.chain import write_transaction
 from monitor.incidents.grouping import AlertPolicy
+from monitor.incidents.kinds import title
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
@@ -132,3 +133,15 @@ def test_the_same_events_after_a_resolution_open_an_incident_with_a_new_key(
         policy.record(db, "fraud", [make_finding(signal="feature:amount", event_ts=T0)])
     keys = [k for (k,) in store.db.execute("SELECT key FROM incidents ORDER BY id")]
     assert len(keys) == 2 and len(set(keys)) == 2
+
+
+def test_performance_incidents_say_which_metric_and_which_way() -> None:
+    assert title("churn", "performance", "cbpe", "estimated:roc_auc") == (
+        "churn: estimated roc auc falling, without labels (cbpe)"
+    )
+    assert title("fraud", "performance", "performance", "performance:accuracy") == (
+        "fraud: accuracy against labels falling (performance)"
+    )
+    assert title("rent", "performance", "performance", "performance:mae") == (
+        "rent: mae against labels rising (performance)"
+    )
