@@ -30,7 +30,10 @@ UNAVAILABLE_SECONDS = 30.0
 
 
 def _outbox(store: Path) -> list[tuple[str, str]]:
+    """The outbox's rows; none while the daemon has not created its tables yet."""
     with sqlite3.connect(store) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone():
+            return []
         return db.execute("SELECT webhook_id, state FROM outbox ORDER BY id").fetchall()
 
 
