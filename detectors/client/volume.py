@@ -94,7 +94,7 @@ class ClientVolume(ClientWindowTest):
         )
         self._counts: Counter[str] = Counter()
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
         self._counts.update(clients[rows].tolist())
 
     def _close(self, index: int) -> list[ClientOutcome]:
