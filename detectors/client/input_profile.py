@@ -46,11 +46,13 @@ class InputProfile:
         self.spread_features = spread_features
         rng = np.random.default_rng(len(features))
         self._weights = rng.integers(1, 2**63, size=len(features), dtype=np.uint64) | 1
-        grid = cuts[4:]
+        # C order, so that comparing a batch against them runs over contiguous memory
+        self._cuts = np.ascontiguousarray(cuts)
+        self._grid = self._cuts[4:]
         # With each feature's cut points in order (as quantiles are), a value's
         # cell is the count of cut points below it: one comparison for the whole
         # batch. Cut points out of order (a hand-edited state) keep the search.
-        self._ordered = bool(np.all(grid[1:] >= grid[:-1]))
+        self._ordered = bool(np.all(self._grid[1:] >= self._grid[:-1]))
 
     @classmethod
     def fit(
@@ -88,7 +90,7 @@ class InputProfile:
 
     def flags(self, x: np.ndarray) -> InputFlags:
         """The flags of each row of ``x`` (from :meth:`matrix`)."""
-        c = self.cuts
+        c = self._cuts
         with np.errstate(invalid="ignore"):
             tails = (x < c[0]) | (x > c[1])
             novel = ((x < c[2]) | (x > c[3])).any(axis=1)
@@ -101,7 +103,7 @@ class InputProfile:
 
     def _cells(self, x: np.ndarray) -> np.ndarray:
         """Each value's decile cell: the number of its feature's cut points strictly below it."""
-        grid = self.cuts[4:]
+        grid = self._grid
         if self._ordered:
             return np.add.reduce(grid[:, None, :] < x[None], axis=0, dtype=np.uint8)
         cells = np.empty(x.shape, dtype=np.uint8)

@@ -248,9 +248,12 @@ class ClientInputs(ClientWindowTest):
         at a fraction of a percent is tested after a few windows). The sum
         keeps the ``max_clients`` callers with most requests."""
         slow = self._slow
-        for client, row in window.where(window.counts[:, 0] < self.min_events).items():
-            acc = slow.get(client)
-            slow[client] = row if acc is None else [a + r for a, r in zip(acc, row, strict=True)]
+        few = window.counts[:, 0] < self.min_events
+        callers = list(compress(window.callers, few.tolist()))
+        if callers:  # their sums so far plus this window's counts, added in numpy
+            none = [0, 0, 0, 0]
+            sums = np.array([slow.get(c, none) for c in callers], dtype=np.int64)
+            slow.update(zip(callers, (sums + window.counts[few]).tolist(), strict=True))
         ready = {c: row for c, row in slow.items() if row[0] >= self.min_events}
         for client in ready:
             del slow[client]

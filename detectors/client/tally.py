@@ -76,8 +76,8 @@ class WindowTally:
         c_sorted, cell_sorted, side_sorted = code[order], cell[order], side[order]
         start = np.ones(len(order), dtype=bool)
         start[1:] = c_sorted[1:] != c_sorted[:-1]
-        prev_cell = np.where(start, self.last_cell[c_sorted], np.roll(cell_sorted, 1))
-        prev_side = np.where(start, self.last_side[c_sorted], np.roll(side_sorted, 1))
+        prev_cell = np.where(start, self.last_cell[c_sorted], shifted(cell_sorted))
+        prev_side = np.where(start, self.last_side[c_sorted], shifted(side_sorted))
         hit = (prev_cell == cell_sorted) & (prev_side >= 0) & (side_sorted >= 0)
         hit &= prev_side != side_sorted
         size = len(slots)
@@ -119,3 +119,11 @@ class WindowTally:
             tally.counts[s] = row
             tally.last_cell[s], tally.last_side[s] = last[c]
         return tally
+
+
+def shifted(a: np.ndarray) -> np.ndarray:
+    """``a`` moved one place on (the first element is the last's, as ``np.roll(a, 1)``)."""
+    out = np.empty_like(a)
+    out[1:] = a[:-1]
+    out[:1] = a[-1:]
+    return out
