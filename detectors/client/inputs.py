@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -252,7 +252,7 @@ class ClientInputs(ClientWindowTest):
         callers = list(compress(window.callers, few.tolist()))
         if callers:  # their sums so far plus this window's counts, added in numpy
             none = [0, 0, 0, 0]
-            sums = np.array([slow.get(c, none) for c in callers], dtype=np.int64)
+            sums = np.array(list(map(slow.get, callers, repeat(none))), dtype=np.int64)
             slow.update(zip(callers, (sums + window.counts[few]).tolist(), strict=True))
         ready = {c: row for c, row in slow.items() if row[0] >= self.min_events}
         for client in ready:
@@ -332,9 +332,8 @@ class ClientInputs(ClientWindowTest):
         for b, behaviour in enumerate(BEHAVIOURS, start=1):
             now = np.zeros(len(tested))
             np.divide(totals[b] - mine[:, b], others, out=now, where=others != 0)
-            learned_base = self._baselines[behaviour]
-            prior = self._population[behaviour]
-            known = np.array([learned_base.get(c, prior) for c in tested], dtype=np.float64)
+            prior = repeat(self._population[behaviour])
+            known = np.fromiter(map(self._baselines[behaviour].get, tested, prior), np.float64)
             base = np.where(now > known, now, known)  # max(known, now), NaN kept as Python's
             share = row[:, b] / row[:, 0]
             with np.errstate(invalid="ignore"):
