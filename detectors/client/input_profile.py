@@ -105,7 +105,8 @@ class InputProfile:
         """Each value's decile cell: the number of its feature's cut points strictly below it."""
         grid = self._grid
         if self._ordered:
-            return np.add.reduce(grid[:, None, :] < x[None], axis=0, dtype=np.uint8)
+            below: np.ndarray = np.add.reduce(grid[:, None, :] < x[None], axis=0, dtype=np.uint8)
+            return below
         cells = np.empty(x.shape, dtype=np.uint8)
         for j in range(x.shape[1]):
             cells[:, j] = np.searchsorted(grid[:, j], x[:, j], side="left")
