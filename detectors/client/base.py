@@ -98,16 +98,16 @@ class ClientWindowTest(DetectorBase):
             self._fill += take
             start += take
             if self._fill == self.window:
-                out += self._close(present[start - 1])
+                out += self._close(int(present[start - 1]))
                 self._windows += 1
                 self._fill = 0
         return out
 
-    def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> list[int]:
-        """The rows this test counts: those with a client."""
-        return [i for i, c in enumerate(clients.tolist()) if c is not None]
+    def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+        """The rows this test counts (indices, ascending): those with a client."""
+        return np.flatnonzero(has_client(clients))
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
         raise NotImplementedError
 
     def _close(self, index: int) -> list[ClientOutcome]:
@@ -178,6 +178,14 @@ class ClientWindowTest(DetectorBase):
         self._baseline = {c: decode_float(s) for c, s in state["baseline"]}
 
 
+def has_client(clients: np.ndarray) -> np.ndarray:
+    """Per event, whether it carries a client: not None (only an object array
+    can hold None), compared for the whole batch at once."""
+    if clients.dtype != object:
+        return np.ones(len(clients), dtype=bool)
+    return np.asarray(clients != None, dtype=bool)  # noqa: E711 (elementwise)
+
+
 def learned(
     baseline: dict[str, float],
     observed: dict[str, float],
@@ -190,17 +198,24 @@ def learned(
 ) -> dict[str, float]:
     """``baseline`` moved towards ``observed`` (see :meth:`ClientWindowTest._learn`),
     kept to its ``max_clients`` largest values."""
+    rest = 1 - decay
     out = dict(baseline)
-    clients = set(observed) | (set(out) if absent_is_zero else set())
-    for client in clients:
+    if absent_is_zero:  # known, unobserved clients: a new value of 0.0
+        out.update(
+            {
+                c: decay * (old or 0.0) + rest * 0.0
+                for c, old in baseline.items()
+                if c not in observed and c not in frozen
+            }
+        )
+    for client, new in observed.items():
         if client in frozen:
             continue
-        old = out.get(client, prior)
-        new = observed.get(client, 0.0)
+        old = baseline.get(client, prior)
         if old is None and (first or not absent_is_zero):
             out[client] = new
         else:
-            out[client] = decay * (old or 0.0) + (1 - decay) * new
+            out[client] = decay * (old or 0.0) + rest * new
     if len(out) > max_clients:
         kept = sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))
         out = dict(kept[:max_clients])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from itertools import compress
 from typing import Any
 
 import numpy as np
 
-from detectors.client.base import ClientOutcome, ClientWindowTest
+from detectors.client.base import ClientOutcome, ClientWindowTest, has_client
 from detectors.codec import decode_float, encode_float
 
 
@@ -116,18 +117,17 @@ class ClientBoundary(ClientWindowTest):
         self._near: Counter[str] = Counter()
         self._population = math.nan  # share near the boundary in all traffic, learned
 
-    def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> list[int]:
+    def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
         if scores is None:
-            return []
-        finite = np.isfinite(scores)
-        return [i for i, c in enumerate(clients.tolist()) if c is not None and finite[i]]
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(has_client(clients) & np.isfinite(scores))
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
         assert scores is not None  # _counted keeps no row without a score
         callers = clients[rows].tolist()
         near = (np.abs(scores[rows] - self.boundary) <= self.band).tolist()
         self._requests.update(callers)
-        self._near.update(c for c, hit in zip(callers, near, strict=True) if hit)
+        self._near.update(compress(callers, near))
 
     def _close(self, index: int) -> list[ClientOutcome]:
         flagged: list[ClientOutcome] = []

@@ -46,6 +46,13 @@ class InputProfile:
         self.spread_features = spread_features
         rng = np.random.default_rng(len(features))
         self._weights = rng.integers(1, 2**63, size=len(features), dtype=np.uint64) | 1
+        # C order, so that comparing a batch against them runs over contiguous memory
+        self._cuts = np.ascontiguousarray(cuts)
+        self._grid = self._cuts[4:]
+        # With each feature's cut points in order (as quantiles are), a value's
+        # cell is the count of cut points below it: one comparison for the whole
+        # batch. Cut points out of order (a hand-edited state) keep the search.
+        self._ordered = bool(np.all(self._grid[1:] >= self._grid[:-1]))
 
     @classmethod
     def fit(
@@ -83,18 +90,27 @@ class InputProfile:
 
     def flags(self, x: np.ndarray) -> InputFlags:
         """The flags of each row of ``x`` (from :meth:`matrix`)."""
-        c = self.cuts
+        c = self._cuts
         with np.errstate(invalid="ignore"):
             tails = (x < c[0]) | (x > c[1])
             novel = ((x < c[2]) | (x > c[3])).any(axis=1)
             spread = tails.sum(axis=1) >= min(self.spread_features, max(1, x.shape[1]))
-            cells = np.empty(x.shape, dtype=np.uint64)
-            for j in range(x.shape[1]):  # cuts strictly below each value: its decile cell
-                cells[:, j] = np.searchsorted(c[4:, j], x[:, j], side="left")
-        cells[np.isnan(x)] = np.uint64(len(GRID) + 1)  # missing: a cell of its own
-        with np.errstate(over="ignore"):
-            cell = (cells * self._weights).sum(axis=1, dtype=np.uint64)
+            cells = self._cells(x)
+        cells[np.isnan(x)] = len(GRID) + 1  # missing: a cell of its own
+        # wraps modulo 2**64, whatever the order of the sum
+        cell = cells.astype(np.uint64) @ self._weights
         return InputFlags(spread, novel, cell)
+
+    def _cells(self, x: np.ndarray) -> np.ndarray:
+        """Each value's decile cell: the number of its feature's cut points strictly below it."""
+        grid = self._grid
+        if self._ordered:
+            below: np.ndarray = np.add.reduce(grid[:, None, :] < x[None], axis=0, dtype=np.uint8)
+            return below
+        cells = np.empty(x.shape, dtype=np.uint8)
+        for j in range(x.shape[1]):
+            cells[:, j] = np.searchsorted(grid[:, j], x[:, j], side="left")
+        return cells
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from detectors.base import Severity
 from detectors.client.base import ClientOutcome, ClientWindowTest, learned
 from detectors.client.input_profile import InputProfile
-from detectors.client.tally import NO_SIDE, WindowTally
+from detectors.client.tally import NO_SIDE, WindowCounts, WindowTally
 from detectors.codec import (
     decode_array,
     decode_float,
@@ -191,15 +192,15 @@ class ClientInputs(ClientWindowTest):
         finally:
             self._batch = None
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
         assert self._batch is not None  # set by update for the rows it counts
         inputs, score = self._batch
         if self._profile is None:
             self._keep_reference(clients, score, inputs, rows)
             return
-        take: np.ndarray | slice = np.asarray(rows)
-        if rows and rows[-1] - rows[0] + 1 == len(rows):  # contiguous (sorted rows): a view
-            take = slice(rows[0], rows[-1] + 1)
+        take: np.ndarray | slice = rows
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # contiguous (sorted rows): a view
+            take = slice(int(rows[0]), int(rows[-1]) + 1)
         self._count(clients[take], score[take], {k: v[take] for k, v in inputs.items()})
 
     def _keep_reference(
@@ -207,7 +208,7 @@ class ClientInputs(ClientWindowTest):
         clients: np.ndarray,
         score: np.ndarray,
         inputs: dict[str, np.ndarray],
-        rows: list[int],
+        rows: np.ndarray,
     ) -> None:
         ref = self._reference
         have = sum(a.shape[0] for a in ref.get("$score", []))
@@ -234,24 +235,25 @@ class ClientInputs(ClientWindowTest):
     def _close(self, index: int) -> list[ClientOutcome]:
         if self._profile is None:
             self._fit_reference()
-        counts = self._tally.rows()
-        slow = self._gather_slow(counts)
-        flagged = self._flag(index, counts, slow) if self.warm else []
-        self._learn_all(counts, {o.client for o in flagged})
+        window = self._tally.table()
+        slow = self._gather_slow(window)
+        flagged = self._flag(index, window, slow) if self.warm else []
+        self._learn_all(window, {o.client for o in flagged})
         self._tally = WindowTally()
         return flagged
 
-    def _gather_slow(self, counts: dict[str, list[int]]) -> dict[str, list[int]]:
+    def _gather_slow(self, window: WindowCounts) -> dict[str, list[int]]:
         """Add up the windows of callers too slow to be tested in one; those
         that now reach ``min_events`` leave the sum and are returned (a sweep
         at a fraction of a percent is tested after a few windows). The sum
         keeps the ``max_clients`` callers with most requests."""
         slow = self._slow
-        for client, row in counts.items():
-            if row[0] < self.min_events:
-                acc = slow.setdefault(client, [0, 0, 0, 0])
-                for k in range(4):
-                    acc[k] += row[k]
+        few = window.counts[:, 0] < self.min_events
+        callers = list(compress(window.callers, few.tolist()))
+        if callers:  # their sums so far plus this window's counts, added in numpy
+            none = [0, 0, 0, 0]
+            sums = np.array(list(map(slow.get, callers, repeat(none))), dtype=np.int64)
+            slow.update(zip(callers, (sums + window.counts[few]).tolist(), strict=True))
         ready = {c: row for c, row in slow.items() if row[0] >= self.min_events}
         for client in ready:
             del slow[client]
@@ -275,28 +277,29 @@ class ClientInputs(ClientWindowTest):
         return self._windows >= self.warmup_windows
 
     def _flag(
-        self, index: int, counts: dict[str, list[int]], slow: dict[str, list[int]]
+        self, index: int, window: WindowCounts, slow: dict[str, list[int]]
     ) -> list[ClientOutcome]:
         """Callers of this window with enough requests, and slow ones whose
         windows add up to enough, tested together."""
         if self._profile is None or not self._profile.features:
             return []
-        rows = {c: row for c, row in counts.items() if row[0] >= self.min_events} | slow
+        rows = window.where(window.counts[:, 0] >= self.min_events) | slow
         tested = sorted(rows)
-        totals = np.sum(list(counts.values()), axis=0)
+        totals = window.counts.sum(axis=0)
         none = [0, 0, 0, 0]
+        slots = window.slots
+        counts = window.counts.tolist()
+        mine_of = [counts[slots[c]] if c in slots else none for c in tested]
         candidates: list[ClientOutcome] = []
-        for client in tested:
-            row, mine = rows[client], counts.get(client, none)
+        for i, b in self._worth_testing(tested, rows, mine_of, totals):
+            client, behaviour = tested[i], BEHAVIOURS[b - 1]
+            row, mine = rows[client], mine_of[i]
             others = totals[0] - mine[0]
-            for b, behaviour in enumerate(BEHAVIOURS, start=1):
-                now = (totals[b] - mine[b]) / others if others else 0.0
-                base = max(self._baselines[behaviour].get(client, self._population[behaviour]), now)
-                if math.isnan(base):
-                    continue
-                outcome = self._test(index, client, row[0], row[b], row[0], base, 1.0)
-                if outcome is not None:
-                    candidates.append(replace(outcome, behaviour=behaviour))
+            now = (totals[b] - mine[b]) / others if others else 0.0
+            base = max(self._baselines[behaviour].get(client, self._population[behaviour]), now)
+            outcome = self._test(index, client, row[0], row[b], row[0], base, 1.0)
+            if outcome is not None:
+                candidates.append(replace(outcome, behaviour=behaviour))
         if not candidates:
             return []
         m = len(tested) * len(BEHAVIOURS)
@@ -309,16 +312,48 @@ class ClientInputs(ClientWindowTest):
                 best[o.client] = replace(o, level=level, severity=self._severity(o))
         return [best[c] for c in sorted(best)]
 
+    def _worth_testing(
+        self,
+        tested: list[str],
+        rows: dict[str, list[int]],
+        mine_of: list[list[int]],
+        totals: np.ndarray,
+    ) -> list[tuple[int, int]]:
+        """(caller position in ``tested``, behaviour column) of the shares whose
+        excess over their expected share reaches ``min_excess``, in the order
+        callers then behaviours: what :meth:`_test` would not dismiss outright,
+        computed for all callers at once with the same floating-point steps."""
+        if not tested:
+            return []
+        row = np.array([rows[c] for c in tested], dtype=np.int64)
+        mine = np.array(mine_of, dtype=np.int64)
+        others = totals[0] - mine[:, 0]
+        worth = np.zeros((len(tested), len(BEHAVIOURS)), dtype=bool)
+        for b, behaviour in enumerate(BEHAVIOURS, start=1):
+            now = np.zeros(len(tested))
+            np.divide(totals[b] - mine[:, b], others, out=now, where=others != 0)
+            prior = repeat(self._population[behaviour])
+            known = np.fromiter(map(self._baselines[behaviour].get, tested, prior), np.float64)
+            base = np.where(now > known, now, known)  # max(known, now), NaN kept as Python's
+            share = row[:, b] / row[:, 0]
+            with np.errstate(invalid="ignore"):
+                worth[:, b - 1] = ~np.isnan(base) & ~(share - base < self.min_excess)
+        return [(int(i), int(b) + 1) for i, b in zip(*np.nonzero(worth), strict=True)]
+
     def _severity(self, o: ClientOutcome) -> Severity:
         return "critical" if o.share - o.baseline >= self.critical_excess else "warning"
 
-    def _learn_all(self, counts: dict[str, list[int]], frozen: set[str]) -> None:
-        tested = {c: row for c, row in counts.items() if row[0] >= self.min_events}
-        free = [row for c, row in counts.items() if c not in frozen]
-        total = sum(row[0] for row in free)
+    def _learn_all(self, window: WindowCounts, frozen: set[str]) -> None:
+        enough = window.counts[:, 0] >= self.min_events
+        tested = list(compress(window.callers, enough.tolist()))
+        free = np.ones(len(window.callers), dtype=bool)
+        free[[window.slots[c] for c in frozen if c in window.slots]] = False
+        sums = window.counts[free].sum(axis=0).tolist()
+        total = sums[0]
         for b, behaviour in enumerate(BEHAVIOURS, start=1):
+            shares = (window.counts[enough, b] / window.counts[enough, 0]).tolist()
             if total:
-                share = sum(row[b] for row in free) / total
+                share = sums[b] / total
                 old = self._population[behaviour]
                 decay = self.decay
                 self._population[behaviour] = (
@@ -326,7 +361,7 @@ class ClientInputs(ClientWindowTest):
                 )
             self._baselines[behaviour] = learned(
                 self._baselines[behaviour],
-                {c: row[b] / row[0] for c, row in tested.items()},
+                dict(zip(tested, shares, strict=True)),
                 frozen,
                 absent_is_zero=False,
                 prior=self._population[behaviour],

@@ -1,19 +1,38 @@
 """One window's per-caller counts of :class:`ClientInputs`, kept in numpy arrays.
 
 Callers get a slot on their first request in the window (a dict lookup per
-request, the only per-request Python work); the counts, and each caller's last
-grid cell and output side, are numpy arrays indexed by slot, updated for a
-whole batch at once. A window holds at most ``window`` callers, so memory is
-bounded whatever the number of distinct callers in the stream.
+request, run in C by ``map``: the only per-request work outside numpy); the
+counts, and each caller's last grid cell and output side, are numpy arrays
+indexed by slot, updated for a whole batch at once. A window holds at most
+``window`` callers, so memory is bounded whatever the number of distinct
+callers in the stream.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
 
 NO_SIDE = -1  # a request without a finite score
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """A closed window's counts: ``counts[slots[c]]`` is caller ``c``'s
+    [requests, spread, novel, search hits]; ``callers`` in slot order."""
+
+    callers: list[str]
+    slots: dict[str, int]
+    counts: np.ndarray
+
+    def where(self, mask: np.ndarray) -> dict[str, list[int]]:
+        """Caller -> counts, of the callers (in slot order) where ``mask`` is true."""
+        return dict(
+            zip(compress(self.callers, mask.tolist()), self.counts[mask].tolist(), strict=True)
+        )
 
 
 class WindowTally:
@@ -48,14 +67,17 @@ class WindowTally:
         one, with a finite score on the other side of the boundary.
         """
         slots = self.slots
-        code = np.array([slots.setdefault(c, len(slots)) for c in callers], dtype=np.int64)
+        for c in dict.fromkeys(callers):  # each caller once, in order of first request
+            if c not in slots:
+                slots[c] = len(slots)
+        code = np.fromiter(map(slots.__getitem__, callers), dtype=np.int64, count=len(callers))
         self._grow(len(slots))
         order = np.argsort(code, kind="stable")
         c_sorted, cell_sorted, side_sorted = code[order], cell[order], side[order]
         start = np.ones(len(order), dtype=bool)
         start[1:] = c_sorted[1:] != c_sorted[:-1]
-        prev_cell = np.where(start, self.last_cell[c_sorted], np.roll(cell_sorted, 1))
-        prev_side = np.where(start, self.last_side[c_sorted], np.roll(side_sorted, 1))
+        prev_cell = np.where(start, self.last_cell[c_sorted], shifted(cell_sorted))
+        prev_side = np.where(start, self.last_side[c_sorted], shifted(side_sorted))
         hit = (prev_cell == cell_sorted) & (prev_side >= 0) & (side_sorted >= 0)
         hit &= prev_side != side_sorted
         size = len(slots)
@@ -67,6 +89,10 @@ class WindowTally:
         end[:-1] = start[1:]
         self.last_cell[c_sorted[end]] = cell_sorted[end]
         self.last_side[c_sorted[end]] = side_sorted[end]
+
+    def table(self) -> WindowCounts:
+        """The counts as they stand, for numpy work over all callers at once."""
+        return WindowCounts(list(self.slots), self.slots, self.counts[: len(self.slots)])
 
     def rows(self) -> dict[str, list[int]]:
         """Caller -> [requests, spread, novel, search hits]."""
@@ -93,3 +119,11 @@ class WindowTally:
             tally.counts[s] = row
             tally.last_cell[s], tally.last_side[s] = last[c]
         return tally
+
+
+def shifted(a: np.ndarray) -> np.ndarray:
+    """``a`` moved one place on (the first element is the last's, as ``np.roll(a, 1)``)."""
+    out = np.empty_like(a)
+    out[1:] = a[:-1]
+    out[:1] = a[-1:]
+    return out

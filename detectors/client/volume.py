@@ -94,7 +94,7 @@ class ClientVolume(ClientWindowTest):
         )
         self._counts: Counter[str] = Counter()
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: list[int]) -> None:
+    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
         self._counts.update(clients[rows].tolist())
 
     def _close(self, index: int) -> list[ClientOutcome]:
@@ -102,7 +102,7 @@ class ClientVolume(ClientWindowTest):
         flagged: list[ClientOutcome] = []
         if self.warm:
             typical = float(np.median(list(self._baseline.values())))
-            tested = [(c, n) for c, n in sorted(counts.items()) if n >= self.min_events]
+            tested = sorted((c, n) for c, n in counts.items() if n >= self.min_events)
             level = self._alpha / max(1, len(tested))
             for client, n in tested:
                 base = self._baseline.get(client, typical)
