@@ -137,12 +137,14 @@ def scored(ref: tuple[np.ndarray, np.ndarray], win: tuple[np.ndarray, np.ndarray
 
 
 def _brier(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    return np.square(scores - positive)
+    out: np.ndarray = np.square(scores - positive)
+    return out
 
 
 def _log_loss(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     clipped = np.clip(scores, EPS, 1 - EPS)
-    return -np.log(np.where(positive, clipped, 1 - clipped))
+    out: np.ndarray = -np.log(np.where(positive, clipped, 1 - clipped))
+    return out
 
 
 def valued(ref: list[float], win: list[float]) -> list[Tested]:

@@ -13,8 +13,10 @@ from sklearn import metrics as skm
 from detectors.base import Finding
 from detectors.performance import tests
 from detectors.performance.realized import MAX_CLASSES
+from detectors.performance.segments import bounded_text
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
+from tests.detectors.test_det_performance import _cut, _run
 
 REFERENCE, WINDOW = 5000, 2000
 HOSTILE = "\x1b[31mred" + "x" * 300  # a class name with an escape, longer than any name kept
@@ -76,28 +78,6 @@ def _values(n: int, seed: int, scale_after: float = 1.0, at: int = 0) -> JoinedL
     )
 
 
-def _cut(joined: JoinedLabels, a: int, b: int) -> JoinedLabels:
-    score = joined.score[a:b] if len(joined.score) else joined.score
-    return JoinedLabels(
-        joined.seq[a:b],
-        joined.ts[a:b],
-        list(joined.predicted[a:b]),
-        list(joined.truth[a:b]),
-        joined.predicted_ts[a:b] if len(joined.predicted_ts) else joined.predicted_ts,
-        score,
-    )
-
-
-def _run(joined: JoinedLabels, chunk: int, reload_at: int | None = None) -> list[Finding]:
-    watch = PerformanceWatch()
-    out: list[Finding] = []
-    for k, a in enumerate(range(0, len(joined.seq), chunk)):
-        out += watch.observe(_cut(joined, a, a + chunk))
-        if k == reload_at:
-            watch = PerformanceWatch.load(json.loads(json.dumps(watch.dump(), allow_nan=False)))
-    return out
-
-
 def _window_of(joined: JoinedLabels, finding: Finding) -> slice:
     """The labels of the window a finding closed (its last label is its event_index)."""
     end = int(np.searchsorted(joined.seq, finding.details["event_index"])) + 1
@@ -111,7 +91,7 @@ def _sklearn(signal: str, truth: list[str], predicted: list[str], score: np.ndar
     if metric == "accuracy":
         return float(skm.accuracy_score(truth, predicted))
     if metric in ("precision", "recall", "f1"):
-        label = next(c for c in set(truth) | set(predicted) if _named(c) == name)
+        label = next(c for c in set(truth) | set(predicted) if bounded_text(c) == name)
         scorer = {"precision": skm.precision_score, "recall": skm.recall_score}
         score_of = scorer.get(metric, skm.f1_score)
         return float(score_of(truth, predicted, labels=[label], average=None)[0])
@@ -122,12 +102,6 @@ def _sklearn(signal: str, truth: list[str], predicted: list[str], score: np.ndar
         return float(skm.brier_score_loss(positive, score))
     assert metric == "log_loss"
     return float(skm.log_loss(positive, score, labels=[False, True]))
-
-
-def _named(label: str) -> str:
-    from detectors.performance.segments import bounded_text
-
-    return bounded_text(label)
 
 
 def _check_against_sklearn(joined: JoinedLabels, found: list[Finding]) -> set[str]:
@@ -202,7 +176,9 @@ def test_value_metrics_are_scikit_learns_on_the_same_windows() -> None:
             else:
                 expected = math.sqrt(skm.mean_squared_error(truth[period], predicted[period]))
             assert f.details[key] == pytest.approx(expected, abs=1e-6)
-        assert f.effect_size < 0  # a loss that rose: reference minus window is negative
+        assert (
+            f.effect_size is not None and f.effect_size < 0
+        )  # a loss that rose: reference minus window is negative
 
 
 @pytest.mark.parametrize(
