@@ -11,8 +11,9 @@ when the reference and the window each have ``MIN_LABELS`` labels it counts.
 
 F1 is tested through the share of true positives among the labels it counts
 (true positives, false positives and false negatives): F1 = 2s / (1 + s)
-rises and falls with that share s, so a two-proportion test of s is a test of
-F1. RMSE is tested through the mean squared error it is the root of.
+rises and falls with that share s, so a test of s is a test of F1. Per-class
+proportions are tested exactly (Fisher), accuracy by the two-proportion
+z-test. RMSE is tested through the mean squared error it is the root of.
 """
 
 from __future__ import annotations
@@ -58,12 +59,13 @@ def _proportion(
     ref: tuple[int, int],
     win: tuple[int, int],
     value: Callable[[float], float] = float,
+    test: Callable[[int, int, int, int], tuple[float, float]] = tests.proportion_drop_exact,
 ) -> list[Tested]:
     """The test of a proportion that falls when worse: (hits, counted) of each period."""
     (rh, rn), (wh, wn) = ref, win
     if rn < MIN_LABELS or wn < MIN_LABELS:
         return []
-    z, p = tests.proportion_drop(rh, rn, wh, wn)
+    z, p = test(rh, rn, wh, wn)
     return [Tested(metric, z, p, value(rh / rn), value(wh / wn), wn)]
 
 
@@ -82,7 +84,9 @@ def _loss(
 
 
 def accuracy(ref: list[int], win: list[int]) -> list[Tested]:
-    return _proportion("accuracy", (sum(ref), len(ref)), (sum(win), len(win)))
+    # Thousands of labels: the normal approximation holds (and is the test accuracy always had).
+    counts = (sum(ref), len(ref)), (sum(win), len(win))
+    return _proportion("accuracy", *counts, test=tests.proportion_drop)
 
 
 def top_classes(truths: list[str]) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Calibrated one-sided tests of a window's metric against the reference period's.
 
-Each returns (z, p) for "the window is worse than the reference": a proportion
-(accuracy, a class's precision, recall, or the share of its true positives
-among the labels F1 counts) by a two-proportion z-test (pooled), a mean loss
+Each returns (z, p) for "the window is worse than the reference": accuracy by
+a two-proportion z-test (pooled); a class's precision, recall, or the share of
+its true positives among the labels F1 counts by Fisher's exact test (z: the
+normal quantile of its p); a mean loss
 per label (absolute error, squared error, Brier, log loss) by a two-sample
 z-test of means (Welch), ROC AUC by the normal approximation of Hanley and
 McNeil (1982) to each AUC's standard error (no bootstrap). The metrics of one
@@ -28,6 +29,17 @@ def proportion_drop(
         return 0.0, 1.0
     z = (ref_correct / ref_n - win_correct / win_n) / math.sqrt(var)
     return z, float(stats.norm.sf(z))
+
+
+def proportion_drop_exact(
+    ref_hits: int, ref_n: int, win_hits: int, win_n: int
+) -> tuple[float, float]:
+    """As :func:`proportion_drop`, by Fisher's exact test: for a class's few labels in a
+    window (a hundred or so, right 95% of the time) the normal approximation's tail is
+    several times too light at the p-values that alarm."""
+    table = [[ref_hits, ref_n - ref_hits], [win_hits, win_n - win_hits]]
+    p = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    return float(stats.norm.isf(min(max(p, 1e-300), 1.0))), p
 
 
 def mean_rise(ref: np.ndarray, win: np.ndarray) -> tuple[float, float]:
