@@ -238,3 +238,23 @@ def test_benjamini_hochberg_matches_a_direct_computation() -> None:
         k = ranked.index(value) + 1
         expected = min(1.0, min(ranked[j - 1] * m / j for j in range(k, m + 1)))
         assert q == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [lambda seed: _binary(25_000, seed, 0.94, 0), lambda seed: _multiclass(25_000, seed)],
+    ids=["binary-scored", "multiclass"],
+)
+def test_a_windows_joint_test_keeps_its_false_alarm_rate(stream: object) -> None:
+    """At alpha 0.01, with every violation reported (no recovery wait): at most 1% of
+    stationary windows alarm, in expectation, however many metrics each tests."""
+    alarmed = windows = 0
+    for seed in range(60):
+        watch = PerformanceWatch(alpha=0.01, recover_windows=0)
+        found = watch.observe(stream(2000 + seed))  # type: ignore[operator]
+        windows += (watch.count - REFERENCE) // WINDOW
+        alarmed += len({f.details["event_index"] for f in found})
+    assert windows == 600
+    # Nominal at most 6; 12 or more has probability under 2% at 6 (Poisson). The
+    # normal approximation for a class's precision and recall alarmed about twice as often.
+    assert alarmed < 12
