@@ -28,6 +28,9 @@ import numpy as np
 from detectors.performance import tests
 from detectors.performance.segments import bounded_text
 
+# The metrics a window's joint test favours: half its false-alarm budget goes to these
+# (those tested), half to the per-class and loss metrics, which mostly move with them.
+HEADLINE = frozenset({"accuracy", "roc_auc", "mae"})
 MIN_LABELS = 100  # labels a metric counts, in the reference and in the window, to be tested
 MAX_CLASSES = 10  # classes with per-class metrics: the most frequent in the reference's labels
 EPS = float(np.finfo(np.float64).eps)  # scikit-learn's clipping of probabilities in log loss
@@ -81,6 +84,16 @@ def _loss(
         return []  # losses beyond any float: no value to state or test
     z, p = tests.mean_rise(ref, win)
     return [Tested(metric, z, p, value(means[0]), value(means[1]), len(win))]
+
+
+def weights(tested: list[Tested]) -> list[float]:
+    """Each metric's weight in the window's joint test (they average 1)."""
+    head = sum(t.metric in HEADLINE for t in tested)
+    rest = len(tested) - head
+    if head == 0 or rest == 0:
+        return [1.0] * len(tested)
+    m = len(tested)
+    return [m / (2 * head) if t.metric in HEADLINE else m / (2 * rest) for t in tested]
 
 
 def accuracy(ref: list[int], win: list[int]) -> list[Tested]:

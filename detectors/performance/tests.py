@@ -81,14 +81,18 @@ def auc_drop(ref: tuple[float, int, int], win: tuple[float, int, int]) -> tuple[
     return z, float(stats.norm.sf(z))
 
 
-def bh_adjusted(p_values: list[float]) -> list[float]:
-    """Benjamini-Hochberg's adjusted p-values (each at most 1), in the order given."""
+def bh_adjusted(p_values: list[float], weights: list[float] | None = None) -> list[float]:
+    """Benjamini-Hochberg's adjusted p-values (each at most 1), in the order given;
+    weighted (Genovese, Roeder and Wasserman 2006) with ``weights`` averaging 1: a
+    p-value counts as p / weight, so a metric of weight 2.5 needs a p 2.5 times
+    larger than one of weight 1 to be rejected, at the same bound on false alarms."""
     m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
+    weighted = [p / w for p, w in zip(p_values, weights or [1.0] * m, strict=True)]
+    order = sorted(range(m), key=lambda i: weighted[i])
     out = [1.0] * m
     running = 1.0
     for rank in range(m, 0, -1):  # from the largest p down, keeping the minimum so far
         i = order[rank - 1]
-        running = min(running, p_values[i] * m / rank)
+        running = min(running, weighted[i] * m / rank)
         out[i] = running
     return out

@@ -13,9 +13,10 @@ reference's, one-sided (is it worse?); each is a signal ``performance:<metric>``
   higher mean score in the reference (a score is the positive class's probability);
 - labels of value predictions: ``mae`` and ``rmse``.
 
-A window's p-values are adjusted together (Benjamini-Hochberg), so a window of
-a stationary stream alarms with probability at most ``alpha`` however many
-metrics it tests. A violation (adjusted p below ``alpha``; critical below
+A window's p-values are adjusted together (Benjamini-Hochberg, weighted: half
+the budget to ``accuracy``, ``roc_auc`` and ``mae``, half to the rest), so a
+window of a stationary stream alarms with probability at most ``alpha``
+however many metrics it tests. A violation (adjusted p below ``alpha``; critical below
 ``alpha / 100``) reports the signal to an ``AlarmTracker``: the signal fires,
 and returns to ok after ``recover_windows`` windows with no violation; its
 details state the metric before and after (``summary``: ``accuracy 0.944 →
@@ -146,9 +147,10 @@ class PerformanceWatch:
         """Test the window that just closed; its findings; then a new window."""
         found: list[Finding] = []
         tested = self._tests()
-        adjusted = tests.bh_adjusted([t.p for t in tested])
+        weights = realized.weights(tested)
+        adjusted = tests.bh_adjusted([t.p for t in tested], weights)
         violations = sum(q < self.alpha for q in adjusted)
-        for t, q in zip(tested, adjusted, strict=True):
+        for t, q, weight in zip(tested, adjusted, weights, strict=True):
             if q >= self.alpha:
                 continue
             severity: Severity = "critical" if q < self.alpha / 100 else "warning"
@@ -166,11 +168,12 @@ class PerformanceWatch:
                 "reference_labels": self.reference_labels,
                 "metrics_tested": len(tested),
                 "unadjusted_p_value": t.p,
+                "test_weight": round(weight, 6),
             }
             # The threshold is the adjusted p-value's, as for the other tests with a p-value
             # (the report plots both on one −log10 scale); z's own is in the details: what
             # the unadjusted p had to be under for Benjamini-Hochberg to reject it here.
-            z_limit = stats.norm.isf(self.alpha * violations / len(tested))
+            z_limit = stats.norm.isf(self.alpha * weight * violations / len(tested))
             details["z_threshold"] = round(float(z_limit), 6)
             effect = t.reference - t.window  # for a loss, worse is larger: negative
             found.append(
