@@ -238,6 +238,14 @@ def test_benjamini_hochberg_matches_a_direct_computation() -> None:
         k = ranked.index(value) + 1
         expected = min(1.0, min(ranked[j - 1] * m / j for j in range(k, m + 1)))
         assert q == pytest.approx(expected, rel=1e-12)
+    # Weighted: p / weight in place of p; a weight above 1 is rejected sooner.
+    weights = [2.5 if i < 4 else 0.625 for i in range(m)]
+    assert sum(weights) == m
+    weighted = tests.bh_adjusted(p, weights)
+    direct = tests.bh_adjusted([v / w for v, w in zip(p, weights, strict=True)])
+    assert weighted == pytest.approx(direct, rel=1e-12)
+    assert all(a <= b for a, b in zip(weighted[:4], adjusted[:4], strict=True))
+    assert weighted != pytest.approx(adjusted)
 
 
 @pytest.mark.parametrize(
