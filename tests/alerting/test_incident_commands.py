@@ -153,7 +153,8 @@ def test_show_states_a_performance_metric_before_and_after(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The realized performance watch's findings, as the label join records them."""
-    from tests.detectors.test_det_performance_metrics import REFERENCE, _binary, _run
+    from tests.detectors.test_det_performance import _run
+    from tests.detectors.test_det_performance_metrics import REFERENCE, _binary
 
     found = _run(_binary(9_000, seed=21, accuracy_after=0.6, at=REFERENCE), 1000)
     accuracy = next(f for f in found if f.signal == "performance:accuracy")
