@@ -2,18 +2,26 @@
 
 The first ``reference_labels`` joined labels are the reference period; then
 every ``window`` joined labels close a window, and each metric that can be
-computed is tested against the reference's (one-sided: is it worse?):
+computed (:mod:`detectors.performance.realized`) is tested against the
+reference's, one-sided (is it worse?); each is a signal ``performance:<metric>``:
 
-- ``performance:accuracy``: labels of class predictions (two-proportion test);
-- ``performance:mae``: labels of value predictions (test of mean absolute errors);
-- ``performance:roc_auc``: where predictions had scores and the labels take two
-  classes; the positive class is the one predicted with the higher mean score
-  in the reference (a score is the positive class's probability).
+- labels of class predictions: ``accuracy`` and, for the classes most
+  frequent in the reference, ``precision:<class>``, ``recall:<class>``,
+  ``f1:<class>``;
+- where predictions had scores and the labels take two classes: ``roc_auc``,
+  ``brier`` and ``log_loss``; the positive class is the one predicted with the
+  higher mean score in the reference (a score is the positive class's probability);
+- labels of value predictions: ``mae`` and ``rmse``.
 
-A violation (p below ``alpha``; critical below ``alpha / 100``) reports the
-signal to an ``AlarmTracker``: the signal fires, and returns to ok after
-``recover_windows`` windows with no violation. Windows close by label count,
-so findings never depend on how the labels were batched.
+A window's p-values are adjusted together (Benjamini-Hochberg, weighted: half
+the budget to ``accuracy``, ``roc_auc`` and ``mae``, half to the rest), so a
+window of a stationary stream alarms with probability at most ``alpha``
+however many metrics it tests. A violation (adjusted p below ``alpha``; critical below
+``alpha / 100``) reports the signal to an ``AlarmTracker``: the signal fires,
+and returns to ok after ``recover_windows`` windows with no violation; its
+details state the metric before and after (``summary``: ``accuracy 0.944 →
+0.915``). Windows close by label count, so findings never depend on how the
+labels were batched.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from scipy import stats
 
 from detectors.base import Finding, Severity
 from detectors.codec import decode_float, encode_float
-from detectors.performance import tests
+from detectors.performance import realized, tests
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.error_stream import JoinedLabels, label_error
 
@@ -36,13 +44,17 @@ DETECTOR = "performance"
 
 @dataclass
 class _Labels:
-    """Joined labels of one period: classes right/wrong, value errors, scored binary labels."""
+    """Joined labels of one period: classes right/wrong and the classes of each
+    (``class_predicted``, ``class_truth``), value errors, scored labels (``scores``
+    with their ``truths`` and ``predicted``)."""
 
     correct: list[int] = field(default_factory=list)
     abs_errors: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     truths: list[str] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)
+    class_predicted: list[str] = field(default_factory=list)
+    class_truth: list[str] = field(default_factory=list)
 
     def add(self, predicted: str | float, truth: object, score: float) -> None:
         error = label_error(predicted, truth)
@@ -50,11 +62,12 @@ class _Labels:
             return  # a label that cannot be compared, or an infinite value: no metric has it
         if isinstance(predicted, str):
             self.correct.append(int(error == 0.0))
+            label = "true" if truth is True else "false" if truth is False else str(truth)
+            self.class_predicted.append(predicted)
+            self.class_truth.append(label)
             if math.isfinite(score):
                 self.scores.append(score)
-                self.truths.append(
-                    "true" if truth is True else "false" if truth is False else str(truth)
-                )
+                self.truths.append(label)
                 self.predicted.append(predicted)
         else:
             self.abs_errors.append(error)
@@ -66,17 +79,29 @@ class _Labels:
             "scores": [encode_float(v) for v in self.scores],
             "truths": self.truths,
             "predicted": self.predicted,
+            "class_predicted": self.class_predicted,
+            "class_truth": self.class_truth,
         }
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> _Labels:
-        return cls(
+        labels = cls(
             [int(v) for v in state["correct"]],
             [decode_float(v) for v in state["abs_errors"]],
             [decode_float(v) for v in state["scores"]],
             [str(v) for v in state["truths"]],
             [str(v) for v in state["predicted"]],
         )
+        if "class_truth" in state:
+            labels.class_predicted = [str(v) for v in state["class_predicted"]]
+            labels.class_truth = [str(v) for v in state["class_truth"]]
+        elif len(labels.truths) == len(labels.correct):
+            # Saved before the classes of every label were kept: where every label
+            # was scored, its scored labels are all of them; otherwise the period
+            # has no per-class metrics (a reference's, never).
+            labels.class_predicted = list(labels.predicted)
+            labels.class_truth = list(labels.truths)
+        return labels
 
 
 class PerformanceWatch:
@@ -121,56 +146,57 @@ class PerformanceWatch:
     def _close(self, index: int, ts: float) -> list[Finding]:
         """Test the window that just closed; its findings; then a new window."""
         found: list[Finding] = []
-        for metric, tested in self._tests():
-            z, p, ref_value, win_value, n = tested
-            if p >= self.alpha:
+        tested = self._tests()
+        weights = realized.weights(tested)
+        adjusted = tests.bh_adjusted([t.p for t in tested], weights)
+        violations = sum(q < self.alpha for q in adjusted)
+        for t, q, weight in zip(tested, adjusted, weights, strict=True):
+            if q >= self.alpha:
                 continue
-            severity: Severity = "critical" if p < self.alpha / 100 else "warning"
-            signal = f"performance:{metric}"
+            severity: Severity = "critical" if q < self.alpha / 100 else "warning"
+            signal = f"performance:{t.metric}"
             state = self.alarms.report(f"{DETECTOR}|{signal}", severity, self.count, ts)
             if state is None:
                 continue
             details = {
                 "state": state,
                 "event_index": index,
-                "reference_value": round(ref_value, 6),
-                "window_value": round(win_value, 6),
-                "window_labels": n,
+                "reference_value": round(t.reference, 6),
+                "window_value": round(t.window, 6),
+                "summary": t.summary,
+                "window_labels": t.labels,
                 "reference_labels": self.reference_labels,
+                "metrics_tested": len(tested),
+                "unadjusted_p_value": t.p,
+                "test_weight": round(weight, 6),
             }
-            # The threshold is the p-value's, as for the other tests with a p-value (the
-            # report plots both on one −log10 scale); z's own is in the details.
-            details["z_threshold"] = round(float(stats.norm.isf(self.alpha)), 6)
+            # The threshold is the adjusted p-value's, as for the other tests with a p-value
+            # (the report plots both on one −log10 scale); z's own is in the details: what
+            # the unadjusted p had to be under for Benjamini-Hochberg to reject it here.
+            z_limit = stats.norm.isf(self.alpha * weight * violations / len(tested))
+            details["z_threshold"] = round(float(z_limit), 6)
+            effect = t.reference - t.window  # for a loss, worse is larger: negative
             found.append(
-                Finding(
-                    DETECTOR, signal, ts, severity, z, self.alpha, p, ref_value - win_value, details
-                )
+                Finding(DETECTOR, signal, ts, severity, t.z, self.alpha, q, effect, details)
             )
         self.alarms.resolve_due(self.count, lambda _: ts)
         self.current = _Labels()
         return found
 
-    def _tests(self) -> list[tuple[str, tuple[float, float, float, float, int]]]:
+    def _tests(self) -> list[realized.Tested]:
         ref, win = self.reference, self.current
-        out: list[tuple[str, tuple[float, float, float, float, int]]] = []
-        if len(ref.correct) >= 100 and len(win.correct) >= 100:
-            rc, rn, wc, wn = sum(ref.correct), len(ref.correct), sum(win.correct), len(win.correct)
-            z, p = tests.accuracy_drop(rc, rn, wc, wn)
-            out.append(("accuracy", (z, p, rc / rn, wc / wn, wn)))
-        if len(ref.abs_errors) >= 100 and len(win.abs_errors) >= 100:
-            r = np.array(ref.abs_errors)
-            w = np.array(win.abs_errors)
-            z, p = tests.mae_rise(len(r), float(r.sum()), float((r * r).sum()), w)
-            # For an error that rises, "worse" is a larger value: the effect stays ref - window.
-            out.append(("mae", (z, p, float(r.mean()), float(w.mean()), len(w))))
+        out = realized.accuracy(ref.correct, win.correct)
+        classes = realized.top_classes(ref.class_truth)
+        out += realized.per_class(
+            (ref.class_predicted, ref.class_truth), (win.class_predicted, win.class_truth), classes
+        )
         positive = self._positive_class()
         if positive is not None:
-            ref_auc = tests.auc(np.array(ref.scores), np.array(ref.truths) == positive)
-            win_auc = tests.auc(np.array(win.scores), np.array(win.truths) == positive)
-            if ref_auc is not None and win_auc is not None and len(win.scores) >= 100:
-                z, p = tests.auc_drop(ref_auc, win_auc)
-                out.append(("roc_auc", (z, p, ref_auc[0], win_auc[0], len(win.scores))))
-        return out
+            out += realized.scored(
+                (np.array(ref.scores), np.array(ref.truths) == positive),
+                (np.array(win.scores), np.array(win.truths) == positive),
+            )
+        return out + realized.valued(ref.abs_errors, win.abs_errors)
 
     def _positive_class(self) -> str | None:
         """The class of binary labels a score is the probability of (None: not binary)."""

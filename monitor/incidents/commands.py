@@ -167,7 +167,8 @@ def _show(args: argparse.Namespace) -> int:
     console.print(summary)
     console.print(_states_table(states))
     table = Table(title=f"{len(alerts)} alert(s)")
-    for column in ("#", "event time", "detector", "signal", "severity", "statistic", "p", "effect"):
+    columns = ("#", "event time", "detector", "signal", "severity", "statistic", "p", "effect")
+    for column in (*columns, "metric before → after"):
         table.add_column(column, no_wrap=column == "event time")
     for (n, detector, signal, severity, event_ts, _), d in zip(alerts, details, strict=True):
         table.add_row(
@@ -179,6 +180,9 @@ def _show(args: argparse.Namespace) -> int:
             _number(d.get("statistic")),
             _number(d.get("p_value")),
             _number(d.get("effect_size")),
+            # Performance findings state their metric before and after ("accuracy 0.944 →
+            # 0.915"), realized or estimated; other findings have none.
+            cell(d.get("summary") or "-"),
         )
     console.print(table)
     return 0

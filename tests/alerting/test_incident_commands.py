@@ -144,3 +144,23 @@ def test_a_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.decode().strip() == (
         "driftwarden: --by is not valid UTF-8 text: \\udcffadmin"
     )
+
+
+def test_show_states_a_performance_metric_before_and_after(
+    store: Store,
+    record: Callable[..., int],
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The realized performance watch's findings, as the label join records them."""
+    from tests.detectors.test_det_performance import _run
+    from tests.detectors.test_det_performance_metrics import REFERENCE, _binary
+
+    found = _run(_binary(9_000, seed=21, accuracy_after=0.6, at=REFERENCE), 1000)
+    accuracy = next(f for f in found if f.signal == "performance:accuracy")
+    record(store, "loans", accuracy)
+    assert run_cli("incidents", "show", "1", "--store", str(store.path)) == 0
+    out = capsys.readouterr().out
+    assert "metric before → after" in out
+    assert accuracy.details["summary"] in out  # e.g. "accuracy 0.933 → 0.610"
+    assert accuracy.details["summary"].startswith("accuracy 0.9")
