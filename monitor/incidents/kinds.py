@@ -71,9 +71,10 @@ def title(
             metric = signal.removeprefix("estimated:").replace("_", " ")
             return f"{model}: estimated {metric} falling, without labels ({detector})"
         if signal.startswith("performance:"):
-            metric = signal.removeprefix("performance:")
+            metric, _, of_class = signal.removeprefix("performance:").partition(":")
             worse = "rising" if metric in ERROR_METRICS else "falling"
-            return f"{model}: {metric.replace('_', ' ')} against labels {worse} ({detector})"
+            what = metric.replace("_", " ") + (f" of class {of_class}" if of_class else "")
+            return f"{model}: {what} against labels {worse} ({detector})"
         return f"{model}: {signal} changing ({detector})"
     if kind == "output":
         return f"{model}: {signal} shifting ({detector})"

@@ -142,6 +142,9 @@ def test_performance_incidents_say_which_metric_and_which_way() -> None:
     assert title("fraud", "performance", "performance", "performance:accuracy") == (
         "fraud: accuracy against labels falling (performance)"
     )
+    assert title("fraud", "performance", "performance", "performance:recall:fraud") == (
+        "fraud: recall of class fraud against labels falling (performance)"
+    )
     assert title("rent", "performance", "performance", "performance:mae") == (
         "rent: mae against labels rising (performance)"
     )
