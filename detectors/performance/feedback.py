@@ -504,6 +504,8 @@ class FeedbackWatch:
             "current_disagreements": k,
             "reference_labels": self.reference_labels,
             "block_labels": self.block_labels,
+            # What on-call reads first: labels of this direction, before and now.
+            "summary": f"{details['direction']} {reference:.1%} → {current:.1%} of labels",
         }
         return Finding(
             DETECTOR,

@@ -60,6 +60,8 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_in_about_5
         assert first.details["state"] == "alarm" and first.severity == "warning"
         # Honest: 5% on average, from ~105 reference trials (5,000 labels).
         assert 0.01 < first.details["reference_rate"] < 0.12
+        before, after = (f"{first.details[k]:.1%}" for k in ("reference_rate", "current_rate"))
+        assert first.details["summary"] == f"approve → decline {before} → {after} of labels"
         assert first.details["current_rate"] > 0.15
         assert first.statistic >= first.threshold  # type: ignore[operator]
         delays.append(_label_number(first) - ONSET)
