@@ -117,7 +117,7 @@ class Store:
             conn = sqlite3.connect(self.path, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(conn)
             self.db.execute("PRAGMA synchronous=NORMAL")
             ensure_schema(self.db)
         except sqlite3.Error as exc:
@@ -277,6 +277,25 @@ class Store:
         ).fetchall()
         keys = ("fingerprint", "model", "detector", "signal", "severity", "event_ts", "details")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Put the store in WAL mode, waiting out another process doing the same.
+
+    Two processes opening a new, empty store at once (the daemon starting, a
+    command or a probe reading it) both switch its journal mode; SQLite answers
+    the loser "database is locked" at once, without its busy handler, so the
+    wait is here, for as long as any other lock.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _create_private(path: Path) -> None:
