@@ -68,7 +68,7 @@ from detectors.base import Finding, Severity
 from detectors.codec import decode_array, encode_array, encode_float
 from detectors.performance.segments import BINS, SegmentLayout, bounded_text
 from detectors.suite.alarms import AlarmTracker
-from detectors.suite.error_stream import JoinedLabels
+from detectors.suite.error_stream import JoinedLabels, value_error
 
 DETECTOR = "feedback"
 SCALE = 1000  # CUSUM units per nat
@@ -245,13 +245,8 @@ class FeedbackWatch:
         if isinstance(predicted, str):
             text = ("true" if truth else "false") if isinstance(truth, bool) else str(truth)
             return self._class_slot(predicted, True), self._class_slot(text, False)
-        if isinstance(truth, bool) or not isinstance(truth, int | float):
-            return None
-        try:
-            error = float(truth) - predicted
-        except OverflowError:  # an integer label beyond any float (10**400): not comparable
-            return None
-        if not math.isfinite(error):
+        error = value_error(predicted, truth)
+        if error is None or not math.isfinite(error):
             return None
         return 0, (1 if error > 0 else -1 if error < 0 else 0)
 

@@ -68,10 +68,16 @@ def label_error(predicted: str | float, truth: object) -> float | None:
         if isinstance(truth, bool):
             truth = "true" if truth else "false"
         return 0.0 if str(truth) == predicted else 1.0
+    error = value_error(predicted, truth)
+    return None if error is None else abs(error)
+
+
+def value_error(predicted: float, truth: object) -> float | None:
+    """A numeric label minus its value prediction; None when the label is no number."""
     if isinstance(truth, bool) or not isinstance(truth, int | float):
         return None
     try:
-        return abs(float(truth) - predicted)
+        return float(truth) - predicted
     except OverflowError:  # an integer label beyond any float (10**400): not comparable
         return None
 

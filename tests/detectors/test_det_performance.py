@@ -11,6 +11,7 @@ from detectors.base import Finding
 from detectors.performance import tests
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
+from tests.detectors.feedback_streams import cut
 
 
 def _labels(n: int, seed: int, accuracy: list[tuple[int, float]], start: int = 0) -> JoinedLabels:
@@ -35,22 +36,11 @@ def _labels(n: int, seed: int, accuracy: list[tuple[int, float]], start: int = 0
     )
 
 
-def _cut(joined: JoinedLabels, a: int, b: int) -> JoinedLabels:
-    return JoinedLabels(
-        joined.seq[a:b],
-        joined.ts[a:b],
-        list(joined.predicted[a:b]),
-        list(joined.truth[a:b]),
-        joined.predicted_ts[a:b],
-        joined.score[a:b],
-    )
-
-
 def _run(joined: JoinedLabels, chunk: int, reload_at: int | None = None) -> list[Finding]:
     watch = PerformanceWatch()
     out: list[Finding] = []
     for k, a in enumerate(range(0, len(joined.seq), chunk)):
-        out += watch.observe(_cut(joined, a, a + chunk))
+        out += watch.observe(cut(joined, a, a + chunk))
         if k == reload_at:
             watch = PerformanceWatch.load(json.loads(json.dumps(watch.dump(), allow_nan=False)))
     return out

@@ -16,7 +16,8 @@ from detectors.performance.realized import MAX_CLASSES
 from detectors.performance.segments import bounded_text
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
-from tests.detectors.test_det_performance import _cut, _run
+from tests.detectors.feedback_streams import cut
+from tests.detectors.test_det_performance import _run
 
 REFERENCE, WINDOW = 5000, 2000
 HOSTILE = "\x1b[31mred" + "x" * 300  # a class name with an escape, longer than any name kept
@@ -213,12 +214,12 @@ def test_a_state_saved_before_per_class_metrics_loads() -> None:
     unscored = _multiclass(13_000, seed=4, confused_from=REFERENCE)
     for joined, per_class_after in ((scored, True), (unscored, False)):
         watch = PerformanceWatch()
-        watch.observe(_cut(joined, 0, REFERENCE + 100))
+        watch.observe(cut(joined, 0, REFERENCE + 100))
         state = json.loads(json.dumps(watch.dump()))
         for period in ("reference", "current"):
             del state[period]["class_predicted"], state[period]["class_truth"]
         old = PerformanceWatch.load(state)
-        rest = _cut(joined, REFERENCE + 100, len(joined.seq))
+        rest = cut(joined, REFERENCE + 100, len(joined.seq))
         found = old.observe(rest)
         assert any(f.signal == "performance:accuracy" for f in found)
         assert any(f.signal.count(":") == 2 for f in found) == per_class_after
