@@ -62,7 +62,7 @@ def _labels(args: argparse.Namespace) -> int:
             delays=orjson.loads(row[8]),
         )
         line = _describe(str(row[0]), counts, int(pending.get(row[0], 0)))
-        print(printable(f"{line}; {_feedback(row[9])}", limit=None))
+        print(printable(f"{line}; {_feedback(row[9], counts.labels)}", limit=None))
     return 0
 
 
@@ -79,8 +79,10 @@ def _describe(model: str, c: LabelCounts, pending: int) -> str:
     )
 
 
-def _feedback(state_text: str | None) -> str:
+def _feedback(state_text: str | None, labels: int) -> str:
     """How far the feedback test (detectors.performance.feedback) has come."""
+    if labels == 0:
+        return "feedback test: no labels yet"
     state = None if state_text is None else orjson.loads(state_text)
     if state is None or state["layout"] is None:
         return "feedback test: waiting for the model's reference"

@@ -184,6 +184,19 @@ def test_the_labels_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "no such store" in capsys.readouterr().err
 
 
+def test_the_labels_command_before_any_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model that only predicts (labels never come) says so, not that it waits."""
+    path = tmp_path / "s.db"
+    events = [Event("prediction", "m", T0 + i, id=f"p{i}", prediction="a") for i in range(3)]
+    _run(events, path, every=100)
+    assert main(["labels", "--store", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("m: 3 predictions pending; 0 labels, 0 joined (0.0%)")
+    assert out.rstrip().endswith("; feedback test: no labels yet")
+
+
 def test_the_replay_summary_counts_labels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
