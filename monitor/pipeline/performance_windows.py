@@ -11,8 +11,10 @@ signal history (``[history] retention_days`` of event time).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
@@ -72,16 +74,52 @@ def read(
     db: sqlite_utils.Database, model: str | None, metric: str | None, limit: int
 ) -> list[WindowRow]:
     """The latest ``limit`` windows × metrics (of one model and metric, or all), estimate
-    and realized value side by side, oldest first. A baseline reset restarts window
-    numbers: the latest estimate of a model, window and metric starts its row again."""
+    and realized value side by side, oldest first."""
     conditions = [(c, v) for c, v in (("model = ?", model), ("metric = ?", metric)) if v]
     where = "WHERE " + " AND ".join(c for c, _ in conditions) if conditions else ""
     args = [v for _, v in conditions]
     rows = db.execute(
-        "SELECT model, window, metric, kind, end_ts, value, band_low, band_high, alarm_below, "
-        f"rows FROM performance_windows {where} ORDER BY id",
-        args,
+        f"SELECT {_COLUMNS} FROM performance_windows {where} ORDER BY id", args
     ).fetchall()
+    return merge(rows)[-limit:]
+
+
+def read_span(
+    conn: sqlite3.Connection, model: str, lo: float, hi: float, most: int = 400
+) -> dict[str, list[WindowRow]]:
+    """A model's windows that closed between ``lo`` and ``hi`` (event time), per metric,
+    each metric's at most ``most``, evenly spaced (the latest always kept). For the
+    report, on its read-only connection; a store from before estimates gives none."""
+    if (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'performance_windows'"
+        ).fetchone()
+        is None
+    ):
+        return {}
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM performance_windows "
+        "WHERE model = ? AND end_ts BETWEEN ? AND ? ORDER BY id",
+        [model, lo, hi],
+    ).fetchall()
+    out: dict[str, list[WindowRow]] = {}
+    for row in merge(rows):
+        out.setdefault(row.metric, []).append(row)
+    for metric, windows in out.items():
+        if len(windows) > most:
+            step = len(windows) / most
+            kept = [windows[int(i * step)] for i in range(most - 1)]
+            out[metric] = [*kept, windows[-1]]
+    return out
+
+
+_COLUMNS = "model, window, metric, kind, end_ts, value, band_low, band_high, alarm_below, rows"
+
+
+def merge(rows: Iterable[Sequence[Any]]) -> list[WindowRow]:
+    """Rows of the table (``_COLUMNS``, in insertion order) as one ``WindowRow`` per
+    model, window and metric, oldest first. A baseline reset restarts window numbers:
+    the latest estimate of a model, window and metric starts its row again."""
     merged: dict[tuple[str, int, str], WindowRow] = {}
     for m, window, metric, kind, end_ts, value, low, high, below, n in rows:
         key = (m, window, metric)
@@ -93,5 +131,4 @@ def read(
             row.alarm_below, row.rows = below, int(n)
         else:
             row.realized, row.labelled = value, int(n)
-    out = sorted(merged.values(), key=lambda r: (r.end_ts, r.model, r.metric))
-    return out[-limit:]
+    return sorted(merged.values(), key=lambda r: (r.end_ts, r.model, r.metric))

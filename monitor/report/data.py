@@ -18,6 +18,8 @@ import orjson
 
 from monitor.errors import DriftwardenError
 from monitor.incidents import signal_states
+from monitor.pipeline import performance_windows
+from monitor.pipeline.performance_windows import WindowRow
 from monitor.report.history import SignalHistory, incident_range, read_history, reference_end
 from monitor.store.errors import describe
 from monitor.store.store import REPLAY_GROUP, connect_read_only
@@ -54,6 +56,8 @@ class IncidentRow:
     last_created_at: float | None = None  # wall clock of its last alert's write
     # Per ``detector:signal``: its history around the incident (``monitor.report.history``).
     history: dict[str, SignalHistory] = field(default_factory=dict)
+    # Per metric: the model's estimated and realized performance windows in its span.
+    performance: dict[str, list[WindowRow]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
                 if "signal_history" in tables
                 else {}
             ),
+            performance=_performance(conn, i),
         )
         for i in incidents
     ]
@@ -187,6 +192,11 @@ def _read(conn: sqlite3.Connection, path: Path, number: int | None) -> ReportDat
         baseline_files=_baseline_files(conn, models) if "baseline_references" in tables else {},
         reference_ends=ends,
     )
+
+
+def _performance(conn: sqlite3.Connection, incident: IncidentRow) -> dict[str, list[WindowRow]]:
+    span = shown_range(incident)
+    return {} if span is None else performance_windows.read_span(conn, incident.model, *span)
 
 
 def window_starts(incident: IncidentRow) -> list[float]:

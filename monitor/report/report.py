@@ -30,6 +30,8 @@ from monitor.report.data import (
     window_starts,
 )
 from monitor.report.history import SignalHistory, split_signal
+from monitor.report.performance_plot import CSS as PERFORMANCE_CSS
+from monitor.report.performance_plot import performance_section
 from monitor.report.plots import CSS, cdf_svg, fmt_number, shares_svg
 from monitor.report.reproduce import reproduce
 from monitor.report.timeline import ChangeMark, LinePoint, Timeline, TimelinePoint, timeline_svg
@@ -79,7 +81,8 @@ def render(data: ReportData, config_path: str | None = None, config: Config | No
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Driftwarden report: {escape(data.store.name)}</title><style>{CSS}</style>"
+        f"<title>Driftwarden report: {escape(data.store.name)}</title>"
+        f"<style>{CSS}{PERFORMANCE_CSS}</style>"
         "</head><body><header><h1>Driftwarden incident report</h1>"
         f"<p>Store <code>{escape(str(data.store))}</code>: {len(data.incidents)} incident(s). "
         "Times are event times in UTC.</p>"
@@ -113,11 +116,23 @@ def _incident(
         f"<h2>Incident #{incident.id}: {escape(incident.title)}</h2>"
         f'<table class="facts">{header}</table>'
         f"<h3>Timelines</h3>{_timelines(incident, data.reference_ends.get(incident.model))}"
+        f"{_performance(incident)}"
         f"<h3>Reference against window</h3>{_distributions(incident)}"
         f"<h3>Statistics</h3>{_statistics(incident.alerts)}"
         f"<h3>Provenance</h3>{_provenance(incident, data, config_path)}"
         f"<h3>Reproduce</h3>{reproduce(incident, data, config_path, config)}"
         "</section>"
+    )
+
+
+def _performance(incident: IncidentRow) -> str:
+    """Estimated beside realized performance, where the model's CBPE closed windows in
+    the incident's span (or the incident is CBPE's own, to say why there are none)."""
+    if not incident.performance and not any(s.startswith("cbpe:") for s in incident.signals):
+        return ""
+    return (
+        "<h3>Performance, estimated and realized</h3>"
+        f"{performance_section(incident.performance, incident.model, _x_range(incident))}"
     )
 
 

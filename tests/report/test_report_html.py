@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from monitor.report.data import load_report, shown_range
 from monitor.store.store import Store
 
 HOSTILE = "<script>alert(1)</script>"
@@ -30,6 +31,8 @@ class Outline(HTMLParser):
         self.loads: list[str] = []
         self.stats_rows = 0
         self._in_stats = False
+        self.performance_svgs = 0
+        self._in_performance = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -37,10 +40,13 @@ class Outline(HTMLParser):
         if tag == "section" and "incident" in classes:
             self.sections.append(a.get("id", ""))
         self.svgs += tag == "svg"
+        if tag == "svg" and "estimated without labels and realized" in a.get("aria-label", ""):
+            self.performance_svgs += 1
+            self._in_performance = True
         self.scripts += tag == "script"
         if tag == "circle" and "marker" in classes:
             self.markers.append(a.get("fill", ""))
-        self.thresholds += tag == "polyline" and "threshold" in classes
+        self.thresholds += tag == "polyline" and "threshold" in classes and not self._in_performance
         self.cdfs += tag == "polyline" and "cdf" in classes
         self.bars += tag == "rect" and "bar" in classes
         self._in_stats |= tag == "table" and "stats" in classes
@@ -53,6 +59,8 @@ class Outline(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "table":
             self._in_stats = False
+        if tag == "svg":
+            self._in_performance = False
 
 
 def _incidents(store: Path) -> list[tuple[int, str]]:
@@ -92,7 +100,10 @@ def test_one_section_per_incident_with_timelines_distributions_and_statistics(
     assert len(page.markers) == alerts, "one marker per alert"
     assert set(page.markers) <= {"#4a78b5", "#e0a100", "#c62828"}
     assert {"#e0a100", "#c62828"} <= set(page.markers), "warning and critical colours"
-    assert page.svgs == pairs + drift, "a timeline per (detector, signal), a distribution plot each"
+    assert page.svgs == pairs + drift + page.performance_svgs, (
+        "a timeline per (detector, signal), a distribution plot each, and the performance plots"
+    )
+    assert page.performance_svgs == _performance_plots(drift_store)
     assert page.thresholds == pairs
     assert page.cdfs >= 2 * 2, "reference and window CDFs of the numeric drift (amount, score...)"
     assert page.bars >= 2 * 8, "reference and window shares of the country mix"
@@ -103,6 +114,61 @@ def test_one_section_per_incident_with_timelines_distributions_and_statistics(
     assert "driftwarden replay --config" in report and "--input EVENTS.jsonl" in report
     assert "--topic" not in report, "a store from a file replay: no Kafka topic to name"
     assert re.search(r"stored detector state.*<code>[0-9a-f]{64}</code>", report)
+
+
+def _performance_plots(store: Path) -> int:
+    """Plots the report should draw: each incident's model's metrics with CBPE windows in
+    the span it shows."""
+    total = 0
+    with sqlite3.connect(store) as db:
+        for incident in load_report(store).incidents:
+            span = shown_range(incident)
+            assert span is not None
+            total += db.execute(
+                "SELECT count(DISTINCT metric) FROM performance_windows "
+                "WHERE model = ? AND end_ts BETWEEN ? AND ?",
+                [incident.model, *span],
+            ).fetchone()[0]
+    return total
+
+
+def test_estimated_and_realized_performance_side_by_side(report: str, drift_store: Path) -> None:
+    """Each incident of a model CBPE estimates shows, per metric, every window in its span:
+    the estimate and its band and limit, and the realized value where labels came."""
+    incidents = load_report(drift_store).incidents
+    estimated = [i for i in incidents if any(s.startswith("cbpe:") for s in i.signals)]
+    assert estimated, "the simulated churn decay opens a CBPE incident"
+    checked_realized = False
+    for incident in incidents:
+        span = shown_range(incident)
+        assert span is not None
+        start = report.index(f'id="incident-{incident.id}"')
+        section = report[start : report.index("</section>", start)]
+        with sqlite3.connect(drift_store) as db:
+            counts = dict(
+                db.execute(
+                    "SELECT kind, count(*) FROM performance_windows "
+                    "WHERE model = ? AND end_ts BETWEEN ? AND ? GROUP BY kind",
+                    [incident.model, *span],
+                ).fetchall()
+            )
+            first = db.execute(
+                "SELECT window, value FROM performance_windows WHERE model = ? AND "
+                "kind = 'estimated' AND metric = 'accuracy' AND end_ts BETWEEN ? AND ? "
+                "ORDER BY end_ts LIMIT 1",
+                [incident.model, *span],
+            ).fetchone()
+        if not counts:
+            assert "Performance, estimated and realized" not in section
+            continue
+        assert "Performance, estimated and realized" in section
+        assert section.count('class="perf-point estimated"') == counts["estimated"]
+        assert section.count('class="perf-point realized"') == counts.get("realized", 0)
+        assert section.count('class="perf-band"') == 3, "accuracy, f1 and roc_auc each"
+        assert f"window {first[0]} closed" in section
+        assert f"estimated {first[1]:.4g} from" in section
+        checked_realized |= counts.get("realized", 0) > 0
+    assert checked_realized, "fraud's labels give some windows their realized value"
 
 
 def test_text_from_the_store_is_escaped(report: str) -> None:
