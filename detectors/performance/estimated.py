@@ -473,6 +473,24 @@ class EstimatedPerformance:
                 del self.ids[request]
 
     # -- results -----------------------------------------------------------
+    def set_reference(self, events: list[Scored]) -> int:
+        """Make ``events`` the reference instead of the stream's first predictions: scored
+        predictions and labels (joined by id, the first label of each) of data the user
+        trusts, such as a sample of a validation file. Returns the predictions taken. With
+        fewer than one window of them nothing changes: the reference fills from the stream.
+        The calibration is fixed, as always, when the first window after it closes."""
+        sample = EstimatedPerformance(**{**self.params(), "reference": 2**62})
+        sample.observe(events)
+        taken = sample.count
+        if taken < self.window or sample.unsupported:
+            return 0
+        self.reference_size = self.count = taken
+        self.reference = sample.reference
+        self.windows, self.first_window, self.ids = [], 0, {}
+        self.calibration, self.unsupported = None, ""
+        self._rows, self._number, self._room = self.reference, -1, 0
+        return taken
+
     def take_results(self) -> list[WindowResult]:
         """Window results since the last call, in stream order; then forget them."""
         results, self._results = self._results, []

@@ -458,6 +458,11 @@ class ModelDetectors:
         """Scored predictions and labels, interleaved in stream order (CBPE)."""
         return self._estimated.observe(events)
 
+    def set_scored_reference(self, events: list[Scored]) -> int:
+        """CBPE's reference from trusted scored predictions and their labels (see
+        ``EstimatedPerformance.set_reference``); the predictions taken, 0 for none."""
+        return self._estimated.set_reference(events)
+
     def take_performance_windows(self) -> list[WindowResult]:
         """Estimated and realized performance of the windows closed since the last call."""
         return self._estimated.take_results()

@@ -126,7 +126,8 @@ def _recorded(found: ReferenceFile, sample: ModelSample) -> str:
     return (
         f"model {sample.model}: reference set from {found.path.name}: sample of "
         f"{len(sample.events):,} events of {sample.rows_read:,} read "
-        f"(reference_size {sample.size:,}); {found.lines:,} lines, "
+        f"(reference_size {sample.size:,}), {len(sample.labels):,} with their label; "
+        f"{found.lines:,} lines, "
         f"{found.describe_bad_lines()}; sha256 {found.sha256}"
     )
 

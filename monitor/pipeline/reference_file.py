@@ -23,11 +23,13 @@ import zlib
 
 import sqlite_utils
 
+from detectors.performance.estimated import Scored
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit.chain import AuditLog
 from monitor.incidents import signal_states
-from monitor.pipeline.reference_sample import ModelSample, ReferenceFile, unpack
+from monitor.ingest.events import Event
+from monitor.pipeline.reference_sample import ModelSample, ReferenceFile, unpack, unpack_events
 from monitor.store.store import CheckpointRows, Store
 
 log = logging.getLogger("driftwarden.pipeline")
@@ -108,9 +110,10 @@ def apply_pending(
             return None  # another process built it meanwhile
         ref_id, sample, sha256, sample_size = row
         now = time.time()
-        detectors = _built(db, model, ref_id, sample, settings, now, categorical)
-        if detectors is None:
+        built = _built(db, model, ref_id, sample, settings, now, categorical)
+        if built is None:
             return None
+        detectors, estimated = built
         store.delete_model_state(db, model)
         signal_states.clear_model(db, model, None, now)  # its signals start again, ok
         store.write_checkpoint(db, CheckpointRows(model_states={model: (detectors.dump(), 0)}))
@@ -120,6 +123,8 @@ def apply_pending(
             "sha256": sha256,
             "sample_size": sample_size,
             "reference_events": min(int(sample_size), settings.reference_size),
+            # scored predictions CBPE took as its reference (0: it warms up on the stream)
+            "estimated_reference": estimated,
         }
         AuditLog.append(db, "baseline_change", f"model:{model}", content)
     log.warning(
@@ -130,6 +135,21 @@ def apply_pending(
     return detectors
 
 
+def scored_events(events: list[Event]) -> list[Scored]:
+    """A sample's scored predictions, then their labels, as CBPE takes them."""
+    # Imported here: the pipeline imports this module.
+    from monitor.pipeline.pipeline import class_name, scored_prediction
+
+    out: list[Scored] = []
+    for seq, event in enumerate(events):
+        if event.type == "label":
+            if event.id is not None and event.label is not None:
+                out.append(Scored(seq, event.ts, event.id, truth=class_name(event.label)))
+        elif (scored := scored_prediction(seq, event)) is not None:
+            out.append(scored)
+    return out
+
+
 def _built(
     db: sqlite_utils.Database,
     model: str,
@@ -138,13 +158,15 @@ def _built(
     settings: SuiteSettings,
     now: float,
     categorical: frozenset[str],
-) -> ModelDetectors | None:
-    """Detectors whose reference is the sample; None, loudly, if the stored sample is unusable
-    (a damaged row): it is set aside, so that it cannot fail every start the same way."""
+) -> tuple[ModelDetectors, int] | None:
+    """Detectors whose reference is the sample, and the scored predictions CBPE took from
+    it; None, loudly, if the stored sample is unusable (a damaged row): it is set aside,
+    so that it cannot fail every start the same way."""
     detectors = ModelDetectors(settings)
     try:
         detectors.set_reference(unpack(sample, categorical))
-        return detectors
+        estimated = detectors.set_scored_reference(scored_events(unpack_events(sample)))
+        return detectors, estimated
     except (zlib.error, ValueError, TypeError) as exc:
         why = str(exc) or type(exc).__name__
     db.execute("UPDATE baseline_references SET superseded_at = ? WHERE id = ?", [now, ref_id])

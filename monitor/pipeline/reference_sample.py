@@ -7,7 +7,11 @@ size, never on the file: every usable event has the same chance to be in the
 sample, and the same file always gives the same sample. An event keeps at most
 ``max_features`` feature names, the first ones the file shows (as a warm-up
 admits them), and only what a reference is built from: features, score,
-prediction, client and time. Lines that do not parse are counted, never fatal.
+prediction, client and time, and for CBPE the request id, the probabilities
+and the first label that comes (after its prediction) for each prediction in
+the sample: a label whose prediction left the reservoir goes with it, so the
+labels kept are bounded by the sample too. Lines that do not parse are
+counted, never fatal.
 """
 
 from __future__ import annotations
@@ -44,20 +48,45 @@ class ModelSample:
     max_features: int
     rows_read: int = 0
     events: list[bytes] = field(default_factory=list)
+    labels: dict[int, bytes] = field(default_factory=dict)  # slot in events: its label
 
     def __post_init__(self) -> None:
         seed = hashlib.sha256(f"reference:{self.model}".encode()).digest()
         self._rng = random.Random(int.from_bytes(seed[:8], "big"))
         self._features = NameCap(self.max_features)
+        self._slots: dict[str, int] = {}  # request id of a prediction in the sample: its slot
+        self._ids: dict[int, str] = {}
 
     def offer(self, event: Event) -> None:
         self.rows_read += 1
         if len(self.events) < self.size:
-            self.events.append(self._compact(event))
+            self._keep(len(self.events), event)
             return
         slot = self._rng.randrange(self.rows_read)
         if slot < self.size:
-            self.events[slot] = self._compact(event)
+            self._keep(slot, event)
+
+    def offer_label(self, event: Event) -> None:
+        """A label: kept if its prediction is in the sample and has none yet."""
+        slot = None if event.id is None else self._slots.get(event.id)
+        if slot is not None and slot not in self.labels:
+            obj = {"type": "label", "model": event.model, "ts": event.ts, "id": event.id}
+            obj["label"] = event.label
+            self.labels[slot] = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _keep(self, slot: int, event: Event) -> None:
+        line = self._compact(event)
+        if slot == len(self.events):
+            self.events.append(line)
+        else:  # the event it replaces leaves with its label
+            self.events[slot] = line
+            self.labels.pop(slot, None)
+            gone = self._ids.pop(slot, None)
+            if gone is not None and self._slots.get(gone) == slot:
+                del self._slots[gone]
+        if event.type == "prediction" and event.id is not None:
+            self._slots[event.id] = slot  # a later prediction with the id takes its labels
+            self._ids[slot] = event.id
 
     def _compact(self, event: Event) -> bytes:
         obj: dict[str, object] = {"type": event.type, "model": event.model, "ts": event.ts}
@@ -68,6 +97,8 @@ class ModelSample:
             ("client", event.client),
             ("prediction", event.prediction),
             ("score", event.score),
+            ("id", event.id),
+            ("probabilities", event.probabilities),
         ):
             if value is not None:
                 obj[key] = value
@@ -75,8 +106,10 @@ class ModelSample:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
     def packed(self) -> bytes:
-        """The sample as the store keeps it: zlib-compressed JSON lines."""
-        return zlib.compress(b"\n".join(self.events))
+        """The sample as the store keeps it: zlib-compressed JSON lines, the events, then
+        their labels."""
+        labels = [self.labels[slot] for slot in sorted(self.labels)]
+        return zlib.compress(b"\n".join(self.events + labels))
 
 
 @dataclass
@@ -127,6 +160,8 @@ def read_reference(
             sample = found.samples.get(parsed.model)
             if sample is not None and parsed.type in REFERENCE_TYPES:
                 sample.offer(parsed)
+            elif sample is not None and parsed.type == "label":
+                sample.offer_label(parsed)
     found.sha256 = digest.hexdigest()
     return found
 
@@ -158,9 +193,15 @@ def _lines(handle: BinaryIO, digest: hashlib._Hash) -> Iterator[bytes | None]:
 def unpack(sample: bytes, categorical: frozenset[str] = frozenset()) -> RowBatch:
     """The rows of a stored sample (``ModelSample.packed``), parsed as any event is;
     ``categorical`` as ``models[].categorical``."""
-    events = [
+    events = [e for e in unpack_events(sample) if e.type in REFERENCE_TYPES]
+    return row_batch(events, as_categories=categorical)
+
+
+def unpack_events(sample: bytes) -> list[Event]:
+    """Every event of a stored sample, its labels last (samples stored before labels were
+    kept have none)."""
+    return [
         parsed
         for line in zlib.decompress(sample).split(b"\n")
         if line and isinstance(parsed := parse_event(line), Event)
     ]
-    return row_batch(events, as_categories=categorical)
