@@ -50,7 +50,7 @@ from detectors.window.base import (
     require_probability,
     severity_for,
 )
-from detectors.window.ks import ks_distances, ks_pvalue_one_sided
+from detectors.window.ks import ks_distances, ks_pvalue_one_sided, sorted_median
 
 Z_LIMIT = 1e6
 # Encoded columns above which categorical features get fewer label columns:
@@ -306,7 +306,8 @@ class PCADrift(DetectorBase):
         for label, ref, win in (("spe", self._errors, np.sort(spe)), ("t2", self._t2, np.sort(t2))):
             d_plus, _ = ks_distances(ref, win)
             p = min(1.0, 2 * ks_pvalue_one_sided(d_plus, ref.shape[0], win.shape[0]))
-            ratio = float(np.median(win) / max(float(np.median(ref)), 1e-12))
+            # both sorted: their medians without np.median's partition
+            ratio = sorted_median(win) / max(sorted_median(ref), 1e-12)
             if best is None or p < best[1]:
                 best = (d_plus, p, ratio, label)
         assert best is not None
