@@ -6,7 +6,7 @@ import numpy as np
 
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.window.base import CategoricalWindow, NumericWindow
-from detectors.window.chi2 import pooled_bins
+from detectors.window.chi2 import pooled_counts
 
 
 def numeric_shares(
@@ -34,5 +34,5 @@ def categorical_shares(
     """Reference and window shares over the reference labels, rare and unseen
     labels pooled into one bin (see :func:`detectors.window.chi2.pooled_bins`): with
     thousands of rare labels, per-label shares of a window are mostly noise."""
-    ref_counts, win_counts, _ = pooled_bins(ref, win, min_expected)
+    ref_counts, win_counts, _ = pooled_counts(ref, win, min_expected)
     return ref_counts / max(ref_counts.sum(), 1.0), win_counts / max(win_counts.sum(), 1.0)

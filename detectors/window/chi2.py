@@ -33,19 +33,35 @@ def pooled_bins(
     chi-square approximation is poor for small expected counts, and rare
     labels are what the ``unseen`` test is for.
     """
+    ref_counts, win_counts, index = pooled_counts(ref, win, min_expected)
+    return ref_counts, win_counts, [bin_label(ref, i) for i in index.tolist()]
+
+
+def pooled_counts(
+    ref: CategoricalReference, win: CategoricalWindow, min_expected: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pooled_bins` with each bin's reference label index (-1: the pooled
+    bin) instead of its name: no list of a thousand labels built per window."""
     ref_present = int(ref.counts.sum()) + ref.dropped
     win_present = int(win.counts.sum())
     if ref_present == 0:
-        return np.zeros(0), np.zeros(0), []
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.intp)
     keep = ref.counts * (win_present / ref_present) >= min_expected
     ref_counts = np.append(ref.counts[keep], ref.counts[~keep].sum() + ref.dropped)
     win_known = win.counts[:-1]
     win_counts = np.append(win_known[keep], win_known[~keep].sum() + win.counts[-1])
-    labels = [label for label, k in zip(ref.labels, keep.tolist(), strict=True) if k]
-    labels.append("(other)")
+    index = np.append(np.flatnonzero(keep), -1)
     nonempty = (ref_counts + win_counts) > 0
-    kept = [lab for lab, ne in zip(labels, nonempty.tolist(), strict=True) if ne]
-    return ref_counts[nonempty].astype(np.float64), win_counts[nonempty].astype(np.float64), kept
+    return (
+        ref_counts[nonempty].astype(np.float64),
+        win_counts[nonempty].astype(np.float64),
+        index[nonempty],
+    )
+
+
+def bin_label(ref: CategoricalReference, index: int) -> str:
+    """The label of a bin of :func:`pooled_counts`."""
+    return ref.labels[index] if index >= 0 else "(other)"
 
 
 def homogeneity_chi2(ref_counts: np.ndarray, win_counts: np.ndarray) -> tuple[float, int]:
@@ -162,15 +178,16 @@ class ChiSquare(WindowTest):
     ) -> WindowOutcome | None:
         if int(win.counts.sum()) < self.min_values:
             return None
-        ref_counts, win_counts, labels = pooled_bins(ref, win, self.min_expected)
+        ref_counts, win_counts, index = pooled_counts(ref, win, self.min_expected)
         if ref_counts.shape[0] < 2:
             return None
         stat, dof = homogeneity_chi2(ref_counts, win_counts)
         p = float(special.chdtrc(dof, stat))
         ref_share = ref_counts / ref_counts.sum()
         win_share = win_counts / win_counts.sum()
-        tv = float(0.5 * np.abs(win_share - ref_share).sum())
-        top = int(np.argmax(np.abs(win_share - ref_share)))
+        moved = np.abs(win_share - ref_share)
+        tv = float(0.5 * moved.sum())
+        top = int(np.argmax(moved))
         return WindowOutcome(
             statistic=stat,
             effect_size=tv,
@@ -178,7 +195,7 @@ class ChiSquare(WindowTest):
             p_value=p,
             details={
                 "dof": dof,
-                "most_changed": labels[top],
+                "most_changed": bin_label(ref, int(index[top])),
                 "share_reference": float(ref_share[top]),
                 "share_window": float(win_share[top]),
             },
