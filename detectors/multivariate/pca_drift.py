@@ -169,11 +169,14 @@ class PCADrift(DetectorBase):
     def _standardise(self, columns: list[np.ndarray], rows: int) -> np.ndarray:
         if not columns:
             return np.zeros((rows, 0))
-        with np.errstate(all="ignore"):
-            x = (np.column_stack(columns) - self._mean) / self._std
+        x = np.column_stack(columns).astype(np.float64, copy=False)
+        with np.errstate(all="ignore"):  # in place: one matrix, not five
+            x -= self._mean
+            x /= self._std
         # A value a million standard deviations out is as anomalous as one that
         # overflows (producers send 1e308): clipping keeps the squares finite.
-        return np.clip(np.where(np.isfinite(x), x, 0.0), -Z_LIMIT, Z_LIMIT)
+        x[~np.isfinite(x)] = 0.0
+        return np.clip(x, -Z_LIMIT, Z_LIMIT, out=x)
 
     def _derive(self) -> None:
         """Per categorical block, by column: the scores of a row in that column

@@ -42,7 +42,7 @@ class NumericWindow:
     @cached_property
     def sorted(self) -> np.ndarray:
         """The finite values, sorted (computed once, on first use)."""
-        return np.sort(self.values[self._finite])
+        return np.sort(self.values if self.missing == 0 else self.values[self._finite])
 
 
 @dataclass

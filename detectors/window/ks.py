@@ -44,19 +44,41 @@ def ks_distances(ref_sorted: np.ndarray, win_sorted: np.ndarray) -> tuple[float,
     new_run[0] = True
     np.not_equal(win_sorted[1:], win_sorted[:-1], out=new_run[1:])
     starts = np.flatnonzero(new_run)
-    distinct = win_sorted if starts.shape[0] == n2 else win_sorted[starts]
+    if starts.shape[0] == n2:  # all distinct (a continuous feature)
+        distinct = win_sorted
+        win_left, win_right = _steps(n2)
+    else:
+        distinct = win_sorted[starts]
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = n2
+        win_left, win_right = starts / n2, ends / n2
     right = np.searchsorted(ref_sorted, distinct, side="right")
-    tied = (right > 0) & (ref_sorted[np.maximum(right - 1, 0)] == distinct)
-    left = right.copy()
-    left[tied] = np.searchsorted(ref_sorted, distinct[tied], side="left")
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    ends[-1] = n2
-    ref_right, ref_left = right / n1, left / n1
-    win_left, win_right = starts / n2, ends / n2
-    d_plus = max(float(np.max(ref_right - win_right)), float(np.max(ref_left - win_left)), 0.0)
-    d_minus = max(float(np.max(win_right - ref_right)), float(np.max(win_left - ref_left)), 0.0)
+    # A value equal to a reference value has the reference value just below its
+    # right position (at -1, the last one, when none is below: never equal).
+    tied = ref_sorted[right - 1] == distinct
+    left = right
+    if tied.any():
+        left = right.copy()
+        left[tied] = np.searchsorted(ref_sorted, distinct[tied], side="left")
+    # F_win - F_ref is exactly 0.0 - (F_ref - F_win) in floating point (an
+    # exact zero stays +0.0): one difference per side serves both signs.
+    at_right = right / n1 - win_right
+    at_left = left / n1 - win_left
+    d_plus = max(float(at_right.max()), float(at_left.max()), 0.0)
+    d_minus = max(0.0 - float(at_right.min()), 0.0 - float(at_left.min()), 0.0)
     return d_plus, d_minus
+
+
+@functools.lru_cache(maxsize=16)
+def _steps(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The CDF of ``n`` distinct sorted values just below and at each one:
+    ``i / n`` and ``(i + 1) / n``, the same for every window of ``n`` values."""
+    index = np.arange(n + 1)
+    below, at = index[:-1] / n, index[1:] / n
+    below.setflags(write=False)
+    at.setflags(write=False)
+    return below, at
 
 
 def sorted_median(x: np.ndarray) -> float:
