@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -84,17 +85,6 @@ class NumericReference:
         return cls(n=state["n"], missing=state["missing"], values=decode_array(state["values"]))
 
 
-class _CodeTable(dict[str | None, int]):
-    """Label -> code; a label not in the table maps to ``unknown``."""
-
-    def __init__(self, unknown: int) -> None:
-        super().__init__()
-        self.unknown = unknown
-
-    def __missing__(self, key: str | None) -> int:
-        return self.unknown
-
-
 @dataclass
 class CategoricalReference:
     """Counts of the most frequent labels of a categorical signal's reference.
@@ -113,8 +103,7 @@ class CategoricalReference:
     _index: dict[str | None, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._index = _CodeTable(len(self.labels))
-        self._index.update({label: i for i, label in enumerate(self.labels)})
+        self._index = {label: i for i, label in enumerate(self.labels)}
         self._index[None] = MISSING_CODE
 
     @classmethod
@@ -139,8 +128,11 @@ class CategoricalReference:
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         """Codes of window values (see the class docstring)."""
-        lookup = self._index.__getitem__
-        return np.fromiter(map(lookup, values.tolist()), dtype=np.int64, count=values.shape[0])
+        # dict.get with the unknown code as default: a label not kept is a miss
+        lookup = self._index.get
+        unknown = repeat(self.unknown_code)
+        codes = map(lookup, values.tolist(), unknown)
+        return np.fromiter(codes, dtype=np.int64, count=values.shape[0])
 
     def dump(self) -> dict[str, Any]:
         return {

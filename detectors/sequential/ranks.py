@@ -77,7 +77,9 @@ class RankTable:
         step = (EDGES + 1) // 2
         with np.errstate(invalid="ignore"):
             while step >= 1:
-                pos += (flat[pos + (step - 1)] <= x) * step
+                # the edge ``step - 1`` beyond pos, read through a view that starts
+                # there rather than by adding the offset to every position
+                pos += (flat[step - 1 :][pos] <= x) * step
                 step //= 2
         u: np.ndarray = self.ranks.ravel()[
             pos + feature
