@@ -80,36 +80,43 @@ class InputProfile:
         return cls(tuple(names), cuts, spread_features)
 
     def matrix(self, inputs: dict[str, np.ndarray], n: int) -> np.ndarray:
-        """Requests x profiled features; a feature absent from ``inputs`` is NaN."""
-        out = np.full((n, len(self.features)), np.nan)
+        """Requests x profiled features; a feature absent from ``inputs`` is NaN.
+
+        Each feature's values are contiguous (the transpose of a features x
+        requests array): :meth:`flags` compares them row by row, in loops as
+        long as the batch rather than as short as the feature count.
+        """
+        out = np.full((len(self.features), n), np.nan)
         for j, name in enumerate(self.features):
             col = inputs.get(name)
             if col is not None:
-                out[:, j] = col
-        return out
+                out[j] = col
+        return out.T
 
     def flags(self, x: np.ndarray) -> InputFlags:
         """The flags of each row of ``x`` (from :meth:`matrix`)."""
-        c = self._cuts
+        xt = x.T  # features x requests
+        c = self._cuts[:, :, None]  # each cut point against a feature's row
         with np.errstate(invalid="ignore"):
-            tails = (x < c[0]) | (x > c[1])
-            novel = ((x < c[2]) | (x > c[3])).any(axis=1)
-            spread = tails.sum(axis=1) >= min(self.spread_features, max(1, x.shape[1]))
-            cells = self._cells(x)
-        cells[np.isnan(x)] = len(GRID) + 1  # missing: a cell of its own
+            tails = (xt < c[0]) | (xt > c[1])
+            novel = ((xt < c[2]) | (xt > c[3])).any(axis=0)
+            spread = tails.sum(axis=0) >= min(self.spread_features, max(1, x.shape[1]))
+            cells = self._cells(xt)
+        cells[np.isnan(xt)] = len(GRID) + 1  # missing: a cell of its own
         # wraps modulo 2**64, whatever the order of the sum
-        cell = cells.astype(np.uint64) @ self._weights
+        cell: np.ndarray = (cells.astype(np.uint64) * self._weights[:, None]).sum(axis=0)
         return InputFlags(spread, novel, cell)
 
-    def _cells(self, x: np.ndarray) -> np.ndarray:
-        """Each value's decile cell: the number of its feature's cut points strictly below it."""
+    def _cells(self, xt: np.ndarray) -> np.ndarray:
+        """Each value's decile cell (features x requests): the number of its
+        feature's cut points strictly below it."""
         grid = self._grid
         if self._ordered:
-            below: np.ndarray = np.add.reduce(grid[:, None, :] < x[None], axis=0, dtype=np.uint8)
+            below: np.ndarray = np.add.reduce(grid[:, :, None] < xt[None], axis=0, dtype=np.uint8)
             return below
-        cells = np.empty(x.shape, dtype=np.uint8)
-        for j in range(x.shape[1]):
-            cells[:, j] = np.searchsorted(grid[:, j], x[:, j], side="left")
+        cells = np.empty(xt.shape, dtype=np.uint8)
+        for j in range(xt.shape[0]):
+            cells[j] = np.searchsorted(grid[:, j], xt[j], side="left")
         return cells
 
     def dump(self) -> dict[str, Any]:
