@@ -70,10 +70,11 @@ def ks_distances(ref_sorted: np.ndarray, win_sorted: np.ndarray) -> tuple[float,
     return d_plus, d_minus
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=4)
 def _steps(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The CDF of ``n`` distinct sorted values just below and at each one:
-    ``i / n`` and ``(i + 1) / n``, the same for every window of ``n`` values."""
+    ``i / n`` and ``(i + 1) / n``, the same for every window of ``n`` values
+    (a few sizes kept: windows without missing values all have the window's)."""
     index = np.arange(n + 1)
     below, at = index[:-1] / n, index[1:] / n
     below.setflags(write=False)
@@ -122,12 +123,13 @@ def ks_pvalue(d: float, n1: int, n2: int, screen: float = 0.0) -> float:
     return _finite_n_sf(d, float(np.round(en)))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _finite_n_sf(d: float, n: float) -> float:
     """The finite-n two-sided tail (~100 µs in scipy, over 1 ms where it sums
     Smirnov's series), remembered: D takes few distinct values between windows
     of the same sizes (multiples of ``1 / lcm(n1, n2)``), so most windows find
-    their p-value here. The same floats in give the same float out."""
+    their p-value here. The same floats in give the same float out; 1024
+    entries (~150 kB for the process) hold the values of a few window sizes."""
     return float(np.clip(stats.kstwo.sf(d, n), 0.0, 1.0))
 
 
