@@ -2,9 +2,10 @@
 
 A model with 20 features (16 numeric of varied shapes, 4 categorical), a score
 and a predicted class, fed in batches of --batch events, after the warm-up
-that forms the reference. Also times each registered detector alone.
+that forms the reference (with --callers, each event also carries a caller id).
+Also times each registered detector alone.
 
-    .venv/bin/python scripts/bench_detectors.py [--events 200000] [--batch 500]
+    .venv/bin/python scripts/bench_detectors.py [--events 200000] [--batch 500] [--callers 0]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LABELS = {
 CLASSES = np.array(["cat", "dog", "bird"], dtype=object)
 
 
-def make_batch(rng: np.random.Generator, n: int, first: int) -> RowBatch:
+def make_batch(rng: np.random.Generator, n: int, first: int, callers: int = 0) -> RowBatch:
     shapes = [
         lambda: rng.normal(0, 1, n),
         lambda: rng.standard_t(3, n),
@@ -50,12 +51,17 @@ def make_batch(rng: np.random.Generator, n: int, first: int) -> RowBatch:
     score = 1 / (1 + np.exp(-(numeric["num8"] + rng.normal(0, 1, n))))
     prediction = CLASSES[np.digitize(score, [0.4, 0.7])]
     ts = 1.7e9 + np.arange(first, first + n) * 0.01
-    return RowBatch(ts, numeric, categorical, score=score, prediction=prediction)
+    client = None
+    if callers:  # drawn last: the other columns are the same with or without callers
+        weights = 1.0 / np.arange(1, callers + 1) ** 0.8
+        names = np.array([f"api-key-{i}" for i in range(callers)], dtype=object)
+        client = names[rng.choice(callers, n, p=weights / weights.sum())]
+    return RowBatch(ts, numeric, categorical, score=score, prediction=prediction, client=client)
 
 
-def batches(events: int, batch: int, seed: int) -> list[RowBatch]:
+def batches(events: int, batch: int, seed: int, callers: int = 0) -> list[RowBatch]:
     rng = np.random.default_rng(seed)
-    return [make_batch(rng, min(batch, events - s), s) for s in range(0, events, batch)]
+    return [make_batch(rng, min(batch, events - s), s, callers) for s in range(0, events, batch)]
 
 
 def run(
@@ -87,9 +93,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--callers",
+        type=int,
+        default=0,
+        help="events carry a caller id, drawn from this many callers (0: none); "
+        "the per-client detectors only work on events that have one",
+    )
     args = parser.parse_args()
     settings = SuiteSettings()
-    data = batches(args.events, args.batch, seed=1)
+    data = batches(args.events, args.batch, seed=1, callers=args.callers)
     warm = settings.reference_size
     steady, overall, n, cpu = run(settings, data, warm)
     print(f"default set {settings.row_detectors}")
