@@ -12,7 +12,7 @@ from scipy import special
 from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
-from detectors.metric.season import SeasonBuckets
+from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.tail import TailThreshold
 from detectors.metric.variance import VarianceRise
 
@@ -34,6 +34,11 @@ CALM = 1.5  # median |score| of the last 10 points below which an outlier is a s
 # (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
 DEFAULT_CADENCE = 60.0  # seconds between points fed without timestamps
+RESOLUTION = 1e-3  # the smallest noise scale, relative to the level
+SEASON_SECONDS = 86400.0  # event time before a level or spread change may alert
+SEASON_POINTS = 2000  # ... where a day spans at most this many points (a cadence >= 43 s)
+# (before a day is seen, a step may be the day's own season: a square wave's
+# first edge; spikes, flat-lines and gaps are judged from the start)
 
 
 def _weaker(a: float, b: float) -> float:
@@ -198,6 +203,7 @@ class MetricAnomaly(DetectorBase):
         self._run = 0
         self._run_p = 1.0
         self._last = math.nan
+        self._flat_told = False  # the current run was told as a flat-line
         self._pending = 0  # signed count of outliers in a row not yet reported
         self._pending_z = 0.0
         self._hold = 0
@@ -250,9 +256,14 @@ class MetricAnomaly(DetectorBase):
         if gap is not None and alerting:
             out.append(gap)
         flat = self._flat(x, n_checks)
-        if flat is not None:
+        if flat is not None and flat[0] == "flat_line_end":
+            if self._flat_told:  # the end of a flat-line that was told
+                out.append(flat)
+            self._flat_told = False
+        elif flat is not None:
             if alerting and not self._fired[1]:
                 out.append(flat)
+                self._flat_told = True
             self._fired[1] = True  # the flat-line's end is no new anomaly
             self._hold = HOLD
         self._n += 1
@@ -294,23 +305,40 @@ class MetricAnomaly(DetectorBase):
         return found
 
     def _flat(self, x: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
+        """A flat-line when a run of identical values reaches the length its
+        rate makes improbable; its end (``flat_line_end``, at the first value
+        that differs: a change point of its own) when such a run breaks."""
         same = x == self._last
+        ended = None
         if same:
             self._run += 1
         else:
+            need = self._flat_need(n_checks)
+            if self._run >= need and self._scale > 0:
+                details = {"value": x, "flat_value": self._last, "run": self._run}
+                ended = ("flat_line_end", float(self._run), float(need), details)
             self._run = 1
             self._run_p = min(max(self._same, 0.02), 0.999)
         self._same += SAME_RATE * (float(same) - self._same)
         self._last = x
-        need = max(self.flat_run, 1 + math.ceil(math.log(n_checks) / -math.log(self._run_p)))
+        need = self._flat_need(n_checks)
         if self._run == need and self._scale > 0:
             return ("flat_line", float(self._run), float(need), {"value": x})
-        return None
+        return ended
+
+    def _flat_need(self, n_checks: float) -> int:
+        """The shortest run of identical values that is a flat-line, at the
+        rate of repeated values before the run began."""
+        if self._run_p >= 1.0:  # no run has ended yet
+            return self.flat_run
+        return max(self.flat_run, 1 + math.ceil(math.log(n_checks) / -math.log(self._run_p)))
 
     def _judge(
         self, t: float, x: float, n_checks: float, alerting: bool
     ) -> list[tuple[str, float, float, dict[str, Any]]]:
-        floor = 1e-9 * (1.0 + abs(self._level))
+        # noise below a thousandth of the level is no noise a metric carries
+        # (a noiseless series: its forecast's rounding would be an anomaly)
+        floor = max(1e-9 * (1.0 + abs(self._level)), RESOLUTION * abs(self._slow))
         forecast = self._level + self._trend
         err = x - forecast
         scale = max(self._scale, floor)
@@ -369,10 +397,12 @@ class MetricAnomaly(DetectorBase):
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
+        # a step or a wider spread before a day is seen may be the day itself
+        settled = alerting and self._day_seen(t)
         shift = self._persistent(z_limit, max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
         if shift:
             kind, stat, back = self._rebaseline()
-            if alerting and not self._fired[1] and not back:
+            if settled and not self._fired[1] and not back:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -380,7 +410,7 @@ class MetricAnomaly(DetectorBase):
         if noisier and self._one_sided(2 * SHORT):
             # larger errors all on one side: a shift or a ramp, not more noise
             kind, stat, _ = self._rebaseline()
-            if alerting and not self._fired[1]:
+            if settled and not self._fired[1]:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -389,7 +419,7 @@ class MetricAnomaly(DetectorBase):
         if spread is None and noisier:
             spread = self._noisier_rebaseline()
         if spread is not None:
-            if alerting and not self._fired[1]:
+            if settled and not self._fired[1]:
                 out.append(("variance_change", spread, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -400,6 +430,16 @@ class MetricAnomaly(DetectorBase):
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
             self._learn(err, abs(z), scale)
         return out
+
+    def _day_seen(self, t: float) -> bool:
+        """Whether a level or spread change may alert: a day of event time has
+        passed since the first point, or a day spans more than
+        :data:`SEASON_POINTS` points at the series' cadence (a 5-second series
+        is not held for 17,280 points) or they have come anyway."""
+        if self._n >= SEASON_POINTS or t - self._season.first * BUCKET_SECONDS >= SEASON_SECONDS:
+            return True
+        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        return cadence * SEASON_POINTS < SEASON_SECONDS
 
     def _noisier_rebaseline(self) -> float:
         """After a confirmed variance rise: the noise scales follow the recent
@@ -552,7 +592,13 @@ class MetricAnomaly(DetectorBase):
             "base": self._base,
             "sums": [self._var_short, self._var_long],
             "spread": self._spread,
-            "repeats": [self._same, self._run, self._run_p, encode_float(self._last)],
+            "repeats": [
+                self._same,
+                self._run,
+                self._run_p,
+                encode_float(self._last),
+                self._flat_told,
+            ],
             "pending": [self._pending, self._pending_z],
             "episode": [self._hold, *self._fired],
             "season": self._season.dump(),
@@ -588,7 +634,9 @@ class MetricAnomaly(DetectorBase):
         det._base = float(state["base"])
         det._var_short, det._var_long = (float(v) for v in state["sums"])
         det._spread = [float(v) for v in state["spread"]]
-        same, run, run_p, last = state["repeats"]
+        same, run, run_p, last = state["repeats"][:4]
+        # (a fifth, whether the run was told, is absent from states saved before ends were)
+        det._flat_told = bool(state["repeats"][4]) if len(state["repeats"]) > 4 else False
         det._same, det._run, det._run_p = float(same), int(run), float(run_p)
         det._last = decode_float(last)
         det._pending, det._pending_z = int(state["pending"][0]), float(state["pending"][1])

@@ -48,15 +48,44 @@ def test_clean_seasonal_series_raise_no_alert(shape: str) -> None:
     assert det.dump()["season"]["lag"] == 48  # the day was found
 
 
-def test_a_square_wave_alerts_only_at_its_first_edge() -> None:
+@pytest.mark.parametrize("cadence", [60.0, 300.0, 3600.0])
+def test_a_square_wave_raises_no_alert_at_any_edge(cadence: float) -> None:
+    # its first edge, 12 hours in, comes before any period can have been seen:
+    # a step before a day of event time is held (the day may be its season);
+    # by its third edge the day is found and the edges are expected
     rng = np.random.default_rng(2)
-    ts = _times(TEN_DAYS)
-    x = 100 + 30 * np.sign(_daily(ts)) + rng.normal(0, 3, TEN_DAYS)
+    n = int(10 * DAY / cadence)
+    ts = _times(n, cadence)
+    x = 100 + 30 * np.sign(_daily(ts)) + rng.normal(0, 3, n)
+    det = MetricAnomaly()
+    assert det.update_at(ts, x) == []
+    assert det.dump()["season"]["lag"] == 48
+
+
+def test_a_step_within_the_first_day_is_held_and_one_after_it_alerts() -> None:
+    # the same step as a square wave's first edge, 12 hours in: held while
+    # it could be the day's season (no alert within the first day); the same
+    # step after the first day alerts at once
+    rng = np.random.default_rng(21)
+    ts = _times(4 * 1440)
+    x = 100 + rng.normal(0, 3, ts.shape[0])
+    early = x.copy()
+    early[720:] += 30
+    assert all(e.index >= 1440 for e in MetricAnomaly().update_at(ts, early))
+    x[3 * 1440 :] += 30
     events = MetricAnomaly().update_at(ts, x)
-    # its first edge, 12 hours in, is a level shift like any other: no period
-    # has been seen yet; by its third edge the day is found (a day and a quarter)
     assert _kinds(events) == [(events[0].index, "level_shift")]
-    assert 720 <= events[0].index < 740
+    assert 3 * 1440 <= events[0].index < 3 * 1440 + 10
+
+
+def test_a_high_cadence_series_is_not_held_for_a_day() -> None:
+    # at 5 seconds a day is 17,280 points: a shift 200 points in alerts
+    rng = np.random.default_rng(22)
+    x = 20 + rng.normal(0, 1, 300)
+    x[200:] += 8
+    events = MetricAnomaly().update_at(_times(300, 5.0), x)
+    assert _kinds(events) == [(events[0].index, "level_shift")]
+    assert 200 <= events[0].index < 205
 
 
 @pytest.mark.parametrize(
@@ -260,3 +289,30 @@ def test_points_without_times_are_a_minute_apart() -> None:
     x = 50 + rng.normal(0, 2, 3000)
     x[2500] = 120
     assert _kinds(MetricAnomaly().update(x)) == _kinds(MetricAnomaly().update_at(_times(3000), x))
+
+
+def test_a_flat_line_that_was_told_is_told_again_where_it_ends() -> None:
+    # the end of a stuck run is a change point of its own, at the first value
+    # that differs; a run that was never told (during probation) ends quietly
+    rng = np.random.default_rng(23)
+    x = 100 + rng.normal(0, 3, 3000)
+    x[2000:2300] = x[1999]
+    x[:60] = x[0]
+    events = MetricAnomaly().update_at(_times(3000), x)
+    assert [kind for _, kind in _kinds(events)] == ["flat_line", "flat_line_end"]
+    assert 2000 <= events[0].index < 2060
+    assert events[1].index == 2300
+    assert events[1].details["run"] == 301  # the stuck value, repeated from 1999
+
+
+def test_a_flat_line_end_survives_save_and_load_mid_run() -> None:
+    rng = np.random.default_rng(24)
+    x = 100 + rng.normal(0, 3, 3000)
+    x[2000:2300] = x[1999]
+    whole = _kinds(MetricAnomaly().update_at(_times(3000), x))
+    det = MetricAnomaly()
+    first = _kinds(det.update_at(_times(2150), x[:2150]))
+    state = json.loads(json.dumps(det.dump(), allow_nan=False))
+    rest = MetricAnomaly.load(state).update_at(_times(3000)[2150:], x[2150:])
+    assert first + [(i + 2150, k) for i, k in _kinds(rest)] == whole
+    assert [k for _, k in whole] == ["flat_line", "flat_line_end"]
