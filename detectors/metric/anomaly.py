@@ -13,6 +13,7 @@ from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
+from detectors.metric.season import DAY as DAY_BUCKETS
 from detectors.metric.tail import TailThreshold
 from detectors.metric.variance import VarianceRise
 
@@ -35,6 +36,7 @@ CALM = 1.5  # median |score| of the last 10 points below which an outlier is a s
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
 DEFAULT_CADENCE = 60.0  # seconds between points fed without timestamps
 RESOLUTION = 1e-3  # the smallest noise scale, relative to the level
+WEEK_SECONDS = 7 * 86400.0  # event time before a step within the day's swing may alert
 SEASON_SECONDS = 86400.0  # event time before a level or spread change may alert
 SEASON_POINTS = 2000  # ... where a day spans at most this many points (a cadence >= 43 s)
 # (before a day is seen, a step may be the day's own season: a square wave's
@@ -401,15 +403,16 @@ class MetricAnomaly(DetectorBase):
         settled = alerting and self._day_seen(t)
         shift = self._persistent(z_limit, max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
         if shift:
-            kind, stat, back = self._rebaseline()
-            if settled and not self._fired[1] and not back:
+            kind, stat, back, weekly = self._rebaseline()
+            if settled and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
             return out
         if noisier and self._one_sided(2 * SHORT):
             # larger errors all on one side: a shift or a ramp, not more noise
-            kind, stat, _ = self._rebaseline()
+            # (not held as a weekly step: a ramp's start reads as a step here)
+            kind, stat, _, _ = self._rebaseline()
             if settled and not self._fired[1]:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
@@ -511,11 +514,12 @@ class MetricAnomaly(DetectorBase):
         sd = float(recent.std(ddof=1)) or 1e-9
         return abs(float(recent.mean())) * math.sqrt(recent.shape[0]) / sd > 4.0
 
-    def _rebaseline(self) -> tuple[str, float, bool]:
+    def _rebaseline(self) -> tuple[str, float, bool, bool]:
         """Name a confirmed shift from a fit of the recent values; restart the
         baseline from that fit. Also whether it went back to the level before
         the previous shift (the end of an episode, or a season not yet known,
-        as a square wave's edges: no new anomaly)."""
+        as a square wave's edges: no new anomaly), and whether it may be a
+        weekly season not yet seen (:meth:`_weekly_step`)."""
         # deviations from the slow (seasonal) forecast: a shift is a step in
         # them, a trend change a ramp, whatever the season does meanwhile
         devs = np.array(self._values[-LONG:])
@@ -526,6 +530,7 @@ class MetricAnomaly(DetectorBase):
         else:
             is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
         self._noisier.reset()
+        step = level  # in deviations from the seasonal forecast, about 0 before the step
         level += base
         if self._season.lag:
             # the seasonal forecast follows a confirmed shift; before a season
@@ -538,11 +543,24 @@ class MetricAnomaly(DetectorBase):
         recent = self._t - self._prior_t <= RETURN_SECONDS
         near = abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
         back = not is_line and recent and near
+        # a step that may be the week's season is no new anomaly either
+        weekly = not is_line and self._weekly_step(step)
         self._prior, self._prior_t = before, self._t
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
-        return ("trend_change" if is_line else "level_shift"), stat, back
+        return ("trend_change" if is_line else "level_shift"), stat, back, weekly
+
+    def _weekly_step(self, step: float) -> bool:
+        """Whether a step may be the week's own season, not yet seen: the
+        series follows a day, a week of event time has not passed since its
+        first point, and the step is within the day's own swing (a
+        weekday/weekend step is; a shift beyond it alerts)."""
+        if self._season.lag != DAY_BUCKETS:
+            return False
+        if self._t - self._season.first * BUCKET_SECONDS >= WEEK_SECONDS:
+            return False
+        return abs(step) < self._season.swing()
 
     def _spread_change(self, z_limit: float) -> float | None:
         """How far the log median error of the last 60 points rose above its

@@ -137,13 +137,59 @@ def test_a_gentle_variance_rise_is_found_by_accumulated_evidence() -> None:
 
 def test_a_level_shift_re_baselines_one_alert_then_quiet() -> None:
     rng = np.random.default_rng(4)
+    ts = _times(10 * 1440)
+    x = 100 + 20 * _daily(ts) + rng.normal(0, 2, ts.shape[0])
+    x[8 * 1440 :] += 25
+    events = MetricAnomaly().update_at(ts, x)
+    assert _kinds(events) == [(events[0].index, "level_shift")]
+    assert 8 * 1440 <= events[0].index < 8 * 1440 + 15
+
+
+@pytest.mark.parametrize(
+    ("cadence", "irregular"),
+    [
+        (600.0, False),
+        (3600.0, False),
+        (3600.0, True),
+        pytest.param(
+            600.0,
+            True,
+            # known: the weekend's first step, blurred by jitter, is confirmed
+            # through the spread's CUSUM, where a step is not held (a ramp's
+            # start reads as one there: holding it missed trend changes)
+            marks=pytest.mark.xfail(strict=True, reason="first weekend step alerts"),
+        ),
+    ],
+)
+def test_a_weekday_weekend_pattern_raises_no_alert_before_a_week_is_seen(
+    cadence: float, irregular: bool
+) -> None:
+    # five weekdays, then a weekend 8 lower, over a daily swing of 30: the
+    # first weekend step comes before any week can have been seen
+    rng = np.random.default_rng(25)
+    n = int(21 * DAY / cadence)
+    ts = _times(n, cadence)
+    weekend = ((ts - T0) // DAY) % 7 >= 5
+    x = 50 + 15 * _daily(ts) - 8 * weekend + rng.normal(0, 2, n)
+    if irregular:
+        keep = rng.random(n) > 0.1
+        ts, x = ts[keep] + rng.uniform(-0.4, 0.4, int(keep.sum())) * cadence, x[keep]
+    assert MetricAnomaly().update_at(ts, x) == []
+
+
+@pytest.mark.parametrize(("size", "alerts"), [(-8.0, 0), (50.0, 1)])
+def test_in_the_first_week_only_a_step_beyond_the_days_swing_alerts(
+    size: float, alerts: int
+) -> None:
+    # on day 4 of a daily series (swing 40) a step of 8 may be the week's
+    # own season (held); one of 50 is beyond anything the day does
+    rng = np.random.default_rng(26)
     ts = _times(6 * 1440)
     x = 100 + 20 * _daily(ts) + rng.normal(0, 2, ts.shape[0])
-    x[4 * 1440 :] += 25
+    x[4 * 1440 :] += size
     events = MetricAnomaly().update_at(ts, x)
-    assert _kinds(events)[:1] == [(_kinds(events)[0][0], "level_shift")]
-    assert len(events) == 1
-    assert 4 * 1440 <= events[0].index < 4 * 1440 + 15
+    assert [kind for _, kind in _kinds(events)] == ["level_shift"] * alerts
+    assert all(4 * 1440 <= e.index < 4 * 1440 + 15 for e in events)
 
 
 @pytest.mark.parametrize(("back_after", "alerts"), [(180, 1), (3 * 1440, 2)])
