@@ -91,6 +91,9 @@ def base_series(rng: np.random.Generator, shape: str, n: int, cadence: float) ->
         v = (80 + 30 * np.sin(day)) * rng.lognormal(0, 0.15, n)
     elif shape == "weekly":  # CPU: a weekday/weekend pattern over the daily one
         v = 50 + 15 * np.sin(day) + 10 * np.sign(np.sin(week)) + rng.normal(0, 2, n)
+    elif shape == "weekday":  # five weekdays, then a weekend lower, from midnight (UTC)
+        weekend = np.isin(np.floor(ts / DAY) % 7, (2, 3))  # 1970-01-01 was a Thursday
+        v = 50 + 15 * np.sin(day) - 8 * weekend + rng.normal(0, 2, n)
     elif shape == "trend":
         v = 100 + 20 * np.sin(day) + np.linspace(0, 40, n) + rng.normal(0, 3, n)
     else:  # "noise": no season at all
@@ -143,6 +146,7 @@ def make_corpus(seed: int) -> tuple[list[Series], list[Series]]:
         ("latency", 10.0, 25_920),
         ("weekly", 3600.0, 1008),
         ("weekly", 600.0, 6048),
+        ("weekday", 600.0, 4032),
         ("trend", 60.0, 8640),
         ("noise", 60.0, 3000),
         ("noise", 5.0, 300),

@@ -411,9 +411,8 @@ class MetricAnomaly(DetectorBase):
             return out
         if noisier and self._one_sided(2 * SHORT):
             # larger errors all on one side: a shift or a ramp, not more noise
-            # (not held as a weekly step: a ramp's start reads as a step here)
-            kind, stat, _, _ = self._rebaseline()
-            if settled and not self._fired[1]:
+            kind, stat, _, weekly = self._rebaseline()
+            if settled and not self._fired[1] and not weekly:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
