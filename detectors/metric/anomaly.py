@@ -35,6 +35,7 @@ CALM = 1.5  # median |score| of the last 10 points below which an outlier is a s
 # (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
 DEFAULT_CADENCE = 60.0  # seconds between points fed without timestamps
+MIN_SPREAD = 1e-2  # the smallest median absolute score the spread takes
 RESOLUTION = 1e-3  # the smallest noise scale, relative to the level
 WEEK_SECONDS = 7 * 86400.0  # event time before a step within the day's swing may alert
 SEASON_SECONDS = 86400.0  # event time before a level or spread change may alert
@@ -196,7 +197,9 @@ class MetricAnomaly(DetectorBase):
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
         self._zs: list[float] = []  # last LONG clipped scores
-        self._abs: list[float] = []  # last LONG absolute errors in noise units
+        # last LONG absolute scores (in noise units: a level forecast's noise
+        # widens after each edge of a known season, the scores do not)
+        self._abs: list[float] = []
         self._values: list[float] = []  # last LONG values less the slow (seasonal) forecast
         self._base = 0.0  # the slow (seasonal) forecast of the newest point
         self._var_short = self._var_long = 1.0
@@ -389,7 +392,7 @@ class MetricAnomaly(DetectorBase):
             self._pending, self._pending_z = (side, abs(z) * side) if outlier else (0, 0.0)
         clipped = max(-6.0, min(6.0, z))
         _push(self._zs, clipped, LONG)
-        _push(self._abs, abs(z) * scale, LONG)
+        _push(self._abs, abs(z), LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
         _push(self._values, x - self._base, LONG)
         if self._season.lag != self._noisier_lag:  # the errors change forecast
@@ -570,12 +573,15 @@ class MetricAnomaly(DetectorBase):
         the variance CUSUM answers within the points between)."""
         if len(self._abs) < LONG or self._n % SHORT:
             return None
-        spread = math.log(max(_median(self._abs), 1e-300))
+        # (scores of 0 where seasonal forecasts disagree in sign: a median of
+        # them is floored, or its log would run to -690 and a rise overflow)
+        spread = math.log(max(_median(self._abs), MIN_SPREAD))
         mean, var, count = self._spread
         if count >= 3:
             d = (spread - mean) / max(math.sqrt(var), 1.166 / math.sqrt(LONG))
             if d > z_limit:
                 self._scale *= math.exp(spread - mean)
+                self._scale2 *= math.exp(spread - mean)
                 self._spread = [spread, var, count]
                 self._abs = []
                 return d
@@ -605,6 +611,7 @@ class MetricAnomaly(DetectorBase):
             "tail": self._tail.dump(),
             "zs": self._zs,
             "abs": self._abs,
+            "abs_unit": "score",
             "values": self._values,
             "base": self._base,
             "sums": [self._var_short, self._var_long],
@@ -651,6 +658,12 @@ class MetricAnomaly(DetectorBase):
         det._base = float(state["base"])
         det._var_short, det._var_long = (float(v) for v in state["sums"])
         det._spread = [float(v) for v in state["spread"]]
+        if state.get("abs_unit") != "score" and det._scale > 0:
+            # saved when the spread was of errors (scores times the level
+            # forecast's noise): the same spread in scores
+            det._abs = [v / det._scale for v in det._abs]
+            if det._spread[2]:  # a learnt mean
+                det._spread[0] -= math.log(det._scale)
         same, run, run_p, last = state["repeats"][:4]
         # (a fifth, whether the run was told, is absent from states saved before ends were)
         det._flat_told = bool(state["repeats"][4]) if len(state["repeats"]) > 4 else False

@@ -132,7 +132,10 @@ def test_a_gentle_variance_rise_is_found_by_accumulated_evidence() -> None:
             and 2000 <= events[0].index < 2100
         )
     assert clean == 0
-    assert sum(found) >= 9
+    # (8: the 60-point spread is of scores, which fall back as the noise
+    # scale follows a gentle rise; of errors it found 9, and alerted on a
+    # seasonal series whose level forecast's noise widens at every edge)
+    assert sum(found) >= 8
 
 
 def test_a_level_shift_re_baselines_one_alert_then_quiet() -> None:
@@ -348,3 +351,20 @@ def test_a_flat_line_end_survives_save_and_load_mid_run() -> None:
     rest = MetricAnomaly.load(state).update_at(_times(3000)[2150:], x[2150:])
     assert first + [(i + 2150, k) for i, k in _kinds(rest)] == whole
     assert [k for _, k in whole] == ["flat_line", "flat_line_end"]
+
+
+def test_a_state_saved_with_the_spread_of_errors_loads_as_the_spread_of_scores() -> None:
+    # states saved before the spread was of scores held errors (scores times
+    # the level forecast's noise scale) and the log mean of their medians
+    rng = np.random.default_rng(27)
+    det = MetricAnomaly()
+    det.update_at(_times(2000), 100 + rng.normal(0, 3, 2000))
+    state = json.loads(json.dumps(det.dump()))
+    scale = state["model"][3]
+    old = {k: v for k, v in state.items() if k != "abs_unit"}
+    old["abs"] = [v * scale for v in state["abs"]]
+    old["spread"] = [state["spread"][0] + np.log(scale), *state["spread"][1:]]
+    loaded = MetricAnomaly.load(old).dump()
+    assert loaded["abs"] == pytest.approx(state["abs"], rel=1e-12)
+    assert loaded["spread"] == pytest.approx(state["spread"], rel=1e-12)
+    assert len(state["abs"]) == 60 and state["spread"][2] > 3
