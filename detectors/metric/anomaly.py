@@ -120,15 +120,23 @@ class MetricAnomaly(DetectorBase):
       (re-baselining: one alert, then quiet); a shift back to the level before
       the previous one, within a day of it, is no new anomaly (a recovery, or
       a square wave's edge before its season is known);
-    - variance_change: the median error of the last 60 points far above its
+    - variance_change: the median absolute score of the last 60 points far above its
       usual (judged every 10 points), or a CUSUM of log squared errors less
       their own slow running mean beyond the threshold of the budget's run
       length (:mod:`detectors.metric.variance`), unless those errors keep to
       one side (then a level shift or trend change);
     - flat_line: a run of identical values improbable at the series' own rate
-      of repeated values, and at least ``flat_run`` long;
+      of repeated values, and at least ``flat_run`` long; flat_line_end at
+      the first value that differs after a flat-line that was alerted (the
+      end of a stuck metric is a change point of its own);
     - gap: a point arrives after far more than the series' cadence (the median
       of its recent spacings) would make probable.
+
+    Before a season can be known a step may be the season itself: level
+    shifts, trend changes and variance changes re-baseline without an alert
+    in the first day of event time (where a day spans at most
+    :data:`SEASON_POINTS` points), and, in a daily series' first week, a step
+    within the day's own swing is held as a weekday/weekend step may be.
 
     One alert per episode: an episode lasts until ``HOLD`` quiet points pass.
     No alert in the first ``probation`` points. Points carry event times
