@@ -62,6 +62,16 @@ def test_a_square_wave_raises_no_alert_at_any_edge(cadence: float) -> None:
     assert det.dump()["season"]["lag"] == 48
 
 
+@pytest.mark.parametrize("cadence", [300.0, 3600.0])
+def test_a_noiseless_square_wave_raises_no_alert(cadence: float) -> None:
+    # values 20 and 80 exactly: each half-day a run of identical values, whose
+    # end is told only after a flat-line that was; the noise floor keeps the
+    # seasonal forecast's rounding from being an anomaly
+    ts = _times(int(14 * DAY / cadence), cadence)
+    x = np.where(_daily(ts) >= 0, 80.0, 20.0)
+    assert MetricAnomaly().update_at(ts, x) == []
+
+
 def test_a_step_within_the_first_day_is_held_and_one_after_it_alerts() -> None:
     # the same step as a square wave's first edge, 12 hours in: held while
     # it could be the day's season (no alert within the first day); the same
