@@ -5,7 +5,8 @@ seasonality, noise levels and scales from 1e-2 to 1e4, trend, irregular and
 jittered timestamps with missing points, and injected anomalies of every kind
 (spike, dip, level_shift, trend_change, variance_change, flat_line, gap),
 plus clean series (sine, square wave, Poisson counts, bursty tweet-like
-counts, log-normal latency). Each series is fed as ``metric`` points to a
+counts, log-normal latency, CPU with a half-week step or a calendar
+weekday/weekend pattern, a trend, white noise). Each series is fed as ``metric`` points to a
 metric series of the default suite settings (``MetricSeries``: the default
 detector, the suite's false-alarm budget and its alarm states), in batches.
 
