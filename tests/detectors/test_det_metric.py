@@ -78,7 +78,7 @@ def test_a_step_within_the_first_day_is_held_and_one_after_it_alerts() -> None:
     # step after the first day alerts at once
     rng = np.random.default_rng(21)
     ts = _times(4 * 1440)
-    x = 100 + rng.normal(0, 3, ts.shape[0])
+    x = 100 + rng.normal(0, 3, 4 * 1440)
     early = x.copy()
     early[720:] += 30
     assert all(e.index >= 1440 for e in MetricAnomaly().update_at(ts, early))
