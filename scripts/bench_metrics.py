@@ -5,7 +5,8 @@ seasonality, noise levels and scales from 1e-2 to 1e4, trend, irregular and
 jittered timestamps with missing points, and injected anomalies of every kind
 (spike, dip, level_shift, trend_change, variance_change, flat_line, gap),
 plus clean series (sine, square wave, Poisson counts, bursty tweet-like
-counts, log-normal latency). Each series is fed as ``metric`` points to a
+counts, log-normal latency, CPU with a half-week step or a calendar
+weekday/weekend pattern, a trend, white noise). Each series is fed as ``metric`` points to a
 metric series of the default suite settings (``MetricSeries``: the default
 detector, the suite's false-alarm budget and its alarm states), in batches.
 
@@ -91,6 +92,9 @@ def base_series(rng: np.random.Generator, shape: str, n: int, cadence: float) ->
         v = (80 + 30 * np.sin(day)) * rng.lognormal(0, 0.15, n)
     elif shape == "weekly":  # CPU: a weekday/weekend pattern over the daily one
         v = 50 + 15 * np.sin(day) + 10 * np.sign(np.sin(week)) + rng.normal(0, 2, n)
+    elif shape == "weekday":  # five weekdays, then a weekend lower, from midnight (UTC)
+        weekend = np.isin(np.floor(ts / DAY) % 7, (2, 3))  # 1970-01-01 was a Thursday
+        v = 50 + 15 * np.sin(day) - 8 * weekend + rng.normal(0, 2, n)
     elif shape == "trend":
         v = 100 + 20 * np.sin(day) + np.linspace(0, 40, n) + rng.normal(0, 3, n)
     else:  # "noise": no season at all
@@ -143,6 +147,7 @@ def make_corpus(seed: int) -> tuple[list[Series], list[Series]]:
         ("latency", 10.0, 25_920),
         ("weekly", 3600.0, 1008),
         ("weekly", 600.0, 6048),
+        ("weekday", 600.0, 4032),
         ("trend", 60.0, 8640),
         ("noise", 60.0, 3000),
         ("noise", 5.0, 300),

@@ -12,7 +12,8 @@ from scipy import special
 from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
-from detectors.metric.season import SeasonBuckets
+from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
+from detectors.metric.season import DAY as DAY_BUCKETS
 from detectors.metric.tail import TailThreshold
 from detectors.metric.variance import VarianceRise
 
@@ -34,6 +35,13 @@ CALM = 1.5  # median |score| of the last 10 points below which an outlier is a s
 # (a noisier stretch, where outliers come often, is a variance change instead)
 LEGACY_PARAMS = ("history", "recent")  # of the windowed detector this one replaced
 DEFAULT_CADENCE = 60.0  # seconds between points fed without timestamps
+MIN_SPREAD = 1e-2  # the smallest median absolute score the spread takes
+RESOLUTION = 1e-3  # the smallest noise scale, relative to the level
+WEEK_SECONDS = 7 * 86400.0  # event time before a step within the day's swing may alert
+SEASON_SECONDS = 86400.0  # event time before a level or spread change may alert
+SEASON_POINTS = 2000  # ... where a day spans at most this many points (a cadence >= 43 s)
+# (before a day is seen, a step may be the day's own season: a square wave's
+# first edge; spikes, flat-lines and gaps are judged from the start)
 
 
 def _weaker(a: float, b: float) -> float:
@@ -112,15 +120,23 @@ class MetricAnomaly(DetectorBase):
       (re-baselining: one alert, then quiet); a shift back to the level before
       the previous one, within a day of it, is no new anomaly (a recovery, or
       a square wave's edge before its season is known);
-    - variance_change: the median error of the last 60 points far above its
+    - variance_change: the median absolute score of the last 60 points far above its
       usual (judged every 10 points), or a CUSUM of log squared errors less
       their own slow running mean beyond the threshold of the budget's run
       length (:mod:`detectors.metric.variance`), unless those errors keep to
       one side (then a level shift or trend change);
     - flat_line: a run of identical values improbable at the series' own rate
-      of repeated values, and at least ``flat_run`` long;
+      of repeated values, and at least ``flat_run`` long; flat_line_end at
+      the first value that differs after a flat-line that was alerted (the
+      end of a stuck metric is a change point of its own);
     - gap: a point arrives after far more than the series' cadence (the median
       of its recent spacings) would make probable.
+
+    Before a season can be known a step may be the season itself: level
+    shifts, trend changes and variance changes re-baseline without an alert
+    in the first day of event time (where a day spans at most
+    :data:`SEASON_POINTS` points), and, in a daily series' first week, a step
+    within the day's own swing is held as a weekday/weekend step may be.
 
     One alert per episode: an episode lasts until ``HOLD`` quiet points pass.
     No alert in the first ``probation`` points. Points carry event times
@@ -189,7 +205,9 @@ class MetricAnomaly(DetectorBase):
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
         self._zs: list[float] = []  # last LONG clipped scores
-        self._abs: list[float] = []  # last LONG absolute errors in noise units
+        # last LONG absolute scores (in noise units: a level forecast's noise
+        # widens after each edge of a known season, the scores do not)
+        self._abs: list[float] = []
         self._values: list[float] = []  # last LONG values less the slow (seasonal) forecast
         self._base = 0.0  # the slow (seasonal) forecast of the newest point
         self._var_short = self._var_long = 1.0
@@ -198,6 +216,7 @@ class MetricAnomaly(DetectorBase):
         self._run = 0
         self._run_p = 1.0
         self._last = math.nan
+        self._flat_told = False  # the current run was told as a flat-line
         self._pending = 0  # signed count of outliers in a row not yet reported
         self._pending_z = 0.0
         self._hold = 0
@@ -250,9 +269,14 @@ class MetricAnomaly(DetectorBase):
         if gap is not None and alerting:
             out.append(gap)
         flat = self._flat(x, n_checks)
-        if flat is not None:
+        if flat is not None and flat[0] == "flat_line_end":
+            if self._flat_told:  # the end of a flat-line that was told
+                out.append(flat)
+            self._flat_told = False
+        elif flat is not None:
             if alerting and not self._fired[1]:
                 out.append(flat)
+                self._flat_told = True
             self._fired[1] = True  # the flat-line's end is no new anomaly
             self._hold = HOLD
         self._n += 1
@@ -294,23 +318,40 @@ class MetricAnomaly(DetectorBase):
         return found
 
     def _flat(self, x: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
+        """A flat-line when a run of identical values reaches the length its
+        rate makes improbable; its end (``flat_line_end``, at the first value
+        that differs: a change point of its own) when such a run breaks."""
         same = x == self._last
+        ended = None
         if same:
             self._run += 1
         else:
+            need = self._flat_need(n_checks)
+            if self._run >= need and self._scale > 0:
+                details = {"value": x, "flat_value": self._last, "run": self._run}
+                ended = ("flat_line_end", float(self._run), float(need), details)
             self._run = 1
             self._run_p = min(max(self._same, 0.02), 0.999)
         self._same += SAME_RATE * (float(same) - self._same)
         self._last = x
-        need = max(self.flat_run, 1 + math.ceil(math.log(n_checks) / -math.log(self._run_p)))
+        need = self._flat_need(n_checks)
         if self._run == need and self._scale > 0:
             return ("flat_line", float(self._run), float(need), {"value": x})
-        return None
+        return ended
+
+    def _flat_need(self, n_checks: float) -> int:
+        """The shortest run of identical values that is a flat-line, at the
+        rate of repeated values before the run began."""
+        if self._run_p >= 1.0:  # no run has ended yet
+            return self.flat_run
+        return max(self.flat_run, 1 + math.ceil(math.log(n_checks) / -math.log(self._run_p)))
 
     def _judge(
         self, t: float, x: float, n_checks: float, alerting: bool
     ) -> list[tuple[str, float, float, dict[str, Any]]]:
-        floor = 1e-9 * (1.0 + abs(self._level))
+        # noise below a thousandth of the level is no noise a metric carries
+        # (a noiseless series: its forecast's rounding would be an anomaly)
+        floor = max(1e-9 * (1.0 + abs(self._level)), RESOLUTION * abs(self._slow))
         forecast = self._level + self._trend
         err = x - forecast
         scale = max(self._scale, floor)
@@ -359,7 +400,7 @@ class MetricAnomaly(DetectorBase):
             self._pending, self._pending_z = (side, abs(z) * side) if outlier else (0, 0.0)
         clipped = max(-6.0, min(6.0, z))
         _push(self._zs, clipped, LONG)
-        _push(self._abs, abs(z) * scale, LONG)
+        _push(self._abs, abs(z), LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
         _push(self._values, x - self._base, LONG)
         if self._season.lag != self._noisier_lag:  # the errors change forecast
@@ -369,18 +410,20 @@ class MetricAnomaly(DetectorBase):
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
+        # a step or a wider spread before a day is seen may be the day itself
+        settled = alerting and self._day_seen(t)
         shift = self._persistent(z_limit, max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
         if shift:
-            kind, stat, back = self._rebaseline()
-            if alerting and not self._fired[1] and not back:
+            kind, stat, back, weekly = self._rebaseline()
+            if settled and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
             return out
         if noisier and self._one_sided(2 * SHORT):
             # larger errors all on one side: a shift or a ramp, not more noise
-            kind, stat, _ = self._rebaseline()
-            if alerting and not self._fired[1]:
+            kind, stat, _, weekly = self._rebaseline()
+            if settled and not self._fired[1] and not weekly:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -389,7 +432,7 @@ class MetricAnomaly(DetectorBase):
         if spread is None and noisier:
             spread = self._noisier_rebaseline()
         if spread is not None:
-            if alerting and not self._fired[1]:
+            if settled and not self._fired[1]:
                 out.append(("variance_change", spread, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -400,6 +443,16 @@ class MetricAnomaly(DetectorBase):
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
             self._learn(err, abs(z), scale)
         return out
+
+    def _day_seen(self, t: float) -> bool:
+        """Whether a level or spread change may alert: a day of event time has
+        passed since the first point, or a day spans more than
+        :data:`SEASON_POINTS` points at the series' cadence (a 5-second series
+        is not held for 17,280 points) or they have come anyway."""
+        if self._n >= SEASON_POINTS or t - self._season.first * BUCKET_SECONDS >= SEASON_SECONDS:
+            return True
+        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        return cadence * SEASON_POINTS < SEASON_SECONDS
 
     def _noisier_rebaseline(self) -> float:
         """After a confirmed variance rise: the noise scales follow the recent
@@ -471,11 +524,12 @@ class MetricAnomaly(DetectorBase):
         sd = float(recent.std(ddof=1)) or 1e-9
         return abs(float(recent.mean())) * math.sqrt(recent.shape[0]) / sd > 4.0
 
-    def _rebaseline(self) -> tuple[str, float, bool]:
+    def _rebaseline(self) -> tuple[str, float, bool, bool]:
         """Name a confirmed shift from a fit of the recent values; restart the
         baseline from that fit. Also whether it went back to the level before
         the previous shift (the end of an episode, or a season not yet known,
-        as a square wave's edges: no new anomaly)."""
+        as a square wave's edges: no new anomaly), and whether it may be a
+        weekly season not yet seen (:meth:`_weekly_step`)."""
         # deviations from the slow (seasonal) forecast: a shift is a step in
         # them, a trend change a ramp, whatever the season does meanwhile
         devs = np.array(self._values[-LONG:])
@@ -486,6 +540,7 @@ class MetricAnomaly(DetectorBase):
         else:
             is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
         self._noisier.reset()
+        step = level  # in deviations from the seasonal forecast, about 0 before the step
         level += base
         if self._season.lag:
             # the seasonal forecast follows a confirmed shift; before a season
@@ -498,11 +553,24 @@ class MetricAnomaly(DetectorBase):
         recent = self._t - self._prior_t <= RETURN_SECONDS
         near = abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
         back = not is_line and recent and near
+        # a step that may be the week's season is no new anomaly either
+        weekly = not is_line and self._weekly_step(step)
         self._prior, self._prior_t = before, self._t
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
-        return ("trend_change" if is_line else "level_shift"), stat, back
+        return ("trend_change" if is_line else "level_shift"), stat, back, weekly
+
+    def _weekly_step(self, step: float) -> bool:
+        """Whether a step may be the week's own season, not yet seen: the
+        series follows a day, a week of event time has not passed since its
+        first point, and the step is within the day's own swing (a
+        weekday/weekend step is; a shift beyond it alerts)."""
+        if self._season.lag != DAY_BUCKETS:
+            return False
+        if self._t - self._season.first * BUCKET_SECONDS >= WEEK_SECONDS:
+            return False
+        return abs(step) < self._season.swing()
 
     def _spread_change(self, z_limit: float) -> float | None:
         """How far the log median error of the last 60 points rose above its
@@ -513,12 +581,15 @@ class MetricAnomaly(DetectorBase):
         the variance CUSUM answers within the points between)."""
         if len(self._abs) < LONG or self._n % SHORT:
             return None
-        spread = math.log(max(_median(self._abs), 1e-300))
+        # (scores of 0 where seasonal forecasts disagree in sign: a median of
+        # them is floored, or its log would run to -690 and a rise overflow)
+        spread = math.log(max(_median(self._abs), MIN_SPREAD))
         mean, var, count = self._spread
         if count >= 3:
             d = (spread - mean) / max(math.sqrt(var), 1.166 / math.sqrt(LONG))
             if d > z_limit:
                 self._scale *= math.exp(spread - mean)
+                self._scale2 *= math.exp(spread - mean)
                 self._spread = [spread, var, count]
                 self._abs = []
                 return d
@@ -548,11 +619,18 @@ class MetricAnomaly(DetectorBase):
             "tail": self._tail.dump(),
             "zs": self._zs,
             "abs": self._abs,
+            "abs_unit": "score",
             "values": self._values,
             "base": self._base,
             "sums": [self._var_short, self._var_long],
             "spread": self._spread,
-            "repeats": [self._same, self._run, self._run_p, encode_float(self._last)],
+            "repeats": [
+                self._same,
+                self._run,
+                self._run_p,
+                encode_float(self._last),
+                self._flat_told,
+            ],
             "pending": [self._pending, self._pending_z],
             "episode": [self._hold, *self._fired],
             "season": self._season.dump(),
@@ -588,7 +666,15 @@ class MetricAnomaly(DetectorBase):
         det._base = float(state["base"])
         det._var_short, det._var_long = (float(v) for v in state["sums"])
         det._spread = [float(v) for v in state["spread"]]
-        same, run, run_p, last = state["repeats"]
+        if state.get("abs_unit") != "score" and det._scale > 0:
+            # saved when the spread was of errors (scores times the level
+            # forecast's noise): the same spread in scores
+            det._abs = [v / det._scale for v in det._abs]
+            if det._spread[2]:  # a learnt mean
+                det._spread[0] -= math.log(det._scale)
+        same, run, run_p, last = state["repeats"][:4]
+        # (a fifth, whether the run was told, is absent from states saved before ends were)
+        det._flat_told = bool(state["repeats"][4]) if len(state["repeats"]) > 4 else False
         det._same, det._run, det._run_p = float(same), int(run), float(run_p)
         det._last = decode_float(last)
         det._pending, det._pending_z = int(state["pending"][0]), float(state["pending"][1])

@@ -156,6 +156,13 @@ class SeasonBuckets:
             out.append(near[1] + abs(f) * (side - near[1]))
         return out
 
+    def swing(self) -> float:
+        """The range of the offsets over the last day's closed buckets (0
+        without two of them): how far the day itself moves the series."""
+        held = [self._offset(b) for b in range(self.current - DAY, self.current)]
+        offsets = [v for v in held if v is not None]
+        return max(offsets) - min(offsets) if len(offsets) >= 2 else 0.0
+
     def _offset(self, b: int) -> float | None:
         slot = b % SLOTS
         if self.ids[slot] != b or self.counts[slot] == 0:
