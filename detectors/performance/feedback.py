@@ -81,15 +81,16 @@ REST_PRIOR = 20.0
 # Labels between renewals of the null rates: a rise of the model's error everywhere is in
 # every null within this many labels (fewer: more work per label).
 STEP_LABELS = 100
-ARL_UNIT = 0.05  # nats: the grid of the CUSUM's states in arl_factor
+ARL_UNIT = 0.01  # nats: the grid of the CUSUM's states in arl_factor
 # At most this factor (3 nats) off Lorden's threshold: for a rate near zero the exact
 # factor grows without bound, and the rate is an estimate.
 MAX_ARL_FACTOR = 20.0
+ARL_RATES = np.geomspace(1e-4, 0.5, 24)  # where arl_factor computes the run length
 # A violation raises a finding only if its run's disagreements fall in the segment more
 # than its share and risk ratio allow at this level (see FeedbackWatch._apart).
-CONFIRM_P = 1e-3
+CONFIRM_P = 1e-4
 # The reference grows by the labels tested between AGE_BLOCKS and 2 * AGE_BLOCKS blocks ago.
-AGE_BLOCKS = 5
+AGE_BLOCKS = 3
 ABOVE, BELOW = 0, 1  # the directions of value predictions
 CRITICAL_NATS = math.log(100.0)
 
@@ -118,7 +119,7 @@ def arl_factor(rates: np.ndarray, odds_ratio: float, nats: float) -> np.ndarray:
     make it several times more for rare disagreements). Exact on a grid of ARL_UNIT nats
     (Markov chain of the CUSUM's value), at 24 rates from 1e-4 to 0.5 (interpolated in
     log rate, rounded down to the smaller factor of the two around it), never below 1."""
-    grid = np.geomspace(1e-4, 0.5, 24)
+    grid = ARL_RATES
     found = np.array(_arl_grid(odds_ratio, round(nats, 9))) / math.exp(nats)
     where = np.clip(np.searchsorted(grid, rates), 1, len(grid) - 1)
     # The factor falls as the rate rises: the grid point above is the smaller.
@@ -128,7 +129,7 @@ def arl_factor(rates: np.ndarray, odds_ratio: float, nats: float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _arl_grid(odds_ratio: float, nats: float) -> tuple[float, ...]:
-    return tuple(_arl(float(p), odds_ratio, nats) for p in np.geomspace(1e-4, 0.5, 24))
+    return tuple(_arl(float(p), odds_ratio, nats) for p in ARL_RATES)
 
 
 def _arl(p0: float, odds_ratio: float, nats: float) -> float:
@@ -158,7 +159,7 @@ class FeedbackWatch:
         odds_ratio: float = 6.0,
         max_classes: int = 5,
         prior_strength: float = 50.0,
-        quantile: float = 0.75,
+        quantile: float = 0.65,
         recover_labels: int = 5000,
         block_labels: int = 1000,
     ) -> None:
@@ -623,13 +624,15 @@ class FeedbackWatch:
         """Whether a segment's run (``k`` disagreements in ``n`` trials) stands apart from
         the rest of its feature in the same labels (``rest_k`` in ``rest_n``): of the run's
         disagreements, more fall in the segment than its share of trials and its reference
-        risk ratio to the rest allow (a binomial test at CONFIRM_P). A rise of the error
-        everywhere lifts a segment's CUSUM while its null (the rest of late) catches up; it
-        fails this test, as the rest rose in the same labels."""
+        risk ratio to the rest (at least 1) allow (a binomial test at CONFIRM_P). A rise of
+        the error everywhere lifts a segment's CUSUM while its null (the rest of late)
+        catches up; it fails this test, as the rest rose in the same labels."""
         assert self.reference_rate is not None and self.rest_reference is not None
         if rest_n <= 0 or n <= 0:
             return True
-        ratio = float(self.reference_rate.flat[cell] / self.rest_reference.flat[cell])
+        # At least 1: a segment that seemed to disagree less than the rest in the reference
+        # may have been lucky there (one of hundreds), and a rise everywhere would show it.
+        ratio = max(1.0, float(self.reference_rate.flat[cell] / self.rest_reference.flat[cell]))
         share = n * ratio / (n * ratio + rest_n)
         return bool(stats.binom.sf(k - 1, k + rest_k, share) <= CONFIRM_P)
 
