@@ -107,7 +107,8 @@ def test_states_of_the_block_test_before_load_and_go_on() -> None:
     state["pending"] = {"codes": None}  # its labels are not tested: never read
     older = FeedbackWatch.load(state)
     assert not older.in_reference and older.count == 6_000
-    assert (older.cusum == watch.cusum).all() and (older.run_hits == watch.run_hits).all()
+    assert np.array_equal(older.cusum, watch.cusum)  # type: ignore[arg-type]
+    assert np.array_equal(older.run_hits, watch.run_hits)  # type: ignore[arg-type]
     del state["block_labels"]
     oldest = FeedbackWatch.load(state)
     assert oldest.block_labels == 1000
