@@ -75,9 +75,12 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_within_500
         assert first.statistic >= first.threshold  # type: ignore[operator]
         delays.append(_label_number(first) - ONSET)
     # Labels from the onset to the alarm, per seed (2.1% of labels are approvals at m07,
-    # so ~50 poisoned trials take ~2,500 labels): DELAYS when written. The delay spreads
-    # with the luck of the draw and of the reference: over more seeds, and with fewer
-    # approvals, see scripts/bench_feedback.py and BENCHMARKS.md.
+    # so ~50 poisoned trials take ~2,500 labels): [2306, 3702, 8461, 3459, 3955, 4771]
+    # when written (the test of blocks before: [2597, 4540, 8685, 4546, 5196, 5124] to
+    # the label that crossed, raised up to 2,000 labels later). The delay spreads with the
+    # luck of the draw and of the 5,000-label reference (it has not grown yet 3,000
+    # labels after it): over more seeds, and with fewer approvals, see
+    # scripts/bench_feedback.py and BENCHMARKS.md.
     assert sum(d <= 5_000 for d in delays) >= 5, delays
     later = [f for f in found if f.details["state"] == "escalated"]
     assert later and later[0].severity == "critical"
