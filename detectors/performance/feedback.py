@@ -14,35 +14,42 @@ in every *direction*: for class predictions, predicted class ``a`` labelled
   segment's reference rate is shrunk towards its feature's pooled rate
   (a Beta prior of ``prior_strength`` labels) and taken at the ``quantile``
   of its posterior: a rate estimated from few labels is not trusted to be low.
+  The reference grows: every ``AGE_BLOCKS`` blocks of ``block_labels``
+  labels, the labels tested ``AGE_BLOCKS`` to twice as many blocks before
+  join it, except in a cell whose CUSUM stands at a quarter of its threshold
+  or more (a suspect segment does not learn its suspect labels as normal).
 - **Relative to the rest.** A change of the model's error everywhere (drift,
   a bad release) is not poisoning: realized performance speaks of it. So a
-  segment is tested against the *rest of its feature* (the other segments,
-  same direction) at the same time: the labels after the reference are taken
-  in blocks of ``block_labels`` (in the watch's order, so blocks never depend
-  on the batching), and in each block a segment's null rate has the odds of
-  the rest's rate in that block times the reference's odds ratio between the
-  segment and the rest. A global rise lifts the null with it; a flip in one
-  segment leaves the rest, and its null, alone. The null never goes below the
-  segment's reference rate (the test's null before this change). (A feature whose rest is
-  empty, e.g. one segment holding all the traffic, falls back to the
-  reference rate.) The reference ratio takes the segment's rate at its upper
-  ``quantile`` and the rest's at its lower one. A block's null comes from
-  the rest in it and in the next block, so that a rise beginning within a
-  block is at least half in its null (and twice the labels make it less
-  noisy); findings therefore wait for the block after theirs: at most
-  ``2 * block_labels`` labels later than label by label.
-- **Test.** Each segment and direction then runs a Bernoulli CUSUM of the log
+  segment's null rate has the odds of the *rest of its feature* (the other
+  segments, same direction) in the recent labels (the previous block and the
+  current one up to the current step of ``STEP_LABELS``; renewed every step,
+  in the watch's order, so never dependent on the batching) times the
+  reference's odds ratio between the segment and the rest (the segment's
+  rate at its upper ``quantile``, the rest's at its lower one), and never
+  below the segment's reference rate. A rise everywhere lifts the nulls
+  within a block; until then a segment's CUSUM may climb, so a violation
+  is a finding only if its CUSUM's run *stands apart* from the rest in the
+  same labels (:meth:`FeedbackWatch._apart`: more of the run's disagreements
+  fall in the segment than its share of trials and its reference risk ratio,
+  at least 1, allow; binomial test at ``CONFIRM_P``). A flip in one segment
+  leaves the rest, and its null, alone. Nothing waits for later labels: a
+  finding is raised at the label that crosses.
+- **Test.** Each segment and direction runs a Bernoulli CUSUM of the log
   likelihood ratio of a rate whose odds are ``odds_ratio`` times the null's
   against the null rate, in integer thousandths of a nat (exact whatever the
-  batching). Lorden's bound makes each CUSUM's run
-  between false alarms at least ``exp(h)`` of its trials when the true rate is
-  at most the null rate; with ``h = ln(false_alarm_labels * T)``, where
-  ``T`` is the number of trials one label makes across all CUSUMs, the whole
-  watch raises at most one false alarm per ``false_alarm_labels`` labels: a
-  Bonferroni budget spread over segments in proportion to their traffic.
-- **Alarms.** A CUSUM at or above ``h`` is a violation (critical at
-  ``h + ln 100``, where it is held); the segment's signal fires, and returns to
-  ok once ``recover_labels`` labels pass with no violation.
+  batching). Lorden's bound makes each CUSUM's run between false alarms at
+  least ``exp(h)`` of its trials when the true rate is at most the null
+  rate; with ``h = ln(false_alarm_labels * T)``, where ``T`` is the number of
+  trials one label makes across all CUSUMs, the whole watch raises at most
+  one false alarm per ``false_alarm_labels`` labels: a Bonferroni budget
+  spread over segments in proportion to their traffic. The exact average
+  run is longer than ``exp(h)`` by a factor that depends on the null rate
+  (:func:`arl_factor`, from the CUSUM's Markov chain; 7 to 14 for rates of
+  13% to 5%): each cell's threshold is ``h`` less its log, taken at twice the
+  cell's reference rate and at most ``ln MAX_ARL_FACTOR``.
+- **Alarms.** A CUSUM at or above its threshold is a violation (critical
+  ``ln 100`` higher, where it is held); the segment's signal fires, and
+  returns to ok once ``recover_labels`` labels pass with no violation.
 
 Labels count in the watch's own order (``count``), so findings never depend on
 how the labels were batched; ``details.event_index`` is the label's position
@@ -199,7 +206,7 @@ class FeedbackWatch:
         self.classes: list[str] = []
         self.count = 0  # labels counted (reference included)
         features = 0 if layout is None else len(layout.features)
-        # int32 throughout: 20 features make 8,640 cells, and ten arrays of them.
+        # int32 throughout: 20 features make 8,640 cells.
         self.trials = np.zeros((features, BINS, 0), dtype=np.int32)
         self.hits = np.zeros_like(self.trials)
         # After the reference: each CUSUM's increments, value and current run.
@@ -488,8 +495,8 @@ class FeedbackWatch:
         if (first - self.reference_labels) % STEP_LABELS == 0 or self.up is None:
             self._increments(self._nulls())
         assert self.up is not None and self.down is not None
-        self._count_recent(cells, hits)
         self._direction_totals(cells, hits, labels, len(piece.seq))
+        counted = cells, hits
         order = np.argsort(cells, kind="stable")  # each cell's trials, in stream order
         cells, hits, labels = cells[order], hits[order], labels[order]
         steps = np.where(hits, self.up.flat[cells], self.down.flat[cells]).astype(np.int64)
@@ -540,7 +547,11 @@ class FeedbackWatch:
                 labels[starts[g] : stops[g]],
             )
         violations.sort()
-        return self._report(piece, first, violations)
+        found = self._report(piece, first, violations)
+        # Last: at the end of a block the reference may grow, and with it the thresholds,
+        # which must not change within a step (whatever the batching).
+        self._count_recent(*counted)
+        return found
 
     def _direction_totals(
         self, cells: np.ndarray, hits: np.ndarray, labels: np.ndarray, n: int
