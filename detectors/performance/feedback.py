@@ -14,35 +14,42 @@ in every *direction*: for class predictions, predicted class ``a`` labelled
   segment's reference rate is shrunk towards its feature's pooled rate
   (a Beta prior of ``prior_strength`` labels) and taken at the ``quantile``
   of its posterior: a rate estimated from few labels is not trusted to be low.
+  The reference grows: every ``AGE_BLOCKS`` blocks of ``block_labels``
+  labels, the labels tested ``AGE_BLOCKS`` to twice as many blocks before
+  join it, except in a cell whose CUSUM stands at a quarter of its threshold
+  or more (a suspect segment does not learn its suspect labels as normal).
 - **Relative to the rest.** A change of the model's error everywhere (drift,
   a bad release) is not poisoning: realized performance speaks of it. So a
-  segment is tested against the *rest of its feature* (the other segments,
-  same direction) at the same time: the labels after the reference are taken
-  in blocks of ``block_labels`` (in the watch's order, so blocks never depend
-  on the batching), and in each block a segment's null rate has the odds of
-  the rest's rate in that block times the reference's odds ratio between the
-  segment and the rest. A global rise lifts the null with it; a flip in one
-  segment leaves the rest, and its null, alone. The null never goes below the
-  segment's reference rate (the test's null before this change). (A feature whose rest is
-  empty, e.g. one segment holding all the traffic, falls back to the
-  reference rate.) The reference ratio takes the segment's rate at its upper
-  ``quantile`` and the rest's at its lower one. A block's null comes from
-  the rest in it and in the next block, so that a rise beginning within a
-  block is at least half in its null (and twice the labels make it less
-  noisy); findings therefore wait for the block after theirs: at most
-  ``2 * block_labels`` labels later than label by label.
-- **Test.** Each segment and direction then runs a Bernoulli CUSUM of the log
+  segment's null rate has the odds of the *rest of its feature* (the other
+  segments, same direction) in the recent labels (the previous block and the
+  current one up to the current step of ``STEP_LABELS``; renewed every step,
+  in the watch's order, so never dependent on the batching) times the
+  reference's odds ratio between the segment and the rest (the segment's
+  rate at its upper ``quantile``, the rest's at its lower one), and never
+  below the segment's reference rate. A rise everywhere lifts the nulls
+  within a block; until then a segment's CUSUM may climb, so a violation
+  is a finding only if its CUSUM's run *stands apart* from the rest in the
+  same labels (:meth:`FeedbackWatch._apart`: more of the run's disagreements
+  fall in the segment than its share of trials and its reference risk ratio,
+  at least 1, allow; binomial test at ``CONFIRM_P``). A flip in one segment
+  leaves the rest, and its null, alone. Nothing waits for later labels: a
+  finding is raised at the label that crosses.
+- **Test.** Each segment and direction runs a Bernoulli CUSUM of the log
   likelihood ratio of a rate whose odds are ``odds_ratio`` times the null's
   against the null rate, in integer thousandths of a nat (exact whatever the
-  batching). Lorden's bound makes each CUSUM's run
-  between false alarms at least ``exp(h)`` of its trials when the true rate is
-  at most the null rate; with ``h = ln(false_alarm_labels * T)``, where
-  ``T`` is the number of trials one label makes across all CUSUMs, the whole
-  watch raises at most one false alarm per ``false_alarm_labels`` labels: a
-  Bonferroni budget spread over segments in proportion to their traffic.
-- **Alarms.** A CUSUM at or above ``h`` is a violation (critical at
-  ``h + ln 100``, where it is held); the segment's signal fires, and returns to
-  ok once ``recover_labels`` labels pass with no violation.
+  batching). Lorden's bound makes each CUSUM's run between false alarms at
+  least ``exp(h)`` of its trials when the true rate is at most the null
+  rate; with ``h = ln(false_alarm_labels * T)``, where ``T`` is the number of
+  trials one label makes across all CUSUMs, the whole watch raises at most
+  one false alarm per ``false_alarm_labels`` labels: a Bonferroni budget
+  spread over segments in proportion to their traffic. The exact average
+  run is longer than ``exp(h)`` by a factor that depends on the null rate
+  (:func:`arl_factor`, from the CUSUM's Markov chain; 7 to 14 for rates of
+  13% to 5%): each cell's threshold is ``h`` less its log, taken at twice the
+  cell's reference rate and at most ``ln MAX_ARL_FACTOR``.
+- **Alarms.** A CUSUM at or above its threshold is a violation (critical
+  ``ln 100`` higher, where it is held); the segment's signal fires, and
+  returns to ok once ``recover_labels`` labels pass with no violation.
 
 Labels count in the watch's own order (``count``), so findings never depend on
 how the labels were batched; ``details.event_index`` is the label's position
@@ -56,27 +63,48 @@ distribution. *The Annals of Mathematical Statistics*, 42(6), 1897-1908.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import sparse, stats
+from scipy.sparse import linalg as sparse_linalg
 
 from detectors.base import Finding, Severity
-from detectors.codec import decode_array, encode_array, encode_float
+from detectors.codec import encode_float
 from detectors.performance.segments import BINS, SegmentLayout, bounded_text
 from detectors.suite.alarms import AlarmTracker
 from detectors.suite.error_stream import JoinedLabels, value_error
 
 DETECTOR = "feedback"
 SCALE = 1000  # CUSUM units per nat
-# Pseudo-trials at the rest's reference rate added to the rest of a block: a rest
-# without labels in a block leaves the null at its reference.
+VERSION = 2  # states of version 1 (blocks tested when the next was complete) load
+# Pseudo-trials at the rest's reference rate added to the rest's recent trials: a rest
+# without recent labels leaves the null at its reference.
 REST_PRIOR = 20.0
+# Labels between renewals of the null rates: a rise of the model's error everywhere is in
+# every null within this many labels (fewer: more work per label).
+STEP_LABELS = 100
+ARL_UNIT = 0.01  # nats: the grid of the CUSUM's states in arl_factor
+# At most this factor (3 nats) off Lorden's threshold: for a rate near zero the exact
+# factor grows without bound, and the rate is an estimate.
+MAX_ARL_FACTOR = 20.0
+ARL_RATES = np.geomspace(1e-4, 0.5, 24)  # where arl_factor computes the run length
+# A violation raises a finding only if its run's disagreements fall in the segment more
+# than its share and risk ratio allow at this level (see FeedbackWatch._apart).
+CONFIRM_P = 1e-4
+# The reference grows by the labels tested between AGE_BLOCKS and 2 * AGE_BLOCKS blocks ago.
+AGE_BLOCKS = 3
 ABOVE, BELOW = 0, 1  # the directions of value predictions
 CRITICAL_NATS = math.log(100.0)
+
+
+# A violation: (label in the piece, cell, CUSUM value, the trials and disagreements of its
+# run, and those of its feature and direction in the same labels).
+Violation = tuple[int, int, int, int, int, int, int]
 
 
 def _pack(a: np.ndarray) -> dict[str, Any]:
@@ -91,6 +119,43 @@ def _unpack(d: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype="<i4").astype(np.int32).reshape(d["shape"])
 
 
+def arl_factor(rates: np.ndarray, odds_ratio: float, nats: float) -> np.ndarray:
+    """How many times ``exp(nats)`` trials a Bernoulli CUSUM of a rate with ``odds_ratio``
+    times the odds of ``rates`` against ``rates`` runs on average, at that rate, before it
+    reaches ``nats`` (Lorden's bound: at least once; its overshoot and its stay at zero
+    make it several times more for rare disagreements). Exact on a grid of ARL_UNIT nats
+    (Markov chain of the CUSUM's value), at 24 rates from 1e-4 to 0.5 (interpolated in
+    log rate, rounded down to the smaller factor of the two around it), never below 1."""
+    grid = ARL_RATES
+    found = np.array(_arl_grid(odds_ratio, round(nats, 9))) / math.exp(nats)
+    where = np.clip(np.searchsorted(grid, rates), 1, len(grid) - 1)
+    # The factor falls as the rate rises: the grid point above is the smaller.
+    smaller = np.minimum(found[where - 1], found[where])
+    return np.clip(smaller, 1.0, MAX_ARL_FACTOR)
+
+
+@functools.lru_cache(maxsize=64)
+def _arl_grid(odds_ratio: float, nats: float) -> tuple[float, ...]:
+    return tuple(_arl(float(p), odds_ratio, nats) for p in ARL_RATES)
+
+
+def _arl(p0: float, odds_ratio: float, nats: float) -> float:
+    """Average trials of the CUSUM (steps rounded to ARL_UNIT) at rate ``p0`` until ``nats``."""
+    odds = odds_ratio * p0 / (1 - p0)
+    p1 = odds / (1 + odds)
+    up = max(1, round(math.log(p1 / p0) / ARL_UNIT))
+    down = min(-1, round(math.log((1 - p1) / (1 - p0)) / ARL_UNIT))
+    states = math.ceil(nats / ARL_UNIT)
+    # E[run from s] = 1 + p0 E[run from s + up] + (1 - p0) E[run from max(0, s + down)].
+    s = np.arange(states)
+    rising = s + up < states
+    rows = np.r_[s, s[rising], s]
+    cols = np.r_[s, (s + up)[rising], np.maximum(0, s + down)]
+    values = np.r_[np.ones(states), np.full(int(rising.sum()), -p0), np.full(states, p0 - 1)]
+    system = sparse.csc_matrix((values, (rows, cols)), shape=(states, states))
+    return float(sparse_linalg.spsolve(system, np.ones(states))[0])
+
+
 class FeedbackWatch:
     """Per-segment, per-direction disagreement of labels with predictions (module docstring)."""
 
@@ -101,7 +166,7 @@ class FeedbackWatch:
         odds_ratio: float = 6.0,
         max_classes: int = 5,
         prior_strength: float = 50.0,
-        quantile: float = 0.75,
+        quantile: float = 0.65,
         recover_labels: int = 5000,
         block_labels: int = 1000,
     ) -> None:
@@ -111,8 +176,11 @@ class FeedbackWatch:
             raise ValueError(f"reference_labels must be at least 100, got {reference_labels}")
         if not odds_ratio > 1:
             raise ValueError(f"odds_ratio must be above 1, got {odds_ratio}")
-        if not 100 <= block_labels <= 100_000:
-            raise ValueError(f"block_labels must be 100 to 100,000, got {block_labels}")
+        if not 100 <= block_labels <= 100_000 or block_labels % STEP_LABELS:
+            raise ValueError(
+                f"block_labels must be a multiple of {STEP_LABELS} from 100 to 100,000, "
+                f"got {block_labels}"
+            )
         if not 1 <= max_classes <= 20:
             raise ValueError(f"max_classes must be 1 to 20, got {max_classes}")
         if not prior_strength >= 0 or not 0.5 <= quantile < 1:
@@ -138,7 +206,7 @@ class FeedbackWatch:
         self.classes: list[str] = []
         self.count = 0  # labels counted (reference included)
         features = 0 if layout is None else len(layout.features)
-        # int32 throughout: 20 features make 8,640 cells, and ten arrays of them.
+        # int32 throughout: 20 features make 8,640 cells.
         self.trials = np.zeros((features, BINS, 0), dtype=np.int32)
         self.hits = np.zeros_like(self.trials)
         # After the reference: each CUSUM's increments, value and current run.
@@ -147,15 +215,20 @@ class FeedbackWatch:
         self.cusum: np.ndarray | None = None
         self.run_trials: np.ndarray | None = None
         self.run_hits: np.ndarray | None = None
-        self.baseline: np.ndarray | None = None  # each CUSUM's null rate in the current block
+        # Trials and disagreements of each CUSUM's feature and direction in its run, and
+        # of each direction in the piece being tested (see _direction_totals).
+        self.run_feature = np.zeros((2, 0), np.int32)
+        self.totals: list[np.ndarray] = []
+        self.baseline: np.ndarray | None = None  # each CUSUM's null rate in the current step
+        self.recent: np.ndarray | None = None  # see _begin_tests
+        self.aging = np.zeros((0,), np.int32)
         # From the reference: each cell's odds ratio to the rest of its feature, and the
         # rest's rate.
         self.odds_to_rest: np.ndarray | None = None
         self.rest_reference: np.ndarray | None = None
         self.reference_rate: np.ndarray | None = None  # the segment's, at its quantile
-        # Labels counted after the reference, waiting for their block to be complete.
-        self.pending = _Pending.empty(features)
-        self.threshold = self.critical = 0  # in SCALE units
+        # Each CUSUM's threshold and critical level, in SCALE units.
+        self.threshold = self.critical = np.zeros((features, BINS, 0), np.int32)
 
     @property
     def in_reference(self) -> bool:
@@ -188,24 +261,25 @@ class FeedbackWatch:
             start = take
             if not self.in_reference:
                 self._fit()
-        if start < len(kept):
-            rows = np.array(kept[start:], dtype=np.int64)
-            self.pending = self.pending.extend(
-                _Pending(
-                    codes[start:],
-                    predicted[start:],
-                    truth[start:],
-                    np.asarray(joined.seq, dtype=np.int64)[rows],
-                    np.asarray(joined.ts, dtype=np.float64)[rows],
-                )
+                self._begin_tests()
+        rows = np.array(kept[start:], dtype=np.int64)
+        seq = np.asarray(joined.seq, dtype=np.int64)[rows]
+        ts = np.asarray(joined.ts, dtype=np.float64)[rows]
+        a = 0
+        while a < len(rows):
+            # A piece ends where the null rates are renewed: every STEP_LABELS labels
+            # (which are also block boundaries), counted in the watch's order.
+            tested = self.count - self.reference_labels
+            b = a + min(STEP_LABELS - tested % STEP_LABELS, len(rows) - a)
+            piece = _Piece(
+                codes[start + a : start + b],
+                predicted[start + a : start + b],
+                truth[start + a : start + b],
+                seq[a:b],
+                ts[a:b],
             )
-            self.count += len(rows)
-            # A block is tested once the next one is complete too (see _test).
-            while len(self.pending.seq) >= 2 * self.block_labels:
-                block, self.pending = self.pending.split(self.block_labels)
-                ahead, _ = self.pending.split(self.block_labels)
-                first = self.count - len(self.pending.seq) - len(block.seq)
-                found += self._test(block, ahead, first)
+            found += self._test(piece, self.count)
+            a = b
         return found
 
     def _comparable(
@@ -295,7 +369,8 @@ class FeedbackWatch:
 
     # -- the reference's rates and the CUSUMs ---------------------------------
     def _fit(self) -> None:
-        """Turn the reference counts into each CUSUM's baseline rate and increments."""
+        """Turn the reference counts into each CUSUM's reference rate, its odds ratio to the
+        rest of its feature, and its threshold."""
         trials = self.trials.astype(np.float64)
         hits = self.hits.astype(np.float64)
         pooled_trials = trials.sum(axis=1, keepdims=True)
@@ -325,27 +400,40 @@ class FeedbackWatch:
         self.rest_reference = rest
         self.reference_rate = p0
         self.odds_to_rest = (p0 / (1 - p0)) / (rest / (1 - rest))
+        # Lorden's bound: at most one false alarm per exp(h) trials of a CUSUM whose null
+        # rate is not below the true one; exp(h) = false_alarm_labels * T trials gives the
+        # watch at most one per false_alarm_labels labels. The CUSUM's exact run between
+        # false alarms is longer, by a factor that depends on its null rate (arl_factor):
+        # each cell's threshold takes it at twice its reference rate, as a null raised
+        # with the rest of its feature has a smaller factor.
+        nats = math.log(self.false_alarm_labels * max(self._trials_per_label(), 1))
+        factor = arl_factor(np.minimum(2 * p0, 0.5), self.odds_ratio, nats)
+        self.threshold = np.ceil(SCALE * (nats - np.log(factor))).astype(np.int32)
+        self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
+
+    def _begin_tests(self) -> None:
+        """The reference is complete: every CUSUM at zero, its null at its reference."""
         shape = self.trials.shape
         self.cusum = np.zeros(shape, np.int32)
         self.run_trials = np.zeros(shape, np.int32)
         self.run_hits = np.zeros(shape, np.int32)
-        # Lorden's bound: at most one false alarm per exp(h) trials of a CUSUM whose
-        # baseline rate is not below the true one. exp(h) = false_alarm_labels * T
-        # trials gives the watch at most one per false_alarm_labels labels.
-        nats = math.log(self.false_alarm_labels * max(self._trials_per_label(), 1))
-        self.threshold = math.ceil(SCALE * nats)
-        self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
+        self.run_feature = np.zeros((2, *shape), np.int32)
+        # Trials and disagreements of each cell: in the previous block, the current one
+        # before the current step, and the current step (the nulls of a step never
+        # depend on its own labels, so they are the same whatever the batching).
+        self.recent = np.zeros((6, *shape), np.int32)
+        # Trials and disagreements of each cell since the reference last grew, and in the
+        # AGE_BLOCKS blocks before (see _absorb).
+        self.aging = np.zeros((4, *shape), np.int32)
 
-    def _nulls(self, cells: np.ndarray, hits: np.ndarray) -> np.ndarray:
-        """Each CUSUM's null rate in a block whose trials are ``cells`` (``hits``): the odds
-        of the rest of its feature in the block times its reference odds ratio to the rest."""
+    def _nulls(self) -> np.ndarray:
+        """Each CUSUM's null rate now: the odds of the rest of its feature in the recent
+        labels (the previous block and the current one so far) times its reference odds
+        ratio to the rest; never below its reference rate."""
         assert self.odds_to_rest is not None and self.rest_reference is not None
-        assert self.reference_rate is not None
-        shape, size = self.trials.shape, self.trials.size
-        # The rest at the time (the caller's blocks), never earlier: a null that lagged a
-        # step change of the rest would see a global rise in every large segment.
-        trials = np.bincount(cells, minlength=size).reshape(shape).astype(np.float64)
-        agreed = np.bincount(cells[hits], minlength=size).reshape(shape).astype(np.float64)
+        assert self.reference_rate is not None and self.recent is not None
+        trials = (self.recent[0] + self.recent[2]).astype(np.float64)
+        agreed = (self.recent[1] + self.recent[3]).astype(np.float64)
         rest_trials = trials.sum(axis=1, keepdims=True) - trials
         rest_hits = agreed.sum(axis=1, keepdims=True) - agreed
         rest = (rest_hits + REST_PRIOR * self.rest_reference) / (rest_trials + REST_PRIOR)
@@ -357,6 +445,36 @@ class FeedbackWatch:
         ).astype(np.float64)
         return null
 
+    def _count_recent(self, cells: np.ndarray, hits: np.ndarray) -> None:
+        """Add a piece's trials to the current step's; at the end of a step, to the current
+        block's; at the end of a block, it becomes the previous one."""
+        assert self.recent is not None
+        size = self.trials.size
+        self.recent[4] += np.bincount(cells, minlength=size).reshape(self.trials.shape)
+        self.recent[5] += np.bincount(cells[hits], minlength=size).reshape(self.trials.shape)
+        tested = self.count - self.reference_labels
+        if tested % STEP_LABELS == 0:
+            self.recent[2:4] += self.recent[4:6]
+            self.recent[4:6] = 0
+        if tested % self.block_labels == 0:
+            self.aging[0:2] += self.recent[2:4]
+            self.recent[0:2] = self.recent[2:4]
+            self.recent[2:4] = 0
+            if tested % (AGE_BLOCKS * self.block_labels) == 0:
+                self._absorb()
+
+    def _absorb(self) -> None:
+        """The reference grows: labels tested between ``AGE_BLOCKS`` and twice as many blocks
+        ago join it, but not in a cell whose CUSUM stands at a quarter of its threshold or more
+        (a segment under suspicion does not learn its suspect labels as normal)."""
+        assert self.cusum is not None
+        calm = self.cusum < self.threshold // 4
+        self.trials += np.where(calm, self.aging[2], 0)
+        self.hits += np.where(calm, self.aging[3], 0)
+        self.aging[2:4] = self.aging[0:2]
+        self.aging[0:2] = 0
+        self._fit()
+
     def _increments(self, p0: np.ndarray) -> None:
         """Each CUSUM's steps for a disagreement and an agreement against null rates ``p0``."""
         odds = self.odds_ratio * p0 / (1 - p0)
@@ -365,18 +483,20 @@ class FeedbackWatch:
         self.up = np.rint(SCALE * np.log(p1 / p0)).astype(np.int32)
         self.down = np.rint(SCALE * np.log((1 - p1) / (1 - p0))).astype(np.int32)
 
-    def _test(self, block: _Pending, ahead: _Pending, first: int) -> list[Finding]:
-        """Run the CUSUMs over a block of labels (counted from ``first``). Its null rates come
-        from the rest in it and the next block (``ahead``): a global rise that begins within
-        the block is at least half in them, and wholly in the next block's."""
-        assert self.cusum is not None
+    def _test(self, piece: _Piece, first: int) -> list[Finding]:
+        """Run the CUSUMs over a piece of labels (counted from ``first``) against the nulls
+        of the recent labels before it; then count its trials among the recent ones."""
+        assert self.cusum is not None and self.recent is not None
         assert self.run_trials is not None and self.run_hits is not None
-        cells, hits, labels = self._trials(block.codes, block.predicted, block.truth)
+        cells, hits, labels = self._trials(piece.codes, piece.predicted, piece.truth)
+        self.count += len(piece.seq)
         if not len(cells):  # a model without features
-            return self._report(block, first, [])
-        later, later_hits, _ = self._trials(ahead.codes, ahead.predicted, ahead.truth)
-        self._increments(self._nulls(np.r_[cells, later], np.r_[hits, later_hits]))
+            return self._report(piece, first, [])
+        if (first - self.reference_labels) % STEP_LABELS == 0 or self.up is None:
+            self._increments(self._nulls())
         assert self.up is not None and self.down is not None
+        self._direction_totals(cells, hits, labels, len(piece.seq))
+        counted = cells, hits
         order = np.argsort(cells, kind="stable")  # each cell's trials, in stream order
         cells, hits, labels = cells[order], hits[order], labels[order]
         steps = np.where(hits, self.up.flat[cells], self.down.flat[cells]).astype(np.int64)
@@ -394,7 +514,8 @@ class FeedbackWatch:
         lowest = np.minimum.accumulate(shifted) + groups * spread
         value = running - np.minimum(lowest, 0)
         peak = np.maximum.reduceat(value, starts)
-        sequential = (peak >= self.threshold) | (begin >= self.threshold)
+        limit = self.threshold.flat[owners]
+        sequential = (peak >= limit) | (begin >= limit)
         # Cells that never reach the threshold: their value and run, from the arrays.
         position = np.arange(len(cells))
         last_zero = np.maximum.reduceat(np.where(value == 0, position, -1), starts)
@@ -410,7 +531,14 @@ class FeedbackWatch:
         self.run_hits.flat[c_owner] = np.where(restarted, 0, self.run_hits.flat[c_owner])
         self.run_trials.flat[c_owner] += new_trials
         self.run_hits.flat[c_owner] += new_hits
-        violations: list[tuple[int, int, int, int, int]] = []
+        # The trials and disagreements of each cell's feature and direction in its run:
+        # the labels after the one of its last trial at zero (or the whole piece).
+        way = c_owner % self.directions
+        after = np.where(restarted, labels[np.maximum(c_zero, 0)] + 1, 0)
+        for layer, totals in enumerate(self.totals):
+            kept = np.where(restarted, 0, self.run_feature[layer].flat[c_owner])
+            self.run_feature[layer].flat[c_owner] = kept + totals[way, -1] - totals[way, after]
+        violations: list[Violation] = []
         for g in np.flatnonzero(sequential):
             violations += self._walk(
                 int(owners[g]),
@@ -419,44 +547,74 @@ class FeedbackWatch:
                 labels[starts[g] : stops[g]],
             )
         violations.sort()
-        return self._report(block, first, violations)
+        found = self._report(piece, first, violations)
+        # Last: at the end of a block the reference may grow, and with it the thresholds,
+        # which must not change within a step (whatever the batching).
+        self._count_recent(*counted)
+        return found
+
+    def _direction_totals(
+        self, cells: np.ndarray, hits: np.ndarray, labels: np.ndarray, n: int
+    ) -> None:
+        """Trials and disagreements of each direction among a piece's labels up to each one:
+        ``totals[0 or 1][direction, j]`` counts labels before label ``j`` (every label makes
+        the same trials in every feature: feature 0's are counted)."""
+        first = cells < BINS * self.directions
+        way = cells[first] % self.directions
+        self.totals = []
+        for counted in (np.ones(int(first.sum()), bool), hits[first]):
+            grid = np.zeros((self.directions, n + 1), np.int64)
+            np.add.at(grid, (way[counted], labels[first][counted] + 1), 1)
+            self.totals.append(np.cumsum(grid, axis=1))
 
     def _walk(
         self, cell: int, steps: np.ndarray, hits: np.ndarray, labels: np.ndarray
-    ) -> list[tuple[int, int, int, int, int]]:
-        """One cell's trials one by one, held at the critical level: its violations as
-        (label, cell, value, run trials, run disagreements)."""
+    ) -> list[Violation]:
+        """One cell's trials one by one, held at the critical level: its violations."""
         assert self.cusum is not None and self.run_trials is not None
         assert self.run_hits is not None
         value = int(self.cusum.flat[cell])
-        threshold, critical = self.threshold, self.critical
+        threshold, critical = int(self.threshold.flat[cell]), int(self.critical.flat[cell])
         n, k = int(self.run_trials.flat[cell]), int(self.run_hits.flat[cell])
+        way = cell % self.directions
+        trials, agreed = (t[way] for t in self.totals)
+        # The run's trials of the feature and direction before this piece, and from where
+        # in the piece it counts them.
+        carried = [int(layer.flat[cell]) for layer in self.run_feature]
+        since = 0
         out = []
         for step, hit, label in zip(steps.tolist(), hits.tolist(), labels.tolist(), strict=True):
             value = min(critical, max(0, value + step))
-            n, k = (0, 0) if value == 0 else (n + 1, k + int(hit))
+            if value == 0:
+                n, k, carried, since = 0, 0, [0, 0], label + 1
+                continue
+            n, k = n + 1, k + int(hit)
             if value >= threshold:
-                out.append((label, cell, value, n, k))
+                feature_n = carried[0] + int(trials[label + 1] - trials[since])
+                feature_k = carried[1] + int(agreed[label + 1] - agreed[since])
+                out.append((label, cell, value, n, k, feature_n, feature_k))
         self.cusum.flat[cell] = value
         self.run_trials.flat[cell] = n
         self.run_hits.flat[cell] = k
+        self.run_feature[0].flat[cell] = carried[0] + int(trials[-1] - trials[since])
+        self.run_feature[1].flat[cell] = carried[1] + int(agreed[-1] - agreed[since])
         return out
 
-    def _report(
-        self, block: _Pending, first: int, violations: list[tuple[int, int, int, int, int]]
-    ) -> list[Finding]:
-        last = len(block.seq) - 1
+    def _report(self, piece: _Piece, first: int, violations: list[Violation]) -> list[Finding]:
+        last = len(piece.seq) - 1
 
         def moment(point: int) -> float:
             """The time of the first label counted at or after ``point``."""
-            return float(block.ts[min(max(point - first, 0), last)])
+            return float(piece.ts[min(max(point - first, 0), last)])
 
         found: list[Finding] = []
-        for label, cell, value, n, k in violations:
+        for label, cell, value, n, k, feature_n, feature_k in violations:
+            if not self._apart(cell, n, k, feature_n - n, feature_k - k):
+                continue
             index = first + label
-            ts = float(block.ts[label])
+            ts = float(piece.ts[label])
             self.alarms.resolve_due(index - 1, moment)
-            severity: Severity = "critical" if value >= self.critical else "warning"
+            severity: Severity = "critical" if value >= self.critical.flat[cell] else "warning"
             feature, segment, direction = self._describe(cell)
             signal = f"feedback:{feature}={segment}"
             state = self.alarms.report(f"{DETECTOR}|{signal}", severity, index, ts)
@@ -464,7 +622,7 @@ class FeedbackWatch:
                 continue
             details = {
                 "state": state,
-                "event_index": int(block.seq[label]),
+                "event_index": int(piece.seq[label]),
                 "feature": feature,
                 "segment": segment,
                 "direction": direction,
@@ -472,6 +630,22 @@ class FeedbackWatch:
             found.append(self._finding(cell, signal, ts, severity, (value, n, k), details))
         self.alarms.resolve_due(first + last, moment)
         return found
+
+    def _apart(self, cell: int, n: int, k: int, rest_n: int, rest_k: int) -> bool:
+        """Whether a segment's run (``k`` disagreements in ``n`` trials) stands apart from
+        the rest of its feature in the same labels (``rest_k`` in ``rest_n``): of the run's
+        disagreements, more fall in the segment than its share of trials and its reference
+        risk ratio to the rest (at least 1) allow (a binomial test at CONFIRM_P). A rise of
+        the error everywhere lifts a segment's CUSUM while its null (the rest of late)
+        catches up; it fails this test, as the rest rose in the same labels."""
+        assert self.reference_rate is not None and self.rest_reference is not None
+        if rest_n <= 0 or n <= 0:
+            return True
+        # At least 1: a segment that seemed to disagree less than the rest in the reference
+        # may have been lucky there (one of hundreds), and a rise everywhere would show it.
+        ratio = max(1.0, float(self.reference_rate.flat[cell] / self.rest_reference.flat[cell]))
+        share = n * ratio / (n * ratio + rest_n)
+        return bool(stats.binom.sf(k - 1, k + rest_k, share) <= CONFIRM_P)
 
     def _finding(
         self,
@@ -508,7 +682,7 @@ class FeedbackWatch:
             ts,
             severity,
             value / SCALE,
-            self.threshold / SCALE,
+            int(self.threshold.flat[cell]) / SCALE,
             None,
             current - reference,
             details,
@@ -534,6 +708,7 @@ class FeedbackWatch:
     def dump(self) -> dict[str, Any]:
         fitted = self.cusum is not None
         return {
+            "version": VERSION,
             "false_alarm_labels": encode_float(self.false_alarm_labels),
             "reference_labels": self.reference_labels,
             "odds_ratio": encode_float(self.odds_ratio),
@@ -552,7 +727,9 @@ class FeedbackWatch:
             "cusum": _pack(self.cusum) if fitted else None,  # type: ignore[arg-type]
             "run_trials": _pack(self.run_trials) if fitted else None,  # type: ignore[arg-type]
             "run_hits": _pack(self.run_hits) if fitted else None,  # type: ignore[arg-type]
-            "pending": self.pending.dump(),
+            "recent": _pack(self.recent) if fitted else None,  # type: ignore[arg-type]
+            "aging": _pack(self.aging) if fitted else None,
+            "run_feature": _pack(self.run_feature) if fitted else None,
             "alarms": self.alarms.dump(),
         }
 
@@ -566,7 +743,7 @@ class FeedbackWatch:
             float(state["prior_strength"]),
             float(state["quantile"]),
             int(state["recover_labels"]),
-            int(state.get("block_labels", 1000)),  # states from before blocks: the default
+            int(state.get("block_labels", 1000)),  # states from before blocks: 1,000
         )
         layout = None if state["layout"] is None else SegmentLayout.load(state["layout"])
         watch._start(layout)
@@ -577,54 +754,28 @@ class FeedbackWatch:
         watch.trials = _unpack(state["trials"])
         watch.hits = _unpack(state["hits"])
         if state["cusum"] is not None:
-            watch._fit()  # the increments follow from the reference counts, exactly
+            watch._fit()  # the rates and thresholds follow from the reference, exactly
+            watch._begin_tests()
             watch.cusum = _unpack(state["cusum"])
             watch.run_trials = _unpack(state["run_trials"])
             watch.run_hits = _unpack(state["run_hits"])
-        if state.get("pending") is not None:
-            watch.pending = _Pending.load(state["pending"])
+            if state.get("recent") is not None:
+                watch.recent = _unpack(state["recent"])
+                watch.aging = _unpack(state["aging"])
+                watch.run_feature = _unpack(state["run_feature"])
+            # A state of the block test before (no "recent"): its labels still waiting for
+            # their block are not tested (at most two blocks); its CUSUMs go on.
         watch.alarms = AlarmTracker.load(state["alarms"])
         return watch
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """Labels counted after the reference, in order: their segment bins, class slots,
-    stream positions and times."""
+class _Piece:
+    """Labels tested together (between two renewals of the null rates): their segment bins,
+    class slots, stream positions and times."""
 
     codes: np.ndarray  # (labels, features) uint8
     predicted: np.ndarray
     truth: np.ndarray
     seq: np.ndarray
     ts: np.ndarray
-
-    @classmethod
-    def empty(cls, features: int) -> _Pending:
-        none = np.zeros(0, np.int64)
-        return cls(np.zeros((0, features), np.uint8), none, none, none, np.zeros(0))
-
-    def extend(self, more: _Pending) -> _Pending:
-        if not len(self.seq):
-            return more
-        return _Pending(
-            *(np.concatenate([a, b]) for a, b in zip(self.arrays(), more.arrays(), strict=True))
-        )
-
-    def split(self, n: int) -> tuple[_Pending, _Pending]:
-        """The first ``n`` labels, and the rest."""
-        arrays = self.arrays()
-        return _Pending(*(a[:n] for a in arrays)), _Pending(*(a[n:] for a in arrays))
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return self.codes, self.predicted, self.truth, self.seq, self.ts
-
-    def dump(self) -> dict[str, Any]:
-        fields = zip(PENDING_FIELDS, self.arrays(), strict=True)
-        return {name: encode_array(a) for name, a in fields}
-
-    @classmethod
-    def load(cls, state: dict[str, Any]) -> _Pending:
-        return cls(*(decode_array(state[name]) for name in PENDING_FIELDS))
-
-
-PENDING_FIELDS = ("codes", "predicted", "truth", "seq", "ts")

@@ -9,9 +9,15 @@ Features: 15 numeric (normal; ``x0`` also sets how often the model is wrong:
 (30%) instead of the honest rate. ``error_rates`` sets the honest rates (x0 below and
 above 0); from ``rise_at`` on, the model is wrong everywhere at ``risen_rates`` instead
 (a global rise of its error, as drift or a bad release make).
+
+Heterogeneity that is not poisoning: ``country_rates`` multiplies the honest rates per
+country (FR, DE, US, BR); ``drift_shares`` moves the merchants' shares linearly from
+the Zipf-like ones to ``drift_shares`` over the stream (traffic that drifts).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -26,16 +32,34 @@ TARGET = "m07"
 CLASSES = np.array(["approve", "decline"], dtype=object)
 
 
-def rows(n: int, seed: int, segment_share: float = 0.03) -> RowBatch:
-    rng = np.random.default_rng([seed, 1])
-    numeric = {name: rng.normal(size=n) for name in NUMERIC}
-    merchants = np.array([f"m{i:02d}" for i in range(30)], dtype=object)
+def merchant_shares(segment_share: float = 0.03) -> np.ndarray:
     shares = 1 / np.arange(1, 31)  # Zipf-like: m07 is the eighth largest
     shares[7] = 0
     shares *= (1 - segment_share) / shares.sum()
     shares[7] = segment_share
+    return shares
+
+
+def rows(
+    n: int, seed: int, segment_share: float = 0.03, drift_shares: np.ndarray | None = None
+) -> RowBatch:
+    rng = np.random.default_rng([seed, 1])
+    numeric = {name: rng.normal(size=n) for name in NUMERIC}
+    merchants = np.array([f"m{i:02d}" for i in range(30)], dtype=object)
+    shares = merchant_shares(segment_share)
+    if drift_shares is None:
+        chosen = rng.choice(30, n, p=shares)
+    else:  # each row's shares: from ``shares`` at the first to ``drift_shares`` at the last
+        along = np.linspace(0, 1, n)
+        draws = rng.random(n)
+        chosen = np.empty(n, np.int64)
+        for a in range(0, n, 65_536):  # (rows x 30) at a time
+            t = along[a : a + 65_536, None]
+            cdf = (1 - t) * np.cumsum(shares) + t * np.cumsum(drift_shares)
+            chosen[a : a + 65_536] = (draws[a : a + 65_536, None] > cdf).sum(axis=1)
+        chosen = np.minimum(chosen, 29)
     categorical = {
-        "merchant": merchants[rng.choice(30, n, p=shares)],
+        "merchant": merchants[chosen],
         "country": np.array(["FR", "DE", "US", "BR"], dtype=object)[rng.integers(0, 4, n)],
         "channel": np.array(["web", "app"], dtype=object)[rng.integers(0, 2, n)],
         "device": np.array([f"d{i}" for i in range(50)], dtype=object)[rng.integers(0, 50, n)],
@@ -64,10 +88,12 @@ def labelled(
     error_rates: tuple[float, float] = (0.03, 0.07),
     rise_at: int | None = None,
     risen_rates: tuple[float, float] = (0.37, 0.43),
+    country_rates: tuple[float, float, float, float] | None = None,
+    drift_shares: np.ndarray | None = None,
 ) -> tuple[JoinedLabels, SegmentLayout]:
     """``n`` joined labels (one per prediction, stream positions 0, 2, 4, ...) and the layout
     their keys were made with (by default, from the first 10,000 rows of another seed)."""
-    batch = rows(n, seed, segment_share)
+    batch = rows(n, seed, segment_share, drift_shares)
     if layout is None:
         layout = layout_of(rows(10_000, seed + 10_000, segment_share))
     rng = np.random.default_rng([seed, 2])
@@ -76,6 +102,9 @@ def labelled(
     rates = np.where(above, error_rates[1], error_rates[0])
     if rise_at is not None:
         rates[rise_at:] = np.where(above, risen_rates[1], risen_rates[0])[rise_at:]
+    if country_rates is not None:
+        country = np.searchsorted(np.array(["BR", "DE", "FR", "US"]), batch.categorical["country"])
+        rates = rates * np.array(country_rates)[[3, 1, 0, 2]][country]  # sorted: BR DE FR US
     wrong = rng.random(n) < rates
     if poison_at is not None:
         target = (batch.categorical["merchant"] == TARGET) & (predicted == 0)
@@ -94,6 +123,19 @@ def labelled(
         segments=keys,
     )
     return joined, layout
+
+
+def heterogeneous() -> dict[str, Any]:
+    """Options of ``labelled`` for heterogeneity that is not poisoning: honest rates by
+    country (FR x1, DE x0.6, US x1.6, BR x3), 90% approvals (a rarer class), and the
+    merchants' shares drifting over the stream (m00 from 25% to 8%, m07 from 3% to 8%,
+    m20 from 1% to 6%)."""
+    drifted = merchant_shares()
+    rest = np.ones(30, bool)
+    rest[[0, 7, 20]] = False
+    drifted[rest] *= (1 - 0.08 - 0.08 - 0.06) / drifted[rest].sum()
+    drifted[[0, 7, 20]] = 0.08, 0.08, 0.06
+    return {"country_rates": (1.0, 0.6, 1.6, 3.0), "approve_share": 0.9, "drift_shares": drifted}
 
 
 def cut(joined: JoinedLabels, a: int, b: int) -> JoinedLabels:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-import statistics
 
 import numpy as np
 import pytest
 
 from detectors.base import Finding, RowBatch
-from detectors.performance.feedback import FeedbackWatch
+from detectors.performance.feedback import (
+    ARL_RATES,
+    MAX_ARL_FACTOR,
+    FeedbackWatch,
+    arl_factor,
+)
 from detectors.performance.segments import MISSING, OTHER, SegmentLayout, bounded_text
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.suite.error_stream import JoinedLabels
-from tests.detectors.feedback_streams import cut, labelled
+from tests.detectors.feedback_streams import cut, heterogeneous, labelled
 
 REFERENCE = 5_000
 ONSET = REFERENCE + 3_000
@@ -45,20 +49,25 @@ def _label_number(finding: Finding) -> int:
     return (int(finding.details["event_index"]) - 1) // 2
 
 
-def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_in_about_5000_labels() -> (
-    None
-):
+def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_within_5000_labels() -> None:
     delays = []
     for seed in range(6):
         joined, layout = labelled(ONSET + 10_000, seed, poison_at=ONSET)
-        found = _run(joined, layout, 2048)
+        found = []
+        watch = FeedbackWatch()
+        for a in range(0, len(joined.seq), 100):
+            for f in watch.observe(cut(joined, a, a + 100), layout):
+                found.append(f)
+                # Raised at the label that crossed: in the labels just given, never later.
+                assert a <= _label_number(f) < a + 100
         assert found, f"seed {seed}: the poisoned segment was not found"
         first = found[0]
         assert first.signal == "feedback:merchant=m07"
         assert first.details["direction"] == "approve → decline"
         assert first.details["feature"] == "merchant" and first.details["segment"] == "m07"
         assert first.details["state"] == "alarm" and first.severity == "warning"
-        # Honest: 5% on average, from ~105 reference trials (5,000 labels).
+        # Honest: 5% on average, from ~105 reference trials (5,000 labels, and the labels
+        # of the first blocks tested).
         assert 0.01 < first.details["reference_rate"] < 0.12
         before, after = (f"{first.details[k]:.1%}" for k in ("reference_rate", "current_rate"))
         assert first.details["summary"] == f"approve → decline {before} → {after} of labels"
@@ -66,12 +75,13 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_in_about_5
         assert first.statistic >= first.threshold  # type: ignore[operator]
         delays.append(_label_number(first) - ONSET)
     # Labels from the onset to the alarm, per seed (2.1% of labels are approvals at m07,
-    # so ~60 poisoned trials take ~3,000 labels): [2597, 4540, 8685, 4546, 5196, 5124]
-    # when written (to the label where the CUSUM crossed; the finding comes when its block
-    # of 1,000 labels and the next are complete). The delay spreads with
-    # the luck of the draw and of the 5,000-label reference: over more seeds, and with
-    # fewer approvals, see scripts/bench_feedback.py and BENCHMARKS.md.
-    assert statistics.median(delays) <= 5_000, delays
+    # so ~50 poisoned trials take ~2,500 labels): [2306, 3702, 8461, 3459, 3955, 4771]
+    # when written (the test of blocks before: [2597, 4540, 8685, 4546, 5196, 5124] to
+    # the label that crossed, raised up to 2,000 labels later). The delay spreads with the
+    # luck of the draw and of the 5,000-label reference (it has not grown yet 3,000
+    # labels after it): over more seeds, and with fewer approvals, see
+    # scripts/bench_feedback.py and BENCHMARKS.md.
+    assert sum(d <= 5_000 for d in delays) >= 5, delays
     later = [f for f in found if f.details["state"] == "escalated"]
     assert later and later[0].severity == "critical"
 
@@ -83,20 +93,40 @@ def test_findings_are_exact_whatever_the_batching_and_across_a_save_and_load() -
     assert whole == _run(joined, layout, len(joined.seq)), "not deterministic"
     assert whole == _run(joined, layout, [1, 7, 500, 1999, 3]), "depends on batch boundaries"
     assert whole == _run(joined, layout, 997, reload_at=3), "save and load in the reference"
-    assert whole == _run(joined, layout, 997, reload_at=6), "save and load with a block pending"
-    assert whole == _run(joined, layout, 997, reload_at=25), "save and load while firing"
-    # A state saved before the test had blocks (no block length, no labels pending) loads.
+    assert whole == _run(joined, layout, 997, reload_at=6), "save and load within a step"
+    assert whole == _run(joined, layout, 997, reload_at=12), "save and load, reference grown"
+    assert whole == _run(joined, layout, 997, reload_at=11), "save and load while firing"
+
+
+def test_states_of_the_block_test_before_load_and_go_on() -> None:
+    joined, layout = labelled(ONSET + 10_000, seed=0, poison_at=ONSET)
     watch = FeedbackWatch()
     watch.observe(cut(joined, 0, 6_000), layout)
-    state = watch.dump()
-    del state["block_labels"], state["pending"]
+    state = json.loads(json.dumps(watch.dump()))
+    # As the test of blocks wrote it: no version, recent counts or runs of the feature;
+    # labels waiting for their block; and before that, no block length either.
+    for key in ("version", "recent", "aging", "run_feature"):
+        del state[key]
+    state["pending"] = {"codes": None}  # its labels are not tested: never read
     older = FeedbackWatch.load(state)
-    assert older.block_labels == 1000 and len(older.pending.seq) == 0 and not older.in_reference
+    assert not older.in_reference and older.count == 6_000
+    assert np.array_equal(older.cusum, watch.cusum)  # type: ignore[arg-type]
+    assert np.array_equal(older.run_hits, watch.run_hits)  # type: ignore[arg-type]
+    del state["block_labels"]
+    oldest = FeedbackWatch.load(state)
+    assert oldest.block_labels == 1000
+    # It goes on: the poisoned segment is found all the same.
+    found = [f for f in oldest.observe(cut(joined, 6_000, len(joined.seq)), layout)]
+    assert found and found[0].signal == "feedback:merchant=m07"
 
 
 def test_clean_feedback_stays_quiet_and_the_budget_holds() -> None:
     # 20 features, 200,000 clean labels, honest rates that differ by segment (3% / 7%).
     joined, layout = labelled(200_000, seed=11)
+    assert _run(joined, layout, 4096) == []
+    # Heterogeneity that is not poisoning: honest rates by country (x0.6 to x3), 90%
+    # approvals (a rare class), merchants' shares drifting (m07 from 3% to 8%).
+    joined, layout = labelled(200_000, seed=12, **heterogeneous())
     assert _run(joined, layout, 4096) == []
     # With a budget of one false alarm per 10,000 labels, the 180,000 labels tested may
     # raise at most about 18 (the rate the thresholds are set for); many more would mean
@@ -109,8 +139,8 @@ def test_clean_feedback_stays_quiet_and_the_budget_holds() -> None:
 def test_a_global_rise_of_the_error_is_not_poisoning_but_a_flip_in_it_still_is() -> None:
     # Every segment's disagreement goes from 10% to 40% at once (drift, a bad release):
     # realized performance speaks of it; no segment disagrees more than the rest. The rise
-    # comes anywhere in a block of the test (1,000 labels).
-    for seed, rise in enumerate((ONSET, ONSET + 500, ONSET + 999, ONSET + 250)):
+    # comes anywhere in a step of the nulls (100 labels) and a block (1,000).
+    for seed, rise in enumerate((ONSET, ONSET + 550, ONSET + 999, ONSET + 250, ONSET + 99)):
         joined, layout = labelled(
             ONSET + 20_000, seed, error_rates=(0.07, 0.13), rise_at=rise, risen_rates=(0.37, 0.43)
         )
@@ -192,3 +222,33 @@ def test_segment_keys_bin_every_feature_and_names_are_bounded() -> None:
     assert (layout.codes(RowBatch(ts=np.zeros(2))) == MISSING).all()
     with pytest.raises(ValueError, match="quantiles"):
         SegmentLayout.build(refs, quantiles=20)
+
+
+@pytest.mark.parametrize("rate", ARL_RATES[[12, 15, 20]].tolist())  # 1.2%, 3.9%, 20%
+def test_the_threshold_factor_is_the_cusums_simulated_run_length(rate: float) -> None:
+    # A Bernoulli CUSUM (odds ratio 6) at its null rate, to a threshold of 5 nats: its
+    # average run over many runs, against exp(5) times the factor the thresholds use
+    # (exact at the rates it is computed at; between them, the smaller of the two).
+    nats, odds = 5.0, 6.0
+    p1 = odds * rate / (1 - rate) / (1 + odds * rate / (1 - rate))
+    up, down = np.log(p1 / rate), np.log((1 - p1) / (1 - rate))
+    rng = np.random.default_rng(3)
+    runs = []
+    for _ in range(400):
+        value, n = 0.0, 0
+        while value < nats:
+            hits = rng.random(4096) < rate
+            for hit in hits.tolist():
+                n += 1
+                value = max(0.0, value + (up if hit else down))
+                if value >= nats:
+                    break
+        runs.append(n)
+    simulated = float(np.mean(runs)) / np.exp(nats)
+    factor = float(arl_factor(np.array([rate]), odds, nats)[0])
+    # 400 runs (nearly exponential): the mean within ~10% (2 standard errors), and the
+    # steps rounded to 0.01 nats in the factor's chain; never above MAX_ARL_FACTOR.
+    expected = min(simulated, MAX_ARL_FACTOR)
+    assert 0.85 * expected <= factor <= 1.15 * expected, (factor, simulated)
+    # Between two rates it is computed at, the factor is the smaller: never above either.
+    assert arl_factor(np.array([rate * 1.1]), odds, nats)[0] <= factor
