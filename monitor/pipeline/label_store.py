@@ -1,0 +1,519 @@
+"""Pending predictions in the store: one row per checkpoint, an index by id hash.
+
+The join (``label_join``) decides every outcome by its logical rules; this is
+where the predictions it may still need wait, laid out so that a checkpoint
+costs a few large writes instead of one B-tree insert per prediction:
+
+- ``label_batches``: the predictions of one model written by one checkpoint,
+  numbered ``first..last`` (the model's prediction numbers, ``ins``), as
+  arrays: the hash of each id (``label_ids``), the id text (the hash only
+  narrows the search: the text decides), event time, predicted class or value,
+  score and segment key. ``gone`` counts those the rules took out (evicted or
+  expired); a batch is deleted once all its predictions are gone and every
+  older batch is deleted, so the stored predictions are always those numbered
+  from ``floor`` on: a hash that points below it is a prediction gone.
+- the index: the (hash, ins) pairs of the batches not yet indexed are held in
+  memory (level 0, at most ``FLUSH_ENTRIES``, rebuilt from the batches on
+  load); past that they go to ``label_index`` as one run per shard (the hash's
+  top ``SHARD_BITS`` bits) and flush. Each flush also merges the runs of one
+  shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor.
+- ``label_joined``: the stored predictions labelled already.
+
+A label's lookup reads its shard's few runs and then the one prediction in
+place (SQLite blob I/O), never a whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import sqlite_utils
+
+from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
+
+SHARD_BITS = 12
+FLUSH_ENTRIES = 1 << 17
+COMPACT_ROUNDS = 8
+_SHIFT = np.uint64(64 - SHARD_BITS)
+
+
+@dataclass(slots=True)
+class Pending:
+    ins: int  # the model's prediction number: eviction goes by it
+    ts: float
+    predicted: str | float
+    score: float  # NaN: none
+    joined: bool = False
+    segments: bytes | None = None  # its segment key, once its micro-batch is flushed
+
+
+@dataclass
+class Predictions:
+    """Predictions numbered ``first`` on, as a checkpoint writes them (``ins``: their
+    numbers when they are not consecutive, as in a store moved from the old layout)."""
+
+    first: int
+    ids: list[str]
+    ts: list[float]
+    predicted: list[str | float]
+    scores: list[float]
+    segments: list[bytes | None]
+    joined: np.ndarray  # bool per prediction
+    ins: np.ndarray | None = None
+
+    def numbers(self) -> np.ndarray:
+        if self.ins is not None:
+            return self.ins
+        return np.arange(self.first, self.first + len(self.ids), dtype=np.int64)
+
+
+@dataclass
+class Written:
+    """What a checkpoint's ``write`` changed in the counts, and the index state to take
+    on once it commits."""
+
+    evicted: int = 0
+    expired: int = 0
+    pending: int = 0  # change in the predictions waiting
+    level0: list[tuple[np.ndarray, np.ndarray, int]] = field(default_factory=list)
+    floor: int = 0
+    flushed: bool = False
+
+
+def shard_of(h: int) -> int:
+    return h >> (64 - SHARD_BITS)
+
+
+class LabelStore:
+    """One model's stored predictions (see the module docstring)."""
+
+    def __init__(self, model: str, db: sqlite_utils.Database, inserted: int) -> None:
+        self.model = model
+        self.db = db
+        first = db.execute(
+            "SELECT min(first) FROM label_batches WHERE model = ?", [model]
+        ).fetchone()[0]
+        self.floor = inserted if first is None else int(first)
+        # Level 0: (hashes sorted, their ins, the batch's last ins) per batch not indexed.
+        self.level0: list[tuple[np.ndarray, np.ndarray, int]] = []
+        for batch_first, last, raw in db.execute(
+            "SELECT first, last, hashes FROM label_batches "
+            "WHERE model = ? AND indexed = 0 ORDER BY first",
+            [model],
+        ):
+            ins = self._ins_of(int(batch_first), int(last), len(raw) // 8)
+            self.level0.append(_sorted_run(np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
+
+    def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
+        if last - first + 1 == count:
+            return np.arange(first, last + 1, dtype=np.int64)
+        row = self.db.execute(
+            "SELECT ins FROM label_batches WHERE model = ? AND first = ?", [self.model, first]
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.int64)
+
+    # --- a label's lookup
+
+    def find(self, request: str, joined_since: set[int]) -> Pending | None:
+        """The latest stored prediction with id ``request``; None if there is none or it
+        is gone. ``joined_since``: stored predictions labelled since the last checkpoint."""
+        h = hash_one(request)
+        key = np.uint64(h)
+        candidates: list[int] = []
+        runs = [(hs, refs) for hs, refs, _ in self.level0]
+        for raw_hashes, raw_refs in self.db.execute(
+            "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+            [self.model, shard_of(h)],
+        ):
+            runs.append(
+                (np.frombuffer(raw_hashes, dtype=np.uint64), np.frombuffer(raw_refs, np.int64))
+            )
+        for hs, refs in runs:
+            lo = int(np.searchsorted(hs, key, side="left"))
+            hi = int(np.searchsorted(hs, key, side="right"))
+            candidates.extend(int(r) for r in refs[lo:hi])
+        for ins in sorted(candidates, reverse=True):
+            if ins < self.floor:
+                return None  # the latest with this hash is gone, and all older ones too
+            found = self._read(ins, request)
+            if found is not None:
+                found.joined = ins in joined_since or self._was_joined(ins)
+                return found
+        return None
+
+    def _was_joined(self, ins: int) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM label_joined WHERE model = ? AND ins = ?", [self.model, ins]
+        ).fetchone()
+        return row is not None
+
+    def _read(self, ins: int, request: str) -> Pending | None:
+        """The stored prediction ``ins`` if its id is ``request``."""
+        row = self.db.execute(
+            "SELECT batch, first, ins IS NOT NULL, classes FROM label_batches "
+            "WHERE model = ? AND first <= ? ORDER BY first DESC LIMIT 1",
+            [self.model, ins],
+        ).fetchone()
+        batch, first = int(row[0]), int(row[1])
+        piece = _Pieces(self.db, batch)
+        slot = piece.slot(ins, first) if row[2] else ins - first
+        if slot is None:
+            return None
+        start = 0 if slot == 0 else piece.int64("id_ends", slot - 1)
+        if decoded(piece.bytes("ids", start, piece.int64("id_ends", slot))) != request:
+            return None  # another id with the same hash
+        code = int(np.frombuffer(piece.bytes("codes", 4 * slot, 4 * slot + 4), np.int32)[0])
+        predicted: str | float = (
+            str(orjson.loads(row[3])[code]) if code >= 0 else piece.float64("value", slot)
+        )
+        segments = None
+        if piece.bytes("keyed", slot, slot + 1) == b"\x01":
+            start = 0 if slot == 0 else piece.int64("segment_ends", slot - 1)
+            segments = piece.bytes("segments", start, piece.int64("segment_ends", slot))
+        ts, score = piece.float64("ts", slot), piece.float64("score", slot)
+        return Pending(ins, ts, predicted, score, False, segments)
+
+    # --- a checkpoint
+
+    def write(
+        self,
+        db: sqlite_utils.Database,
+        new: Predictions,
+        joined_stored: list[int],
+        bounds: tuple[int, float],
+        counted: tuple[int, float],
+        flushes: int,
+    ) -> Written:
+        """Store ``new`` and the stored predictions labelled since (``joined_stored``), count
+        what went since the bounds ``counted`` (evict below ins, expire below ts) up to
+        ``bounds``, and drop what nothing can join any more."""
+        out = Written()
+        conn = db.conn
+        ins = new.numbers()
+        joined_rows = [(self.model, i) for i in joined_stored]
+        joined_rows += [(self.model, int(i)) for i in ins[new.joined]]
+        conn.executemany(
+            "INSERT OR IGNORE INTO label_joined (model, ins) VALUES (?, ?)", joined_rows
+        )
+        out.pending -= len(joined_stored)
+        self._count_gone(db, bounds, counted, out)
+        level0 = list(self.level0)
+        if new.ids:
+            hs = self._insert(db, new, ins, bounds, out)
+            level0.append(_sorted_run(hs, ins, int(ins[-1])))
+        out.floor = self._drop_gone_prefix(db, bounds)
+        level0 = [run for run in level0 if run[2] >= out.floor]
+        if sum(len(run[0]) for run in level0) >= FLUSH_ENTRIES:
+            self._flush(db, level0, out.floor, flushes)
+            level0, out.flushed = [], True
+        out.level0 = level0
+        return out
+
+    def written(self, out: Written) -> None:
+        self.level0, self.floor = out.level0, out.floor
+
+    def _insert(
+        self,
+        db: sqlite_utils.Database,
+        new: Predictions,
+        ins: np.ndarray,
+        bounds: tuple[int, float],
+        out: Written,
+    ) -> np.ndarray:
+        data, id_ends = encoded(new.ids)
+        hs = hashes(data, id_ends)
+        ts = np.array(new.ts, dtype=np.float64)
+        n = len(ts)
+        evicted = ins < bounds[0]
+        gone = evicted | (ts < bounds[1])
+        waiting = ~new.joined
+        out.evicted += int(np.count_nonzero(gone & waiting & evicted))
+        out.expired += int(np.count_nonzero(gone & waiting & ~evicted))
+        out.pending += int(np.count_nonzero(~gone & waiting))
+        classes: dict[str, int] = {}
+        codes = np.fromiter(
+            (classes.setdefault(p, len(classes)) if type(p) is str else -1 for p in new.predicted),
+            dtype=np.int32,
+            count=n,
+        )
+        values = np.full(n, math.nan)
+        numeric = codes < 0
+        if numeric.any():
+            values[numeric] = [p for p in new.predicted if type(p) is not str]
+        keyed, segment_ends, segments = _segment_arrays(new.segments)
+        db.conn.execute(
+            "INSERT INTO label_batches (model, first, last, count, gone, min_ts, max_ts, "
+            "indexed, classes, ins, hashes, ts, codes, value, score, id_ends, ids, keyed, "
+            "segment_ends, segments) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?)",
+            [
+                self.model,
+                int(ins[0]),
+                int(ins[-1]),
+                n,
+                int(np.count_nonzero(gone)),
+                float(ts.min()),
+                float(ts.max()),
+                orjson.dumps(list(classes)).decode(),
+                None if new.ins is None else new.ins.tobytes(),
+                hs.tobytes(),
+                ts.tobytes(),
+                codes.tobytes(),
+                values.tobytes(),
+                np.array(new.scores, dtype=np.float64).tobytes(),
+                id_ends.tobytes(),
+                data,
+                keyed,
+                segment_ends,
+                segments,
+            ],
+        )
+        return hs
+
+    def _count_gone(
+        self,
+        db: sqlite_utils.Database,
+        bounds: tuple[int, float],
+        counted: tuple[int, float],
+        out: Written,
+    ) -> None:
+        """Count the stored predictions that went since ``counted`` (unlabelled ones are
+        evicted or expired), in the batches the bounds moved into."""
+        (evict_below, gone_before), (was_below, was_before) = bounds, counted
+        rows = db.execute(
+            "SELECT batch, first, last, count, ins FROM label_batches WHERE model = ? "
+            "AND gone < count AND ((first < ? AND last >= ?) OR (min_ts < ? AND max_ts >= ?))",
+            [self.model, evict_below, was_below, gone_before, was_before],
+        ).fetchall()
+        for batch, first, last, count, raw_ins in rows:
+            piece = _Pieces(db, int(batch))
+            ts = np.frombuffer(piece.bytes("ts", 0, 8 * int(count)), dtype=np.float64)
+            if raw_ins is None:
+                ins = np.arange(int(first), int(last) + 1, dtype=np.int64)
+            else:
+                ins = np.frombuffer(raw_ins, dtype=np.int64)
+            evicted = ins < evict_below
+            newly = (evicted | (ts < gone_before)) & ~((ins < was_below) | (ts < was_before))
+            if not newly.any():
+                continue
+            labelled = np.array(
+                [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT ins FROM label_joined WHERE model = ? AND ins BETWEEN ? AND ?",
+                        [self.model, int(first), int(last)],
+                    )
+                ],
+                dtype=np.int64,
+            )
+            waiting = newly & ~np.isin(ins, labelled)
+            out.evicted += int(np.count_nonzero(waiting & evicted))
+            out.expired += int(np.count_nonzero(waiting & ~evicted))
+            out.pending -= int(np.count_nonzero(waiting))
+            db.execute(
+                "UPDATE label_batches SET gone = gone + ? WHERE batch = ?",
+                [int(np.count_nonzero(newly)), int(batch)],
+            )
+
+    def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
+        """Delete the oldest batches while all their predictions are gone; the new floor."""
+        dropped: list[tuple[int, int]] = []
+        floor = None
+        for batch, first, last, count, gone in db.execute(
+            "SELECT batch, first, last, count, gone FROM label_batches WHERE model = ? "
+            "ORDER BY first",
+            [self.model],
+        ):
+            if gone < count:
+                floor = int(first)
+                break
+            dropped.append((int(batch), int(last)))
+        for batch, _ in dropped:
+            db.execute("DELETE FROM label_batches WHERE batch = ?", [batch])
+        if dropped:
+            db.execute(
+                "DELETE FROM label_joined WHERE model = ? AND ins <= ?",
+                [self.model, dropped[-1][1]],
+            )
+        if floor is None:  # nothing stored: everything up to the last dropped is gone
+            floor = dropped[-1][1] + 1 if dropped else self.floor
+        return floor
+
+    def _flush(
+        self,
+        db: sqlite_utils.Database,
+        level0: list[tuple[np.ndarray, np.ndarray, int]],
+        floor: int,
+        flushes: int,
+    ) -> None:
+        """Move level 0 into ``label_index`` and merge the runs of one shard in
+        ``COMPACT_ROUNDS``."""
+        hs = np.concatenate([run[0] for run in level0])
+        refs = np.concatenate([run[1] for run in level0])
+        part = int(refs.max())
+        write_runs(db, self.model, hs, refs, part)
+        db.execute(
+            "UPDATE label_batches SET indexed = 1 WHERE model = ? AND indexed = 0", [self.model]
+        )
+        compact_shards(
+            db, self.model, range(flushes % COMPACT_ROUNDS, 1 << SHARD_BITS, COMPACT_ROUNDS), floor
+        )
+
+
+def _sorted_run(hs: np.ndarray, ins: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray, int]:
+    order = np.argsort(hs, kind="stable")
+    return hs[order], ins[order], last
+
+
+def write_runs(
+    db: sqlite_utils.Database, model: str, hs: np.ndarray, refs: np.ndarray, part: int
+) -> None:
+    """Add (hash, ins) pairs to ``label_index``: one run per shard, numbered ``part``."""
+    order = np.argsort(hs, kind="stable")
+    hs, refs = hs[order], refs[order]
+    shards = (hs >> _SHIFT).astype(np.int64)
+    edges = np.searchsorted(shards, np.arange((1 << SHARD_BITS) + 1), side="left")
+    rows = [
+        (model, s, part, hs[a:b].tobytes(), refs[a:b].tobytes())
+        for s, (a, b) in enumerate(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+        if b > a
+    ]
+    db.conn.executemany(
+        "INSERT INTO label_index (model, shard, part, hashes, refs) VALUES (?, ?, ?, ?, ?)", rows
+    )
+
+
+def compact_shards(db: sqlite_utils.Database, model: str, shards: range, floor: int) -> None:
+    """Merge the runs of each of ``shards`` into one, without the pairs below ``floor``."""
+    for shard in shards:
+        rows = db.execute(
+            "SELECT part, hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+            [model, shard],
+        ).fetchall()
+        if len(rows) < 2 and not (rows and _has_gone(rows[0][2], floor)):
+            continue
+        hs = np.concatenate([np.frombuffer(r[1], dtype=np.uint64) for r in rows])
+        refs = np.concatenate([np.frombuffer(r[2], dtype=np.int64) for r in rows])
+        kept = refs >= floor
+        hs, refs = hs[kept], refs[kept]
+        order = np.argsort(hs, kind="stable")
+        db.execute("DELETE FROM label_index WHERE model = ? AND shard = ?", [model, shard])
+        if len(order):
+            db.execute(
+                "INSERT INTO label_index (model, shard, part, hashes, refs) VALUES (?, ?, ?, ?, ?)",
+                [
+                    model,
+                    shard,
+                    max(int(r[0]) for r in rows),
+                    hs[order].tobytes(),
+                    refs[order].tobytes(),
+                ],
+            )
+
+
+def _has_gone(raw_refs: bytes, floor: int) -> bool:
+    refs = np.frombuffer(raw_refs, dtype=np.int64)
+    return bool(len(refs)) and int(refs.min()) < floor
+
+
+def _segment_arrays(segments: list[bytes | None]) -> tuple[bytes, bytes, bytes]:
+    """Segment keys as (keyed mask, end offsets, the keys one after the other)."""
+    n = len(segments)
+    if None not in segments:
+        keyed = np.ones(n, dtype=np.uint8)
+        data = b"".join(segments)  # type: ignore[arg-type]
+        lengths = np.fromiter(map(len, segments), dtype=np.int64, count=n)  # type: ignore[arg-type]
+    else:
+        keyed = np.fromiter((s is not None for s in segments), dtype=np.uint8, count=n)
+        data = b"".join(s for s in segments if s is not None)
+        lengths = np.fromiter((len(s) if s else 0 for s in segments), dtype=np.int64, count=n)
+    return keyed.tobytes(), np.cumsum(lengths).tobytes(), data
+
+
+class _Pieces:
+    """Parts of one stored batch's arrays, read in place."""
+
+    def __init__(self, db: sqlite_utils.Database, batch: int) -> None:
+        self.conn = db.conn
+        self.batch = batch
+
+    def bytes(self, column: str, start: int, stop: int) -> bytes:
+        with self.conn.blobopen("label_batches", column, self.batch, readonly=True) as blob:
+            return blob[start:stop]
+
+    def int64(self, column: str, slot: int) -> int:
+        return int(np.frombuffer(self.bytes(column, 8 * slot, 8 * slot + 8), np.int64)[0])
+
+    def float64(self, column: str, slot: int) -> float:
+        return float(np.frombuffer(self.bytes(column, 8 * slot, 8 * slot + 8), np.float64)[0])
+
+    def slot(self, ins: int, first: int) -> int | None:
+        """The position of prediction ``ins`` in a batch whose numbers are not consecutive."""
+        with self.conn.blobopen("label_batches", "ins", self.batch, readonly=True) as blob:
+            lo, hi = 0, len(blob) // 8
+            while lo < hi:
+                mid = (lo + hi) // 2
+                value = int.from_bytes(blob[8 * mid : 8 * mid + 8], "little", signed=True)
+                if value < ins:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            value = int.from_bytes(blob[8 * lo : 8 * lo + 8], "little", signed=True)
+            return lo if lo * 8 < len(blob) and value == ins else None
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    id: str
+    ins: int
+    ts: float
+    predicted: str | float
+    score: float | None
+    joined: bool
+    segments: bytes | None
+
+
+def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPrediction]:
+    """Every stored prediction of ``model`` not gone at its last checkpoint, labelled or not
+    (one replaced by a later prediction with its id included), in ins order. Reads them
+    all: for tests and inspection, not for the join."""
+    bounds = db.execute(
+        "SELECT counted_ins, counted_ts FROM label_counts WHERE model = ?", [model]
+    ).fetchone()
+    evict_below, gone_before = (-(2**63), -math.inf) if bounds is None else bounds
+    labelled = {
+        int(r[0]) for r in db.execute("SELECT ins FROM label_joined WHERE model = ?", [model])
+    }
+    found = []
+    for row in db.execute(
+        "SELECT first, last, classes, ins, ts, codes, value, score, id_ends, ids, keyed, "
+        "segment_ends, segments FROM label_batches WHERE model = ? ORDER BY first",
+        [model],
+    ):
+        first, last, classes = int(row[0]), int(row[1]), orjson.loads(row[2])
+        numbers = np.arange(first, last + 1) if row[3] is None else np.frombuffer(row[3], np.int64)
+        ts, codes = np.frombuffer(row[4], np.float64), np.frombuffer(row[5], np.int32)
+        values, scores = np.frombuffer(row[6], np.float64), np.frombuffer(row[7], np.float64)
+        id_ends, keyed = np.frombuffer(row[8], np.int64), np.frombuffer(row[10], np.uint8)
+        segment_ends = np.frombuffer(row[11], np.int64)
+        for k, ins in enumerate(numbers.tolist()):
+            if ins < evict_below or ts[k] < gone_before:
+                continue
+            a, b = (0 if k == 0 else int(id_ends[k - 1])), int(id_ends[k])
+            c, d = (0 if k == 0 else int(segment_ends[k - 1])), int(segment_ends[k])
+            code = int(codes[k])
+            found.append(
+                StoredPrediction(
+                    decoded(row[9][a:b]),
+                    ins,
+                    float(ts[k]),
+                    str(classes[code]) if code >= 0 else float(values[k]),
+                    None if math.isnan(scores[k]) else float(scores[k]),
+                    ins in labelled,
+                    bytes(row[12][c:d]) if keyed[k] else None,
+                )
+            )
+    return found
