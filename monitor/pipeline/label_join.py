@@ -47,7 +47,8 @@ from detectors.performance.segments import SegmentLayout
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
-from monitor.pipeline.label_store import LabelStore, Pending, Predictions, Written
+from monitor.pipeline.label_recent import RecentPredictions
+from monitor.pipeline.label_store import LabelStore, Pending, Written
 
 # Label delays (label time minus prediction time) are counted in log-spaced
 # bins: bin 0 is under a second, then four bins per doubling.
@@ -123,19 +124,15 @@ class ModelLabelJoin:
         self.horizon = horizon
         self.max_pending = max_pending
         self.counts = LabelCounts()
-        self.inserted = 0
         self.watermark = -math.inf
         self._counted: tuple[int, float] = (-(2**63), -1e300)  # bounds gone ones were counted to
         self._flushes = 0  # index flushes (label_store), each merging one shard in 8
         self._pending = 0  # stored predictions waiting: neither labelled nor gone
-        # Predictions since the last checkpoint, as columns (numbered from self.inserted at
-        # the last checkpoint), and the latest one of each id; the stored predictions
-        # labelled since (by ins) and the labels joined since take_joined.
-        self._new_columns()
+        # Predictions since the last checkpoint; the stored predictions labelled since (by
+        # ins); the labels joined since take_joined (with the slot of a recent prediction).
+        self.recent = RecentPredictions(0)
         self._joined_stored: set[int] = set()
         self._joined: list[tuple[int, float, object, Pending, int]] = []
-        # Predictions of the current micro-batch waiting for their segment key: (row, slot).
-        self._unkeyed: list[tuple[int, int]] = []
         self._staged: Written | None = None
         self._layout: tuple[ModelDetectors, SegmentLayout | None] | None = None
         # Realized performance and the per-segment feedback test of the joined labels
@@ -145,15 +142,10 @@ class ModelLabelJoin:
         self._load(feedback_reference)
         self.store = LabelStore(model, db, self.inserted)
 
-    def _new_columns(self) -> None:
-        self._first = self.inserted
-        self.recent: dict[str, int] = {}
-        self._ids: list[str] = []
-        self._ts: list[float] = []
-        self._predicted: list[str | float] = []
-        self._scores: list[float] = []
-        self._segments: list[bytes | None] = []
-        self._joined_slots: set[int] = set()
+    @property
+    def inserted(self) -> int:
+        """Predictions remembered so far: the next one's number (``ins``)."""
+        return self.recent.first + len(self.recent.rows)
 
     def _load(self, feedback_reference: int) -> None:
         row = self.db.execute(
@@ -164,8 +156,7 @@ class ModelLabelJoin:
         ).fetchone()
         if row is None:
             return
-        self.inserted, self.watermark = int(row[0]), float(row[1])
-        self._first = self.inserted
+        self.recent, self.watermark = RecentPredictions(int(row[0])), float(row[1])
         self._pending, self._flushes = int(row[12]), int(row[15])
         self._counted = (int(row[13]), float(row[14]))
         values = dict(zip(("labels", *OUTCOMES), (int(v) for v in row[2:9]), strict=True))
@@ -184,19 +175,13 @@ class ModelLabelJoin:
         ``row`` is its position in the micro-batch whose ``segment_rows`` keys it."""
         if ts > self.watermark:
             self.watermark = ts
-        predicted = normalised_prediction(prediction)
-        if predicted is None:
-            return
-        slot = len(self._ids)
-        self.recent[request] = slot
-        self._ids.append(request)
-        self._ts.append(ts)
-        self._predicted.append(predicted)
-        self._scores.append(math.nan if score is None else score)
-        self._segments.append(None)
-        self.inserted += 1
-        if row >= 0:
-            self._unkeyed.append((row, slot))
+        if type(prediction) is not str:  # a class as it comes: the usual case, kept cheap
+            prediction = normalised_prediction(prediction)
+            if prediction is None:
+                return
+        rows = self.recent.rows
+        self.recent.by_id[request] = len(rows)
+        rows.append((request, ts, prediction, score, row))  # type: ignore[arg-type]
 
     def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
         """The segments of the model's reference (None while it warms up)."""
@@ -212,16 +197,16 @@ class ModelLabelJoin:
     ) -> None:
         """Key the predictions of ``batch`` (the micro-batch just given to ``detectors``, which
         had seen ``rows_before`` rows). Rows of the warm-up get no key, wherever it ends."""
-        unkeyed, self._unkeyed = self._unkeyed, []
+        slots, rows = self.recent.unkeyed()
         layout = self.layout(detectors)
-        if layout is None or not unkeyed:
+        if layout is None or not slots:
             return
-        first = 0 if had_reference else detectors.settings.reference_size - rows_before
-        unkeyed = [(row, slot) for row, slot in unkeyed if row >= first]
-        keys = layout.keys(batch, [row for row, _ in unkeyed])
-        segments = self._segments
-        for (_, slot), key in zip(unkeyed, keys, strict=True):
-            segments[slot] = key
+        first = max(0, 0 if had_reference else detectors.settings.reference_size - rows_before)
+        kept = [k for k, row in enumerate(rows) if row >= first]
+        if len(kept) < len(rows):
+            slots, rows = [slots[k] for k in kept], [rows[k] for k in kept]
+        if slots:
+            self.recent.add_keys(slots, layout.key_matrix(batch, rows))
 
     def label(self, seq: int, request: str, ts: float, truth: object) -> str:
         """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""
@@ -229,9 +214,9 @@ class ModelLabelJoin:
             self.watermark = ts
         counts = self.counts
         counts.labels += 1
-        slot = self.recent.get(request, -1)
+        slot = self.recent.by_id.get(request, -1)
         if slot >= 0:
-            found: Pending | None = self._recent(slot)
+            found: Pending | None = self.recent.pending(slot)
         else:
             found = self.store.find(request, self._joined_stored)
         outcome = self._outcome(found)
@@ -239,22 +224,12 @@ class ModelLabelJoin:
         if outcome == "joined":
             assert found is not None
             if slot >= 0:
-                self._joined_slots.add(slot)
+                self.recent.joined.add(slot)
             else:
                 self._joined_stored.add(found.ins)
             counts.delays[delay_bin(ts - found.ts)] += 1
             self._joined.append((seq, ts, truth, found, slot))
         return outcome
-
-    def _recent(self, slot: int) -> Pending:
-        return Pending(
-            self._first + slot,
-            self._ts[slot],
-            self._predicted[slot],
-            self._scores[slot],
-            slot in self._joined_slots,
-            self._segments[slot],
-        )
 
     def _outcome(self, found: Pending | None) -> str:
         if found is None or found.ins < self.inserted - self.max_pending:
@@ -271,9 +246,7 @@ class ModelLabelJoin:
         if not self._joined:
             return None
         rows, self._joined = self._joined, []
-        for r in rows:  # a recent prediction's key comes when its micro-batch is flushed
-            if r[4] >= 0 and r[3].segments is None:
-                r[3].segments = self._segments[r[4]]
+        self._key_joined(rows)
         return JoinedLabels(
             seq=np.array([r[0] for r in rows], dtype=np.int64),
             ts=np.array([r[1] for r in rows], dtype=np.float64),
@@ -284,6 +257,12 @@ class ModelLabelJoin:
             segments=[r[3].segments for r in rows],
         )
 
+    def _key_joined(self, rows: list[tuple[int, float, object, Pending, int]]) -> None:
+        """A recent prediction's key comes when its micro-batch is flushed: take it now."""
+        for r in rows:
+            if r[4] >= 0 and r[3].segments is None:
+                r[3].segments = self.recent.key(r[4])
+
     @property
     def pending(self) -> int:
         """Predictions waiting (stored or recent), evicted ones excluded."""
@@ -292,14 +271,8 @@ class ModelLabelJoin:
     def write(self, db: sqlite_utils.Database) -> None:
         """Store the recent predictions and the counts; drop what nothing can join any more.
         Call inside the checkpoint's transaction, then ``written`` once it commits."""
-        for r in self._joined:  # their keys, before the recent columns go
-            if r[4] >= 0 and r[3].segments is None:
-                r[3].segments = self._segments[r[4]]
-        joined = np.zeros(len(self._ids), dtype=bool)
-        joined[list(self._joined_slots)] = True
-        new = Predictions(
-            self._first, self._ids, self._ts, self._predicted, self._scores, self._segments, joined
-        )
+        self._key_joined(self._joined)  # before the recent predictions go
+        new = self.recent.predictions()
         bounds = (self.inserted - self.max_pending, self.watermark - 2 * self.horizon)
         out = self.store.write(
             db, new, sorted(self._joined_stored), bounds, self._counted, self._flushes
@@ -335,5 +308,5 @@ class ModelLabelJoin:
         if self._staged is not None:
             self.store.written(self._staged)
             self._staged = None
-        self._new_columns()
+        self.recent = RecentPredictions(self.inserted)
         self._joined_stored = set()

@@ -15,7 +15,14 @@ import math
 import numpy as np
 import sqlite_utils
 
-from monitor.pipeline.label_store import SHARD_BITS, LabelStore, Predictions, compact_shards
+from monitor.pipeline.label_store import (
+    SHARD_BITS,
+    LabelStore,
+    Predictions,
+    compact_shards,
+    segment_keys,
+    write_runs,
+)
 
 CHUNK = 65_536  # predictions per batch
 
@@ -46,8 +53,8 @@ def _move_model(db: sqlite_utils.Database, model: str, segments: str) -> None:
             ids=[str(r[0]) for r in chunk],
             ts=[float(r[2]) for r in chunk],
             predicted=[str(r[3]) if r[3] is not None else float(r[4]) for r in chunk],
-            scores=[math.nan if r[5] is None else float(r[5]) for r in chunk],
-            segments=[None if r[7] is None else bytes(r[7]) for r in chunk],
+            scores=np.array([r[5] for r in chunk], dtype=np.float64),  # None: NaN
+            segments=segment_keys([None if r[7] is None else bytes(r[7]) for r in chunk]),
             joined=joined,
             ins=ins,
         )
@@ -70,8 +77,6 @@ def _move_model(db: sqlite_utils.Database, model: str, segments: str) -> None:
 
 def _index_all(db: sqlite_utils.Database, store: LabelStore) -> None:
     """Index every moved batch now: level 0 is rebuilt from unindexed batches on each load."""
-    from monitor.pipeline.label_store import write_runs
-
     if not store.level0:
         return
     hs = np.concatenate([run[0] for run in store.level0])

@@ -5,13 +5,16 @@ where the predictions it may still need wait, laid out so that a checkpoint
 costs a few large writes instead of one B-tree insert per prediction:
 
 - ``label_batches``: the predictions of one model written by one checkpoint,
-  numbered ``first..last`` (the model's prediction numbers, ``ins``), as
-  arrays: the hash of each id (``label_ids``), the id text (the hash only
-  narrows the search: the text decides), event time, predicted class or value,
-  score and segment key. ``gone`` counts those the rules took out (evicted or
-  expired); a batch is deleted once all its predictions are gone and every
-  older batch is deleted, so the stored predictions are always those numbered
-  from ``floor`` on: a hash that points below it is a prediction gone.
+  numbered ``first..last`` (the model's prediction numbers, ``ins``): the hash
+  of each id (``label_ids``) and event time as arrays; ``gone`` counts those
+  the rules took out (evicted or expired). A batch is deleted once all its
+  predictions are gone and every older batch is deleted, so the stored
+  predictions are always those numbered from ``floor`` on: a hash that points
+  below it is a prediction gone.
+- ``label_chunks``: the predictions themselves, ``CHUNK`` per row (a label
+  reads one small row: SQLite reads a large blob from its start), as arrays:
+  id text (the hash only narrows the search: the text decides), event time,
+  predicted class or value, score and segment key.
 - the index: the (hash, ins) pairs of the batches not yet indexed are held in
   memory (level 0, at most ``FLUSH_ENTRIES``, rebuilt from the batches on
   load); past that they go to ``label_index`` as one run per shard (the hash's
@@ -19,14 +22,14 @@ costs a few large writes instead of one B-tree insert per prediction:
   shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor.
 - ``label_joined``: the stored predictions labelled already.
 
-A label's lookup reads its shard's few runs and then the one prediction in
-place (SQLite blob I/O), never a whole batch.
+A label's lookup reads its shard's few runs and then one chunk.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -37,6 +40,7 @@ from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
 SHARD_BITS = 12
 FLUSH_ENTRIES = 1 << 17
 COMPACT_ROUNDS = 8
+CHUNK = 64
 _SHIFT = np.uint64(64 - SHARD_BITS)
 
 
@@ -51,6 +55,15 @@ class Pending:
 
 
 @dataclass
+class SegmentKeys:
+    """Segment keys of predictions: whether each has one, where each ends in ``data``."""
+
+    keyed: np.ndarray  # uint8
+    ends: np.ndarray  # int64
+    data: bytes
+
+
+@dataclass
 class Predictions:
     """Predictions numbered ``first`` on, as a checkpoint writes them (``ins``: their
     numbers when they are not consecutive, as in a store moved from the old layout)."""
@@ -59,8 +72,8 @@ class Predictions:
     ids: list[str]
     ts: list[float]
     predicted: list[str | float]
-    scores: list[float]
-    segments: list[bytes | None]
+    scores: np.ndarray  # float64, NaN: none
+    segments: SegmentKeys
     joined: np.ndarray  # bool per prediction
     ins: np.ndarray | None = None
 
@@ -132,9 +145,10 @@ class LabelStore:
                 (np.frombuffer(raw_hashes, dtype=np.uint64), np.frombuffer(raw_refs, np.int64))
             )
         for hs, refs in runs:
-            lo = int(np.searchsorted(hs, key, side="left"))
-            hi = int(np.searchsorted(hs, key, side="right"))
-            candidates.extend(int(r) for r in refs[lo:hi])
+            at = int(hs.searchsorted(key))
+            while at < len(hs) and hs[at] == key:
+                candidates.append(int(refs[at]))
+                at += 1
         for ins in sorted(candidates, reverse=True):
             if ins < self.floor:
                 return None  # the latest with this hash is gone, and all older ones too
@@ -153,28 +167,23 @@ class LabelStore:
     def _read(self, ins: int, request: str) -> Pending | None:
         """The stored prediction ``ins`` if its id is ``request``."""
         row = self.db.execute(
-            "SELECT batch, first, ins IS NOT NULL, classes FROM label_batches "
-            "WHERE model = ? AND first <= ? ORDER BY first DESC LIMIT 1",
+            "SELECT first, classes, ins, ts, codes, value, score, id_ends, ids, keyed, "
+            "segment_ends, segments FROM label_chunks WHERE model = ? AND first <= ? "
+            "ORDER BY first DESC LIMIT 1",
             [self.model, ins],
         ).fetchone()
-        batch, first = int(row[0]), int(row[1])
-        piece = _Pieces(self.db, batch)
-        slot = piece.slot(ins, first) if row[2] else ins - first
-        if slot is None:
-            return None
-        start = 0 if slot == 0 else piece.int64("id_ends", slot - 1)
-        if decoded(piece.bytes("ids", start, piece.int64("id_ends", slot))) != request:
+        chunk = _Chunk(row)
+        slot = chunk.slot(ins)
+        if slot is None or chunk.id(slot) != request:
             return None  # another id with the same hash
-        code = int(np.frombuffer(piece.bytes("codes", 4 * slot, 4 * slot + 4), np.int32)[0])
-        predicted: str | float = (
-            str(orjson.loads(row[3])[code]) if code >= 0 else piece.float64("value", slot)
+        return Pending(
+            ins,
+            chunk.ts(slot),
+            chunk.predicted(slot),
+            chunk.score(slot),
+            False,
+            chunk.segments(slot),
         )
-        segments = None
-        if piece.bytes("keyed", slot, slot + 1) == b"\x01":
-            start = 0 if slot == 0 else piece.int64("segment_ends", slot - 1)
-            segments = piece.bytes("segments", start, piece.int64("segment_ends", slot))
-        ts, score = piece.float64("ts", slot), piece.float64("score", slot)
-        return Pending(ins, ts, predicted, score, False, segments)
 
     # --- a checkpoint
 
@@ -233,22 +242,15 @@ class LabelStore:
         out.evicted += int(np.count_nonzero(gone & waiting & evicted))
         out.expired += int(np.count_nonzero(gone & waiting & ~evicted))
         out.pending += int(np.count_nonzero(~gone & waiting))
-        classes: dict[str, int] = {}
-        codes = np.fromiter(
-            (classes.setdefault(p, len(classes)) if type(p) is str else -1 for p in new.predicted),
-            dtype=np.int32,
-            count=n,
-        )
+        codes, classes = _class_codes(new.predicted)
         values = np.full(n, math.nan)
         numeric = codes < 0
         if numeric.any():
             values[numeric] = [p for p in new.predicted if type(p) is not str]
-        keyed, segment_ends, segments = _segment_arrays(new.segments)
+        keyed, segment_ends, segments = new.segments.keyed, new.segments.ends, new.segments.data
         db.conn.execute(
             "INSERT INTO label_batches (model, first, last, count, gone, min_ts, max_ts, "
-            "indexed, classes, ins, hashes, ts, codes, value, score, id_ends, ids, keyed, "
-            "segment_ends, segments) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?)",
+            "indexed, ins, hashes, ts) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
             [
                 self.model,
                 int(ins[0]),
@@ -257,19 +259,40 @@ class LabelStore:
                 int(np.count_nonzero(gone)),
                 float(ts.min()),
                 float(ts.max()),
-                orjson.dumps(list(classes)).decode(),
                 None if new.ins is None else new.ins.tobytes(),
                 hs.tobytes(),
                 ts.tobytes(),
-                codes.tobytes(),
-                values.tobytes(),
-                np.array(new.scores, dtype=np.float64).tobytes(),
-                id_ends.tobytes(),
-                data,
-                keyed,
-                segment_ends,
-                segments,
             ],
+        )
+        scores = new.scores
+        names = orjson.dumps(classes).decode()
+        rows = []
+        for a in range(0, n, CHUNK):
+            b = min(n, a + CHUNK)
+            i0 = 0 if a == 0 else int(id_ends[a - 1])
+            s0 = 0 if a == 0 else int(segment_ends[a - 1])
+            rows.append(
+                (
+                    self.model,
+                    int(ins[a]),
+                    names,
+                    None if new.ins is None else new.ins[a:b].tobytes(),
+                    ts[a:b].tobytes(),
+                    codes[a:b].tobytes(),
+                    values[a:b].tobytes(),
+                    scores[a:b].tobytes(),
+                    (id_ends[a:b] - i0).tobytes(),
+                    data[i0 : int(id_ends[b - 1])],
+                    keyed[a:b].tobytes(),
+                    (segment_ends[a:b] - s0).tobytes(),
+                    segments[s0 : int(segment_ends[b - 1])],
+                )
+            )
+        db.conn.executemany(
+            "INSERT INTO label_chunks (model, first, classes, ins, ts, codes, value, score, "
+            "id_ends, ids, keyed, segment_ends, segments) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
         return hs
 
@@ -284,13 +307,12 @@ class LabelStore:
         evicted or expired), in the batches the bounds moved into."""
         (evict_below, gone_before), (was_below, was_before) = bounds, counted
         rows = db.execute(
-            "SELECT batch, first, last, count, ins FROM label_batches WHERE model = ? "
+            "SELECT batch, first, last, ts, ins FROM label_batches WHERE model = ? "
             "AND gone < count AND ((first < ? AND last >= ?) OR (min_ts < ? AND max_ts >= ?))",
             [self.model, evict_below, was_below, gone_before, was_before],
         ).fetchall()
-        for batch, first, last, count, raw_ins in rows:
-            piece = _Pieces(db, int(batch))
-            ts = np.frombuffer(piece.bytes("ts", 0, 8 * int(count)), dtype=np.float64)
+        for batch, first, last, raw_ts, raw_ins in rows:
+            ts = np.frombuffer(raw_ts, dtype=np.float64)
             if raw_ins is None:
                 ins = np.arange(int(first), int(last) + 1, dtype=np.int64)
             else:
@@ -335,6 +357,10 @@ class LabelStore:
             db.execute("DELETE FROM label_batches WHERE batch = ?", [batch])
         if dropped:
             db.execute(
+                "DELETE FROM label_chunks WHERE model = ? AND first <= ?",
+                [self.model, dropped[-1][1]],
+            )
+            db.execute(
                 "DELETE FROM label_joined WHERE model = ? AND ins <= ?",
                 [self.model, dropped[-1][1]],
             )
@@ -361,6 +387,22 @@ class LabelStore:
         compact_shards(
             db, self.model, range(flushes % COMPACT_ROUNDS, 1 << SHARD_BITS, COMPACT_ROUNDS), floor
         )
+
+
+def _class_codes(predicted: list[str | float]) -> tuple[np.ndarray, list[str]]:
+    """Each prediction's class as its index in the classes (-1: a value), and the classes."""
+    distinct = dict.fromkeys(predicted)
+    if all(type(p) is str for p in distinct):  # classes only: mapped in C
+        index = {p: k for k, p in enumerate(distinct)}
+        codes = np.fromiter(map(index.__getitem__, predicted), np.int32, len(predicted))
+        return codes, list(index)  # type: ignore[arg-type]
+    names: dict[str, int] = {}
+    codes = np.fromiter(
+        (names.setdefault(p, len(names)) if type(p) is str else -1 for p in predicted),
+        dtype=np.int32,
+        count=len(predicted),
+    )
+    return codes, list(names)
 
 
 def _sorted_run(hs: np.ndarray, ins: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -419,8 +461,8 @@ def _has_gone(raw_refs: bytes, floor: int) -> bool:
     return bool(len(refs)) and int(refs.min()) < floor
 
 
-def _segment_arrays(segments: list[bytes | None]) -> tuple[bytes, bytes, bytes]:
-    """Segment keys as (keyed mask, end offsets, the keys one after the other)."""
+def segment_keys(segments: list[bytes | None]) -> SegmentKeys:
+    """The segment keys of predictions, from each one's key or None."""
     n = len(segments)
     if None not in segments:
         keyed = np.ones(n, dtype=np.uint8)
@@ -430,39 +472,53 @@ def _segment_arrays(segments: list[bytes | None]) -> tuple[bytes, bytes, bytes]:
         keyed = np.fromiter((s is not None for s in segments), dtype=np.uint8, count=n)
         data = b"".join(s for s in segments if s is not None)
         lengths = np.fromiter((len(s) if s else 0 for s in segments), dtype=np.int64, count=n)
-    return keyed.tobytes(), np.cumsum(lengths).tobytes(), data
+    return SegmentKeys(keyed, np.cumsum(lengths), data)
 
 
-class _Pieces:
-    """Parts of one stored batch's arrays, read in place."""
+class _Chunk:
+    """One ``label_chunks`` row as read: (first, classes, ins, ts, codes, value, score,
+    id_ends, ids, keyed, segment_ends, segments)."""
 
-    def __init__(self, db: sqlite_utils.Database, batch: int) -> None:
-        self.conn = db.conn
-        self.batch = batch
+    def __init__(self, row: Any) -> None:
+        self.row = row
 
-    def bytes(self, column: str, start: int, stop: int) -> bytes:
-        with self.conn.blobopen("label_batches", column, self.batch, readonly=True) as blob:
-            return blob[start:stop]
+    def count(self) -> int:
+        return len(self.row[3]) // 8
 
-    def int64(self, column: str, slot: int) -> int:
-        return int(np.frombuffer(self.bytes(column, 8 * slot, 8 * slot + 8), np.int64)[0])
+    def slot(self, ins: int) -> int | None:
+        """Where prediction ``ins`` is in the chunk (None: not there)."""
+        if self.row[2] is None:
+            slot = ins - int(self.row[0])
+            return slot if slot < self.count() else None
+        numbers = np.frombuffer(self.row[2], dtype=np.int64)
+        at = int(numbers.searchsorted(ins))
+        return at if at < len(numbers) and numbers[at] == ins else None
 
-    def float64(self, column: str, slot: int) -> float:
-        return float(np.frombuffer(self.bytes(column, 8 * slot, 8 * slot + 8), np.float64)[0])
+    def _at(self, column: int, dtype: Any, slot: int) -> Any:
+        return np.frombuffer(self.row[column], dtype=dtype)[slot]
 
-    def slot(self, ins: int, first: int) -> int | None:
-        """The position of prediction ``ins`` in a batch whose numbers are not consecutive."""
-        with self.conn.blobopen("label_batches", "ins", self.batch, readonly=True) as blob:
-            lo, hi = 0, len(blob) // 8
-            while lo < hi:
-                mid = (lo + hi) // 2
-                value = int.from_bytes(blob[8 * mid : 8 * mid + 8], "little", signed=True)
-                if value < ins:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            value = int.from_bytes(blob[8 * lo : 8 * lo + 8], "little", signed=True)
-            return lo if lo * 8 < len(blob) and value == ins else None
+    def _piece(self, ends: int, data: int, slot: int) -> bytes:
+        offsets = np.frombuffer(self.row[ends], dtype=np.int64)
+        start = 0 if slot == 0 else int(offsets[slot - 1])
+        return bytes(self.row[data][start : int(offsets[slot])])
+
+    def id(self, slot: int) -> str:
+        return decoded(self._piece(7, 8, slot))
+
+    def ts(self, slot: int) -> float:
+        return float(self._at(3, np.float64, slot))
+
+    def score(self, slot: int) -> float:
+        return float(self._at(6, np.float64, slot))
+
+    def predicted(self, slot: int) -> str | float:
+        code = int(self._at(4, np.int32, slot))
+        if code < 0:
+            return float(self._at(5, np.float64, slot))
+        return str(orjson.loads(self.row[1])[code])
+
+    def segments(self, slot: int) -> bytes | None:
+        return self._piece(10, 11, slot) if self._at(9, np.uint8, slot) else None
 
 
 @dataclass(frozen=True)
@@ -489,31 +545,31 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
     }
     found = []
     for row in db.execute(
-        "SELECT first, last, classes, ins, ts, codes, value, score, id_ends, ids, keyed, "
-        "segment_ends, segments FROM label_batches WHERE model = ? ORDER BY first",
+        "SELECT first, classes, ins, ts, codes, value, score, id_ends, ids, keyed, "
+        "segment_ends, segments FROM label_chunks WHERE model = ? ORDER BY first",
         [model],
     ):
-        first, last, classes = int(row[0]), int(row[1]), orjson.loads(row[2])
-        numbers = np.arange(first, last + 1) if row[3] is None else np.frombuffer(row[3], np.int64)
-        ts, codes = np.frombuffer(row[4], np.float64), np.frombuffer(row[5], np.int32)
-        values, scores = np.frombuffer(row[6], np.float64), np.frombuffer(row[7], np.float64)
-        id_ends, keyed = np.frombuffer(row[8], np.int64), np.frombuffer(row[10], np.uint8)
-        segment_ends = np.frombuffer(row[11], np.int64)
-        for k, ins in enumerate(numbers.tolist()):
-            if ins < evict_below or ts[k] < gone_before:
+        chunk = _Chunk(row)
+        first = int(row[0])
+        numbers = (
+            list(range(first, first + chunk.count()))
+            if row[2] is None
+            else np.frombuffer(row[2], np.int64).tolist()
+        )
+        for slot, ins in enumerate(numbers):
+            ts = chunk.ts(slot)
+            if ins < evict_below or ts < gone_before:
                 continue
-            a, b = (0 if k == 0 else int(id_ends[k - 1])), int(id_ends[k])
-            c, d = (0 if k == 0 else int(segment_ends[k - 1])), int(segment_ends[k])
-            code = int(codes[k])
+            score = chunk.score(slot)
             found.append(
                 StoredPrediction(
-                    decoded(row[9][a:b]),
+                    chunk.id(slot),
                     ins,
-                    float(ts[k]),
-                    str(classes[code]) if code >= 0 else float(values[k]),
-                    None if math.isnan(scores[k]) else float(scores[k]),
+                    ts,
+                    chunk.predicted(slot),
+                    None if math.isnan(score) else score,
                     ins in labelled,
-                    bytes(row[12][c:d]) if keyed[k] else None,
+                    chunk.segments(slot),
                 )
             )
     return found

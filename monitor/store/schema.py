@@ -157,8 +157,9 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
 -- Predictions with a request id waiting for their label (monitor.pipeline.label_store):
 -- one row per model and checkpoint, its predictions numbered first..last (ins: oldest-first
--- eviction) held as arrays, small columns first (a scan reads no blob). A rowid table: a
--- label's lookup reads one prediction in place (blob I/O).
+-- eviction; ins lists them when not consecutive) with their id hashes and event times as
+-- arrays, and the predictions themselves in label_chunks, CHUNK at a time (a label's
+-- lookup reads one small row). Small columns first: a scan reads no blob.
 CREATE TABLE IF NOT EXISTS label_batches (
     batch INTEGER PRIMARY KEY,
     model TEXT NOT NULL,
@@ -169,9 +170,16 @@ CREATE TABLE IF NOT EXISTS label_batches (
     min_ts REAL NOT NULL,
     max_ts REAL NOT NULL,
     indexed INTEGER NOT NULL,
-    classes TEXT NOT NULL,
     ins BLOB,
     hashes BLOB NOT NULL,
+    ts BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS label_batches_first ON label_batches(model, first);
+CREATE TABLE IF NOT EXISTS label_chunks (
+    model TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    classes TEXT NOT NULL,
+    ins BLOB,
     ts BLOB NOT NULL,
     codes BLOB NOT NULL,
     value BLOB NOT NULL,
@@ -180,9 +188,9 @@ CREATE TABLE IF NOT EXISTS label_batches (
     ids BLOB NOT NULL,
     keyed BLOB NOT NULL,
     segment_ends BLOB NOT NULL,
-    segments BLOB NOT NULL
+    segments BLOB NOT NULL,
+    PRIMARY KEY (model, first)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS label_batches_first ON label_batches(model, first);
 -- Where to find a prediction by the hash of its id: per model and shard (the hash's top
 -- bits), runs of (hash, ins) sorted by hash, merged now and then (label_store).
 CREATE TABLE IF NOT EXISTS label_index (
