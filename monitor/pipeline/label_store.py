@@ -12,14 +12,17 @@ costs a few large writes instead of one B-tree insert per prediction:
   predictions are always those numbered from ``floor`` on: a hash that points
   below it is a prediction gone.
 - ``label_chunks``: the predictions themselves, ``CHUNK`` per row (a label
-  reads one small row: SQLite reads a large blob from its start), as arrays:
-  id text (the hash only narrows the search: the text decides), event time,
-  predicted class or value, score and segment key.
+  reads one small row: SQLite reads a large blob from its start): id text
+  (the hash only narrows the search: the text decides), and as one record
+  array (``RECORD``) event time, predicted class or value, score, where its
+  id and segment key end.
 - the index: the (hash, ins) pairs of the batches not yet indexed are held in
-  memory (level 0, at most ``FLUSH_ENTRIES``, rebuilt from the batches on
-  load); past that they go to ``label_index`` as one run per shard (the hash's
-  top ``SHARD_BITS`` bits) and flush. Each flush also merges the runs of one
-  shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor.
+  memory (level 0: runs sorted by hash, merged into one past ``LEVEL0_RUNS``;
+  at most ``FLUSH_ENTRIES`` pairs, rebuilt from the batches on load); past
+  that they go to ``label_index`` as one run per shard (the hash's top
+  ``SHARD_BITS`` bits) in one flush. Each flush also merges the runs of one
+  shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor. The
+  memory held is bounded whatever the number pending.
 - ``label_joined``: the stored predictions labelled already.
 
 A label's lookup reads its shard's few runs and then one chunk.
@@ -38,9 +41,23 @@ import sqlite_utils
 from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
 
 SHARD_BITS = 12
-FLUSH_ENTRIES = 1 << 17
+FLUSH_ENTRIES = 1 << 19  # 8 MB of (hash, ins) pairs in memory at most
+LEVEL0_RUNS = 8  # more and level 0 is merged into one run
 COMPACT_ROUNDS = 8
 CHUNK = 64
+# A stored prediction's fixed-size fields (code: its index in the chunk's classes, -1 a
+# value; id_end and segment_end: offsets in the chunk's ids and segments).
+RECORD = np.dtype(
+    [
+        ("ts", "<f8"),
+        ("value", "<f8"),
+        ("score", "<f8"),
+        ("code", "<i4"),
+        ("id_end", "<i4"),
+        ("segment_end", "<i4"),
+        ("keyed", "u1"),
+    ]
+)
 _SHIFT = np.uint64(64 - SHARD_BITS)
 
 
@@ -154,36 +171,25 @@ class LabelStore:
                 return None  # the latest with this hash is gone, and all older ones too
             found = self._read(ins, request)
             if found is not None:
-                found.joined = ins in joined_since or self._was_joined(ins)
+                found.joined = found.joined or ins in joined_since
                 return found
         return None
-
-    def _was_joined(self, ins: int) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM label_joined WHERE model = ? AND ins = ?", [self.model, ins]
-        ).fetchone()
-        return row is not None
 
     def _read(self, ins: int, request: str) -> Pending | None:
         """The stored prediction ``ins`` if its id is ``request``."""
         row = self.db.execute(
-            "SELECT first, classes, ins, ts, codes, value, score, id_ends, ids, keyed, "
-            "segment_ends, segments FROM label_chunks WHERE model = ? AND first <= ? "
-            "ORDER BY first DESC LIMIT 1",
+            "SELECT first, classes, ins, records, ids, segments, "
+            "EXISTS (SELECT 1 FROM label_joined WHERE model = ?1 AND ins = ?2) "
+            "FROM label_chunks WHERE model = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1",
             [self.model, ins],
         ).fetchone()
         chunk = _Chunk(row)
         slot = chunk.slot(ins)
         if slot is None or chunk.id(slot) != request:
             return None  # another id with the same hash
-        return Pending(
-            ins,
-            chunk.ts(slot),
-            chunk.predicted(slot),
-            chunk.score(slot),
-            False,
-            chunk.segments(slot),
-        )
+        found = chunk.pending(slot, ins)
+        found.joined = bool(row[6])
+        return found
 
     # --- a checkpoint
 
@@ -215,6 +221,14 @@ class LabelStore:
             level0.append(_sorted_run(hs, ins, int(ins[-1])))
         out.floor = self._drop_gone_prefix(db, bounds)
         level0 = [run for run in level0 if run[2] >= out.floor]
+        if len(level0) > LEVEL0_RUNS:  # a label looks in each run: keep them few
+            level0 = [
+                _sorted_run(
+                    np.concatenate([run[0] for run in level0]),
+                    np.concatenate([run[1] for run in level0]),
+                    max(run[2] for run in level0),
+                )
+            ]
         if sum(len(run[0]) for run in level0) >= FLUSH_ENTRIES:
             self._flush(db, level0, out.floor, flushes)
             level0, out.flushed = [], True
@@ -243,11 +257,20 @@ class LabelStore:
         out.expired += int(np.count_nonzero(gone & waiting & ~evicted))
         out.pending += int(np.count_nonzero(~gone & waiting))
         codes, classes = _class_codes(new.predicted)
-        values = np.full(n, math.nan)
+        records = np.zeros(n, dtype=RECORD)
+        records["ts"], records["score"], records["code"] = ts, new.scores, codes
+        records["value"] = math.nan
         numeric = codes < 0
         if numeric.any():
-            values[numeric] = [p for p in new.predicted if type(p) is not str]
-        keyed, segment_ends, segments = new.segments.keyed, new.segments.ends, new.segments.data
+            records["value"][numeric] = [p for p in new.predicted if type(p) is not str]
+        segment_ends, segments = new.segments.ends, new.segments.data
+        records["keyed"] = new.segments.keyed
+        # Offsets in the chunk: from the end of the chunk before.
+        starts = np.arange(0, n, CHUNK)
+        records["id_end"] = id_ends - np.repeat(_ends_before(id_ends, starts), CHUNK)[:n]
+        records["segment_end"] = (
+            segment_ends - np.repeat(_ends_before(segment_ends, starts), CHUNK)[:n]
+        )
         db.conn.execute(
             "INSERT INTO label_batches (model, first, last, count, gone, min_ts, max_ts, "
             "indexed, ins, hashes, ts) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
@@ -264,34 +287,25 @@ class LabelStore:
                 ts.tobytes(),
             ],
         )
-        scores = new.scores
         names = orjson.dumps(classes).decode()
-        rows = []
-        for a in range(0, n, CHUNK):
-            b = min(n, a + CHUNK)
-            i0 = 0 if a == 0 else int(id_ends[a - 1])
-            s0 = 0 if a == 0 else int(segment_ends[a - 1])
-            rows.append(
-                (
-                    self.model,
-                    int(ins[a]),
-                    names,
-                    None if new.ins is None else new.ins[a:b].tobytes(),
-                    ts[a:b].tobytes(),
-                    codes[a:b].tobytes(),
-                    values[a:b].tobytes(),
-                    scores[a:b].tobytes(),
-                    (id_ends[a:b] - i0).tobytes(),
-                    data[i0 : int(id_ends[b - 1])],
-                    keyed[a:b].tobytes(),
-                    (segment_ends[a:b] - s0).tobytes(),
-                    segments[s0 : int(segment_ends[b - 1])],
-                )
+        id_edges = [0, *id_ends[CHUNK - 1 :: CHUNK].tolist(), int(id_ends[-1])]
+        segment_edges = [0, *segment_ends[CHUNK - 1 :: CHUNK].tolist(), int(segment_ends[-1])]
+        firsts = ins[::CHUNK].tolist()
+        rows = [
+            (
+                self.model,
+                firsts[k],
+                names,
+                None if new.ins is None else new.ins[a : a + CHUNK].tobytes(),
+                records[a : a + CHUNK].tobytes(),
+                data[id_edges[k] : id_edges[k + 1]],
+                segments[segment_edges[k] : segment_edges[k + 1]],
             )
+            for k, a in enumerate(range(0, n, CHUNK))
+        ]
         db.conn.executemany(
-            "INSERT INTO label_chunks (model, first, classes, ins, ts, codes, value, score, "
-            "id_ends, ids, keyed, segment_ends, segments) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO label_chunks (model, first, classes, ins, records, ids, segments) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         return hs
@@ -389,6 +403,13 @@ class LabelStore:
         )
 
 
+def _ends_before(ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For each chunk starting at ``starts``, where the one before it ended in ``ends``."""
+    before = np.zeros(len(starts), dtype=np.int64)
+    before[1:] = ends[starts[1:] - 1]
+    return before
+
+
 def _class_codes(predicted: list[str | float]) -> tuple[np.ndarray, list[str]]:
     """Each prediction's class as its index in the classes (-1: a value), and the classes."""
     distinct = dict.fromkeys(predicted)
@@ -476,49 +497,40 @@ def segment_keys(segments: list[bytes | None]) -> SegmentKeys:
 
 
 class _Chunk:
-    """One ``label_chunks`` row as read: (first, classes, ins, ts, codes, value, score,
-    id_ends, ids, keyed, segment_ends, segments)."""
+    """One ``label_chunks`` row as read: (first, classes, ins, records, ids, segments)."""
 
     def __init__(self, row: Any) -> None:
         self.row = row
-
-    def count(self) -> int:
-        return len(self.row[3]) // 8
+        self.records = np.frombuffer(row[3], dtype=RECORD)
 
     def slot(self, ins: int) -> int | None:
         """Where prediction ``ins`` is in the chunk (None: not there)."""
         if self.row[2] is None:
             slot = ins - int(self.row[0])
-            return slot if slot < self.count() else None
+            return slot if slot < len(self.records) else None
         numbers = np.frombuffer(self.row[2], dtype=np.int64)
         at = int(numbers.searchsorted(ins))
         return at if at < len(numbers) and numbers[at] == ins else None
 
-    def _at(self, column: int, dtype: Any, slot: int) -> Any:
-        return np.frombuffer(self.row[column], dtype=dtype)[slot]
-
-    def _piece(self, ends: int, data: int, slot: int) -> bytes:
-        offsets = np.frombuffer(self.row[ends], dtype=np.int64)
-        start = 0 if slot == 0 else int(offsets[slot - 1])
-        return bytes(self.row[data][start : int(offsets[slot])])
+    def numbers(self) -> list[int]:
+        if self.row[2] is None:
+            return list(range(int(self.row[0]), int(self.row[0]) + len(self.records)))
+        return np.frombuffer(self.row[2], dtype=np.int64).tolist()  # type: ignore[no-any-return]
 
     def id(self, slot: int) -> str:
-        return decoded(self._piece(7, 8, slot))
+        start = 0 if slot == 0 else int(self.records["id_end"][slot - 1])
+        return decoded(self.row[4][start : int(self.records["id_end"][slot])])
 
-    def ts(self, slot: int) -> float:
-        return float(self._at(3, np.float64, slot))
-
-    def score(self, slot: int) -> float:
-        return float(self._at(6, np.float64, slot))
-
-    def predicted(self, slot: int) -> str | float:
-        code = int(self._at(4, np.int32, slot))
-        if code < 0:
-            return float(self._at(5, np.float64, slot))
-        return str(orjson.loads(self.row[1])[code])
-
-    def segments(self, slot: int) -> bytes | None:
-        return self._piece(10, 11, slot) if self._at(9, np.uint8, slot) else None
+    def pending(self, slot: int, ins: int) -> Pending:
+        record = self.records[slot]
+        code = int(record["code"])
+        predicted = float(record["value"]) if code < 0 else str(orjson.loads(self.row[1])[code])
+        segments = None
+        if record["keyed"]:
+            start = 0 if slot == 0 else int(self.records["segment_end"][slot - 1])
+            segments = bytes(self.row[5][start : int(record["segment_end"])])
+        ts, score = float(record["ts"]), float(record["score"])
+        return Pending(ins, ts, predicted, score, False, segments)
 
 
 @dataclass(frozen=True)
@@ -545,31 +557,19 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
     }
     found = []
     for row in db.execute(
-        "SELECT first, classes, ins, ts, codes, value, score, id_ends, ids, keyed, "
-        "segment_ends, segments FROM label_chunks WHERE model = ? ORDER BY first",
+        "SELECT first, classes, ins, records, ids, segments FROM label_chunks WHERE model = ? "
+        "ORDER BY first",
         [model],
     ):
         chunk = _Chunk(row)
-        first = int(row[0])
-        numbers = (
-            list(range(first, first + chunk.count()))
-            if row[2] is None
-            else np.frombuffer(row[2], np.int64).tolist()
-        )
-        for slot, ins in enumerate(numbers):
-            ts = chunk.ts(slot)
-            if ins < evict_below or ts < gone_before:
+        for slot, ins in enumerate(chunk.numbers()):
+            p = chunk.pending(slot, ins)
+            if ins < evict_below or p.ts < gone_before:
                 continue
-            score = chunk.score(slot)
+            score = None if math.isnan(p.score) else p.score
             found.append(
                 StoredPrediction(
-                    chunk.id(slot),
-                    ins,
-                    ts,
-                    chunk.predicted(slot),
-                    None if math.isnan(score) else score,
-                    ins in labelled,
-                    chunk.segments(slot),
+                    chunk.id(slot), ins, p.ts, p.predicted, score, ins in labelled, p.segments
                 )
             )
     return found

@@ -180,14 +180,8 @@ CREATE TABLE IF NOT EXISTS label_chunks (
     first INTEGER NOT NULL,
     classes TEXT NOT NULL,
     ins BLOB,
-    ts BLOB NOT NULL,
-    codes BLOB NOT NULL,
-    value BLOB NOT NULL,
-    score BLOB NOT NULL,
-    id_ends BLOB NOT NULL,
+    records BLOB NOT NULL,
     ids BLOB NOT NULL,
-    keyed BLOB NOT NULL,
-    segment_ends BLOB NOT NULL,
     segments BLOB NOT NULL,
     PRIMARY KEY (model, first)
 );
@@ -198,9 +192,9 @@ CREATE TABLE IF NOT EXISTS label_index (
     shard INTEGER NOT NULL,
     part INTEGER NOT NULL,
     hashes BLOB NOT NULL,
-    refs BLOB NOT NULL,
-    PRIMARY KEY (model, shard, part)
-) WITHOUT ROWID;
+    refs BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS label_index_shard ON label_index(model, shard, part);
 -- Stored predictions already labelled (a second label is a duplicate).
 CREATE TABLE IF NOT EXISTS label_joined (
     model TEXT NOT NULL,
