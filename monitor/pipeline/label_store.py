@@ -128,14 +128,15 @@ class LabelStore:
         ).fetchone()[0]
         self.floor = inserted if first is None else int(first)
         # Level 0: (hashes sorted, their ins, the batch's last ins) per batch not indexed.
-        self.level0: list[tuple[np.ndarray, np.ndarray, int]] = []
+        runs = []
         for batch_first, last, raw in db.execute(
             "SELECT first, last, hashes FROM label_batches "
             "WHERE model = ? AND indexed = 0 ORDER BY first",
             [model],
         ):
             ins = self._ins_of(int(batch_first), int(last), len(raw) // 8)
-            self.level0.append(_sorted_run(np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
+            runs.append((np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
+        self.level0 = [_merged(runs)] if runs else []
 
     def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
         if last - first + 1 == count:
@@ -152,32 +153,32 @@ class LabelStore:
         is gone. ``joined_since``: stored predictions labelled since the last checkpoint."""
         h = hash_one(request)
         key = np.uint64(h)
-        candidates: list[int] = []
-        runs = [(hs, refs) for hs, refs, _ in self.level0]
-        for raw_hashes, raw_refs in self.db.execute(
-            "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
-            [self.model, shard_of(h)],
-        ):
-            runs.append(
-                (np.frombuffer(raw_hashes, dtype=np.uint64), np.frombuffer(raw_refs, np.int64))
+        # Level 0 holds the newest batches: a prediction found there is the latest.
+        candidates = _matches(key, [(hs, refs) for hs, refs, _ in self.level0])
+        found = self._latest(candidates, request)
+        if found is None and not (candidates and min(candidates) < self.floor):
+            rows = self.db.conn.execute(
+                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+                [self.model, shard_of(h)],
             )
-        for hs, refs in runs:
-            at = int(hs.searchsorted(key))
-            while at < len(hs) and hs[at] == key:
-                candidates.append(int(refs[at]))
-                at += 1
+            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
+            found = self._latest(_matches(key, runs), request)
+        if found is not None:
+            found.joined = found.joined or found.ins in joined_since
+        return found
+
+    def _latest(self, candidates: list[int], request: str) -> Pending | None:
         for ins in sorted(candidates, reverse=True):
             if ins < self.floor:
                 return None  # the latest with this hash is gone, and all older ones too
             found = self._read(ins, request)
             if found is not None:
-                found.joined = found.joined or ins in joined_since
                 return found
         return None
 
     def _read(self, ins: int, request: str) -> Pending | None:
         """The stored prediction ``ins`` if its id is ``request``."""
-        row = self.db.execute(
+        row = self.db.conn.execute(
             "SELECT first, classes, ins, records, ids, segments, "
             "EXISTS (SELECT 1 FROM label_joined WHERE model = ?1 AND ins = ?2) "
             "FROM label_chunks WHERE model = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1",
@@ -222,13 +223,7 @@ class LabelStore:
         out.floor = self._drop_gone_prefix(db, bounds)
         level0 = [run for run in level0 if run[2] >= out.floor]
         if len(level0) > LEVEL0_RUNS:  # a label looks in each run: keep them few
-            level0 = [
-                _sorted_run(
-                    np.concatenate([run[0] for run in level0]),
-                    np.concatenate([run[1] for run in level0]),
-                    max(run[2] for run in level0),
-                )
-            ]
+            level0 = [_merged(level0)]
         if sum(len(run[0]) for run in level0) >= FLUSH_ENTRIES:
             self._flush(db, level0, out.floor, flushes)
             level0, out.flushed = [], True
@@ -426,8 +421,27 @@ def _class_codes(predicted: list[str | float]) -> tuple[np.ndarray, list[str]]:
     return codes, list(names)
 
 
+def _matches(key: np.uint64, runs: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+    """The ins of the pairs with hash ``key`` in runs sorted by hash."""
+    found = []
+    for hs, refs in runs:
+        at = int(hs.searchsorted(key))
+        while at < len(hs) and hs[at] == key:
+            found.append(int(refs[at]))
+            at += 1
+    return found
+
+
+def _merged(runs: list[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
+    return _sorted_run(
+        np.concatenate([run[0] for run in runs]),
+        np.concatenate([run[1] for run in runs]),
+        max(run[2] for run in runs),
+    )
+
+
 def _sorted_run(hs: np.ndarray, ins: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray, int]:
-    order = np.argsort(hs, kind="stable")
+    order = np.argsort(hs)
     return hs[order], ins[order], last
 
 
@@ -435,7 +449,7 @@ def write_runs(
     db: sqlite_utils.Database, model: str, hs: np.ndarray, refs: np.ndarray, part: int
 ) -> None:
     """Add (hash, ins) pairs to ``label_index``: one run per shard, numbered ``part``."""
-    order = np.argsort(hs, kind="stable")
+    order = np.argsort(hs)
     hs, refs = hs[order], refs[order]
     shards = (hs >> _SHIFT).astype(np.int64)
     edges = np.searchsorted(shards, np.arange((1 << SHARD_BITS) + 1), side="left")
@@ -462,7 +476,7 @@ def compact_shards(db: sqlite_utils.Database, model: str, shards: range, floor: 
         refs = np.concatenate([np.frombuffer(r[2], dtype=np.int64) for r in rows])
         kept = refs >= floor
         hs, refs = hs[kept], refs[kept]
-        order = np.argsort(hs, kind="stable")
+        order = np.argsort(hs)
         db.execute("DELETE FROM label_index WHERE model = ? AND shard = ?", [model, shard])
         if len(order):
             db.execute(
