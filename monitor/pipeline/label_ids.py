@@ -43,7 +43,7 @@ def _finish(h: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         x ^= x >> np.uint64(27)
         x *= np.uint64(0x94D049BB133111EB)
         x ^= x >> np.uint64(31)
-    return x
+    return np.asarray(x, dtype=np.uint64)
 
 
 def hashes(data: bytes, ends: np.ndarray) -> np.ndarray:

@@ -181,7 +181,7 @@ class ModelLabelJoin:
                 return
         rows = self.recent.rows
         self.recent.by_id[request] = len(rows)
-        rows.append((request, ts, prediction, score, row))  # type: ignore[arg-type]
+        rows.append((request, ts, prediction, score, row))
 
     def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
         """The segments of the model's reference (None while it warms up)."""

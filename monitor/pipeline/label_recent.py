@@ -44,7 +44,7 @@ class RecentPredictions:
         for slots, keys in self.key_blocks:
             at = int(slots.searchsorted(slot))
             if at < len(slots) and slots[at] == slot:
-                return keys[at].tobytes()
+                return bytes(keys[at].tobytes())
         return None
 
     def pending(self, slot: int) -> Pending:

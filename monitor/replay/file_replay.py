@@ -67,6 +67,7 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                     "model_state",
                     "state_blobs",
                     "label_batches",
+                    "label_chunks",
                     "label_index",
                     "label_joined",
                     "label_counts",
