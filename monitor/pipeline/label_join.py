@@ -3,8 +3,8 @@
 A prediction with an ``id`` waits for its label in the store
 (``label_store``: one row per checkpoint, an index by id hash), not in memory:
 a label joins whenever it comes, across restarts and partition moves.
-Predictions since the last checkpoint are held in memory (``recent``, as
-columns) and looked up before the store, so the join of each label is decided
+Predictions since the last checkpoint are held in memory (``recent``,
+``label_recent``) and looked up before the store, so the join of each label is decided
 in stream order and never depends on where checkpoints fall:
 
 - the model's *watermark* is the latest event time seen so far in its stream;
@@ -265,8 +265,9 @@ class ModelLabelJoin:
 
     @property
     def pending(self) -> int:
-        """Predictions waiting (stored or recent), evicted ones excluded."""
-        return min(self.inserted, self.max_pending)
+        """Predictions waiting for a label: stored ones not gone at the last checkpoint,
+        and recent ones (gone ones among them are counted at the next)."""
+        return self._pending + len(self.recent.rows) - len(self.recent.joined)
 
     def write(self, db: sqlite_utils.Database) -> None:
         """Store the recent predictions and the counts; drop what nothing can join any more.
