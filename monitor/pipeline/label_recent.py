@@ -10,6 +10,7 @@ object per prediction; the checkpoint turns it all into the arrays
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 import numpy as np
 
@@ -60,22 +61,16 @@ class RecentPredictions:
 
     def predictions(self) -> Predictions:
         """All of them, as a checkpoint writes them."""
-        n = len(self.rows)
-        if not n:
-            ids: tuple[str, ...] = ()
-            ts: tuple[float, ...] = ()
-            predicted: tuple[str | float, ...] = ()
-            scores: tuple[float | None, ...] = ()
-        else:
-            ids, ts, predicted, scores, _ = zip(*self.rows, strict=True)
+        rows, n = self.rows, len(self.rows)
         joined = np.zeros(n, dtype=bool)
         joined[list(self.joined)] = True
+        # One column at a time, in C (zip(*rows) makes an iterator per row).
         return Predictions(
             self.first,
-            list(ids),
-            list(ts),
-            list(predicted),
-            np.array(scores, dtype=np.float64),  # None: NaN
+            list(map(itemgetter(0), rows)),
+            list(map(itemgetter(1), rows)),
+            list(map(itemgetter(2), rows)),
+            np.array(list(map(itemgetter(3), rows)), dtype=np.float64),  # None: NaN
             self._segment_keys(n),
             joined,
         )

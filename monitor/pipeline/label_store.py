@@ -433,11 +433,9 @@ def _matches(key: np.uint64, runs: list[tuple[np.ndarray, np.ndarray]]) -> list[
 
 
 def _merged(runs: list[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
-    return _sorted_run(
-        np.concatenate([run[0] for run in runs]),
-        np.concatenate([run[1] for run in runs]),
-        max(run[2] for run in runs),
-    )
+    hs = np.concatenate([run[0] for run in runs])
+    order = np.argsort(hs, kind="stable")  # a merge of sorted runs: timsort sees them
+    return hs[order], np.concatenate([run[1] for run in runs])[order], max(r[2] for r in runs)
 
 
 def _sorted_run(hs: np.ndarray, ins: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray, int]:
