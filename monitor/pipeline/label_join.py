@@ -133,7 +133,10 @@ class ModelLabelJoin:
         self.recent = RecentPredictions(0)
         self._joined_stored: set[int] = set()
         self._joined: list[tuple[int, float, object, Pending, int]] = []
+        # What a write changed, until its transaction commits (``written``), and the
+        # counts before it, for a write again if it did not.
         self._staged: Written | None = None
+        self._before: tuple[int, int, int, tuple[int, float], int] = (0, 0, 0, self._counted, 0)
         self._layout: tuple[ModelDetectors, SegmentLayout | None] | None = None
         # Realized performance and the per-segment feedback test of the joined labels
         # (their states are kept with the counts).
@@ -272,6 +275,11 @@ class ModelLabelJoin:
     def write(self, db: sqlite_utils.Database) -> None:
         """Store the recent predictions and the counts; drop what nothing can join any more.
         Call inside the checkpoint's transaction, then ``written`` once it commits."""
+        c = self.counts
+        if self._staged is None:
+            self._before = (c.evicted, c.expired, self._pending, self._counted, self._flushes)
+        else:  # the last write's transaction did not commit: this one does it again
+            c.evicted, c.expired, self._pending, self._counted, self._flushes = self._before
         self._key_joined(self._joined)  # before the recent predictions go
         new = self.recent.predictions()
         bounds = (self.inserted - self.max_pending, self.watermark - 2 * self.horizon)
@@ -279,7 +287,6 @@ class ModelLabelJoin:
             db, new, sorted(self._joined_stored), bounds, self._counted, self._flushes
         )
         self._staged = out
-        c = self.counts
         c.evicted += out.evicted
         c.expired += out.expired
         self._pending += out.pending

@@ -212,3 +212,27 @@ def test_a_store_of_the_row_per_prediction_layout_keeps_its_predictions(
     assert join.counts.evicted == join.counts.expired == 0
     assert store.db.execute("SELECT pending FROM label_counts").fetchone() == (69_998,)
     store.close()
+
+
+def test_a_checkpoint_that_did_not_commit_is_written_again_the_same(tmp_path: Path) -> None:
+    def fill(join: ModelLabelJoin) -> None:
+        for i in range(400):  # the first 100 evicted (max_pending 300), some expired
+            join.prediction(f"p{i}", T0 + i if i % 7 else T0 - 1_000, "a", None)
+        join.label(0, "p399", T0 + 400, "a")
+
+    counts = []
+    for name, fail_first in (("once.db", False), ("again.db", True)):
+        store = Store(tmp_path / name)
+        join = ModelLabelJoin("m", store.db, HORIZON, MAX_PENDING)
+        fill(join)
+        if fail_first:
+            with pytest.raises(RuntimeError), store.transaction() as db:
+                join.write(db)
+                raise RuntimeError("the checkpoint fails after the join wrote")
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+        counts.append((join.counts.as_dict(), join.pending, waiting_predictions(store.db, "m")))
+        store.close()
+    assert counts[0] == counts[1]
+    assert counts[0][0]["evicted"] > 0 and counts[0][0]["expired"] > 0
