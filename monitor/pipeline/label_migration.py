@@ -77,11 +77,11 @@ def _move_model(db: sqlite_utils.Database, model: str, segments: str) -> None:
 
 def _index_all(db: sqlite_utils.Database, store: LabelStore) -> None:
     """Index every moved batch now: level 0 is rebuilt from unindexed batches on each load."""
-    if not store.level0:
-        return
-    hs = np.concatenate([run[0] for run in store.level0])
-    refs = np.concatenate([run[1] for run in store.level0])
-    write_runs(db, store.model, hs, refs, int(refs.max()))
-    db.execute("UPDATE label_batches SET indexed = 1 WHERE model = ?", [store.model])
+    if store.level0:
+        hs = np.concatenate([run[0] for run in store.level0])
+        refs = np.concatenate([run[1] for run in store.level0])
+        write_runs(db, store.model, hs, refs, int(refs.max()))
+        db.execute("UPDATE label_batches SET indexed = 1 WHERE model = ?", [store.model])
+        store.level0 = []
+    # One run per shard: the flushes on the way merged only some of them.
     compact_shards(db, store.model, range(1 << SHARD_BITS), store.floor)
-    store.level0 = []

@@ -166,7 +166,7 @@ CREATE INDEX label_pending_ts ON label_pending(model, ts);
 
 
 def test_a_store_of_the_row_per_prediction_layout_keeps_its_predictions(
-    tmp_path: Path,
+    tmp_path: Path, small_index: None
 ) -> None:
     path = tmp_path / "old.db"
     Store(path).close()
@@ -191,6 +191,10 @@ def test_a_store_of_the_row_per_prediction_layout_keeps_its_predictions(
     store = Store(path)
     tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
     assert "label_pending" not in tables
+    runs_per_shard = store.db.execute(
+        "SELECT max(n), count(*) FROM (SELECT count(*) AS n FROM label_index GROUP BY shard)"
+    ).fetchone()
+    assert runs_per_shard == (1, 4096)  # indexed as it moved, then merged
     assert store.db.execute("SELECT pending FROM label_counts").fetchone() == (69_999,)
     join = ModelLabelJoin("m", store.db, horizon=86_400.0, max_pending=10_000_000)
     now = T0 + 70_001
