@@ -1,9 +1,10 @@
 """The durable label join: cost per prediction and memory against the predictions pending.
 
 A store is filled with ``--pending`` predictions waiting for labels (one
-model), then ``--predictions`` more go through the join (``ModelLabelJoin``)
-with a checkpoint every ``--checkpoint`` predictions, each half of them labelled
-a little later. Reported: the join's cost per prediction (remembering it and
+model, through the join itself: checkpoints of ``--checkpoint`` predictions),
+then ``--predictions`` more go through the join (``ModelLabelJoin``) with a
+checkpoint every ``--checkpoint`` predictions, each half of them labelled a
+little later. Reported: the join's cost per prediction (remembering it and
 writing it at checkpoints), per label (a lookup in the store), and the memory
 the join holds at its peak (tracemalloc), first with a small store, then with
 the full one: the ratio says whether the cost and memory grow with the
@@ -12,17 +13,24 @@ With ``--features N`` (20 by default; 0 for none) each prediction also gets its
 segment key, the bin of each of N features (``segment_rows``, one call per
 micro-batch of 2,048 as the pipeline flushes); the small store is also run
 without keys, and the ratio says what keys cost.
+With ``--old REV`` the same runs are made with the join of git revision REV
+(one row per prediction in ``label_pending``, as before the batch layout; its
+module is read with ``git show``, its table renamed so that opening the store
+leaves it alone), for the old/new ratio in one run.
 
-    .venv/bin/python scripts/bench_labels.py --pending 10000000
+    .venv/bin/python scripts/bench_labels.py --pending 10000000 --old 071bb70
 """
 
 from __future__ import annotations
 
 import argparse
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,9 +65,51 @@ def model_with_features(features: int) -> tuple[ModelDetectors | None, RowBatch 
     return detectors, rows(FLUSH)
 
 
-def fill(path: Path, pending: int) -> None:
-    """``pending`` stored predictions of model m, as checkpoints would have left them."""
+OLD_TABLE = """
+CREATE TABLE IF NOT EXISTS label_pending_old (
+    model TEXT NOT NULL, id TEXT NOT NULL, ins INTEGER NOT NULL, ts REAL NOT NULL,
+    predicted TEXT, value REAL, score REAL, joined INTEGER NOT NULL DEFAULT 0, segments BLOB,
+    PRIMARY KEY (model, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS label_pending_old_ins ON label_pending_old(model, ins);
+CREATE INDEX IF NOT EXISTS label_pending_old_ts ON label_pending_old(model, ts);
+"""
+
+
+def old_join(revision: str) -> type[ModelLabelJoin]:
+    """``ModelLabelJoin`` as git revision ``revision`` had it, on table label_pending_old."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:monitor/pipeline/label_join.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent,
+    ).stdout
+    if "label_pending" not in source:
+        raise SystemExit(f"revision {revision} has no label_pending join: give an older one")
+    module = types.ModuleType("label_join_old")
+    sys.modules[module.__name__] = module
+    exec(compile(source.replace("label_pending", "label_pending_old"), "old", "exec"), vars(module))
+    return module.ModelLabelJoin  # type: ignore[no-any-return]
+
+
+def fill(path: Path, pending: int, join_class: type[ModelLabelJoin] | None, every: int) -> None:
+    """``pending`` stored predictions of model m, as checkpoints would have left them:
+    through the join (``join_class`` None: the current one), or the old layout's rows."""
+    store = Store(path)
+    if join_class is None:
+        join = ModelLabelJoin("m", store.db, horizon=30 * 86_400.0, max_pending=10_000_000)
+        for start in range(0, pending, every):
+            for i in range(start, min(pending, start + every)):
+                join.prediction(f"old-{i}", T0 + i * 0.01, "a", 0.3)
+            with store.transaction() as db:
+                join.write(db)
+            join.written()
+        store.close()
+        return
+    store.close()
     db = sqlite3.connect(path)
+    db.executescript(OLD_TABLE)
     batch = 200_000
     for start in range(0, pending, batch):
         rows = (
@@ -67,7 +117,7 @@ def fill(path: Path, pending: int) -> None:
             for i in range(start, min(pending, start + batch))
         )
         db.executemany(
-            "INSERT INTO label_pending (model, id, ins, ts, predicted, value, score, joined) "
+            "INSERT INTO label_pending_old (model, id, ins, ts, predicted, value, score, joined) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
@@ -84,25 +134,26 @@ def fill(path: Path, pending: int) -> None:
 
 def run(
     path: Path,
-    predictions: int,
-    every: int,
+    join_class: type[ModelLabelJoin],
+    sizes: tuple[int, int],
     traced: bool,
     clock: Callable[[], float],
     features: int = 0,
 ) -> tuple[float, float, int]:
     """µs per prediction, µs per label (by ``clock``), peak bytes held by the join (if
     ``traced``: tracemalloc slows every allocation, so timed runs are not traced)."""
+    predictions, every = sizes
     store = Store(path)
     if CACHE_KIB:
         store.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-    join = ModelLabelJoin("m", store.db, horizon=30 * 86_400.0, max_pending=10_000_000)
+    if traced:
+        tracemalloc.start()
+    join = join_class("m", store.db, horizon=30 * 86_400.0, max_pending=10_000_000)
     detectors, batch = model_with_features(features)
     base = join.inserted
     tag = f"new{base}"  # each run its own ids: the store grows by the runs before
     t_pred = t_label = 0.0
     labels = 0
-    if traced:
-        tracemalloc.start()
     for start in range(0, predictions, every):
         stop = min(predictions, start + every)
         began = clock()
@@ -127,6 +178,50 @@ def run(
     return t_pred / predictions * 1e6, t_label / labels * 1e6, peak
 
 
+def measure(
+    args: argparse.Namespace, tmp: str, layout: str, join_class: type[ModelLabelJoin] | None
+) -> list[tuple[float, float, int]]:
+    """The runs of one layout, small store then full; (µs/prediction, µs/label, peak) each."""
+    results = []
+    joins = join_class or ModelLabelJoin
+    for pending in (args.small, args.pending):
+        path = Path(tmp) / f"{layout}{pending}.db"
+        began = time.perf_counter()
+        fill(path, pending, join_class, args.checkpoint)
+        filled = time.perf_counter() - began
+        sizes = (args.predictions, args.checkpoint)
+        if pending == args.small and args.features:
+            bare, *_ = run(path, joins, sizes, False, time.process_time)
+        keyed = args.features
+        wall = run(path, joins, sizes, False, time.perf_counter, keyed)
+        per_prediction, per_label, _ = run(path, joins, sizes, False, time.process_time, keyed)
+        *_, peak = run(path, joins, sizes, True, time.process_time, keyed)
+        if pending == args.small and args.features:
+            print(
+                f"{layout}: {pending:>11,} pending, no segment keys: {bare:.2f} µs/prediction; "
+                f"with keys of {args.features} features {per_prediction:.2f} "
+                f"(ratio {per_prediction / bare:.2f})"
+            )
+        size = sum(f.stat().st_size for f in Path(tmp).glob(f"{path.name}*")) / 1e6
+        print(
+            f"{layout}: {pending:>11,} pending (store {size:,.0f} MB, filled in {filled:.0f} s): "
+            f"{per_prediction:.2f} µs/prediction, {per_label:.2f} µs/label (CPU time; "
+            f"wall clock {wall[0]:.2f} and {wall[1]:.2f}), "
+            f"join memory peak {peak / 1e6:.1f} MB",
+            flush=True,
+        )
+        results.append((per_prediction, per_label, peak))
+        for leftover in Path(tmp).glob(f"{path.name}*"):
+            leftover.unlink()
+    (p0, l0, m0), (p1, l1, m1) = results
+    print(
+        f"{layout}: ratios, {args.pending:,} vs {args.small:,} pending: prediction "
+        f"{p1 / p0:.2f}, label {l1 / l0:.2f}, memory {m1 / m0:.2f}",
+        flush=True,
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pending", type=int, default=10_000_000)
@@ -137,43 +232,19 @@ def main() -> None:
     parser.add_argument(
         "--cache-mib", type=int, default=0, help="SQLite page cache (default: SQLite's, 2 MiB)"
     )
+    parser.add_argument("--old", metavar="REV", help="also run the join of git revision REV")
     args = parser.parse_args()
     global CACHE_KIB
     CACHE_KIB = args.cache_mib * 1024
     with tempfile.TemporaryDirectory() as tmp:
-        results = []
-        for pending in (args.small, args.pending):
-            path = Path(tmp) / f"s{pending}.db"
-            Store(path).close()
-            began = time.perf_counter()
-            fill(path, pending)
-            filled = time.perf_counter() - began
-            sizes = (args.predictions, args.checkpoint)
-            if pending == args.small and args.features:
-                bare, *_ = run(path, *sizes, False, time.process_time)
-            keyed = args.features
-            wall = run(path, *sizes, False, time.perf_counter, keyed)
-            per_prediction, per_label, _ = run(path, *sizes, False, time.process_time, keyed)
-            *_, peak = run(path, *sizes, True, time.process_time, keyed)
-            if pending == args.small and args.features:
-                print(
-                    f"{pending:>11,} pending, no segment keys: {bare:.2f} µs/prediction; with "
-                    f"keys of {args.features} features {per_prediction:.2f} "
-                    f"(ratio {per_prediction / bare:.2f})"
-                )
-            size = path.stat().st_size / 1e6
+        new = measure(args, tmp, "new", None)
+        if args.old:
+            old = measure(args, tmp, "old", old_join(args.old))
             print(
-                f"{pending:>11,} pending (store {size:,.0f} MB, filled in {filled:.0f} s): "
-                f"{per_prediction:.2f} µs/prediction, {per_label:.2f} µs/label (CPU time; "
-                f"wall clock {wall[0]:.2f} and {wall[1]:.2f}), "
-                f"join memory peak {peak / 1e6:.1f} MB"
+                f"old/new at {args.pending:,} pending: prediction {old[1][0] / new[1][0]:.1f}, "
+                f"label {old[1][1] / new[1][1]:.2f}; at {args.small:,}: prediction "
+                f"{old[0][0] / new[0][0]:.1f}, label {old[0][1] / new[0][1]:.2f}"
             )
-            results.append((per_prediction, per_label, peak))
-        (p0, l0, m0), (p1, l1, m1) = results
-        print(
-            f"ratios, {args.pending:,} vs {args.small:,} pending: prediction {p1 / p0:.2f}, "
-            f"label {l1 / l0:.2f}, memory {m1 / m0:.2f}"
-        )
 
 
 if __name__ == "__main__":

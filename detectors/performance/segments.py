@@ -132,13 +132,19 @@ class SegmentLayout:
 
     def keys(self, batch: RowBatch, rows: list[int]) -> list[bytes]:
         """The keys of events ``rows`` of ``batch``."""
-        codes = self.codes(batch)
-        width = DIGEST_BYTES + codes.shape[1]
-        keyed = np.empty((codes.shape[0], width), dtype=np.uint8)
+        keyed = self.key_matrix(batch, rows)
+        width = keyed.shape[1]
+        raw = keyed.tobytes()  # slicing one bytes object is cheaper than a row each
+        return [raw[k * width : (k + 1) * width] for k in range(len(rows))]
+
+    def key_matrix(self, batch: RowBatch, rows: list[int]) -> np.ndarray:
+        """The keys of events ``rows`` of ``batch``, one a row of a uint8 matrix (``keys``
+        without a bytes object per event, for those who store them all)."""
+        codes = self.codes(batch)[rows]
+        keyed = np.empty((len(rows), DIGEST_BYTES + codes.shape[1]), dtype=np.uint8)
         keyed[:, :DIGEST_BYTES] = np.frombuffer(self.digest, dtype=np.uint8)
         keyed[:, DIGEST_BYTES:] = codes
-        raw = keyed.tobytes()  # slicing one bytes object is cheaper than a row each
-        return [raw[row * width : (row + 1) * width] for row in rows]
+        return keyed
 
     def dump(self) -> list[dict[str, Any]]:
         return [

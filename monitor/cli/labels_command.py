@@ -37,18 +37,10 @@ def _labels(args: argparse.Namespace) -> int:
     with opened_store(args) as store:
         where, params = ("WHERE model = ?", [args.model]) if args.model else ("", [])
         rows = store.db.execute(
-            f"SELECT model, labels, {', '.join(OUTCOMES)}, delays, feedback FROM label_counts "
-            f"{where} "
-            "ORDER BY model",
+            f"SELECT model, labels, {', '.join(OUTCOMES)}, delays, feedback, pending "
+            f"FROM label_counts {where} ORDER BY model",
             params,
         ).fetchall()
-        pending = dict(
-            store.db.execute(
-                f"SELECT model, count(*) FROM label_pending {where} "
-                f"{'AND' if where else 'WHERE'} joined = 0 GROUP BY model",
-                params,
-            ).fetchall()
-        )
     if not rows:
         which = f"model {printable(args.model, NAME_LIMIT)}" if args.model else "any model"
         raise DriftwardenError(
@@ -61,7 +53,7 @@ def _labels(args: argparse.Namespace) -> int:
             **dict(zip(names, (int(v) for v in row[1:8]), strict=True)),
             delays=orjson.loads(row[8]),
         )
-        line = _describe(str(row[0]), counts, int(pending.get(row[0], 0)))
+        line = _describe(str(row[0]), counts, int(row[10]))
         print(printable(f"{line}; {_feedback(row[9], counts.labels)}", limit=None))
     return 0
 

@@ -1,10 +1,11 @@
 """Labels joined to their predictions by request id, durably, in stream order.
 
-A prediction with an ``id`` waits for its label in the store (table
-``label_pending``), not in memory: a label joins whenever it comes, across
-restarts and partition moves. Predictions since the last checkpoint are held in
-memory (``recent``) and looked up before the store, so the join of each label
-is decided in stream order and never depends on where checkpoints fall:
+A prediction with an ``id`` waits for its label in the store
+(``label_store``: one row per checkpoint, an index by id hash), not in memory:
+a label joins whenever it comes, across restarts and partition moves.
+Predictions since the last checkpoint are held in memory (``recent``,
+``label_recent``) and looked up before the store, so the join of each label is decided
+in stream order and never depends on where checkpoints fall:
 
 - the model's *watermark* is the latest event time seen so far in its stream;
 - a label finds the latest prediction with its id (a later prediction with an
@@ -23,18 +24,18 @@ micro-batch at once when the pipeline flushes (``segment_rows``): a joined label
 carries it to the per-segment feedback test (``feedback``). Predictions made
 before the model's reference exists have none.
 
-A checkpoint (``write``) stores the recent predictions and labels, deletes
-those nothing can join any more (counting the evicted and the *expired*, i.e.
-never labelled) and the counts, in the checkpoint's transaction. The logical
-rules above hold whether a prediction is still stored or already deleted,
-which is what makes the join deterministic.
+A checkpoint (``write``) stores the recent predictions and labels, counts
+those that went (the *evicted* and the *expired*: gone, never labelled; a
+prediction replaced by a later one with its id is counted too, when it goes)
+and deletes what nothing can join any more, with the counts, in the
+checkpoint's transaction. The logical rules above hold whether a prediction is
+still stored or already deleted, which is what makes the join deterministic.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import orjson
@@ -46,21 +47,13 @@ from detectors.performance.segments import SegmentLayout
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
+from monitor.pipeline.label_recent import RecentPredictions
+from monitor.pipeline.label_store import LabelStore, Pending, Written
 
 # Label delays (label time minus prediction time) are counted in log-spaced
 # bins: bin 0 is under a second, then four bins per doubling.
 DELAY_BINS = 4 * 40 + 2
 OUTCOMES = ("joined", "late", "unmatched", "duplicate", "evicted", "expired")
-
-
-@dataclass(slots=True)
-class Pending:
-    ins: int  # the model's prediction number: eviction goes by it
-    ts: float
-    predicted: str | float
-    score: float  # NaN: none
-    joined: bool = False
-    segments: bytes | None = None  # its segment key, once its micro-batch is flushed
 
 
 @dataclass
@@ -131,29 +124,44 @@ class ModelLabelJoin:
         self.horizon = horizon
         self.max_pending = max_pending
         self.counts = LabelCounts()
-        self.inserted = 0
         self.watermark = -math.inf
-        # Predictions and labelled predictions since the last checkpoint, by id.
-        self.recent: dict[str, Pending] = {}
-        self._joined: list[tuple[int, float, object, Pending]] = []
-        # Predictions of the current micro-batch waiting for their segment key, by row.
-        self._unkeyed: list[tuple[int, Pending]] = []
+        self._counted: tuple[int, float] = (-(2**63), -1e300)  # bounds gone ones were counted to
+        self._flushes = 0  # index flushes (label_store), each merging one shard in 8
+        self._pending = 0  # stored predictions waiting: neither labelled nor gone
+        # Predictions since the last checkpoint; the stored predictions labelled since (by
+        # ins); the labels joined since take_joined (with the slot of a recent prediction).
+        self.recent = RecentPredictions(0)
+        self._joined_stored: set[int] = set()
+        self._joined: list[tuple[int, float, object, Pending, int]] = []
+        # What a write changed, until its transaction commits (``written``), and the
+        # counts before it, for a write again if it did not.
+        self._staged: Written | None = None
+        self._before: tuple[int, int, int, tuple[int, float], int] = (0, 0, 0, self._counted, 0)
         self._layout: tuple[ModelDetectors, SegmentLayout | None] | None = None
         # Realized performance and the per-segment feedback test of the joined labels
         # (their states are kept with the counts).
         self.performance = PerformanceWatch()
         self.feedback = FeedbackWatch(false_alarm_labels, feedback_reference)
         self._load(feedback_reference)
+        self.store = LabelStore(model, db, self.inserted)
+
+    @property
+    def inserted(self) -> int:
+        """Predictions remembered so far: the next one's number (``ins``)."""
+        return self.recent.first + len(self.recent.rows)
 
     def _load(self, feedback_reference: int) -> None:
         row = self.db.execute(
             "SELECT inserted, watermark, labels, joined, late, unmatched, duplicate, evicted, "
-            "expired, delays, performance, feedback FROM label_counts WHERE model = ?",
+            "expired, delays, performance, feedback, pending, counted_ins, counted_ts, "
+            "index_flushes FROM label_counts WHERE model = ?",
             [self.model],
         ).fetchone()
         if row is None:
             return
-        self.inserted, self.watermark = int(row[0]), float(row[1])
+        self.recent, self.watermark = RecentPredictions(int(row[0])), float(row[1])
+        self._pending, self._flushes = int(row[12]), int(row[15])
+        self._counted = (int(row[13]), float(row[14]))
         values = dict(zip(("labels", *OUTCOMES), (int(v) for v in row[2:9]), strict=True))
         self.counts = LabelCounts(**values, delays=orjson.loads(row[9]))
         if row[10] is not None:
@@ -170,14 +178,13 @@ class ModelLabelJoin:
         ``row`` is its position in the micro-batch whose ``segment_rows`` keys it."""
         if ts > self.watermark:
             self.watermark = ts
-        predicted = normalised_prediction(prediction)
-        if predicted is None:
-            return
-        pending = Pending(self.inserted, ts, predicted, math.nan if score is None else score)
-        self.recent[request] = pending
-        self.inserted += 1
-        if row >= 0:
-            self._unkeyed.append((row, pending))
+        if type(prediction) is not str:  # a class as it comes: the usual case, kept cheap
+            prediction = normalised_prediction(prediction)
+            if prediction is None:
+                return
+        rows = self.recent.rows
+        self.recent.by_id[request] = len(rows)
+        rows.append((request, ts, prediction, score, row))
 
     def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
         """The segments of the model's reference (None while it warms up)."""
@@ -193,15 +200,16 @@ class ModelLabelJoin:
     ) -> None:
         """Key the predictions of ``batch`` (the micro-batch just given to ``detectors``, which
         had seen ``rows_before`` rows). Rows of the warm-up get no key, wherever it ends."""
-        unkeyed, self._unkeyed = self._unkeyed, []
+        slots, rows = self.recent.unkeyed()
         layout = self.layout(detectors)
-        if layout is None or not unkeyed:
+        if layout is None or not slots:
             return
-        first = 0 if had_reference else detectors.settings.reference_size - rows_before
-        unkeyed = [(row, p) for row, p in unkeyed if row >= first]
-        keys = layout.keys(batch, [row for row, _ in unkeyed])
-        for (_, pending), key in zip(unkeyed, keys, strict=True):
-            pending.segments = key
+        first = max(0, 0 if had_reference else detectors.settings.reference_size - rows_before)
+        kept = [k for k, row in enumerate(rows) if row >= first]
+        if len(kept) < len(rows):
+            slots, rows = [slots[k] for k in kept], [rows[k] for k in kept]
+        if slots:
+            self.recent.add_keys(slots, layout.key_matrix(batch, rows))
 
     def label(self, seq: int, request: str, ts: float, truth: object) -> str:
         """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""
@@ -209,17 +217,21 @@ class ModelLabelJoin:
             self.watermark = ts
         counts = self.counts
         counts.labels += 1
-        found = self.recent.get(request)
-        if found is None:
-            found = self._stored(request)
+        slot = self.recent.by_id.get(request, -1)
+        if slot >= 0:
+            found: Pending | None = self.recent.pending(slot)
+        else:
+            found = self.store.find(request, self._joined_stored)
         outcome = self._outcome(found)
         setattr(counts, outcome, getattr(counts, outcome) + 1)
         if outcome == "joined":
             assert found is not None
-            found.joined = True
-            self.recent[request] = found
+            if slot >= 0:
+                self.recent.joined.add(slot)
+            else:
+                self._joined_stored.add(found.ins)
             counts.delays[delay_bin(ts - found.ts)] += 1
-            self._joined.append((seq, ts, truth, found))
+            self._joined.append((seq, ts, truth, found, slot))
         return outcome
 
     def _outcome(self, found: Pending | None) -> str:
@@ -232,24 +244,12 @@ class ModelLabelJoin:
             return "late"
         return "duplicate" if found.joined else "joined"
 
-    def _stored(self, request: str) -> Pending | None:
-        row = self.db.execute(
-            "SELECT ins, ts, predicted, value, score, joined, segments FROM label_pending "
-            "WHERE model = ? AND id = ?",
-            [self.model, request],
-        ).fetchone()
-        if row is None:
-            return None
-        predicted = row[2] if row[2] is not None else float(row[3])
-        score = math.nan if row[4] is None else float(row[4])
-        segments = None if row[6] is None else bytes(row[6])
-        return Pending(int(row[0]), float(row[1]), predicted, score, bool(row[5]), segments)
-
     def take_joined(self) -> JoinedLabels | None:
         """The labels joined since the last call, for the detectors; None if there are none."""
         if not self._joined:
             return None
         rows, self._joined = self._joined, []
+        self._key_joined(rows)
         return JoinedLabels(
             seq=np.array([r[0] for r in rows], dtype=np.int64),
             ts=np.array([r[1] for r in rows], dtype=np.float64),
@@ -260,50 +260,43 @@ class ModelLabelJoin:
             segments=[r[3].segments for r in rows],
         )
 
+    def _key_joined(self, rows: list[tuple[int, float, object, Pending, int]]) -> None:
+        """A recent prediction's key comes when its micro-batch is flushed: take it now."""
+        for r in rows:
+            if r[4] >= 0 and r[3].segments is None:
+                r[3].segments = self.recent.key(r[4])
+
     @property
     def pending(self) -> int:
-        """Predictions waiting (stored or recent), evicted ones excluded."""
-        return min(self.inserted, self.max_pending)
+        """Predictions waiting for a label: stored ones not gone at the last checkpoint,
+        and recent ones (gone ones among them are counted at the next)."""
+        return self._pending + len(self.recent.rows) - len(self.recent.joined)
 
     def write(self, db: sqlite_utils.Database) -> None:
         """Store the recent predictions and the counts; drop what nothing can join any more.
         Call inside the checkpoint's transaction, then ``written`` once it commits."""
-        evict_below = self.inserted - self.max_pending
-        gone_before = self.watermark - 2 * self.horizon
-        kept = []
-        gone = []  # a stored earlier prediction with the id must not come back in its place
-        for request, p in self.recent.items():
-            if p.ins < evict_below or p.ts < gone_before:
-                self._count_gone(p.ins < evict_below, p.joined)
-                gone.append((self.model, request))
-                continue
-            kept.append(
-                (
-                    self.model,
-                    request,
-                    p.ins,
-                    p.ts,
-                    p.predicted if isinstance(p.predicted, str) else None,
-                    None if isinstance(p.predicted, str) else p.predicted,
-                    None if math.isnan(p.score) else p.score,
-                    int(p.joined),
-                    p.segments,
-                )
-            )
-        db.conn.executemany("DELETE FROM label_pending WHERE model = ? AND id = ?", gone)
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO label_pending "
-            "(model, id, ins, ts, predicted, value, score, joined, segments) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            kept,
-        )
-        self._delete(db, "ins < ?", evict_below, evicted=True)
-        self._delete(db, "ts < ?", gone_before, evicted=False)
         c = self.counts
+        if self._staged is None:
+            self._before = (c.evicted, c.expired, self._pending, self._counted, self._flushes)
+        else:  # the last write's transaction did not commit: this one does it again
+            c.evicted, c.expired, self._pending, self._counted, self._flushes = self._before
+        self._key_joined(self._joined)  # before the recent predictions go
+        new = self.recent.predictions()
+        bounds = (self.inserted - self.max_pending, self.watermark - 2 * self.horizon)
+        out = self.store.write(
+            db, new, sorted(self._joined_stored), bounds, self._counted, self._flushes
+        )
+        self._staged = out
+        c.evicted += out.evicted
+        c.expired += out.expired
+        self._pending += out.pending
+        self._counted = (bounds[0], max(bounds[1], -1e300))
+        self._flushes += out.flushed
         db.execute(
             "INSERT OR REPLACE INTO label_counts (model, inserted, watermark, labels, joined, "
-            "late, unmatched, duplicate, evicted, expired, delays, performance, feedback) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "late, unmatched, duplicate, evicted, expired, delays, performance, feedback, "
+            "pending, counted_ins, counted_ts, index_flushes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.model,
                 self.inserted,
@@ -312,30 +305,16 @@ class ModelLabelJoin:
                 orjson.dumps(c.delays).decode(),
                 orjson.dumps(self.performance.dump()).decode(),
                 orjson.dumps(self.feedback.dump()).decode(),
+                self._pending,
+                *self._counted,
+                self._flushes,
             ],
         )
 
-    def _delete(self, db: sqlite_utils.Database, where: str, bound: float, evicted: bool) -> None:
-        if not bound > -math.inf:
-            return
-        args: list[Any] = [self.model, bound]
-        unlabelled = db.execute(
-            f"DELETE FROM label_pending WHERE model = ? AND {where} AND joined = 0", args
-        ).rowcount
-        db.execute(f"DELETE FROM label_pending WHERE model = ? AND {where}", args)
-        if evicted:
-            self.counts.evicted += unlabelled
-        else:
-            self.counts.expired += unlabelled
-
-    def _count_gone(self, evicted: bool, joined: bool) -> None:
-        if joined:
-            return
-        if evicted:
-            self.counts.evicted += 1
-        else:
-            self.counts.expired += 1
-
     def written(self) -> None:
         """The checkpoint holding ``write``'s rows committed: the recent ones are in the store."""
-        self.recent = {}
+        if self._staged is not None:
+            self.store.written(self._staged)
+            self._staged = None
+        self.recent = RecentPredictions(self.inserted)
+        self._joined_stored = set()

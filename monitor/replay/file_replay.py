@@ -66,7 +66,10 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                     "quarantine",
                     "model_state",
                     "state_blobs",
-                    "label_pending",
+                    "label_batches",
+                    "label_chunks",
+                    "label_index",
+                    "label_joined",
                     "label_counts",
                     "performance_windows",
                 )

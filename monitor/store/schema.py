@@ -155,23 +155,52 @@ CREATE TABLE IF NOT EXISTS audit (
     scheme TEXT NOT NULL DEFAULT 'sha256'
 );
 CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
--- Predictions with a request id waiting for their label (monitor.pipeline.label_join):
--- ins numbers them per model (oldest-first eviction), joined marks one labelled already,
--- segments is its segment key (detectors.performance.segments; NULL: none).
-CREATE TABLE IF NOT EXISTS label_pending (
+-- Predictions with a request id waiting for their label (monitor.pipeline.label_store):
+-- one row per model and checkpoint, its predictions numbered first..last (ins: oldest-first
+-- eviction; ins lists them when not consecutive) with their id hashes and event times as
+-- arrays, and the predictions themselves in label_chunks, CHUNK at a time (a label's
+-- lookup reads one small row). Small columns first: a scan reads no blob.
+CREATE TABLE IF NOT EXISTS label_batches (
+    batch INTEGER PRIMARY KEY,
     model TEXT NOT NULL,
-    id TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    gone INTEGER NOT NULL,
+    min_ts REAL NOT NULL,
+    max_ts REAL NOT NULL,
+    indexed INTEGER NOT NULL,
+    ins BLOB,
+    hashes BLOB NOT NULL,
+    ts BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS label_batches_first ON label_batches(model, first);
+CREATE TABLE IF NOT EXISTS label_chunks (
+    model TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    classes TEXT NOT NULL,
+    ins BLOB,
+    records BLOB NOT NULL,
+    ids BLOB NOT NULL,
+    segments BLOB NOT NULL,
+    PRIMARY KEY (model, first)
+);
+-- Where to find a prediction by the hash of its id: per model and shard (the hash's top
+-- bits), runs of (hash, ins) sorted by hash, merged now and then (label_store).
+CREATE TABLE IF NOT EXISTS label_index (
+    model TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    refs BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS label_index_shard ON label_index(model, shard, part);
+-- Stored predictions already labelled (a second label is a duplicate).
+CREATE TABLE IF NOT EXISTS label_joined (
+    model TEXT NOT NULL,
     ins INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    predicted TEXT,
-    value REAL,
-    score REAL,
-    joined INTEGER NOT NULL DEFAULT 0,
-    segments BLOB,
-    PRIMARY KEY (model, id)
+    PRIMARY KEY (model, ins)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS label_pending_ins ON label_pending(model, ins);
-CREATE INDEX IF NOT EXISTS label_pending_ts ON label_pending(model, ts);
 -- Each model's label join: its counts, its event-time watermark, its label delays, and
 -- the state of its realized performance (detectors.performance.watch) and of its
 -- per-segment feedback test (detectors.performance.feedback).
@@ -188,7 +217,11 @@ CREATE TABLE IF NOT EXISTS label_counts (
     expired INTEGER NOT NULL,
     delays TEXT NOT NULL,
     performance TEXT,
-    feedback TEXT
+    feedback TEXT,
+    pending INTEGER NOT NULL DEFAULT 0,
+    counted_ins INTEGER NOT NULL DEFAULT -9223372036854775808,
+    counted_ts REAL NOT NULL DEFAULT -1e300,
+    index_flushes INTEGER NOT NULL DEFAULT 0
 );
 -- Estimated (CBPE) and realized performance per window of predictions
 -- (monitor.pipeline.performance_windows).
@@ -288,8 +321,13 @@ ADDED_COLUMNS = (
     ("incidents", "kind", "TEXT"),
     ("incidents", "group_key", "TEXT"),
     # Segment keys of predictions waiting for labels, and the feedback test's state.
-    ("label_pending", "segments", "BLOB"),
     ("label_counts", "feedback", "TEXT"),
+    # The batch layout of pending predictions (label_store): predictions waiting, the
+    # bounds up to which gone ones were counted, and the index merges done.
+    ("label_counts", "pending", "INTEGER NOT NULL DEFAULT 0"),
+    ("label_counts", "counted_ins", "INTEGER NOT NULL DEFAULT -9223372036854775808"),
+    ("label_counts", "counted_ts", "REAL NOT NULL DEFAULT -1e300"),
+    ("label_counts", "index_flushes", "INTEGER NOT NULL DEFAULT 0"),
 )
 # Offsets written before they carried their consumer group keep group_id '':
 # the first daemon to start on the store takes them as its group's.
@@ -307,6 +345,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     db.executescript(TABLES + OFFSETS_TABLE)
     _add_groups_to_offsets(db)
     _add_missing_columns(db)
+    _move_pending_labels(db)
 
 
 def _columns(db: sqlite_utils.Database, table: str) -> set[str]:
@@ -334,3 +373,21 @@ def _add_groups_to_offsets(db: sqlite_utils.Database) -> None:
             return  # another process migrated it meanwhile
         for statement in _OFFSETS_WITH_GROUPS:
             db.execute(statement)
+
+
+def _move_pending_labels(db: sqlite_utils.Database) -> None:
+    """Move the predictions of a store written before the batch layout (one row each in
+    ``label_pending``) into it, and drop that table."""
+    from monitor.audit.chain import write_transaction
+    from monitor.pipeline.label_migration import move_label_pending
+
+    if not _has_table(db, "label_pending"):
+        return
+    with write_transaction(db):
+        if _has_table(db, "label_pending"):  # else another process moved them meanwhile
+            move_label_pending(db)
+
+
+def _has_table(db: sqlite_utils.Database, table: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+    return found.fetchone() is not None

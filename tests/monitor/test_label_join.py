@@ -13,6 +13,7 @@ import pytest
 from monitor.cli.main import main
 from monitor.config import Config, parse_config
 from monitor.ingest.events import Event
+from monitor.pipeline.label_store import StoredPrediction, waiting_predictions
 from monitor.pipeline.pipeline import Pipeline
 from monitor.store.store import Store
 
@@ -81,8 +82,9 @@ def test_labels_50000_events_late_still_join(tmp_path: Path) -> None:
     assert counts["labels"] == 60_000 and counts["joined"] == 60_000
     assert counts["late"] == counts["unmatched"] == counts["duplicate"] == 0
     with sqlite3.connect(tmp_path / "s.db") as db:
-        waiting = db.execute("SELECT count(*) FROM label_pending WHERE joined = 0").fetchone()[0]
+        waiting = db.execute("SELECT pending FROM label_counts WHERE model = 'm'").fetchone()[0]
     assert waiting == 0
+    assert not [p for p in _waiting(tmp_path / "s.db") if not p.joined]
 
 
 def test_late_unmatched_duplicate_and_evicted_are_counted(tmp_path: Path) -> None:
@@ -127,11 +129,18 @@ def test_late_unmatched_duplicate_and_evicted_are_counted(tmp_path: Path) -> Non
     assert (counts["unmatched"], counts["joined"], counts["evicted"]) == (1, 1, 6)
 
 
-def _joined_rows(path: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(path) as db:
-        return db.execute(
-            "SELECT id, ins, ts, predicted, value, joined FROM label_pending ORDER BY model, id"
-        ).fetchall()
+def _waiting(path: Path) -> list[StoredPrediction]:
+    store = Store(path)
+    try:
+        return waiting_predictions(store.db, "m")
+    finally:
+        store.close()
+
+
+def _joined_rows(path: Path) -> list[StoredPrediction]:
+    """The stored predictions, but for those a later prediction with the same id replaced."""
+    latest = {p.id: p for p in _waiting(path)}
+    return sorted(latest.values(), key=lambda p: p.id)
 
 
 def test_the_join_is_the_same_across_checkpoints_and_a_restart(tmp_path: Path) -> None:
@@ -149,14 +158,19 @@ def test_the_join_is_the_same_across_checkpoints_and_a_restart(tmp_path: Path) -
     half = len(events) // 2
     _run(events[:half], tmp_path / "two.db", every=997, config=config_two)
     two = _run(events[half:], tmp_path / "two.db", every=1_301, config=config_two)  # a restart
-    # Every label's outcome is the same. (Evicted and expired count predictions, not
-    # labels: one replaced by a later prediction with its id before it went is not
-    # counted, so with repeating ids those two depend on where checkpoints fall.)
+    # Every label's outcome is the same, and so is the number of predictions that went
+    # unlabelled (those replaced by a later one with their id too, whatever batch of the
+    # store they sit in); whether one went as evicted or expired is decided at the
+    # checkpoint that finds it gone.
     outcomes = ("labels", "joined", "late", "unmatched", "duplicate")
     counts_one, counts_two = _counts(tmp_path / "one.db"), _counts(tmp_path / "two.db")
     assert [counts_one[k] for k in outcomes] == [counts_two[k] for k in outcomes]
+    gone_one = counts_one["evicted"] + counts_one["expired"]
+    assert gone_one == counts_two["evicted"] + counts_two["expired"]
     assert counts_one["late"] > 0 and counts_one["duplicate"] > 0 and counts_one["unmatched"] > 0
+    assert gone_one > 0
     assert _joined_rows(tmp_path / "one.db") == _joined_rows(tmp_path / "two.db")
+    assert _waiting(tmp_path / "one.db") == _waiting(tmp_path / "two.db")
     findings_one = one.models["m"].detectors.dump()["errors"]
     assert findings_one == two.models["m"].detectors.dump()["errors"]
 
@@ -276,13 +290,11 @@ def test_labels_days_late_join_with_their_segments_across_a_restart(
     # Two runs for the predictions (a restart mid-warm-up), checkpoints anywhere.
     _run(predictions[:300], path, every=77)
     _run(predictions[300:], path, every=337)
-    with sqlite3.connect(path) as db:
-        keyed = db.execute(
-            "SELECT count(*), min(ins) FROM label_pending WHERE segments IS NOT NULL"
-        ).fetchone()
-        unkeyed = db.execute("SELECT max(ins) FROM label_pending WHERE segments IS NULL").fetchone()
+    waiting = _waiting(path)
+    keyed = [p.ins for p in waiting if p.segments is not None]
+    unkeyed = [p.ins for p in waiting if p.segments is None]
     # The model's reference is its first 500 rows: those have no key, the rest do.
-    assert keyed == (2_500, 500) and unkeyed == (499,)
+    assert (len(keyed), min(keyed)) == (2_500, 500) and max(unkeyed) == 499
     # Three days later, after another restart, the labels come.
     late = T0 + 3 * 86_400
     labels = [
@@ -395,6 +407,5 @@ def test_a_store_from_before_segments_gains_them_and_its_predictions_still_join(
     _run([*predictions, Event("label", "m", T0 + 7_000, id="old", label="a")], path, every=250)
     assert _counts(path)["joined"] == 1
     assert _feedback_state(path)["skipped"] == 1  # no segments: the feedback test skips it
-    with sqlite3.connect(path) as db:
-        keyed = db.execute("SELECT count(*) FROM label_pending WHERE segments IS NOT NULL")
-        assert keyed.fetchone() == (100,)  # of the 600 predictions, those after the warm-up
+    keyed = [p for p in _waiting(path) if p.segments is not None]
+    assert len(keyed) == 100  # of the 600 predictions, those after the warm-up

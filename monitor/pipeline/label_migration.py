@@ -1,0 +1,87 @@
+"""Move the pending predictions of a store written before the batch layout into it.
+
+Such a store has one ``label_pending`` row per waiting prediction (primary key
+(model, id): each id's latest prediction only). Its rows become batches of
+``label_store`` in prediction-number order (numbers with gaps: the batches
+keep them, ``Predictions.ins``), indexed at once, with their labelled marks;
+then the table is dropped. Runs in the transaction that opens the store
+(``monitor.store.schema``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sqlite_utils
+
+from monitor.pipeline.label_store import (
+    SHARD_BITS,
+    LabelStore,
+    Predictions,
+    compact_shards,
+    segment_keys,
+    write_runs,
+)
+
+CHUNK = 65_536  # predictions per batch
+
+
+def move_label_pending(db: sqlite_utils.Database) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(label_pending)").fetchall()}
+    segments = "segments" if "segments" in columns else "NULL"
+    models = [r[0] for r in db.execute("SELECT DISTINCT model FROM label_pending").fetchall()]
+    for model in models:
+        _move_model(db, str(model), segments)
+    db.execute("DROP TABLE label_pending")
+
+
+def _move_model(db: sqlite_utils.Database, model: str, segments: str) -> None:
+    rows = db.execute(
+        "SELECT id, ins, ts, predicted, value, score, joined, "
+        f"{segments} FROM label_pending WHERE model = ? ORDER BY ins",
+        [model],
+    )
+    store = LabelStore(model, db, 0)
+    waiting = 0
+    lowest: tuple[int, float] | None = None
+    while chunk := rows.fetchmany(CHUNK):
+        ins = np.array([int(r[1]) for r in chunk], dtype=np.int64)
+        joined = np.array([bool(r[6]) for r in chunk])
+        predictions = Predictions(
+            first=int(ins[0]),
+            ids=[str(r[0]) for r in chunk],
+            ts=[float(r[2]) for r in chunk],
+            predicted=[str(r[3]) if r[3] is not None else float(r[4]) for r in chunk],
+            scores=np.array([r[5] for r in chunk], dtype=np.float64),  # None: NaN
+            segments=segment_keys([None if r[7] is None else bytes(r[7]) for r in chunk]),
+            joined=joined,
+            ins=ins,
+        )
+        # Rows of the old table were all within the bounds of its last checkpoint.
+        nothing_gone = (-(2**63), -math.inf)
+        out = store.write(db, predictions, [], nothing_gone, nothing_gone, 0)
+        store.written(out)
+        waiting += int(np.count_nonzero(~joined))
+        least = (int(ins[0]), float(min(predictions.ts)))
+        lowest = least if lowest is None else (lowest[0], min(lowest[1], least[1]))
+    if lowest is None:
+        return
+    _index_all(db, store)
+    # The counts go on from here: nothing stored was gone at the old layout's last checkpoint.
+    db.execute(
+        "UPDATE label_counts SET pending = ?, counted_ins = ?, counted_ts = ? WHERE model = ?",
+        [waiting, *lowest, model],
+    )
+
+
+def _index_all(db: sqlite_utils.Database, store: LabelStore) -> None:
+    """Index every moved batch now: level 0 is rebuilt from unindexed batches on each load."""
+    if store.level0:
+        hs = np.concatenate([run[0] for run in store.level0])
+        refs = np.concatenate([run[1] for run in store.level0])
+        write_runs(db, store.model, hs, refs, int(refs.max()))
+        db.execute("UPDATE label_batches SET indexed = 1 WHERE model = ?", [store.model])
+        store.level0 = []
+    # One run per shard: the flushes on the way merged only some of them.
+    compact_shards(db, store.model, range(1 << SHARD_BITS), store.floor)

@@ -1,0 +1,587 @@
+"""Pending predictions in the store: one row per checkpoint, an index by id hash.
+
+The join (``label_join``) decides every outcome by its logical rules; this is
+where the predictions it may still need wait, laid out so that a checkpoint
+costs a few large writes instead of one B-tree insert per prediction:
+
+- ``label_batches``: the predictions of one model written by one checkpoint,
+  numbered ``first..last`` (the model's prediction numbers, ``ins``): the hash
+  of each id (``label_ids``) and event time as arrays; ``gone`` counts those
+  the rules took out (evicted or expired). A batch is deleted once all its
+  predictions are gone and every older batch is deleted, so the stored
+  predictions are always those numbered from ``floor`` on: a hash that points
+  below it is a prediction gone.
+- ``label_chunks``: the predictions themselves, ``CHUNK`` per row (a label
+  reads one small row: SQLite reads a large blob from its start): id text
+  (the hash only narrows the search: the text decides), and as one record
+  array (``RECORD``) event time, predicted class or value, score, where its
+  id and segment key end.
+- the index: the (hash, ins) pairs of the batches not yet indexed are held in
+  memory (level 0: runs sorted by hash, merged into one past ``LEVEL0_RUNS``;
+  at most ``FLUSH_ENTRIES`` pairs, rebuilt from the batches on load); past
+  that they go to ``label_index`` as one run per shard (the hash's top
+  ``SHARD_BITS`` bits) in one flush. Each flush also merges the runs of one
+  shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor. The
+  memory held is bounded whatever the number pending.
+- ``label_joined``: the stored predictions labelled already.
+
+A label's lookup reads its shard's few runs and then one chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import sqlite_utils
+
+from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
+
+SHARD_BITS = 12
+FLUSH_ENTRIES = 1 << 19  # 8 MB of (hash, ins) pairs in memory at most
+LEVEL0_RUNS = 8  # more and level 0 is merged into one run
+COMPACT_ROUNDS = 8
+CHUNK = 64
+# A stored prediction's fixed-size fields (code: its index in the chunk's classes, -1 a
+# value; id_end and segment_end: offsets in the chunk's ids and segments).
+RECORD = np.dtype(
+    [
+        ("ts", "<f8"),
+        ("value", "<f8"),
+        ("score", "<f8"),
+        ("code", "<i4"),
+        ("id_end", "<i4"),
+        ("segment_end", "<i4"),
+        ("keyed", "u1"),
+    ]
+)
+_SHIFT = np.uint64(64 - SHARD_BITS)
+
+
+@dataclass(slots=True)
+class Pending:
+    ins: int  # the model's prediction number: eviction goes by it
+    ts: float
+    predicted: str | float
+    score: float  # NaN: none
+    joined: bool = False
+    segments: bytes | None = None  # its segment key, once its micro-batch is flushed
+
+
+@dataclass
+class SegmentKeys:
+    """Segment keys of predictions: whether each has one, where each ends in ``data``."""
+
+    keyed: np.ndarray  # uint8
+    ends: np.ndarray  # int64
+    data: bytes
+
+
+@dataclass
+class Predictions:
+    """Predictions numbered ``first`` on, as a checkpoint writes them (``ins``: their
+    numbers when they are not consecutive, as in a store moved from the old layout)."""
+
+    first: int
+    ids: list[str]
+    ts: list[float]
+    predicted: list[str | float]
+    scores: np.ndarray  # float64, NaN: none
+    segments: SegmentKeys
+    joined: np.ndarray  # bool per prediction
+    ins: np.ndarray | None = None
+
+    def numbers(self) -> np.ndarray:
+        if self.ins is not None:
+            return self.ins
+        return np.arange(self.first, self.first + len(self.ids), dtype=np.int64)
+
+
+@dataclass
+class Written:
+    """What a checkpoint's ``write`` changed in the counts, and the index state to take
+    on once it commits."""
+
+    evicted: int = 0
+    expired: int = 0
+    pending: int = 0  # change in the predictions waiting
+    level0: list[tuple[np.ndarray, np.ndarray, int]] = field(default_factory=list)
+    floor: int = 0
+    flushed: bool = False
+
+
+def shard_of(h: int) -> int:
+    return h >> (64 - SHARD_BITS)
+
+
+class LabelStore:
+    """One model's stored predictions (see the module docstring)."""
+
+    def __init__(self, model: str, db: sqlite_utils.Database, inserted: int) -> None:
+        self.model = model
+        self.db = db
+        first = db.execute(
+            "SELECT min(first) FROM label_batches WHERE model = ?", [model]
+        ).fetchone()[0]
+        self.floor = inserted if first is None else int(first)
+        # Level 0: (hashes sorted, their ins, the batch's last ins) per batch not indexed.
+        runs = []
+        for batch_first, last, raw in db.execute(
+            "SELECT first, last, hashes FROM label_batches "
+            "WHERE model = ? AND indexed = 0 ORDER BY first",
+            [model],
+        ):
+            ins = self._ins_of(int(batch_first), int(last), len(raw) // 8)
+            runs.append((np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
+        self.level0 = [_merged(runs)] if runs else []
+
+    def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
+        if last - first + 1 == count:
+            return np.arange(first, last + 1, dtype=np.int64)
+        row = self.db.execute(
+            "SELECT ins FROM label_batches WHERE model = ? AND first = ?", [self.model, first]
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.int64)
+
+    # --- a label's lookup
+
+    def find(self, request: str, joined_since: set[int]) -> Pending | None:
+        """The latest stored prediction with id ``request``; None if there is none or it
+        is gone. ``joined_since``: stored predictions labelled since the last checkpoint."""
+        h = hash_one(request)
+        key = np.uint64(h)
+        # Level 0 holds the newest batches: a prediction found there is the latest.
+        candidates = _matches(key, [(hs, refs) for hs, refs, _ in self.level0])
+        found = self._latest(candidates, request)
+        if found is None and not (candidates and min(candidates) < self.floor):
+            rows = self.db.conn.execute(
+                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+                [self.model, shard_of(h)],
+            )
+            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
+            found = self._latest(_matches(key, runs), request)
+        if found is not None:
+            found.joined = found.joined or found.ins in joined_since
+        return found
+
+    def _latest(self, candidates: list[int], request: str) -> Pending | None:
+        for ins in sorted(candidates, reverse=True):
+            if ins < self.floor:
+                return None  # the latest with this hash is gone, and all older ones too
+            found = self._read(ins, request)
+            if found is not None:
+                return found
+        return None
+
+    def _read(self, ins: int, request: str) -> Pending | None:
+        """The stored prediction ``ins`` if its id is ``request``."""
+        row = self.db.conn.execute(
+            "SELECT first, classes, ins, records, ids, segments, "
+            "EXISTS (SELECT 1 FROM label_joined WHERE model = ?1 AND ins = ?2) "
+            "FROM label_chunks WHERE model = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1",
+            [self.model, ins],
+        ).fetchone()
+        chunk = _Chunk(row)
+        slot = chunk.slot(ins)
+        if slot is None or chunk.id(slot) != request:
+            return None  # another id with the same hash
+        found = chunk.pending(slot, ins)
+        found.joined = bool(row[6])
+        return found
+
+    # --- a checkpoint
+
+    def write(
+        self,
+        db: sqlite_utils.Database,
+        new: Predictions,
+        joined_stored: list[int],
+        bounds: tuple[int, float],
+        counted: tuple[int, float],
+        flushes: int,
+    ) -> Written:
+        """Store ``new`` and the stored predictions labelled since (``joined_stored``), count
+        what went since the bounds ``counted`` (evict below ins, expire below ts) up to
+        ``bounds``, and drop what nothing can join any more."""
+        out = Written()
+        conn = db.conn
+        ins = new.numbers()
+        joined_rows = [(self.model, i) for i in joined_stored]
+        joined_rows += [(self.model, int(i)) for i in ins[new.joined]]
+        conn.executemany(
+            "INSERT OR IGNORE INTO label_joined (model, ins) VALUES (?, ?)", joined_rows
+        )
+        out.pending -= len(joined_stored)
+        self._count_gone(db, bounds, counted, out)
+        level0 = list(self.level0)
+        if new.ids:
+            hs = self._insert(db, new, ins, bounds, out)
+            level0.append(_sorted_run(hs, ins, int(ins[-1])))
+        out.floor = self._drop_gone_prefix(db, bounds)
+        level0 = [run for run in level0 if run[2] >= out.floor]
+        if len(level0) > LEVEL0_RUNS:  # a label looks in each run: keep them few
+            level0 = [_merged(level0)]
+        if sum(len(run[0]) for run in level0) >= FLUSH_ENTRIES:
+            self._flush(db, level0, out.floor, flushes)
+            level0, out.flushed = [], True
+        out.level0 = level0
+        return out
+
+    def written(self, out: Written) -> None:
+        self.level0, self.floor = out.level0, out.floor
+
+    def _insert(
+        self,
+        db: sqlite_utils.Database,
+        new: Predictions,
+        ins: np.ndarray,
+        bounds: tuple[int, float],
+        out: Written,
+    ) -> np.ndarray:
+        data, id_ends = encoded(new.ids)
+        hs = hashes(data, id_ends)
+        ts = np.array(new.ts, dtype=np.float64)
+        n = len(ts)
+        evicted = ins < bounds[0]
+        gone = evicted | (ts < bounds[1])
+        waiting = ~new.joined
+        out.evicted += int(np.count_nonzero(gone & waiting & evicted))
+        out.expired += int(np.count_nonzero(gone & waiting & ~evicted))
+        out.pending += int(np.count_nonzero(~gone & waiting))
+        codes, classes = _class_codes(new.predicted)
+        records = np.zeros(n, dtype=RECORD)
+        records["ts"], records["score"], records["code"] = ts, new.scores, codes
+        records["value"] = math.nan
+        numeric = codes < 0
+        if numeric.any():
+            records["value"][numeric] = [p for p in new.predicted if type(p) is not str]
+        segment_ends, segments = new.segments.ends, new.segments.data
+        records["keyed"] = new.segments.keyed
+        # Offsets in the chunk: from the end of the chunk before.
+        starts = np.arange(0, n, CHUNK)
+        records["id_end"] = id_ends - np.repeat(_ends_before(id_ends, starts), CHUNK)[:n]
+        records["segment_end"] = (
+            segment_ends - np.repeat(_ends_before(segment_ends, starts), CHUNK)[:n]
+        )
+        db.conn.execute(
+            "INSERT INTO label_batches (model, first, last, count, gone, min_ts, max_ts, "
+            "indexed, ins, hashes, ts) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            [
+                self.model,
+                int(ins[0]),
+                int(ins[-1]),
+                n,
+                int(np.count_nonzero(gone)),
+                float(ts.min()),
+                float(ts.max()),
+                None if new.ins is None else new.ins.tobytes(),
+                hs.tobytes(),
+                ts.tobytes(),
+            ],
+        )
+        names = orjson.dumps(classes).decode()
+        id_edges = [0, *id_ends[CHUNK - 1 :: CHUNK].tolist(), int(id_ends[-1])]
+        segment_edges = [0, *segment_ends[CHUNK - 1 :: CHUNK].tolist(), int(segment_ends[-1])]
+        firsts = ins[::CHUNK].tolist()
+        rows = [
+            (
+                self.model,
+                firsts[k],
+                names,
+                None if new.ins is None else new.ins[a : a + CHUNK].tobytes(),
+                records[a : a + CHUNK].tobytes(),
+                data[id_edges[k] : id_edges[k + 1]],
+                segments[segment_edges[k] : segment_edges[k + 1]],
+            )
+            for k, a in enumerate(range(0, n, CHUNK))
+        ]
+        db.conn.executemany(
+            "INSERT INTO label_chunks (model, first, classes, ins, records, ids, segments) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return hs
+
+    def _count_gone(
+        self,
+        db: sqlite_utils.Database,
+        bounds: tuple[int, float],
+        counted: tuple[int, float],
+        out: Written,
+    ) -> None:
+        """Count the stored predictions that went since ``counted`` (unlabelled ones are
+        evicted or expired), in the batches the bounds moved into."""
+        (evict_below, gone_before), (was_below, was_before) = bounds, counted
+        rows = db.execute(
+            "SELECT batch, first, last, ts, ins FROM label_batches WHERE model = ? "
+            "AND gone < count AND ((first < ? AND last >= ?) OR (min_ts < ? AND max_ts >= ?))",
+            [self.model, evict_below, was_below, gone_before, was_before],
+        ).fetchall()
+        for batch, first, last, raw_ts, raw_ins in rows:
+            ts = np.frombuffer(raw_ts, dtype=np.float64)
+            if raw_ins is None:
+                ins = np.arange(int(first), int(last) + 1, dtype=np.int64)
+            else:
+                ins = np.frombuffer(raw_ins, dtype=np.int64)
+            evicted = ins < evict_below
+            newly = (evicted | (ts < gone_before)) & ~((ins < was_below) | (ts < was_before))
+            if not newly.any():
+                continue
+            labelled = np.array(
+                [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT ins FROM label_joined WHERE model = ? AND ins BETWEEN ? AND ?",
+                        [self.model, int(first), int(last)],
+                    )
+                ],
+                dtype=np.int64,
+            )
+            waiting = newly & ~np.isin(ins, labelled)
+            out.evicted += int(np.count_nonzero(waiting & evicted))
+            out.expired += int(np.count_nonzero(waiting & ~evicted))
+            out.pending -= int(np.count_nonzero(waiting))
+            db.execute(
+                "UPDATE label_batches SET gone = gone + ? WHERE batch = ?",
+                [int(np.count_nonzero(newly)), int(batch)],
+            )
+
+    def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
+        """Delete the oldest batches while all their predictions are gone; the new floor."""
+        dropped: list[tuple[int, int]] = []
+        floor = None
+        for batch, first, last, count, gone in db.execute(
+            "SELECT batch, first, last, count, gone FROM label_batches WHERE model = ? "
+            "ORDER BY first",
+            [self.model],
+        ):
+            if gone < count:
+                floor = int(first)
+                break
+            dropped.append((int(batch), int(last)))
+        for batch, _ in dropped:
+            db.execute("DELETE FROM label_batches WHERE batch = ?", [batch])
+        if dropped:
+            db.execute(
+                "DELETE FROM label_chunks WHERE model = ? AND first <= ?",
+                [self.model, dropped[-1][1]],
+            )
+            db.execute(
+                "DELETE FROM label_joined WHERE model = ? AND ins <= ?",
+                [self.model, dropped[-1][1]],
+            )
+        if floor is None:  # nothing stored: everything up to the last dropped is gone
+            floor = dropped[-1][1] + 1 if dropped else self.floor
+        return floor
+
+    def _flush(
+        self,
+        db: sqlite_utils.Database,
+        level0: list[tuple[np.ndarray, np.ndarray, int]],
+        floor: int,
+        flushes: int,
+    ) -> None:
+        """Move level 0 into ``label_index`` and merge the runs of one shard in
+        ``COMPACT_ROUNDS``."""
+        hs = np.concatenate([run[0] for run in level0])
+        refs = np.concatenate([run[1] for run in level0])
+        part = int(refs.max())
+        write_runs(db, self.model, hs, refs, part)
+        db.execute(
+            "UPDATE label_batches SET indexed = 1 WHERE model = ? AND indexed = 0", [self.model]
+        )
+        compact_shards(
+            db, self.model, range(flushes % COMPACT_ROUNDS, 1 << SHARD_BITS, COMPACT_ROUNDS), floor
+        )
+
+
+def _ends_before(ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For each chunk starting at ``starts``, where the one before it ended in ``ends``."""
+    before = np.zeros(len(starts), dtype=np.int64)
+    before[1:] = ends[starts[1:] - 1]
+    return before
+
+
+def _class_codes(predicted: list[str | float]) -> tuple[np.ndarray, list[str]]:
+    """Each prediction's class as its index in the classes (-1: a value), and the classes."""
+    distinct = dict.fromkeys(predicted)
+    if all(type(p) is str for p in distinct):  # classes only: mapped in C
+        index = {p: k for k, p in enumerate(distinct)}
+        codes = np.fromiter(map(index.__getitem__, predicted), np.int32, len(predicted))
+        return codes, list(index)  # type: ignore[arg-type]
+    names: dict[str, int] = {}
+    codes = np.fromiter(
+        (names.setdefault(p, len(names)) if type(p) is str else -1 for p in predicted),
+        dtype=np.int32,
+        count=len(predicted),
+    )
+    return codes, list(names)
+
+
+def _matches(key: np.uint64, runs: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+    """The ins of the pairs with hash ``key`` in runs sorted by hash."""
+    found = []
+    for hs, refs in runs:
+        at = int(hs.searchsorted(key))
+        while at < len(hs) and hs[at] == key:
+            found.append(int(refs[at]))
+            at += 1
+    return found
+
+
+def _merged(runs: list[tuple[np.ndarray, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
+    hs = np.concatenate([run[0] for run in runs])
+    order = np.argsort(hs, kind="stable")  # a merge of sorted runs: timsort sees them
+    return hs[order], np.concatenate([run[1] for run in runs])[order], max(r[2] for r in runs)
+
+
+def _sorted_run(hs: np.ndarray, ins: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray, int]:
+    order = np.argsort(hs)
+    return hs[order], ins[order], last
+
+
+def write_runs(
+    db: sqlite_utils.Database, model: str, hs: np.ndarray, refs: np.ndarray, part: int
+) -> None:
+    """Add (hash, ins) pairs to ``label_index``: one run per shard, numbered ``part``."""
+    order = np.argsort(hs)
+    hs, refs = hs[order], refs[order]
+    shards = (hs >> _SHIFT).astype(np.int64)
+    edges = np.searchsorted(shards, np.arange((1 << SHARD_BITS) + 1), side="left")
+    rows = [
+        (model, s, part, hs[a:b].tobytes(), refs[a:b].tobytes())
+        for s, (a, b) in enumerate(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+        if b > a
+    ]
+    db.conn.executemany(
+        "INSERT INTO label_index (model, shard, part, hashes, refs) VALUES (?, ?, ?, ?, ?)", rows
+    )
+
+
+def compact_shards(db: sqlite_utils.Database, model: str, shards: range, floor: int) -> None:
+    """Merge the runs of each of ``shards`` into one, without the pairs below ``floor``."""
+    for shard in shards:
+        rows = db.execute(
+            "SELECT part, hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+            [model, shard],
+        ).fetchall()
+        if len(rows) < 2 and not (rows and _has_gone(rows[0][2], floor)):
+            continue
+        hs = np.concatenate([np.frombuffer(r[1], dtype=np.uint64) for r in rows])
+        refs = np.concatenate([np.frombuffer(r[2], dtype=np.int64) for r in rows])
+        kept = refs >= floor
+        hs, refs = hs[kept], refs[kept]
+        order = np.argsort(hs)
+        db.execute("DELETE FROM label_index WHERE model = ? AND shard = ?", [model, shard])
+        if len(order):
+            db.execute(
+                "INSERT INTO label_index (model, shard, part, hashes, refs) VALUES (?, ?, ?, ?, ?)",
+                [
+                    model,
+                    shard,
+                    max(int(r[0]) for r in rows),
+                    hs[order].tobytes(),
+                    refs[order].tobytes(),
+                ],
+            )
+
+
+def _has_gone(raw_refs: bytes, floor: int) -> bool:
+    refs = np.frombuffer(raw_refs, dtype=np.int64)
+    return bool(len(refs)) and int(refs.min()) < floor
+
+
+def segment_keys(segments: list[bytes | None]) -> SegmentKeys:
+    """The segment keys of predictions, from each one's key or None."""
+    n = len(segments)
+    if None not in segments:
+        keyed = np.ones(n, dtype=np.uint8)
+        data = b"".join(segments)  # type: ignore[arg-type]
+        lengths = np.fromiter(map(len, segments), dtype=np.int64, count=n)  # type: ignore[arg-type]
+    else:
+        keyed = np.fromiter((s is not None for s in segments), dtype=np.uint8, count=n)
+        data = b"".join(s for s in segments if s is not None)
+        lengths = np.fromiter((len(s) if s else 0 for s in segments), dtype=np.int64, count=n)
+    return SegmentKeys(keyed, np.cumsum(lengths), data)
+
+
+class _Chunk:
+    """One ``label_chunks`` row as read: (first, classes, ins, records, ids, segments)."""
+
+    def __init__(self, row: Any) -> None:
+        self.row = row
+        self.records = np.frombuffer(row[3], dtype=RECORD)
+
+    def slot(self, ins: int) -> int | None:
+        """Where prediction ``ins`` is in the chunk (None: not there)."""
+        if self.row[2] is None:
+            slot = ins - int(self.row[0])
+            return slot if slot < len(self.records) else None
+        numbers = np.frombuffer(self.row[2], dtype=np.int64)
+        at = int(numbers.searchsorted(ins))
+        return at if at < len(numbers) and numbers[at] == ins else None
+
+    def numbers(self) -> list[int]:
+        if self.row[2] is None:
+            return list(range(int(self.row[0]), int(self.row[0]) + len(self.records)))
+        return np.frombuffer(self.row[2], dtype=np.int64).tolist()  # type: ignore[no-any-return]
+
+    def id(self, slot: int) -> str:
+        start = 0 if slot == 0 else int(self.records["id_end"][slot - 1])
+        return decoded(self.row[4][start : int(self.records["id_end"][slot])])
+
+    def pending(self, slot: int, ins: int) -> Pending:
+        record = self.records[slot]
+        code = int(record["code"])
+        predicted = float(record["value"]) if code < 0 else str(orjson.loads(self.row[1])[code])
+        segments = None
+        if record["keyed"]:
+            start = 0 if slot == 0 else int(self.records["segment_end"][slot - 1])
+            segments = bytes(self.row[5][start : int(record["segment_end"])])
+        ts, score = float(record["ts"]), float(record["score"])
+        return Pending(ins, ts, predicted, score, False, segments)
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    id: str
+    ins: int
+    ts: float
+    predicted: str | float
+    score: float | None
+    joined: bool
+    segments: bytes | None
+
+
+def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPrediction]:
+    """Every stored prediction of ``model`` not gone at its last checkpoint, labelled or not
+    (one replaced by a later prediction with its id included), in ins order. Reads them
+    all: for tests and inspection, not for the join."""
+    bounds = db.execute(
+        "SELECT counted_ins, counted_ts FROM label_counts WHERE model = ?", [model]
+    ).fetchone()
+    evict_below, gone_before = (-(2**63), -math.inf) if bounds is None else bounds
+    labelled = {
+        int(r[0]) for r in db.execute("SELECT ins FROM label_joined WHERE model = ?", [model])
+    }
+    found = []
+    for row in db.execute(
+        "SELECT first, classes, ins, records, ids, segments FROM label_chunks WHERE model = ? "
+        "ORDER BY first",
+        [model],
+    ):
+        chunk = _Chunk(row)
+        for slot, ins in enumerate(chunk.numbers()):
+            p = chunk.pending(slot, ins)
+            if ins < evict_below or p.ts < gone_before:
+                continue
+            score = None if math.isnan(p.score) else p.score
+            found.append(
+                StoredPrediction(
+                    chunk.id(slot), ins, p.ts, p.predicted, score, ins in labelled, p.segments
+                )
+            )
+    return found

@@ -1,0 +1,242 @@
+"""The batch layout of pending predictions joins exactly as the join's rules say.
+
+A plain dictionary model of the rules (the latest prediction of each id, the
+watermark, horizon and max_pending) is the reference; the join runs on a real
+store with checkpoints and restarts anywhere, its index flushed and merged
+often (small ``FLUSH_ENTRIES``), and with every id hashing alike (collisions
+decided by the id text).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.pipeline import label_store
+from monitor.pipeline.label_ids import encoded, hash_one, hashes
+from monitor.pipeline.label_join import ModelLabelJoin
+from monitor.pipeline.label_store import waiting_predictions
+from monitor.store.store import Store
+
+T0 = 1.6e9
+HORIZON = 50.0
+MAX_PENDING = 300
+
+
+class RulesModel:
+    """The join's rules, with every prediction in memory."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, list[Any]] = {}  # id -> [ins, ts, predicted, joined]
+        self.all: list[list[Any]] = []
+        self.watermark = -math.inf
+
+    def prediction(self, request: str, ts: float, predicted: str | float) -> None:
+        self.watermark = max(self.watermark, ts)
+        entry = [len(self.all), ts, predicted, False]
+        self.all.append(entry)
+        self.latest[request] = entry
+
+    def label(self, request: str, ts: float) -> tuple[str, Any]:
+        self.watermark = max(self.watermark, ts)
+        found = self.latest.get(request)
+        if found is None or found[0] < len(self.all) - MAX_PENDING:
+            return "unmatched", None
+        age = self.watermark - found[1]
+        if age > 2 * HORIZON:
+            return "unmatched", None
+        if age > HORIZON:
+            return "late", None
+        if found[3]:
+            return "duplicate", None
+        found[3] = True
+        return "joined", (found[1], found[2])
+
+    def gone_unlabelled(self) -> int:
+        evict_below, gone_before = len(self.all) - MAX_PENDING, self.watermark - 2 * HORIZON
+        return sum(1 for e in self.all if (e[0] < evict_below or e[1] < gone_before) and not e[3])
+
+
+def _stream(n: int, seed: int) -> list[tuple[str, str, float, str | float]]:
+    """Predictions with ids that repeat and times that jump back and forth; labels for
+    recent, old, unknown and already labelled ids."""
+    rng = np.random.default_rng(seed)
+    events: list[tuple[str, str, float, str | float]] = []
+    clock = T0
+    for i in range(n):
+        clock += float(rng.exponential(0.4))
+        ts = clock - float(rng.exponential(20)) if rng.random() < 0.2 else clock
+        request = f"r{int(rng.integers(0, 700))}" if rng.random() < 0.3 else f"p{i}"
+        predicted: str | float = "ab"[int(rng.integers(0, 2))] if i % 3 else float(i)
+        events.append(("prediction", request, ts, predicted))
+        if rng.random() < 0.6:
+            back = int(rng.integers(1, min(i, 600) + 2))
+            target = events[max(0, len(events) - back)][1]
+            if rng.random() < 0.05:
+                target = f"nobody{i}"
+            events.append(("label", target, clock, "a"))
+    return events
+
+
+def _run(events: list[tuple[str, str, float, str | float]], path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    model = RulesModel()
+    store = Store(path)
+    join = ModelLabelJoin("m", store.db, HORIZON, MAX_PENDING)
+    for k, (kind, request, ts, value) in enumerate(events):
+        if kind == "prediction":
+            model.prediction(request, ts, value)
+            join.prediction(request, ts, value, 0.25 if isinstance(value, str) else None)
+        else:
+            want, joined = model.label(request, ts)
+            assert join.label(k, request, ts, value) == want, (k, request)
+            if want == "joined":
+                taken = join.take_joined()
+                assert taken is not None
+                assert (taken.predicted_ts[0], taken.predicted[0]) == joined
+        if rng.random() < 0.01:  # a checkpoint, now and then a restart after it
+            with store.transaction() as db:
+                join.write(db)
+            join.written()
+            if rng.random() < 0.3:
+                store.close()
+                store = Store(path)
+                join = ModelLabelJoin("m", store.db, HORIZON, MAX_PENDING)
+    with store.transaction() as db:
+        join.write(db)
+    join.written()
+    assert join.counts.evicted + join.counts.expired == model.gone_unlabelled()
+    waiting = [p for p in waiting_predictions(store.db, "m") if not p.joined]
+    row = store.db.execute("SELECT pending FROM label_counts WHERE model = 'm'").fetchone()
+    assert row[0] == len(waiting) > 0
+    store.close()
+
+
+@pytest.fixture
+def small_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 0 flushed to the index every few hundred predictions, merged every 2 runs."""
+    monkeypatch.setattr(label_store, "FLUSH_ENTRIES", 256)
+    monkeypatch.setattr(label_store, "LEVEL0_RUNS", 2)
+    monkeypatch.setattr(label_store, "COMPACT_ROUNDS", 2)
+
+
+def test_the_join_follows_its_rules_across_checkpoints_restarts_and_index_flushes(
+    tmp_path: Path, small_index: None
+) -> None:
+    events = _stream(6_000, seed=1)
+    _run(events, tmp_path / "s.db", seed=2)
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        runs = db.execute("SELECT count(*) FROM label_index").fetchone()[0]
+        batches = db.execute("SELECT count(*), min(first) FROM label_batches").fetchone()
+    assert runs > 0  # the index was used
+    assert batches[1] > 0  # batches whose predictions had all gone were deleted
+
+
+def test_ids_with_the_same_hash_are_told_apart_by_their_text(
+    tmp_path: Path, small_index: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(label_store, "hash_one", lambda request: 7)
+    monkeypatch.setattr(
+        label_store, "hashes", lambda data, ends: np.full(len(ends), 7, dtype=np.uint64)
+    )
+    _run(_stream(1_500, seed=3), tmp_path / "s.db", seed=4)
+
+
+def test_one_id_hashes_alike_alone_and_among_many() -> None:
+    ids = ["", "r1", "é", "\ud800lone", "x" * 256, "请求-42", "r1 "]
+    data, ends = encoded(ids)
+    assert hashes(data, ends).tolist() == [hash_one(i) for i in ids]
+    assert len(set(hashes(*encoded([f"r{i}" for i in range(100_000)])).tolist())) == 100_000
+
+
+OLD_LABEL_PENDING = """
+CREATE TABLE label_pending (
+    model TEXT NOT NULL, id TEXT NOT NULL, ins INTEGER NOT NULL, ts REAL NOT NULL,
+    predicted TEXT, value REAL, score REAL, joined INTEGER NOT NULL DEFAULT 0,
+    segments BLOB, PRIMARY KEY (model, id)
+) WITHOUT ROWID;
+CREATE INDEX label_pending_ins ON label_pending(model, ins);
+CREATE INDEX label_pending_ts ON label_pending(model, ts);
+"""
+
+
+def test_a_store_of_the_row_per_prediction_layout_keeps_its_predictions(
+    tmp_path: Path, small_index: None
+) -> None:
+    path = tmp_path / "old.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:  # as the layout before batches left it
+        db.executescript(OLD_LABEL_PENDING)
+        rows = [
+            ("m", f"q{i}", 3 * i, T0 + i, "a" if i % 2 else None, None if i % 2 else i / 2)
+            for i in range(70_000)
+        ]
+        db.executemany(
+            "INSERT INTO label_pending (model, id, ins, ts, predicted, value, score, joined, "
+            "segments) VALUES (?, ?, ?, ?, ?, ?, 0.5, 0, x'0102')",
+            rows,
+        )
+        db.execute("UPDATE label_pending SET joined = 1, segments = NULL WHERE id = 'q7'")
+        db.execute(
+            "INSERT INTO label_counts (model, inserted, watermark, labels, joined, late, "
+            "unmatched, duplicate, evicted, expired, delays) "
+            "VALUES ('m', 210000, ?, 1, 1, 0, 0, 0, 0, 0, ?)",
+            [T0 + 70_000, "[" + ",".join(["0"] * 162) + "]"],
+        )
+    store = Store(path)
+    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
+    assert "label_pending" not in tables
+    runs_per_shard = store.db.execute(
+        "SELECT max(n), count(*) FROM (SELECT count(*) AS n FROM label_index GROUP BY shard)"
+    ).fetchone()
+    assert runs_per_shard == (1, 4096)  # indexed as it moved, then merged
+    assert store.db.execute("SELECT pending FROM label_counts").fetchone() == (69_999,)
+    join = ModelLabelJoin("m", store.db, horizon=86_400.0, max_pending=10_000_000)
+    now = T0 + 70_001
+    assert [join.label(k, f"q{k}", now, "a") for k in (5, 7, 68_000)] == ["joined"] * 1 + [
+        "duplicate",
+        "joined",
+    ]
+    assert join.label(9, "q_absent", now, "a") == "unmatched"
+    taken = join.take_joined()
+    assert taken is not None
+    assert taken.predicted == ["a", 34_000.0]
+    assert taken.score.tolist() == [0.5, 0.5] and taken.segments == [b"\x01\x02"] * 2
+    assert taken.predicted_ts.tolist() == [T0 + 5, T0 + 68_000]
+    # A new prediction goes on from the old numbering: the old ones are not evicted.
+    join.prediction("new", now, "b", None)
+    with store.transaction() as db:
+        join.write(db)
+    join.written()
+    assert join.counts.evicted == join.counts.expired == 0
+    assert store.db.execute("SELECT pending FROM label_counts").fetchone() == (69_998,)
+    store.close()
+
+
+def test_a_checkpoint_that_did_not_commit_is_written_again_the_same(tmp_path: Path) -> None:
+    def fill(join: ModelLabelJoin) -> None:
+        for i in range(400):  # the first 100 evicted (max_pending 300), some expired
+            join.prediction(f"p{i}", T0 + i if i % 7 else T0 - 1_000, "a", None)
+        join.label(0, "p399", T0 + 400, "a")
+
+    counts = []
+    for name, fail_first in (("once.db", False), ("again.db", True)):
+        store = Store(tmp_path / name)
+        join = ModelLabelJoin("m", store.db, HORIZON, MAX_PENDING)
+        fill(join)
+        if fail_first:
+            with pytest.raises(RuntimeError), store.transaction() as db:
+                join.write(db)
+                raise RuntimeError("the checkpoint fails after the join wrote")
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+        counts.append((join.counts.as_dict(), join.pending, waiting_predictions(store.db, "m")))
+        store.close()
+    assert counts[0] == counts[1]
+    assert counts[0][0]["evicted"] > 0 and counts[0][0]["expired"] > 0
