@@ -37,7 +37,9 @@ probabilities than that is taken without them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -66,6 +68,37 @@ class Scored:
     score: float = math.nan
     probabilities: dict[str, float] | None = None
     truth: str | None = None
+
+
+# A ``Scored``'s fields as a tuple, in order: what a caller buffers per event.
+ScoredRow = tuple[int, float, str | None, str | None, float, dict[str, float] | None, str | None]
+
+
+@dataclass(slots=True)
+class ScoredColumns:
+    """A stretch of the model's stream as columns of ``Scored``'s fields: predictions
+    (``predicted`` set) and labels (``predicted`` None, ``truth`` set) interleaved."""
+
+    seq: Sequence[int]
+    ts: Sequence[float]
+    ids: Sequence[str | None]
+    predicted: Sequence[str | None]
+    score: Sequence[float]
+    probabilities: Sequence[dict[str, float] | None]
+    truth: Sequence[str | None]
+
+    @classmethod
+    def of(cls, rows: Sequence[ScoredRow]) -> ScoredColumns:
+        """Rows transposed into columns (in C: this runs per event)."""
+        if not rows:
+            return cls((), (), (), (), (), (), ())
+        return cls(*zip(*rows, strict=True))
+
+    @classmethod
+    def of_events(cls, events: Sequence[Scored]) -> ScoredColumns:
+        return cls.of(
+            [(e.seq, e.ts, e.id, e.predicted, e.score, e.probabilities, e.truth) for e in events]
+        )
 
 
 def _bounded(probabilities: dict[str, float], max_classes: int) -> dict[str, float] | None:
@@ -187,39 +220,98 @@ class EstimatedPerformance:
 
     # -- the stream ------------------------------------------------------
     def observe(self, events: list[Scored]) -> list[Finding]:
-        # The hot path: a few list appends per prediction, a look-up per label. Where a
-        # prediction goes is worked out at the reference's end and at each window's start.
+        """Feed the next events of the stream, in stream order; the findings they raise."""
+        return self.observe_columns(ScoredColumns.of_events(events))
+
+    def observe_columns(self, events: ScoredColumns) -> list[Finding]:
+        """``observe`` for columns: runs of predictions between labels go in by slices."""
+        # The hot path: where predictions go is worked out at the reference's end and at
+        # each window's start, so a run of them is a few list extends up to a boundary.
+        found: list[Finding] = []
+        predicted = events.predicted
+        n, start = len(predicted), 0
+        labels = None in predicted
+        while start < n:
+            if predicted[start] is None:  # a label: it finds its prediction, if kept
+                request = events.ids[start]
+                where = None if request is None else self.ids.get(request)
+                if where is not None:
+                    self._truth(where, events.truth[start])
+                start += 1
+                continue
+            stop = _next_label(predicted, start) if labels else n
+            if not self.unsupported:
+                found += self._predictions(events, start, stop)
+            start = stop
+        return found
+
+    def _predictions(self, events: ScoredColumns, start: int, stop: int) -> list[Finding]:
+        """The predictions [start, stop) of ``events`` (no label among them)."""
+        score = events.score[start:stop]
+        if events.probabilities[start:stop].count(None) < stop - start or not all(
+            map(math.isfinite, score)
+        ):
+            return self._predictions_one_by_one(events, start, stop)
+        found: list[Finding] = []
+        at = start
+        while at < stop and not self.unsupported:
+            if self._room == 0:
+                self._open()
+            rows, number = self._rows, self._number
+            take = min(self._room, stop - at)
+            first = len(rows.predicted)
+            ids = events.ids[at : at + take]
+            if None in ids:
+                for row, request in enumerate(ids, start=first):
+                    if request is not None:
+                        self.ids[request] = (number, row)
+            else:
+                places = zip(repeat(number), range(first, first + take))  # repeat: unbounded
+                self.ids.update(zip(ids, places, strict=False))  # type: ignore[arg-type]
+            rows.ids.extend(ids)
+            rows.predicted.extend(events.predicted[at : at + take])  # type: ignore[arg-type]
+            rows.score.extend(score[at - start : at - start + take])
+            rows.probabilities.extend(repeat(None, take))
+            rows.truth.extend(repeat(None, take))
+            self._room -= take
+            self.count += take
+            at += take
+            after = self.count - self.reference_size
+            if after > 0 and after % self.window == 0:  # the run filled a window
+                found += self._close(events.ts[at - 1], events.seq[at - 1])
+        return found
+
+    def _predictions_one_by_one(
+        self, events: ScoredColumns, start: int, stop: int
+    ) -> list[Finding]:
+        """The general case: predictions with probabilities, or some unusable."""
         found: list[Finding] = []
         ids, reference, window = self.ids, self.reference_size, self.window
-        for event in events:
-            predicted = event.predicted
-            if predicted is None:
-                where = None if event.id is None else ids.get(event.id)
-                if where is not None:
-                    self._truth(where, event.truth)
-                continue
+        for i in range(start, stop):
             if self.unsupported:
-                continue
-            probabilities = event.probabilities
+                break
+            probabilities = events.probabilities[i]
             if probabilities is not None:
-                probabilities = event.probabilities = _bounded(probabilities, self.max_classes)
-            if probabilities is None and not math.isfinite(event.score):
+                probabilities = _bounded(probabilities, self.max_classes)
+            score = events.score[i]
+            if probabilities is None and not math.isfinite(score):
                 continue
             if self._room == 0:
                 self._open()
             rows = self._rows
-            if event.id is not None:
-                ids[event.id] = (self._number, len(rows.predicted))
-            rows.ids.append(event.id)
-            rows.predicted.append(predicted)
-            rows.score.append(event.score)
+            request = events.ids[i]
+            if request is not None:
+                ids[request] = (self._number, len(rows.predicted))
+            rows.ids.append(request)
+            rows.predicted.append(events.predicted[i])  # type: ignore[arg-type]
+            rows.score.append(score)
             rows.probabilities.append(probabilities)
             rows.truth.append(None)
             self._room -= 1
             self.count += 1
             after = self.count - reference
             if after > 0 and after % window == 0:
-                found += self._close(event)
+                found += self._close(events.ts[i], events.seq[i])
         return found
 
     def _open(self) -> None:
@@ -240,15 +332,17 @@ class EstimatedPerformance:
         if rows.truth[row] is None:
             rows.truth[row] = truth
 
-    def _close(self, event: Scored) -> list[Finding]:
+    def _close(self, ts: float, seq: int) -> list[Finding]:
+        """The window just filled closes at the prediction of time ``ts``, stream
+        position ``seq``."""
         if self.calibration is None:
             self._fit()
             if self.calibration is None:
                 return []
         number = self.first_window + len(self.windows) - 1
-        self.windows[-1].end_ts = event.ts
-        found = self._estimate(number, self.windows[-1], event)
-        self.alarms.resolve_due(self.count, lambda _: event.ts)
+        self.windows[-1].end_ts = ts
+        found = self._estimate(number, self.windows[-1], ts, seq)
+        self.alarms.resolve_due(self.count, lambda _: ts)
         while len(self.windows) > self.realized_after:
             self._realize(self.first_window, self.windows.pop(0))
             self.first_window += 1
@@ -367,7 +461,7 @@ class EstimatedPerformance:
         return 0 if counts[0] < counts[1] else 1
 
     # -- windows -----------------------------------------------------------
-    def _estimate(self, number: int, rows: Rows, event: Scored) -> list[Finding]:
+    def _estimate(self, number: int, rows: Rows, ts: float, seq: int) -> list[Finding]:
         calibration = self.calibration
         assert calibration is not None
         raw, predicted, _ = calibration.matrix(rows)
@@ -386,12 +480,12 @@ class EstimatedPerformance:
                 low, high = value - BAND_Z * ref[2], value + BAND_Z * ref[2]
             self._results.append(
                 WindowResult(
-                    number, event.ts, metric, "estimated", value, low, high, len(predicted), limit
+                    number, ts, metric, "estimated", value, low, high, len(predicted), limit
                 )
             )
             if ref is None or ref[1] <= 0:
                 continue
-            found += self._test(metric, value, ref, (low, high), len(predicted), event)
+            found += self._test(metric, value, ref, (low, high), len(predicted), ts, seq)
         return found
 
     def _test(
@@ -401,7 +495,8 @@ class EstimatedPerformance:
         ref: list[float],
         band: tuple[float | None, float | None],
         n: int,
-        event: Scored,
+        ts: float,
+        seq: int,
     ) -> list[Finding]:
         calibration = self.calibration
         assert calibration is not None
@@ -412,13 +507,13 @@ class EstimatedPerformance:
         key = f"{DETECTOR}|{signal}"
         broke = p < self.alpha
         severity: Severity = "critical" if p < self.alpha / 100 else "warning"
-        state = self.alarms.report(key, severity, self.count, event.ts) if broke else None
+        state = self.alarms.report(key, severity, self.count, ts) if broke else None
         self._tested.append(
             SignalChange(
                 "tested",
                 DETECTOR,
                 signal,
-                event.ts,
+                ts,
                 severity if broke else "info",
                 firing=self.alarms.is_firing(key),
                 statistic=z,
@@ -432,7 +527,7 @@ class EstimatedPerformance:
         limit = ref[0] - threshold * ref[1]
         details = {
             "state": state,
-            "event_index": event.seq,
+            "event_index": seq,
             "summary": f"estimated {metric} {ref[0]:.2f} → {value:.2f} (alarm below {limit:.2f})",
             "estimated_value": round(value, 6),
             "reference_value": round(ref[0], 6),
@@ -443,9 +538,7 @@ class EstimatedPerformance:
             "calibration": calibration.describe(),
             "calibrated": calibration.labels > 0,
         }
-        return [
-            Finding(DETECTOR, signal, event.ts, severity, z, self.alpha, p, ref[0] - value, details)
-        ]
+        return [Finding(DETECTOR, signal, ts, severity, z, self.alpha, p, ref[0] - value, details)]
 
     def _realize(self, number: int, rows: Rows) -> None:
         """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
@@ -522,3 +615,11 @@ class EstimatedPerformance:
         est.unsupported = str(state["unsupported"])
         est.alarms = AlarmTracker.load(state["alarms"])
         return est
+
+
+def _next_label(predicted: Sequence[str | None], start: int) -> int:
+    """The position of the first label (``predicted`` None) from ``start``, else the end."""
+    try:
+        return predicted.index(None, start)
+    except ValueError:
+        return len(predicted)

@@ -24,7 +24,12 @@ from detectors.change.base import ChangeEvent
 from detectors.client.watch import MAX_ATTRIBUTED, ClientWatch, attribution
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
-from detectors.performance.estimated import EstimatedPerformance, Scored, WindowResult
+from detectors.performance.estimated import (
+    EstimatedPerformance,
+    Scored,
+    ScoredColumns,
+    WindowResult,
+)
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.registry import (
     ChangeDetector,
@@ -457,6 +462,10 @@ class ModelDetectors:
     def observe_scored(self, events: list[Scored]) -> list[Finding]:
         """Scored predictions and labels, interleaved in stream order (CBPE)."""
         return self._estimated.observe(events)
+
+    def observe_scored_columns(self, events: ScoredColumns) -> list[Finding]:
+        """``observe_scored`` for columns (the service's hot path)."""
+        return self._estimated.observe_columns(events)
 
     def take_performance_windows(self) -> list[WindowResult]:
         """Estimated and realized performance of the windows closed since the last call."""
