@@ -43,7 +43,7 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from detectors.base import Finding, Severity, SignalChange
 from detectors.codec import decode_float, encode_float
@@ -224,41 +224,24 @@ class EstimatedPerformance:
         return self.observe_columns(ScoredColumns.of_events(events))
 
     def observe_columns(self, events: ScoredColumns) -> list[Finding]:
-        """``observe`` for columns: runs of predictions between labels go in by slices."""
+        """``observe`` for columns: predictions alone go in by slices, up to each boundary."""
+        if None in events.predicted:  # labels among them: event by event, in stream order
+            return self._each(events)
+        if self.unsupported:
+            return []
+        n = len(events.predicted)
+        score = events.score
+        if events.probabilities.count(None) < n or not all(map(math.isfinite, score)):
+            return self._each(events)  # rows to bound or skip one by one
         # The hot path: where predictions go is worked out at the reference's end and at
-        # each window's start, so a run of them is a few list extends up to a boundary.
+        # each window's start, so a batch is a few list extends per boundary it crosses.
         found: list[Finding] = []
-        predicted = events.predicted
-        n, start = len(predicted), 0
-        labels = None in predicted
-        while start < n:
-            if predicted[start] is None:  # a label: it finds its prediction, if kept
-                request = events.ids[start]
-                where = None if request is None else self.ids.get(request)
-                if where is not None:
-                    self._truth(where, events.truth[start])
-                start += 1
-                continue
-            stop = _next_label(predicted, start) if labels else n
-            if not self.unsupported:
-                found += self._predictions(events, start, stop)
-            start = stop
-        return found
-
-    def _predictions(self, events: ScoredColumns, start: int, stop: int) -> list[Finding]:
-        """The predictions [start, stop) of ``events`` (no label among them)."""
-        score = events.score[start:stop]
-        if events.probabilities[start:stop].count(None) < stop - start or not all(
-            map(math.isfinite, score)
-        ):
-            return self._predictions_one_by_one(events, start, stop)
-        found: list[Finding] = []
-        at = start
-        while at < stop and not self.unsupported:
+        at = 0
+        while at < n and not self.unsupported:
             if self._room == 0:
                 self._open()
             rows, number = self._rows, self._number
-            take = min(self._room, stop - at)
+            take = min(self._room, n - at)
             first = len(rows.predicted)
             ids = events.ids[at : at + take]
             if None in ids:
@@ -270,40 +253,50 @@ class EstimatedPerformance:
                 self.ids.update(zip(ids, places, strict=False))  # type: ignore[arg-type]
             rows.ids.extend(ids)
             rows.predicted.extend(events.predicted[at : at + take])  # type: ignore[arg-type]
-            rows.score.extend(score[at - start : at - start + take])
+            rows.score.extend(score[at : at + take])
             rows.probabilities.extend(repeat(None, take))
             rows.truth.extend(repeat(None, take))
             self._room -= take
             self.count += take
             at += take
             after = self.count - self.reference_size
-            if after > 0 and after % self.window == 0:  # the run filled a window
+            if after > 0 and after % self.window == 0:  # the batch filled a window
                 found += self._close(events.ts[at - 1], events.seq[at - 1])
         return found
 
-    def _predictions_one_by_one(
-        self, events: ScoredColumns, start: int, stop: int
-    ) -> list[Finding]:
-        """The general case: predictions with probabilities, or some unusable."""
+    def _each(self, events: ScoredColumns) -> list[Finding]:
+        """Event by event: labels among the predictions, probabilities to bound, scores
+        that cannot be used. A few list appends per prediction, a look-up per label."""
         found: list[Finding] = []
         ids, reference, window = self.ids, self.reference_size, self.window
-        for i in range(start, stop):
+        for seq, ts, request, predicted, score, probabilities, truth in zip(
+            events.seq,
+            events.ts,
+            events.ids,
+            events.predicted,
+            events.score,
+            events.probabilities,
+            events.truth,
+            strict=True,
+        ):
+            if predicted is None:
+                where = None if request is None else ids.get(request)
+                if where is not None:
+                    self._truth(where, truth)
+                continue
             if self.unsupported:
-                break
-            probabilities = events.probabilities[i]
+                continue
             if probabilities is not None:
                 probabilities = _bounded(probabilities, self.max_classes)
-            score = events.score[i]
             if probabilities is None and not math.isfinite(score):
                 continue
             if self._room == 0:
                 self._open()
             rows = self._rows
-            request = events.ids[i]
             if request is not None:
                 ids[request] = (self._number, len(rows.predicted))
             rows.ids.append(request)
-            rows.predicted.append(events.predicted[i])  # type: ignore[arg-type]
+            rows.predicted.append(predicted)
             rows.score.append(score)
             rows.probabilities.append(probabilities)
             rows.truth.append(None)
@@ -311,7 +304,7 @@ class EstimatedPerformance:
             self.count += 1
             after = self.count - reference
             if after > 0 and after % window == 0:
-                found += self._close(events.ts[i], events.seq[i])
+                found += self._close(ts, seq)
         return found
 
     def _open(self) -> None:
@@ -470,7 +463,7 @@ class EstimatedPerformance:
         calibrated = calibration.calibrate(raw)
         estimate = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
         rows.estimate = {m: v for m, v in estimate.items() if math.isfinite(v)}
-        threshold = float(stats.norm.isf(self.alpha))
+        threshold = normal_isf(self.alpha)
         found: list[Finding] = []
         for metric, value in rows.estimate.items():
             ref = calibration.reference.get(metric)
@@ -501,8 +494,8 @@ class EstimatedPerformance:
         calibration = self.calibration
         assert calibration is not None
         z = (ref[0] - value) / ref[1]
-        p = float(stats.norm.sf(z))
-        threshold = float(stats.norm.isf(self.alpha))
+        p = normal_sf(z)
+        threshold = normal_isf(self.alpha)
         signal = f"estimated:{metric}"
         key = f"{DETECTOR}|{signal}"
         broke = p < self.alpha
@@ -617,9 +610,12 @@ class EstimatedPerformance:
         return est
 
 
-def _next_label(predicted: Sequence[str | None], start: int) -> int:
-    """The position of the first label (``predicted`` None) from ``start``, else the end."""
-    try:
-        return predicted.index(None, start)
-    except ValueError:
-        return len(predicted)
+def normal_sf(z: float) -> float:
+    """``scipy.stats.norm.sf(z)``, the same number (scipy computes it so), without the
+    distribution object's argument handling, which costs ~50 times the function."""
+    return float(special.ndtr(-z))
+
+
+def normal_isf(q: float) -> float:
+    """``scipy.stats.norm.isf(q)``, the same number, as ``normal_sf``."""
+    return float(-special.ndtri(q))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
 from detectors.base import Finding
 from detectors.performance import cbpe
@@ -16,6 +16,8 @@ from detectors.performance.estimated import (
     Scored,
     ScoredColumns,
     WindowResult,
+    normal_isf,
+    normal_sf,
 )
 
 T0 = 1.6e9
@@ -279,3 +281,11 @@ def test_columns_in_any_split_give_what_events_one_at_a_time_give() -> None:
     assert found_in_columns == found
     assert columns.take_results() == one_by_one.take_results()
     assert columns.dump() == one_by_one.dump()
+
+
+def test_the_normal_tails_are_scipys_numbers() -> None:
+    rng = np.random.default_rng(3)
+    for z in [*(rng.normal(size=500) * 6).tolist(), 0.0, math.inf, -math.inf, 40.0, -40.0]:
+        assert normal_sf(z) == float(stats.norm.sf(z))
+    for q in [*rng.random(500).tolist(), 1e-4, 1e-6, 1e-300, 0.0, 1.0]:
+        assert normal_isf(q) == float(stats.norm.isf(q))
