@@ -37,7 +37,7 @@ probabilities than that is taken without them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -96,9 +96,17 @@ class ScoredColumns:
 
     @classmethod
     def of_events(cls, events: Sequence[Scored]) -> ScoredColumns:
-        return cls.of(
-            [(e.seq, e.ts, e.id, e.predicted, e.score, e.probabilities, e.truth) for e in events]
-        )
+        return cls.of(scored_rows(events))
+
+
+def scored_rows(events: Sequence[Scored]) -> list[ScoredRow]:
+    return [(e.seq, e.ts, e.id, e.predicted, e.score, e.probabilities, e.truth) for e in events]
+
+
+def _rows(events: ScoredColumns) -> Iterable[ScoredRow]:
+    """The events of columns as tuples again, in order."""
+    fields = (events.seq, events.ts, events.ids, events.predicted, events.score)
+    return zip(*fields, events.probabilities, events.truth, strict=True)
 
 
 def _bounded(probabilities: dict[str, float], max_classes: int) -> dict[str, float] | None:
@@ -221,18 +229,26 @@ class EstimatedPerformance:
     # -- the stream ------------------------------------------------------
     def observe(self, events: list[Scored]) -> list[Finding]:
         """Feed the next events of the stream, in stream order; the findings they raise."""
-        return self.observe_columns(ScoredColumns.of_events(events))
+        return self.observe_rows(scored_rows(events))
 
-    def observe_columns(self, events: ScoredColumns) -> list[Finding]:
-        """``observe`` for columns: predictions alone go in by slices, up to each boundary."""
+    def observe_rows(self, rows: Sequence[ScoredRow]) -> list[Finding]:
+        """``observe`` for ``Scored``'s fields as tuples (what the service buffers)."""
+        return self.observe_columns(ScoredColumns.of(rows), rows)
+
+    def observe_columns(
+        self, events: ScoredColumns, as_rows: Iterable[ScoredRow] | None = None
+    ) -> list[Finding]:
+        """``observe`` for columns: predictions alone go in by slices, up to each boundary.
+        ``as_rows``, when given, are the same events as tuples (saves transposing back)."""
+        each = _rows(events) if as_rows is None else as_rows
         if None in events.predicted:  # labels among them: event by event, in stream order
-            return self._each(events)
+            return self._each(each)
         if self.unsupported:
             return []
         n = len(events.predicted)
         score = events.score
         if events.probabilities.count(None) < n or not all(map(math.isfinite, score)):
-            return self._each(events)  # rows to bound or skip one by one
+            return self._each(each)  # rows to bound or skip one by one
         # The hot path: where predictions go is worked out at the reference's end and at
         # each window's start, so a batch is a few list extends per boundary it crosses.
         found: list[Finding] = []
@@ -264,21 +280,12 @@ class EstimatedPerformance:
                 found += self._close(events.ts[at - 1], events.seq[at - 1])
         return found
 
-    def _each(self, events: ScoredColumns) -> list[Finding]:
+    def _each(self, events: Iterable[ScoredRow]) -> list[Finding]:
         """Event by event: labels among the predictions, probabilities to bound, scores
         that cannot be used. A few list appends per prediction, a look-up per label."""
         found: list[Finding] = []
         ids, reference, window = self.ids, self.reference_size, self.window
-        for seq, ts, request, predicted, score, probabilities, truth in zip(
-            events.seq,
-            events.ts,
-            events.ids,
-            events.predicted,
-            events.score,
-            events.probabilities,
-            events.truth,
-            strict=True,
-        ):
+        for seq, ts, request, predicted, score, probabilities, truth in events:
             if predicted is None:
                 where = None if request is None else ids.get(request)
                 if where is not None:

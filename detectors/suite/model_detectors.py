@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from detectors.metric.series import MetricSeries
 from detectors.performance.estimated import (
     EstimatedPerformance,
     Scored,
-    ScoredColumns,
+    ScoredRow,
     WindowResult,
 )
 from detectors.reference import CategoricalReference, NumericReference
@@ -463,9 +463,9 @@ class ModelDetectors:
         """Scored predictions and labels, interleaved in stream order (CBPE)."""
         return self._estimated.observe(events)
 
-    def observe_scored_columns(self, events: ScoredColumns) -> list[Finding]:
-        """``observe_scored`` for columns (the service's hot path)."""
-        return self._estimated.observe_columns(events)
+    def observe_scored_rows(self, rows: Sequence[ScoredRow]) -> list[Finding]:
+        """``observe_scored`` for ``Scored``'s fields as tuples (the service's hot path)."""
+        return self._estimated.observe_rows(rows)
 
     def take_performance_windows(self) -> list[WindowResult]:
         """Estimated and realized performance of the windows closed since the last call."""

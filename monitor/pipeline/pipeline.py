@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Finding, SignalChange
-from detectors.performance.estimated import ScoredColumns, ScoredRow, WindowResult
+from detectors.performance.estimated import ScoredRow, WindowResult
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
@@ -79,7 +79,7 @@ class ModelPipeline:
     changes: list[SignalChange] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     # Scored class predictions and labels with ids, interleaved in stream order (CBPE),
-    # as tuples of ``ScoredColumns``' fields: transposed into its columns at a flush.
+    # as tuples of ``Scored``'s fields: transposed into columns at a flush.
     scored: list[ScoredRow] = field(default_factory=list)
     # Estimated and realized performance per window since the last checkpoint.
     performance_windows: list[WindowResult] = field(default_factory=list)
@@ -181,7 +181,7 @@ class ModelPipeline:
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         if self.scored:  # predictions and labels in stream order: flushes cannot reorder them
-            findings += self.detectors.observe_scored_columns(ScoredColumns.of(self.scored))
+            findings += self.detectors.observe_scored_rows(self.scored)
             self.scored = []
             self.performance_windows += self.detectors.take_performance_windows()
         joined = None if self.label_join is None else self.label_join.take_joined()

@@ -18,6 +18,7 @@ from detectors.performance.estimated import (
     WindowResult,
     normal_isf,
     normal_sf,
+    scored_rows,
 )
 
 T0 = 1.6e9
@@ -276,8 +277,12 @@ def test_columns_in_any_split_give_what_events_one_at_a_time_give() -> None:
     cuts = sorted(rng.choice(len(events), 40, replace=False).tolist())
     columns = EstimatedPerformance(window=500, reference=2000)
     found_in_columns = []
-    for start, stop in zip([0, *cuts], [*cuts, len(events)], strict=True):
-        found_in_columns += columns.observe_columns(ScoredColumns.of_events(events[start:stop]))
+    for k, (start, stop) in enumerate(zip([0, *cuts], [*cuts, len(events)], strict=True)):
+        part = events[start:stop]
+        if k % 2:  # as tuples, as the service buffers them
+            found_in_columns += columns.observe_rows(scored_rows(part))
+        else:
+            found_in_columns += columns.observe_columns(ScoredColumns.of_events(part))
     assert found_in_columns == found
     assert columns.take_results() == one_by_one.take_results()
     assert columns.dump() == one_by_one.dump()
