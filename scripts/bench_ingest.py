@@ -100,8 +100,15 @@ def cbpe_us(n: int, repeats: int, labels: bool) -> float:
 
 
 def measure(events: int, repeats: int) -> str:
+    # The packages first, from PYTHONPATH (the tree measured): bench_daemon puts this
+    # script's own tree in front of sys.path when it is imported.
+    import detectors
+    import monitor
+
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench_daemon import make_events
+
+    assert Path(monitor.__file__).parents[1] == Path(detectors.__file__).parents[1]
 
     gc.set_threshold(50_000, 20, 100)  # as the daemon and the replays do
     lines = make_events(events, 1)
