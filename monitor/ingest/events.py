@@ -99,7 +99,6 @@ Row = tuple[
     str,
     str | None,
 ]
-ROW_MODEL, ROW_TS = 0, 1
 
 
 def parse_record(
