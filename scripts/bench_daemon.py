@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_daemon.py [--events 300000] [--models 1000]
         [--processes 1 2] [--rounds 3] [--shapes spread one-busy]
+        [--code LABEL=DIR ...] [--skip-memory]
 
 Starts its own broker through scripts/kafka and writes the same events (16
 numeric and 4 categorical features, client, request id, score and prediction)
@@ -18,7 +19,11 @@ For each shape, in one run, it measures:
    every worker holds a partition to its last record, as its /metrics report
    them, with the share of its loop spent waiting in poll while records were
    pending (``driftwarden_poll_waiting_seconds`` over ``..._behind_seconds``),
-and reports each ratio; then the resident memory of the pipeline holding
+and reports each ratio, and beside it the ratio of CPU seconds per event (the
+bare read's over the daemon's processes', from /proc), which load from other
+jobs moves far less than events/s; with ``--code``, the daemons of several
+source trees one after the other in each round (code before and after a
+change, within one run); then the resident memory of the pipeline holding
 ``--models`` models of 20 features each, after their references are built, and
 the time a checkpoint takes per model when every one of them has a new event.
 """
@@ -93,14 +98,15 @@ def start_broker() -> str:
     return done.stdout.strip().splitlines()[-1].split("=", 1)[1]
 
 
-def bare_read(bootstrap: str, topic: str, total: int) -> float:
+def bare_read(bootstrap: str, topic: str, total: int) -> tuple[float, float]:
+    """Events/s of the bare read, and its CPU seconds per event (this process's)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=50_000
     )
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
-    seen, started = 0, None
+    seen, started, cpu = 0, None, time.process_time()
     while seen < total:
         for records in consumer.poll(timeout_ms=500).values():
             started = started or time.perf_counter()
@@ -108,22 +114,56 @@ def bare_read(bootstrap: str, topic: str, total: int) -> float:
                 orjson.loads(record.value)
             seen += len(records)
     elapsed = time.perf_counter() - (started or 0)
+    cpu = time.process_time() - cpu
     consumer.close()
-    return total / elapsed
+    return total / elapsed, cpu / total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` and its descendants (from /proc):
+    on a machine shared with other jobs, CPU per event moves far less than events/s."""
+    parent: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # from the state on (field 3)
+        parent[int(entry)] = int(fields[1])
+        spent[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    tree, grown = {pid}, True
+    while grown:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grown = bool(more)
+    return sum(spent.get(p, 0.0) for p in tree)
 
 
 def daemon_rate(
-    bootstrap: str, topic: str, total: int, workdir: Path, processes: int, models: int
-) -> tuple[float, float]:
+    bootstrap: str,
+    topic: str,
+    total: int,
+    workdir: Path,
+    processes: int,
+    models: int,
+    tree: Path = ROOT,
+) -> tuple[float, float, float]:
     """``driftwarden run`` as deployed, read off /metrics, once its group has formed.
 
     The clock starts when every worker holds a partition (by /readyz) and has
     consumed, and stops at the last record: the one-time group join, during
     which a first worker may hold every partition, is start-up, not throughput.
-    Returns events/s and the share of the loop spent waiting idle in poll.
+    Returns events/s, the share of the loop spent waiting idle in poll, and the CPU
+    seconds per event of the daemon's processes over the same span. ``tree``
+    is the source tree whose daemon runs (another checkout, to compare code).
     """
     port = free_port()
-    name = f"{topic}-p{processes}"
+    name = f"{topic}-p{processes}-{abs(hash(tree)) % 10_000}"
     # The smallest config: every other key at its default.
     workers = f"consumer_processes = {processes}\n" if processes != 1 else ""
     config = workdir / f"{name}.toml"
@@ -143,28 +183,32 @@ log_level = "warning"
 """
         + "".join(f'\n[[models]]\nname = "m{i}"\n' for i in range(models))
     )
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree != ROOT else None
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)], cwd=ROOT
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)], cwd=tree, env=env
     )
     try:
         started = first = None
+        cpu = 0.0
         while True:
             done = metric(port, "driftwarden_records_consumed_total")
             now = time.perf_counter()
             if done and started is None and group_formed(port, processes):
-                started, first = now, done
+                started, first, cpu = now, done, tree_cpu_seconds(daemon.pid)
             if done >= total:
                 break
             if daemon.poll() is not None:
                 raise SystemExit(f"the daemon exited with {daemon.returncode}")
             time.sleep(0.1)
+        cpu = tree_cpu_seconds(daemon.pid) - cpu
         waiting = metric(port, "driftwarden_poll_waiting_seconds_total")
         behind = metric(port, "driftwarden_poll_behind_seconds_total")
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     assert started is not None and first is not None
-    return (total - first) / (now - started), waiting / behind if behind else float("nan")
+    idle = waiting / behind if behind else float("nan")
+    return (total - first) / (now - started), idle, cpu / (total - first)
 
 
 def metric(port: int, name: str) -> float:
@@ -254,7 +298,8 @@ def measure_round(
     name: str,
     args: argparse.Namespace,
     workdir: Path,
-    ratios: dict[tuple[str, int], list[float]],
+    ratios: dict[tuple[str, int, str], list[float]],
+    cpu_ratios: dict[tuple[str, int, str], list[float]],
     round_: int,
 ) -> None:
     """The bare read of one shape, right before the daemons on it.
@@ -262,22 +307,29 @@ def measure_round(
     On a shared machine the speed drifts between minutes; a ratio within a round does not.
     """
     partitions, models = SHAPES[name]
-    bare = bare_read(bootstrap, name, args.events)
+    bare, bare_cpu = bare_read(bootstrap, name, args.events)
     print(
         f"round {round_}, {name} ({models} model(s), {partitions} partitions): "
-        f"bare kafka-python + orjson read, one consumer: {bare:,.0f} events/s",
+        f"bare kafka-python + orjson read, one consumer: {bare:,.0f} events/s, "
+        f"{bare_cpu * 1e6:.1f} us CPU per event",
         flush=True,
     )
     workdir.mkdir(parents=True, exist_ok=True)
     for processes in args.processes:
-        rate, idle = daemon_rate(bootstrap, name, args.events, workdir, processes, models)
-        ratios[name, processes].append(rate / bare)
-        print(
-            f"round {round_}, {name}: daemon at the defaults, consumer_processes = "
-            f"{processes}: {rate:,.0f} events/s, ratio to the bare read {rate / bare:.2f}, "
-            f"idle in poll while behind {idle:.0%}",
-            flush=True,
-        )
+        for label, tree in args.code:
+            rate, idle, cpu = daemon_rate(
+                bootstrap, name, args.events, workdir, processes, models, tree
+            )
+            ratios[name, processes, label].append(rate / bare)
+            cpu_ratios[name, processes, label].append(bare_cpu / cpu)
+            print(
+                f"round {round_}, {name}: daemon{label and f' ({label})'} at the defaults, "
+                f"consumer_processes = {processes}: {rate:,.0f} events/s, ratio to the bare "
+                f"read {rate / bare:.2f}, idle in poll while behind {idle:.0%}; "
+                f"{cpu * 1e6:.1f} us CPU per event, CPU ratio (bare / daemon) "
+                f"{bare_cpu / cpu:.2f}",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -301,8 +353,20 @@ def main() -> None:
         default=list(SHAPES),
         help="topic shapes to measure (default: spread one-busy)",
     )
+    parser.add_argument(
+        "--code",
+        nargs="+",
+        metavar="LABEL=DIR",
+        help="run the daemon of each of these source trees (another checkout, e.g. from "
+        "`git worktree add`), one after the other in every round, so that code changes "
+        "compare within one run (default: this tree)",
+    )
+    parser.add_argument(
+        "--skip-memory", action="store_true", help="leave out the memory measurement"
+    )
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.code = code_trees(parser, args.code)
     if args.memory_only:
         report_memory(args.models)
         return
@@ -311,22 +375,45 @@ def main() -> None:
     for name in args.shapes:
         produce_shape(bootstrap, name, args.events)
     with tempfile.TemporaryDirectory() as tmp:
-        ratios: dict[tuple[str, int], list[float]] = {
-            (name, p): [] for name in args.shapes for p in args.processes
+        ratios: dict[tuple[str, int, str], list[float]] = {
+            (name, p, label): []
+            for name in args.shapes
+            for p in args.processes
+            for label, _ in args.code
         }
+        cpu_ratios: dict[tuple[str, int, str], list[float]] = {key: [] for key in ratios}
         for round_ in range(1, args.rounds + 1):
             for name in args.shapes:
-                measure_round(bootstrap, name, args, Path(tmp) / f"round{round_}", ratios, round_)
-        for (name, processes), values in ratios.items():
+                where = Path(tmp) / f"round{round_}"
+                measure_round(bootstrap, name, args, where, ratios, cpu_ratios, round_)
+        for (name, processes, label), values in ratios.items():
             print(
                 f"median ratio over {len(values)} round(s), {name}, "
-                f"consumer_processes = {processes}: {statistics.median(values):.2f}"
+                f"{label and f'{label}, '}consumer_processes = {processes}: "
+                f"{statistics.median(values):.2f} (CPU ratio "
+                f"{statistics.median(cpu_ratios[name, processes, label]):.2f})"
             )
+    if args.skip_memory:
+        return
     # In a fresh process: this one's heap still holds what the reads above freed,
     # and new models would fill it without raising the resident size.
     subprocess.run(
         [sys.executable, __file__, "--memory-only", "--models", str(args.models)], check=True
     )
+
+
+def code_trees(parser: argparse.ArgumentParser, given: list[str] | None) -> list[tuple[str, Path]]:
+    """``--code LABEL=DIR`` as (label, tree); this tree, unlabelled, when none is given."""
+    if not given:
+        return [("", ROOT)]
+    trees = []
+    for item in given:
+        label, _, where = item.partition("=")
+        tree = Path(where).resolve()
+        if not label or not (tree / "monitor" / "cli").is_dir():
+            parser.error(f"--code {item}: give LABEL=DIR, DIR a Driftwarden source tree")
+        trees.append((label, tree))
+    return trees
 
 
 def report_memory(models: int) -> None:

@@ -37,11 +37,13 @@ probabilities than that is taken without them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from detectors.base import Finding, Severity, SignalChange
 from detectors.codec import decode_float, encode_float
@@ -66,6 +68,45 @@ class Scored:
     score: float = math.nan
     probabilities: dict[str, float] | None = None
     truth: str | None = None
+
+
+# A ``Scored``'s fields as a tuple, in order: what a caller buffers per event.
+ScoredRow = tuple[int, float, str | None, str | None, float, dict[str, float] | None, str | None]
+
+
+@dataclass(slots=True)
+class ScoredColumns:
+    """A stretch of the model's stream as columns of ``Scored``'s fields: predictions
+    (``predicted`` set) and labels (``predicted`` None, ``truth`` set) interleaved."""
+
+    seq: Sequence[int]
+    ts: Sequence[float]
+    ids: Sequence[str | None]
+    predicted: Sequence[str | None]
+    score: Sequence[float]
+    probabilities: Sequence[dict[str, float] | None]
+    truth: Sequence[str | None]
+
+    @classmethod
+    def of(cls, rows: Sequence[ScoredRow]) -> ScoredColumns:
+        """Rows transposed into columns (in C: this runs per event)."""
+        if not rows:
+            return cls((), (), (), (), (), (), ())
+        return cls(*zip(*rows, strict=True))
+
+    @classmethod
+    def of_events(cls, events: Sequence[Scored]) -> ScoredColumns:
+        return cls.of(scored_rows(events))
+
+
+def scored_rows(events: Sequence[Scored]) -> list[ScoredRow]:
+    return [(e.seq, e.ts, e.id, e.predicted, e.score, e.probabilities, e.truth) for e in events]
+
+
+def _rows(events: ScoredColumns) -> Iterable[ScoredRow]:
+    """The events of columns as tuples again, in order."""
+    fields = (events.seq, events.ts, events.ids, events.predicted, events.score)
+    return zip(*fields, events.probabilities, events.truth, strict=True)
 
 
 def _bounded(probabilities: dict[str, float], max_classes: int) -> dict[str, float] | None:
@@ -187,39 +228,90 @@ class EstimatedPerformance:
 
     # -- the stream ------------------------------------------------------
     def observe(self, events: list[Scored]) -> list[Finding]:
-        # The hot path: a few list appends per prediction, a look-up per label. Where a
-        # prediction goes is worked out at the reference's end and at each window's start.
+        """Feed the next events of the stream, in stream order; the findings they raise."""
+        return self.observe_rows(scored_rows(events))
+
+    def observe_rows(self, rows: Sequence[ScoredRow]) -> list[Finding]:
+        """``observe`` for ``Scored``'s fields as tuples (what the service buffers)."""
+        return self.observe_columns(ScoredColumns.of(rows), rows)
+
+    def observe_columns(
+        self, events: ScoredColumns, as_rows: Iterable[ScoredRow] | None = None
+    ) -> list[Finding]:
+        """``observe`` for columns: predictions alone go in by slices, up to each boundary.
+        ``as_rows``, when given, are the same events as tuples (saves transposing back)."""
+        each = _rows(events) if as_rows is None else as_rows
+        if None in events.predicted:  # labels among them: event by event, in stream order
+            return self._each(each)
+        if self.unsupported:
+            return []
+        n = len(events.predicted)
+        score = events.score
+        if events.probabilities.count(None) < n or not all(map(math.isfinite, score)):
+            return self._each(each)  # rows to bound or skip one by one
+        # The hot path: where predictions go is worked out at the reference's end and at
+        # each window's start, so a batch is a few list extends per boundary it crosses.
+        found: list[Finding] = []
+        at = 0
+        while at < n and not self.unsupported:
+            if self._room == 0:
+                self._open()
+            rows, number = self._rows, self._number
+            take = min(self._room, n - at)
+            first = len(rows.predicted)
+            ids = events.ids[at : at + take]
+            if None in ids:
+                for row, request in enumerate(ids, start=first):
+                    if request is not None:
+                        self.ids[request] = (number, row)
+            else:
+                places = zip(repeat(number), range(first, first + take))  # repeat: unbounded
+                self.ids.update(zip(ids, places, strict=False))  # type: ignore[arg-type]
+            rows.ids.extend(ids)
+            rows.predicted.extend(events.predicted[at : at + take])  # type: ignore[arg-type]
+            rows.score.extend(score[at : at + take])
+            rows.probabilities.extend(repeat(None, take))
+            rows.truth.extend(repeat(None, take))
+            self._room -= take
+            self.count += take
+            at += take
+            after = self.count - self.reference_size
+            if after > 0 and after % self.window == 0:  # the batch filled a window
+                found += self._close(events.ts[at - 1], events.seq[at - 1])
+        return found
+
+    def _each(self, events: Iterable[ScoredRow]) -> list[Finding]:
+        """Event by event: labels among the predictions, probabilities to bound, scores
+        that cannot be used. A few list appends per prediction, a look-up per label."""
         found: list[Finding] = []
         ids, reference, window = self.ids, self.reference_size, self.window
-        for event in events:
-            predicted = event.predicted
+        for seq, ts, request, predicted, score, probabilities, truth in events:
             if predicted is None:
-                where = None if event.id is None else ids.get(event.id)
+                where = None if request is None else ids.get(request)
                 if where is not None:
-                    self._truth(where, event.truth)
+                    self._truth(where, truth)
                 continue
             if self.unsupported:
                 continue
-            probabilities = event.probabilities
             if probabilities is not None:
-                probabilities = event.probabilities = _bounded(probabilities, self.max_classes)
-            if probabilities is None and not math.isfinite(event.score):
+                probabilities = _bounded(probabilities, self.max_classes)
+            if probabilities is None and not math.isfinite(score):
                 continue
             if self._room == 0:
                 self._open()
             rows = self._rows
-            if event.id is not None:
-                ids[event.id] = (self._number, len(rows.predicted))
-            rows.ids.append(event.id)
+            if request is not None:
+                ids[request] = (self._number, len(rows.predicted))
+            rows.ids.append(request)
             rows.predicted.append(predicted)
-            rows.score.append(event.score)
+            rows.score.append(score)
             rows.probabilities.append(probabilities)
             rows.truth.append(None)
             self._room -= 1
             self.count += 1
             after = self.count - reference
             if after > 0 and after % window == 0:
-                found += self._close(event)
+                found += self._close(ts, seq)
         return found
 
     def _open(self) -> None:
@@ -240,15 +332,17 @@ class EstimatedPerformance:
         if rows.truth[row] is None:
             rows.truth[row] = truth
 
-    def _close(self, event: Scored) -> list[Finding]:
+    def _close(self, ts: float, seq: int) -> list[Finding]:
+        """The window just filled closes at the prediction of time ``ts``, stream
+        position ``seq``."""
         if self.calibration is None:
             self._fit()
             if self.calibration is None:
                 return []
         number = self.first_window + len(self.windows) - 1
-        self.windows[-1].end_ts = event.ts
-        found = self._estimate(number, self.windows[-1], event)
-        self.alarms.resolve_due(self.count, lambda _: event.ts)
+        self.windows[-1].end_ts = ts
+        found = self._estimate(number, self.windows[-1], ts, seq)
+        self.alarms.resolve_due(self.count, lambda _: ts)
         while len(self.windows) > self.realized_after:
             self._realize(self.first_window, self.windows.pop(0))
             self.first_window += 1
@@ -367,7 +461,7 @@ class EstimatedPerformance:
         return 0 if counts[0] < counts[1] else 1
 
     # -- windows -----------------------------------------------------------
-    def _estimate(self, number: int, rows: Rows, event: Scored) -> list[Finding]:
+    def _estimate(self, number: int, rows: Rows, ts: float, seq: int) -> list[Finding]:
         calibration = self.calibration
         assert calibration is not None
         raw, predicted, _ = calibration.matrix(rows)
@@ -376,7 +470,7 @@ class EstimatedPerformance:
         calibrated = calibration.calibrate(raw)
         estimate = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
         rows.estimate = {m: v for m, v in estimate.items() if math.isfinite(v)}
-        threshold = float(stats.norm.isf(self.alpha))
+        threshold = normal_isf(self.alpha)
         found: list[Finding] = []
         for metric, value in rows.estimate.items():
             ref = calibration.reference.get(metric)
@@ -386,12 +480,12 @@ class EstimatedPerformance:
                 low, high = value - BAND_Z * ref[2], value + BAND_Z * ref[2]
             self._results.append(
                 WindowResult(
-                    number, event.ts, metric, "estimated", value, low, high, len(predicted), limit
+                    number, ts, metric, "estimated", value, low, high, len(predicted), limit
                 )
             )
             if ref is None or ref[1] <= 0:
                 continue
-            found += self._test(metric, value, ref, (low, high), len(predicted), event)
+            found += self._test(metric, value, ref, (low, high), len(predicted), ts, seq)
         return found
 
     def _test(
@@ -401,24 +495,25 @@ class EstimatedPerformance:
         ref: list[float],
         band: tuple[float | None, float | None],
         n: int,
-        event: Scored,
+        ts: float,
+        seq: int,
     ) -> list[Finding]:
         calibration = self.calibration
         assert calibration is not None
         z = (ref[0] - value) / ref[1]
-        p = float(stats.norm.sf(z))
-        threshold = float(stats.norm.isf(self.alpha))
+        p = normal_sf(z)
+        threshold = normal_isf(self.alpha)
         signal = f"estimated:{metric}"
         key = f"{DETECTOR}|{signal}"
         broke = p < self.alpha
         severity: Severity = "critical" if p < self.alpha / 100 else "warning"
-        state = self.alarms.report(key, severity, self.count, event.ts) if broke else None
+        state = self.alarms.report(key, severity, self.count, ts) if broke else None
         self._tested.append(
             SignalChange(
                 "tested",
                 DETECTOR,
                 signal,
-                event.ts,
+                ts,
                 severity if broke else "info",
                 firing=self.alarms.is_firing(key),
                 statistic=z,
@@ -432,7 +527,7 @@ class EstimatedPerformance:
         limit = ref[0] - threshold * ref[1]
         details = {
             "state": state,
-            "event_index": event.seq,
+            "event_index": seq,
             "summary": f"estimated {metric} {ref[0]:.2f} → {value:.2f} (alarm below {limit:.2f})",
             "estimated_value": round(value, 6),
             "reference_value": round(ref[0], 6),
@@ -443,9 +538,7 @@ class EstimatedPerformance:
             "calibration": calibration.describe(),
             "calibrated": calibration.labels > 0,
         }
-        return [
-            Finding(DETECTOR, signal, event.ts, severity, z, self.alpha, p, ref[0] - value, details)
-        ]
+        return [Finding(DETECTOR, signal, ts, severity, z, self.alpha, p, ref[0] - value, details)]
 
     def _realize(self, number: int, rows: Rows) -> None:
         """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
@@ -473,14 +566,14 @@ class EstimatedPerformance:
                 del self.ids[request]
 
     # -- results -----------------------------------------------------------
-    def set_reference(self, events: list[Scored]) -> int:
+    def set_reference(self, events: Sequence[ScoredRow]) -> int:
         """Make ``events`` the reference instead of the stream's first predictions: scored
         predictions and labels (joined by id, the first label of each) of data the user
         trusts, such as a sample of a validation file. Returns the predictions taken. With
         fewer than one window of them nothing changes: the reference fills from the stream.
         The calibration is fixed, as always, when the first window after it closes."""
         sample = EstimatedPerformance(**{**self.params(), "reference": 2**62})
-        sample.observe(events)
+        sample.observe_rows(events)
         taken = sample.count
         if taken < self.window or sample.unsupported:
             return 0
@@ -540,3 +633,14 @@ class EstimatedPerformance:
         est.unsupported = str(state["unsupported"])
         est.alarms = AlarmTracker.load(state["alarms"])
         return est
+
+
+def normal_sf(z: float) -> float:
+    """``scipy.stats.norm.sf(z)``, the same number (scipy computes it so), without the
+    distribution object's argument handling, which costs ~50 times the function."""
+    return float(special.ndtr(-z))
+
+
+def normal_isf(q: float) -> float:
+    """``scipy.stats.norm.isf(q)``, the same number, as ``normal_sf``."""
+    return float(-special.ndtri(q))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,12 @@ from detectors.change.base import ChangeEvent
 from detectors.client.watch import MAX_ATTRIBUTED, ClientWatch, attribution
 from detectors.codec import decode_float, encode_float
 from detectors.metric.series import MetricSeries
-from detectors.performance.estimated import EstimatedPerformance, Scored, WindowResult
+from detectors.performance.estimated import (
+    EstimatedPerformance,
+    Scored,
+    ScoredRow,
+    WindowResult,
+)
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.registry import (
     ChangeDetector,
@@ -458,10 +463,14 @@ class ModelDetectors:
         """Scored predictions and labels, interleaved in stream order (CBPE)."""
         return self._estimated.observe(events)
 
-    def set_scored_reference(self, events: list[Scored]) -> int:
+    def set_scored_reference(self, events: Sequence[ScoredRow]) -> int:
         """CBPE's reference from trusted scored predictions and their labels (see
         ``EstimatedPerformance.set_reference``); the predictions taken, 0 for none."""
         return self._estimated.set_reference(events)
+
+    def observe_scored_rows(self, rows: Sequence[ScoredRow]) -> list[Finding]:
+        """``observe_scored`` for ``Scored``'s fields as tuples (the service's hot path)."""
+        return self._estimated.observe_rows(rows)
 
     def take_performance_windows(self) -> list[WindowResult]:
         """Estimated and realized performance of the windows closed since the last call."""

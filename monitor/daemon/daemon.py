@@ -27,7 +27,6 @@ from monitor.daemon.kafka_client import open_consumer
 from monitor.daemon.ops import DaemonMetrics
 from monitor.daemon.poll_idle import PollIdle
 from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
-from monitor.ingest.events import Malformed
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.payloads import NotificationContext
@@ -216,7 +215,7 @@ class Daemon:
         bounds = self.config.events.live_bounds(time.time())
         source = f"kafka:{tp.topic}"
         for record in records:
-            parsed, listed = route(
+            model, _, listed = route(
                 pipeline,
                 record.value,
                 record.timestamp / 1000.0,
@@ -226,7 +225,7 @@ class Daemon:
                 tp.partition,
                 record.offset,
             )
-            if isinstance(parsed, Malformed):
+            if model is None:  # malformed: quarantined
                 self.metrics.quarantined.inc()
                 if self.dead_letters is not None:
                     raw = record.value if isinstance(record.value, bytes) else b""
@@ -235,7 +234,7 @@ class Daemon:
                     )
             else:
                 # Unlisted models share one label: a series per name would be unbounded.
-                model = parsed.model if listed else UNLISTED_LABEL
+                model = model if listed else UNLISTED_LABEL
                 per_model[model] = per_model.get(model, 0) + 1
         # One metric update per model and poll: labels() per record costs more than parsing.
         for model, count in per_model.items():

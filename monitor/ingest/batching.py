@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from detectors.base import RowBatch
-from monitor.ingest.events import Event, Scalar
+from monitor.ingest.events import Event, Row, Scalar, event_row
 
 _BOOL_LABELS = {True: "true", False: "false"}
 MAX_MAGNITUDE = 1e100
@@ -90,40 +90,48 @@ def row_batch(
     seq: Sequence[int] | None = None,
     as_categories: frozenset[str] = frozenset(),
 ) -> RowBatch:
-    """Columns of prediction/input events, in stream order.
+    """Columns of prediction/input events, in stream order (see ``rows_batch``)."""
+    return rows_batch([event_row(e) for e in events], seq, as_categories)
+
+
+def rows_batch(
+    rows: Sequence[Row],
+    seq: Sequence[int] | None = None,
+    as_categories: frozenset[str] = frozenset(),
+) -> RowBatch:
+    """Columns of prediction/input rows (``parse_record``'s), in stream order.
 
     Numbers become numeric features, strings and bools categorical ones, and so
     do the features named in ``as_categories`` (``models[].categorical``); a
     feature that is None, or absent from an event that has features, is missing.
     ``seq`` gives the events' positions in the model's stream, for the label join.
-    Each field is gathered by one comprehension, not one loop with branches per
-    event: this runs for every event.
+    The rows are transposed into fields in one C call (``zip``): this runs for
+    every event.
     """
-    n = len(events)
-    features = [e.features for e in events]
+    n = len(rows)
+    _, ts, ids, clients, features, predictions, scores, _, _ = zip(*rows, strict=True)
     columns = _Columns(n, as_categories)
     without_features: list[int] = []
-    for names, rows in _schemas(features, without_features).items():
-        whole = None if len(rows) == n else rows
-        group = features if whole is None else [features[i] for i in rows]
-        for name, column in zip(names, zip(*map(dict.values, group), strict=True), strict=True):  # type: ignore[arg-type]
+    for names, group_rows in _schemas(features, without_features).items():
+        whole = None if len(group_rows) == n else group_rows
+        group = features if whole is None else [features[i] for i in group_rows]
+        for name, column in zip(names, zip(*map(dict.values, group), strict=True), strict=True):
             columns.add(name, whole, column)
     has_features = None
     if without_features:
         has_features = np.ones(n, dtype=bool)
         has_features[without_features] = False
-    scores = [e.score for e in events]
-    labels, values = _predictions([e.prediction for e in events])
+    labels, values = _predictions(predictions)
     return RowBatch(
-        ts=np.array([e.ts for e in events], dtype=np.float64),
+        ts=np.array(ts, dtype=np.float64),
         numeric={name: measured(column) for name, column in columns.numeric.items()},
         categorical=columns.categorical,
         score=None if scores.count(None) == n else measured(np.array(scores, dtype=np.float64)),
         prediction=labels,
         prediction_value=None if values is None else measured(values),
-        client=_optional_objects([e.client for e in events]),
+        client=_optional_objects(clients),
         has_features=has_features,
-        ids=_optional_objects([e.id for e in events]),
+        ids=_optional_objects(ids),
         seq=None if seq is None else np.array(seq, dtype=np.int64),
     )
 
@@ -156,7 +164,7 @@ def measured(values: np.ndarray) -> np.ndarray:
 
 
 def _schemas(
-    features: list[dict[str, Scalar | None] | None], without: list[int]
+    features: Sequence[dict[str, Scalar | None] | None], without: list[int]
 ) -> dict[tuple[str, ...], list[int]]:
     """Row numbers grouped by feature names in order; rows with no features go to ``without``."""
     first = features[0]
@@ -173,7 +181,9 @@ def _schemas(
     return schemas
 
 
-def _predictions(outputs: list[Scalar | None]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _predictions(
+    outputs: Sequence[Scalar | None],
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Predictions as labels (strings, bools) and values (numbers), each None if never given."""
     types = set(map(type, outputs))
     if types <= _LABEL_TYPES:
@@ -195,7 +205,7 @@ def _predictions(outputs: list[Scalar | None]) -> tuple[np.ndarray | None, np.nd
     return (_objects(tuple(labels)) if given_labels else None), (values if given_values else None)
 
 
-def _optional_objects(values: list[str | None]) -> np.ndarray | None:
+def _optional_objects(values: Sequence[str | None]) -> np.ndarray | None:
     if values.count(None) == len(values):
         return None
     return _objects(tuple(values))

@@ -84,14 +84,31 @@ class _Invalid(Exception):
     pass
 
 
-def parse_event(
-    raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
-) -> Event | Malformed:
-    """One record value to an ``Event``, or a ``Malformed`` saying why not.
+# The usual prediction or input, already checked, as a plain tuple rather than an
+# ``Event``: the pipeline buffers these and transposes them into columns in C, so
+# the hot path makes no object of its own per event. Fields by position:
+# model, ts, id, client, features, prediction, score, type, version.
+Row = tuple[
+    str,
+    float,
+    str | None,
+    str | None,
+    dict[str, Scalar | None] | None,
+    Scalar | None,
+    float | None,
+    str,
+    str | None,
+]
 
-    ``default_ts`` is the event time used when the record has no ``ts``: the Kafka
-    record timestamp, or in a file the previous event's time. An event time
-    outside ``bounds`` makes the record malformed.
+
+def parse_record(
+    raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
+) -> Row | Event | Malformed:
+    """One record value to a ``Row`` (the usual prediction or input), an ``Event``
+    (anything else that is valid), or a ``Malformed`` saying why not.
+
+    Both accepted forms have passed the same checks as ``parse_event``; a ``Row``
+    is what ``parse_event`` would give, without the object (``row_event`` makes it).
     """
     try:
         obj = _decode(raw)
@@ -102,6 +119,40 @@ def parse_event(
         return Malformed(str(exc))
     except Exception as exc:  # a bad record never stops the stream
         return Malformed(f"unreadable record: {type(exc).__name__}: {exc}")
+
+
+def parse_event(
+    raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
+) -> Event | Malformed:
+    """One record value to an ``Event``, or a ``Malformed`` saying why not.
+
+    ``default_ts`` is the event time used when the record has no ``ts``: the Kafka
+    record timestamp, or in a file the previous event's time. An event time
+    outside ``bounds`` makes the record malformed.
+    """
+    parsed = parse_record(raw, default_ts, bounds)
+    return row_event(parsed) if type(parsed) is tuple else parsed  # type: ignore[return-value]
+
+
+def row_event(row: Row) -> Event:
+    """The ``Event`` a ``Row`` stands for."""
+    model, ts, ident, client, features, prediction, score, etype, version = row
+    return Event(etype, model, ts, ident, client, version, features, prediction, score)
+
+
+def event_row(event: Event) -> Row:
+    """A prediction or input ``Event`` as a ``Row`` (its other fields dropped)."""
+    return (
+        event.model,
+        event.ts,
+        event.id,
+        event.client,
+        event.features,
+        event.prediction,
+        event.score,
+        event.type,
+        event.version,
+    )
 
 
 def _decode(raw: bytes | str) -> Any:
@@ -142,7 +193,9 @@ def _require_unicode(obj: Any) -> None:
         raise _Invalid("the record nests too deeply to check") from None
 
 
-def _build(obj: Any, default_ts: float | None, bounds: TimeBounds, short: bool = False) -> Event:
+def _build(
+    obj: Any, default_ts: float | None, bounds: TimeBounds, short: bool = False
+) -> Row | Event:
     if not isinstance(obj, dict):
         raise _Invalid(f"not a JSON object but {_kind(obj)}")
     model = obj.get("model")
@@ -157,9 +210,9 @@ def _build(obj: Any, default_ts: float | None, bounds: TimeBounds, short: bool =
         raise _Invalid(f"'type' must be one of {', '.join(EVENT_TYPES)}, got {etype!r:.60}")
     ts = _event_time(obj.get("ts"), default_ts, bounds)
     if etype == "prediction" or etype == "input":
-        event = _common_prediction(obj, etype, model, ts, short)
-        if event is not None:
-            return event
+        row = _common_prediction(obj, etype, model, ts, short)
+        if row is not None:
+            return row
     return _check_by_keys(obj, etype, model, ts)
 
 
@@ -197,7 +250,7 @@ _PLAIN_FEATURE_TYPES = frozenset({str, float, bool, type(None)})
 
 def _common_prediction(
     obj: dict[str, Any], etype: str, model: str, ts: float, short: bool
-) -> Event | None:
+) -> Row | None:
     """The usual prediction, accepted in a few exact-type tests, or None for the full check.
 
     Takes only what the full path would take unchanged (string ids, a float score,
@@ -232,7 +285,7 @@ def _common_prediction(
         texts = (ident, client, version, prediction)
         if max(len(t) if type(t) is str else 0 for t in texts) > MAX_NAME_CHARS:
             return None
-    return Event(etype, model, ts, ident, client, version, features, prediction, score)
+    return (model, ts, ident, client, features, prediction, score, etype, version)
 
 
 def _names_too_long(features: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Finding, SignalChange
-from detectors.performance.estimated import Scored, WindowResult
+from detectors.performance.estimated import ScoredRow, WindowResult
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
@@ -30,8 +30,8 @@ from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.incidents import signal_states
 from monitor.incidents.grouping import AlertPolicy
-from monitor.ingest.batching import measured, row_batch
-from monitor.ingest.events import Event
+from monitor.ingest.batching import measured, rows_batch
+from monitor.ingest.events import Event, Row, event_row
 from monitor.notify.policy import NotificationPolicy
 from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
@@ -71,15 +71,16 @@ class ModelPipeline:
     baseline_logged: bool = False
     clock: EventClock = field(default_factory=EventClock)
     times: list[float] = field(default_factory=list)
-    rows: list[Event] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     row_seq: list[int] = field(default_factory=list)
     # Labels join their predictions as they come, in stream order (None: labels are ignored).
     label_join: ModelLabelJoin | None = None
     # Signal evaluations and state changes since the last checkpoint, in stream order.
     changes: list[SignalChange] = field(default_factory=list)
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    # Scored class predictions and labels with ids, interleaved in stream order (CBPE).
-    scored: list[Scored] = field(default_factory=list)
+    # Scored class predictions and labels with ids, interleaved in stream order (CBPE),
+    # as tuples of ``Scored``'s fields: transposed into columns at a flush.
+    scored: list[ScoredRow] = field(default_factory=list)
     # Estimated and realized performance per window since the last checkpoint.
     performance_windows: list[WindowResult] = field(default_factory=list)
     buffered: int = 0
@@ -100,6 +101,8 @@ class ModelPipeline:
         Every event, labels included, counts towards the flush: the label join
         needs each flush to span fewer events than its horizon.
         """
+        if event.type != "metric" and event.type != "label":
+            return self.add_row(event_row(event), event.probabilities)
         seq = self.events
         self.events += 1
         self.times.append(event.ts)
@@ -112,26 +115,40 @@ class ModelPipeline:
                 self.metric_points_dropped += 1
             else:
                 points.append((event.ts, event.value))
-        elif event.type == "label":
+        else:
             self.labels += 1
             if self.label_join is not None and event.id is not None:
                 self.label_join.label(seq, event.id, event.ts, event.label)
             if event.id is not None and event.label is not None:
-                self.scored.append(Scored(seq, event.ts, event.id, truth=class_name(event.label)))
-        else:
-            if self.label_join is not None and event.id is not None:
-                join = self.label_join
-                join.prediction(event.id, event.ts, event.prediction, event.score, len(self.rows))
-            scored = scored_prediction(seq, event)
-            if scored is not None:
-                self.scored.append(scored)
-            features = event.features
-            if features is not None and not self.feature_filter.issuperset(features):
-                event.features = self._keep_features(features)
-            self.rows.append(event)
-            self.row_seq.append(seq)
+                label = class_name(event.label)
+                self.scored.append((seq, event.ts, event.id, None, math.nan, None, label))
         self.buffered += 1
         return self.buffered >= FLUSH_EVENTS
+
+    def add_row(self, row: Row, probabilities: dict[str, float] | None = None) -> bool:
+        """Buffer one prediction or input (``add`` for a ``Row``); True when worth flushing.
+
+        The hot path: no object of its own per event, a few list appends."""
+        seq = self.events
+        self.events += 1
+        _, ts, ident, _, features, prediction, score, _, _ = row
+        self.times.append(ts)
+        if ident is not None and self.label_join is not None:
+            self.label_join.prediction(ident, ts, prediction, score, len(self.rows))
+        if prediction is not None:
+            scored = scored_row(seq, ts, ident, prediction, score, probabilities)
+            if scored is not None:
+                self.scored.append(scored)
+        if features is not None and not self.feature_filter.issuperset(features):
+            row = (*row[:4], self._keep_features(features), *row[5:])
+        self.rows.append(row)
+        self.row_seq.append(seq)
+        self.buffered += 1
+        return self.buffered >= FLUSH_EVENTS
+
+    def buffered_features(self) -> list[dict[str, Any] | None]:
+        """The features of the predictions and inputs buffered for the next flush."""
+        return [row[4] for row in self.rows]
 
     def _keep_features(self, features: dict[str, Any]) -> dict[str, Any]:
         """The slow path: an event with feature names outside the filter."""
@@ -150,7 +167,7 @@ class ModelPipeline:
         self.clock.observe(self.times)
         self.times = []
         if self.rows:
-            batch = row_batch(self.rows, self.row_seq, self.categorical)
+            batch = rows_batch(self.rows, self.row_seq, self.categorical)
             had, before = self.detectors.has_reference, self.detectors.rows_observed
             findings += self.detectors.observe_rows(batch)
             if self.label_join is not None:
@@ -158,7 +175,7 @@ class ModelPipeline:
             self.rows, self.row_seq = [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         if self.scored:  # predictions and labels in stream order: flushes cannot reorder them
-            findings += self.detectors.observe_scored(self.scored)
+            findings += self.detectors.observe_scored_rows(self.scored)
             self.scored = []
             self.performance_windows += self.detectors.take_performance_windows()
         joined = None if self.label_join is None else self.label_join.take_joined()
@@ -179,6 +196,28 @@ class ModelPipeline:
         return findings
 
 
+def scored_row(
+    seq: int,
+    ts: float,
+    ident: str | None,
+    prediction: Any,
+    score: float | None,
+    probabilities: dict[str, float] | None,
+) -> ScoredRow | None:
+    """What CBPE takes of a prediction: a class with a score, or with probabilities (a
+    number is a class only with probabilities); None for anything else."""
+    if probabilities is not None:
+        name = prediction if type(prediction) is str else class_name(prediction)
+        return (seq, ts, ident, name, math.nan if score is None else score, probabilities, None)
+    if score is None or not math.isfinite(score):
+        return None
+    if type(prediction) is str:
+        return (seq, ts, ident, prediction, score, None, None)
+    if type(prediction) is bool:
+        return (seq, ts, ident, class_name(prediction), score, None, None)
+    return None
+
+
 def class_name(value: object) -> str:
     """A class label as CBPE compares classes: bools as "true"/"false", integral numbers
     as integers (``1.0`` is class ``1``), anything else as its text."""
@@ -187,22 +226,6 @@ def class_name(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def scored_prediction(seq: int, event: Event) -> Scored | None:
-    """A class prediction with a score or probabilities, for CBPE; None for anything else
-    (a number is a class only where the event carries probabilities). Runs per event."""
-    prediction = event.prediction
-    if prediction is None:
-        return None
-    kind, score, probabilities = type(prediction), event.score, event.probabilities
-    if probabilities is None:
-        if (kind is not str and kind is not bool) or score is None or not math.isfinite(score):
-            return None
-    elif score is None:
-        score = math.nan
-    name = prediction if kind is str else class_name(prediction)
-    return Scored(seq, event.ts, event.id, name, score, probabilities)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -317,6 +340,20 @@ class Pipeline:
             signal_states.clear_model(db, name, None, time.time())
             baseline_reset.carry_out(db, name, time.time())
         log.warning("baseline reset carried out; the model warms up again", extra={"model": name})
+        return True
+
+    def feed_row(self, row: Row) -> bool:
+        """Take one prediction or input as ``parse_record`` gives it (``feed`` without the
+        ``Event``); False if its model is not in the config (counted and skipped)."""
+        name = row[0]
+        pipeline = self.models.get(name) or self.model(name)
+        if pipeline is None:
+            count_unlisted(self.stats.unlisted, name, self.config.limits.max_unlisted_models)
+            return False
+        self.stats.processed += 1
+        self._touched.add(name)
+        if pipeline.add_row(row):
+            self._findings.setdefault(name, []).extend(pipeline.flush())
         return True
 
     def feed(self, event: Event) -> bool:

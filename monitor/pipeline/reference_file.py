@@ -18,12 +18,13 @@ starts from the same reference.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import zlib
 
 import sqlite_utils
 
-from detectors.performance.estimated import Scored
+from detectors.performance.estimated import ScoredRow
 from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.audit.chain import AuditLog
@@ -135,18 +136,20 @@ def apply_pending(
     return detectors
 
 
-def scored_events(events: list[Event]) -> list[Scored]:
+def scored_events(events: list[Event]) -> list[ScoredRow]:
     """A sample's scored predictions, then their labels, as CBPE takes them."""
     # Imported here: the pipeline imports this module.
-    from monitor.pipeline.pipeline import class_name, scored_prediction
+    from monitor.pipeline.pipeline import class_name, scored_row
 
-    out: list[Scored] = []
-    for seq, event in enumerate(events):
-        if event.type == "label":
-            if event.id is not None and event.label is not None:
-                out.append(Scored(seq, event.ts, event.id, truth=class_name(event.label)))
-        elif (scored := scored_prediction(seq, event)) is not None:
-            out.append(scored)
+    out: list[ScoredRow] = []
+    for seq, e in enumerate(events):
+        if e.type == "label":
+            if e.id is not None and e.label is not None:
+                out.append((seq, e.ts, e.id, None, math.nan, None, class_name(e.label)))
+        elif e.prediction is not None:
+            scored = scored_row(seq, e.ts, e.id, e.prediction, e.score, e.probabilities)
+            if scored is not None:
+                out.append(scored)
     return out
 
 

@@ -8,7 +8,9 @@ its ``Checkpoint`` whether one is due.
 
 from __future__ import annotations
 
-from monitor.ingest.events import Event, Malformed, TimeBounds, parse_event
+import math
+
+from monitor.ingest.events import Event, Malformed, TimeBounds, parse_record
 from monitor.pipeline.pipeline import Pipeline
 from monitor.store.store import QuarantinedRecord
 
@@ -23,16 +25,20 @@ def route(
     partition: int | None = None,
     offset: int | None = None,
     raw: bytes | None = None,
-) -> tuple[Event | Malformed, bool]:
+) -> tuple[str | None, float, bool]:
     """Parse one record into ``pipeline``: quarantined, or fed to its model.
 
-    Returns the parsed event (or why it is malformed) and whether it was fed to
-    a model in the config. ``raw`` is what a quarantine keeps (default: ``value``).
+    Returns the event's model (None when the record is malformed and quarantined),
+    its event time (NaN when malformed), and whether it was fed to a model in the
+    config. ``raw`` is what a quarantine keeps (default: ``value``).
     """
-    parsed = parse_event(value, default_ts, bounds)
+    parsed = parse_record(value, default_ts, bounds)
+    if type(parsed) is tuple:  # the usual prediction: fed as a row, no Event made
+        return parsed[0], parsed[1], pipeline.feed_row(parsed)
     if isinstance(parsed, Malformed):
         if raw is None:
             raw = value if isinstance(value, bytes) else b""
         pipeline.quarantine(QuarantinedRecord(source, parsed.reason, raw, topic, partition, offset))
-        return parsed, False
-    return parsed, pipeline.feed(parsed)
+        return None, math.nan, False
+    assert isinstance(parsed, Event)
+    return parsed.model, parsed.ts, pipeline.feed(parsed)

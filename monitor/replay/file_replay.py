@@ -14,7 +14,6 @@ from monitor.cli.progress import Progress
 from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.errors import DriftwardenError
-from monitor.ingest.events import Malformed
 from monitor.pipeline import reference_file
 from monitor.pipeline.checkpoint import Checkpoint
 from monitor.pipeline.label_join import LabelCounts
@@ -158,9 +157,11 @@ def replay_file(config: Config, store: Store, input_path: Path, progress: Progre
             due.count()
             if line.strip():
                 raw = line.rstrip(b"\r\n")
-                parsed, _ = route(pipeline, line, last_ts, bounds, source, offset=line_no, raw=raw)
-                if not isinstance(parsed, Malformed):
-                    last_ts = parsed.ts
+                model, ts, _ = route(
+                    pipeline, line, last_ts, bounds, source, offset=line_no, raw=raw
+                )
+                if model is not None:
+                    last_ts = ts
             why = due.due(pipeline.quarantine_full)
             if why is not None:
                 pipeline.checkpoint()

@@ -7,11 +7,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
 from detectors.base import Finding
 from detectors.performance import cbpe
-from detectors.performance.estimated import EstimatedPerformance, Scored, WindowResult
+from detectors.performance.estimated import (
+    EstimatedPerformance,
+    Scored,
+    ScoredColumns,
+    WindowResult,
+    normal_isf,
+    normal_sf,
+    scored_rows,
+)
 
 T0 = 1.6e9
 
@@ -232,3 +240,57 @@ def test_a_model_with_one_predicted_class_is_not_estimated() -> None:
     assert est.observe(events) == []
     assert "exactly two predicted classes" in est.unsupported
     assert est.dump()["windows"] == [] and est.take_results() == []
+
+
+def mixed_stream(n: int, seed: int) -> list[Scored]:
+    """A binary stream with the rows the column path must take one by one: some with
+    probabilities, some with an unusable score, some without an id; labels in between,
+    some before their prediction's window has closed, some for unknown ids; a shift at 3/4."""
+    rng = np.random.default_rng(seed)
+    events: list[Scored] = []
+    for i in range(n):
+        p = rng.beta(0.6, 0.6) if i < 3 * n // 4 else rng.beta(3, 3)
+        predicted = "fraud" if p >= 0.5 else "ok"
+        confidence = float(p if predicted == "fraud" else 1 - p)
+        ident = None if rng.random() < 0.05 else f"r{i}"
+        draw = rng.random()
+        if draw < 0.03:
+            events.append(Scored(len(events), T0 + i, ident, predicted, math.nan))
+        elif draw < 0.06:
+            probs = {"fraud": float(p), "ok": float(1 - p)}
+            events.append(Scored(len(events), T0 + i, ident, predicted, math.nan, probs))
+        else:
+            events.append(Scored(len(events), T0 + i, ident, predicted, confidence))
+        if rng.random() < 0.6:  # a label for a recent prediction, or for none at all
+            target = f"r{i - int(rng.integers(0, 300))}" if rng.random() < 0.95 else "nobody"
+            truth = "fraud" if rng.random() < 0.5 else "ok"
+            events.append(Scored(len(events), T0 + i + 0.5, target, truth=truth))
+    return events
+
+
+def test_columns_in_any_split_give_what_events_one_at_a_time_give() -> None:
+    events = mixed_stream(12_000, seed=5)
+    one_by_one = EstimatedPerformance(window=500, reference=2000)
+    found = [f for e in events for f in one_by_one.observe([e])]
+    assert any(f.signal == "estimated:accuracy" for f in found)  # the shift is found
+    rng = np.random.default_rng(1)
+    cuts = sorted(rng.choice(len(events), 40, replace=False).tolist())
+    columns = EstimatedPerformance(window=500, reference=2000)
+    found_in_columns = []
+    for k, (start, stop) in enumerate(zip([0, *cuts], [*cuts, len(events)], strict=True)):
+        part = events[start:stop]
+        if k % 2:  # as tuples, as the service buffers them
+            found_in_columns += columns.observe_rows(scored_rows(part))
+        else:
+            found_in_columns += columns.observe_columns(ScoredColumns.of_events(part))
+    assert found_in_columns == found
+    assert columns.take_results() == one_by_one.take_results()
+    assert columns.dump() == one_by_one.dump()
+
+
+def test_the_normal_tails_are_scipys_numbers() -> None:
+    rng = np.random.default_rng(3)
+    for z in [*(rng.normal(size=500) * 6).tolist(), 0.0, math.inf, -math.inf, 40.0, -40.0]:
+        assert normal_sf(z) == float(stats.norm.sf(z))
+    for q in [*rng.random(500).tolist(), 1e-4, 1e-6, 1e-300, 0.0, 1.0]:
+        assert normal_isf(q) == float(stats.norm.isf(q))

@@ -49,7 +49,7 @@ def test_600_feature_names_in_the_warm_up_keep_500(tmp_path: Path) -> None:
     for i in range(800):
         pipeline.feed(_event(i, **{f"n{i % 600}": 1.0}))
     # Columns are built from the buffered events: no dropped name is left in them.
-    buffered = [e.features or {} for e in pipeline.models["m"].rows]
+    buffered = [f or {} for f in pipeline.models["m"].buffered_features()]
     assert len(buffered) == 800 and set().union(*buffered) == {"a", "b"} | {
         f"n{i}" for i in range(498)
     }
