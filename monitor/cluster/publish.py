@@ -1,0 +1,147 @@
+"""The records of one checkpoint's Kafka transaction, from what the checkpoint wrote.
+
+- changelog: each state row it changed, on the changelog partition of the
+  model's records (chunks first, then the row's key; tombstones for rows and
+  chunks no longer there);
+- alerts topic: per model, its new alerts, signal history and performance
+  windows, keyed by model, as ``{"model", "table", "rows"}`` records of at
+  most ``CHUNK_BYTES`` each, in the order the checkpoint wrote them;
+- quarantine topic: each quarantined record, keyed by where it was read.
+
+Row ids and wall-clock columns of the worker's store are left out: they mean
+nothing in another store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from monitor.cluster import cache
+from monitor.cluster.capture import ChangeCapture
+from monitor.cluster.records import (
+    CHUNK_BYTES,
+    KafkaRecord,
+    chunk_key,
+    chunked,
+    encode_row,
+    native_row,
+    row_key,
+)
+from monitor.cluster.settings import ClusterTopics
+
+log = logging.getLogger("driftwarden.cluster")
+OUTPUTS = ("alerts", "signal_history", "performance_windows")
+# Columns of the worker's own store: row ids, its incidents, its wall clock.
+LOCAL_COLUMNS = frozenset({"id", "created_at", "incident_id"})
+# A quarantined record's raw bytes as the topic carries them (base64 grows them by 4/3).
+QUARANTINE_RAW_BYTES = 512 * 1024
+
+
+@dataclass
+class Outgoing:
+    records: list[KafkaRecord] = field(default_factory=list)
+    # The last changelog partitions written, for the cache's offsets once committed.
+    changelog_partitions: set[int] = field(default_factory=set)
+
+
+def outgoing(
+    db: sqlite_utils.Database,
+    capture: ChangeCapture,
+    topics: ClusterTopics,
+    partition_of: Mapping[str, int],
+) -> Outgoing:
+    """Everything noted since the last checkpoint, as records; the notes are cleared
+    (inside the caller's SQLite transaction, so a failed one keeps them)."""
+    out = Outgoing()
+    changed = capture.changed()
+    outputs = {table: capture.written(table) for table in (*OUTPUTS, "quarantine")}
+    capture.clear()
+    placed: dict[str, int] = {}
+    for table, key, row in changed:
+        model = key[0]
+        partition = partition_of.get(model)
+        if partition is None:  # no record of it read yet: it goes with the next checkpoint
+            capture.keep(table, key)
+            continue
+        placed[model] = partition
+        out.changelog_partitions.add(partition)
+        out.records += _state_records(db, topics.changelog, partition, table, key, row)
+    cache.set_model_partitions(db, placed.items())
+    for table in OUTPUTS:
+        out.records += _output_records(topics.alerts, table, outputs[table])
+    out.records += [_quarantined(topics.quarantine, row) for row in outputs["quarantine"]]
+    return out
+
+
+def _state_records(
+    db: sqlite_utils.Database,
+    topic: str,
+    partition: int,
+    table: str,
+    key: list[Any],
+    row: dict[str, Any] | None,
+) -> list[KafkaRecord]:
+    main_key = row_key(table, key)
+    before = cache.chunks_of(db, main_key)
+    records = []
+    if row is None:
+        pieces: list[bytes] = []
+        head = None
+    else:
+        head, pieces = chunked(encode_row(row))
+        records += [
+            KafkaRecord(topic, chunk_key(table, key, i), piece, partition)
+            for i, piece in enumerate(pieces)
+        ]
+    records.append(KafkaRecord(topic, main_key, head, partition))
+    records += [
+        KafkaRecord(topic, chunk_key(table, key, i), None, partition)
+        for i in range(len(pieces), before)
+    ]
+    cache.set_chunks(db, main_key, len(pieces))
+    return records
+
+
+def _output_records(topic: str, table: str, rows: list[dict[str, Any]]) -> list[KafkaRecord]:
+    by_model: dict[str, list[bytes]] = {}
+    for row in rows:
+        shared = {k: v for k, v in row.items() if k not in LOCAL_COLUMNS}
+        by_model.setdefault(row["model"], []).append(encode_row(shared))
+    records = []
+    for model, encoded in by_model.items():
+        head = orjson.dumps({"model": model, "table": table})[:-1] + b',"rows":['
+        part: list[bytes] = []
+        size = len(head)
+        for item in encoded:
+            if part and size + len(item) + 1 > CHUNK_BYTES:
+                records.append(KafkaRecord(topic, model.encode(), head + b",".join(part) + b"]}"))
+                part, size = [], len(head)
+            part.append(item)
+            size += len(item) + 1
+        records.append(KafkaRecord(topic, model.encode(), head + b",".join(part) + b"]}"))
+    return records
+
+
+def _quarantined(topic: str, row: dict[str, Any]) -> KafkaRecord:
+    shared = {k: v for k, v in row.items() if k not in LOCAL_COLUMNS}
+    raw = shared.get("raw")
+    if isinstance(raw, bytes) and len(raw) > QUARANTINE_RAW_BYTES:
+        shared["raw"] = raw[:QUARANTINE_RAW_BYTES]  # raw_length and raw_sha256 keep the whole
+    where = orjson.dumps([row["source"], row["topic"], row["partition"], row["offset"]])
+    return KafkaRecord(topic, where, encode_row(shared))
+
+
+def alert_rows(values: list[bytes]) -> list[dict[str, Any]]:
+    """The alerts among records of the alerts topic (their values, in topic order)."""
+    found = []
+    for value in values:
+        record = orjson.loads(value)
+        if record["table"] == "alerts":
+            found += [native_row(row) for row in record["rows"]]
+    return found

@@ -1,0 +1,140 @@
+"""Cluster mode in tests: its topics on the real broker, its configs, and reading what it wrote."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
+
+from monitor.cluster.publish import alert_rows
+
+
+@dataclass(frozen=True)
+class ClusterTopics:
+    events: str
+    changelog: str
+    alerts: str
+    quarantine: str
+    group: str
+
+
+@contextmanager
+def cluster_topics(bootstrap: str, partitions: int = 3) -> Iterator[ClusterTopics]:
+    """Fresh input, changelog (compacted, as many partitions), alerts and quarantine topics."""
+    name = f"cl-{uuid.uuid4().hex[:10]}"
+    topics = ClusterTopics(
+        f"{name}-events", f"{name}-changelog", f"{name}-alerts", f"{name}-quarantine", name
+    )
+    compact = {
+        "cleanup.policy": "compact",
+        "segment.ms": "100",
+        "min.cleanable.dirty.ratio": "0.01",
+    }
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(topics.events, num_partitions=partitions, replication_factor=1),
+                NewTopic(
+                    topics.changelog,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs=compact,
+                ),
+                NewTopic(topics.alerts, num_partitions=2, replication_factor=1),
+                NewTopic(topics.quarantine, num_partitions=1, replication_factor=1),
+            ]
+        )
+        yield topics
+        admin.delete_topics([topics.events, topics.changelog, topics.alerts, topics.quarantine])
+    finally:
+        admin.close()
+
+
+def write_cluster_config(
+    path: Path, bootstrap: str, topics: ClusterTopics, store: Path, ops_port: int, extra: str = ""
+) -> Path:
+    path.write_text(
+        f"""
+[store]
+path = "{store}"
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topics = ["{topics.events}"]
+group_id = "{topics.group}"
+session_timeout_ms = 6000
+
+[checkpoint]
+every_records = 2000
+every_seconds = 1.0
+
+[ops]
+port = {ops_port}
+
+[cluster]
+enabled = true
+changelog_topic = "{topics.changelog}"
+alerts_topic = "{topics.alerts}"
+quarantine_topic = "{topics.quarantine}"
+{extra}
+
+[[models]]
+name = "fraud"
+
+[[models]]
+name = "churn"
+"""
+    )
+    return path
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed record of a topic, partition by partition, in offset order."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        found: dict[int, list[tuple[bytes | None, bytes | None]]] = {tp.partition: [] for tp in tps}
+        deadline = time.monotonic() + 120
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"reading {topic} took over two minutes"
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                found[tp.partition] += [(r.key, r.value) for r in records]
+        return [record for p in sorted(found) for record in found[p]]
+    finally:
+        consumer.close(autocommit=False)
+
+
+def topic_alerts(bootstrap: str, topic: str) -> list[dict[str, object]]:
+    """The alerts topic's alerts in ``Store.alerts()``'s order and form."""
+    rows = alert_rows([value for _, value in read_topic(bootstrap, topic) if value is not None])
+    keys = ("fingerprint", "model", "detector", "signal", "severity", "event_ts", "details")
+    ordered = sorted(
+        enumerate(rows),
+        key=lambda r: (r[1]["model"], r[1]["event_ts"], r[1]["detector"], r[1]["signal"], r[0]),
+    )
+    return [{k: row[k] for k in keys} for _, row in ordered]
+
+
+def committed_total(bootstrap: str, group: str) -> int:
+    """The group's committed offsets, summed over partitions (records whose effects committed)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        offsets = admin.list_group_offsets(group)[group]
+        return sum(max(0, meta.offset) for meta in offsets.values())
+    except KafkaError:  # e.g. offsets of a transaction still completing: ask again later
+        return -1
+    finally:
+        admin.close()
