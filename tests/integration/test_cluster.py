@@ -55,7 +55,9 @@ def test_a_killed_members_partitions_move_with_their_state(
         a = start_daemon(config_a, log_a)
         b = start_daemon(config_b, log_b)
         try:
-            wait_until(lambda: _restored(log_a) and _restored(log_b), 90, "both members ready")
+            wait_until(
+                lambda: bool(_restored(log_a) and _restored(log_b)), 90, "both members ready"
+            )
             total = produce_file(kafka_bootstrap, topics.events, events)
             wait_until(
                 lambda: committed_total(kafka_bootstrap, topics.group) >= total // 3,
