@@ -1,4 +1,4 @@
-"""The changelog through the real broker: transactions, chunks over a megabyte, restores, fencing."""
+"""The changelog through the real broker: transactions, chunks over 1 MB, restores, fencing."""
 
 from __future__ import annotations
 
