@@ -59,8 +59,14 @@ def cluster_topics(bootstrap: str, partitions: int = 3) -> Iterator[ClusterTopic
 
 
 def write_cluster_config(
-    path: Path, bootstrap: str, topics: ClusterTopics, store: Path, ops_port: int, extra: str = ""
+    path: Path,
+    bootstrap: str,
+    topics: ClusterTopics,
+    store: Path,
+    ops_port: int,
+    models: tuple[str, ...] = ("fraud", "churn"),
 ) -> Path:
+    listed = "".join(f'\n[[models]]\nname = "{model}"\n' for model in models)
     path.write_text(
         f"""
 [store]
@@ -84,14 +90,7 @@ enabled = true
 changelog_topic = "{topics.changelog}"
 alerts_topic = "{topics.alerts}"
 quarantine_topic = "{topics.quarantine}"
-{extra}
-
-[[models]]
-name = "fraud"
-
-[[models]]
-name = "churn"
-"""
+{listed}"""
     )
     return path
 

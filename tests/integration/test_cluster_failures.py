@@ -1,0 +1,155 @@
+"""Cluster mode when members fail: killed, restarted without their store, stopped past the
+session timeout and woken. Effects stay exactly once, in Kafka."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
+
+from simulation.simulator import write_simulation
+from tests.integration.cluster_support import (
+    ClusterTopics,
+    cluster_topics,
+    committed_total,
+    topic_alerts,
+    write_cluster_config,
+)
+from tests.integration.daemon_support import (
+    free_port,
+    produce_file,
+    replay_alerts,
+    start_daemon,
+    stop,
+    wait_until,
+)
+
+pytestmark = pytest.mark.kafka
+MODELS = ("fraud", "churn", "fraud_eu", "churn_eu")
+SESSION_TIMEOUT_SECONDS = 6.0  # the configs' kafka.session_timeout_ms
+# Where the producer's default partitioner puts each model's records, of 6 partitions.
+MODEL_PARTITIONS = {(murmur2(m.encode()) & 0x7FFFFFFF) % 6 for m in MODELS}
+
+
+def _four_models(path: Path, tmp: Path) -> None:
+    """Two simulated streams, the second's models renamed: four models with drift."""
+    write_simulation(tmp / "one.jsonl", events=30_000, seed=21, malformed=50)
+    write_simulation(tmp / "two.jsonl", events=30_000, seed=22, malformed=50)
+    renamed = (
+        (tmp / "two.jsonl")
+        .read_bytes()
+        .replace(b'"model":"fraud"', b'"model":"fraud_eu"')
+        .replace(b'"model":"churn"', b'"model":"churn_eu"')
+    )
+    path.write_bytes((tmp / "one.jsonl").read_bytes() + renamed)
+
+
+def _wipe(store: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+
+
+def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    _four_models(events, tmp_path)
+    rng = random.Random(18)
+    with cluster_topics(kafka_bootstrap, partitions=6) as topics:
+        stores = [tmp_path / f"m{i}.db" for i in range(3)]
+        configs = [
+            write_cluster_config(
+                tmp_path / f"m{i}.toml", kafka_bootstrap, topics, stores[i], free_port(), MODELS
+            )
+            for i in range(3)
+        ]
+        logs = [tmp_path / f"m{i}.log" for i in range(3)]
+        members = [start_daemon(configs[i], logs[i]) for i in range(3)]
+
+        def progress() -> int:
+            return committed_total(kafka_bootstrap, topics.group)
+
+        try:
+            wait_until(
+                lambda: all("changelog restored" in _text(log) for log in logs),
+                120,
+                "every member ready",
+            )
+            total = produce_file(kafka_bootstrap, topics.events, events)
+            # 1. Killed anywhere (mid-transaction or not), and restarted without its store.
+            wait_until(lambda: progress() >= total * 0.2, 180, "a fifth of the stream")
+            time.sleep(rng.random())
+            members[0].send_signal(signal.SIGKILL)
+            members[0].wait(timeout=30)
+            _wipe(stores[0])
+            members[0] = start_daemon(configs[0], logs[0])
+            # 2. Stopped past the session timeout: a zombie, fenced when it wakes. It is
+            # woken once another member has committed on the partitions it held.
+            wait_until(lambda: progress() >= total * 0.45, 180, "nearly half the stream")
+            zombie = next(i for i in (1, 2, 0) if _assigned(logs[i]) & MODEL_PARTITIONS)
+            held = _assigned(logs[zombie]) & MODEL_PARTITIONS
+            before = _committed(kafka_bootstrap, topics, held)
+            members[zombie].send_signal(signal.SIGSTOP)
+            time.sleep(SESSION_TIMEOUT_SECONDS)
+            wait_until(
+                lambda: _committed(kafka_bootstrap, topics, held) != before,
+                120,
+                "another member to commit on the stopped member's partitions",
+            )
+            members[zombie].send_signal(signal.SIGCONT)
+            # 3. Killed again, restarted with its store (a restore from its cache).
+            wait_until(lambda: progress() >= total * 0.7, 180, "most of the stream")
+            time.sleep(rng.random())
+            killed = next(i for i in (2, 1, 0) if _assigned(logs[i]) & MODEL_PARTITIONS)
+            members[killed].send_signal(signal.SIGKILL)
+            members[killed].wait(timeout=30)
+            members[killed] = start_daemon(configs[killed], logs[killed])
+            wait_until(lambda: progress() >= total, 300, "the whole stream committed")
+        finally:
+            codes = [_end(member) for member in members]
+        assert codes == [0, 0, 0], [_text(log)[-2000:] for log in logs]
+        alerts = topic_alerts(kafka_bootstrap, topics.alerts)
+    assert {a["model"] for a in alerts} == set(MODELS)
+    assert alerts == replay_alerts(configs[0], events, tmp_path / "replay.db")
+    # The wiped member's restores after its restart: models' state from the beginning.
+    second_life = _text(logs[0]).split('"msg":"cluster mode"')[2]
+    restores = [orjson.loads(line) for line in second_life.splitlines() if "restored" in line]
+    assert any(r["from_beginning"] and r["models"] for r in restores), second_life[-2000:]
+
+
+def _text(log: Path) -> str:
+    return log.read_text() if log.exists() else ""
+
+
+def _assigned(log: Path) -> set[int]:
+    """The partitions of a member's latest assignment, from its log."""
+    lines = [line for line in _text(log).splitlines() if '"partitions assigned"' in line]
+    if not lines:
+        return set()
+    return {int(name.rsplit("[", 1)[1][:-1]) for name in orjson.loads(lines[-1])["partitions"]}
+
+
+def _committed(bootstrap: str, topics: ClusterTopics, partitions: set[int]) -> list[int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        offsets = admin.list_group_offsets(topics.group)[topics.group]
+    except KafkaError:
+        return []
+    finally:
+        admin.close()
+    return [offsets[tp].offset for tp in sorted(offsets) if tp.partition in partitions]
+
+
+def _end(member: subprocess.Popen[bytes]) -> int:
+    member.send_signal(signal.SIGCONT)  # never leave a stopped process behind
+    if member.poll() is not None:
+        return member.returncode
+    return stop(member, timeout=60)
