@@ -4,8 +4,9 @@
   model's records (chunks first, then the row's key; tombstones for rows and
   chunks no longer there);
 - alerts topic: per model, its new alerts, signal history and performance
-  windows, keyed by model, as ``{"model", "table", "rows"}`` records of at
-  most ``CHUNK_BYTES`` each, in the order the checkpoint wrote them;
+  windows, keyed by model, as one ``{"model", "part", "parts", "alerts",
+  "signal_history", "performance_windows"}`` record (several parts when
+  they exceed ``CHUNK_BYTES``), each table's rows in the order written;
 - quarantine topic: each quarantined record, keyed by where it was read.
 
 Row ids and wall-clock columns of the worker's store are left out: they mean
@@ -73,8 +74,7 @@ def outgoing(
         out.changelog_partitions.add(partition)
         out.records += _state_records(db, topics.changelog, partition, table, key, row)
     cache.set_model_partitions(db, placed.items())
-    for table in OUTPUTS:
-        out.records += _output_records(topics.alerts, table, outputs[table])
+    out.records += _output_records(topics.alerts, {table: outputs[table] for table in OUTPUTS})
     out.records += [_quarantined(topics.quarantine, row) for row in outputs["quarantine"]]
     return out
 
@@ -108,23 +108,32 @@ def _state_records(
     return records
 
 
-def _output_records(topic: str, table: str, rows: list[dict[str, Any]]) -> list[KafkaRecord]:
-    by_model: dict[str, list[bytes]] = {}
-    for row in rows:
-        shared = {k: v for k, v in row.items() if k not in LOCAL_COLUMNS}
-        by_model.setdefault(row["model"], []).append(encode_row(shared))
+def _output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list[KafkaRecord]:
+    """Per model, one record of everything the checkpoint found for it (more, numbered
+    ``part`` of ``parts``, when that exceeds ``CHUNK_BYTES``): a consumer takes a model's
+    checkpoint whole, its signal changes and alerts together, as the checkpoint did."""
+    by_model: dict[str, list[tuple[str, bytes]]] = {}
+    for table, rows in outputs.items():
+        for row in rows:
+            shared = {k: v for k, v in row.items() if k not in LOCAL_COLUMNS}
+            by_model.setdefault(row["model"], []).append((table, encode_row(shared)))
     records = []
-    for model, encoded in by_model.items():
-        head = orjson.dumps({"model": model, "table": table})[:-1] + b',"rows":['
-        part: list[bytes] = []
-        size = len(head)
-        for item in encoded:
-            if part and size + len(item) + 1 > CHUNK_BYTES:
-                records.append(KafkaRecord(topic, model.encode(), head + b",".join(part) + b"]}"))
-                part, size = [], len(head)
-            part.append(item)
+    for model, items in by_model.items():
+        parts: list[dict[str, list[bytes]]] = [{}]
+        size = 0
+        for table, item in items:
+            if size and size + len(item) + 1 > CHUNK_BYTES:
+                parts.append({})
+                size = 0
+            parts[-1].setdefault(table, []).append(item)
             size += len(item) + 1
-        records.append(KafkaRecord(topic, model.encode(), head + b",".join(part) + b"]}"))
+        for i, part in enumerate(parts):
+            head = orjson.dumps({"model": model, "part": i, "parts": len(parts)})[:-1]
+            lists = b"".join(
+                b',"' + table.encode() + b'":[' + b",".join(part.get(table, [])) + b"]"
+                for table in OUTPUTS
+            )
+            records.append(KafkaRecord(topic, model.encode(), head + lists + b"}"))
     return records
 
 
@@ -141,7 +150,5 @@ def alert_rows(values: list[bytes]) -> list[dict[str, Any]]:
     """The alerts among records of the alerts topic (their values, in topic order)."""
     found = []
     for value in values:
-        record = orjson.loads(value)
-        if record["table"] == "alerts":
-            found += [native_row(row) for row in record["rows"]]
+        found += [native_row(row) for row in orjson.loads(value)["alerts"]]
     return found

@@ -14,6 +14,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
 from monitor.cluster.publish import alert_rows
+from tests.integration.daemon_support import write_config
 
 
 @dataclass(frozen=True)
@@ -66,32 +67,19 @@ def write_cluster_config(
     ops_port: int,
     models: tuple[str, ...] = ("fraud", "churn"),
 ) -> Path:
-    listed = "".join(f'\n[[models]]\nname = "{model}"\n' for model in models)
-    path.write_text(
-        f"""
-[store]
-path = "{store}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topics = ["{topics.events}"]
-group_id = "{topics.group}"
-session_timeout_ms = 6000
-
-[checkpoint]
-every_records = 2000
-every_seconds = 1.0
-
-[ops]
-port = {ops_port}
-
+    """The daemon tests' config (models fraud and churn) in cluster mode, with more models."""
+    write_config(path, bootstrap, topics.events, store, ops_port, topics.group)
+    more = "".join(f'\n[[models]]\nname = "{m}"\n' for m in models if m not in ("fraud", "churn"))
+    with path.open("a") as config:
+        config.write(
+            f"""
 [cluster]
 enabled = true
 changelog_topic = "{topics.changelog}"
 alerts_topic = "{topics.alerts}"
 quarantine_topic = "{topics.quarantine}"
-{listed}"""
-    )
+{more}"""
+        )
     return path
 
 

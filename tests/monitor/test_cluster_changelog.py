@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from monitor.cluster import cache, publish
@@ -142,3 +143,36 @@ def test_rows_of_a_model_with_no_partition_yet_wait_for_the_next_checkpoint(
         db.execute("INSERT INTO state_blobs (model, digest, data) VALUES ('m', 'd', 'v')")
     assert _publish(source, capture, {}) == []
     assert [r.partition for r in _publish(source, capture, {"m": 4})] == [4]
+
+
+def test_a_models_checkpoint_over_the_record_limit_goes_in_numbered_parts(tmp_path: Path) -> None:
+    source, capture = _open(tmp_path / "a.db")
+    rows = [("m", "ks", f"feature:{i:05d}", float(i), "tested", "ok", "info") for i in range(9000)]
+    with source.transaction() as db:
+        db.conn.executemany(
+            "INSERT INTO signal_history (model, detector, signal, event_ts, change, state, "
+            "severity) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*row[:2], row[2] + "x" * 100, *row[3:]) for row in rows],
+        )
+        db.execute(
+            "INSERT INTO alerts (fingerprint, model, detector, signal, severity, event_ts, "
+            "created_at, details) VALUES ('f', 'm', 'ks', 's', 'warning', 1.5, 0, '{}')"
+        )
+    records = _publish(source, capture, {})
+    parts = [orjson.loads(r.value or b"") for r in records]
+    assert len(parts) >= 2
+    assert all(len(r.value or b"") <= CHUNK_BYTES for r in records)
+    assert [(p["part"], p["parts"]) for p in parts] == [(i, len(parts)) for i in range(len(parts))]
+    history = [row["event_ts"] for p in parts for row in p["signal_history"]]
+    assert history == [float(i) for i in range(9000)], "every row once, in order"
+    assert publish.alert_rows([r.value or b"" for r in records]) == [
+        {
+            "fingerprint": "f",
+            "model": "m",
+            "detector": "ks",
+            "signal": "s",
+            "severity": "warning",
+            "event_ts": 1.5,
+            "details": "{}",
+        }
+    ]
