@@ -3,6 +3,7 @@ session timeout and woken. Effects stay exactly once, in Kafka."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from simulation.simulator import write_simulation
+from tests.integration import test_daemon_failover
 from tests.integration.cluster_support import (
     ClusterTopics,
     cluster_topics,
@@ -24,6 +26,7 @@ from tests.integration.cluster_support import (
     write_cluster_config,
 )
 from tests.integration.daemon_support import (
+    ROOT,
     free_port,
     produce_file,
     replay_alerts,
@@ -33,6 +36,7 @@ from tests.integration.daemon_support import (
 )
 
 pytestmark = pytest.mark.kafka
+own_broker = test_daemon_failover.own_broker  # a broker of the test's own, which it restarts
 MODELS = ("fraud", "churn", "fraud_eu", "churn_eu")
 SESSION_TIMEOUT_SECONDS = 6.0  # the configs' kafka.session_timeout_ms
 # Where the producer's default partitioner puts each model's records, of 6 partitions.
@@ -153,3 +157,54 @@ def _end(member: subprocess.Popen[bytes]) -> int:
     if member.poll() is not None:
         return member.returncode
     return stop(member, timeout=60)
+
+
+def test_a_broker_restart_during_commits_loses_and_doubles_nothing(
+    own_broker: int, tmp_path: Path
+) -> None:
+    """The broker stops while the daemon checkpoints every second (so mid-transaction, or
+    about to be): the transaction's waits end at their deadline, it is aborted or fenced,
+    the partitions are restored and read again once the broker is back."""
+    bootstrap = f"127.0.0.1:{own_broker}"
+    script = str(ROOT / "scripts" / "kafka")
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=40_000, seed=4, malformed=20)
+    with cluster_topics(bootstrap, partitions=2) as topics:
+        total = produce_file(bootstrap, topics.events, events)
+        config = write_cluster_config(
+            tmp_path / "live.toml", bootstrap, topics, tmp_path / "live.db", free_port()
+        )
+        log = tmp_path / "daemon.log"
+        daemon = start_daemon(config, log)
+        try:
+            wait_until(lambda: committed_total(bootstrap, topics.group) > 0, 120, "a first commit")
+            subprocess.run(
+                [script, "stop", "--port", str(own_broker), "--keep-data"], check=True, timeout=120
+            )
+            time.sleep(3)
+            restarted = subprocess.run(
+                [
+                    script,
+                    "start",
+                    "--port",
+                    str(own_broker),
+                    "--keep-data",
+                    "--owner-pid",
+                    str(os.getpid()),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert restarted.returncode == 0, restarted.stderr
+            wait_until(
+                lambda: committed_total(bootstrap, topics.group) >= total,
+                300,
+                "the stream after the restart",
+            )
+        finally:
+            code = stop(daemon, timeout=60)
+        assert code == 0, _text(log)[-3000:]
+        alerts = topic_alerts(bootstrap, topics.alerts)
+    assert alerts
+    assert alerts == replay_alerts(config, events, tmp_path / "replay.db")
