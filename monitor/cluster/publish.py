@@ -62,6 +62,9 @@ def outgoing(
     out = Outgoing()
     changed = capture.changed()
     outputs = {table: capture.written(table) for table in (*OUTPUTS, "quarantine")}
+    for alert in outputs["alerts"]:  # what a consumer needs to file it as this store did
+        found = db.execute("SELECT kind FROM incidents WHERE id = ?", [alert["incident_id"]])
+        alert["kind"] = (found.fetchone() or (None,))[0]
     capture.clear()
     placed: dict[str, int] = {}
     for table, key, row in changed:

@@ -65,9 +65,7 @@ def transactional_id(cluster: ClusterConfig, group_id: str, store_path: str, slo
     return f"driftwarden-{group_id}-{_INSTANCE_CHARS.sub('_', instance)}-{slot}"
 
 
-def problems(
-    cluster: ClusterConfig, kafka_topics: list[str], notifies: bool
-) -> tuple[str, str] | None:
+def problems(cluster: ClusterConfig, kafka_topics: list[str]) -> tuple[str, str] | None:
     """What is wrong with ``[cluster]`` in this config, as (key, why); None when nothing."""
     timeout = cluster.transaction_timeout_ms
     if not MIN_TRANSACTION_TIMEOUT_MS <= timeout <= MAX_TRANSACTION_TIMEOUT_MS:
@@ -82,11 +80,4 @@ def problems(
         # A model's state lives on the changelog partition of its records' partition:
         # partition p of two input topics could go to two different workers.
         return "kafka.topics", "must name exactly one topic in cluster mode"
-    if notifies:
-        return (
-            "webhooks",
-            "must be empty in cluster mode: the workers do not notify (each has its own store, "
-            "and would send each notification from every machine); remove [[webhooks]] "
-            "and [[alertmanagers]] from the workers' config",
-        )
     return None

@@ -167,8 +167,6 @@ def test_cluster_mode_is_off_by_default_and_checked_when_on() -> None:
     on = {"models": [{"name": "m"}], "cluster": {"enabled": True}}
     with pytest.raises(ConfigError, match=r"c.toml: key 'kafka.topics' must name exactly one"):
         parse_config({**on, "kafka": {"topics": ["a", "b"]}}, "c.toml")
-    with pytest.raises(ConfigError, match=r"c.toml: key 'webhooks' must be empty in cluster mode"):
-        parse_config({**on, "webhooks": [{"url": "http://127.0.0.1:1/"}]}, "c.toml")
     with pytest.raises(ConfigError, match=r"'cluster.transaction_timeout_ms' must be between"):
         parse_config({**on, "cluster": {"transaction_timeout_ms": 10}}, "c.toml")
     config = parse_config(on, "c.toml")
