@@ -154,12 +154,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", help="a folder to keep the configs, stores and logs in")
     args = parser.parse_args()
     bootstrap = start_broker()
     produce_shape(bootstrap, SHAPE, args.events)
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.keep or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         ratios = [
-            measure_round(bootstrap, args.events, Path(tmp), round_)
+            measure_round(bootstrap, args.events, workdir, round_)
             for round_ in range(1, args.rounds + 1)
         ]
     print(f"median ratio, cluster mode to single-machine: {statistics.median(ratios):.2f}")

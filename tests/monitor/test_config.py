@@ -175,3 +175,23 @@ def test_cluster_mode_is_off_by_default_and_checked_when_on() -> None:
     assert first == transactional_id(config.cluster, "grp", "/var/lib/a.db", 1)
     assert first != transactional_id(config.cluster, "grp", "/var/lib/b.db", 1)
     assert first != transactional_id(config.cluster, "grp", "/var/lib/a.db", 0)
+
+
+def test_notify_outside_cluster_mode_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "notify",
+            "--config",
+            "configs/minimal.toml",
+            "--store",
+            str(tmp_path / "n.db"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "set [cluster] enabled = true" in done.stderr
