@@ -87,6 +87,7 @@ def run_daemon(config: Path, log: Path, total: int | None) -> float:
     """Start a daemon; with ``total``, its rate (events/s) from holding its partitions to the
     last record; without, run until its first restore is logged. Then stop it (SIGTERM)."""
     port = int(config.read_text().split("port = ")[1].split()[0])
+    restored_before = len(restores(log))
     with log.open("ab") as out:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
@@ -99,7 +100,7 @@ def run_daemon(config: Path, log: Path, total: int | None) -> float:
             if daemon.poll() is not None:
                 raise SystemExit(f"the daemon exited with {daemon.returncode}: see {log}")
             if total is None:
-                if restores(log):
+                if len(restores(log)) > restored_before:
                     return 0.0
             else:
                 done = metric(port, "driftwarden_records_consumed_total")

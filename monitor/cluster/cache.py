@@ -5,7 +5,10 @@ rows they describe (by a checkpoint, after its Kafka transaction commits, or
 by a restore):
 
 - ``cluster_changelog``: per changelog partition, the offset up to which the
-  store holds its content; a restore reads on from there;
+  store holds its content, and when (wall clock); a restore reads on from
+  there, unless that is older than ``TRUSTED_SECONDS``: a compacted topic drops
+  a tombstone ``delete.retention.ms`` (24 hours by default) after writing it,
+  so a cache older than that could keep a row deleted meanwhile;
 - ``cluster_models``: the partition each model's state lives on, so that a
   restore from the beginning can first drop what the store has of them;
 - ``cluster_chunks``: rows that went out in chunks, and how many, so that a
@@ -14,15 +17,20 @@ by a restore):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import sqlite_utils
+
+# Half the broker's default delete.retention.ms: a cache this old is read afresh.
+TRUSTED_SECONDS = 12 * 3600.0
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS cluster_changelog (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
+    reached_at REAL NOT NULL,
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS cluster_models (
@@ -44,17 +52,22 @@ def ensure_tables(db: sqlite_utils.Database) -> None:
 
 
 def changelog_offset(db: sqlite_utils.Database, topic: str, partition: int) -> int | None:
+    """Where a restore of ``partition`` reads on from; None: from the beginning."""
     row = db.execute(
-        "SELECT next_offset FROM cluster_changelog WHERE topic = ? AND partition = ?",
+        "SELECT next_offset, reached_at FROM cluster_changelog WHERE topic = ? AND partition = ?",
         [topic, partition],
     ).fetchone()
-    return None if row is None else int(row[0])
+    if row is None or time.time() - row[1] > TRUSTED_SECONDS:
+        return None
+    return int(row[0])
 
 
 def set_changelog_offsets(db: sqlite_utils.Database, topic: str, reached: dict[int, int]) -> None:
+    now = time.time()
     db.conn.executemany(
-        "INSERT OR REPLACE INTO cluster_changelog (topic, partition, next_offset) VALUES (?, ?, ?)",
-        [(topic, partition, offset) for partition, offset in reached.items()],
+        "INSERT OR REPLACE INTO cluster_changelog (topic, partition, next_offset, reached_at) "
+        "VALUES (?, ?, ?, ?)",
+        [(topic, partition, offset, now) for partition, offset in reached.items()],
     )
 
 
@@ -69,9 +82,9 @@ def set_model_partitions(db: sqlite_utils.Database, placed: Iterable[tuple[str, 
     )
 
 
-def chunks_of(db: sqlite_utils.Database, key: bytes) -> int:
-    row = db.execute("SELECT chunks FROM cluster_chunks WHERE key = ?", [key]).fetchone()
-    return 0 if row is None else int(row[0])
+def all_chunks(db: sqlite_utils.Database) -> dict[bytes, int]:
+    """Every row that went out in chunks, and how many (rows over 900 KB: few)."""
+    return dict(db.execute("SELECT key, chunks FROM cluster_chunks").fetchall())
 
 
 def set_chunks(db: sqlite_utils.Database, key: bytes, chunks: int) -> None:

@@ -85,18 +85,27 @@ class ChangeCapture:
             )
 
     def changed(self) -> list[tuple[str, list[Any], dict[str, Any] | None]]:
-        """Each state row changed since the last ``clear``: table, key, the row now (None: gone)."""
+        """Each state row changed since the last ``clear``: table, key, the row now (None: gone).
+
+        One query per table (a checkpoint changes a row per prediction waiting for its
+        label): the notes joined to the table on its key.
+        """
         found = []
-        for table, key_json in self.db.execute(
-            "SELECT tbl, key FROM temp.cluster_changed ORDER BY tbl, key"
-        ).fetchall():
-            key = orjson.loads(key_json)
-            columns = self.keys[table]
-            where = " AND ".join(f"[{c}] = ?" for c in columns)
-            cursor = self.db.execute(f"SELECT * FROM main.[{table}] WHERE {where}", key)
-            row = cursor.fetchone()
-            names = [d[0] for d in cursor.description]
-            found.append((table, key, None if row is None else dict(zip(names, row, strict=True))))
+        for table, columns in self.keys.items():
+            on = " AND ".join(
+                f"t.[{c}] = json_extract(c.key, '$[{i}]')" for i, c in enumerate(columns)
+            )
+            cursor = self.db.execute(
+                f"SELECT c.key, t.* FROM temp.cluster_changed c LEFT JOIN main.[{table}] t "
+                f"ON {on} WHERE c.tbl = ? ORDER BY c.key",
+                [table],
+            )
+            names = [d[0] for d in cursor.description][1:]
+            first = names.index(columns[0])
+            for key_json, *row in cursor.fetchall():
+                present = row[first] is not None  # the key's first column is NOT NULL
+                value = dict(zip(names, row, strict=True)) if present else None
+                found.append((table, orjson.loads(key_json), value))
         return found
 
     def written(self, table: str) -> list[dict[str, Any]]:

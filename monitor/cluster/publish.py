@@ -67,6 +67,7 @@ def outgoing(
         alert["kind"] = (found.fetchone() or (None,))[0]
     capture.clear()
     placed: dict[str, int] = {}
+    chunks = cache.all_chunks(db)
     for table, key, row in changed:
         model = key[0]
         partition = partition_of.get(model)
@@ -75,7 +76,7 @@ def outgoing(
             continue
         placed[model] = partition
         out.changelog_partitions.add(partition)
-        out.records += _state_records(db, topics.changelog, partition, table, key, row)
+        out.records += _state_records(db, chunks, topics.changelog, partition, table, key, row)
     cache.set_model_partitions(db, placed.items())
     out.records += _output_records(topics.alerts, {table: outputs[table] for table in OUTPUTS})
     out.records += [_quarantined(topics.quarantine, row) for row in outputs["quarantine"]]
@@ -84,6 +85,7 @@ def outgoing(
 
 def _state_records(
     db: sqlite_utils.Database,
+    chunks: dict[bytes, int],
     topic: str,
     partition: int,
     table: str,
@@ -91,7 +93,7 @@ def _state_records(
     row: dict[str, Any] | None,
 ) -> list[KafkaRecord]:
     main_key = row_key(table, key)
-    before = cache.chunks_of(db, main_key)
+    before = chunks.get(main_key, 0)
     records = []
     if row is None:
         pieces: list[bytes] = []
@@ -107,7 +109,8 @@ def _state_records(
         KafkaRecord(topic, chunk_key(table, key, i), None, partition)
         for i in range(len(pieces), before)
     ]
-    cache.set_chunks(db, main_key, len(pieces))
+    if len(pieces) != before:
+        cache.set_chunks(db, main_key, len(pieces))
     return records
 
 

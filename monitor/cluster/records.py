@@ -44,7 +44,15 @@ def chunk_key(table: str, primary_key: list[Any], index: int) -> bytes:
 
 
 def encode_row(row: Mapping[str, Any]) -> bytes:
-    return orjson.dumps({column: _plain(value) for column, value in row.items()})
+    if any(type(v) is float and not math.isfinite(v) for v in row.values()):
+        return orjson.dumps({column: _plain(value) for column, value in row.items()})
+    return orjson.dumps(row, default=_bytes)  # the usual row: orjson calls back for bytes only
+
+
+def _bytes(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$b": base64.b64encode(value).decode()}
+    raise TypeError(f"a store value of type {type(value).__name__} has no JSON form")
 
 
 def decode_row(data: bytes) -> dict[str, Any]:

@@ -129,46 +129,41 @@ def apply(
             for model in cache.models_on(db, partition):
                 for table in STATE_TABLES:
                     db.execute(f"DELETE FROM [{table}] WHERE model = ?", [model])
+        chunks = cache.all_chunks(db)
         for partition, values in latest.items():
-            placed = set()
+            placed: set[str] = set()
+            gone: dict[str, list[list[Any]]] = {table: [] for table in keys}
+            # Rows by table and columns (a row written by an older or newer store than this
+            # one has other columns: those this store lacks are dropped, its own defaulted).
+            rows: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
             for key, value in values.items():
                 name = orjson.loads(key)
                 table, primary = name[0], name[1:]
                 if table not in keys or len(primary) != len(keys[table]):
                     continue  # a chunk (read with its row), or a table this store lacks
-                row = _row(db, table, primary, key, value, values)
-                where = " AND ".join(f"[{c}] = ?" for c in keys[table])
-                if row is None:
-                    db.execute(f"DELETE FROM [{table}] WHERE {where}", primary)
+                count = 0 if value is None else chunk_count(value)
+                if count != chunks.get(key, 0):
+                    cache.set_chunks(db, key, count)
+                if value is None:
+                    gone[table].append(primary)
                     continue
-                row = {c: v for c, v in row.items() if c in columns[table]}
-                names = ", ".join(f"[{c}]" for c in row)
-                marks = ", ".join("?" * len(row))
-                db.execute(
-                    f"INSERT OR REPLACE INTO [{table}] ({names}) VALUES ({marks})",
-                    list(row.values()),
-                )
-                result.rows += 1
+                if count:
+                    pieces = [values.get(chunk_key(table, primary, i)) for i in range(count)]
+                    value = joined(value, pieces)
+                row = decode_row(value)
+                names = tuple(c for c in row if c in columns[table])
+                rows.setdefault((table, names), []).append([row[c] for c in names])
                 placed.add(primary[0])
+            for table, primaries in gone.items():
+                where = " AND ".join(f"[{c}] = ?" for c in keys[table])
+                db.conn.executemany(f"DELETE FROM [{table}] WHERE {where}", primaries)
+            for (table, names), values_in_order in rows.items():
+                listed = ", ".join(f"[{c}]" for c in names)
+                marks = ", ".join("?" * len(names))
+                db.conn.executemany(
+                    f"INSERT OR REPLACE INTO [{table}] ({listed}) VALUES ({marks})", values_in_order
+                )
+                result.rows += len(values_in_order)
             cache.set_model_partitions(db, ((model, partition) for model in placed))
             result.models |= placed
         cache.set_changelog_offsets(db, topic, reached)
-
-
-def _row(
-    db: Any,
-    table: str,
-    primary: list[Any],
-    key: bytes,
-    value: bytes | None,
-    values: dict[bytes, bytes | None],
-) -> dict[str, Any] | None:
-    """The row a key's latest value stands for (its chunks joined); None for a tombstone."""
-    if value is None:
-        cache.set_chunks(db, key, 0)
-        return None
-    count = chunk_count(value)
-    if count:
-        value = joined(value, [values.get(chunk_key(table, primary, i)) for i in range(count)])
-    cache.set_chunks(db, key, count)
-    return decode_row(value)
