@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from monitor.cluster.restore import ChangelogRestore
 from monitor.cluster.settings import ClusterTopics
 from monitor.cluster.transaction import TransactionalProducer, TransactionFailed
 from monitor.store.store import Store
-from tests.integration.cluster_support import cluster_topics
+from tests.integration.cluster_support import cluster_topics, read_topic
 from tests.integration.daemon_support import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -98,3 +99,39 @@ def test_a_second_producer_of_the_same_slot_fences_the_first(
         finally:
             zombie.close()
             successor.close()
+
+
+def test_a_restore_after_compaction_holds_the_latest_rows_and_none_deleted(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Forty checkpoints rewrite one model's rows; the broker compacts the changelog (its
+    segments roll every 100 ms, the cleaner takes any dirt): a restore of what is left
+    gives the latest rows, and a row deleted stays deleted."""
+    with cluster_topics(kafka_bootstrap) as names:
+        topics = ClusterTopics(names.changelog, names.alerts, names.quarantine)
+        source, capture = _open(tmp_path / "a.db")
+        producer = TransactionalProducer([kafka_bootstrap], f"t-{uuid.uuid4().hex}", 10_000)
+        try:
+            with source.transaction() as db:
+                db.execute("INSERT INTO state_blobs VALUES ('big', 'gone', 'soon deleted')")
+            for version in range(40):
+                with source.transaction() as db:
+                    db.execute(
+                        "INSERT OR REPLACE INTO model_state VALUES ('big', '{}', ?, 0)", [version]
+                    )
+                    if version == 20:
+                        db.execute("DELETE FROM state_blobs")
+                _commit(producer, source, capture, topics)
+                time.sleep(0.15)  # a segment a checkpoint: every one but the last is compactable
+            written = 41 + 1  # the rows and the tombstone (markers are not records)
+            wait_until(
+                lambda: len(read_topic(kafka_bootstrap, topics.changelog)) < written / 2,
+                90,
+                "the log cleaner to compact the changelog",
+            )
+            target, target_capture = _open(tmp_path / "b.db")
+            _restore(kafka_bootstrap, topics.changelog, target, target_capture)
+            assert target.load_model_state("big") == ({}, 39)
+            assert target.count("state_blobs") == 0
+        finally:
+            producer.close()
