@@ -68,7 +68,8 @@ class ChangelogRestore:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
-            max_poll_records=5_000,
+            max_poll_records=50_000,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_wait_ms=100,
         )
         self.tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -162,7 +162,9 @@ class Daemon:
         while not stop.is_set():
             self.poll_idle.poll_started()
             try:
-                polled = self.consumer.poll(timeout_ms=500)
+                # While a restore reads the changelog, this poll only keeps the member alive.
+                restoring = self.cluster is not None and self.cluster.restoring
+                polled = self.consumer.poll(timeout_ms=0 if restoring else 500)
                 self.poll_idle.poll_ended()
             except KafkaError as exc:
                 if self._store_failure is not None:

@@ -66,9 +66,10 @@ def write_cluster_config(
     store: Path,
     ops_port: int,
     models: tuple[str, ...] = ("fraud", "churn"),
+    kafka_extra: str = "",
 ) -> Path:
     """The daemon tests' config (models fraud and churn) in cluster mode, with more models."""
-    write_config(path, bootstrap, topics.events, store, ops_port, topics.group)
+    write_config(path, bootstrap, topics.events, store, ops_port, topics.group, kafka_extra)
     more = "".join(f'\n[[models]]\nname = "{m}"\n' for m in models if m not in ("fraud", "churn"))
     with path.open("a") as config:
         config.write(

@@ -39,17 +39,23 @@ def _restored(log: Path) -> list[dict[str, object]]:
 def test_a_killed_members_partitions_move_with_their_state(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """Two daemons in cluster mode, each with its own store; one is SIGKILLed a third of
-    the way in. The survivor restores the dead one's models from the changelog and goes
-    on: the alerts topic holds exactly the alerts of a replay of the same events."""
+    """Two daemons in cluster mode, each with its own store, the second with two worker
+    processes; the first is SIGKILLed a third of the way in. The survivor's workers restore
+    the dead one's models from the changelog and go on: the alerts topic holds exactly the
+    alerts of a replay of the same events."""
     events = tmp_path / "events.jsonl"
     write_simulation(events, events=60_000, seed=21, malformed=100)
     with cluster_topics(kafka_bootstrap) as topics:
         config_a = write_cluster_config(
             tmp_path / "a.toml", kafka_bootstrap, topics, tmp_path / "a.db", free_port()
         )
-        config_b = write_cluster_config(
-            tmp_path / "b.toml", kafka_bootstrap, topics, tmp_path / "b.db", free_port()
+        config_b = write_cluster_config(  # two workers, each a member of the group
+            tmp_path / "b.toml",
+            kafka_bootstrap,
+            topics,
+            tmp_path / "b.db",
+            free_port(),
+            kafka_extra="consumer_processes = 2",
         )
         log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
         a = start_daemon(config_a, log_a)
