@@ -34,7 +34,6 @@ from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
 from monitor.incidents.grouping import AlertPolicy
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
-from monitor.notify.payloads import NotificationContext
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
 from monitor.store.store import Store
@@ -67,16 +66,7 @@ class Notifier:
         self.topic = topics(config.cluster, config.kafka.group_id).alerts
         self.policy = AlertPolicy(tuple(config.alerting.group_by))
         notes = config.notifications
-        self.notifications = (
-            NotificationPolicy(
-                config.webhooks,
-                NotificationContext(config_path=config.source, external_url=notes.external_url),
-                repeat_seconds=notes.repeat_seconds,
-                group_interval_seconds=notes.group_interval_seconds,
-            )
-            if config.webhooks
-            else None
-        )
+        self.notifications = NotificationPolicy.for_config(config)
         key = audit.key_from_env(config.audit.key_env, os.environ)
         audit.bind_key(store.db, key)
         with store.transaction() as db:

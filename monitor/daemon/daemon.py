@@ -33,7 +33,6 @@ from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
 from monitor.ingest.events import Malformed
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.outbox import WebhookOutbox
-from monitor.notify.payloads import NotificationContext
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
 from monitor.pipeline.checkpoint import Checkpoint, CheckpointResult
@@ -61,16 +60,7 @@ class Daemon:
         self.store = store
         self.metrics = metrics
         notes = config.notifications
-        self.notifier = (
-            NotificationPolicy(
-                config.webhooks,
-                NotificationContext(config_path=config.source, external_url=notes.external_url),
-                repeat_seconds=notes.repeat_seconds,
-                group_interval_seconds=notes.group_interval_seconds,
-            )
-            if config.webhooks
-            else None
-        )
+        self.notifier = NotificationPolicy.for_config(config)
         group = config.kafka.group_id
         self.pipeline = Pipeline(config, store, notifier=self.notifier, offsets_group=group)
         claimed = store.claim_legacy_offsets(group)
