@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +18,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
 from monitor.cluster.publish import alert_rows
-from tests.integration.daemon_support import write_config
+from tests.integration.daemon_support import ROOT, write_config
 
 
 @dataclass(frozen=True)
@@ -126,3 +130,62 @@ def committed_total(bootstrap: str, group: str) -> int:
         return -1
     finally:
         admin.close()
+
+
+def start_notifier(
+    config: Path, store: Path, log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``driftwarden notify`` with its own store, logging to ``log``."""
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "notify",
+            "--config",
+            str(config),
+            "--store",
+            str(store),
+        ],
+        cwd=ROOT,
+        stdout=handle,
+        stderr=handle,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+    )
+
+
+def store_rows(store: Path, query: str) -> list[tuple[object, ...]]:
+    if not store.exists():
+        return []
+    with sqlite3.connect(store) as db:
+        try:
+            return db.execute(query).fetchall()
+        except sqlite3.OperationalError:  # its tables are not created yet
+            return []
+
+
+def notifier_caught_up(bootstrap: str, topics: ClusterTopics, store: Path) -> bool:
+    """The notifier's stored offsets reached the end of the alerts topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    try:
+        tps = [
+            TopicPartition(topics.alerts, p) for p in consumer.partitions_for_topic(topics.alerts)
+        ]
+        end = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    stored = dict(
+        ((t, p), o)
+        for t, p, o in store_rows(
+            store,
+            "SELECT topic, partition, next_offset FROM offsets WHERE group_id LIKE '%-notify'",
+        )
+    )
+    # An offset at the end, or past the last record to the commit marker after it.
+    return all(stored.get((tp.topic, tp.partition), 0) >= end[tp] - 1 for tp in tps if end[tp])
+
+
+def all_delivered(store: Path) -> bool:
+    states = store_rows(store, "SELECT state FROM outbox")
+    return bool(states) and all(state == "delivered" for (state,) in states)

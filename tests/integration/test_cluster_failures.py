@@ -1,5 +1,6 @@
 """Cluster mode when members fail: killed, restarted without their store, stopped past the
-session timeout and woken. Effects stay exactly once, in Kafka."""
+session timeout and woken, the broker restarted. Effects stay exactly once, in Kafka, and
+the notifier sends each notification once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import random
 import signal
 import subprocess
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -16,12 +19,17 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
+from monitor.store.store import Store
 from simulation.simulator import write_simulation
 from tests.integration import test_daemon_failover
 from tests.integration.cluster_support import (
     ClusterTopics,
+    all_delivered,
     cluster_topics,
     committed_total,
+    notifier_caught_up,
+    start_notifier,
+    store_rows,
     topic_alerts,
     write_cluster_config,
 )
@@ -34,26 +42,32 @@ from tests.integration.daemon_support import (
     stop,
     wait_until,
 )
+from tests.webhook_receiver import WebhookReceiver, start_receiver
 
+__all__ = ["start_receiver"]
 pytestmark = pytest.mark.kafka
 own_broker = test_daemon_failover.own_broker  # a broker of the test's own, which it restarts
-MODELS = ("fraud", "churn", "fraud_eu", "churn_eu")
+MODELS = ("fraud", "churn", "fraud_eu", "churn_eu", "fraud_us", "churn_us")
+PARTITIONS = 8
 SESSION_TIMEOUT_SECONDS = 6.0  # the configs' kafka.session_timeout_ms
-# Where the producer's default partitioner puts each model's records, of 6 partitions.
-MODEL_PARTITIONS = {(murmur2(m.encode()) & 0x7FFFFFFF) % 6 for m in MODELS}
+# Where the producer's default partitioner puts each model's records (two share one).
+MODEL_PARTITIONS = {(murmur2(m.encode()) & 0x7FFFFFFF) % PARTITIONS for m in MODELS}
+SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtdGVzdC1yZWNlaXZlcg=="
 
 
-def _four_models(path: Path, tmp: Path) -> None:
-    """Two simulated streams, the second's models renamed: four models with drift."""
-    write_simulation(tmp / "one.jsonl", events=30_000, seed=21, malformed=50)
-    write_simulation(tmp / "two.jsonl", events=30_000, seed=22, malformed=50)
-    renamed = (
-        (tmp / "two.jsonl")
-        .read_bytes()
-        .replace(b'"model":"fraud"', b'"model":"fraud_eu"')
-        .replace(b'"model":"churn"', b'"model":"churn_eu"')
-    )
-    path.write_bytes((tmp / "one.jsonl").read_bytes() + renamed)
+def _six_models(path: Path, tmp: Path) -> None:
+    """Three simulated streams, the second's and third's models renamed: six models with
+    drift, 90,000 events and their labels (some 105,000 records)."""
+    streams = []
+    for seed, suffix in ((21, b""), (22, b"_eu"), (23, b"_us")):
+        write_simulation(tmp / "part.jsonl", events=30_000, seed=seed, malformed=50)
+        streams.append(
+            (tmp / "part.jsonl")
+            .read_bytes()
+            .replace(b'"model":"fraud"', b'"model":"fraud' + suffix + b'"')
+            .replace(b'"model":"churn"', b'"model":"churn' + suffix + b'"')
+        )
+    path.write_bytes(b"".join(streams))
 
 
 def _wipe(store: Path) -> None:
@@ -62,12 +76,15 @@ def _wipe(store: Path) -> None:
 
 
 def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, start_receiver: Callable[..., WebhookReceiver]
 ) -> None:
+    """Three daemons and one notifier: the alerts equal a replay's row for row, and every
+    notification reaches the receiver once per webhook-id."""
+    receiver = start_receiver()
     events = tmp_path / "events.jsonl"
-    _four_models(events, tmp_path)
+    _six_models(events, tmp_path)
     rng = random.Random(18)
-    with cluster_topics(kafka_bootstrap, partitions=6) as topics:
+    with cluster_topics(kafka_bootstrap, partitions=PARTITIONS) as topics:
         stores = [tmp_path / f"m{i}.db" for i in range(3)]
         configs = [
             write_cluster_config(
@@ -75,8 +92,16 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
             )
             for i in range(3)
         ]
+        for config in configs:  # the same config for the notifier: the daemons ignore it
+            config.write_text(
+                config.read_text()
+                + f'\n[[webhooks]]\nurl = "{receiver.url()}"\nformat = "generic"\n'
+                'secret_env = "HOOK_SECRET"\nmin_severity = "info"\n'
+            )
         logs = [tmp_path / f"m{i}.log" for i in range(3)]
         members = [start_daemon(configs[i], logs[i]) for i in range(3)]
+        notify_store, notify_log = tmp_path / "notify.db", tmp_path / "notify.log"
+        notifier = start_notifier(configs[0], notify_store, notify_log, {"HOOK_SECRET": SECRET})
 
         def progress() -> int:
             return committed_total(kafka_bootstrap, topics.group)
@@ -117,12 +142,33 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
             members[killed].wait(timeout=30)
             members[killed] = start_daemon(configs[killed], logs[killed])
             wait_until(lambda: progress() >= total, 300, "the whole stream committed")
+            codes = [_end(member) for member in members]
+            wait_until(
+                lambda: notifier_caught_up(kafka_bootstrap, topics, notify_store),
+                120,
+                "the notifier to read the alerts topic to its end",
+            )
+            wait_until(lambda: all_delivered(notify_store), 60, "every notification delivered")
         finally:
             codes = [_end(member) for member in members]
+            notified = _end(notifier)
         assert codes == [0, 0, 0], [_text(log)[-2000:] for log in logs]
+        assert notified == 0, _text(notify_log)[-2000:]
         alerts = topic_alerts(kafka_bootstrap, topics.alerts)
     assert {a["model"] for a in alerts} == set(MODELS)
-    assert alerts == replay_alerts(configs[0], events, tmp_path / "replay.db")
+    expected = replay_alerts(configs[0], events, tmp_path / "replay.db")
+    assert alerts == expected
+    notifier_store = Store(notify_store)
+    try:
+        assert notifier_store.alerts() == expected
+    finally:
+        notifier_store.close()
+    ids = {
+        webhook_id for (webhook_id,) in store_rows(notify_store, "SELECT webhook_id FROM outbox")
+    }
+    accepted = Counter(r.headers["webhook-id"] for r in receiver.accepted())
+    assert ids and set(accepted) == ids
+    assert set(accepted.values()) == {1}, "each notification once per webhook-id"
     # The wiped member's restores after its restart: models' state from the beginning.
     second_life = _text(logs[0]).split('"msg":"cluster mode"')[2]
     restores = [orjson.loads(line) for line in second_life.splitlines() if "restored" in line]
