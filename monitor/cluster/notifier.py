@@ -26,6 +26,7 @@ from types import FrameType
 import orjson
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 
 from monitor.audit import chain as audit
 from monitor.cluster import incoming
@@ -106,7 +107,12 @@ class Notifier:
         last_sweep = time.monotonic()
         try:
             while not stop.is_set():
-                polled = self.consumer.poll(timeout_ms=500)
+                try:
+                    polled = self.consumer.poll(timeout_ms=500)
+                except KafkaError as exc:  # an outage: the store holds where to go on from
+                    log.warning("poll failed; retrying", extra={"error": str(exc)})
+                    stop.wait(1.0)
+                    continue
                 if polled:
                     self._apply(polled)
                 if time.monotonic() - last_sweep >= SWEEP_SECONDS:
