@@ -24,6 +24,7 @@ from simulation.simulator import write_simulation
 from tests.integration import test_daemon_failover
 from tests.integration.cluster_support import (
     ClusterTopics,
+    add_webhook,
     all_delivered,
     cluster_topics,
     committed_total,
@@ -52,7 +53,6 @@ PARTITIONS = 8
 SESSION_TIMEOUT_SECONDS = 6.0  # the configs' kafka.session_timeout_ms
 # Where the producer's default partitioner puts each model's records (two share one).
 MODEL_PARTITIONS = {(murmur2(m.encode()) & 0x7FFFFFFF) % PARTITIONS for m in MODELS}
-SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtdGVzdC1yZWNlaXZlcg=="
 
 
 def _six_models(path: Path, tmp: Path) -> None:
@@ -93,15 +93,11 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
             for i in range(3)
         ]
         for config in configs:  # the same config for the notifier: the daemons ignore it
-            config.write_text(
-                config.read_text()
-                + f'\n[[webhooks]]\nurl = "{receiver.url()}"\nformat = "generic"\n'
-                'secret_env = "HOOK_SECRET"\nmin_severity = "info"\n'
-            )
+            add_webhook(config, receiver.url())
         logs = [tmp_path / f"m{i}.log" for i in range(3)]
         members = [start_daemon(configs[i], logs[i]) for i in range(3)]
         notify_store, notify_log = tmp_path / "notify.db", tmp_path / "notify.log"
-        notifier = start_notifier(configs[0], notify_store, notify_log, {"HOOK_SECRET": SECRET})
+        notifier = start_notifier(configs[0], notify_store, notify_log)
 
         def progress() -> int:
             return committed_total(kafka_bootstrap, topics.group)

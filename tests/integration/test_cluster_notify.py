@@ -12,6 +12,7 @@ import pytest
 from monitor.store.store import Store
 from simulation.simulator import write_simulation
 from tests.integration.cluster_support import (
+    add_webhook,
     all_delivered,
     cluster_topics,
     committed_total,
@@ -32,7 +33,6 @@ from tests.webhook_receiver import WebhookReceiver, start_receiver
 
 __all__ = ["start_receiver"]
 pytestmark = pytest.mark.kafka
-SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtdGVzdC1yZWNlaXZlcg=="
 INCIDENT_COLUMNS = (
     "model, kind, title, status, severity, first_event_ts, last_event_ts, alert_count, "
     "signals, resolved_event_ts"
@@ -50,13 +50,10 @@ def test_the_notifier_files_what_a_single_machine_would_and_rebuilds_from_the_to
         config = write_cluster_config(
             tmp_path / "c.toml", kafka_bootstrap, topics, tmp_path / "worker.db", free_port()
         )
-        config.write_text(
-            config.read_text() + f'\n[[webhooks]]\nurl = "{receiver.url()}"\nformat = "generic"\n'
-            'secret_env = "HOOK_SECRET"\nmin_severity = "info"\n'
-        )
+        add_webhook(config, receiver.url())
         total = produce_file(kafka_bootstrap, topics.events, events)
         worker = start_daemon(config, tmp_path / "worker.log")
-        notifier = start_notifier(config, notify_store, notify_log, {"HOOK_SECRET": SECRET})
+        notifier = start_notifier(config, notify_store, notify_log)
         try:
             wait_until(
                 lambda: committed_total(kafka_bootstrap, topics.group) >= total, 240, "the stream"
@@ -73,7 +70,7 @@ def test_the_notifier_files_what_a_single_machine_would_and_rebuilds_from_the_to
             notifier.wait(timeout=30)
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{notify_store}{suffix}").unlink(missing_ok=True)
-            notifier = start_notifier(config, notify_store, notify_log, {"HOOK_SECRET": SECRET})
+            notifier = start_notifier(config, notify_store, notify_log)
             wait_until(
                 lambda: notifier_caught_up(kafka_bootstrap, topics, notify_store), 60, "rebuilt"
             )
