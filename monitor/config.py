@@ -18,6 +18,8 @@ from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.suite.settings import SuiteSettings
+from monitor.cluster import settings as cluster_settings
+from monitor.cluster.settings import ClusterConfig
 from monitor.errors import ConfigError
 from monitor.incidents.kinds import GROUP_LABELS
 from monitor.ingest.events import ANY_TIME, TimeBounds, rfc3339_seconds
@@ -207,6 +209,7 @@ class Config:
     models: list[ModelConfig] = field(default_factory=list)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     alertmanagers: list[AlertmanagerConfig] = field(default_factory=list)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     source: str = "<defaults>"
 
     def model(self, name: str) -> ModelConfig | None:
@@ -376,6 +379,9 @@ def _check_values(config: Config) -> None:
     if not 1 <= config.ops.max_signal_series <= 10_000:
         raise ConfigError(f"{source}: key 'ops.max_signal_series' must be between 1 and 10000")
     _check_alertmanagers(config)
+    wrong = cluster_settings.problems(config.cluster, config.kafka.topics)
+    if wrong is not None:
+        raise ConfigError(f"{source}: key '{wrong[0]}' {wrong[1]}")
 
 
 def _check_alertmanagers(config: Config) -> None:

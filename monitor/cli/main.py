@@ -9,6 +9,7 @@ worker processes inherit it, and commands that only read never ask for it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import sqlite3
@@ -21,7 +22,7 @@ from monitor.audit import commands as audit_commands
 from monitor.cli import labels_command, performance_command
 from monitor.cli.console import wide_console
 from monitor.cli.safe_text import LINE_LIMIT, cell, printable
-from monitor.config import load_config
+from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
 from monitor.incidents import commands as incident_commands
 from monitor.incidents import signal_commands
@@ -110,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--owner-pid", type=int, help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
 
+    notify = commands.add_parser(
+        "notify", help="cluster mode: the alerts topic into incidents, webhooks and the audit log"
+    )
+    notify.add_argument("--config", required=True, help="the TOML config (with [cluster])")
+    notify.add_argument("--store", help="SQLite store (default: the config's store.path)")
+    notify.set_defaults(handler=_notify)
+
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file", help="the TOML config to check")
     check.set_defaults(handler=_check_config)
@@ -168,19 +176,33 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    from monitor.cluster.notifier import worker_config
     from monitor.daemon.service import run_daemon
 
-    config = load_config(args.config)
-    if args.store:
-        config = dataclasses.replace(
-            config, store=dataclasses.replace(config.store, path=args.store)
-        )
+    config = worker_config(_with_store(load_config(args.config), args.store))
     from monitor.notify.targets import targets_from_config
 
     targets = targets_from_config(config.webhooks, os.environ)
     return run_daemon(config, targets, os.environ.get("NOTIFY_SOCKET"), args.owner_pid)
+
+
+def _with_store(config: Config, store: str | None) -> Config:
+    if not store:
+        return config
+    return dataclasses.replace(config, store=dataclasses.replace(config.store, path=store))
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from monitor.cluster.notifier import run_notify
+    from monitor.notify.targets import targets_from_config
+
+    config = _with_store(load_config(args.config), args.store)
+    if not config.cluster.enabled:
+        raise DriftwardenError(
+            f"{args.config}: driftwarden notify reads the alerts topic of cluster mode: "
+            "set [cluster] enabled = true (a single-machine daemon notifies itself)"
+        )
+    return run_notify(config, targets_from_config(config.webhooks, os.environ))
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -22,6 +22,9 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from monitor.audit import chain as audit
+from monitor.cluster.member import CONSUMER_SETTINGS as CLUSTER_CONSUMER
+from monitor.cluster.member import ClusterMember
+from monitor.cluster.transaction import TransactionFailed
 from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
 from monitor.daemon.ops import DaemonMetrics
@@ -29,10 +32,9 @@ from monitor.daemon.poll_idle import PollIdle
 from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
 from monitor.notify.delivery import DeliveryWorker, RetryPolicy
 from monitor.notify.outbox import WebhookOutbox
-from monitor.notify.payloads import NotificationContext
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
-from monitor.pipeline.checkpoint import Checkpoint
+from monitor.pipeline.checkpoint import Checkpoint, CheckpointResult
 from monitor.pipeline.limits import UNLISTED_LABEL, UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, collect_garbage_rarely
 from monitor.pipeline.routing import route
@@ -51,21 +53,13 @@ class Daemon:
         store: Store,
         metrics: DaemonMetrics,
         targets: list[WebhookTarget] | None = None,
+        slot: int = 0,
     ) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
         notes = config.notifications
-        self.notifier = (
-            NotificationPolicy(
-                config.webhooks,
-                NotificationContext(config_path=config.source, external_url=notes.external_url),
-                repeat_seconds=notes.repeat_seconds,
-                group_interval_seconds=notes.group_interval_seconds,
-            )
-            if config.webhooks
-            else None
-        )
+        self.notifier = NotificationPolicy.for_config(config)
         group = config.kafka.group_id
         self.pipeline = Pipeline(config, store, notifier=self.notifier, offsets_group=group)
         claimed = store.claim_legacy_offsets(group)
@@ -109,6 +103,11 @@ class Daemon:
             retry_backoff_ms=20,
             reconnect_backoff_ms=200,
             reconnect_backoff_max_ms=5000,
+            **(CLUSTER_CONSUMER if config.cluster.enabled else {}),
+        )
+        # Cluster mode (monitor.cluster): checkpoints are Kafka transactions, partitions restore.
+        self.cluster = (
+            ClusterMember(config, store, self.consumer, slot) if config.cluster.enabled else None
         )
         self.consumer.subscribe(kafka.topics, listener=Rebalance(self))
         self.dead_letters: KafkaProducer | None = None
@@ -152,7 +151,9 @@ class Daemon:
         while not stop.is_set():
             self.poll_idle.poll_started()
             try:
-                polled = self.consumer.poll(timeout_ms=500)
+                # While a restore reads the changelog, this poll only keeps the member alive.
+                restoring = self.cluster is not None and self.cluster.restoring
+                polled = self.consumer.poll(timeout_ms=0 if restoring else 500)
                 self.poll_idle.poll_ended()
             except KafkaError as exc:
                 if self._store_failure is not None:
@@ -170,6 +171,9 @@ class Daemon:
                     for tp, records in polled.items():
                         self._process(tp, records)
                 self.metrics.latency.observe(time.perf_counter() - started)
+            if self.cluster is not None:
+                with self._lock:
+                    self.cluster.step()
             if self._checkpoint_due():
                 self.checkpoint(commit=True)
             if time.monotonic() - self._last_sweep >= NOTIFY_SWEEP_SECONDS:
@@ -198,6 +202,8 @@ class Daemon:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
         if self.dead_letters is not None:
             self.dead_letters.close(timeout=5)
+        if self.cluster is not None:
+            self.cluster.close()
 
     def abandon(self) -> None:
         """Stop delivery and leave the group without a checkpoint, after a fatal error."""
@@ -208,6 +214,8 @@ class Daemon:
             self.consumer.close(autocommit=False, timeout_ms=5000)
         except Exception as exc:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if self.cluster is not None:
+            self.cluster.close()
 
     def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
         pipeline = self.pipeline
@@ -239,6 +247,8 @@ class Daemon:
         # One metric update per model and poll: labels() per record costs more than parsing.
         for model, count in per_model.items():
             self.metrics.records.labels(model).inc(count)
+        if self.cluster is not None:
+            self.cluster.saw(tp.partition, per_model)
         self._checkpoint.advance(tp.topic, tp.partition, records[-1].offset + 1)
         self._checkpoint.count(len(records))
         highwater = self.consumer.highwater(tp)
@@ -257,7 +267,13 @@ class Daemon:
         """Write everything since the last checkpoint in one transaction, then commit to Kafka."""
         with self._lock:
             offsets = self._checkpoint.offsets
-            written = self.pipeline.checkpoint(offsets)
+            if self.cluster is not None:
+                written = self._cluster_checkpoint(offsets)
+                if written is None:
+                    return
+                commit = False  # the offsets went with the transaction
+            else:
+                written = self.pipeline.checkpoint(offsets)
             self._checkpoint.taken()
             self.metrics.checkpointed()
             for model, count in written.alerts_by_model.items():
@@ -276,6 +292,23 @@ class Daemon:
                 )
             except Exception as exc:  # SQLite holds the truth; Kafka's copy can lag
                 log.warning("offset commit to Kafka failed", extra={"error": str(exc)})
+
+    def _cluster_checkpoint(self, offsets: dict[tuple[str, int], int]) -> CheckpointResult | None:
+        """The checkpoint as one Kafka transaction; None when it failed and every partition
+        is being restored, to be read again from its committed offset."""
+        assert self.cluster is not None
+        try:
+            return self.cluster.checkpoint(lambda: self.pipeline.checkpoint(offsets), offsets)
+        except TransactionFailed as exc:
+            log.error(
+                "the checkpoint's transaction failed; its records will be read again",
+                extra={"error": str(exc)},
+            )
+        self.pipeline.forget_models()
+        every = self.config.checkpoint
+        self._checkpoint = Checkpoint(every.every_records, every.every_seconds)
+        self.cluster.recover()
+        return None
 
     def _count_caps(self) -> None:
         """The caps' counters in /metrics, up to the pipeline's totals."""
@@ -306,9 +339,17 @@ class Daemon:
             self._checkpoint.forget()
             self.poll_idle.forget()
             self.status.assigned = 0
+            if self.cluster is not None:
+                self.cluster.revoked(partitions)
         log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        if self.cluster is not None:  # the changelog, not this store, says where to begin
+            with self._lock:
+                self.status.assigned = len(partitions)
+                self.cluster.assigned(partitions)
+            log.info("partitions assigned", extra={"partitions": partition_names(partitions)})
+            return
         try:
             stored = self.store.stored_offsets(self.config.kafka.group_id)
         except sqlite3.Error as exc:

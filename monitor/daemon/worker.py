@@ -57,7 +57,7 @@ def worker_main(config: Config, index: int, conn: Connection, busy_timeout_ms: i
     try:
         lease = StoreLease.shared(path, f"driftwarden run (worker {index})", config.kafka.group_id)
         try:
-            _work(config, conn, stop)
+            _work(config, conn, stop, index)
         finally:
             lease.release()
     except sqlite3.Error as exc:
@@ -77,11 +77,11 @@ def _tell(conn: Connection, kind: str, message: str) -> None:
         conn.send((kind, message))
 
 
-def _work(config: Config, conn: Connection, stop: threading.Event) -> None:
+def _work(config: Config, conn: Connection, stop: threading.Event, index: int) -> None:
     store = Store(config.store.path)
     metrics = DaemonMetrics()
     try:
-        daemon = Daemon(config, store, metrics)
+        daemon = Daemon(config, store, metrics, slot=index)
     except sqlite3.Error:
         store.close()
         raise

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlite_utils
@@ -29,6 +29,9 @@ import sqlite_utils
 from monitor.audit.chain import AuditLog
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.payloads import NotificationContext, build_body
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 # Payloads carry at most this many alerts; the incident row still counts them all.
@@ -106,6 +109,20 @@ class NotificationPolicy:
     # Like Alertmanager's group_interval: a new signal joining a notified incident
     # is worth an update, but not more often than this (wall clock).
     group_interval_seconds: float = 300.0
+
+    @classmethod
+    def for_config(cls, config: Config) -> NotificationPolicy | None:
+        """The policy of a config's ``[[webhooks]]`` and ``[notifications]``; None without
+        webhooks (the daemon's, and ``driftwarden notify``'s)."""
+        if not config.webhooks:
+            return None
+        notes = config.notifications
+        return cls(
+            config.webhooks,
+            NotificationContext(config_path=config.source, external_url=notes.external_url),
+            repeat_seconds=notes.repeat_seconds,
+            group_interval_seconds=notes.group_interval_seconds,
+        )
 
     def enqueue_changes(self, db: sqlite_utils.Database, now: float) -> int:
         """Turn incident changes since the last call into outbox rows; returns rows written.

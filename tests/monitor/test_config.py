@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config
+from monitor.config import load_config, parse_config
 from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +100,7 @@ def test_the_example_config_shows_every_key() -> None:
     raw = tomllib.loads(text)
     hints = typing.get_type_hints(Config)
     sections = ("store", "kafka", "checkpoint", "ops", "alerting", "notifications", "audit")
-    for section in (*sections, "limits", "events", "history"):
+    for section in (*sections, "limits", "events", "history", "cluster"):
         for f in dataclasses.fields(hints[section]):
             assert f.name in raw[section], f"configs/example.toml lacks {section}.{f.name}"
     webhook_keys = set(raw["webhooks"][0])
@@ -151,3 +151,47 @@ def test_alertmanager_and_series_errors_name_the_key(
     with pytest.raises(ConfigError, match=r"driftwarden\.toml") as caught:
         load_config(_write(tmp_path, table + '[[models]]\nname = "m"\n'))
     assert named in str(caught.value)
+
+
+def test_cluster_mode_is_off_by_default_and_checked_when_on() -> None:
+    from monitor.cluster.settings import topics, transactional_id
+
+    plain = parse_config({"models": [{"name": "m"}]}, "c.toml")
+    assert plain.cluster.enabled is False
+    named = topics(plain.cluster, "grp")
+    assert (named.changelog, named.alerts, named.quarantine) == (
+        "grp-changelog",
+        "grp-alerts",
+        "grp-quarantine",
+    )
+    on = {"models": [{"name": "m"}], "cluster": {"enabled": True}}
+    with pytest.raises(ConfigError, match=r"c.toml: key 'kafka.topics' must name exactly one"):
+        parse_config({**on, "kafka": {"topics": ["a", "b"]}}, "c.toml")
+    with pytest.raises(ConfigError, match=r"'cluster.transaction_timeout_ms' must be between"):
+        parse_config({**on, "cluster": {"transaction_timeout_ms": 10}}, "c.toml")
+    config = parse_config(on, "c.toml")
+    # The same slot of the same daemon has the same id at every start; another store, another.
+    first = transactional_id(config.cluster, "grp", "/var/lib/a.db", 1)
+    assert first == transactional_id(config.cluster, "grp", "/var/lib/a.db", 1)
+    assert first != transactional_id(config.cluster, "grp", "/var/lib/b.db", 1)
+    assert first != transactional_id(config.cluster, "grp", "/var/lib/a.db", 0)
+
+
+def test_notify_outside_cluster_mode_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "notify",
+            "--config",
+            "configs/minimal.toml",
+            "--store",
+            str(tmp_path / "n.db"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "set [cluster] enabled = true" in done.stderr

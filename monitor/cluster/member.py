@@ -1,0 +1,226 @@
+"""A daemon worker as a member of a cluster: its transactions, restores and partitions.
+
+The daemon (``monitor.daemon.daemon``) calls in at a few points, and only in
+cluster mode:
+
+- ``saw``: which partition a poll's models came from (a model's state goes to
+  the changelog partition of its records);
+- ``checkpoint``: the checkpoint's SQLite writes, then one Kafka transaction
+  with what they changed and the consumed offsets, then the SQLite commit;
+- ``assigned`` / ``revoked`` / ``step``: new partitions are paused, their
+  changelog restored step by step between polls, then they resume at the
+  group's committed offsets;
+- ``recover``: after a transaction that failed (a fenced zombie, a broker
+  gone), a new producer, and every partition restored again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from monitor.cluster import cache, publish
+from monitor.cluster.capture import ChangeCapture
+from monitor.cluster.restore import ChangelogRestore
+from monitor.cluster.settings import topics, transactional_id
+from monitor.cluster.transaction import TransactionalProducer, TransactionFailed
+from monitor.config import Config
+from monitor.errors import DriftwardenError
+from monitor.pipeline.checkpoint import CheckpointResult
+from monitor.store.store import Store
+
+log = logging.getLogger("driftwarden.cluster")
+# Every consumer of cluster mode sees committed transactions only.
+CONSUMER_SETTINGS: dict[str, Any] = {"isolation_level": "read_committed"}
+
+
+class ClusterMember:
+    def __init__(self, config: Config, store: Store, consumer: KafkaConsumer, slot: int) -> None:
+        kafka = config.kafka
+        self.servers = kafka.bootstrap_servers
+        self.group = kafka.group_id
+        self.topics = topics(config.cluster, kafka.group_id)
+        self.input_topic = kafka.topics[0]
+        self.store = store
+        self.consumer = consumer
+        self.timeout_ms = config.cluster.transaction_timeout_ms
+        with store.transaction() as db:
+            cache.ensure_tables(db)
+        self.capture = ChangeCapture(store.db)
+        self.transactional_id = transactional_id(
+            config.cluster, kafka.group_id, config.store.path, slot
+        )
+        self._check_topics()
+        self.producer: TransactionalProducer | None = None
+        self._open_producer()
+        self.partition_of: dict[str, int] = {}
+        self._moved_logged: set[str] = set()
+        self.paused: set[TopicPartition] = set()
+        self.restore: ChangelogRestore | None = None
+        self._committed: dict[TopicPartition, int | None] = {}
+        log.info(
+            "cluster mode",
+            extra={"transactional_id": self.transactional_id, "changelog": self.topics.changelog},
+        )
+
+    def _check_topics(self) -> None:
+        wanted = len(self.consumer.partitions_for_topic(self.input_topic) or ())
+        for name in (self.topics.changelog, self.topics.alerts, self.topics.quarantine):
+            found = self.consumer.partitions_for_topic(name)
+            if not found:
+                raise DriftwardenError(
+                    f"cluster mode: topic {name} does not exist: create it (see README, "
+                    '"Running on several machines") or set its name in [cluster]'
+                )
+        changelog = len(self.consumer.partitions_for_topic(self.topics.changelog) or ())
+        if wanted and changelog != wanted:
+            raise DriftwardenError(
+                f"cluster mode: changelog topic {self.topics.changelog} has {changelog} "
+                f"partitions and {self.input_topic} {wanted}: give it as many"
+            )
+
+    def _open_producer(self) -> bool:
+        try:
+            self.producer = TransactionalProducer(
+                self.servers, self.transactional_id, self.timeout_ms
+            )
+            return True
+        except KafkaError as exc:
+            log.warning("cannot start the transactional producer", extra={"error": str(exc)})
+            self.producer = None
+            return False
+
+    def saw(self, partition: int, models: Iterable[str]) -> None:
+        for model in models:
+            before = self.partition_of.get(model)
+            if before is not None and before != partition and model not in self._moved_logged:
+                self._moved_logged.add(model)
+                log.error(
+                    "a model's records come on two partitions; in cluster mode its state "
+                    "follows the latest: key the records by model",
+                    extra={"model": model, "partitions": [before, partition]},
+                )
+            self.partition_of[model] = partition
+
+    def checkpoint(
+        self, write: Callable[[], CheckpointResult], offsets: dict[tuple[str, int], int]
+    ) -> CheckpointResult:
+        """``write`` (the pipeline's checkpoint) and its Kafka transaction, then the SQLite
+        commit; ``TransactionFailed`` rolls the SQLite transaction back."""
+        if self.producer is None and not self._open_producer():
+            raise TransactionFailed("no transactional producer (is the broker reachable?)")
+        assert self.producer is not None
+        with self.store.transaction() as db:
+            result = write()
+            out = publish.outgoing(db, self.capture, self.topics, self.partition_of)
+            consumed = {
+                TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
+            }
+            if not out.records and not consumed:
+                return result
+            try:
+                last = self.producer.commit(out.records, consumed, self.consumer.group_metadata())
+            except TransactionFailed:
+                self.producer.close()
+                self.producer = None
+                raise
+            reached = {p: o + 1 for (t, p), o in last.items() if t == self.topics.changelog}
+            cache.set_changelog_offsets(db, self.topics.changelog, reached)
+        return result
+
+    def assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        """Pause new partitions until their models' state is restored (by ``step``, from
+        the poll loop: a rebalance callback must not wait on the network)."""
+        fresh = set(partitions)
+        if not fresh:
+            return
+        self.consumer.pause(*fresh)
+        self.paused |= fresh
+        self._stop_restore()
+
+    def revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        self.paused -= set(partitions)
+        self._stop_restore()
+
+    def recover(self) -> None:
+        """After a failed transaction: every partition held is restored again before
+        it is read on, from its committed offset."""
+        self._stop_restore()
+        self.assigned(self.consumer.assignment())
+
+    @property
+    def restoring(self) -> bool:
+        return bool(self.paused)
+
+    def step(self) -> None:
+        """Some restoring; when done, the partitions resume at their committed offsets."""
+        if self.restore is None:
+            if not self.paused:
+                return
+            self._start_restore()
+            if self.restore is None:
+                return
+        try:
+            if not self.restore.step():
+                return
+            restored = self.restore.finish()
+        except KafkaError as exc:
+            log.warning("restoring the changelog failed; trying again", extra={"error": str(exc)})
+            self._stop_restore()
+            return
+        self.restore = None
+        for tp in self.paused:
+            committed = self._committed.get(tp)
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+        self.consumer.resume(*self.paused)
+        log.info(
+            "changelog restored",
+            extra={
+                "partitions": restored.partitions,
+                "from_beginning": restored.full,
+                "records": restored.records,
+                "rows": restored.rows,
+                "models": sorted(restored.models),
+                "seconds": round(restored.seconds, 3),
+            },
+        )
+        self.paused = set()
+
+    def _start_restore(self) -> None:
+        self._stop_restore()
+        try:
+            # The committed offsets first: a read_committed consumer's fetch waits out
+            # transactions still completing, so every checkpoint they stand for is in the
+            # changelog below the end offsets the restore takes next.
+            self._committed = {tp: self.consumer.committed(tp) for tp in self.paused}
+            self.restore = ChangelogRestore(
+                self.servers,
+                self.topics.changelog,
+                sorted(tp.partition for tp in self.paused),
+                self.store,
+                self.capture,
+                client_id=f"{self.transactional_id}-restore",
+            )
+        except (KafkaError, DriftwardenError) as exc:
+            log.warning("cannot read the changelog yet", extra={"error": str(exc)})
+            self.restore = None
+
+    def _stop_restore(self) -> None:
+        if self.restore is not None:
+            try:
+                self.restore.consumer.close(autocommit=False)
+            except Exception as exc:  # a reader of no group: nothing to leave politely
+                log.warning("closing the changelog reader failed", extra={"error": str(exc)})
+            self.restore = None
+
+    def close(self) -> None:
+        self._stop_restore()
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None

@@ -1,0 +1,160 @@
+"""The records of one checkpoint's Kafka transaction, from what the checkpoint wrote.
+
+- changelog: each state row it changed, on the changelog partition of the
+  model's records (chunks first, then the row's key; tombstones for rows and
+  chunks no longer there);
+- alerts topic: per model, its new alerts, signal history and performance
+  windows, keyed by model, as one ``{"model", "part", "parts", "alerts",
+  "signal_history", "performance_windows"}`` record (several parts when
+  they exceed ``CHUNK_BYTES``), each table's rows in the order written;
+- quarantine topic: each quarantined record, keyed by where it was read.
+
+Row ids and wall-clock columns of the worker's store are left out: they mean
+nothing in another store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from monitor.cluster import cache
+from monitor.cluster.capture import ChangeCapture
+from monitor.cluster.records import (
+    CHUNK_BYTES,
+    KafkaRecord,
+    chunk_key,
+    chunked,
+    encode_row,
+    native_row,
+    row_key,
+)
+from monitor.cluster.settings import ClusterTopics
+
+log = logging.getLogger("driftwarden.cluster")
+OUTPUTS = ("alerts", "signal_history", "performance_windows")
+# Columns of the worker's own store: row ids, its incidents, its wall clock.
+LOCAL_COLUMNS = frozenset({"id", "created_at", "incident_id"})
+# A quarantined record's raw bytes as the topic carries them (base64 grows them by 4/3).
+QUARANTINE_RAW_BYTES = 512 * 1024
+
+
+@dataclass
+class Outgoing:
+    records: list[KafkaRecord] = field(default_factory=list)
+    # The last changelog partitions written, for the cache's offsets once committed.
+    changelog_partitions: set[int] = field(default_factory=set)
+
+
+def outgoing(
+    db: sqlite_utils.Database,
+    capture: ChangeCapture,
+    topics: ClusterTopics,
+    partition_of: Mapping[str, int],
+) -> Outgoing:
+    """Everything noted since the last checkpoint, as records; the notes are cleared
+    (inside the caller's SQLite transaction, so a failed one keeps them)."""
+    out = Outgoing()
+    changed = capture.changed()
+    outputs = {table: capture.written(table) for table in (*OUTPUTS, "quarantine")}
+    for alert in outputs["alerts"]:  # what a consumer needs to file it as this store did
+        found = db.execute("SELECT kind FROM incidents WHERE id = ?", [alert["incident_id"]])
+        alert["kind"] = (found.fetchone() or (None,))[0]
+    capture.clear()
+    placed: dict[str, int] = {}
+    chunks = cache.all_chunks(db)
+    for table, key, row in changed:
+        model = key[0]
+        partition = partition_of.get(model)
+        if partition is None:  # no record of it read yet: it goes with the next checkpoint
+            capture.keep(table, key)
+            continue
+        placed[model] = partition
+        out.changelog_partitions.add(partition)
+        out.records += _state_records(db, chunks, topics.changelog, partition, table, key, row)
+    cache.set_model_partitions(db, placed.items())
+    out.records += _output_records(topics.alerts, {table: outputs[table] for table in OUTPUTS})
+    out.records += [_quarantined(topics.quarantine, row) for row in outputs["quarantine"]]
+    return out
+
+
+def _state_records(
+    db: sqlite_utils.Database,
+    chunks: dict[bytes, int],
+    topic: str,
+    partition: int,
+    table: str,
+    key: list[Any],
+    row: dict[str, Any] | None,
+) -> list[KafkaRecord]:
+    main_key = row_key(table, key)
+    before = chunks.get(main_key, 0)
+    records = []
+    if row is None:
+        pieces: list[bytes] = []
+        head = None
+    else:
+        head, pieces = chunked(encode_row(row))
+        records += [
+            KafkaRecord(topic, chunk_key(table, key, i), piece, partition)
+            for i, piece in enumerate(pieces)
+        ]
+    records.append(KafkaRecord(topic, main_key, head, partition))
+    records += [
+        KafkaRecord(topic, chunk_key(table, key, i), None, partition)
+        for i in range(len(pieces), before)
+    ]
+    if len(pieces) != before:
+        cache.set_chunks(db, main_key, len(pieces))
+    return records
+
+
+def _output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list[KafkaRecord]:
+    """Per model, one record of everything the checkpoint found for it (more, numbered
+    ``part`` of ``parts``, when that exceeds ``CHUNK_BYTES``): a consumer takes a model's
+    checkpoint whole, its signal changes and alerts together, as the checkpoint did."""
+    by_model: dict[str, list[tuple[str, bytes]]] = {}
+    for table, rows in outputs.items():
+        for row in rows:
+            shared = {k: v for k, v in row.items() if k not in LOCAL_COLUMNS}
+            by_model.setdefault(row["model"], []).append((table, encode_row(shared)))
+    records = []
+    for model, items in by_model.items():
+        parts: list[dict[str, list[bytes]]] = [{}]
+        size = 0
+        for table, item in items:
+            if size and size + len(item) + 1 > CHUNK_BYTES:
+                parts.append({})
+                size = 0
+            parts[-1].setdefault(table, []).append(item)
+            size += len(item) + 1
+        for i, part in enumerate(parts):
+            head = orjson.dumps({"model": model, "part": i, "parts": len(parts)})[:-1]
+            lists = b"".join(
+                b',"' + table.encode() + b'":[' + b",".join(part.get(table, [])) + b"]"
+                for table in OUTPUTS
+            )
+            records.append(KafkaRecord(topic, model.encode(), head + lists + b"}"))
+    return records
+
+
+def _quarantined(topic: str, row: dict[str, Any]) -> KafkaRecord:
+    shared = {k: v for k, v in row.items() if k not in LOCAL_COLUMNS}
+    raw = shared.get("raw")
+    if isinstance(raw, bytes) and len(raw) > QUARANTINE_RAW_BYTES:
+        shared["raw"] = raw[:QUARANTINE_RAW_BYTES]  # raw_length and raw_sha256 keep the whole
+    where = orjson.dumps([row["source"], row["topic"], row["partition"], row["offset"]])
+    return KafkaRecord(topic, where, encode_row(shared))
+
+
+def alert_rows(values: list[bytes]) -> list[dict[str, Any]]:
+    """The alerts among records of the alerts topic (their values, in topic order)."""
+    found = []
+    for value in values:
+        found += [native_row(row) for row in orjson.loads(value)["alerts"]]
+    return found

@@ -1,0 +1,170 @@
+"""Restore on assignment: the changelog of the partitions a worker is given, into its store.
+
+A consumer of no group (``read_committed``: only what committed checkpoints
+wrote) reads each changelog partition from the offset the store's cache
+reached (``cache.changelog_offset``), or from the beginning when the store has
+none, or one the topic no longer holds (compacted or deleted meanwhile; the
+store's rows of that partition's models are then dropped first). It reads
+until its position reaches the end offsets taken at the start: the last
+stable offset, which counts the commit markers of transactions (each takes an
+offset), so the last record's offset + 1 may never be reached, and the end is
+the position, never the high watermark - 1.
+
+``step`` reads for a short while and returns; the daemon keeps polling its
+group consumer between steps (its partitions paused), so the group does not
+take it for dead during a long restore. ``finish`` writes the latest value of
+every key in one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kafka import TopicPartition
+
+from monitor.cluster import cache
+from monitor.cluster.capture import STATE_TABLES, ChangeCapture
+from monitor.cluster.records import chunk_count, chunk_key, decode_row, joined
+from monitor.daemon.kafka_client import open_consumer
+from monitor.store.store import Store
+
+log = logging.getLogger("driftwarden.cluster")
+STEP_MS = 200
+
+
+@dataclass
+class Restored:
+    partitions: list[int]
+    records: int = 0
+    rows: int = 0
+    models: set[str] = field(default_factory=set)
+    full: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class ChangelogRestore:
+    def __init__(
+        self,
+        bootstrap_servers: Sequence[str],
+        topic: str,
+        partitions: Sequence[int],
+        store: Store,
+        capture: ChangeCapture,
+        client_id: str,
+    ) -> None:
+        self.topic = topic
+        self.store = store
+        self.capture = capture
+        self.started = time.monotonic()
+        self.consumer = open_consumer(
+            bootstrap_servers,
+            group_id=None,
+            client_id=client_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=50_000,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=100,
+        )
+        self.tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.tps)
+        beginning = self.consumer.beginning_offsets(self.tps)
+        self.end: dict[TopicPartition, int] = self.consumer.end_offsets(self.tps)
+        self.result = Restored(sorted(partitions))
+        self.latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
+        for tp in self.tps:
+            cached = cache.changelog_offset(store.db, topic, tp.partition)
+            if cached is None or not beginning[tp] <= cached <= self.end[tp]:
+                self.result.full.append(tp.partition)
+                cached = beginning[tp]
+            self.consumer.seek(tp, cached)
+
+    def step(self) -> bool:
+        """Read for up to ``STEP_MS``; True once every partition reached its end."""
+        if self._reached():
+            return True
+        polled = self.consumer.poll(timeout_ms=STEP_MS)
+        for tp, records in polled.items():
+            latest = self.latest[tp.partition]
+            for record in records:
+                latest[record.key] = record.value
+            self.result.records += len(records)
+        return self._reached()
+
+    def _reached(self) -> bool:
+        return all(self.consumer.position(tp) >= self.end[tp] for tp in self.tps)
+
+    def finish(self) -> Restored:
+        """Write what was read into the store, with the offsets reached; close the reader."""
+        reached = {tp.partition: self.consumer.position(tp) for tp in self.tps}
+        self.consumer.close(autocommit=False)
+        apply(self.store, self.capture, self.topic, self.latest, reached, self.result)
+        self.result.seconds = time.monotonic() - self.started
+        return self.result
+
+
+def apply(
+    store: Store,
+    capture: ChangeCapture,
+    topic: str,
+    latest: dict[int, dict[bytes, bytes | None]],
+    reached: dict[int, int],
+    result: Restored,
+) -> None:
+    """The latest value of each changelog key, per partition, into the store, in one
+    transaction whose writes are not published again; ``result.full`` names partitions
+    whose models' rows go first (their changelog was read from the beginning)."""
+    keys = capture.keys
+    with store.transaction() as db, capture.paused():
+        columns = {
+            table: {c[1] for c in db.execute(f"PRAGMA main.table_info([{table}])").fetchall()}
+            for table in keys
+        }
+        for partition in result.full:
+            for model in cache.models_on(db, partition):
+                for table in STATE_TABLES:
+                    db.execute(f"DELETE FROM [{table}] WHERE model = ?", [model])
+        chunks = cache.all_chunks(db)
+        for partition, values in latest.items():
+            placed: set[str] = set()
+            gone: dict[str, list[list[Any]]] = {table: [] for table in keys}
+            # Rows by table and columns (a row written by an older or newer store than this
+            # one has other columns: those this store lacks are dropped, its own defaulted).
+            rows: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
+            for key, value in values.items():
+                name = orjson.loads(key)
+                table, primary = name[0], name[1:]
+                if table not in keys or len(primary) != len(keys[table]):
+                    continue  # a chunk (read with its row), or a table this store lacks
+                count = 0 if value is None else chunk_count(value)
+                if count != chunks.get(key, 0):
+                    cache.set_chunks(db, key, count)
+                if value is None:
+                    gone[table].append(primary)
+                    continue
+                if count:
+                    pieces = [values.get(chunk_key(table, primary, i)) for i in range(count)]
+                    value = joined(value, pieces)
+                row = decode_row(value)
+                names = tuple(c for c in row if c in columns[table])
+                rows.setdefault((table, names), []).append([row[c] for c in names])
+                placed.add(primary[0])
+            for table, primaries in gone.items():
+                where = " AND ".join(f"[{c}] = ?" for c in keys[table])
+                db.conn.executemany(f"DELETE FROM [{table}] WHERE {where}", primaries)
+            for (table, names), values_in_order in rows.items():
+                listed = ", ".join(f"[{c}]" for c in names)
+                marks = ", ".join("?" * len(names))
+                db.conn.executemany(
+                    f"INSERT OR REPLACE INTO [{table}] ({listed}) VALUES ({marks})", values_in_order
+                )
+                result.rows += len(values_in_order)
+            cache.set_model_partitions(db, ((model, partition) for model in placed))
+            result.models |= placed
+        cache.set_changelog_offsets(db, topic, reached)

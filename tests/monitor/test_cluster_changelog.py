@@ -1,0 +1,182 @@
+"""Cluster mode's changelog without a broker: what a checkpoint changed, as records, and back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from monitor.cluster import cache, publish
+from monitor.cluster.capture import STATE_TABLES, ChangeCapture
+from monitor.cluster.records import CHUNK_BYTES, KafkaRecord, chunk_count
+from monitor.cluster.restore import Restored, apply
+from monitor.cluster.settings import ClusterTopics
+from monitor.config import parse_config
+from monitor.pipeline.pipeline import Pipeline
+from monitor.pipeline.routing import route
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
+
+TOPICS = ClusterTopics("changelog", "alerts", "quarantine")
+
+
+def _open(path: Path) -> tuple[Store, ChangeCapture]:
+    store = Store(path)
+    with store.transaction() as db:
+        cache.ensure_tables(db)
+    return store, ChangeCapture(store.db)
+
+
+def _publish(store: Store, capture: ChangeCapture, placed: dict[str, int]) -> list[KafkaRecord]:
+    with store.transaction() as db:
+        return publish.outgoing(db, capture, TOPICS, placed).records
+
+
+def _latest(records: list[KafkaRecord]) -> dict[int, dict[bytes, bytes | None]]:
+    """What a compacted changelog keeps: the latest value of each key, per partition."""
+    latest: dict[int, dict[bytes, bytes | None]] = {}
+    for record in records:
+        if record.topic == TOPICS.changelog:
+            assert record.partition is not None
+            latest.setdefault(record.partition, {})[record.key] = record.value
+    return latest
+
+
+def _state(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table: store.db.execute(f"SELECT * FROM [{table}] ORDER BY 1, 2").fetchall()
+        for table in STATE_TABLES
+        if table != "model_state"
+    } | {
+        "model_state": store.db.execute(
+            "SELECT model, state, events FROM model_state ORDER BY model"
+        ).fetchall()
+    }
+
+
+def test_a_checkpoints_state_restores_into_an_empty_store_row_for_row(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=15_000, seed=3, malformed=5)
+    config = parse_config({"models": [{"name": "fraud"}, {"name": "churn"}]}, "test")
+    source, capture = _open(tmp_path / "a.db")
+    pipeline = Pipeline(config, source, offsets_group="g")
+    bounds = config.events.replay_bounds(2e9)
+    with events.open("rb") as lines:
+        for line in lines:
+            route(pipeline, line.rstrip(b"\n"), None, bounds, "file")
+    placed = {"fraud": 0, "churn": 1}
+    records: list[KafkaRecord] = []
+    with source.transaction() as db:
+        pipeline.checkpoint()
+        records = publish.outgoing(db, capture, TOPICS, placed).records
+    assert {r.partition for r in records if r.topic == TOPICS.changelog} == {0, 1}
+    alerts = publish.alert_rows([r.value for r in records if r.topic == TOPICS.alerts and r.value])
+    assert [a["fingerprint"] for a in alerts] == [a["fingerprint"] for a in source.alerts()]
+    assert len([r for r in records if r.topic == TOPICS.quarantine]) == 5
+    assert _publish(source, capture, placed) == [], "published notes are cleared"
+
+    target, target_capture = _open(tmp_path / "b.db")
+    result = Restored([0, 1], full=[0, 1])
+    apply(target, target_capture, TOPICS.changelog, _latest(records), {0: 7, 1: 9}, result)
+    assert result.models == {"fraud", "churn"}
+    assert _state(target) == _state(source)
+    assert target.load_model_state("fraud") == source.load_model_state("fraud")
+    assert cache.changelog_offset(target.db, TOPICS.changelog, 1) == 9
+    with target.transaction() as db:  # a cache from before a tombstone could be compacted away
+        db.execute("UPDATE cluster_changelog SET reached_at = reached_at - 13 * 3600")
+    assert cache.changelog_offset(target.db, TOPICS.changelog, 1) is None
+    assert _publish(target, target_capture, placed) == [], "a restore is not published again"
+
+
+def test_a_row_over_the_chunk_size_goes_in_chunks_and_its_stale_chunks_are_tombstoned(
+    tmp_path: Path,
+) -> None:
+    source, capture = _open(tmp_path / "a.db")
+    big = "x" * (2 * CHUNK_BYTES + 10)
+    with source.transaction() as db:
+        db.execute("INSERT INTO state_blobs (model, digest, data) VALUES ('m', 'd1', ?)", [big])
+    first = _publish(source, capture, {"m": 2})
+    assert [len(r.value or b"") <= CHUNK_BYTES for r in first] == [True] * 4
+    head = first[-1]
+    assert head.value is not None and chunk_count(head.value) == 3
+    with source.transaction() as db:
+        db.execute("UPDATE state_blobs SET data = 'small' WHERE digest = 'd1'")
+    second = _publish(source, capture, {"m": 2})
+    assert [r.value is None for r in second] == [False, True, True, True], "3 stale chunks"
+
+    target, target_capture = _open(tmp_path / "b.db")
+    only_first = Restored([2], full=[2])
+    apply(target, target_capture, TOPICS.changelog, _latest(first), {2: 5}, only_first)
+    assert target.db.execute("SELECT data FROM state_blobs").fetchall() == [(big,)]
+    both = Restored([2])
+    apply(target, target_capture, TOPICS.changelog, _latest(second), {2: 9}, both)
+    assert target.db.execute("SELECT data FROM state_blobs").fetchall() == [("small",)]
+
+    with source.transaction() as db:
+        db.execute("DELETE FROM state_blobs")
+    gone = _publish(source, capture, {"m": 2})
+    assert [(r.value, r.partition) for r in gone] == [(None, 2)]
+    apply(target, target_capture, TOPICS.changelog, _latest(gone), {2: 10}, Restored([2]))
+    assert target.count("state_blobs") == 0
+
+
+def test_a_chunk_missing_from_the_changelog_is_an_error_not_a_wrong_state(tmp_path: Path) -> None:
+    source, capture = _open(tmp_path / "a.db")
+    with source.transaction() as db:
+        db.execute(
+            "INSERT INTO state_blobs (model, digest, data) VALUES ('m', 'd', ?)",
+            ["y" * (CHUNK_BYTES + 1)],
+        )
+    records = _publish(source, capture, {"m": 0})
+    latest = _latest(records)
+    del latest[0][records[0].key]
+    target, target_capture = _open(tmp_path / "b.db")
+    with pytest.raises(ValueError, match="chunk of the row is missing"):
+        apply(target, target_capture, TOPICS.changelog, latest, {0: 3}, Restored([0]))
+    assert target.count("state_blobs") == 0, "nothing of a failed restore is written"
+
+
+def test_rows_of_a_model_with_no_partition_yet_wait_for_the_next_checkpoint(
+    tmp_path: Path,
+) -> None:
+    source, capture = _open(tmp_path / "a.db")
+    with source.transaction() as db:
+        db.execute("INSERT INTO state_blobs (model, digest, data) VALUES ('m', 'd', 'v')")
+    assert _publish(source, capture, {}) == []
+    assert [r.partition for r in _publish(source, capture, {"m": 4})] == [4]
+
+
+def test_a_models_checkpoint_over_the_record_limit_goes_in_numbered_parts(tmp_path: Path) -> None:
+    source, capture = _open(tmp_path / "a.db")
+    rows = [("m", "ks", f"feature:{i:05d}", float(i), "tested", "ok", "info") for i in range(9000)]
+    with source.transaction() as db:
+        db.conn.executemany(
+            "INSERT INTO signal_history (model, detector, signal, event_ts, change, state, "
+            "severity) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*row[:2], row[2] + "x" * 100, *row[3:]) for row in rows],
+        )
+        db.execute(
+            "INSERT INTO alerts (fingerprint, model, detector, signal, severity, event_ts, "
+            "created_at, details) VALUES ('f', 'm', 'ks', 's', 'warning', 1.5, 0, '{}')"
+        )
+    records = _publish(source, capture, {})
+    parts = [orjson.loads(r.value or b"") for r in records]
+    assert len(parts) >= 2
+    assert all(len(r.value or b"") <= CHUNK_BYTES for r in records)
+    assert [(p["part"], p["parts"]) for p in parts] == [(i, len(parts)) for i in range(len(parts))]
+    history = [row["event_ts"] for p in parts for row in p["signal_history"]]
+    assert history == [float(i) for i in range(9000)], "every row once, in order"
+    assert publish.alert_rows([r.value or b"" for r in records]) == [
+        {
+            "fingerprint": "f",
+            "model": "m",
+            "detector": "ks",
+            "signal": "s",
+            "severity": "warning",
+            "event_ts": 1.5,
+            "details": "{}",
+            "kind": None,  # the kind of its incident: none here
+        }
+    ]
