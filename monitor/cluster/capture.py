@@ -27,7 +27,16 @@ import sqlite_utils
 # Every table holding part of one model's state (its first primary key column is
 # ``model``). A table added to the store for a model's state must be added here, or
 # that part of the state stays on the machine that wrote it.
-STATE_TABLES = ("model_state", "state_blobs", "signal_state", "label_counts", "label_pending")
+STATE_TABLES = (
+    "model_state",
+    "state_blobs",
+    "signal_state",
+    "label_counts",
+    "label_batches",
+    "label_chunks",
+    "label_index",
+    "label_joined",
+)
 # Tables whose new rows are the checkpoint's effects, by ``id``.
 OUTPUT_TABLES = ("alerts", "signal_history", "performance_windows", "quarantine")
 

@@ -316,11 +316,11 @@ class LabelStore:
         evicted or expired), in the batches the bounds moved into."""
         (evict_below, gone_before), (was_below, was_before) = bounds, counted
         rows = db.execute(
-            "SELECT batch, first, last, ts, ins FROM label_batches WHERE model = ? "
+            "SELECT first, last, ts, ins FROM label_batches WHERE model = ? "
             "AND gone < count AND ((first < ? AND last >= ?) OR (min_ts < ? AND max_ts >= ?))",
             [self.model, evict_below, was_below, gone_before, was_before],
         ).fetchall()
-        for batch, first, last, raw_ts, raw_ins in rows:
+        for first, last, raw_ts, raw_ins in rows:
             ts = np.frombuffer(raw_ts, dtype=np.float64)
             if raw_ins is None:
                 ins = np.arange(int(first), int(last) + 1, dtype=np.int64)
@@ -345,25 +345,26 @@ class LabelStore:
             out.expired += int(np.count_nonzero(waiting & ~evicted))
             out.pending -= int(np.count_nonzero(waiting))
             db.execute(
-                "UPDATE label_batches SET gone = gone + ? WHERE batch = ?",
-                [int(np.count_nonzero(newly)), int(batch)],
+                "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
+                [int(np.count_nonzero(newly)), self.model, int(first)],
             )
 
     def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
         """Delete the oldest batches while all their predictions are gone; the new floor."""
         dropped: list[tuple[int, int]] = []
         floor = None
-        for batch, first, last, count, gone in db.execute(
-            "SELECT batch, first, last, count, gone FROM label_batches WHERE model = ? "
-            "ORDER BY first",
+        for first, last, count, gone in db.execute(
+            "SELECT first, last, count, gone FROM label_batches WHERE model = ? ORDER BY first",
             [self.model],
         ):
             if gone < count:
                 floor = int(first)
                 break
-            dropped.append((int(batch), int(last)))
-        for batch, _ in dropped:
-            db.execute("DELETE FROM label_batches WHERE batch = ?", [batch])
+            dropped.append((int(first), int(last)))
+        for first, _ in dropped:
+            db.execute(
+                "DELETE FROM label_batches WHERE model = ? AND first = ?", [self.model, first]
+            )
         if dropped:
             db.execute(
                 "DELETE FROM label_chunks WHERE model = ? AND first <= ?",

@@ -161,7 +161,6 @@ CREATE INDEX IF NOT EXISTS audit_kind ON audit(kind, id);
 -- arrays, and the predictions themselves in label_chunks, CHUNK at a time (a label's
 -- lookup reads one small row). Small columns first: a scan reads no blob.
 CREATE TABLE IF NOT EXISTS label_batches (
-    batch INTEGER PRIMARY KEY,
     model TEXT NOT NULL,
     first INTEGER NOT NULL,
     last INTEGER NOT NULL,
@@ -172,9 +171,9 @@ CREATE TABLE IF NOT EXISTS label_batches (
     indexed INTEGER NOT NULL,
     ins BLOB,
     hashes BLOB NOT NULL,
-    ts BLOB NOT NULL
+    ts BLOB NOT NULL,
+    PRIMARY KEY (model, first)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS label_batches_first ON label_batches(model, first);
 CREATE TABLE IF NOT EXISTS label_chunks (
     model TEXT NOT NULL,
     first INTEGER NOT NULL,
@@ -192,9 +191,9 @@ CREATE TABLE IF NOT EXISTS label_index (
     shard INTEGER NOT NULL,
     part INTEGER NOT NULL,
     hashes BLOB NOT NULL,
-    refs BLOB NOT NULL
+    refs BLOB NOT NULL,
+    PRIMARY KEY (model, shard, part)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS label_index_shard ON label_index(model, shard, part);
 -- Stored predictions already labelled (a second label is a duplicate).
 CREATE TABLE IF NOT EXISTS label_joined (
     model TEXT NOT NULL,
