@@ -44,6 +44,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 def _reset(args: argparse.Namespace) -> int:
     who = who_is_acting(args)
     now = time.time()
+    with opened_store(args) as store:
+        baseline_set.refuse_in_cluster_mode(args, store, "reset")
     with opened_store(args) as store, write_transaction(store.db) as db:
         db.execute(
             "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",

@@ -47,6 +47,23 @@ def register(actions: argparse._SubParsersAction[Any]) -> None:
     chosen.set_defaults(handler=_set)
 
 
+def refuse_in_cluster_mode(args: argparse.Namespace, store: Store, command: str) -> None:
+    """A cluster-mode daemon's baselines live on the changelog topic, not in one store."""
+    config = load_config(args.config) if args.config else None
+    clustered = config is not None and config.cluster.enabled
+    if not clustered:
+        found = store.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_changelog'"
+        ).fetchone()
+        clustered = found is not None
+    if clustered:
+        raise DriftwardenError(
+            f"`baseline {command}` is not available in cluster mode yet: a model's state "
+            "there lives on the changelog topic and moves between machines, and this would "
+            "change one machine's store only; nothing was changed"
+        )
+
+
 def _set(args: argparse.Namespace) -> int:
     who = who_is_acting(args)
     config = load_config(args.config) if args.config else None
@@ -57,6 +74,7 @@ def _set(args: argparse.Namespace) -> int:
         _configured(args.model, config)
         _create_store(Path(args.store or config.store.path))
     with opened_store(args) as store:
+        refuse_in_cluster_mode(args, store, "set")
         settings = _settings(args.model, config, store)
         found = read_reference(path, {args.model: settings}, _bounds(config))
         sample = found.samples[args.model]

@@ -326,3 +326,29 @@ def test_a_damaged_sample_is_set_aside_and_the_model_warms_up(
     assert Pipeline(load_config(config), store).model("m") is not None  # no second attempt
     assert _audit(store) == ["reference set", "reference unusable"]
     store.close()
+
+
+def test_baselines_of_a_cluster_mode_store_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In cluster mode a model's state lives on the changelog: a command that would change
+    one machine's store only says so and changes nothing."""
+    from monitor.cluster import cache
+
+    store = tmp_path / "s.db"
+    config = _config_file(tmp_path, store)
+    good = _write(tmp_path / "ref.jsonl", _events(100, 0.0, seed=13))
+    db = Store(store)
+    cache.ensure_tables(db.db)  # as a cluster-mode daemon leaves its store
+    db.close()
+    commands = (
+        ["baseline", "set", "--model", "m", "--input", str(good), "--config", str(config)],
+        ["baseline", "reset", "--model", "m", "--store", str(store)],
+    )
+    for argv in commands:
+        assert main([*argv, "--by", "ops"]) == 2
+        err = capsys.readouterr().err
+        assert "not available in cluster mode yet" in err and err.count("\n") == 1, err
+    db = Store(store)
+    assert db.count("baseline_references") == 0 and db.count("baseline_resets") == 0
+    db.close()
