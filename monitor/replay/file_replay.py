@@ -71,6 +71,8 @@ def open_replay_store(path: str | Path, overwrite: bool) -> Store:
                     "label_joined",
                     "label_counts",
                     "performance_windows",
+                    "signal_history",
+                    "signal_state",
                 )
                 for table in (*tables, "offsets", "outbox", "incident_notifications", "audit"):
                     db.execute(f"DELETE FROM [{table}]")

@@ -84,10 +84,22 @@ def test_replay_refuses_to_mix_into_a_used_store(events_file: Path, tmp_path: Pa
     )
     again = _replay("--config", str(config), "--input", str(events_file), "--store", str(store))
     assert again.returncode == 2 and "--overwrite" in again.stderr
+    before = _table_counts(store)
     forced = _replay(
         "--config", str(config), "--input", str(events_file), "--store", str(store), "--overwrite"
     )
     assert forced.returncode == 0, forced.stderr
+    # Started afresh: the same rows as the first replay, none of its left behind.
+    assert _table_counts(store) == before
+    assert before["signal_history"] > 0 and before["signal_state"] > 0
+
+
+def _table_counts(store: Path) -> dict[str, int]:
+    with sqlite3.connect(store) as db:
+        return {
+            t: db.execute(f"SELECT count(*) FROM [{t}]").fetchone()[0]
+            for t in ("alerts", "incidents", "signal_history", "signal_state", "label_batches")
+        }
 
 
 def test_replay_errors_are_one_line(tmp_path: Path) -> None:
