@@ -126,7 +126,7 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
             time.sleep(SESSION_TIMEOUT_SECONDS)
             wait_until(
                 lambda: _committed(kafka_bootstrap, topics, held) != before,
-                120,
+                240,
                 "another member to commit on the stopped member's partitions",
             )
             members[zombie].send_signal(signal.SIGCONT)

@@ -17,6 +17,7 @@ from tests.integration.daemon_support import (
     consumed,
     free_port,
     produce_file,
+    readyz,
     replay_alerts,
     start_daemon,
     stop,
@@ -87,7 +88,8 @@ def test_labels_days_late_join_exactly_across_sigkills(
     labels = _write_stream(events)
     total = produce_file(kafka_bootstrap, topic, events)
     store = tmp_path / "live.db"
-    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
+    port = free_port()
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port)
     log = tmp_path / "daemon.log"
 
     rng = random.Random(5)
@@ -101,6 +103,9 @@ def test_labels_days_late_join_exactly_across_sigkills(
             process.wait(timeout=30)
     process = start_daemon(config, log)
     try:
+        # Started, its stop handled, before the stop below: the killed daemons may have
+        # read the whole stream already.
+        wait_until(lambda: readyz(port)[0] != 0, 120, "the ops server")
         wait_until(lambda: consumed(store) >= total, 300, "the whole stream")
     finally:
         code = stop(process)
