@@ -50,6 +50,7 @@ pytestmark = pytest.mark.kafka
 own_broker = test_daemon_failover.own_broker  # a broker of the test's own, which it restarts
 MODELS = ("fraud", "churn", "fraud_eu", "churn_eu", "fraud_us", "churn_us")
 PARTITIONS = 8
+STARTED = '"msg":"started"'  # logged once the daemon handles its stop signals
 SESSION_TIMEOUT_SECONDS = 6.0  # the configs' kafka.session_timeout_ms
 # Where the producer's default partitioner puts each model's records (two share one).
 MODEL_PARTITIONS = {(murmur2(m.encode()) & 0x7FFFFFFF) % PARTITIONS for m in MODELS}
@@ -136,7 +137,13 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
             killed = next(i for i in (2, 1, 0) if _assigned(logs[i]) & MODEL_PARTITIONS)
             members[killed].send_signal(signal.SIGKILL)
             members[killed].wait(timeout=30)
+            starts = _text(logs[killed]).count(STARTED)
             members[killed] = start_daemon(configs[killed], logs[killed])
+            # Started (its stop handled) before the stops below: the others may finish the
+            # stream while it is still starting.
+            wait_until(
+                lambda: _text(logs[killed]).count(STARTED) > starts, 120, "the restart started"
+            )
             wait_until(lambda: progress() >= total, 300, "the whole stream committed")
             codes = [_end(member) for member in members]
             wait_until(
