@@ -34,7 +34,7 @@ from monitor.cluster.settings import topics
 from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
 from monitor.incidents.grouping import AlertPolicy
-from monitor.notify.delivery import DeliveryWorker, RetryPolicy
+from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
 from monitor.store.store import Store
@@ -66,22 +66,12 @@ class Notifier:
         self.group = notify_group(config)
         self.topic = topics(config.cluster, config.kafka.group_id).alerts
         self.policy = AlertPolicy(tuple(config.alerting.group_by))
-        notes = config.notifications
         self.notifications = NotificationPolicy.for_config(config)
         key = audit.key_from_env(config.audit.key_env, os.environ)
         audit.bind_key(store.db, key)
         with store.transaction() as db:
             audit.check_key(db, key, config.audit.key_env)
-        self.delivery = (
-            DeliveryWorker(
-                config.store.path,
-                targets,
-                retry=RetryPolicy(max_age=notes.max_age_seconds),
-                audit_key=key,
-            )
-            if targets
-            else None
-        )
+        self.delivery = DeliveryWorker.for_config(config, targets, key)
         # Parts of a model's checkpoint seen so far, and where its first part was.
         self._parts: dict[str, list[bytes]] = {}
         self._first: dict[str, tuple[TopicPartition, int]] = {}

@@ -30,7 +30,7 @@ from monitor.daemon.kafka_client import open_consumer
 from monitor.daemon.ops import DaemonMetrics
 from monitor.daemon.poll_idle import PollIdle
 from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
-from monitor.notify.delivery import DeliveryWorker, RetryPolicy
+from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
@@ -58,7 +58,6 @@ class Daemon:
         self.config = config
         self.store = store
         self.metrics = metrics
-        notes = config.notifications
         self.notifier = NotificationPolicy.for_config(config)
         group = config.kafka.group_id
         self.pipeline = Pipeline(config, store, notifier=self.notifier, offsets_group=group)
@@ -68,16 +67,7 @@ class Daemon:
                 "offsets stored without a consumer group are taken as this group's",
                 extra={"group_id": group, "partitions": claimed},
             )
-        self.delivery = (
-            DeliveryWorker(
-                config.store.path,
-                targets,
-                retry=RetryPolicy(max_age=notes.max_age_seconds),
-                audit_key=audit.bound_key(store.db),
-            )
-            if targets
-            else None
-        )
+        self.delivery = DeliveryWorker.for_config(config, targets, audit.bound_key(store.db))
         self._last_sweep = time.monotonic()
         self.status = DaemonStatus()
         self._lock = threading.RLock()

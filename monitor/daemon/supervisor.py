@@ -39,7 +39,7 @@ from monitor.daemon.store_figures import StoreFigures
 from monitor.daemon.systemd import SystemdNotifier
 from monitor.daemon.worker import STATUS_SECONDS, worker_main
 from monitor.errors import DriftwardenError
-from monitor.notify.delivery import DeliveryWorker, RetryPolicy
+from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.targets import WebhookTarget
 from monitor.store import store
@@ -215,17 +215,7 @@ class Supervisor:
             "driftwarden_outbox_depth", "Notifications waiting for delivery", registry=self.registry
         )
         self.outbox_depth.set_function(self._outbox_depth)
-        notes = config.notifications
-        self.delivery = (
-            DeliveryWorker(
-                config.store.path,
-                targets,
-                retry=RetryPolicy(max_age=notes.max_age_seconds),
-                audit_key=audit_key,
-            )
-            if targets
-            else None
-        )
+        self.delivery = DeliveryWorker.for_config(config, targets, audit_key)
 
     def _outbox_depth(self) -> float:
         # Read-only, per scrape: the supervisor never competes with workers for the write lock.

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -30,6 +30,9 @@ from monitor.audit.chain import AuditLog, write_transaction
 from monitor.notify.outbox import url_key
 from monitor.notify.signing import signature_headers
 from monitor.notify.targets import WebhookTarget, body_for_target
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 # Named after the module this code came from, so log records keep the logger
 # name that log filters and dashboards already match on.
@@ -81,6 +84,17 @@ class RetryPolicy:
 
 class DeliveryWorker:
     """Posts due outbox rows. Drive it with ``deliver_due`` or let ``start`` run a thread."""
+
+    @classmethod
+    def for_config(
+        cls, config: Config, targets: Sequence[WebhookTarget] | None, audit_key: bytes | None
+    ) -> DeliveryWorker | None:
+        """The worker delivering a config's outbox to ``targets``; None without targets
+        (the daemon's, its supervisor's, and ``driftwarden notify``'s)."""
+        if not targets:
+            return None
+        retry = RetryPolicy(max_age=config.notifications.max_age_seconds)
+        return cls(config.store.path, targets, retry=retry, audit_key=audit_key)
 
     def __init__(
         self,
