@@ -28,6 +28,7 @@ from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
+from monitor import early_signals
 from monitor.audit import chain as audit
 from monitor.cluster import incoming
 from monitor.cluster.settings import topics
@@ -202,6 +203,9 @@ def run_notify(config: Config, targets: list[WebhookTarget]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    early = early_signals.first_noted()
+    if early is not None:  # it came while the command was starting
+        on_signal(early, None)
     try:
         store = Store(path)
         try:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from monitor import early_signals
 from monitor.audit import chain as audit
 from monitor.audit.chain import AuditLog
 from monitor.config import Config
@@ -143,6 +144,9 @@ def _stop_on_signals(timeout: float, owner_pid: int | None = None) -> threading.
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    early = early_signals.first_noted()
+    if early is not None:  # it came while the command was starting
+        request_stop({"signal": early.name, "during": "start-up"})
     if owner_pid is not None:
         threading.Thread(
             target=_watch_owner, args=(owner_pid, stop, request_stop), name="owner", daemon=True
