@@ -15,6 +15,7 @@ name of an alert of the same detector and signal, as the worker paired them.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import orjson
@@ -31,6 +32,39 @@ from monitor.pipeline import performance_windows
 STATISTICS = ("statistic", "threshold", "p_value", "effect_size")
 # The prefixes the detectors give signals that the store shortens, by kind.
 LONG_FORM = {"drift": "feature:", "metric": "metric:"}
+# Parts of 900 KB: far past any checkpoint; a record claiming more is not one.
+MAX_PARTS = 10_000
+# What applying a record that is not a worker's checkpoint raises (anyone allowed to
+# produce to the alerts topic can write one): it is refused, and the topic goes on.
+MALFORMED = (
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    sqlite3.IntegrityError,
+)
+
+
+class RefusedRecord(ValueError):
+    """A record of the alerts topic that is not a part of a worker's checkpoint."""
+
+
+def part_number(value: bytes | None, model: str, models: frozenset[str]) -> tuple[int, int]:
+    """A record's ``(part, parts)``, checked before anything is kept of it."""
+    if model not in models:
+        raise RefusedRecord("its key names no model of this config's [[models]]")
+    try:
+        head = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError as exc:
+        raise RefusedRecord(f"not JSON: {exc}") from None
+    if not isinstance(head, dict) or head.get("model") != model:
+        raise RefusedRecord("not an object whose model is its key")
+    part, parts = head.get("part"), head.get("parts")
+    if not (isinstance(part, int) and isinstance(parts, int) and 0 <= part < parts <= MAX_PARTS):
+        raise RefusedRecord(f"part and parts must be integers, 0 <= part < parts <= {MAX_PARTS}")
+    return part, parts
 
 
 def merged(parts: list[bytes]) -> dict[str, Any]:

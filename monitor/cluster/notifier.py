@@ -23,13 +23,14 @@ import threading
 import time
 from types import FrameType
 
-import orjson
+import sqlite_utils
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from monitor import early_signals
 from monitor.audit import chain as audit
+from monitor.cli.safe_text import printable
 from monitor.cluster import incoming
 from monitor.cluster.settings import topics
 from monitor.config import Config
@@ -38,10 +39,12 @@ from monitor.incidents.grouping import AlertPolicy
 from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.policy import NotificationPolicy
 from monitor.notify.targets import WebhookTarget
-from monitor.store.store import Store
+from monitor.store.store import QuarantinedRecord, Store
 
 log = logging.getLogger("driftwarden.notify")
 SWEEP_SECONDS = 30.0
+# A refused record's reason quotes what it held: bounded, escaped.
+REASON_LIMIT = 300
 NOTIFIED_TABLE = """CREATE TABLE IF NOT EXISTS cluster_notified (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, model TEXT NOT NULL,
     next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition, model))"""
@@ -67,6 +70,7 @@ class Notifier:
         self.group = notify_group(config)
         self.topic = topics(config.cluster, config.kafka.group_id).alerts
         self.policy = AlertPolicy(tuple(config.alerting.group_by))
+        self.models = frozenset(m.name for m in config.models)
         self.notifications = NotificationPolicy.for_config(config)
         key = audit.key_from_env(config.audit.key_env, os.environ)
         audit.bind_key(store.db, key)
@@ -122,19 +126,24 @@ class Notifier:
             reached: dict[TopicPartition, int] = {}
             for tp, records in polled.items():
                 for record in records:
-                    model = record.key.decode() if record.key else ""
+                    model = record.key.decode(errors="replace") if record.key else ""
                     reached[tp] = record.offset + 1
                     if record.offset < self._done.get((tp, model), 0):
                         continue  # applied before a restart, with a model still incomplete
-                    part = orjson.loads(record.value)
-                    if part["part"] == 0:
+                    try:
+                        number, count = incoming.part_number(record.value, model, self.models)
+                        if number and len(self._parts.get(model, ())) != number:
+                            raise incoming.RefusedRecord(f"part {number} without the ones before")
+                    except incoming.RefusedRecord as exc:
+                        self._refuse(db, tp, record.offset, record.value, str(exc), now)
+                        continue
+                    if number == 0:
                         self._parts[model] = []
                         self._first[model] = (tp, record.offset)
-                    self._parts.setdefault(model, []).append(record.value)
-                    if len(self._parts[model]) == part["parts"]:
-                        whole = incoming.merged(self._parts.pop(model))
-                        self._first.pop(model, None)
-                        incoming.apply(db, whole, self.policy, now)
+                    self._parts[model].append(record.value)
+                    if len(self._parts[model]) == count:
+                        first = self._first.pop(model)
+                        self._apply_whole(db, model, first, self._parts.pop(model), now)
                         self._done[tp, model] = record.offset + 1
                         db.execute(
                             "INSERT OR REPLACE INTO cluster_notified VALUES (?, ?, ?, ?)",
@@ -152,6 +161,60 @@ class Notifier:
                 self.notifications.enqueue_changes(db, now)
         if self.delivery is not None:
             self.delivery.wake()
+
+    def _apply_whole(
+        self,
+        db: sqlite_utils.Database,
+        model: str,
+        first: tuple[TopicPartition, int],
+        parts: list[bytes],
+        now: float,
+    ) -> None:
+        """One model's checkpoint, or nothing of it and a quarantined record if its rows
+        are not a worker's (a savepoint: a record that fails half-way leaves nothing)."""
+        try:
+            with self.store.transaction():
+                incoming.apply(db, incoming.merged(parts), self.policy, now)
+        except incoming.MALFORMED as exc:
+            reason = f"its rows are not a checkpoint's: {type(exc).__name__}: {exc}"
+            self._refuse(db, first[0], first[1], b"\n".join(parts), reason, now)
+
+    def _refuse(
+        self,
+        db: sqlite_utils.Database,
+        tp: TopicPartition,
+        offset: int,
+        raw: bytes | None,
+        reason: str,
+        now: float,
+    ) -> None:
+        """Quarantine a record of the alerts topic that no worker wrote; the topic goes on."""
+        reason = printable(reason, REASON_LIMIT)
+        log.warning(
+            "alerts topic record refused",
+            extra={"partition": tp.partition, "offset": offset, "reason": reason},
+        )
+        refused = QuarantinedRecord(
+            source="alerts_topic",
+            reason=reason,
+            raw=raw or b"",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+        ).bounded(self.config.limits.quarantine_raw_bytes)
+        db.table("quarantine").insert(
+            {
+                "source": refused.source,
+                "topic": refused.topic,
+                "partition": refused.partition,
+                "offset": refused.offset,
+                "reason": refused.reason,
+                "raw": refused.raw,
+                "created_at": now,
+                "raw_length": refused.raw_length,
+                "raw_sha256": refused.raw_sha256,
+            }
+        )
 
     def _sweep(self) -> None:
         if self.notifications is not None:
