@@ -123,8 +123,15 @@ class ClusterMember:
             }
             if not out.records and not consumed:
                 return result
+            group = self.consumer.group_metadata()
+            if group.generation_id < 0 or not group.member_id:
+                # Removed from the group (a session timeout) and not yet joined again: the
+                # broker takes offsets sent without a generation as a non-member's and does
+                # not fence them, so a woken zombie's transaction would commit beside the
+                # partitions' new owner. Nothing goes out until the member has joined again.
+                raise TransactionFailed("not a member of the group's current generation")
             try:
-                last = self.producer.commit(out.records, consumed, self.consumer.group_metadata())
+                last = self.producer.commit(out.records, consumed, group)
             except TransactionFailed:
                 self.producer.close()
                 self.producer = None
@@ -188,8 +195,15 @@ class ClusterMember:
                 "rows": restored.rows,
                 "models": sorted(restored.models),
                 "seconds": round(restored.seconds, 3),
+                "refused": restored.refused,
             },
         )
+        if restored.refused:
+            log.error(
+                "changelog records no daemon wrote were skipped: give only the daemons the "
+                "right to write to the changelog topic",
+                extra={"refused": restored.refused, "partitions": restored.partitions},
+            )
         self.paused = set()
 
     def _start_restore(self) -> None:

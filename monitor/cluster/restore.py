@@ -29,12 +29,16 @@ from kafka import TopicPartition
 
 from monitor.cluster import cache
 from monitor.cluster.capture import STATE_TABLES, ChangeCapture
-from monitor.cluster.records import chunk_count, chunk_key, decode_row, joined
+from monitor.cluster.records import chunk_count, chunk_key, decode_row, joined, native_row
 from monitor.daemon.kafka_client import open_consumer
 from monitor.store.store import Store
 
 log = logging.getLogger("driftwarden.cluster")
 STEP_MS = 200
+# What a store column can hold; a row with anything else is not a daemon's.
+SCALARS = (type(None), int, float, str, bytes)
+# Chunks of 900 KB: far past any row; a count beyond is not a daemon's.
+MAX_CHUNKS = 100_000
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Restored:
     models: set[str] = field(default_factory=set)
     full: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    # Records no daemon wrote (a key or a row that does not decode): skipped.
+    refused: int = 0
 
 
 class ChangelogRestore:
@@ -122,9 +128,15 @@ def apply(
     whose models' rows go first (their changelog was read from the beginning)."""
     keys = capture.keys
     with store.transaction() as db, capture.paused():
-        columns = {
-            table: {c[1] for c in db.execute(f"PRAGMA main.table_info([{table}])").fetchall()}
-            for table in keys
+        info = {
+            table: db.execute(f"PRAGMA main.table_info([{table}])").fetchall() for table in keys
+        }
+        columns = {table: {c[1] for c in described} for table, described in info.items()}
+        # Columns a row must carry: NOT NULL without a default (cid, name, type, notnull,
+        # default, pk).
+        required = {
+            table: {c[1] for c in described if c[3] and c[4] is None}
+            for table, described in info.items()
         }
         for partition in result.full:
             for model in cache.models_on(db, partition):
@@ -138,11 +150,17 @@ def apply(
             # one has other columns: those this store lacks are dropped, its own defaulted).
             rows: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
             for key, value in values.items():
-                name = orjson.loads(key)
+                name = _key_name(key)
+                if name is None:
+                    result.refused += 1
+                    continue
                 table, primary = name[0], name[1:]
                 if table not in keys or len(primary) != len(keys[table]):
                     continue  # a chunk (read with its row), or a table this store lacks
-                count = 0 if value is None else chunk_count(value)
+                count = 0 if value is None else _chunk_count(value)
+                if count is None:
+                    result.refused += 1
+                    continue
                 if count != chunks.get(key, 0):
                     cache.set_chunks(db, key, count)
                 if value is None:
@@ -151,7 +169,10 @@ def apply(
                 if count:
                     pieces = [values.get(chunk_key(table, primary, i)) for i in range(count)]
                     value = joined(value, pieces)
-                row = decode_row(value)
+                row = _row(value)
+                if row is None or not _fits(row, primary, keys[table], required[table]):
+                    result.refused += 1
+                    continue
                 names = tuple(c for c in row if c in columns[table])
                 rows.setdefault((table, names), []).append([row[c] for c in names])
                 placed.add(primary[0])
@@ -161,10 +182,49 @@ def apply(
             for (table, names), values_in_order in rows.items():
                 listed = ", ".join(f"[{c}]" for c in names)
                 marks = ", ".join("?" * len(names))
-                db.conn.executemany(
-                    f"INSERT OR REPLACE INTO [{table}] ({listed}) VALUES ({marks})", values_in_order
-                )
+                insert = f"INSERT OR REPLACE INTO [{table}] ({listed}) VALUES ({marks})"
+                db.conn.executemany(insert, values_in_order)
                 result.rows += len(values_in_order)
             cache.set_model_partitions(db, ((model, partition) for model in placed))
             result.models |= placed
         cache.set_changelog_offsets(db, topic, reached)
+
+
+def _key_name(key: bytes | None) -> list[Any] | None:
+    """A changelog key's ``[table, *primary key]``; None for a key no daemon wrote."""
+    try:
+        name = orjson.loads(key) if key is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(name, list) and name and all(isinstance(v, SCALARS) for v in name)):
+        return None
+    return name if isinstance(name[0], str) and all(isinstance(v, str) for v in name[1:2]) else None
+
+
+def _row(value: bytes) -> dict[str, Any] | None:
+    """A changelog row; None for a value no daemon wrote."""
+    try:
+        row = decode_row(value)
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(row, dict):
+        return None
+    if not all(isinstance(c, str) and isinstance(v, SCALARS) for c, v in row.items()):
+        return None
+    return row
+
+
+def _chunk_count(value: bytes) -> int | None:
+    """How many chunks a row key's value stands for; None for a value no daemon wrote."""
+    try:
+        count = chunk_count(value)
+    except (orjson.JSONDecodeError, TypeError, ValueError, KeyError):
+        return None
+    return count if 0 <= count <= MAX_CHUNKS else None
+
+
+def _fits(row: dict[str, Any], primary: list[Any], key: Sequence[str], required: set[str]) -> bool:
+    """Whether a row is its key's (its key columns hold the key's values) and carries
+    every column its table requires."""
+    wanted = native_row(dict(zip(key, primary, strict=True)))
+    return all(row.get(c) == v for c, v in wanted.items()) and required <= row.keys()

@@ -10,7 +10,7 @@ import pytest
 
 from monitor.cluster import cache, publish
 from monitor.cluster.capture import STATE_TABLES, ChangeCapture
-from monitor.cluster.records import CHUNK_BYTES, KafkaRecord, chunk_count
+from monitor.cluster.records import CHUNK_BYTES, KafkaRecord, chunk_count, row_key
 from monitor.cluster.restore import Restored, apply
 from monitor.cluster.settings import ClusterTopics
 from monitor.config import parse_config
@@ -180,3 +180,47 @@ def test_a_models_checkpoint_over_the_record_limit_goes_in_numbered_parts(tmp_pa
             "kind": None,  # the kind of its incident: none here
         }
     ]
+
+
+def test_changelog_records_no_daemon_wrote_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Anyone allowed to write to the changelog topic can send anything; a restore skips
+    what does not decode as a daemon's row and restores the rest as before."""
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=6_000, seed=4)
+    config = parse_config({"models": [{"name": "fraud"}, {"name": "churn"}]}, "test")
+    source, capture = _open(tmp_path / "a.db")
+    pipeline = Pipeline(config, source, offsets_group="g")
+    bounds = config.events.replay_bounds(2e9)
+    with events.open("rb") as lines:
+        for line in lines:
+            route(pipeline, line.rstrip(b"\n"), None, bounds, "file")
+    with source.transaction() as db:
+        pipeline.checkpoint()
+        records = publish.outgoing(db, capture, TOPICS, {"fraud": 0, "churn": 1}).records
+    latest = _latest(records)
+    ghost = row_key("model_state", ["ghost"])
+    hostile: list[tuple[bytes, bytes | None]] = [
+        (b"not json", b"{}"),  # keys that are no table's row
+        (b'{"table": 1}', b"{}"),
+        (b"[]", b"{}"),
+        (b'["model_state", {"model": 1}]', b"{}"),
+        (ghost, b"\xff not json"),  # values that are no row
+        (ghost, b"[1, 2]"),
+        (ghost, b'{"model": "ghost", "state": [1], "events": 1, "updated_at": 1.0}'),
+        (ghost, b'{"$chunks": 1000000000000, "$sha256": "00"}'),
+        (ghost, b'{"model": "ghost", "events": 1, "updated_at": 1.0}'),  # no state: NOT NULL
+        (
+            ghost,
+            b'{"model": "fraud", "state": "{}", "events": 1, "updated_at": 1.0}',
+        ),  # not its key's
+    ]
+    target, target_capture = _open(tmp_path / "b.db")
+    for key, value in hostile:
+        trial = {p: dict(rows) for p, rows in latest.items()}
+        trial[0][key] = value
+        result = Restored([0, 1], full=[0, 1])
+        apply(target, target_capture, TOPICS.changelog, trial, {0: 7, 1: 9}, result)
+        assert result.refused == 1, (key, value)
+        assert result.models == {"fraud", "churn"}
+        assert _state(target) == _state(source), key
+        assert target.load_model_state("ghost") is None
