@@ -418,7 +418,8 @@ class MetricAnomaly(DetectorBase):
             if self._pending:
                 bar = max(self._bursts.bar(limit, n_checks, self._n), widen_point * limit)
                 # a spike in the probation may be the noise's own tail, not yet learnt
-                excursion = self._excursion_ended(bar, self._n >= self.probation, details)
+                # (``_n`` counts this point: past the probation as ``_step`` counts it)
+                excursion = self._excursion_ended(bar, self._n > self.probation, details)
                 if excursion is not None:
                     out.append(excursion)
             self._pending, self._pending_z = (side, abs(z) * side) if outlier else (0, 0.0)
