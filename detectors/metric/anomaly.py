@@ -19,7 +19,7 @@ from detectors.metric.tail import TailThreshold
 from detectors.metric.variance import VarianceRise
 
 INIT = 10  # points before the model starts (its first level and scale)
-FIRST_ALERT = 30  # points before the first alert (when the probation is longer)
+FIRST_ALERT = 15  # points before the first alert (when the probation is longer)
 WARM_WEIGHT = 5  # points the warm-up's scale (a median of 9 differences) is worth
 OVERLAP_DF = 1.5  # degrees of freedom per window of a variance of overlapping window sums
 ALPHA = 0.05  # level gain of a (Huber-clipped) error
