@@ -280,6 +280,9 @@ class MetricAnomaly(DetectorBase):
         out: list[tuple[str, float, float, dict[str, Any]]] = []
         # point, two persistence windows, spread, variance CUSUM
         n_checks = self.false_alarm_events / 5.0
+        # shifts, trend and variance changes and gaps may alert from FIRST_ALERT
+        # (their thresholds carry a short history); spikes and flat-lines
+        # once the probation has taught the noise's tail and rate of repeats
         alerting = self._n >= min(self.probation, FIRST_ALERT)
         gap = self._gap(t, n_checks)
         if gap is not None and alerting:
@@ -290,7 +293,7 @@ class MetricAnomaly(DetectorBase):
                 out.append(flat)
             self._flat_told = False
         elif flat is not None:
-            if alerting and not self._fired[1]:
+            if self._n >= self.probation and not self._fired[1]:
                 out.append(flat)
                 self._flat_told = True
             self._fired[1] = True  # the flat-line's end is no new anomaly
