@@ -125,7 +125,11 @@ class MetricAnomaly(DetectorBase):
     for longer windows), so ``false_alarm_events`` holds at any scale and noise.
 
     - spike / dip: one point beyond the threshold, the next back inside
-      (reported at that next point);
+      (reported at that next point); in a series that makes excursions of
+      its own (bursts that come back, as cloud CPU at each cron job) only
+      one beyond what they reach (:mod:`detectors.metric.bursts`), and a run
+      of outliers as long as twice its longest burst is waited for before
+      it is a level shift;
     - level_shift / trend_change: ``SPIKE_RUN`` outliers in a row on one side,
       or a persistent sum of errors over 10 or 60 points; a fit of the last 60
       values (less the slow seasonal forecast) names it: a level then a ramp,
@@ -152,13 +156,21 @@ class MetricAnomaly(DetectorBase):
     within the day's own swing is held as a weekday/weekend step may be.
 
     One alert per episode: an episode lasts until ``HOLD`` quiet points pass.
-    No alert in the first ``probation`` points. Points carry event times
-    (``update_at``); ``update`` takes them one minute apart.
+    In the first ``probation`` points the noise scale (a running mean there)
+    and the window sums' variance are estimates from few points: level
+    shifts, trend and variance changes may alert from the
+    :data:`FIRST_ALERT`-th point where they beat the Student t quantile of
+    those estimates' degrees of freedom (the baseline follows what the
+    normal quantile finds meanwhile); gaps too; spikes and flat-lines wait
+    for the probation (a heavy tail, a rate of repeats, not learnt yet).
+    Points carry event times (``update_at``); ``update`` takes them one
+    minute apart.
 
     Parameters
     ----------
     probation
-        Points before the first alert (the baseline learns).
+        Points over which thresholds allow for a short history (the baseline
+        learns); no spike or flat-line alerts in them.
     flat_run
         The shortest run of identical values that is a flat-line.
     false_alarm_events
