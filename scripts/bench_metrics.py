@@ -1,12 +1,9 @@
-"""Benchmark the metric anomaly detector on a labelled synthetic corpus.
+"""Benchmark the metric anomaly detector on a labelled generated corpus.
 
-Seeded series at cadences from 10 seconds to an hour: daily and weekly
-seasonality, noise levels and scales from 1e-2 to 1e4, trend, irregular and
-jittered timestamps with missing points, and injected anomalies of every kind
-(spike, dip, level_shift, trend_change, variance_change, flat_line, gap),
-plus clean series (sine, square wave, Poisson counts, bursty tweet-like
-counts, log-normal latency, CPU with a half-week step or a calendar
-weekday/weekend pattern, a trend, white noise). Each series is fed as ``metric`` points to a
+The corpus (:mod:`metric_corpus`, seeded): synthetic series of every kind of
+anomaly at cadences from 10 seconds to an hour, and families that resemble
+operations data (short change-point series, cloud CPU, tweet volumes, ad
+prices, machine temperature). Each series is fed as ``metric`` points to a
 metric series of the default suite settings (``MetricSeries``: the default
 detector, the suite's false-alarm budget and its alarm states), in batches.
 
@@ -48,9 +45,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import special
@@ -58,127 +56,10 @@ from scipy import special
 from detectors.metric.series import MetricSeries
 from detectors.suite.settings import SuiteSettings
 
-DAY = 86400.0
-KINDS = ("spike", "dip", "level_shift", "trend_change", "variance_change", "flat_line", "gap")
-T0 = 1.7e9
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metric_corpus import Series, make_corpus
 
-
-@dataclass
-class Series:
-    name: str
-    ts: np.ndarray
-    values: np.ndarray
-    onsets: list[float] = field(default_factory=list)  # event times of true anomalies
-    kinds: list[str] = field(default_factory=list)
-    ends: list[float] = field(default_factory=list)  # event times where an anomaly stops
-
-
-def base_series(rng: np.random.Generator, shape: str, n: int, cadence: float) -> Series:
-    """A clean series of ``shape`` with ``n`` points ``cadence`` seconds apart."""
-    ts = T0 + cadence * np.arange(n, dtype=np.float64)
-    day = 2 * np.pi * (ts - T0) / DAY
-    week = 2 * np.pi * (ts - T0) / (7 * DAY)
-    scale = 10 ** rng.uniform(-2, 4)
-    if shape == "sine":
-        v = 100 + 30 * np.sin(day) + rng.normal(0, 3, n)
-    elif shape == "square":
-        v = 100 + 30 * np.sign(np.sin(day)) + rng.normal(0, 3, n)
-    elif shape == "poisson":
-        v = rng.poisson(40 + 30 * np.sin(day)).astype(float)
-    elif shape == "tweets":  # bursty counts: a gamma-mixed Poisson with a daily cycle
-        mean = 20 * (1.5 + np.sin(day)) * rng.gamma(4, 0.25, n)
-        v = rng.poisson(mean).astype(float)
-    elif shape == "latency":
-        v = (80 + 30 * np.sin(day)) * rng.lognormal(0, 0.15, n)
-    elif shape == "weekly":  # CPU: a weekday/weekend pattern over the daily one
-        v = 50 + 15 * np.sin(day) + 10 * np.sign(np.sin(week)) + rng.normal(0, 2, n)
-    elif shape == "weekday":  # five weekdays, then a weekend lower, from midnight (UTC)
-        weekend = np.isin(np.floor(ts / DAY) % 7, (2, 3))  # 1970-01-01 was a Thursday
-        v = 50 + 15 * np.sin(day) - 8 * weekend + rng.normal(0, 2, n)
-    elif shape == "trend":
-        v = 100 + 20 * np.sin(day) + np.linspace(0, 40, n) + rng.normal(0, 3, n)
-    else:  # "noise": no season at all
-        v = 100 + rng.normal(0, 5, n)
-    return Series(shape, ts, v * scale)
-
-
-def irregular(rng: np.random.Generator, s: Series, cadence: float) -> Series:
-    """Jittered timestamps (±40% of the cadence) and 10% of the points missing."""
-    keep = rng.random(s.ts.shape[0]) > 0.1
-    ts = s.ts + rng.uniform(-0.4, 0.4, s.ts.shape[0]) * cadence
-    return Series(s.name + "+irregular", ts[keep], s.values[keep])
-
-
-def inject(rng: np.random.Generator, s: Series, kind: str, at: int) -> None:
-    v, n = s.values, s.values.shape[0]
-    noise = float(np.median(np.abs(np.diff(v)))) / 0.95 + 1e-12
-    level = float(np.median(np.abs(v))) + noise
-    if kind == "spike":
-        v[at] += max(12 * noise, 0.8 * level)
-    elif kind == "dip":
-        v[at] -= max(12 * noise, 0.6 * level)
-    elif kind == "level_shift":
-        v[at:] += max(6 * noise, 0.4 * level) * rng.choice([-1, 1])
-    elif kind == "trend_change":
-        ramp = np.arange(n - at) * max(6 * noise, 0.4 * level) / 200
-        v[at:] += ramp
-    elif kind == "variance_change":
-        end = min(n, at + 600)
-        v[at:end] += rng.normal(0, 5 * noise, end - at)
-        if end < n:
-            s.ends.append(float(s.ts[end]))
-    elif kind == "flat_line":
-        end = min(n, at + 240)
-        v[at:end] = v[at - 1]
-        if end < n:
-            s.ends.append(float(s.ts[end]))
-    s.onsets.append(float(s.ts[at]))
-    s.kinds.append(kind)
-
-
-def make_corpus(seed: int) -> tuple[list[Series], list[Series]]:
-    """(clean series, series with anomalies)."""
-    rng = np.random.default_rng(seed)
-    setups = [  # shape, cadence (s), points
-        ("sine", 60.0, 14_400),
-        ("square", 60.0, 14_400),
-        ("poisson", 300.0, 4032),
-        ("tweets", 300.0, 4032),
-        ("latency", 10.0, 25_920),
-        ("weekly", 3600.0, 1008),
-        ("weekly", 600.0, 6048),
-        ("weekday", 600.0, 4032),
-        ("trend", 60.0, 8640),
-        ("noise", 60.0, 3000),
-        ("noise", 5.0, 300),
-    ]
-    clean, dirty = [], []
-    for shape, cadence, n in setups:
-        clean.append(base_series(rng, shape, n, cadence))
-        clean.append(irregular(rng, base_series(rng, shape, n, cadence), cadence))
-        for kind in KINDS:
-            s = base_series(rng, shape, n, cadence)
-            positions = sorted(rng.choice(np.arange(int(0.4 * n), n - 60), 2, replace=False))
-            if kind == "gap":
-                s = with_gaps(s, [int(p) for p in positions], cadence)
-            else:
-                for p in positions:
-                    inject(rng, s, kind, int(p))
-            s.name = f"{shape}@{cadence:g}s:{kind}"
-            dirty.append(s)
-    return clean, dirty
-
-
-def with_gaps(s: Series, positions: list[int], cadence: float) -> Series:
-    """The series with a pause of 60 cadences before each position (points dropped)."""
-    keep = np.ones(s.ts.shape[0], dtype=bool)
-    gap = 60
-    onsets = []
-    for p in positions:
-        keep[max(p - gap, 0) : p] = False
-        onsets.append(float(s.ts[p]))
-    out = Series(s.name, s.ts[keep], s.values[keep], onsets, ["gap"] * len(onsets))
-    return out
+__all__ = ["make_corpus"]
 
 
 def run_ours(s: Series, batch: int) -> tuple[list[float], float]:
@@ -216,25 +97,35 @@ def run_zscore(
     return alerts, time.process_time() - start
 
 
+def window_hits(s: Series, found: list[float]) -> tuple[list[bool], int, list[float]]:
+    """Which anomalies of ``s`` an alert detected (the first inside a window
+    after it, 5% of the series and at least 30 points), how many alerts fell
+    outside every window, and the detection delays in points."""
+    n = s.ts.shape[0]
+    span = float(s.ts[-1] - s.ts[0])
+    width = max(0.05 * span, 30 * span / n)
+    windows = [(o, o + width) for o in s.onsets]
+    hit = [False] * len(windows)
+    fp = 0
+    delays: list[float] = []
+    for t in found:
+        inside = [i for i, (a, b) in enumerate(windows) if a <= t <= b]
+        if not inside:
+            fp += 1
+        for i in inside:
+            if not hit[i]:
+                hit[i] = True
+                delays.append((t - windows[i][0]) / (span / n))
+    return hit, fp, delays
+
+
 def score(corpus: list[Series], alerts: list[list[float]]) -> dict[str, float]:
     detected = fp = total = 0
     delays: list[float] = []
     for s, found in zip(corpus, alerts, strict=True):
-        n = s.ts.shape[0]
-        span = float(s.ts[-1] - s.ts[0])
-        width = max(0.05 * span, 30 * span / n)
-        windows = [(o, o + width) for o in s.onsets]
-        hit = [False] * len(windows)
-        for t in found:
-            inside = [i for i, (a, b) in enumerate(windows) if a <= t <= b]
-            if not inside:
-                fp += 1
-            for i in inside:
-                if not hit[i]:
-                    hit[i] = True
-                    delays.append((t - windows[i][0]) / (span / n))
-        detected += sum(hit)
-        total += len(windows)
+        hit, outside, late = window_hits(s, found)
+        detected, fp, total = detected + sum(hit), fp + outside, total + len(hit)
+        delays += late
     precision = detected / max(detected + fp, 1)
     recall = detected / max(total, 1)
     f1 = 2 * precision * recall / max(precision + recall, 1e-12)
@@ -359,6 +250,8 @@ def change_scores(
         truth = [int(np.searchsorted(s.ts, t)) for t in s.onsets + s.ends]
         f1s.append(change_f1(truth, found, margin))
         covers.append(covering(truth, found, s.ts.shape[0]))
+    if not f1s:
+        return math.nan, math.nan, 0
     return float(np.mean(f1s)), float(np.mean(covers)), len(f1s)
 
 
@@ -386,37 +279,60 @@ def evaluate(
         found, spent = runner(s, args.batch)
         found_all.append(found)
         seconds, points = seconds + spent, points + s.ts.shape[0]
-    clean_alerts = [len(f) for f in found_all[: len(clean)]]
-    dirty_alerts = found_all[len(clean) :]
-    out = score(dirty, dirty_alerts)
-    out["clean_alerts"] = float(sum(clean_alerts))
-    out["clean_max"] = float(max(clean_alerts))
+    print(f"{name}:")
+    out = summary(clean, dirty, found_all, args.margin)
     out["us_per_point"] = 1e6 * seconds / points
+    print(f"  {out['us_per_point']:.1f} µs/point (CPU time)")
+    by_kind: dict[str, list[bool]] = {}
+    for s, found in zip(dirty, found_all[len(clean) :], strict=True):
+        for kind, hit in zip(s.kinds, window_hits(s, found)[0], strict=True):
+            by_kind.setdefault(kind, []).append(hit)
+    kinds = "  ".join(f"{k} {sum(v)}/{len(v)}" for k, v in by_kind.items())
+    print(f"  detected by kind: {kinds}")
+    for family in dict.fromkeys(s.family for s in clean + dirty):
+        chosen = [i for i, s in enumerate(clean + dirty) if s.family == family]
+        print(f"  family {family}:", end="")
+        out[f"nab:{family}"] = summary(
+            [s for s in clean if s.family == family],
+            [s for s in dirty if s.family == family],
+            [found_all[i] for i in chosen],
+            args.margin,
+            indent="    ",
+        )["nab"]
+    for s, found in zip(clean, found_all[: len(clean)], strict=True):
+        if found:
+            print(f"    clean {s.name}: {len(found)} alerts")
+    return out
+
+
+def summary(
+    clean: list[Series],
+    dirty: list[Series],
+    found_all: list[list[float]],
+    margin: int,
+    indent: str = "  ",
+) -> dict[str, float]:
+    """Print and return the scores of alerts ``found_all`` on ``clean + dirty``."""
+    clean_alerts = [len(f) for f in found_all[: len(clean)]]
+    out = score(dirty, found_all[len(clean) :])
+    out["clean_alerts"] = float(sum(clean_alerts))
+    out["clean_max"] = float(max(clean_alerts, default=0))
     indices = [to_indices(s, f) for s, f in zip(clean + dirty, found_all, strict=True)]
     out["nab"] = nab_score(clean + dirty, indices)
-    out["cp_f1"], out["cover"], cp_series = change_scores(clean + dirty, indices, args.margin)
-    by_kind: dict[str, list[int]] = {}
-    for s, found in zip(dirty, dirty_alerts, strict=True):
-        got = score([s], [found])
-        by_kind.setdefault(s.kinds[0], []).append(round(got["recall"] * len(s.onsets)))
-    print(f"{name}:")
+    out["cp_f1"], out["cover"], cp_series = change_scores(clean + dirty, indices, margin)
     print(
-        f"  precision {out['precision']:.3f}  recall {out['recall']:.3f}  F1 {out['f1']:.3f}"
-        f"  false positives {out['fp']:.0f}  median delay {out['delay']:.1f} points"
+        f"{' ' if indent != '  ' else indent}precision {out['precision']:.3f}  recall "
+        f"{out['recall']:.3f}  F1 {out['f1']:.3f}  false positives {out['fp']:.0f}  median "
+        f"delay {out['delay']:.1f} points"
     )
     print(
-        f"  NAB standard profile {out['nab']:.1f};  change points ({cp_series} series, margin "
-        f"{args.margin}): F1 {out['cp_f1']:.3f}  covering {out['cover']:.3f}"
+        f"{indent}NAB standard profile {out['nab']:.1f};  change points ({cp_series} series, "
+        f"margin {margin}): F1 {out['cp_f1']:.3f}  covering {out['cover']:.3f}"
     )
     print(
-        f"  clean series: {out['clean_alerts']:.0f} alerts over {len(clean)}"
-        f" (at most {out['clean_max']:.0f} on one);  {out['us_per_point']:.1f} µs/point (CPU time)"
+        f"{indent}clean series: {out['clean_alerts']:.0f} alerts over {len(clean)}"
+        f" (at most {out['clean_max']:.0f} on one)"
     )
-    kinds = "  ".join(f"{k} {sum(v)}/{2 * len(v)}" for k, v in by_kind.items())
-    print(f"  detected by kind: {kinds}")
-    for s, c in zip(clean, clean_alerts, strict=True):
-        if c:
-            print(f"    clean {s.name}: {c} alerts")
     return out
 
 

@@ -12,12 +12,16 @@ from scipy import special
 from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
+from detectors.metric.bursts import MAX_WAIT, Bursts
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.season import DAY as DAY_BUCKETS
 from detectors.metric.tail import TailThreshold
 from detectors.metric.variance import VarianceRise
 
 INIT = 10  # points before the model starts (its first level and scale)
+FIRST_ALERT = 15  # points before the first alert (when the probation is longer)
+WARM_WEIGHT = 5  # points the warm-up's scale (a median of 9 differences) is worth
+OVERLAP_DF = 1.5  # degrees of freedom per window of a variance of overlapping window sums
 ALPHA = 0.05  # level gain of a (Huber-clipped) error
 TREND_GAIN = 0.05  # share of the level gain that goes to the slope
 HUBER = 2.0  # errors beyond this many noise units move the level no further
@@ -69,6 +73,15 @@ def _normal_quantile(n: float) -> float:
     return float(-special.ndtri(0.5 / max(n, 2.0)))
 
 
+@functools.lru_cache(maxsize=1024)
+def _short_history(df: float, n: float) -> float:
+    """How much wider the two-sided Student t quantile of ``df`` degrees of
+    freedom exceeded once in ``n`` points is than the normal one: a score
+    divided by a scale estimated from few points."""
+    df = max(round(df, 1), 1.0)
+    return float(-special.stdtrit(df, 0.5 / max(n, 2.0))) / _normal_quantile(n)
+
+
 def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float]:
     """Whether ``y`` is better fitted by a level then a ramp (a hinge) than by
     a level then another level (a step); the fit's last value, and its slope
@@ -112,7 +125,11 @@ class MetricAnomaly(DetectorBase):
     for longer windows), so ``false_alarm_events`` holds at any scale and noise.
 
     - spike / dip: one point beyond the threshold, the next back inside
-      (reported at that next point);
+      (reported at that next point); in a series that makes excursions of
+      its own (bursts that come back, as cloud CPU at each cron job) only
+      one beyond what they reach (:mod:`detectors.metric.bursts`), and a run
+      of outliers as long as twice its longest burst is waited for before
+      it is a level shift;
     - level_shift / trend_change: ``SPIKE_RUN`` outliers in a row on one side,
       or a persistent sum of errors over 10 or 60 points; a fit of the last 60
       values (less the slow seasonal forecast) names it: a level then a ramp,
@@ -139,13 +156,21 @@ class MetricAnomaly(DetectorBase):
     within the day's own swing is held as a weekday/weekend step may be.
 
     One alert per episode: an episode lasts until ``HOLD`` quiet points pass.
-    No alert in the first ``probation`` points. Points carry event times
-    (``update_at``); ``update`` takes them one minute apart.
+    In the first ``probation`` points the noise scale (a running mean there)
+    and the window sums' variance are estimates from few points: level
+    shifts, trend and variance changes may alert from the
+    :data:`FIRST_ALERT`-th point where they beat the Student t quantile of
+    those estimates' degrees of freedom (the baseline follows what the
+    normal quantile finds meanwhile); gaps too; spikes and flat-lines wait
+    for the probation (a heavy tail, a rate of repeats, not learnt yet).
+    Points carry event times (``update_at``); ``update`` takes them one
+    minute apart.
 
     Parameters
     ----------
     probation
-        Points before the first alert (the baseline learns).
+        Points over which thresholds allow for a short history (the baseline
+        learns); no spike or flat-line alerts in them.
     flat_run
         The shortest run of identical values that is a flat-line.
     false_alarm_events
@@ -202,6 +227,7 @@ class MetricAnomaly(DetectorBase):
         self._prior = math.nan  # the level before the last confirmed shift
         self._prior_t = -math.inf  # the event time of that shift
         self._scale = self._scale2 = 0.0
+        self._early = 0.0  # the noise scale as a running mean over the probation
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
         self._zs: list[float] = []  # last LONG clipped scores
@@ -224,6 +250,8 @@ class MetricAnomaly(DetectorBase):
         self._season = SeasonBuckets()
         self._noisier = VarianceRise()
         self._noisier_lag = 0  # the season whose forecast errors it sees
+        self._bursts = Bursts()
+        self._prior_n, self._prior_stat = -(10**12), 0.0  # point count and size of that shift
 
     @classmethod
     def build(cls, **kwargs: Any) -> Self:
@@ -264,7 +292,10 @@ class MetricAnomaly(DetectorBase):
         out: list[tuple[str, float, float, dict[str, Any]]] = []
         # point, two persistence windows, spread, variance CUSUM
         n_checks = self.false_alarm_events / 5.0
-        alerting = self._n >= self.probation
+        # shifts, trend and variance changes and gaps may alert from FIRST_ALERT
+        # (their thresholds carry a short history); spikes and flat-lines
+        # once the probation has taught the noise's tail and rate of repeats
+        alerting = self._n >= min(self.probation, FIRST_ALERT)
         gap = self._gap(t, n_checks)
         if gap is not None and alerting:
             out.append(gap)
@@ -274,7 +305,7 @@ class MetricAnomaly(DetectorBase):
                 out.append(flat)
             self._flat_told = False
         elif flat is not None:
-            if alerting and not self._fired[1]:
+            if self._n >= self.probation and not self._fired[1]:
                 out.append(flat)
                 self._flat_told = True
             self._fired[1] = True  # the flat-line's end is no new anomaly
@@ -297,6 +328,7 @@ class MetricAnomaly(DetectorBase):
         self._level = self._slow = float(np.median(warm))
         spread = 1.4826 * float(np.median(np.abs(np.diff(warm)))) / math.sqrt(2.0)
         self._scale = spread or float(warm.std()) or 1e-6 * (1.0 + abs(self._level))
+        self._early = self._scale
         self._warm = []
 
     def _gap(self, t: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
@@ -378,31 +410,43 @@ class MetricAnomaly(DetectorBase):
             self._n2 += 1
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
+        widen_point = widen_sums = 1.0
+        if self._n < self.probation:
+            # (a point's evidence in the early scale's units: ``widen_point``
+            # is for a scale of known degrees of freedom)
+            # a short history: the noise scale and the sums' variance are
+            # estimates from few points, and a threshold on scores divided by
+            # them is a Student t quantile, not a normal one; the model
+            # follows what the normal one finds, an alert needs the wider one
+            early = _short_history(self._n - INIT + WARM_WEIGHT, n_checks)
+            widen_point = early * max(self._early, floor) / scale
+            widen_sums = _short_history(OVERLAP_DF * (self._n - INIT) / SHORT, n_checks)
         out: list[tuple[str, float, float, dict[str, Any]]] = []
         details = {"value": x, "expected": forecast, "period": self._period()}
         outlier = abs(z) > limit
         side = 1 if z > 0 else -1
+        wait = self._bursts.wait()  # outliers in a row that may be one more burst
         if outlier and self._pending * side >= 0:
             self._pending += side
             self._pending_z = max(self._pending_z, abs(z)) * side
         else:
-            if (
-                self._pending
-                and abs(self._pending) < SPIKE_RUN
-                and not any(self._fired)
-                and self._calm()
-            ):
-                kind = "spike" if self._pending > 0 else "dip"
-                if alerting:
-                    out.append((kind, self._pending_z, limit, details))
-                self._fired[0] = True
-                self._hold = HOLD
+            if self._pending:
+                bar = max(self._bursts.bar(limit, n_checks, self._n), widen_point * limit)
+                # a spike in the probation may be the noise's own tail, not yet learnt
+                # (``_n`` counts this point: past the probation as ``_step`` counts it)
+                excursion = self._excursion_ended(bar, self._n > self.probation, details)
+                if excursion is not None:
+                    out.append(excursion)
             self._pending, self._pending_z = (side, abs(z) * side) if outlier else (0, 0.0)
         clipped = max(-6.0, min(6.0, z))
         _push(self._zs, clipped, LONG)
         _push(self._abs, abs(z), LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
         _push(self._values, x - self._base, LONG)
+        if outlier and 0 < abs(self._pending) <= wait:
+            # as long as the series' own bursts last: no shift, no noise yet
+            self._hold = HOLD
+            return out
         if self._season.lag != self._noisier_lag:  # the errors change forecast
             self._noisier_lag = self._season.lag
             self._noisier.restart()
@@ -412,10 +456,12 @@ class MetricAnomaly(DetectorBase):
         # seasonal series follow each other, and their sums keep some of the tail
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
-        shift = self._persistent(z_limit, max(z_limit, limit)) or abs(self._pending) >= SPIKE_RUN
-        if shift:
+        found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
+        run = abs(self._pending) >= SPIKE_RUN
+        if found or run:
+            sure = strong or (run and abs(self._pending_z) > widen_point * limit)
             kind, stat, back, weekly = self._rebaseline()
-            if settled and not self._fired[1] and not back and not weekly:
+            if settled and sure and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -444,6 +490,31 @@ class MetricAnomaly(DetectorBase):
             self._learn(err, abs(z), scale)
         return out
 
+    def _excursion_ended(
+        self, bar: float, alerting: bool, details: dict[str, Any]
+    ) -> tuple[str, float, float, dict[str, Any]] | None:
+        """A run of outliers came back before it was confirmed as a shift: a
+        spike or dip when it was short, the scores quiet before it and its
+        peak beyond ``bar`` (what the series' own excursions reach); kept as
+        one of them, and, in a series that makes excursions, its scores taken
+        out of the window sums (it came back: no persistent change)."""
+        run = abs(self._pending)
+        if self._bursts.known():  # a series that makes excursions: not this one's sums
+            self._zs[-run:] = [0.0] * min(run, len(self._zs))
+        if self._n - run >= self.probation:
+            # one per episode (a noisier stretch makes many), none while the
+            # model learns its noise
+            self._bursts.add(self._n - run, self._pending_z, run)
+        found = None
+        short = run < SPIKE_RUN and not any(self._fired)
+        if short and self._calm() and abs(self._pending_z) > bar:
+            kind = "spike" if self._pending > 0 else "dip"
+            if alerting:
+                found = (kind, self._pending_z, bar, details)
+            self._fired[0] = True
+            self._hold = HOLD
+        return found
+
     def _day_seen(self, t: float) -> bool:
         """Whether a level or spread change may alert: a day of event time has
         passed since the first point, or a day spans more than
@@ -466,7 +537,8 @@ class MetricAnomaly(DetectorBase):
 
     def _calm(self) -> bool:
         """Whether the last scores were quiet (an outlier there is a spike)."""
-        return not self._zs or _median([abs(v) for v in self._zs[-SHORT:]]) < CALM
+        # (of the scores as they came: an excursion's are taken out of the sums only)
+        return not self._abs or _median(self._abs[-SHORT:]) < CALM
 
     def _slow_rate(self) -> float:
         """The slow level's gain: a memory of about a day of points, so that it
@@ -474,16 +546,23 @@ class MetricAnomaly(DetectorBase):
         cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
         return min(max(cadence / 86400.0, 0.0005), 0.05)
 
-    def _robust_scale(self, scale: float, err: float) -> float:
+    def _robust_scale(self, scale: float, err: float, rate: float = SCALE_RATE) -> float:
         """The scale after one more error (Huber-type: errors clipped at 3 scales)."""
         sq = min(err * err, 9.0 * scale * scale) / CLIP_MEAN
-        return math.sqrt(scale * scale + SCALE_RATE * (sq - scale * scale))
+        return math.sqrt(scale * scale + rate * (sq - scale * scale))
 
     def _learn(self, err: float, score: float, scale: float) -> None:
         psi = max(-HUBER * scale, min(HUBER * scale, err))
         self._level += self._trend + ALPHA * psi
         self._trend += ALPHA * TREND_GAIN * psi
         self._scale = self._robust_scale(scale, err)
+        if self._n < self.probation:
+            # a running mean of the clipped squares, the warm-up's estimate
+            # weighing WARM_WEIGHT points: its degrees of freedom are known
+            # (the model's own scale, exponentially weighted from the warm-up,
+            # stays about as uncertain as a median of 9 differences)
+            rate = 1.0 / (self._n - INIT + WARM_WEIGHT)
+            self._early = self._robust_scale(self._early, err, rate)
         self._tail.learn(score)
 
     def _window_sums(self) -> tuple[float, float]:
@@ -491,29 +570,31 @@ class MetricAnomaly(DetectorBase):
         long = sum(self._zs) / math.sqrt(LONG) if len(self._zs) == LONG else 0.0
         return short, long
 
-    def _persistent(self, z_limit: float, limit: float) -> bool:
+    def _persistent(self, z_limit: float, limit: float, widen: float) -> tuple[bool, bool]:
         """Whether the errors of the last 10 or 60 points sum beyond what their
         own running variance allows (and are consistently on one side): in
         their standard deviations, beyond ``z_limit`` plus the excess of the
         point threshold ``limit`` over it divided by the square root of the
         window (a sum of independent heavy-tailed scores loses its tail as
         the window grows, of dependent ones less; dividing by the window's
-        length instead doubled false alarms on clean weekly series)."""
+        length instead doubled false alarms on clean weekly series). Also
+        whether they sum beyond that bar times ``widen`` (a short history)."""
         if len(self._zs) < SHORT:
-            return False
+            return False, False
         short, long = self._window_sums()
-        found = False
+        found = strong = False
         for size, total, var in ((SHORT, short, self._var_short), (LONG, long, self._var_long)):
             bar = z_limit + (limit - z_limit) / math.sqrt(size)
-            if abs(total) > bar * math.sqrt(var):
+            if abs(total) > bar * math.sqrt(var) and self._one_sided(size):
                 # consistently on one side: a noisier stretch sums high too
-                found = found or self._one_sided(size)
+                found = True
+                strong = strong or abs(total) > widen * bar * math.sqrt(var)
         if not found:
             rate = max(SUM_RATE, 1.0 / (self._n - INIT))
             self._var_short += rate * (short * short - self._var_short)
             if len(self._zs) == LONG:
                 self._var_long += rate * (long * long - self._var_long)
-        return found
+        return found, strong
 
     def _one_sided(self, size: int) -> bool:
         """Whether the last ``size`` scores keep to one side of zero (a shift
@@ -555,7 +636,11 @@ class MetricAnomaly(DetectorBase):
         back = not is_line and recent and near
         # a step that may be the week's season is no new anomaly either
         weekly = not is_line and self._weekly_step(step)
+        if back and self._n - self._prior_n <= MAX_WAIT and self._prior_n >= self.probation:
+            # up and back within a few points: one of the series' own bursts
+            self._bursts.add(self._prior_n, self._prior_stat, self._n - self._prior_n)
         self._prior, self._prior_t = before, self._t
+        self._prior_n, self._prior_stat = self._n, stat
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
@@ -635,6 +720,8 @@ class MetricAnomaly(DetectorBase):
             "episode": [self._hold, *self._fired],
             "season": self._season.dump(),
             "noisier": [self._noisier.dump(), self._noisier_lag],
+            "bursts": [self._bursts.dump(), self._prior_n, self._prior_stat],
+            "early_scale": self._early,
         }
 
     @classmethod
@@ -684,4 +771,9 @@ class MetricAnomaly(DetectorBase):
         if "noisier" in state:  # absent from states saved before the variance CUSUM
             det._noisier = VarianceRise.load(state["noisier"][0])
             det._noisier_lag = int(state["noisier"][1])
+        # absent from states saved before early alerts: the model's scale
+        det._early = float(state.get("early_scale", det._scale))
+        if "bursts" in state:  # absent from states saved before excursions were kept
+            det._bursts = Bursts.load(state["bursts"][0])
+            det._prior_n, det._prior_stat = int(state["bursts"][1]), float(state["bursts"][2])
         return det
