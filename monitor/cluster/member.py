@@ -9,7 +9,8 @@ cluster mode:
   with what they changed and the consumed offsets, then the SQLite commit;
 - ``assigned`` / ``revoked`` / ``step``: new partitions are paused, their
   changelog restored step by step between polls, then they resume at the
-  group's committed offsets;
+  group's committed offsets; from then on ``step`` follows their changelog for
+  the requests of `baseline reset` and `baseline set` (``requests``);
 - ``recover``: after a transaction that failed (a fenced zombie, a broker
   gone), a new producer, and every partition restored again.
 """
@@ -24,9 +25,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from monitor.cluster import cache, publish
+from monitor.cluster import cache, publish, requests
 from monitor.cluster.capture import ChangeCapture
-from monitor.cluster.restore import ChangelogRestore
+from monitor.cluster.follow import ChangelogFollower
+from monitor.cluster.restore import ChangelogRestore, Restored, apply
 from monitor.cluster.settings import topics, transactional_id
 from monitor.cluster.transaction import TransactionalProducer, TransactionFailed
 from monitor.config import Config
@@ -62,6 +64,7 @@ class ClusterMember:
         self._moved_logged: set[str] = set()
         self.paused: set[TopicPartition] = set()
         self.restore: ChangelogRestore | None = None
+        self.follower: ChangelogFollower | None = None
         self._committed: dict[TopicPartition, int | None] = {}
         log.info(
             "cluster mode",
@@ -117,20 +120,24 @@ class ClusterMember:
         assert self.producer is not None
         with self.store.transaction() as db:
             result = write()
+            finished = requests.finish(db, self.capture, self.topics.changelog)
             out = publish.outgoing(db, self.capture, self.topics, self.partition_of)
+            out.records += finished
             consumed = {
                 TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
             }
             if not out.records and not consumed:
                 return result
             try:
-                last = self.producer.commit(out.records, consumed, self.consumer.group_metadata())
+                self.producer.commit(out.records, consumed, self.consumer.group_metadata())
             except TransactionFailed:
                 self.producer.close()
                 self.producer = None
                 raise
-            reached = {p: o + 1 for (t, p), o in last.items() if t == self.topics.changelog}
-            cache.set_changelog_offsets(db, self.topics.changelog, reached)
+            if self.follower is not None:
+                # Not past the records just written: a request may have come before them,
+                # not yet read; the store holds all the changelog has below the follower.
+                cache.set_changelog_offsets(db, self.topics.changelog, self.follower.safe())
         return result
 
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
@@ -142,10 +149,12 @@ class ClusterMember:
         self.consumer.pause(*fresh)
         self.paused |= fresh
         self._stop_restore()
+        self._stop_follower()
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         self.paused -= set(partitions)
         self._stop_restore()
+        self._stop_follower()
 
     def recover(self) -> None:
         """After a failed transaction: every partition held is restored again before
@@ -161,6 +170,7 @@ class ClusterMember:
         """Some restoring; when done, the partitions resume at their committed offsets."""
         if self.restore is None:
             if not self.paused:
+                self._follow()
                 return
             self._start_restore()
             if self.restore is None:
@@ -174,6 +184,8 @@ class ClusterMember:
             self._stop_restore()
             return
         self.restore = None
+        self._arm_requests()
+        self._start_follower(restored)
         for tp in self.paused:
             committed = self._committed.get(tp)
             if committed is not None:
@@ -211,6 +223,47 @@ class ClusterMember:
             log.warning("cannot read the changelog yet", extra={"error": str(exc)})
             self.restore = None
 
+    def _arm_requests(self) -> None:
+        with self.store.transaction() as db:
+            requests.sync(db)
+
+    def _start_follower(self, restored: Restored) -> None:
+        """Follow the changelog of every partition held, from where the restore ended."""
+        self._stop_follower()
+        try:
+            self.follower = ChangelogFollower(
+                self.servers,
+                self.topics.changelog,
+                restored.reached,
+                client_id=f"{self.transactional_id}-follow",
+            )
+        except (KafkaError, DriftwardenError) as exc:
+            # Requests wait on the changelog for the next restore (a rebalance, a restart).
+            log.warning("cannot follow the changelog", extra={"error": str(exc)})
+
+    def _follow(self) -> None:
+        """Requests read from the changelog since the last step, into the store, armed."""
+        if self.follower is None:
+            return
+        try:
+            found = self.follower.step()
+            if not found:
+                return
+            safe = self.follower.safe()
+        except KafkaError as exc:  # the reader stays where it was, and tries again
+            log.warning("following the changelog failed", extra={"error": str(exc)})
+            return
+        apply(self.store, self.capture, self.topics.changelog, found, safe, Restored(sorted(found)))
+        self._arm_requests()
+
+    def _stop_follower(self) -> None:
+        if self.follower is not None:
+            try:
+                self.follower.close()
+            except Exception as exc:  # a reader of no group: nothing to leave politely
+                log.warning("closing the changelog follower failed", extra={"error": str(exc)})
+            self.follower = None
+
     def _stop_restore(self) -> None:
         if self.restore is not None:
             try:
@@ -221,6 +274,7 @@ class ClusterMember:
 
     def close(self) -> None:
         self._stop_restore()
+        self._stop_follower()
         if self.producer is not None:
             self.producer.close()
             self.producer = None

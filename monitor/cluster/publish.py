@@ -3,14 +3,17 @@
 - changelog: each state row it changed, on the changelog partition of the
   model's records (chunks first, then the row's key; tombstones for rows and
   chunks no longer there);
-- alerts topic: per model, its new alerts, signal history and performance
-  windows, keyed by model, as one ``{"model", "part", "parts", "alerts",
-  "signal_history", "performance_windows"}`` record (several parts when
-  they exceed ``CHUNK_BYTES``), each table's rows in the order written;
+- alerts topic: per model, its new alerts, signal history, performance
+  windows and audit rows of its baseline (``baseline_change``: when and what),
+  keyed by model, as one ``{"model", "part", "parts", "alerts",
+  "signal_history", "performance_windows", "baseline_changes"}`` record
+  (several parts when they exceed ``CHUNK_BYTES``), each table's rows in the
+  order written;
 - quarantine topic: each quarantined record, keyed by where it was read.
 
 Row ids and wall-clock columns of the worker's store are left out: they mean
-nothing in another store.
+nothing in another store (an audit row keeps its time: the notifier's audit
+log records when the baseline changed).
 """
 
 from __future__ import annotations
@@ -28,16 +31,15 @@ from monitor.cluster.capture import ChangeCapture
 from monitor.cluster.records import (
     CHUNK_BYTES,
     KafkaRecord,
-    chunk_key,
-    chunked,
     encode_row,
     native_row,
     row_key,
+    state_records,
 )
 from monitor.cluster.settings import ClusterTopics
 
 log = logging.getLogger("driftwarden.cluster")
-OUTPUTS = ("alerts", "signal_history", "performance_windows")
+OUTPUTS = ("alerts", "signal_history", "performance_windows", "baseline_changes")
 # Columns of the worker's own store: row ids, its incidents, its wall clock.
 LOCAL_COLUMNS = frozenset({"id", "created_at", "incident_id"})
 # A quarantined record's raw bytes as the topic carries them (base64 grows them by 4/3).
@@ -61,7 +63,8 @@ def outgoing(
     (inside the caller's SQLite transaction, so a failed one keeps them)."""
     out = Outgoing()
     changed = capture.changed()
-    outputs = {table: capture.written(table) for table in (*OUTPUTS, "quarantine")}
+    outputs = {table: capture.written(table) for table in (*OUTPUTS[:-1], "quarantine")}
+    outputs["baseline_changes"] = [baseline_change(row) for row in capture.written("audit")]
     for alert in outputs["alerts"]:  # what a consumer needs to file it as this store did
         found = db.execute("SELECT kind FROM incidents WHERE id = ?", [alert["incident_id"]])
         alert["kind"] = (found.fetchone() or (None,))[0]
@@ -78,7 +81,7 @@ def outgoing(
         out.changelog_partitions.add(partition)
         out.records += _state_records(db, chunks, topics.changelog, partition, table, key, row)
     cache.set_model_partitions(db, placed.items())
-    out.records += _output_records(topics.alerts, {table: outputs[table] for table in OUTPUTS})
+    out.records += output_records(topics.alerts, {table: outputs[table] for table in OUTPUTS})
     out.records += [_quarantined(topics.quarantine, row) for row in outputs["quarantine"]]
     return out
 
@@ -94,28 +97,29 @@ def _state_records(
 ) -> list[KafkaRecord]:
     main_key = row_key(table, key)
     before = chunks.get(main_key, 0)
-    records = []
-    if row is None:
-        pieces: list[bytes] = []
-        head = None
-    else:
-        head, pieces = chunked(encode_row(row))
-        records += [
-            KafkaRecord(topic, chunk_key(table, key, i), piece, partition)
-            for i, piece in enumerate(pieces)
-        ]
-    records.append(KafkaRecord(topic, main_key, head, partition))
-    records += [
-        KafkaRecord(topic, chunk_key(table, key, i), None, partition)
-        for i in range(len(pieces), before)
-    ]
-    if len(pieces) != before:
-        cache.set_chunks(db, main_key, len(pieces))
+    value = None if row is None else encode_row(row)
+    records = state_records(topic, partition, table, key, value, before)
+    # The records with a value are the row's key and its chunks.
+    now = max(0, sum(1 for r in records if r.value is not None) - 1)
+    if now != before:
+        cache.set_chunks(db, main_key, now)
     return records
 
 
-def _output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list[KafkaRecord]:
-    """Per model, one record of everything the checkpoint found for it (more, numbered
+def baseline_change(audit_row: dict[str, Any]) -> dict[str, Any]:
+    """A ``baseline_change`` row of the audit log as the alerts topic carries it: the model
+    (its subject is ``model:<name>``), when, and what (the row's JSON text, as written)."""
+    subject = str(audit_row["subject"])
+    return {
+        "model": subject.removeprefix("model:"),
+        "ts": audit_row["ts"],
+        "content": audit_row["content"],
+    }
+
+
+def output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list[KafkaRecord]:
+    """Per model, one record of everything the checkpoint found for it (its audit log's
+    ``baseline_change`` rows too) (more, numbered
     ``part`` of ``parts``, when that exceeds ``CHUNK_BYTES``): a consumer takes a model's
     checkpoint whole, its signal changes and alerts together, as the checkpoint did."""
     by_model: dict[str, list[tuple[str, bytes]]] = {}

@@ -45,6 +45,8 @@ class Restored:
     models: set[str] = field(default_factory=set)
     full: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    # Per partition, the offset read up to: where following the changelog goes on.
+    reached: dict[int, int] = field(default_factory=dict)
 
 
 class ChangelogRestore:
@@ -103,6 +105,7 @@ class ChangelogRestore:
     def finish(self) -> Restored:
         """Write what was read into the store, with the offsets reached; close the reader."""
         reached = {tp.partition: self.consumer.position(tp) for tp in self.tps}
+        self.result.reached = reached
         self.consumer.close(autocommit=False)
         apply(self.store, self.capture, self.topic, self.latest, reached, self.result)
         self.result.seconds = time.monotonic() - self.started

@@ -21,6 +21,8 @@ from typing import Any
 import sqlite_utils
 
 from monitor.audit.chain import AuditLog, write_transaction
+from monitor.cli.safe_text import printable
+from monitor.cluster.request_command import send_reset
 from monitor.incidents.commands import opened_store, who_is_acting
 from monitor.pipeline import baseline_set, reference_file
 
@@ -44,17 +46,23 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 def _reset(args: argparse.Namespace) -> int:
     who = who_is_acting(args)
     now = time.time()
+    config = baseline_set.cluster_config(args)
+    if config is not None:
+        model = baseline_set.configured(args.model, config)
+        sent = send_reset(config, model, who, requested(who))
+        print(
+            printable(
+                f"model {model}: baseline reset requested by {who}; {baseline_set.sent_line(sent)}"
+                "; the model then warms up again with the config's [detection] settings",
+                limit=None,
+            )
+        )
+        return 0
     with opened_store(args) as store:
         baseline_set.refuse_in_cluster_mode(args, store, "reset")
     with opened_store(args) as store, write_transaction(store.db) as db:
-        db.execute(
-            "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",
-            [args.model, now, who],
-        )
-        reference_file.supersede(db, args.model, now)  # back to the stream's warm-up
-        AuditLog.append(
-            db, "baseline_change", f"model:{args.model}", {"source": "reset requested", "by": who}
-        )
+        record(db, args.model, who, now)
+        AuditLog.append(db, "baseline_change", f"model:{args.model}", requested(who))
         stored = db.execute("SELECT events FROM model_state WHERE model = ?", [args.model])
         known = stored.fetchone() is not None
     print(
@@ -64,6 +72,22 @@ def _reset(args: argparse.Namespace) -> int:
         + ("" if known else " (The store holds no state for this model yet.)")
     )
     return 0
+
+
+def record(db: sqlite_utils.Database, model: str, who: str, now: float) -> int:
+    """A reset request in the store, and the model's reference set from a file gives way
+    (back to the stream's warm-up); its row id. No audit row: see ``requested``."""
+    cursor = db.execute(
+        "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",
+        [model, now, who],
+    )
+    reference_file.supersede(db, model, now)
+    return int(cursor.lastrowid or 0)
+
+
+def requested(who: str) -> dict[str, object]:
+    """The ``baseline_change`` row of ``baseline reset``."""
+    return {"source": "reset requested", "by": who}
 
 
 def pending(db: sqlite_utils.Database) -> set[str]:
