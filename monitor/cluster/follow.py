@@ -34,6 +34,7 @@ class ChangelogFollower:
         topic: str,
         positions: dict[int, int],
         client_id: str,
+        max_poll_records: int = 20_000,
     ) -> None:
         self.consumer = open_consumer(
             bootstrap_servers,
@@ -42,7 +43,7 @@ class ChangelogFollower:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
-            max_poll_records=20_000,
+            max_poll_records=max_poll_records,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_wait_ms=200,
         )

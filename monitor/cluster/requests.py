@@ -60,6 +60,10 @@ def sync(db: sqlite_utils.Database) -> list[str]:
     for (model, rid), (kind, row_id) in armed.items():
         if (model, rid) not in waiting:
             _withdraw(db, kind, row_id, now)
+            log.info(
+                "baseline request gone from the changelog (carried out by another member)",
+                extra={"model": model, "request": rid, "kind": kind},
+            )
             db.execute("DELETE FROM cluster_armed WHERE model = ? AND request_id = ?", [model, rid])
     models = []
     for (model, rid), row in waiting.items():

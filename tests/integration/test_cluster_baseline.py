@@ -275,3 +275,61 @@ def test_a_request_pending_when_its_owner_dies_is_carried_out_once_by_the_next(
     # The first member's own copy of the request was withdrawn, not carried out again.
     assert store_rows(tmp_path / "a.db", "SELECT count(*) FROM cluster_armed") == [(0,)]
     assert store_rows(tmp_path / "a.db", "SELECT count(*) FROM baseline_resets") == [(0,)]
+
+
+def test_a_large_reference_request_goes_in_chunks_and_is_read_whole_across_polls(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A sample of 2 MB (incompressible) goes in chunks; a follower reading one record per
+    poll holds the chunks until their row's key comes, never counts the store as holding
+    more than it does meanwhile, and then writes the row whole and arms it."""
+    import os
+
+    from monitor.cluster import cache, requests
+    from monitor.cluster.capture import ChangeCapture
+    from monitor.cluster.follow import ChangelogFollower
+    from monitor.cluster.request_command import send_reference
+    from monitor.cluster.restore import Restored, apply
+    from monitor.config import load_config
+    from monitor.pipeline.reference_file import ReferenceRequest
+    from monitor.store.store import Store
+
+    sample = os.urandom(2_000_000)
+    with cluster_topics(kafka_bootstrap, partitions=2) as topics:
+        config = load_config(str(_config(tmp_path, "a", kafka_bootstrap, topics)))
+        request = ReferenceRequest("fraud", "ops", "ref.jsonl", "ab" * 32, 900, 400, sample)
+        sent = send_reference(config, request)
+        store = Store(tmp_path / "s.db")
+        with store.transaction() as db:
+            cache.ensure_tables(db)
+        capture = ChangeCapture(store.db)
+        follower = ChangelogFollower(
+            [kafka_bootstrap], topics.changelog, {0: 0, 1: 0}, "test", max_poll_records=1
+        )
+        held_back = False
+        deadline = time.monotonic() + 60
+        try:
+            while not store_rows(tmp_path / "s.db", "SELECT 1 FROM baseline_requests"):
+                assert time.monotonic() < deadline, "the request never came whole"
+                found = follower.step()
+                safe = follower.safe()
+                position = follower.consumer.position(follower.tps[sent.partition])
+                held_back = held_back or safe[sent.partition] < position
+                if found:
+                    apply(store, capture, topics.changelog, found, safe, Restored(sorted(found)))
+            with store.transaction() as db:
+                armed = requests.sync(db)
+        finally:
+            follower.close()
+    row = store.db.execute(
+        "SELECT request_id, partition, sample FROM baseline_requests WHERE model = 'fraud'"
+    ).fetchone()
+    kept = store.db.execute(
+        "SELECT sample, sha256, done_at FROM baseline_references WHERE model = 'fraud'"
+    ).fetchone()
+    chunks = store.db.execute("SELECT chunks FROM cluster_chunks").fetchall()
+    store.close()
+    assert held_back, "the chunks read before their row's key were counted as held"
+    assert row == (sent.request_id, sent.partition, sample)
+    assert kept == (sample, "ab" * 32, None) and armed == ["fraud"]
+    assert chunks == [(3,)]  # 2 MB in base64 is 2.67 MB: three chunks of 900 KiB
