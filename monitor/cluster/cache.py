@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS cluster_armed (
     model TEXT NOT NULL,
     request_id TEXT NOT NULL,
     kind TEXT NOT NULL,
+    partition INTEGER NOT NULL,
     row_id INTEGER NOT NULL,
     PRIMARY KEY (model, request_id)
 );

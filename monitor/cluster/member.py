@@ -65,6 +65,8 @@ class ClusterMember:
         self.paused: set[TopicPartition] = set()
         self.restore: ChangelogRestore | None = None
         self.follower: ChangelogFollower | None = None
+        # The partitions restored and not revoked since: the requests this member handles.
+        self.held: set[int] = set()
         self._committed: dict[TopicPartition, int | None] = {}
         log.info(
             "cluster mode",
@@ -120,7 +122,7 @@ class ClusterMember:
         assert self.producer is not None
         with self.store.transaction() as db:
             result = write()
-            finished = requests.finish(db, self.capture, self.topics.changelog)
+            finished = requests.finish(db, self.capture, self.topics.changelog, self.held)
             out = publish.outgoing(db, self.capture, self.topics, self.partition_of)
             out.records += finished
             consumed = {
@@ -152,7 +154,9 @@ class ClusterMember:
         self._stop_follower()
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
-        self.paused -= set(partitions)
+        gone = set(partitions)
+        self.paused -= gone
+        self.held -= {tp.partition for tp in gone}
         self._stop_restore()
         self._stop_follower()
 
@@ -184,6 +188,7 @@ class ClusterMember:
             self._stop_restore()
             return
         self.restore = None
+        self.held |= set(restored.partitions)
         self._arm_requests()
         self._start_follower(restored)
         for tp in self.paused:
@@ -225,7 +230,7 @@ class ClusterMember:
 
     def _arm_requests(self) -> None:
         with self.store.transaction() as db:
-            requests.sync(db)
+            requests.sync(db, self.held)
 
     def _start_follower(self, restored: Restored) -> None:
         """Follow the changelog of every partition held, from where the restore ended."""

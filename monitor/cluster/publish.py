@@ -118,10 +118,10 @@ def baseline_change(audit_row: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list[KafkaRecord]:
-    """Per model, one record of everything the checkpoint found for it (its audit log's
-    ``baseline_change`` rows too) (more, numbered
-    ``part`` of ``parts``, when that exceeds ``CHUNK_BYTES``): a consumer takes a model's
-    checkpoint whole, its signal changes and alerts together, as the checkpoint did."""
+    """Per model, one record of everything the checkpoint found for it, its audit log's
+    ``baseline_change`` rows too (more, numbered ``part`` of ``parts``, when that exceeds
+    ``CHUNK_BYTES``): a consumer takes a model's checkpoint whole, its signal changes and
+    alerts together, as the checkpoint did."""
     by_model: dict[str, list[tuple[str, bytes]]] = {}
     for table, rows in outputs.items():
         for row in rows:
@@ -130,11 +130,15 @@ def output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list
     records = []
     for model, items in by_model.items():
         parts: list[dict[str, list[bytes]]] = [{}]
-        size = 0
+        # What a record holds besides the rows: its head (part numbers up to 10 digits) and
+        # the lists' names.
+        overhead = len(orjson.dumps({"model": model, "part": 10**10, "parts": 10**10}))
+        overhead += sum(len(table) + 6 for table in OUTPUTS)
+        size = overhead
         for table, item in items:
-            if size and size + len(item) + 1 > CHUNK_BYTES:
+            if size > overhead and size + len(item) + 1 > CHUNK_BYTES:
                 parts.append({})
-                size = 0
+                size = overhead
             parts[-1].setdefault(table, []).append(item)
             size += len(item) + 1
         for i, part in enumerate(parts):

@@ -20,13 +20,17 @@ row (at restore, or as it follows the changelog: ``follow``); then:
   and whoever restores the partition next carries it out: exactly once.
 
 Each request has its own key (not one per model): a later request never
-shares a key with an earlier one a member is about to tombstone.
+shares a key with an earlier one a member is about to tombstone. Both steps
+concern the partitions the member holds only: the worker processes of one
+daemon share its store, and a request is the business of the worker holding
+its partition (whose checkpoint carries the state change it causes).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 import sqlite_utils
 
@@ -42,18 +46,25 @@ TABLE = REQUEST_TABLE
 KEY_PREFIX = b'["' + TABLE.encode() + b'",'
 
 
-def sync(db: sqlite_utils.Database) -> list[str]:
-    """Each request of the store armed as the store's own, each one gone withdrawn; call
-    in a write transaction after requests were read. Returns the models armed."""
+def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[str]:
+    """Each request of the store on ``partitions`` armed as the store's own, each one gone
+    withdrawn; call in a write transaction after requests were read. Returns the models
+    armed."""
+    held = sorted(partitions)
+    marks = ", ".join("?" * len(held))
     armed = {
         (model, rid): (kind, row_id)
         for model, rid, kind, row_id in db.execute(
-            "SELECT model, request_id, kind, row_id FROM cluster_armed"
+            "SELECT model, request_id, kind, row_id FROM cluster_armed "
+            f"WHERE partition IN ({marks})",
+            held,
         ).fetchall()
     }
     cursor = db.execute(
         f"SELECT model, request_id, kind, requested_at, requested_by, source, sha256, "
-        f"rows_read, sample_size, sample FROM {TABLE} ORDER BY requested_at, request_id"
+        f"rows_read, sample_size, sample, partition FROM {TABLE} WHERE partition IN ({marks}) "
+        "ORDER BY requested_at, request_id",
+        held,
     )
     waiting = {(row[0], row[1]): row for row in cursor.fetchall()}
     now = time.time()
@@ -76,8 +87,9 @@ def sync(db: sqlite_utils.Database) -> list[str]:
         else:
             row_id = baseline_reset.record(db, model, who, requested_at)
         db.execute(
-            "INSERT INTO cluster_armed (model, request_id, kind, row_id) VALUES (?, ?, ?, ?)",
-            [model, rid, "set" if kind == "set" else "reset", row_id],
+            "INSERT INTO cluster_armed (model, request_id, kind, partition, row_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [model, rid, "set" if kind == "set" else "reset", row[10], row_id],
         )
         models.append(model)
         log.info(
@@ -99,25 +111,26 @@ def _withdraw(db: sqlite_utils.Database, kind: str, row_id: int, now: float) -> 
         db.execute("DELETE FROM baseline_resets WHERE id = ? AND done_at IS NULL", [row_id])
 
 
-def finish(db: sqlite_utils.Database, capture: ChangeCapture, topic: str) -> list[KafkaRecord]:
-    """Tombstones for the requests the pipeline carried out (a reference built or given
-    way to a later request, a reset done), their rows gone from the store; call in the
-    checkpoint's transaction, before its records are published."""
+def finish(
+    db: sqlite_utils.Database, capture: ChangeCapture, topic: str, partitions: Collection[int]
+) -> list[KafkaRecord]:
+    """Tombstones for the requests on ``partitions`` the pipeline carried out (a reference
+    built or given way to a later request, a reset done), their rows gone from the store;
+    call in the checkpoint's transaction, before its records are published."""
+    held = sorted(partitions)
     armed = db.execute(
-        f"SELECT a.model, a.request_id, a.kind, a.row_id, r.partition FROM cluster_armed a "
-        f"LEFT JOIN {TABLE} r ON r.model = a.model AND r.request_id = a.request_id"
+        "SELECT model, request_id, kind, row_id, partition FROM cluster_armed "
+        f"WHERE partition IN ({', '.join('?' * len(held))})",
+        held,
     ).fetchall()
     records: list[KafkaRecord] = []
     chunks = cache.all_chunks(db)
     for model, rid, kind, row_id, partition in armed:
         if not _carried_out(db, kind, row_id):
             continue
-        if partition is not None:
-            key = row_key(TABLE, [model, rid])
-            records += state_records(
-                topic, partition, TABLE, [model, rid], None, chunks.get(key, 0)
-            )
-            cache.set_chunks(db, key, 0)
+        key = row_key(TABLE, [model, rid])
+        records += state_records(topic, partition, TABLE, [model, rid], None, chunks.get(key, 0))
+        cache.set_chunks(db, key, 0)
         with capture.paused():  # its tombstone is the one above, on the request's partition
             db.execute(f"DELETE FROM {TABLE} WHERE model = ? AND request_id = ?", [model, rid])
         db.execute("DELETE FROM cluster_armed WHERE model = ? AND request_id = ?", [model, rid])

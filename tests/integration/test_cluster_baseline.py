@@ -318,7 +318,7 @@ def test_a_large_reference_request_goes_in_chunks_and_is_read_whole_across_polls
                 if found:
                     apply(store, capture, topics.changelog, found, safe, Restored(sorted(found)))
             with store.transaction() as db:
-                armed = requests.sync(db)
+                armed = requests.sync(db, [0, 1])
         finally:
             follower.close()
     row = store.db.execute(
@@ -333,3 +333,21 @@ def test_a_large_reference_request_goes_in_chunks_and_is_read_whole_across_polls
     assert row == (sent.request_id, sent.partition, sample)
     assert kept == (sample, "ab" * 32, None) and armed == ["fraud"]
     assert chunks == [(3,)]  # 2 MB in base64 is 2.67 MB: three chunks of 900 KiB
+
+
+def test_a_request_to_a_topic_that_does_not_exist_is_one_line_and_sends_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with cluster_topics(kafka_bootstrap, partitions=2) as topics:
+        config = _config(tmp_path, "a", kafka_bootstrap, topics)
+        missing = f"{topics.changelog}-missing"
+        config.write_text(
+            config.read_text().replace(
+                f'changelog_topic = "{topics.changelog}"', f'changelog_topic = "{missing}"'
+            )
+        )
+        code, out, err = _baseline(config, "reset", "--model", "fraud", "--by", "ops")
+        alerts = read_topic(kafka_bootstrap, topics.alerts)
+    assert code == 2 and out == "", out
+    assert f"topic {missing} does not exist" in err and err.count("\n") == 1, err
+    assert alerts == [], "the audit row goes with the request, or not at all"
