@@ -7,7 +7,9 @@ and applies them with the same code (``signal_states.apply``: signal states,
 history, alerts filed under incidents in event order, resolutions), so its
 incidents are the ones a single machine would have. The audit rows of the
 model's baseline (``baseline_change``: warm-ups, resets, references set) are
-appended to the notifier's audit log as they came.
+appended to the notifier's audit log as they came. The history and performance
+windows older than the worker's checkpoint kept (``history_before``: its model's
+event clock less ``[history] retention_days``) go, as they went there.
 
 Alerts store a signal's short name (``amount`` for ``feature:amount``); the
 incident's kind depends on the long one, so each published alert carries its
@@ -42,6 +44,8 @@ def merged(parts: list[bytes]) -> dict[str, Any]:
     for value in parts:
         part = orjson.loads(value)
         whole["model"] = part["model"]
+        if "history_before" in part:
+            whole["history_before"] = float(part["history_before"])
         for table in OUTPUTS:
             whole[table] += [native_row(row) for row in part.get(table, [])]
     return whole
@@ -60,6 +64,10 @@ def apply(
     performance_windows.write(db, model, windows)
     if written:
         AuditLog.append_new_alerts(db)
+    before = record.get("history_before")
+    if before is not None:  # as the worker's checkpoint pruned its own store
+        signal_states.prune_history(db, model, before)
+        performance_windows.prune(db, model, before)
     for change in record["baseline_changes"]:  # as the worker's audit log has them
         content = orjson.loads(change["content"])
         AuditLog.append(db, "baseline_change", f"model:{model}", content, ts=change["ts"])

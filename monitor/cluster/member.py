@@ -123,7 +123,9 @@ class ClusterMember:
         with self.store.transaction() as db:
             result = write()
             finished = requests.finish(db, self.capture, self.topics.changelog, self.held)
-            out = publish.outgoing(db, self.capture, self.topics, self.partition_of)
+            out = publish.outgoing(
+                db, self.capture, self.topics, self.partition_of, result.history_before
+            )
             out.records += finished
             consumed = {
                 TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()

@@ -58,6 +58,7 @@ def outgoing(
     capture: ChangeCapture,
     topics: ClusterTopics,
     partition_of: Mapping[str, int],
+    history_before: Mapping[str, float] | None = None,
 ) -> Outgoing:
     """Everything noted since the last checkpoint, as records; the notes are cleared
     (inside the caller's SQLite transaction, so a failed one keeps them)."""
@@ -81,7 +82,9 @@ def outgoing(
         out.changelog_partitions.add(partition)
         out.records += _state_records(db, chunks, topics.changelog, partition, table, key, row)
     cache.set_model_partitions(db, placed.items())
-    out.records += output_records(topics.alerts, {table: outputs[table] for table in OUTPUTS})
+    out.records += output_records(
+        topics.alerts, {table: outputs[table] for table in OUTPUTS}, history_before or {}
+    )
     out.records += [_quarantined(topics.quarantine, row) for row in outputs["quarantine"]]
     return out
 
@@ -117,11 +120,16 @@ def baseline_change(audit_row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list[KafkaRecord]:
+def output_records(
+    topic: str,
+    outputs: dict[str, list[dict[str, Any]]],
+    history_before: Mapping[str, float] | None = None,
+) -> list[KafkaRecord]:
     """Per model, one record of everything the checkpoint found for it, its audit log's
     ``baseline_change`` rows too (more, numbered ``part`` of ``parts``, when that exceeds
     ``CHUNK_BYTES``): a consumer takes a model's checkpoint whole, its signal changes and
-    alerts together, as the checkpoint did."""
+    alerts together, as the checkpoint did. ``history_before``: per model, the event time
+    the checkpoint pruned its history before, sent as ``history_before`` with its record."""
     by_model: dict[str, list[tuple[str, bytes]]] = {}
     for table, rows in outputs.items():
         for row in rows:
@@ -133,6 +141,7 @@ def output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list
         # What a record holds besides the rows: its head (part numbers up to 10 digits) and
         # the lists' names.
         overhead = len(orjson.dumps({"model": model, "part": 10**10, "parts": 10**10}))
+        overhead += len(',"history_before":-1.2345678901234567e+300')
         overhead += sum(len(table) + 6 for table in OUTPUTS)
         size = overhead
         for table, item in items:
@@ -141,8 +150,12 @@ def output_records(topic: str, outputs: dict[str, list[dict[str, Any]]]) -> list
                 size = overhead
             parts[-1].setdefault(table, []).append(item)
             size += len(item) + 1
+        pruned = (history_before or {}).get(model)
         for i, part in enumerate(parts):
-            head = orjson.dumps({"model": model, "part": i, "parts": len(parts)})[:-1]
+            fields: dict[str, Any] = {"model": model, "part": i, "parts": len(parts)}
+            if pruned is not None:
+                fields["history_before"] = pruned
+            head = orjson.dumps(fields)[:-1]
             lists = b"".join(
                 b',"' + table.encode() + b'":[' + b",".join(part.get(table, [])) + b"]"
                 for table in OUTPUTS
