@@ -21,7 +21,7 @@ from kafka import TopicPartition
 
 from monitor.cluster.records import CHUNK_MARK
 from monitor.cluster.requests import KEY_PREFIX
-from monitor.daemon.kafka_client import open_consumer
+from monitor.cluster.restore import changelog_reader
 
 # A changelog key [table, model, request id]; a chunk's has ["#", i] after it.
 ROW_KEY_LENGTH = 3
@@ -36,17 +36,7 @@ class ChangelogFollower:
         client_id: str,
         max_poll_records: int = 20_000,
     ) -> None:
-        self.consumer = open_consumer(
-            bootstrap_servers,
-            group_id=None,
-            client_id=client_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_poll_records=max_poll_records,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_wait_ms=200,
-        )
+        self.consumer = changelog_reader(bootstrap_servers, client_id, max_poll_records)
         self.tps = {p: TopicPartition(topic, p) for p in sorted(positions)}
         self.consumer.assign(list(self.tps.values()))
         for partition, offset in positions.items():
