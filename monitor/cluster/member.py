@@ -18,6 +18,7 @@ cluster mode:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,6 +38,8 @@ from monitor.pipeline.checkpoint import CheckpointResult
 from monitor.store.store import Store
 
 log = logging.getLogger("driftwarden.cluster")
+# How often a member tries again to open its changelog follower.
+FOLLOW_RETRY_S = 5.0
 # Every consumer of cluster mode sees committed transactions only.
 CONSUMER_SETTINGS: dict[str, Any] = {"isolation_level": "read_committed"}
 
@@ -67,6 +70,9 @@ class ClusterMember:
         self.follower: ChangelogFollower | None = None
         # The partitions restored and not revoked since: the requests this member handles.
         self.held: set[int] = set()
+        # Where following the changelog starts (a restore's end), until a follower opens.
+        self._follow_from: dict[int, int] | None = None
+        self._follow_tried = 0.0
         self._committed: dict[TopicPartition, int | None] = {}
         log.info(
             "cluster mode",
@@ -237,20 +243,29 @@ class ClusterMember:
     def _start_follower(self, restored: Restored) -> None:
         """Follow the changelog of every partition held, from where the restore ended."""
         self._stop_follower()
+        self._follow_from = restored.reached
+        self._follow_tried = 0.0
+        self._open_follower()
+
+    def _open_follower(self) -> None:
+        if self._follow_from is None or time.monotonic() - self._follow_tried < FOLLOW_RETRY_S:
+            return
+        self._follow_tried = time.monotonic()
         try:
             self.follower = ChangelogFollower(
                 self.servers,
                 self.topics.changelog,
-                restored.reached,
+                self._follow_from,
                 client_id=f"{self.transactional_id}-follow",
             )
-        except (KafkaError, DriftwardenError) as exc:
-            # Requests wait on the changelog for the next restore (a rebalance, a restart).
-            log.warning("cannot follow the changelog", extra={"error": str(exc)})
+            self._follow_from = None
+        except (KafkaError, DriftwardenError) as exc:  # requests wait; tried again soon
+            log.warning("cannot follow the changelog yet", extra={"error": str(exc)})
 
     def _follow(self) -> None:
         """Requests read from the changelog since the last step, into the store, armed."""
         if self.follower is None:
+            self._open_follower()
             return
         try:
             found = self.follower.step()
@@ -260,10 +275,25 @@ class ClusterMember:
         except KafkaError as exc:  # the reader stays where it was, and tries again
             log.warning("following the changelog failed", extra={"error": str(exc)})
             return
-        apply(self.store, self.capture, self.topics.changelog, found, safe, Restored(sorted(found)))
+        try:
+            apply(
+                self.store,
+                self.capture,
+                self.topics.changelog,
+                found,
+                safe,
+                Restored(sorted(found)),
+            )
+        except ValueError as exc:  # a chunk missing: cannot happen within a transaction
+            log.error(
+                "a baseline request read from the changelog is incomplete; skipped",
+                extra={"error": str(exc), "partitions": sorted(found)},
+            )
+            return
         self._arm_requests()
 
     def _stop_follower(self) -> None:
+        self._follow_from = None
         if self.follower is not None:
             try:
                 self.follower.close()
