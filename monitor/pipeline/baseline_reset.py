@@ -9,7 +9,8 @@ model): the stored state is dropped, the audit log says so, and the model warms
 up again from the events that follow. It works with the daemon running: no
 process writes the old state back. A reference set from a file
 (``driftwarden baseline set``, ``monitor.pipeline.reference_file``) gives way
-to the warm-up again.
+to the warm-up again. In cluster mode the request goes to the changelog topic,
+and the daemon holding the model carries it out (``monitor.cluster.requests``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlite_utils
 from monitor.audit.chain import AuditLog, write_transaction
 from monitor.cli.safe_text import printable
 from monitor.cluster.request_command import send_reset
+from monitor.config import load_config
 from monitor.incidents.commands import opened_store, who_is_acting
 from monitor.pipeline import baseline_set, reference_file
 
@@ -46,7 +48,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 def _reset(args: argparse.Namespace) -> int:
     who = who_is_acting(args)
     now = time.time()
-    config = baseline_set.cluster_config(args)
+    config = baseline_set.cluster_config(args, load_config(args.config) if args.config else None)
     if config is not None:
         model = baseline_set.configured(args.model, config)
         sent = send_reset(config, model, who, requested(who))

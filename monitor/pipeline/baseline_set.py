@@ -3,7 +3,9 @@
 Both read the file with the replay's parser (``reference_sample``), then record
 each model's sample in the store (``reference_file.record``) with an audit row
 naming the file's SHA-256. The model's baseline is built from it when whoever
-holds the model next loads it: see ``monitor.pipeline.reference_file``.
+holds the model next loads it: see ``monitor.pipeline.reference_file``. In
+cluster mode the sample goes to the changelog topic instead, as a request
+the daemon holding the model carries out (``monitor.cluster.requests``).
 """
 
 from __future__ import annotations
@@ -48,10 +50,9 @@ def register(actions: argparse._SubParsersAction[Any]) -> None:
     chosen.set_defaults(handler=_set)
 
 
-def cluster_config(args: argparse.Namespace) -> Config | None:
+def cluster_config(args: argparse.Namespace, config: Config | None) -> Config | None:
     """The config when it is in cluster mode: the request then goes to the changelog topic
     (``monitor.cluster.request_command``), not to a store."""
-    config = load_config(args.config) if args.config else None
     if config is None or not config.cluster.enabled:
         return None
     if args.store:
@@ -101,7 +102,7 @@ def _set(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.is_file():
         raise DriftwardenError(f"no such reference file: {path}")
-    clustered = cluster_config(args)
+    clustered = cluster_config(args, config)
     if clustered is not None:
         return _set_in_cluster(args, clustered, who, path)
     if config is not None:
