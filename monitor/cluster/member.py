@@ -238,7 +238,22 @@ class ClusterMember:
 
     def _arm_requests(self) -> None:
         with self.store.transaction() as db:
-            requests.sync(db, self.held)
+            armed = requests.sync(db, self.held)
+        for model, partition in armed:
+            records_on = self.partition_of.get(model)
+            if records_on is not None and records_on != partition:
+                # The command puts a request where Kafka's default partitioner puts a record
+                # keyed by the model's name; these producers place the model elsewhere.
+                log.error(
+                    "a baseline request came on another partition than the model's records: "
+                    "it waits there; key the records by the model's name with Kafka's "
+                    "default partitioner (murmur2)",
+                    extra={
+                        "model": model,
+                        "request_partition": partition,
+                        "records_on": records_on,
+                    },
+                )
 
     def _start_follower(self, restored: Restored) -> None:
         """Follow the changelog of every partition held, from where the restore ended."""

@@ -46,10 +46,10 @@ TABLE = REQUEST_TABLE
 KEY_PREFIX = b'["' + TABLE.encode() + b'",'
 
 
-def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[str]:
+def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[tuple[str, int]]:
     """Each request of the store on ``partitions`` armed as the store's own, each one gone
     withdrawn; call in a write transaction after requests were read. Returns the models
-    armed."""
+    armed, each with its request's partition."""
     held = sorted(partitions)
     marks = ", ".join("?" * len(held))
     armed = {
@@ -76,7 +76,7 @@ def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[str]:
                 extra={"model": model, "request": rid, "kind": kind},
             )
             db.execute("DELETE FROM cluster_armed WHERE model = ? AND request_id = ?", [model, rid])
-    models = []
+    models: list[tuple[str, int]] = []
     for (model, rid), row in waiting.items():
         if (model, rid) in armed:
             continue
@@ -91,7 +91,7 @@ def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[str]:
             "VALUES (?, ?, ?, ?, ?)",
             [model, rid, "set" if kind == "set" else "reset", row[10], row_id],
         )
-        models.append(model)
+        models.append((model, int(row[10])))
         log.info(
             "baseline request read from the changelog",
             extra={"model": model, "request": rid, "kind": kind, "by": who},

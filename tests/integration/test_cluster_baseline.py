@@ -331,7 +331,7 @@ def test_a_large_reference_request_goes_in_chunks_and_is_read_whole_across_polls
     store.close()
     assert held_back, "the chunks read before their row's key were counted as held"
     assert row == (sent.request_id, sent.partition, sample)
-    assert kept == (sample, "ab" * 32, None) and armed == ["fraud"]
+    assert kept == (sample, "ab" * 32, None) and armed == [("fraud", sent.partition)]
     assert chunks == [(3,)]  # 2 MB in base64 is 2.67 MB: three chunks of 900 KiB
 
 

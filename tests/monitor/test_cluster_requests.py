@@ -45,7 +45,7 @@ def test_requests_are_armed_in_order_and_tombstoned_once_carried_out(tmp_path: P
     _request(store, capture, "m", "r2", "reset", 0, 20.0)
     _request(store, capture, "other", "r3", "reset", 1, 30.0)
     with store.transaction() as db:
-        assert requests.sync(db, [0]) == ["m", "m"]
+        assert requests.sync(db, [0]) == [("m", 0), ("m", 0)]
         assert requests.sync(db, [0]) == [], "armed once"
     assert baseline_reset.pending(store.db) == {"m"}
     assert reference_file.pending(store.db) == set(), "the later reset supersedes the set"
