@@ -6,18 +6,12 @@ from pathlib import Path
 
 import orjson
 
-from monitor.cluster import cache, requests
+from monitor.cluster import requests
 from monitor.cluster.capture import ChangeCapture
 from monitor.cluster.records import row_key
 from monitor.pipeline import baseline_reset, reference_file
 from monitor.store.store import Store
-
-
-def _open(path: Path) -> tuple[Store, ChangeCapture]:
-    store = Store(path)
-    with store.transaction() as db:
-        cache.ensure_tables(db)
-    return store, ChangeCapture(store.db)
+from tests.monitor.test_cluster_changelog import _open
 
 
 def _request(
