@@ -6,5 +6,8 @@ changed to a compacted changelog topic on the partition the model's records
 come from (``changelog``), and the consumed offsets to the group, all
 committed together; the local SQLite file is then a cache. A worker given a
 partition restores its models from the changelog before it reads the
-partition (``restore``). ``settings`` holds ``[cluster]``.
+partition (``restore``), then follows the changelog (``follow``) for the
+requests of `baseline reset` and `baseline set`, which the commands write
+there (``request_command``) and the worker carries out once (``requests``).
+``settings`` holds ``[cluster]``.
 """

@@ -12,7 +12,10 @@ by a restore):
 - ``cluster_models``: the partition each model's state lives on, so that a
   restore from the beginning can first drop what the store has of them;
 - ``cluster_chunks``: rows that went out in chunks, and how many, so that a
-  row which shrinks or goes has its stale chunks tombstoned.
+  row which shrinks or goes has its stale chunks tombstoned;
+- ``baseline_requests`` and ``cluster_armed``: the `baseline reset`/`baseline set`
+  requests read from the changelog, and the store's own request each was turned
+  into (``monitor.cluster.requests``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,28 @@ CREATE TABLE IF NOT EXISTS cluster_models (
 CREATE TABLE IF NOT EXISTS cluster_chunks (
     key BLOB PRIMARY KEY,
     chunks INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS baseline_requests (
+    model TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    requested_at REAL NOT NULL,
+    requested_by TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    sha256 TEXT NOT NULL DEFAULT '',
+    rows_read INTEGER NOT NULL DEFAULT 0,
+    sample_size INTEGER NOT NULL DEFAULT 0,
+    sample BLOB NOT NULL DEFAULT X'',
+    PRIMARY KEY (model, request_id)
+);
+CREATE TABLE IF NOT EXISTS cluster_armed (
+    model TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    row_id INTEGER NOT NULL,
+    PRIMARY KEY (model, request_id)
 );
 """
 

@@ -9,7 +9,8 @@ each row it inserts, updates or deletes:
   changelog must carry, noted by primary key (the row is read back when the
   checkpoint is published, so the latest version goes, or a tombstone);
 - rows inserted into ``OUTPUT_TABLES`` (alerts, signal history, performance
-  windows, quarantined records): what the alerts and quarantine topics carry.
+  windows, quarantined records), and the audit log's ``baseline_change`` rows:
+  what the alerts and quarantine topics carry.
 
 Notes are in the connection's temporary tables, which follow the
 transaction: a rolled-back checkpoint leaves no note behind.
@@ -36,6 +37,8 @@ STATE_TABLES = (
     "label_chunks",
     "label_index",
     "label_joined",
+    # Requests of `baseline reset`/`baseline set` not yet carried out (``requests``).
+    "baseline_requests",
 )
 # Tables whose new rows are the checkpoint's effects, by ``id``.
 OUTPUT_TABLES = ("alerts", "signal_history", "performance_windows", "quarantine")
@@ -92,6 +95,12 @@ class ChangeCapture:
                 f"AFTER INSERT ON main.[{table}] {active} BEGIN "
                 f"INSERT OR IGNORE INTO cluster_written VALUES ('{table}', NEW.id); END"
             )
+        # A model's baseline log goes with its checkpoint, for the notifier's audit log.
+        db.execute(
+            "CREATE TEMP TRIGGER IF NOT EXISTS cluster_audit_written "
+            f"AFTER INSERT ON main.[audit] {active} AND NEW.kind = 'baseline_change' BEGIN "
+            "INSERT OR IGNORE INTO cluster_written VALUES ('audit', NEW.id); END"
+        )
 
     def changed(self) -> list[tuple[str, list[Any], dict[str, Any] | None]]:
         """Each state row changed since the last ``clear``: table, key, the row now (None: gone).

@@ -5,7 +5,11 @@ signal history, performance windows; ``publish``). The notifier turns them
 back into what the checkpoint started from, the signal changes and findings,
 and applies them with the same code (``signal_states.apply``: signal states,
 history, alerts filed under incidents in event order, resolutions), so its
-incidents are the ones a single machine would have.
+incidents are the ones a single machine would have. The audit rows of the
+model's baseline (``baseline_change``: warm-ups, resets, references set) are
+appended to the notifier's audit log as they came. The history and performance
+windows older than the worker's checkpoint kept (``history_before``: its model's
+event clock less ``[history] retention_days``) go, as they went there.
 
 Alerts store a signal's short name (``amount`` for ``feature:amount``); the
 incident's kind depends on the long one, so each published alert carries its
@@ -24,6 +28,7 @@ import sqlite_utils
 from detectors.base import Finding, SignalChange
 from detectors.performance.estimated import WindowResult
 from monitor.audit.chain import AuditLog
+from monitor.cluster.publish import OUTPUTS
 from monitor.cluster.records import native_row
 from monitor.incidents import signal_states
 from monitor.incidents.grouping import AlertPolicy
@@ -69,11 +74,13 @@ def part_number(value: bytes | None, model: str, models: frozenset[str]) -> tupl
 
 def merged(parts: list[bytes]) -> dict[str, Any]:
     """The parts of one model's checkpoint as one record."""
-    whole: dict[str, Any] = {"alerts": [], "signal_history": [], "performance_windows": []}
+    whole: dict[str, Any] = {table: [] for table in OUTPUTS}
     for value in parts:
         part = orjson.loads(value)
         whole["model"] = part["model"]
-        for table in ("alerts", "signal_history", "performance_windows"):
+        if "history_before" in part:
+            whole["history_before"] = float(part["history_before"])
+        for table in OUTPUTS:
             whole[table] += [native_row(row) for row in part.get(table, [])]
     return whole
 
@@ -91,6 +98,13 @@ def apply(
     performance_windows.write(db, model, windows)
     if written:
         AuditLog.append_new_alerts(db)
+    before = record.get("history_before")
+    if before is not None:  # as the worker's checkpoint pruned its own store
+        signal_states.prune_history(db, model, before)
+        performance_windows.prune(db, model, before)
+    for change in record["baseline_changes"]:  # as the worker's audit log has them
+        content = orjson.loads(change["content"])
+        AuditLog.append(db, "baseline_change", f"model:{model}", content, ts=change["ts"])
     return written
 
 

@@ -9,7 +9,8 @@ cluster mode:
   with what they changed and the consumed offsets, then the SQLite commit;
 - ``assigned`` / ``revoked`` / ``step``: new partitions are paused, their
   changelog restored step by step between polls, then they resume at the
-  group's committed offsets;
+  group's committed offsets; from then on ``step`` follows their changelog for
+  the requests of `baseline reset` and `baseline set` (``requests``);
 - ``recover``: after a transaction that failed (a fenced zombie, a broker
   gone), a new producer, and every partition restored again.
 """
@@ -17,6 +18,7 @@ cluster mode:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,9 +26,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from monitor.cluster import cache, publish
+from monitor.cluster import cache, publish, requests
 from monitor.cluster.capture import ChangeCapture
-from monitor.cluster.restore import ChangelogRestore
+from monitor.cluster.follow import ChangelogFollower
+from monitor.cluster.restore import ChangelogRestore, Restored, apply
 from monitor.cluster.settings import topics, transactional_id
 from monitor.cluster.transaction import TransactionalProducer, TransactionFailed
 from monitor.config import Config
@@ -35,6 +38,8 @@ from monitor.pipeline.checkpoint import CheckpointResult
 from monitor.store.store import Store
 
 log = logging.getLogger("driftwarden.cluster")
+# How often a member tries again to open its changelog follower.
+FOLLOW_RETRY_S = 5.0
 # Every consumer of cluster mode sees committed transactions only.
 CONSUMER_SETTINGS: dict[str, Any] = {"isolation_level": "read_committed"}
 
@@ -62,6 +67,12 @@ class ClusterMember:
         self._moved_logged: set[str] = set()
         self.paused: set[TopicPartition] = set()
         self.restore: ChangelogRestore | None = None
+        self.follower: ChangelogFollower | None = None
+        # The partitions restored and not revoked since: the requests this member handles.
+        self.held: set[int] = set()
+        # Where following the changelog starts (a restore's end), until a follower opens.
+        self._follow_from: dict[int, int] | None = None
+        self._follow_tried = 0.0
         self._committed: dict[TopicPartition, int | None] = {}
         log.info(
             "cluster mode",
@@ -117,7 +128,11 @@ class ClusterMember:
         assert self.producer is not None
         with self.store.transaction() as db:
             result = write()
-            out = publish.outgoing(db, self.capture, self.topics, self.partition_of)
+            finished = requests.finish(db, self.capture, self.topics.changelog, self.held)
+            out = publish.outgoing(
+                db, self.capture, self.topics, self.partition_of, result.history_before
+            )
+            out.records += finished
             consumed = {
                 TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
             }
@@ -131,13 +146,15 @@ class ClusterMember:
                 # partitions' new owner. Nothing goes out until the member has joined again.
                 raise TransactionFailed("not a member of the group's current generation")
             try:
-                last = self.producer.commit(out.records, consumed, group)
+                self.producer.commit(out.records, consumed, group)
             except TransactionFailed:
                 self.producer.close()
                 self.producer = None
                 raise
-            reached = {p: o + 1 for (t, p), o in last.items() if t == self.topics.changelog}
-            cache.set_changelog_offsets(db, self.topics.changelog, reached)
+            if self.follower is not None:
+                # Not past the records just written: a request may have come before them,
+                # not yet read; the store holds all the changelog has below the follower.
+                cache.set_changelog_offsets(db, self.topics.changelog, self.follower.safe())
         return result
 
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
@@ -149,10 +166,14 @@ class ClusterMember:
         self.consumer.pause(*fresh)
         self.paused |= fresh
         self._stop_restore()
+        self._stop_follower()
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
-        self.paused -= set(partitions)
+        gone = set(partitions)
+        self.paused -= gone
+        self.held -= {tp.partition for tp in gone}
         self._stop_restore()
+        self._stop_follower()
 
     def recover(self) -> None:
         """After a failed transaction: every partition held is restored again before
@@ -168,6 +189,7 @@ class ClusterMember:
         """Some restoring; when done, the partitions resume at their committed offsets."""
         if self.restore is None:
             if not self.paused:
+                self._follow()
                 return
             self._start_restore()
             if self.restore is None:
@@ -181,6 +203,9 @@ class ClusterMember:
             self._stop_restore()
             return
         self.restore = None
+        self.held |= set(restored.partitions)
+        self._arm_requests()
+        self._start_follower(restored)
         for tp in self.paused:
             committed = self._committed.get(tp)
             if committed is not None:
@@ -225,6 +250,85 @@ class ClusterMember:
             log.warning("cannot read the changelog yet", extra={"error": str(exc)})
             self.restore = None
 
+    def _arm_requests(self) -> None:
+        with self.store.transaction() as db:
+            armed = requests.sync(db, self.held)
+        for model, partition in armed:
+            records_on = self.partition_of.get(model)
+            if records_on is not None and records_on != partition:
+                # The command puts a request where Kafka's default partitioner puts a record
+                # keyed by the model's name; these producers place the model elsewhere.
+                log.error(
+                    "a baseline request came on another partition than the model's records: "
+                    "it waits there; key the records by the model's name with Kafka's "
+                    "default partitioner (murmur2)",
+                    extra={
+                        "model": model,
+                        "request_partition": partition,
+                        "records_on": records_on,
+                    },
+                )
+
+    def _start_follower(self, restored: Restored) -> None:
+        """Follow the changelog of every partition held, from where the restore ended."""
+        self._stop_follower()
+        self._follow_from = restored.reached
+        self._follow_tried = 0.0
+        self._open_follower()
+
+    def _open_follower(self) -> None:
+        if self._follow_from is None or time.monotonic() - self._follow_tried < FOLLOW_RETRY_S:
+            return
+        self._follow_tried = time.monotonic()
+        try:
+            self.follower = ChangelogFollower(
+                self.servers,
+                self.topics.changelog,
+                self._follow_from,
+                client_id=f"{self.transactional_id}-follow",
+            )
+            self._follow_from = None
+        except (KafkaError, DriftwardenError) as exc:  # requests wait; tried again soon
+            log.warning("cannot follow the changelog yet", extra={"error": str(exc)})
+
+    def _follow(self) -> None:
+        """Requests read from the changelog since the last step, into the store, armed."""
+        if self.follower is None:
+            self._open_follower()
+            return
+        try:
+            found = self.follower.step()
+            if not found:
+                return
+            safe = self.follower.safe()
+        except KafkaError as exc:  # the reader stays where it was, and tries again
+            log.warning("following the changelog failed", extra={"error": str(exc)})
+            return
+        read = Restored(sorted(found))
+        try:
+            apply(self.store, self.capture, self.topics.changelog, found, safe, read)
+        except ValueError as exc:  # a chunk missing: cannot happen within a transaction
+            log.error(
+                "a baseline request read from the changelog is incomplete; skipped",
+                extra={"error": str(exc), "partitions": sorted(found)},
+            )
+            return
+        if read.refused:
+            log.error(
+                "changelog records no daemon or baseline command wrote were skipped",
+                extra={"refused": read.refused, "partitions": read.partitions},
+            )
+        self._arm_requests()
+
+    def _stop_follower(self) -> None:
+        self._follow_from = None
+        if self.follower is not None:
+            try:
+                self.follower.close()
+            except Exception as exc:  # a reader of no group: nothing to leave politely
+                log.warning("closing the changelog follower failed", extra={"error": str(exc)})
+            self.follower = None
+
     def _stop_restore(self) -> None:
         if self.restore is not None:
             try:
@@ -235,6 +339,7 @@ class ClusterMember:
 
     def close(self) -> None:
         self._stop_restore()
+        self._stop_follower()
         if self.producer is not None:
             self.producer.close()
             self.producer = None

@@ -23,6 +23,8 @@ import orjson
 # Under a broker's default max.message.bytes (1 MB) with room for the key and headers.
 CHUNK_BYTES = 900 * 1024
 CHUNK_MARK = "#"
+# The rows of `baseline reset`/`baseline set` requests (``monitor.cluster.requests``).
+REQUEST_TABLE = "baseline_requests"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,33 @@ def chunked(value: bytes) -> tuple[bytes, list[bytes]]:
     pieces = [value[i : i + CHUNK_BYTES] for i in range(0, len(value), CHUNK_BYTES)]
     head = orjson.dumps({"$chunks": len(pieces), "$sha256": hashlib.sha256(value).hexdigest()})
     return head, pieces
+
+
+def state_records(
+    topic: str,
+    partition: int,
+    table: str,
+    primary_key: list[Any],
+    value: bytes | None,
+    chunks_before: int,
+) -> list[KafkaRecord]:
+    """A row's records on the changelog: its chunks, then its key (None: a tombstone), then
+    tombstones for the chunks of its previous value (``chunks_before``) no longer used."""
+    records = []
+    pieces: list[bytes] = []
+    head = None
+    if value is not None:
+        head, pieces = chunked(value)
+        records += [
+            KafkaRecord(topic, chunk_key(table, primary_key, i), piece, partition)
+            for i, piece in enumerate(pieces)
+        ]
+    records.append(KafkaRecord(topic, row_key(table, primary_key), head, partition))
+    records += [
+        KafkaRecord(topic, chunk_key(table, primary_key, i), None, partition)
+        for i in range(len(pieces), chunks_before)
+    ]
+    return records
 
 
 def chunk_count(head: bytes) -> int:

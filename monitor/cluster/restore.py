@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from monitor.cluster import cache
 from monitor.cluster.capture import STATE_TABLES, ChangeCapture
@@ -51,6 +51,26 @@ class Restored:
     seconds: float = 0.0
     # Records no daemon wrote (a key or a row that does not decode): skipped.
     refused: int = 0
+    # Per partition, the offset read up to: where following the changelog goes on.
+    reached: dict[int, int] = field(default_factory=dict)
+
+
+def changelog_reader(
+    bootstrap_servers: Sequence[str], client_id: str, max_poll_records: int = 50_000
+) -> KafkaConsumer:
+    """A consumer of no group that sees committed transactions only, to be assigned
+    changelog partitions (a restore's, or a follower's after it)."""
+    return open_consumer(
+        bootstrap_servers,
+        group_id=None,
+        client_id=client_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_wait_ms=100,
+    )
 
 
 class ChangelogRestore:
@@ -67,17 +87,7 @@ class ChangelogRestore:
         self.store = store
         self.capture = capture
         self.started = time.monotonic()
-        self.consumer = open_consumer(
-            bootstrap_servers,
-            group_id=None,
-            client_id=client_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_poll_records=50_000,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_wait_ms=100,
-        )
+        self.consumer = changelog_reader(bootstrap_servers, client_id)
         self.tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.tps)
         beginning = self.consumer.beginning_offsets(self.tps)
@@ -109,6 +119,7 @@ class ChangelogRestore:
     def finish(self) -> Restored:
         """Write what was read into the store, with the offsets reached; close the reader."""
         reached = {tp.partition: self.consumer.position(tp) for tp in self.tps}
+        self.result.reached = reached
         self.consumer.close(autocommit=False)
         apply(self.store, self.capture, self.topic, self.latest, reached, self.result)
         self.result.seconds = time.monotonic() - self.started

@@ -59,7 +59,7 @@ class TransactionalProducer:
         self,
         records: Sequence[KafkaRecord],
         offsets: dict[TopicPartition, OffsetAndMetadata],
-        group: ConsumerGroupMetadata,
+        group: ConsumerGroupMetadata | None,
     ) -> dict[tuple[str, int], int]:
         """Produce ``records`` and commit ``offsets`` for ``group`` in one transaction.
 
@@ -80,6 +80,7 @@ class TransactionalProducer:
                 where = (meta.topic, meta.partition)
                 last[where] = max(last.get(where, -1), meta.offset)
             if offsets:
+                assert group is not None, "offsets go to a transaction with their group"
                 self._wait(manager.send_offsets_to_transaction(offsets, group), deadline)
             self._wait(manager.begin_commit(), deadline)
         except (KafkaError, ValueError, TypeError) as exc:

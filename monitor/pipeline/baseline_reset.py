@@ -9,7 +9,8 @@ model): the stored state is dropped, the audit log says so, and the model warms
 up again from the events that follow. It works with the daemon running: no
 process writes the old state back. A reference set from a file
 (``driftwarden baseline set``, ``monitor.pipeline.reference_file``) gives way
-to the warm-up again.
+to the warm-up again. In cluster mode the request goes to the changelog topic,
+and the daemon holding the model carries it out (``monitor.cluster.requests``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 import sqlite_utils
 
 from monitor.audit.chain import AuditLog, write_transaction
+from monitor.cli.safe_text import printable
+from monitor.cluster.request_command import send_reset
+from monitor.config import load_config
 from monitor.incidents.commands import opened_store, who_is_acting
 from monitor.pipeline import baseline_set, reference_file
 
@@ -44,17 +48,23 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 def _reset(args: argparse.Namespace) -> int:
     who = who_is_acting(args)
     now = time.time()
+    config = baseline_set.cluster_config(args, load_config(args.config) if args.config else None)
+    if config is not None:
+        model = baseline_set.configured(args.model, config)
+        sent = send_reset(config, model, who, requested(who))
+        print(
+            printable(
+                f"model {model}: baseline reset requested by {who}; {baseline_set.sent_line(sent)}"
+                "; the model then warms up again with the config's [detection] settings",
+                limit=None,
+            )
+        )
+        return 0
     with opened_store(args) as store:
         baseline_set.refuse_in_cluster_mode(args, store, "reset")
     with opened_store(args) as store, write_transaction(store.db) as db:
-        db.execute(
-            "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",
-            [args.model, now, who],
-        )
-        reference_file.supersede(db, args.model, now)  # back to the stream's warm-up
-        AuditLog.append(
-            db, "baseline_change", f"model:{args.model}", {"source": "reset requested", "by": who}
-        )
+        record(db, args.model, who, now)
+        AuditLog.append(db, "baseline_change", f"model:{args.model}", requested(who))
         stored = db.execute("SELECT events FROM model_state WHERE model = ?", [args.model])
         known = stored.fetchone() is not None
     print(
@@ -64,6 +74,22 @@ def _reset(args: argparse.Namespace) -> int:
         + ("" if known else " (The store holds no state for this model yet.)")
     )
     return 0
+
+
+def record(db: sqlite_utils.Database, model: str, who: str, now: float) -> int:
+    """A reset request in the store, and the model's reference set from a file gives way
+    (back to the stream's warm-up); its row id. No audit row: see ``requested``."""
+    cursor = db.execute(
+        "INSERT INTO baseline_resets (model, requested_at, requested_by) VALUES (?, ?, ?)",
+        [model, now, who],
+    )
+    reference_file.supersede(db, model, now)
+    return int(cursor.lastrowid or 0)
+
+
+def requested(who: str) -> dict[str, object]:
+    """The ``baseline_change`` row of ``baseline reset``."""
+    return {"source": "reset requested", "by": who}
 
 
 def pending(db: sqlite_utils.Database) -> set[str]:

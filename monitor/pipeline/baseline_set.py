@@ -3,7 +3,9 @@
 Both read the file with the replay's parser (``reference_sample``), then record
 each model's sample in the store (``reference_file.record``) with an audit row
 naming the file's SHA-256. The model's baseline is built from it when whoever
-holds the model next loads it: see ``monitor.pipeline.reference_file``.
+holds the model next loads it: see ``monitor.pipeline.reference_file``. In
+cluster mode the sample goes to the changelog topic instead, as a request
+the daemon holding the model carries out (``monitor.cluster.requests``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from detectors.suite.settings import SuiteSettings
 from monitor.audit import chain as audit
 from monitor.audit.chain import write_transaction
 from monitor.cli.safe_text import printable
+from monitor.cluster.request_command import Sent, send_reference
 from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
 from monitor.incidents.commands import opened_store, who_is_acting
 from monitor.ingest.events import ANY_TIME, TimeBounds
 from monitor.pipeline import reference_file
-from monitor.pipeline.reference_file import MIN_EVENTS
+from monitor.pipeline.reference_file import MIN_EVENTS, ReferenceRequest
 from monitor.pipeline.reference_sample import ModelSample, ReferenceFile, read_reference
 from monitor.store.errors import store_errors
 from monitor.store.store import Store
@@ -47,21 +50,50 @@ def register(actions: argparse._SubParsersAction[Any]) -> None:
     chosen.set_defaults(handler=_set)
 
 
-def refuse_in_cluster_mode(args: argparse.Namespace, store: Store, command: str) -> None:
-    """A cluster-mode daemon's baselines live on the changelog topic, not in one store."""
-    config = load_config(args.config) if args.config else None
-    clustered = config is not None and config.cluster.enabled
-    if not clustered:
-        found = store.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_changelog'"
-        ).fetchone()
-        clustered = found is not None
-    if clustered:
+def cluster_config(args: argparse.Namespace, config: Config | None) -> Config | None:
+    """The config when it is in cluster mode: the request then goes to the changelog topic
+    (``monitor.cluster.request_command``), not to a store."""
+    if config is None or not config.cluster.enabled:
+        return None
+    if args.store:
         raise DriftwardenError(
-            f"`baseline {command}` is not available in cluster mode yet: a model's state "
-            "there lives on the changelog topic and moves between machines, and this would "
-            "change one machine's store only; nothing was changed"
+            f"{config.source} is in cluster mode: the request goes to its changelog topic, "
+            "not to a store; drop --store"
         )
+    return config
+
+
+def refuse_in_cluster_mode(args: argparse.Namespace, store: Store, command: str) -> None:
+    """A store a cluster-mode daemon wrote is a cache of the changelog topic: a request
+    written there would be lost. The cluster's config sends it to the changelog instead."""
+    found = store.db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_changelog'"
+    ).fetchone()
+    if found is not None:
+        raise DriftwardenError(
+            f"store {store.path} was written by a cluster-mode daemon: a model's state lives "
+            f"on the changelog topic there; give --config FILE of that cluster (without "
+            f"--store) and `baseline {command}` sends the request to it; nothing was changed"
+        )
+
+
+def sent_line(sent: Sent) -> str:
+    return (
+        f"request {sent.request_id} written to {sent.topic} partition {sent.partition}: the "
+        "daemon holding that partition carries it out at its next checkpoint (within "
+        "checkpoint.every_seconds of the model's next events), whichever daemon that is then"
+    )
+
+
+def _set_in_cluster(args: argparse.Namespace, config: Config, who: str, path: Path) -> int:
+    settings = config.suite_settings(configured(args.model, config))
+    found = read_reference(path, {args.model: settings}, _bounds(config))
+    sample = found.samples[args.model]
+    if len(sample.events) < MIN_EVENTS:
+        raise DriftwardenError(_too_few(found, sample))
+    sent = send_reference(config, ReferenceRequest.of(found, sample, who))
+    print(printable(f"{_recorded(found, sample)}; {sent_line(sent)}", limit=None))
+    return 0
 
 
 def _set(args: argparse.Namespace) -> int:
@@ -70,8 +102,11 @@ def _set(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.is_file():
         raise DriftwardenError(f"no such reference file: {path}")
+    clustered = cluster_config(args, config)
+    if clustered is not None:
+        return _set_in_cluster(args, clustered, who, path)
     if config is not None:
-        _configured(args.model, config)
+        configured(args.model, config)
         _create_store(Path(args.store or config.store.path))
     with opened_store(args) as store:
         refuse_in_cluster_mode(args, store, "set")
@@ -101,7 +136,7 @@ def _create_store(path: Path) -> None:
 def _settings(model: str, config: Config | None, store: Store) -> SuiteSettings:
     """The model's detector settings: the config's, or without one those of its saved state."""
     if config is not None:
-        return config.suite_settings(_configured(model, config))
+        return config.suite_settings(configured(model, config))
     try:
         saved = store.load_model_state(model)
         if saved is not None:
@@ -114,7 +149,7 @@ def _settings(model: str, config: Config | None, store: Store) -> SuiteSettings:
     )
 
 
-def _configured(model: str, config: Config) -> str:
+def configured(model: str, config: Config) -> str:
     if config.model(model) is None:
         raise DriftwardenError(
             f"unknown model {printable(model)}: {config.source} does not list it under "

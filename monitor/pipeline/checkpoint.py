@@ -128,6 +128,9 @@ class CheckpointResult:
     models_written: int = 0
     models_reset: list[str] = field(default_factory=list)
     offsets: dict[Partition, int] = field(default_factory=dict)
+    # Per model, the event time its history and performance windows were pruned before
+    # (step 3): cluster mode sends it on, for the notifier's store.
+    history_before: dict[str, float] = field(default_factory=dict)
 
     @property
     def alerts(self) -> int:
@@ -170,8 +173,10 @@ def write(
             AuditLog.append_new_alerts(db)
         for model in unit.models:
             if math.isfinite(model.clock.now):  # 3
-                signal_states.prune_history(db, model.name, model.clock.now - unit.history_seconds)
-                performance_windows.prune(db, model.name, model.clock.now - unit.history_seconds)
+                before = model.clock.now - unit.history_seconds
+                signal_states.prune_history(db, model.name, before)
+                performance_windows.prune(db, model.name, before)
+                result.history_before[model.name] = before
             _log_new_baseline(db, model)  # 4
         if notifier is not None:  # 5
             notifier.enqueue_changes(db, time.time())

@@ -21,6 +21,7 @@ import logging
 import math
 import time
 import zlib
+from dataclasses import dataclass
 
 import sqlite_utils
 
@@ -37,34 +38,70 @@ log = logging.getLogger("driftwarden.pipeline")
 MIN_EVENTS = 2  # a reference of fewer events has no spread to test against
 
 
-def record(
-    db: sqlite_utils.Database, found: ReferenceFile, sample: ModelSample, who: str, now: float
-) -> None:
-    """Make ``sample`` the model's pending reference; call inside a write transaction."""
-    supersede(db, sample.model, now)
-    db.execute(
-        "INSERT INTO baseline_references (model, requested_at, requested_by, source, sha256, "
-        "rows_read, sample_size, sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+@dataclass(frozen=True)
+class ReferenceRequest:
+    """A sample to build a model's reference from, and what the audit log says of it."""
+
+    model: str
+    who: str
+    source: str  # the file's name
+    sha256: str
+    rows_read: int
+    sample_size: int
+    sample: bytes  # ``ModelSample.packed()``
+
+    @classmethod
+    def of(cls, found: ReferenceFile, sample: ModelSample, who: str) -> ReferenceRequest:
+        return cls(
             sample.model,
-            now,
             who,
             found.path.name[:200],
             found.sha256,
             sample.rows_read,
             len(sample.events),
             sample.packed(),
+        )
+
+    def audit_content(self) -> dict[str, object]:
+        """The ``baseline_change`` row of ``baseline set``."""
+        return {
+            "source": "reference set",
+            "by": self.who,
+            "file": self.source,
+            "sha256": self.sha256,
+            "rows_read": self.rows_read,
+            "sample_size": self.sample_size,
+        }
+
+
+def record(
+    db: sqlite_utils.Database, found: ReferenceFile, sample: ModelSample, who: str, now: float
+) -> None:
+    """Make ``sample`` the model's pending reference; call inside a write transaction."""
+    request = ReferenceRequest.of(found, sample, who)
+    record_request(db, request, now)
+    AuditLog.append(db, "baseline_change", f"model:{sample.model}", request.audit_content())
+
+
+def record_request(db: sqlite_utils.Database, request: ReferenceRequest, now: float) -> int:
+    """The reference pending in the store, superseding the one in force; its row id. No
+    audit row: ``record`` writes it (cluster mode: the command, on the alerts topic)."""
+    supersede(db, request.model, now)
+    cursor = db.execute(
+        "INSERT INTO baseline_references (model, requested_at, requested_by, source, sha256, "
+        "rows_read, sample_size, sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            request.model,
+            now,
+            request.who,
+            request.source,
+            request.sha256,
+            request.rows_read,
+            request.sample_size,
+            request.sample,
         ],
     )
-    content = {
-        "source": "reference set",
-        "by": who,
-        "file": found.path.name[:200],
-        "sha256": found.sha256,
-        "rows_read": sample.rows_read,
-        "sample_size": len(sample.events),
-    }
-    AuditLog.append(db, "baseline_change", f"model:{sample.model}", content)
+    return int(cursor.lastrowid or 0)
 
 
 def supersede(db: sqlite_utils.Database, model: str, now: float) -> None:

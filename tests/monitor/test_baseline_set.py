@@ -328,15 +328,15 @@ def test_a_damaged_sample_is_set_aside_and_the_model_warms_up(
     store.close()
 
 
-def test_baselines_of_a_cluster_mode_store_are_refused(
+def test_baselines_of_a_cluster_mode_store_are_refused_without_its_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """In cluster mode a model's state lives on the changelog: a command that would change
-    one machine's store only says so and changes nothing."""
+    """A cluster-mode daemon's store is a cache of the changelog: a request written into it
+    would be lost, so without the cluster's config the commands say so and change nothing."""
     from monitor.cluster import cache
 
     store = tmp_path / "s.db"
-    config = _config_file(tmp_path, store)
+    config = _config_file(tmp_path, store)  # a config without [cluster]
     good = _write(tmp_path / "ref.jsonl", _events(100, 0.0, seed=13))
     db = Store(store)
     cache.ensure_tables(db.db)  # as a cluster-mode daemon leaves its store
@@ -348,7 +348,50 @@ def test_baselines_of_a_cluster_mode_store_are_refused(
     for argv in commands:
         assert main([*argv, "--by", "ops"]) == 2
         err = capsys.readouterr().err
-        assert "not available in cluster mode yet" in err and err.count("\n") == 1, err
+        assert "written by a cluster-mode daemon" in err and "--config" in err, err
+        assert err.count("\n") == 1, err
     db = Store(store)
     assert db.count("baseline_references") == 0 and db.count("baseline_resets") == 0
     db.close()
+
+
+def _cluster_config(tmp_path: Path, store: Path, bootstrap: str) -> Path:
+    path = tmp_path / "cluster.toml"
+    path.write_text(
+        CONFIG.format(store=store, reference=REFERENCE)
+        + f'\n[kafka]\nbootstrap_servers = "{bootstrap}"\ntopics = ["events"]\n'
+        + "\n[cluster]\nenabled = true\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_in_cluster_mode_the_commands_refuse_a_store_and_need_a_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a cluster-mode config the request goes to Kafka: --store is refused, an unknown
+    model or a bad file is refused before Kafka is asked, and a broker that does not answer
+    is one line and exit 2; no store is written either way."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = tmp_path / "s.db"
+    config = str(_cluster_config(tmp_path, store, f"127.0.0.1:{port}"))
+    good = str(_write(tmp_path / "ref.jsonl", _events(100, 0.0, seed=13)))
+    few = str(_write(tmp_path / "few.jsonl", _events(1, 0.0, seed=13)))
+    cases = (
+        (["reset", "--model", "m", "--store", str(store)], "drop --store"),
+        (["set", "--model", "m", "--input", good, "--store", str(store)], "drop --store"),
+        (["reset", "--model", "nope"], "unknown model nope"),
+        (["set", "--model", "nope", "--input", good], "unknown model nope"),
+        (["set", "--model", "m", "--input", few], "a reference needs at least 2"),
+        (["reset", "--model", "m"], "no Kafka broker answers"),
+        (["set", "--model", "m", "--input", good], "no Kafka broker answers"),
+    )
+    for argv, why in cases:
+        assert main(["baseline", *argv, "--config", config, "--by", "ops"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and err.count("\n") == 1, (argv, err)
+    assert not store.exists()

@@ -224,3 +224,58 @@ def test_changelog_records_no_daemon_wrote_are_skipped_and_counted(tmp_path: Pat
         assert result.models == {"fraud", "churn"}
         assert _state(target) == _state(source), key
         assert target.load_model_state("ghost") is None
+
+
+def test_the_notifier_keeps_the_history_and_baseline_log_a_worker_keeps(tmp_path: Path) -> None:
+    """Checkpoints of a worker whose model's history outgrows ``[history] retention_days``
+    (about half an hour of event time here), applied as the notifier applies the alerts
+    topic: the notifier's store holds the worker's history row for row (the old rows gone
+    from both), and the model's warm-up in its audit log."""
+    import time
+
+    import numpy as np
+
+    from monitor.cluster import incoming
+    from monitor.incidents.grouping import AlertPolicy
+
+    config = parse_config(
+        {
+            "models": [{"name": "m"}],
+            "detection": {"reference_size": 400, "window": 200},
+            "history": {"retention_days": 0.02},
+        },
+        "test",
+    )
+    worker, capture = _open(tmp_path / "worker.db")
+    pipeline = Pipeline(config, worker, offsets_group="g")
+    notifier = Store(tmp_path / "notify.db")
+    policy = AlertPolicy(tuple(config.alerting.group_by))
+    start = time.time() - 86_400
+    values = np.random.default_rng(5).normal(0.0, 1.0, size=6000)
+    bounds = config.events.replay_bounds(time.time())
+    published = 0
+    for first in range(0, 6000, 500):
+        for i in range(first, first + 500):
+            line = orjson.dumps(
+                {"model": "m", "ts": start + i, "features": {"x": float(values[i])}}
+            )
+            route(pipeline, line, None, bounds, "file")
+        result = pipeline.checkpoint()
+        with worker.transaction() as db:
+            records = publish.outgoing(db, capture, TOPICS, {"m": 0}, result.history_before).records
+        with notifier.transaction() as db:
+            for record in records:
+                if record.topic == TOPICS.alerts and record.value is not None:
+                    whole = incoming.merged([record.value])
+                    published += len(whole["signal_history"])
+                    incoming.apply(db, whole, policy, time.time())
+    columns = "model, detector, signal, event_ts, change, state, severity, statistic, p_value"
+    query = f"SELECT {columns} FROM signal_history ORDER BY event_ts, detector, signal, change"
+    kept = worker.db.execute(query).fetchall()
+    assert kept == notifier.db.execute(query).fetchall()
+    assert 0 < len(kept) < published, "the oldest history went"
+    assert min(row[3] for row in kept) >= start + 6000 - 0.02 * 86_400 - 500
+    log = notifier.db.execute("SELECT subject, content FROM audit WHERE kind = 'baseline_change'")
+    assert [(s, orjson.loads(c)["source"]) for s, c in log.fetchall()] == [("model:m", "warm-up")]
+    worker.close()
+    notifier.close()
