@@ -242,7 +242,7 @@ class LabelStore:
         out: Written,
     ) -> np.ndarray:
         data, id_ends = encoded(new.ids)
-        hs = hashes(data, id_ends)
+        hs = hashes(data, id_ends, new.ids)
         ts = np.array(new.ts, dtype=np.float64)
         n = len(ts)
         evicted = ins < bounds[0]

@@ -142,7 +142,7 @@ def test_ids_with_the_same_hash_are_told_apart_by_their_text(
 ) -> None:
     monkeypatch.setattr(label_store, "hash_one", lambda request: 7)
     monkeypatch.setattr(
-        label_store, "hashes", lambda data, ends: np.full(len(ends), 7, dtype=np.uint64)
+        label_store, "hashes", lambda data, ends, ids: np.full(len(ends), 7, dtype=np.uint64)
     )
     _run(_stream(1_500, seed=3), tmp_path / "s.db", seed=4)
 
@@ -151,6 +151,12 @@ def test_one_id_hashes_alike_alone_and_among_many() -> None:
     ids = ["", "r1", "é", "\ud800lone", "x" * 256, "请求-42", "r1 "]
     data, ends = encoded(ids)
     assert hashes(data, ends).tolist() == [hash_one(i) for i in ids]
+    # ASCII ids of up to 64 bytes are hashed as rows of a padded matrix: the same hashes,
+    # whatever the padding (trailing NULs, empty ids, lengths side by side).
+    ascii_ids = ["", "a\x00", "\x00", "r1", "r1 ", "x" * 64, "y" * 63]
+    data, ends = encoded(ascii_ids)
+    assert hashes(data, ends, ascii_ids).tolist() == [hash_one(i) for i in ascii_ids]
+    assert hashes(data, ends, ascii_ids).tolist() == hashes(data, ends).tolist()
     assert len(set(hashes(*encoded([f"r{i}" for i in range(100_000)])).tolist())) == 100_000
 
 
