@@ -131,7 +131,7 @@ class ModelLabelJoin:
         # Predictions since the last checkpoint; the stored predictions labelled since (by
         # ins); the labels joined since take_joined (with the slot of a recent prediction).
         self.recent = RecentPredictions(0)
-        self._joined_stored: set[int] = set()
+        self._joined_stored: dict[int, tuple[int, int]] = {}  # ins: (chunk, slot)
         self._joined: list[tuple[int, float, object, Pending, int]] = []
         # What a write changed, until its transaction commits (``written``), and the
         # counts before it, for a write again if it did not.
@@ -232,7 +232,7 @@ class ModelLabelJoin:
             if slot >= 0:
                 self.recent.joined.add(slot)
             else:
-                self._joined_stored.add(found.ins)
+                self._joined_stored[found.ins] = (found.chunk, found.slot)
             counts.delays[delay_bin(ts - found.ts)] += 1
             self._joined.append((seq, ts, truth, found, slot))
         return outcome
@@ -287,7 +287,7 @@ class ModelLabelJoin:
         new = self.recent.predictions()
         bounds = (self.inserted - self.max_pending, self.watermark - 2 * self.horizon)
         out = self.store.write(
-            db, new, sorted(self._joined_stored), bounds, self._counted, self._flushes
+            db, new, list(self._joined_stored.values()), bounds, self._counted, self._flushes
         )
         self._staged = out
         c.evicted += out.evicted
@@ -320,4 +320,4 @@ class ModelLabelJoin:
             self.store.written(self._staged)
             self._staged = None
         self.recent = RecentPredictions(self.inserted)
-        self._joined_stored = set()
+        self._joined_stored = {}

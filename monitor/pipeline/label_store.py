@@ -23,7 +23,9 @@ costs a few large writes instead of one B-tree insert per prediction:
   ``SHARD_BITS`` bits) in one flush. Each flush also merges the runs of one
   shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor. The
   memory held is bounded whatever the number pending.
-- ``label_joined``: the stored predictions labelled already.
+- ``label_joined``: the stored predictions labelled already, one row per chunk
+  with any: a 64-bit mask of its slots (a checkpoint whose labels fall in few
+  chunks writes few rows).
 
 A label's lookup reads its shard's few runs and then one chunk.
 """
@@ -31,7 +33,9 @@ A label's lookup reads its shard's few runs and then one chunk.
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -69,6 +73,8 @@ class Pending:
     score: float  # NaN: none
     joined: bool = False
     segments: bytes | None = None  # its segment key, once its micro-batch is flushed
+    chunk: int = -1  # a stored one: its chunk (first) and slot there, for its mark
+    slot: int = -1
 
 
 @dataclass
@@ -148,7 +154,7 @@ class LabelStore:
 
     # --- a label's lookup
 
-    def find(self, request: str, joined_since: set[int]) -> Pending | None:
+    def find(self, request: str, joined_since: Container[int]) -> Pending | None:
         """The latest stored prediction with id ``request``; None if there is none or it
         is gone. ``joined_since``: stored predictions labelled since the last checkpoint."""
         h = hash_one(request)
@@ -180,8 +186,9 @@ class LabelStore:
         """The stored prediction ``ins`` if its id is ``request``."""
         row = self.db.conn.execute(
             "SELECT first, classes, ins, records, ids, segments, "
-            "EXISTS (SELECT 1 FROM label_joined WHERE model = ?1 AND ins = ?2) "
-            "FROM label_chunks WHERE model = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1",
+            "(SELECT bits FROM label_joined AS j WHERE j.model = ?1 AND j.first = c.first) "
+            "FROM label_chunks AS c WHERE model = ?1 AND first <= ?2 "
+            "ORDER BY first DESC LIMIT 1",
             [self.model, ins],
         ).fetchone()
         chunk = _Chunk(row)
@@ -189,7 +196,7 @@ class LabelStore:
         if slot is None or chunk.id(slot) != request:
             return None  # another id with the same hash
         found = chunk.pending(slot, ins)
-        found.joined = bool(row[6])
+        found.joined = bool((row[6] or 0) >> slot & 1)
         return found
 
     # --- a checkpoint
@@ -198,22 +205,28 @@ class LabelStore:
         self,
         db: sqlite_utils.Database,
         new: Predictions,
-        joined_stored: list[int],
+        joined_stored: list[tuple[int, int]],
         bounds: tuple[int, float],
         counted: tuple[int, float],
         flushes: int,
     ) -> Written:
-        """Store ``new`` and the stored predictions labelled since (``joined_stored``), count
-        what went since the bounds ``counted`` (evict below ins, expire below ts) up to
-        ``bounds``, and drop what nothing can join any more."""
+        """Store ``new`` and the stored predictions labelled since (``joined_stored``: their
+        chunk and slot), count what went since the bounds ``counted`` (evict below ins,
+        expire below ts) up to ``bounds``, and drop what nothing can join any more."""
         out = Written()
-        conn = db.conn
         ins = new.numbers()
-        joined_rows = [(self.model, i) for i in joined_stored]
-        joined_rows += [(self.model, int(i)) for i in ins[new.joined]]
-        conn.executemany(
-            "INSERT OR IGNORE INTO label_joined (model, ins) VALUES (?, ?)", joined_rows
+        # The labelled ones among the new: their chunks are CHUNK at a time from the first.
+        labelled = np.flatnonzero(new.joined)
+        chunks = np.concatenate(
+            [
+                np.array([m[0] for m in joined_stored], dtype=np.int64),
+                ins[::CHUNK][labelled // CHUNK],
+            ]
         )
+        slots = np.concatenate(
+            [np.array([m[1] for m in joined_stored], dtype=np.int64), labelled % CHUNK]
+        )
+        write_marks(db, self.model, chunks, slots)
         out.pending -= len(joined_stored)
         self._count_gone(db, bounds, counted, out)
         level0 = list(self.level0)
@@ -330,17 +343,7 @@ class LabelStore:
             newly = (evicted | (ts < gone_before)) & ~((ins < was_below) | (ts < was_before))
             if not newly.any():
                 continue
-            labelled = np.array(
-                [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT ins FROM label_joined WHERE model = ? AND ins BETWEEN ? AND ?",
-                        [self.model, int(first), int(last)],
-                    )
-                ],
-                dtype=np.int64,
-            )
-            waiting = newly & ~np.isin(ins, labelled)
+            waiting = newly & ~self._labelled(db, ins)
             out.evicted += int(np.count_nonzero(waiting & evicted))
             out.expired += int(np.count_nonzero(waiting & ~evicted))
             out.pending -= int(np.count_nonzero(waiting))
@@ -348,6 +351,14 @@ class LabelStore:
                 "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
                 [int(np.count_nonzero(newly)), self.model, int(first)],
             )
+
+    def _labelled(self, db: sqlite_utils.Database, ins: np.ndarray) -> np.ndarray:
+        """Which of one batch's predictions (numbered ``ins``) are labelled."""
+        rows = db.execute(
+            "SELECT first, bits FROM label_joined WHERE model = ? AND first BETWEEN ? AND ?",
+            [self.model, int(ins[0]), int(ins[-1])],
+        ).fetchall()
+        return labelled_mask(ins, rows)
 
     def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
         """Delete the oldest batches while all their predictions are gone; the new floor."""
@@ -371,7 +382,7 @@ class LabelStore:
                 [self.model, dropped[-1][1]],
             )
             db.execute(
-                "DELETE FROM label_joined WHERE model = ? AND ins <= ?",
+                "DELETE FROM label_joined WHERE model = ? AND first <= ?",
                 [self.model, dropped[-1][1]],
             )
         if floor is None:  # nothing stored: everything up to the last dropped is gone
@@ -490,6 +501,39 @@ def compact_shards(db: sqlite_utils.Database, model: str, shards: range, floor: 
             )
 
 
+def write_marks(
+    db: sqlite_utils.Database, model: str, chunks: np.ndarray, slots: np.ndarray
+) -> None:
+    """Mark the predictions at (chunk first, slot) labelled: one row per chunk."""
+    if not len(chunks):
+        return
+    order = np.lexsort((slots, chunks))
+    chunks, bits = chunks[order], np.left_shift(np.uint64(1), slots[order].astype(np.uint64))
+    starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
+    masks = np.bitwise_or.reduceat(bits, starts).view(np.int64)  # SQLite's INTEGER is signed
+    db.conn.executemany(
+        "INSERT INTO label_joined (model, first, bits) VALUES (?, ?, ?) "
+        "ON CONFLICT (model, first) DO UPDATE SET bits = bits | excluded.bits",
+        zip(repeat(model), chunks[starts].tolist(), masks.tolist()),
+    )
+
+
+def labelled_mask(ins: np.ndarray, marks: list[Any]) -> np.ndarray:
+    """Which predictions of one batch (numbered ``ins``, in order) the (chunk first, bits)
+    rows ``marks`` of its chunks say are labelled: chunk k holds positions CHUNK*k on."""
+    labelled = np.zeros(len(ins), dtype=bool)
+    if not marks:
+        return labelled
+    firsts = np.array([m[0] for m in marks], dtype=np.int64)
+    bits = np.array([m[1] for m in marks], dtype=np.int64).view(np.uint64)
+    base = np.searchsorted(ins[::CHUNK], firsts) * CHUNK
+    for slot in range(CHUNK):  # CHUNK steps, each over the batch's marked chunks
+        hit = (bits >> np.uint64(slot)) & np.uint64(1) == 1
+        at = base[hit] + slot
+        labelled[at[at < len(ins)]] = True
+    return labelled
+
+
 def _has_gone(raw_refs: bytes, floor: int) -> bool:
     refs = np.frombuffer(raw_refs, dtype=np.int64)
     return bool(len(refs)) and int(refs.min()) < floor
@@ -543,7 +587,7 @@ class _Chunk:
             start = 0 if slot == 0 else int(self.records["segment_end"][slot - 1])
             segments = bytes(self.row[5][start : int(record["segment_end"])])
         ts, score = float(record["ts"]), float(record["score"])
-        return Pending(ins, ts, predicted, score, False, segments)
+        return Pending(ins, ts, predicted, score, False, segments, int(self.row[0]), slot)
 
 
 @dataclass(frozen=True)
@@ -565,8 +609,11 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
         "SELECT counted_ins, counted_ts FROM label_counts WHERE model = ?", [model]
     ).fetchone()
     evict_below, gone_before = (-(2**63), -math.inf) if bounds is None else bounds
-    labelled = {
-        int(r[0]) for r in db.execute("SELECT ins FROM label_joined WHERE model = ?", [model])
+    marks = {
+        int(first): int(bits)
+        for first, bits in db.execute(
+            "SELECT first, bits FROM label_joined WHERE model = ?", [model]
+        )
     }
     found = []
     for row in db.execute(
@@ -575,6 +622,7 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
         [model],
     ):
         chunk = _Chunk(row)
+        bits = marks.get(int(row[0]), 0)
         for slot, ins in enumerate(chunk.numbers()):
             p = chunk.pending(slot, ins)
             if ins < evict_below or p.ts < gone_before:
@@ -582,7 +630,13 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
             score = None if math.isnan(p.score) else p.score
             found.append(
                 StoredPrediction(
-                    chunk.id(slot), ins, p.ts, p.predicted, score, ins in labelled, p.segments
+                    chunk.id(slot),
+                    ins,
+                    p.ts,
+                    p.predicted,
+                    score,
+                    bool(bits >> slot & 1),
+                    p.segments,
                 )
             )
     return found

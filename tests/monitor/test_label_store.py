@@ -246,3 +246,68 @@ def test_a_checkpoint_that_did_not_commit_is_written_again_the_same(tmp_path: Pa
         store.close()
     assert counts[0] == counts[1]
     assert counts[0][0]["evicted"] > 0 and counts[0][0]["expired"] > 0
+
+
+def _marks(db: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    return db.execute(
+        "SELECT model, first, bits FROM label_joined ORDER BY model, first"
+    ).fetchall()
+
+
+def _marked_numbers(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    """The labelled predictions as the layout before marks per chunk listed them."""
+    bits = {(m, f): b for m, f, b in _marks(db)}
+    rows = []
+    for model, first, raw_ins, records in db.execute(
+        "SELECT model, first, ins, records FROM label_chunks ORDER BY model, first"
+    ):
+        n = len(records) // label_store.RECORD.itemsize
+        numbers = range(first, first + n) if raw_ins is None else np.frombuffer(raw_ins, np.int64)
+        mask = bits.get((model, first), 0)
+        rows += [(model, int(i)) for k, i in enumerate(numbers) if mask >> k & 1]
+    return rows
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_a_store_with_a_labelled_row_per_prediction_gets_the_same_marks_per_chunk(
+    tmp_path: Path, small_index: None, gaps: bool
+) -> None:
+    path = tmp_path / "s.db"
+    if gaps:  # numbers with gaps, as a store moved from the row-per-prediction layout
+        Store(path).close()
+        with sqlite3.connect(path) as db:
+            db.executescript(OLD_LABEL_PENDING)
+            db.executemany(
+                "INSERT INTO label_pending (model, id, ins, ts, predicted, joined) "
+                "VALUES ('m', ?, ?, ?, 'a', ?)",
+                [(f"q{i}", 3 * i, T0 + i, int(i % 5 == 0)) for i in range(5_000)],
+            )
+        store = Store(path)
+        join = ModelLabelJoin("m", store.db, HORIZON * 1e6, 10_000_000)
+        assert [join.label(k, f"q{k}", T0 + 5_000, "a") for k in (3, 4, 10)] == [
+            "joined",
+            "joined",
+            "duplicate",
+        ]
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+        store.close()
+    else:
+        _run(_stream(3_000, seed=5), path, seed=6)
+    with sqlite3.connect(path) as db:
+        marks, labelled = _marks(db), _marked_numbers(db)
+        db.execute("DROP TABLE label_joined")
+        db.execute(
+            "CREATE TABLE label_joined (model TEXT NOT NULL, ins INTEGER NOT NULL, "
+            "PRIMARY KEY (model, ins)) WITHOUT ROWID"
+        )
+        db.executemany("INSERT INTO label_joined (model, ins) VALUES (?, ?)", labelled)
+    assert len(labelled) > 20
+    store = Store(path)  # moves the marks
+    with sqlite3.connect(path) as db:
+        assert _marks(db) == marks
+        assert "label_joined_by_ins" not in {
+            r[0] for r in db.execute("SELECT name FROM sqlite_master")
+        }
+    store.close()
