@@ -42,6 +42,7 @@ import numpy as np
 import orjson
 import sqlite_utils
 
+from monitor.pipeline.label_cache import ChunkCache, ShardCache
 from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
 
 SHARD_BITS = 12
@@ -117,6 +118,7 @@ class Written:
     level0: list[tuple[np.ndarray, np.ndarray, int]] = field(default_factory=list)
     floor: int = 0
     flushed: bool = False
+    marks: list[tuple[int, int]] = field(default_factory=list)  # (chunk, slot) labelled
 
 
 def shard_of(h: int) -> int:
@@ -143,6 +145,8 @@ class LabelStore:
             ins = self._ins_of(int(batch_first), int(last), len(raw) // 8)
             runs.append((np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
         self.level0 = [_merged(runs)] if runs else []
+        self._chunks: ChunkCache[_Chunk] = ChunkCache()
+        self._shards = ShardCache()
 
     def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
         if last - first + 1 == count:
@@ -163,11 +167,7 @@ class LabelStore:
         candidates = _matches(key, [(hs, refs) for hs, refs, _ in self.level0])
         found = self._latest(candidates, request)
         if found is None and not (candidates and min(candidates) < self.floor):
-            rows = self.db.conn.execute(
-                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
-                [self.model, shard_of(h)],
-            )
-            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
+            runs = self._shard(shard_of(h))
             found = self._latest(_matches(key, runs), request)
         if found is not None:
             found.joined = found.joined or found.ins in joined_since
@@ -182,21 +182,35 @@ class LabelStore:
                 return found
         return None
 
+    def _shard(self, shard: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        runs = self._shards.get(shard)
+        if runs is None:
+            rows = self.db.conn.execute(
+                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+                [self.model, shard],
+            )
+            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
+            self._shards.put(shard, runs)
+        return runs
+
     def _read(self, ins: int, request: str) -> Pending | None:
         """The stored prediction ``ins`` if its id is ``request``."""
-        row = self.db.conn.execute(
-            "SELECT first, classes, ins, records, ids, segments, "
-            "(SELECT bits FROM label_joined AS j WHERE j.model = ?1 AND j.first = c.first) "
-            "FROM label_chunks AS c WHERE model = ?1 AND first <= ?2 "
-            "ORDER BY first DESC LIMIT 1",
-            [self.model, ins],
-        ).fetchone()
-        chunk = _Chunk(row)
+        chunk = self._chunks.get(ins)
+        if chunk is None:
+            row = self.db.conn.execute(
+                "SELECT first, classes, ins, records, ids, segments, "
+                "(SELECT bits FROM label_joined AS j WHERE j.model = ?1 AND j.first = c.first) "
+                "FROM label_chunks AS c WHERE model = ?1 AND first <= ?2 "
+                "ORDER BY first DESC LIMIT 1",
+                [self.model, ins],
+            ).fetchone()
+            chunk = _Chunk(row)
+            self._chunks.put(chunk)
         slot = chunk.slot(ins)
         if slot is None or chunk.id(slot) != request:
             return None  # another id with the same hash
         found = chunk.pending(slot, ins)
-        found.joined = bool((row[6] or 0) >> slot & 1)
+        found.joined = bool(chunk.bits >> slot & 1)
         return found
 
     # --- a checkpoint
@@ -227,6 +241,7 @@ class LabelStore:
             [np.array([m[1] for m in joined_stored], dtype=np.int64), labelled % CHUNK]
         )
         write_marks(db, self.model, chunks, slots)
+        out.marks = list(zip(chunks.tolist(), slots.tolist(), strict=True))
         out.pending -= len(joined_stored)
         self._count_gone(db, bounds, counted, out)
         level0 = list(self.level0)
@@ -245,6 +260,9 @@ class LabelStore:
 
     def written(self, out: Written) -> None:
         self.level0, self.floor = out.level0, out.floor
+        self._chunks.committed(out.marks, out.floor)
+        if out.flushed:
+            self._shards.clear()
 
     def _insert(
         self,
@@ -554,11 +572,19 @@ def segment_keys(segments: list[bytes | None]) -> SegmentKeys:
 
 
 class _Chunk:
-    """One ``label_chunks`` row as read: (first, classes, ins, records, ids, segments)."""
+    """One ``label_chunks`` row as read: (first, classes, ins, records, ids, segments[,
+    labelled mask])."""
 
     def __init__(self, row: Any) -> None:
         self.row = row
         self.records = np.frombuffer(row[3], dtype=RECORD)
+        self.first = int(row[0])
+        n = len(self.records)
+        self.last = (
+            self.first + n - 1 if row[2] is None else int(np.frombuffer(row[2], np.int64)[-1])
+        )
+        self.bits = int(row[6] or 0) if len(row) > 6 else 0
+        self._classes: list[str] | None = None
 
     def slot(self, ins: int) -> int | None:
         """Where prediction ``ins`` is in the chunk (None: not there)."""
@@ -581,7 +607,12 @@ class _Chunk:
     def pending(self, slot: int, ins: int) -> Pending:
         record = self.records[slot]
         code = int(record["code"])
-        predicted = float(record["value"]) if code < 0 else str(orjson.loads(self.row[1])[code])
+        if code < 0:
+            predicted: str | float = float(record["value"])
+        else:
+            if self._classes is None:
+                self._classes = [str(c) for c in orjson.loads(self.row[1])]
+            predicted = self._classes[code]
         segments = None
         if record["keyed"]:
             start = 0 if slot == 0 else int(self.records["segment_end"][slot - 1])

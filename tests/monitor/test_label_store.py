@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.pipeline import label_store
+from monitor.pipeline import label_cache, label_store
 from monitor.pipeline.label_ids import encoded, hash_one, hashes
 from monitor.pipeline.label_join import ModelLabelJoin
 from monitor.pipeline.label_store import waiting_predictions
@@ -119,7 +119,10 @@ def _run(events: list[tuple[str, str, float, str | float]], path: Path, seed: in
 
 @pytest.fixture
 def small_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Level 0 flushed to the index every few hundred predictions, merged every 2 runs."""
+    """Level 0 flushed to the index every few hundred predictions, merged every 2 runs;
+    the caches of chunks and shards read so small that they forget all the time."""
+    monkeypatch.setattr(label_cache, "CHUNKS", 3)
+    monkeypatch.setattr(label_cache, "SHARD_BYTES", 1024)
     monkeypatch.setattr(label_store, "FLUSH_ENTRIES", 256)
     monkeypatch.setattr(label_store, "LEVEL0_RUNS", 2)
     monkeypatch.setattr(label_store, "COMPACT_ROUNDS", 2)
