@@ -23,7 +23,7 @@ _POWERS = np.concatenate([np.ones(1, dtype=np.uint64), _POWERS[:-1]])  # K**0, K
 # longer ones byte by byte (``_hashes_by_byte``).
 _MATRIX_BYTES = 64
 _MATRIX_ROWS = 4096  # rows per product: at most 2 MB of uint64 at a time
-_INT_POWERS = [int(p) for p in _POWERS]  # for one id: Python ints, no numpy call
+_INT_POWERS: list[int] = [int(p) for p in _POWERS]  # for one id: Python ints, no numpy call
 _K_INVERSE = pow(_K, -1, 1 << 64)
 _INVERSE_POWERS = np.array(
     [pow(_K_INVERSE, e, 1 << 64) for e in range(_MATRIX_BYTES + 1)], np.uint64
@@ -108,7 +108,8 @@ def hash_one(request: str) -> int:
     """``hashes`` of one id, without numpy's per-call cost (a label's lookup)."""
     raw = request.encode("utf-8", "surrogatepass")
     if len(raw) <= _MAX_BYTES:  # byte * K**(distance to the end), multiplied and summed in C
-        h = sum(map(mul, raw, _INT_POWERS[len(raw) - 1 :: -1] if raw else ())) & _MASK
+        powers: list[int] = _INT_POWERS[len(raw) - 1 :: -1] if raw else []
+        h: int = sum(map(mul, raw, powers)) & _MASK
     else:
         h = 0
         for byte in raw:
