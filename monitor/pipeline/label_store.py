@@ -585,11 +585,16 @@ class _Chunk:
         )
         self.bits = int(row[6] or 0) if len(row) > 6 else 0
         self._classes: list[str] | None = None
+        # The records as Python tuples, once a second prediction of the chunk is read (a
+        # cached chunk is read again and again; one read once would only pay for them).
+        self._fields: list[tuple[float, float, float, int, int, int, int]] | None = None
+        self._reads = 0
 
     def slot(self, ins: int) -> int | None:
-        """Where prediction ``ins`` is in the chunk (None: not there)."""
+        """Where prediction ``ins`` is in the chunk (None: not there); a lookup's read."""
+        self._reads += 1
         if self.row[2] is None:
-            slot = ins - int(self.row[0])
+            slot = ins - self.first
             return slot if slot < len(self.records) else None
         numbers = np.frombuffer(self.row[2], dtype=np.int64)
         at = int(numbers.searchsorted(ins))
@@ -597,28 +602,46 @@ class _Chunk:
 
     def numbers(self) -> list[int]:
         if self.row[2] is None:
-            return list(range(int(self.row[0]), int(self.row[0]) + len(self.records)))
+            return list(range(self.first, self.first + len(self.records)))
         return np.frombuffer(self.row[2], dtype=np.int64).tolist()  # type: ignore[no-any-return]
 
+    def fields(self, slot: int) -> tuple[float, float, float, int, int, int, int]:
+        """Record ``slot`` as (ts, value, score, code, id_end, segment_end, keyed)."""
+        if self._fields is None:
+            if self._reads <= 1:
+                r = self.records[slot]
+                return (
+                    float(r["ts"]),
+                    float(r["value"]),
+                    float(r["score"]),
+                    int(r["code"]),
+                    int(r["id_end"]),
+                    int(r["segment_end"]),
+                    int(r["keyed"]),
+                )
+            self._fields = self.records.tolist()
+        return self._fields[slot]
+
+    def read_all(self) -> None:
+        self._fields = self.records.tolist()
+
     def id(self, slot: int) -> str:
-        start = 0 if slot == 0 else int(self.records["id_end"][slot - 1])
-        return decoded(self.row[4][start : int(self.records["id_end"][slot])])
+        start = 0 if slot == 0 else self.fields(slot - 1)[4]
+        return decoded(self.row[4][start : self.fields(slot)[4]])
 
     def pending(self, slot: int, ins: int) -> Pending:
-        record = self.records[slot]
-        code = int(record["code"])
+        ts, value, score, code, _, segment_end, keyed = self.fields(slot)
         if code < 0:
-            predicted: str | float = float(record["value"])
+            predicted: str | float = value
         else:
             if self._classes is None:
                 self._classes = [str(c) for c in orjson.loads(self.row[1])]
             predicted = self._classes[code]
         segments = None
-        if record["keyed"]:
-            start = 0 if slot == 0 else int(self.records["segment_end"][slot - 1])
-            segments = bytes(self.row[5][start : int(record["segment_end"])])
-        ts, score = float(record["ts"]), float(record["score"])
-        return Pending(ins, ts, predicted, score, False, segments, int(self.row[0]), slot)
+        if keyed:
+            start = 0 if slot == 0 else self.fields(slot - 1)[5]
+            segments = bytes(self.row[5][start:segment_end])
+        return Pending(ins, ts, predicted, score, False, segments, self.first, slot)
 
 
 @dataclass(frozen=True)
@@ -653,6 +676,7 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
         [model],
     ):
         chunk = _Chunk(row)
+        chunk.read_all()
         bits = marks.get(int(row[0]), 0)
         for slot, ins in enumerate(chunk.numbers()):
             p = chunk.pending(slot, ins)
