@@ -163,24 +163,30 @@ class LabelStore:
         is gone. ``joined_since``: stored predictions labelled since the last checkpoint."""
         h = hash_one(request)
         key = np.uint64(h)
-        # Level 0 holds the newest batches: a prediction found there is the latest.
-        candidates = _matches(key, [(hs, refs) for hs, refs, _ in self.level0])
-        found = self._latest(candidates, request)
-        if found is None and not (candidates and min(candidates) < self.floor):
-            runs = self._shard(shard_of(h))
-            found = self._latest(_matches(key, runs), request)
+        # Level 0 holds the newest batches, its runs in prediction order: a prediction
+        # found there is the latest, and one found in a later run is later than any in
+        # the runs before it (which need no search then).
+        found, gone = None, False
+        for hs, refs, _ in reversed(self.level0):
+            found, gone = self._latest(_matches(key, [(hs, refs)]), request)
+            if found is not None or gone:
+                break
+        if found is None and not gone:
+            found, _ = self._latest(_matches(key, self._shard(shard_of(h))), request)
         if found is not None:
             found.joined = found.joined or found.ins in joined_since
         return found
 
-    def _latest(self, candidates: list[int], request: str) -> Pending | None:
+    def _latest(self, candidates: list[int], request: str) -> tuple[Pending | None, bool]:
+        """The latest of ``candidates`` with id ``request``, and whether the search met a
+        prediction gone (then every older one is gone too: no need to look further)."""
         for ins in sorted(candidates, reverse=True):
             if ins < self.floor:
-                return None  # the latest with this hash is gone, and all older ones too
+                return None, True
             found = self._read(ins, request)
             if found is not None:
-                return found
-        return None
+                return found, False
+        return None, False
 
     def _shard(self, shard: int) -> list[tuple[np.ndarray, np.ndarray]]:
         runs = self._shards.get(shard)
