@@ -27,7 +27,9 @@ costs a few large writes instead of one B-tree insert per prediction:
   with any: a 64-bit mask of its slots (a checkpoint whose labels fall in few
   chunks writes few rows).
 
-A label's lookup reads its shard's few runs and then one chunk.
+A label's lookup searches level 0 from its newest run, else reads its shard's
+few runs, and then one chunk; the chunks and shards read lately are kept
+(``label_cache``, bounded), so labels in about prediction order seldom read.
 """
 
 from __future__ import annotations
