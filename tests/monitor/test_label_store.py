@@ -314,3 +314,40 @@ def test_a_store_with_a_labelled_row_per_prediction_gets_the_same_marks_per_chun
             r[0] for r in db.execute("SELECT name FROM sqlite_master")
         }
     store.close()
+
+
+def test_a_label_read_from_a_cached_chunk_sees_the_marks_of_the_checkpoints_since(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    join = ModelLabelJoin("m", store.db, 1e6, MAX_PENDING)
+    for i in range(100):
+        join.prediction(f"p{i}", T0 + i, "a", None)
+
+    def checkpoint(fail: bool = False) -> None:
+        if fail:
+            with pytest.raises(RuntimeError), store.transaction() as db:
+                join.write(db)
+                raise RuntimeError("the checkpoint fails after the join wrote")
+            return
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+
+    checkpoint()
+    now = T0 + 100
+    assert [join.label(k, f"p{k}", now, "a") for k in (5, 6)] == ["joined", "joined"]
+    checkpoint()  # p5's chunk is cached from before: its marks must follow
+    outcomes = [join.label(k, f"p{k}", now, "a") for k in (5, 7, 8)]
+    assert outcomes == ["duplicate", "joined", "joined"]
+    checkpoint(fail=True)  # p7 and p8 not marked in the store: still labelled since
+    assert join.label(9, "p8", now, "a") == "duplicate"
+    checkpoint()
+    outcomes = [join.label(k, f"p{k}", now, "a") for k in (6, 7, 9)]
+    assert outcomes == ["duplicate", "duplicate", "joined"]
+    store.close()
+    store = Store(tmp_path / "s.db")  # from the store alone, no cache (p9: not checkpointed)
+    join = ModelLabelJoin("m", store.db, 1e6, MAX_PENDING)
+    outcomes = [join.label(k, f"p{k}", now, "a") for k in (5, 8, 9, 10)]
+    assert outcomes == ["duplicate", "duplicate", "joined", "joined"]
+    store.close()
