@@ -13,17 +13,22 @@ With ``--features N`` (20 by default; 0 for none) each prediction also gets its
 segment key, the bin of each of N features (``segment_rows``, one call per
 micro-batch of 2,048 as the pipeline flushes); the small store is also run
 without keys, and the ratio says what keys cost.
-With ``--old REV`` the same runs are made with the join of git revision REV
-(one row per prediction in ``label_pending``, as before the batch layout; its
-module is read with ``git show``, its table renamed so that opening the store
-leaves it alone), for the old/new ratio in one run.
+With ``--old REV`` the same runs are made with the join of git revision REV,
+for the old/new ratio in one run: a revision of the batch layout runs in a
+process of its own on REV's ``monitor`` and ``detectors`` (``git archive``
+into a temporary folder, first on ``PYTHONPATH``), a store of its own format;
+a revision from before it (one row per prediction in ``label_pending``) has its
+module read with ``git show`` and its table renamed so that opening the store
+leaves it alone.
 
-    .venv/bin/python scripts/bench_labels.py --pending 10000000 --old 071bb70
+    .venv/bin/python scripts/bench_labels.py --pending 10000000 --old eb92f48
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -76,17 +81,18 @@ CREATE INDEX IF NOT EXISTS label_pending_old_ts ON label_pending_old(model, ts);
 """
 
 
-def old_join(revision: str) -> type[ModelLabelJoin]:
-    """``ModelLabelJoin`` as git revision ``revision`` had it, on table label_pending_old."""
-    source = subprocess.run(
+def join_source(revision: str) -> str:
+    return subprocess.run(
         ["git", "show", f"{revision}:monitor/pipeline/label_join.py"],
         capture_output=True,
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parent,
     ).stdout
-    if "label_pending" not in source:
-        raise SystemExit(f"revision {revision} has no label_pending join: give an older one")
+
+
+def old_join(source: str) -> type[ModelLabelJoin]:
+    """``ModelLabelJoin`` of a revision with a label_pending join, on table label_pending_old."""
     module = types.ModuleType("label_join_old")
     sys.modules[module.__name__] = module
     exec(compile(source.replace("label_pending", "label_pending_old"), "old", "exec"), vars(module))
@@ -156,19 +162,25 @@ def run(
     labels = 0
     for start in range(0, predictions, every):
         stop = min(predictions, start + every)
+        # The events' ids and times are made before the clock starts: the join's cost,
+        # not the benchmark's (formatting an id costs about as much as remembering it).
+        ids = [f"{tag}-{i}" for i in range(start, stop)]
+        times = [T0 + (base + i) * 0.01 for i in range(start, stop)]
+        last = stop - start - 1
         began = clock()
-        for i in range(start, stop):
-            row = (i - start) % FLUSH
-            join.prediction(f"{tag}-{i}", T0 + (base + i) * 0.01, "a", 0.4, row)
-            if batch is not None and (row == FLUSH - 1 or i == stop - 1):
+        for k in range(stop - start):
+            row = k % FLUSH
+            join.prediction(ids[k], times[k], "a", 0.4, row)
+            if batch is not None and (row == FLUSH - 1 or k == last):
                 join.segment_rows(batch, detectors, 0, True)  # type: ignore[arg-type]
         with store.transaction() as db:
             join.write(db)
         join.written()
         t_pred += clock() - began
+        label_ts = T0 + (base + stop) * 0.01
         began = clock()
-        for i in range(start, stop, 2):  # half of them labelled, after their checkpoint
-            join.label(i, f"{tag}-{i}", T0 + (base + stop) * 0.01, "a")
+        for k in range(0, stop - start, 2):  # half of them labelled, after their checkpoint
+            join.label(start + k, ids[k], label_ts, "a")
             labels += 1
         join.take_joined()
         t_label += clock() - began
@@ -222,6 +234,37 @@ def measure(
     return results
 
 
+def measure_revision(
+    args: argparse.Namespace, tmp: str, revision: str
+) -> list[tuple[float, float, int]]:
+    """The runs of ``measure`` in a process of their own on the code of ``revision``."""
+    tree = Path(tmp) / "revision"
+    tree.mkdir()
+    here = Path(__file__).resolve().parent
+    archive = subprocess.run(
+        ["git", "archive", revision, "monitor", "detectors"],
+        capture_output=True,
+        check=True,
+        cwd=here.parent,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    options = ["--pending", args.pending, "--small", args.small, "--predictions", args.predictions]
+    options += ["--checkpoint", args.checkpoint, "--features", args.features]
+    options += ["--cache-mib", args.cache_mib, "--as-layout", "old"]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    child = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *map(str, options)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+        cwd=tmp,
+    )
+    *lines, results = child.stdout.splitlines()
+    print("\n".join(lines), flush=True)
+    return [(p, lab, int(m)) for p, lab, m in json.loads(results)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pending", type=int, default=10_000_000)
@@ -233,13 +276,24 @@ def main() -> None:
         "--cache-mib", type=int, default=0, help="SQLite page cache (default: SQLite's, 2 MiB)"
     )
     parser.add_argument("--old", metavar="REV", help="also run the join of git revision REV")
+    parser.add_argument("--as-layout", help=argparse.SUPPRESS)  # the child of --old
     args = parser.parse_args()
     global CACHE_KIB
     CACHE_KIB = args.cache_mib * 1024
     with tempfile.TemporaryDirectory() as tmp:
+        if args.as_layout:
+            import monitor
+
+            print(f"{args.as_layout}: the code of {Path(monitor.__file__).parent}", flush=True)
+            print(json.dumps(measure(args, tmp, args.as_layout, None)))
+            return
         new = measure(args, tmp, "new", None)
         if args.old:
-            old = measure(args, tmp, "old", old_join(args.old))
+            source = join_source(args.old)
+            if "label_pending" in source:
+                old = measure(args, tmp, "old", old_join(source))
+            else:
+                old = measure_revision(args, tmp, args.old)
             print(
                 f"old/new at {args.pending:,} pending: prediction {old[1][0] / new[1][0]:.1f}, "
                 f"label {old[1][1] / new[1][1]:.2f}; at {args.small:,}: prediction "

@@ -10,6 +10,8 @@ splitmix64 finalizer so that the bits used to pick a shard are well mixed.
 
 from __future__ import annotations
 
+from operator import mul
+
 import numpy as np
 
 _K = 0x9E3779B97F4A7C15  # odd: multiplication by it is a bijection mod 2**64
@@ -17,6 +19,15 @@ _MASK = (1 << 64) - 1
 _MAX_BYTES = 4096  # ids are bounded (monitor.ingest.events) far below this
 _POWERS = np.cumprod(np.full(_MAX_BYTES, _K, dtype=np.uint64), dtype=np.uint64)
 _POWERS = np.concatenate([np.ones(1, dtype=np.uint64), _POWERS[:-1]])  # K**0, K**1, ...
+# Ids up to this long are hashed as rows of a padded byte matrix (one product for all);
+# longer ones byte by byte (``_hashes_by_byte``).
+_MATRIX_BYTES = 64
+_MATRIX_ROWS = 4096  # rows per product: at most 2 MB of uint64 at a time
+_INT_POWERS: list[int] = [int(p) for p in _POWERS]  # for one id: Python ints, no numpy call
+_K_INVERSE = pow(_K, -1, 1 << 64)
+_INVERSE_POWERS = np.array(
+    [pow(_K_INVERSE, e, 1 << 64) for e in range(_MATRIX_BYTES + 1)], np.uint64
+)
 
 
 def encoded(ids: list[str]) -> tuple[bytes, np.ndarray]:
@@ -46,13 +57,39 @@ def _finish(h: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.uint64)
 
 
-def hashes(data: bytes, ends: np.ndarray) -> np.ndarray:
-    """The hash (uint64) of each id of ``encoded``'s output."""
+def hashes(data: bytes, ends: np.ndarray, ids: list[str] | None = None) -> np.ndarray:
+    """The hash (uint64) of each id of ``encoded``'s output (``ids``: the ids themselves,
+    for the faster way when they are ASCII and short)."""
+    lengths = np.diff(ends, prepend=0)
+    longest = int(lengths.max()) if len(lengths) else 0
+    ascii = ids is not None and len(data) == sum(map(len, ids))  # UTF-8: more bytes else
+    if ids is not None and ascii and 0 < longest <= _MATRIX_BYTES:
+        h = _hashes_by_row(ids, lengths, longest)
+    else:
+        h = _hashes_by_byte(data, ends, lengths)
+    return _finish(h, lengths)
+
+
+def _hashes_by_row(ids: list[str], lengths: np.ndarray, longest: int) -> np.ndarray:
+    """The polynomial of ASCII ids as rows of a byte matrix padded with zeros to
+    ``longest``: a row's product with K**(longest-1), ..., K**0 is the id's polynomial
+    times K**(padding), undone by K's inverse (K is odd: invertible mod 2**64)."""
+    h = np.empty(len(ids), dtype=np.uint64)
+    weights = _POWERS[longest - 1 :: -1]
+    for a in range(0, len(ids), _MATRIX_ROWS):
+        part = ids[a : a + _MATRIX_ROWS]
+        rows = np.array(part, dtype=f"S{longest}").view(np.uint8).reshape(len(part), longest)
+        with np.errstate(over="ignore"):
+            h[a : a + len(part)] = rows.astype(np.uint64) @ weights
+    with np.errstate(over="ignore"):
+        h *= _INVERSE_POWERS[longest - lengths]
+    return h
+
+
+def _hashes_by_byte(data: bytes, ends: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The polynomial of any ids, each byte weighed by its distance to its id's end."""
     n = len(ends)
-    starts = np.empty(n, dtype=np.int64)
-    starts[:1] = 0
-    starts[1:] = ends[:-1]
-    lengths = ends - starts
+    starts = ends - lengths
     if len(data) and int(lengths.max()) > _MAX_BYTES:
         raise ValueError(f"a request id longer than {_MAX_BYTES} bytes")
     h = np.zeros(n, dtype=np.uint64)
@@ -64,15 +101,19 @@ def hashes(data: bytes, ends: np.ndarray) -> np.ndarray:
             terms = raw * _POWERS[to_end]
         filled = lengths > 0
         h[filled] = np.add.reduceat(terms, starts[filled])
-    return _finish(h, lengths)
+    return h
 
 
 def hash_one(request: str) -> int:
     """``hashes`` of one id, without numpy's per-call cost (a label's lookup)."""
     raw = request.encode("utf-8", "surrogatepass")
-    h = 0
-    for byte in raw:
-        h = (h * _K + byte) & _MASK
+    if len(raw) <= _MAX_BYTES:  # byte * K**(distance to the end), multiplied and summed in C
+        powers: list[int] = _INT_POWERS[len(raw) - 1 :: -1] if raw else []
+        h: int = sum(map(mul, raw, powers)) & _MASK
+    else:
+        h = 0
+        for byte in raw:
+            h = (h * _K + byte) & _MASK
     x = h ^ ((len(raw) * 0xBF58476D1CE4E5B9) & _MASK)
     x ^= x >> 30
     x = (x * 0xBF58476D1CE4E5B9) & _MASK

@@ -131,7 +131,7 @@ class ModelLabelJoin:
         # Predictions since the last checkpoint; the stored predictions labelled since (by
         # ins); the labels joined since take_joined (with the slot of a recent prediction).
         self.recent = RecentPredictions(0)
-        self._joined_stored: set[int] = set()
+        self._joined_stored: dict[int, tuple[int, int]] = {}  # ins: (chunk, slot)
         self._joined: list[tuple[int, float, object, Pending, int]] = []
         # What a write changed, until its transaction commits (``written``), and the
         # counts before it, for a write again if it did not.
@@ -148,7 +148,7 @@ class ModelLabelJoin:
     @property
     def inserted(self) -> int:
         """Predictions remembered so far: the next one's number (``ins``)."""
-        return self.recent.first + len(self.recent.rows)
+        return self.recent.first + len(self.recent)
 
     def _load(self, feedback_reference: int) -> None:
         row = self.db.execute(
@@ -182,9 +182,12 @@ class ModelLabelJoin:
             prediction = normalised_prediction(prediction)
             if prediction is None:
                 return
-        rows = self.recent.rows
-        self.recent.by_id[request] = len(rows)
-        rows.append((request, ts, prediction, score, row))
+        recent = self.recent
+        recent.ids.append(request)
+        recent.ts.append(ts)
+        recent.predicted.append(prediction)
+        recent.scores.append(score)
+        recent.batch_rows.append(row)
 
     def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
         """The segments of the model's reference (None while it warms up)."""
@@ -202,14 +205,14 @@ class ModelLabelJoin:
         had seen ``rows_before`` rows). Rows of the warm-up get no key, wherever it ends."""
         slots, rows = self.recent.unkeyed()
         layout = self.layout(detectors)
-        if layout is None or not slots:
+        if layout is None or not len(slots):
             return
         first = max(0, 0 if had_reference else detectors.settings.reference_size - rows_before)
-        kept = [k for k, row in enumerate(rows) if row >= first]
-        if len(kept) < len(rows):
-            slots, rows = [slots[k] for k in kept], [rows[k] for k in kept]
-        if slots:
-            self.recent.add_keys(slots, layout.key_matrix(batch, rows))
+        kept = rows >= first
+        if not kept.all():
+            slots, rows = slots[kept], rows[kept]
+        if len(slots):
+            self.recent.add_keys(slots, layout.key_matrix(batch, rows.tolist()))
 
     def label(self, seq: int, request: str, ts: float, truth: object) -> str:
         """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""
@@ -217,7 +220,7 @@ class ModelLabelJoin:
             self.watermark = ts
         counts = self.counts
         counts.labels += 1
-        slot = self.recent.by_id.get(request, -1)
+        slot = self.recent.slot_of(request)
         if slot >= 0:
             found: Pending | None = self.recent.pending(slot)
         else:
@@ -229,7 +232,7 @@ class ModelLabelJoin:
             if slot >= 0:
                 self.recent.joined.add(slot)
             else:
-                self._joined_stored.add(found.ins)
+                self._joined_stored[found.ins] = (found.chunk, found.slot)
             counts.delays[delay_bin(ts - found.ts)] += 1
             self._joined.append((seq, ts, truth, found, slot))
         return outcome
@@ -270,7 +273,7 @@ class ModelLabelJoin:
     def pending(self) -> int:
         """Predictions waiting for a label: stored ones not gone at the last checkpoint,
         and recent ones (gone ones among them are counted at the next)."""
-        return self._pending + len(self.recent.rows) - len(self.recent.joined)
+        return self._pending + len(self.recent) - len(self.recent.joined)
 
     def write(self, db: sqlite_utils.Database) -> None:
         """Store the recent predictions and the counts; drop what nothing can join any more.
@@ -284,7 +287,7 @@ class ModelLabelJoin:
         new = self.recent.predictions()
         bounds = (self.inserted - self.max_pending, self.watermark - 2 * self.horizon)
         out = self.store.write(
-            db, new, sorted(self._joined_stored), bounds, self._counted, self._flushes
+            db, new, list(self._joined_stored.values()), bounds, self._counted, self._flushes
         )
         self._staged = out
         c.evicted += out.evicted
@@ -317,4 +320,4 @@ class ModelLabelJoin:
             self.store.written(self._staged)
             self._staged = None
         self.recent = RecentPredictions(self.inserted)
-        self._joined_stored = set()
+        self._joined_stored = {}

@@ -1,10 +1,13 @@
-"""Move the pending predictions of a store written before the batch layout into it.
+"""Move the pending predictions of a store written before the batch layout into it; mark
+the labelled ones of a store written before the marks per chunk by chunk.
 
 Such a store has one ``label_pending`` row per waiting prediction (primary key
 (model, id): each id's latest prediction only). Its rows become batches of
 ``label_store`` in prediction-number order (numbers with gaps: the batches
 keep them, ``Predictions.ins``), indexed at once, with their labelled marks;
-then the table is dropped. Runs in the transaction that opens the store
+then the table is dropped. A store of the batch layout whose ``label_joined``
+has a row per labelled prediction gets one mask per chunk instead
+(``mark_joined_by_chunk``). Both run in the transaction that opens the store
 (``monitor.store.schema``).
 """
 
@@ -15,12 +18,14 @@ import math
 import numpy as np
 import sqlite_utils
 
+from monitor.pipeline.label_store import CHUNK as STORE_CHUNK
 from monitor.pipeline.label_store import (
     SHARD_BITS,
     LabelStore,
     Predictions,
     compact_shards,
     segment_keys,
+    write_marks,
     write_runs,
 )
 
@@ -85,3 +90,52 @@ def _index_all(db: sqlite_utils.Database, store: LabelStore) -> None:
         store.level0 = []
     # One run per shard: the flushes on the way merged only some of them.
     compact_shards(db, store.model, range(1 << SHARD_BITS), store.floor)
+
+
+def mark_joined_by_chunk(db: sqlite_utils.Database) -> None:
+    """Turn the ``label_joined`` rows of a store written before the marks per chunk (one
+    row per labelled prediction: (model, ins)) into one mask per chunk."""
+    db.execute("ALTER TABLE label_joined RENAME TO label_joined_by_ins")
+    db.execute(
+        "CREATE TABLE label_joined (model TEXT NOT NULL, first INTEGER NOT NULL, "
+        "bits INTEGER NOT NULL, PRIMARY KEY (model, first)) WITHOUT ROWID"
+    )
+    models = [r[0] for r in db.execute("SELECT DISTINCT model FROM label_joined_by_ins")]
+    for model in models:
+        labelled = np.array(
+            [
+                r[0]
+                for r in db.execute("SELECT ins FROM label_joined_by_ins WHERE model = ?", [model])
+            ],
+            dtype=np.int64,
+        )
+        chunks, slots = _chunk_slots(db, str(model), np.sort(labelled))
+        write_marks(db, str(model), chunks, slots)
+    db.execute("DROP TABLE label_joined_by_ins")
+
+
+def _chunk_slots(
+    db: sqlite_utils.Database, model: str, labelled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk (first) and slot of each stored prediction numbered ``labelled`` (sorted):
+    a batch's chunks hold its predictions ``label_store.CHUNK`` at a time, in order."""
+    chunks: list[np.ndarray] = []
+    slots: list[np.ndarray] = []
+    for first, last, raw_ins in db.execute(
+        "SELECT first, last, ins FROM label_batches WHERE model = ? ORDER BY first", [model]
+    ):
+        a, b = np.searchsorted(labelled, [int(first), int(last) + 1])
+        if a == b:
+            continue
+        if raw_ins is None:
+            ins = np.arange(int(first), int(last) + 1, dtype=np.int64)
+        else:
+            ins = np.frombuffer(raw_ins, dtype=np.int64)
+        at = np.searchsorted(ins, labelled[a:b])
+        found = (at < len(ins)) & (ins[np.minimum(at, len(ins) - 1)] == labelled[a:b])
+        at = at[found]  # a mark of a prediction no longer stored has nothing to mark
+        chunks.append(ins[::STORE_CHUNK][at // STORE_CHUNK])
+        slots.append(at % STORE_CHUNK)
+    if not chunks:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(chunks), np.concatenate(slots)

@@ -23,21 +23,28 @@ costs a few large writes instead of one B-tree insert per prediction:
   ``SHARD_BITS`` bits) in one flush. Each flush also merges the runs of one
   shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor. The
   memory held is bounded whatever the number pending.
-- ``label_joined``: the stored predictions labelled already.
+- ``label_joined``: the stored predictions labelled already, one row per chunk
+  with any: a 64-bit mask of its slots (a checkpoint whose labels fall in few
+  chunks writes few rows).
 
-A label's lookup reads its shard's few runs and then one chunk.
+A label's lookup searches level 0 from its newest run, else reads its shard's
+few runs, and then one chunk; the chunks and shards read lately are kept
+(``label_cache``, bounded), so labels in about prediction order seldom read.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import orjson
 import sqlite_utils
 
+from monitor.pipeline.label_cache import ChunkCache, ShardCache
 from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
 
 SHARD_BITS = 12
@@ -69,6 +76,8 @@ class Pending:
     score: float  # NaN: none
     joined: bool = False
     segments: bytes | None = None  # its segment key, once its micro-batch is flushed
+    chunk: int = -1  # a stored one: its chunk (first) and slot there, for its mark
+    slot: int = -1
 
 
 @dataclass
@@ -111,6 +120,7 @@ class Written:
     level0: list[tuple[np.ndarray, np.ndarray, int]] = field(default_factory=list)
     floor: int = 0
     flushed: bool = False
+    marks: list[tuple[int, int]] = field(default_factory=list)  # (chunk, slot) labelled
 
 
 def shard_of(h: int) -> int:
@@ -137,6 +147,8 @@ class LabelStore:
             ins = self._ins_of(int(batch_first), int(last), len(raw) // 8)
             runs.append((np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
         self.level0 = [_merged(runs)] if runs else []
+        self._chunks: ChunkCache[_Chunk] = ChunkCache()
+        self._shards = ShardCache()
 
     def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
         if last - first + 1 == count:
@@ -148,48 +160,65 @@ class LabelStore:
 
     # --- a label's lookup
 
-    def find(self, request: str, joined_since: set[int]) -> Pending | None:
+    def find(self, request: str, joined_since: Container[int]) -> Pending | None:
         """The latest stored prediction with id ``request``; None if there is none or it
         is gone. ``joined_since``: stored predictions labelled since the last checkpoint."""
         h = hash_one(request)
         key = np.uint64(h)
-        # Level 0 holds the newest batches: a prediction found there is the latest.
-        candidates = _matches(key, [(hs, refs) for hs, refs, _ in self.level0])
-        found = self._latest(candidates, request)
-        if found is None and not (candidates and min(candidates) < self.floor):
-            rows = self.db.conn.execute(
-                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
-                [self.model, shard_of(h)],
-            )
-            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
-            found = self._latest(_matches(key, runs), request)
+        # Level 0 holds the newest batches, its runs in prediction order: a prediction
+        # found there is the latest, and one found in a later run is later than any in
+        # the runs before it (which need no search then).
+        found, gone = None, False
+        for hs, refs, _ in reversed(self.level0):
+            found, gone = self._latest(_matches(key, [(hs, refs)]), request)
+            if found is not None or gone:
+                break
+        if found is None and not gone:
+            found, _ = self._latest(_matches(key, self._shard(shard_of(h))), request)
         if found is not None:
             found.joined = found.joined or found.ins in joined_since
         return found
 
-    def _latest(self, candidates: list[int], request: str) -> Pending | None:
+    def _latest(self, candidates: list[int], request: str) -> tuple[Pending | None, bool]:
+        """The latest of ``candidates`` with id ``request``, and whether the search met a
+        prediction gone (then every older one is gone too: no need to look further)."""
         for ins in sorted(candidates, reverse=True):
             if ins < self.floor:
-                return None  # the latest with this hash is gone, and all older ones too
+                return None, True
             found = self._read(ins, request)
             if found is not None:
-                return found
-        return None
+                return found, False
+        return None, False
+
+    def _shard(self, shard: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        runs = self._shards.get(shard)
+        if runs is None:
+            rows = self.db.conn.execute(
+                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
+                [self.model, shard],
+            )
+            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
+            self._shards.put(shard, runs)
+        return runs
 
     def _read(self, ins: int, request: str) -> Pending | None:
         """The stored prediction ``ins`` if its id is ``request``."""
-        row = self.db.conn.execute(
-            "SELECT first, classes, ins, records, ids, segments, "
-            "EXISTS (SELECT 1 FROM label_joined WHERE model = ?1 AND ins = ?2) "
-            "FROM label_chunks WHERE model = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1",
-            [self.model, ins],
-        ).fetchone()
-        chunk = _Chunk(row)
+        chunk = self._chunks.get(ins)
+        if chunk is None:
+            row = self.db.conn.execute(
+                "SELECT first, classes, ins, records, ids, segments, "
+                "(SELECT bits FROM label_joined AS j WHERE j.model = ?1 AND j.first = c.first) "
+                "FROM label_chunks AS c WHERE model = ?1 AND first <= ?2 "
+                "ORDER BY first DESC LIMIT 1",
+                [self.model, ins],
+            ).fetchone()
+            chunk = _Chunk(row)
+            self._chunks.put(chunk)
         slot = chunk.slot(ins)
         if slot is None or chunk.id(slot) != request:
             return None  # another id with the same hash
         found = chunk.pending(slot, ins)
-        found.joined = bool(row[6])
+        found.joined = bool(chunk.bits >> slot & 1)
         return found
 
     # --- a checkpoint
@@ -198,22 +227,29 @@ class LabelStore:
         self,
         db: sqlite_utils.Database,
         new: Predictions,
-        joined_stored: list[int],
+        joined_stored: list[tuple[int, int]],
         bounds: tuple[int, float],
         counted: tuple[int, float],
         flushes: int,
     ) -> Written:
-        """Store ``new`` and the stored predictions labelled since (``joined_stored``), count
-        what went since the bounds ``counted`` (evict below ins, expire below ts) up to
-        ``bounds``, and drop what nothing can join any more."""
+        """Store ``new`` and the stored predictions labelled since (``joined_stored``: their
+        chunk and slot), count what went since the bounds ``counted`` (evict below ins,
+        expire below ts) up to ``bounds``, and drop what nothing can join any more."""
         out = Written()
-        conn = db.conn
         ins = new.numbers()
-        joined_rows = [(self.model, i) for i in joined_stored]
-        joined_rows += [(self.model, int(i)) for i in ins[new.joined]]
-        conn.executemany(
-            "INSERT OR IGNORE INTO label_joined (model, ins) VALUES (?, ?)", joined_rows
+        # The labelled ones among the new: their chunks are CHUNK at a time from the first.
+        labelled = np.flatnonzero(new.joined)
+        chunks = np.concatenate(
+            [
+                np.array([m[0] for m in joined_stored], dtype=np.int64),
+                ins[::CHUNK][labelled // CHUNK],
+            ]
         )
+        slots = np.concatenate(
+            [np.array([m[1] for m in joined_stored], dtype=np.int64), labelled % CHUNK]
+        )
+        write_marks(db, self.model, chunks, slots)
+        out.marks = list(zip(chunks.tolist(), slots.tolist(), strict=True))
         out.pending -= len(joined_stored)
         self._count_gone(db, bounds, counted, out)
         level0 = list(self.level0)
@@ -232,6 +268,9 @@ class LabelStore:
 
     def written(self, out: Written) -> None:
         self.level0, self.floor = out.level0, out.floor
+        self._chunks.committed(out.marks, out.floor)
+        if out.flushed:
+            self._shards.clear()
 
     def _insert(
         self,
@@ -242,7 +281,7 @@ class LabelStore:
         out: Written,
     ) -> np.ndarray:
         data, id_ends = encoded(new.ids)
-        hs = hashes(data, id_ends)
+        hs = hashes(data, id_ends, new.ids)
         ts = np.array(new.ts, dtype=np.float64)
         n = len(ts)
         evicted = ins < bounds[0]
@@ -330,17 +369,7 @@ class LabelStore:
             newly = (evicted | (ts < gone_before)) & ~((ins < was_below) | (ts < was_before))
             if not newly.any():
                 continue
-            labelled = np.array(
-                [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT ins FROM label_joined WHERE model = ? AND ins BETWEEN ? AND ?",
-                        [self.model, int(first), int(last)],
-                    )
-                ],
-                dtype=np.int64,
-            )
-            waiting = newly & ~np.isin(ins, labelled)
+            waiting = newly & ~self._labelled(db, ins)
             out.evicted += int(np.count_nonzero(waiting & evicted))
             out.expired += int(np.count_nonzero(waiting & ~evicted))
             out.pending -= int(np.count_nonzero(waiting))
@@ -348,6 +377,14 @@ class LabelStore:
                 "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
                 [int(np.count_nonzero(newly)), self.model, int(first)],
             )
+
+    def _labelled(self, db: sqlite_utils.Database, ins: np.ndarray) -> np.ndarray:
+        """Which of one batch's predictions (numbered ``ins``) are labelled."""
+        rows = db.execute(
+            "SELECT first, bits FROM label_joined WHERE model = ? AND first BETWEEN ? AND ?",
+            [self.model, int(ins[0]), int(ins[-1])],
+        ).fetchall()
+        return labelled_mask(ins, rows)
 
     def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
         """Delete the oldest batches while all their predictions are gone; the new floor."""
@@ -371,7 +408,7 @@ class LabelStore:
                 [self.model, dropped[-1][1]],
             )
             db.execute(
-                "DELETE FROM label_joined WHERE model = ? AND ins <= ?",
+                "DELETE FROM label_joined WHERE model = ? AND first <= ?",
                 [self.model, dropped[-1][1]],
             )
         if floor is None:  # nothing stored: everything up to the last dropped is gone
@@ -490,6 +527,39 @@ def compact_shards(db: sqlite_utils.Database, model: str, shards: range, floor: 
             )
 
 
+def write_marks(
+    db: sqlite_utils.Database, model: str, chunks: np.ndarray, slots: np.ndarray
+) -> None:
+    """Mark the predictions at (chunk first, slot) labelled: one row per chunk."""
+    if not len(chunks):
+        return
+    order = np.lexsort((slots, chunks))
+    chunks, bits = chunks[order], np.left_shift(np.uint64(1), slots[order].astype(np.uint64))
+    starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
+    masks = np.bitwise_or.reduceat(bits, starts).view(np.int64)  # SQLite's INTEGER is signed
+    db.conn.executemany(
+        "INSERT INTO label_joined (model, first, bits) VALUES (?, ?, ?) "
+        "ON CONFLICT (model, first) DO UPDATE SET bits = bits | excluded.bits",
+        zip(repeat(model), chunks[starts].tolist(), masks.tolist()),
+    )
+
+
+def labelled_mask(ins: np.ndarray, marks: list[Any]) -> np.ndarray:
+    """Which predictions of one batch (numbered ``ins``, in order) the (chunk first, bits)
+    rows ``marks`` of its chunks say are labelled: chunk k holds positions CHUNK*k on."""
+    labelled = np.zeros(len(ins), dtype=bool)
+    if not marks:
+        return labelled
+    firsts = np.array([m[0] for m in marks], dtype=np.int64)
+    bits = np.array([m[1] for m in marks], dtype=np.int64).view(np.uint64)
+    base = np.searchsorted(ins[::CHUNK], firsts) * CHUNK
+    for slot in range(CHUNK):  # CHUNK steps, each over the batch's marked chunks
+        hit = (bits >> np.uint64(slot)) & np.uint64(1) == 1
+        at = base[hit] + slot
+        labelled[at[at < len(ins)]] = True
+    return labelled
+
+
 def _has_gone(raw_refs: bytes, floor: int) -> bool:
     refs = np.frombuffer(raw_refs, dtype=np.int64)
     return bool(len(refs)) and int(refs.min()) < floor
@@ -510,16 +580,29 @@ def segment_keys(segments: list[bytes | None]) -> SegmentKeys:
 
 
 class _Chunk:
-    """One ``label_chunks`` row as read: (first, classes, ins, records, ids, segments)."""
+    """One ``label_chunks`` row as read: (first, classes, ins, records, ids, segments[,
+    labelled mask])."""
 
     def __init__(self, row: Any) -> None:
         self.row = row
         self.records = np.frombuffer(row[3], dtype=RECORD)
+        self.first = int(row[0])
+        n = len(self.records)
+        self.last = (
+            self.first + n - 1 if row[2] is None else int(np.frombuffer(row[2], np.int64)[-1])
+        )
+        self.bits = int(row[6] or 0) if len(row) > 6 else 0
+        self._classes: list[str] | None = None
+        # The records as Python tuples, once a second prediction of the chunk is read (a
+        # cached chunk is read again and again; one read once would only pay for them).
+        self._fields: list[tuple[float, float, float, int, int, int, int]] | None = None
+        self._reads = 0
 
     def slot(self, ins: int) -> int | None:
-        """Where prediction ``ins`` is in the chunk (None: not there)."""
+        """Where prediction ``ins`` is in the chunk (None: not there); a lookup's read."""
+        self._reads += 1
         if self.row[2] is None:
-            slot = ins - int(self.row[0])
+            slot = ins - self.first
             return slot if slot < len(self.records) else None
         numbers = np.frombuffer(self.row[2], dtype=np.int64)
         at = int(numbers.searchsorted(ins))
@@ -527,23 +610,46 @@ class _Chunk:
 
     def numbers(self) -> list[int]:
         if self.row[2] is None:
-            return list(range(int(self.row[0]), int(self.row[0]) + len(self.records)))
+            return list(range(self.first, self.first + len(self.records)))
         return np.frombuffer(self.row[2], dtype=np.int64).tolist()  # type: ignore[no-any-return]
 
+    def fields(self, slot: int) -> tuple[float, float, float, int, int, int, int]:
+        """Record ``slot`` as (ts, value, score, code, id_end, segment_end, keyed)."""
+        if self._fields is None:
+            if self._reads <= 1:
+                r = self.records[slot]
+                return (
+                    float(r["ts"]),
+                    float(r["value"]),
+                    float(r["score"]),
+                    int(r["code"]),
+                    int(r["id_end"]),
+                    int(r["segment_end"]),
+                    int(r["keyed"]),
+                )
+            self._fields = self.records.tolist()
+        return self._fields[slot]
+
+    def read_all(self) -> None:
+        self._fields = self.records.tolist()
+
     def id(self, slot: int) -> str:
-        start = 0 if slot == 0 else int(self.records["id_end"][slot - 1])
-        return decoded(self.row[4][start : int(self.records["id_end"][slot])])
+        start = 0 if slot == 0 else self.fields(slot - 1)[4]
+        return decoded(self.row[4][start : self.fields(slot)[4]])
 
     def pending(self, slot: int, ins: int) -> Pending:
-        record = self.records[slot]
-        code = int(record["code"])
-        predicted = float(record["value"]) if code < 0 else str(orjson.loads(self.row[1])[code])
+        ts, value, score, code, _, segment_end, keyed = self.fields(slot)
+        if code < 0:
+            predicted: str | float = value
+        else:
+            if self._classes is None:
+                self._classes = [str(c) for c in orjson.loads(self.row[1])]
+            predicted = self._classes[code]
         segments = None
-        if record["keyed"]:
-            start = 0 if slot == 0 else int(self.records["segment_end"][slot - 1])
-            segments = bytes(self.row[5][start : int(record["segment_end"])])
-        ts, score = float(record["ts"]), float(record["score"])
-        return Pending(ins, ts, predicted, score, False, segments)
+        if keyed:
+            start = 0 if slot == 0 else self.fields(slot - 1)[5]
+            segments = bytes(self.row[5][start:segment_end])
+        return Pending(ins, ts, predicted, score, False, segments, self.first, slot)
 
 
 @dataclass(frozen=True)
@@ -565,8 +671,11 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
         "SELECT counted_ins, counted_ts FROM label_counts WHERE model = ?", [model]
     ).fetchone()
     evict_below, gone_before = (-(2**63), -math.inf) if bounds is None else bounds
-    labelled = {
-        int(r[0]) for r in db.execute("SELECT ins FROM label_joined WHERE model = ?", [model])
+    marks = {
+        int(first): int(bits)
+        for first, bits in db.execute(
+            "SELECT first, bits FROM label_joined WHERE model = ?", [model]
+        )
     }
     found = []
     for row in db.execute(
@@ -575,6 +684,8 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
         [model],
     ):
         chunk = _Chunk(row)
+        chunk.read_all()
+        bits = marks.get(int(row[0]), 0)
         for slot, ins in enumerate(chunk.numbers()):
             p = chunk.pending(slot, ins)
             if ins < evict_below or p.ts < gone_before:
@@ -582,7 +693,13 @@ def waiting_predictions(db: sqlite_utils.Database, model: str) -> list[StoredPre
             score = None if math.isnan(p.score) else p.score
             found.append(
                 StoredPrediction(
-                    chunk.id(slot), ins, p.ts, p.predicted, score, ins in labelled, p.segments
+                    chunk.id(slot),
+                    ins,
+                    p.ts,
+                    p.predicted,
+                    score,
+                    bool(bits >> slot & 1),
+                    p.segments,
                 )
             )
     return found

@@ -194,11 +194,13 @@ CREATE TABLE IF NOT EXISTS label_index (
     refs BLOB NOT NULL,
     PRIMARY KEY (model, shard, part)
 );
--- Stored predictions already labelled (a second label is a duplicate).
+-- Stored predictions already labelled (a second label is a duplicate): per chunk of
+-- label_chunks with any (its first), a mask of its slots labelled (bit k: slot k).
 CREATE TABLE IF NOT EXISTS label_joined (
     model TEXT NOT NULL,
-    ins INTEGER NOT NULL,
-    PRIMARY KEY (model, ins)
+    first INTEGER NOT NULL,
+    bits INTEGER NOT NULL,
+    PRIMARY KEY (model, first)
 ) WITHOUT ROWID;
 -- Each model's label join: its counts, its event-time watermark, its label delays, and
 -- the state of its realized performance (detectors.performance.watch) and of its
@@ -344,6 +346,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     db.executescript(TABLES + OFFSETS_TABLE)
     _add_groups_to_offsets(db)
     _add_missing_columns(db)
+    _mark_joined_by_chunk(db)
     _move_pending_labels(db)
 
 
@@ -385,6 +388,19 @@ def _move_pending_labels(db: sqlite_utils.Database) -> None:
     with write_transaction(db):
         if _has_table(db, "label_pending"):  # else another process moved them meanwhile
             move_label_pending(db)
+
+
+def _mark_joined_by_chunk(db: sqlite_utils.Database) -> None:
+    """Turn a store's labelled marks of one row per prediction (``label_joined.ins``,
+    before the marks per chunk) into one mask per chunk."""
+    from monitor.audit.chain import write_transaction
+    from monitor.pipeline.label_migration import mark_joined_by_chunk
+
+    if "ins" not in _columns(db, "label_joined"):
+        return
+    with write_transaction(db):
+        if "ins" in _columns(db, "label_joined"):  # else another process did it meanwhile
+            mark_joined_by_chunk(db)
 
 
 def _has_table(db: sqlite_utils.Database, table: str) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.pipeline import label_store
+from monitor.pipeline import label_cache, label_store
 from monitor.pipeline.label_ids import encoded, hash_one, hashes
 from monitor.pipeline.label_join import ModelLabelJoin
 from monitor.pipeline.label_store import waiting_predictions
@@ -119,7 +119,10 @@ def _run(events: list[tuple[str, str, float, str | float]], path: Path, seed: in
 
 @pytest.fixture
 def small_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Level 0 flushed to the index every few hundred predictions, merged every 2 runs."""
+    """Level 0 flushed to the index every few hundred predictions, merged every 2 runs;
+    the caches of chunks and shards read so small that they forget all the time."""
+    monkeypatch.setattr(label_cache, "CHUNKS", 3)
+    monkeypatch.setattr(label_cache, "SHARD_BYTES", 1024)
     monkeypatch.setattr(label_store, "FLUSH_ENTRIES", 256)
     monkeypatch.setattr(label_store, "LEVEL0_RUNS", 2)
     monkeypatch.setattr(label_store, "COMPACT_ROUNDS", 2)
@@ -142,7 +145,7 @@ def test_ids_with_the_same_hash_are_told_apart_by_their_text(
 ) -> None:
     monkeypatch.setattr(label_store, "hash_one", lambda request: 7)
     monkeypatch.setattr(
-        label_store, "hashes", lambda data, ends: np.full(len(ends), 7, dtype=np.uint64)
+        label_store, "hashes", lambda data, ends, ids: np.full(len(ends), 7, dtype=np.uint64)
     )
     _run(_stream(1_500, seed=3), tmp_path / "s.db", seed=4)
 
@@ -151,6 +154,12 @@ def test_one_id_hashes_alike_alone_and_among_many() -> None:
     ids = ["", "r1", "é", "\ud800lone", "x" * 256, "请求-42", "r1 "]
     data, ends = encoded(ids)
     assert hashes(data, ends).tolist() == [hash_one(i) for i in ids]
+    # ASCII ids of up to 64 bytes are hashed as rows of a padded matrix: the same hashes,
+    # whatever the padding (trailing NULs, empty ids, lengths side by side).
+    ascii_ids = ["", "a\x00", "\x00", "r1", "r1 ", "x" * 64, "y" * 63]
+    data, ends = encoded(ascii_ids)
+    assert hashes(data, ends, ascii_ids).tolist() == [hash_one(i) for i in ascii_ids]
+    assert hashes(data, ends, ascii_ids).tolist() == hashes(data, ends).tolist()
     assert len(set(hashes(*encoded([f"r{i}" for i in range(100_000)])).tolist())) == 100_000
 
 
@@ -240,3 +249,105 @@ def test_a_checkpoint_that_did_not_commit_is_written_again_the_same(tmp_path: Pa
         store.close()
     assert counts[0] == counts[1]
     assert counts[0][0]["evicted"] > 0 and counts[0][0]["expired"] > 0
+
+
+def _marks(db: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    return db.execute(
+        "SELECT model, first, bits FROM label_joined ORDER BY model, first"
+    ).fetchall()
+
+
+def _marked_numbers(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    """The labelled predictions as the layout before marks per chunk listed them."""
+    bits = {(m, f): b for m, f, b in _marks(db)}
+    rows = []
+    for model, first, raw_ins, records in db.execute(
+        "SELECT model, first, ins, records FROM label_chunks ORDER BY model, first"
+    ):
+        n = len(records) // label_store.RECORD.itemsize
+        numbers = range(first, first + n) if raw_ins is None else np.frombuffer(raw_ins, np.int64)
+        mask = bits.get((model, first), 0)
+        rows += [(model, int(i)) for k, i in enumerate(numbers) if mask >> k & 1]
+    return rows
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_a_store_with_a_labelled_row_per_prediction_gets_the_same_marks_per_chunk(
+    tmp_path: Path, small_index: None, gaps: bool
+) -> None:
+    path = tmp_path / "s.db"
+    if gaps:  # numbers with gaps, as a store moved from the row-per-prediction layout
+        Store(path).close()
+        with sqlite3.connect(path) as db:
+            db.executescript(OLD_LABEL_PENDING)
+            db.executemany(
+                "INSERT INTO label_pending (model, id, ins, ts, predicted, joined) "
+                "VALUES ('m', ?, ?, ?, 'a', ?)",
+                [(f"q{i}", 3 * i, T0 + i, int(i % 5 == 0)) for i in range(5_000)],
+            )
+        store = Store(path)
+        join = ModelLabelJoin("m", store.db, HORIZON * 1e6, 10_000_000)
+        assert [join.label(k, f"q{k}", T0 + 5_000, "a") for k in (3, 4, 10)] == [
+            "joined",
+            "joined",
+            "duplicate",
+        ]
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+        store.close()
+    else:
+        _run(_stream(3_000, seed=5), path, seed=6)
+    with sqlite3.connect(path) as db:
+        marks, labelled = _marks(db), _marked_numbers(db)
+        db.execute("DROP TABLE label_joined")
+        db.execute(
+            "CREATE TABLE label_joined (model TEXT NOT NULL, ins INTEGER NOT NULL, "
+            "PRIMARY KEY (model, ins)) WITHOUT ROWID"
+        )
+        db.executemany("INSERT INTO label_joined (model, ins) VALUES (?, ?)", labelled)
+    assert len(labelled) > 20
+    store = Store(path)  # moves the marks
+    with sqlite3.connect(path) as db:
+        assert _marks(db) == marks
+        assert "label_joined_by_ins" not in {
+            r[0] for r in db.execute("SELECT name FROM sqlite_master")
+        }
+    store.close()
+
+
+def test_a_label_read_from_a_cached_chunk_sees_the_marks_of_the_checkpoints_since(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    join = ModelLabelJoin("m", store.db, 1e6, MAX_PENDING)
+    for i in range(100):
+        join.prediction(f"p{i}", T0 + i, "a", None)
+
+    def checkpoint(fail: bool = False) -> None:
+        if fail:
+            with pytest.raises(RuntimeError), store.transaction() as db:
+                join.write(db)
+                raise RuntimeError("the checkpoint fails after the join wrote")
+            return
+        with store.transaction() as db:
+            join.write(db)
+        join.written()
+
+    checkpoint()
+    now = T0 + 100
+    assert [join.label(k, f"p{k}", now, "a") for k in (5, 6)] == ["joined", "joined"]
+    checkpoint()  # p5's chunk is cached from before: its marks must follow
+    outcomes = [join.label(k, f"p{k}", now, "a") for k in (5, 7, 8)]
+    assert outcomes == ["duplicate", "joined", "joined"]
+    checkpoint(fail=True)  # p7 and p8 not marked in the store: still labelled since
+    assert join.label(9, "p8", now, "a") == "duplicate"
+    checkpoint()
+    outcomes = [join.label(k, f"p{k}", now, "a") for k in (6, 7, 9)]
+    assert outcomes == ["duplicate", "duplicate", "joined"]
+    store.close()
+    store = Store(tmp_path / "s.db")  # from the store alone, no cache (p9: not checkpointed)
+    join = ModelLabelJoin("m", store.db, 1e6, MAX_PENDING)
+    outcomes = [join.label(k, f"p{k}", now, "a") for k in (5, 8, 9, 10)]
+    assert outcomes == ["duplicate", "duplicate", "joined", "joined"]
+    store.close()
