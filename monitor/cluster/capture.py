@@ -62,6 +62,18 @@ def primary_key(db: sqlite_utils.Database, table: str) -> list[str]:
     return names
 
 
+def _note_once(notes: str, table: str, key: str, column: str = "key") -> str:
+    """A trigger's statement noting ``(table, key)`` in ``notes`` unless it is there.
+
+    Not ``INSERT OR IGNORE``: a trigger fired by an upsert's DO UPDATE runs its
+    statements under the upsert's ABORT, which overrides their own OR clause, so a
+    row updated twice in one checkpoint would fail on the note already taken."""
+    return (
+        f"INSERT INTO {notes} SELECT '{table}', {key} WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {notes} WHERE tbl = '{table}' AND {column} = {key});"
+    )
+
+
 class ChangeCapture:
     """Installs the triggers on ``db``'s connection; reads and clears what they noted."""
 
@@ -81,8 +93,11 @@ class ChangeCapture:
                 ("DELETE", ("OLD",)),
             ):
                 notes = " ".join(
-                    "INSERT OR IGNORE INTO cluster_changed VALUES "
-                    f"('{table}', json_array({', '.join(f'{row}.[{c}]' for c in key)}));"
+                    _note_once(
+                        "cluster_changed",
+                        table,
+                        f"json_array({', '.join(f'{row}.[{c}]' for c in key)})",
+                    )
                     for row in rows
                 )
                 db.execute(
@@ -93,13 +108,13 @@ class ChangeCapture:
             db.execute(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS cluster_{table}_written "
                 f"AFTER INSERT ON main.[{table}] {active} BEGIN "
-                f"INSERT OR IGNORE INTO cluster_written VALUES ('{table}', NEW.id); END"
+                f"{_note_once('cluster_written', table, 'NEW.id', 'row')} END"
             )
         # A model's baseline log goes with its checkpoint, for the notifier's audit log.
         db.execute(
             "CREATE TEMP TRIGGER IF NOT EXISTS cluster_audit_written "
             f"AFTER INSERT ON main.[audit] {active} AND NEW.kind = 'baseline_change' BEGIN "
-            "INSERT OR IGNORE INTO cluster_written VALUES ('audit', NEW.id); END"
+            f"{_note_once('cluster_written', 'audit', 'NEW.id', 'row')} END"
         )
 
     def changed(self) -> list[tuple[str, list[Any], dict[str, Any] | None]]:

@@ -49,7 +49,11 @@ MALFORMED = (
     AttributeError,
     OverflowError,
     sqlite3.IntegrityError,
+    sqlite3.InterfaceError,  # a value of a type no column holds (a list, an object)
+    sqlite3.ProgrammingError,
 )
+# A model's checkpoint in parts waits whole in memory: past this, it is not a worker's.
+MAX_PENDING_BYTES = 256 * 1024 * 1024
 
 
 class RefusedRecord(ValueError):

@@ -74,6 +74,10 @@ class ClusterMember:
         self._follow_from: dict[int, int] | None = None
         self._follow_tried = 0.0
         self._committed: dict[TopicPartition, int | None] = {}
+        # Where a partition with no committed offset was first read from: after a failed
+        # transaction it is read again from there (the fetch position is past the
+        # records whose effects the failed checkpoint lost).
+        self._first_position: dict[TopicPartition, int] = {}
         log.info(
             "cluster mode",
             extra={"transactional_id": self.transactional_id, "changelog": self.topics.changelog},
@@ -208,8 +212,11 @@ class ClusterMember:
         self._start_follower(restored)
         for tp in self.paused:
             committed = self._committed.get(tp)
-            if committed is not None:
-                self.consumer.seek(tp, committed)
+            if committed is None:  # nothing committed yet: where it first started reading
+                if tp not in self._first_position:
+                    self._first_position[tp] = self.consumer.position(tp)
+                committed = self._first_position[tp]
+            self.consumer.seek(tp, committed)
         self.consumer.resume(*self.paused)
         log.info(
             "changelog restored",

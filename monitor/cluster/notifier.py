@@ -31,7 +31,8 @@ from kafka.errors import KafkaError
 from monitor import early_signals
 from monitor.audit import chain as audit
 from monitor.cli.safe_text import printable
-from monitor.cluster import incoming
+from monitor.cluster import deliveries, incoming
+from monitor.cluster.deliveries import DeliveryLog
 from monitor.cluster.settings import topics
 from monitor.config import Config
 from monitor.daemon.kafka_client import open_consumer
@@ -68,7 +69,8 @@ class Notifier:
         self.config = config
         self.store = store
         self.group = notify_group(config)
-        self.topic = topics(config.cluster, config.kafka.group_id).alerts
+        cluster_topics = topics(config.cluster, config.kafka.group_id)
+        self.topic = cluster_topics.alerts
         self.policy = AlertPolicy(tuple(config.alerting.group_by))
         self.models = frozenset(m.name for m in config.models)
         self.notifications = NotificationPolicy.for_config(config)
@@ -83,8 +85,20 @@ class Notifier:
         # Per partition and model, the offset after its last checkpoint applied: the
         # partition's offset stops at an incomplete checkpoint, other models' go on.
         self._done: dict[tuple[TopicPartition, str], int] = {}
+        self.deliveries = DeliveryLog(
+            config.kafka.bootstrap_servers, cluster_topics.deliveries, self.group
+        )
         with store.transaction() as db:
             db.execute(NOTIFIED_TABLE)
+            db.execute(deliveries.TABLE)
+            finished = self.deliveries.load(db)
+            settled = deliveries.settle(db, time.time())
+        log.info(
+            "deliveries topic read",
+            extra={"topic": cluster_topics.deliveries, "finished": finished, "settled": settled},
+        )
+        if self.delivery is not None:
+            self.delivery.on_finished = self.deliveries.finished
         self.consumer = open_consumer(
             config.kafka.bootstrap_servers,
             group_id=self.group,
@@ -116,6 +130,7 @@ class Notifier:
         finally:
             if self.delivery is not None:
                 self.delivery.close()
+            self.deliveries.close()  # after the worker: its last notes go out
             self.consumer.close(autocommit=False, timeout_ms=5000)
 
     def _apply(self, polled: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
@@ -134,6 +149,11 @@ class Notifier:
                         number, count = incoming.part_number(record.value, model, self.models)
                         if number and len(self._parts.get(model, ())) != number:
                             raise incoming.RefusedRecord(f"part {number} without the ones before")
+                        held = sum(len(v) for v in self._parts.get(model, ())) if number else 0
+                        if held + len(record.value or b"") > incoming.MAX_PENDING_BYTES:
+                            self._parts.pop(model, None)
+                            self._first.pop(model, None)
+                            raise incoming.RefusedRecord("its parts add up to over 256 MB")
                     except incoming.RefusedRecord as exc:
                         self._refuse(db, tp, record.offset, record.value, str(exc), now)
                         continue
@@ -159,6 +179,7 @@ class Notifier:
                 )
             if self.notifications is not None:
                 self.notifications.enqueue_changes(db, now)
+                deliveries.settle(db, now)
         if self.delivery is not None:
             self.delivery.wake()
 
@@ -219,7 +240,9 @@ class Notifier:
     def _sweep(self) -> None:
         if self.notifications is not None:
             with self.store.transaction() as db:
-                self.notifications.enqueue_changes(db, time.time())
+                now = time.time()
+                self.notifications.enqueue_changes(db, now)
+                deliveries.settle(db, now)
         if self.delivery is not None:
             self.delivery.wake()
 

@@ -19,6 +19,7 @@ every key in one SQLite transaction.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,14 @@ from kafka import KafkaConsumer, TopicPartition
 
 from monitor.cluster import cache
 from monitor.cluster.capture import STATE_TABLES, ChangeCapture
-from monitor.cluster.records import chunk_count, chunk_key, decode_row, joined, native_row
+from monitor.cluster.records import (
+    REQUEST_TABLE,
+    chunk_count,
+    chunk_key,
+    decode_row,
+    joined,
+    native_row,
+)
 from monitor.daemon.kafka_client import open_consumer
 from monitor.store.store import Store
 
@@ -179,9 +187,17 @@ def apply(
                     continue
                 if count:
                     pieces = [values.get(chunk_key(table, primary, i)) for i in range(count)]
-                    value = joined(value, pieces)
+                    try:
+                        value = joined(value, pieces)
+                    except (ValueError, KeyError, TypeError):  # missing, stale or not chunks
+                        result.refused += 1
+                        continue
                 row = _row(value)
-                if row is None or not _fits(row, primary, keys[table], required[table]):
+                if (
+                    row is None
+                    or not _fits(row, primary, keys[table], required[table])
+                    or (table == REQUEST_TABLE and not _request_fits(row, partition))
+                ):
                     result.refused += 1
                     continue
                 names = tuple(c for c in row if c in columns[table])
@@ -239,3 +255,17 @@ def _fits(row: dict[str, Any], primary: list[Any], key: Sequence[str], required:
     every column its table requires."""
     wanted = native_row(dict(zip(key, primary, strict=True)))
     return all(row.get(c) == v for c, v in wanted.items()) and required <= row.keys()
+
+
+def _request_fits(row: dict[str, Any], partition: int) -> bool:
+    """A baseline request as ``driftwarden baseline`` writes it, on the partition it names
+    (whoever holds that partition carries it out and tombstones it there)."""
+    figures = (row.get("requested_at"), row.get("rows_read", 0), row.get("sample_size", 0))
+    texts = (row.get("requested_by"), row.get("source", ""), row.get("sha256", ""))
+    return (
+        row.get("partition") == partition
+        and row.get("kind") in ("reset", "set")
+        and all(isinstance(f, int | float) and math.isfinite(f) for f in figures)
+        and all(isinstance(t, str) for t in texts)
+        and isinstance(row.get("sample", b""), bytes)
+    )

@@ -2,8 +2,8 @@
 
 Kept apart from ``monitor.config`` (which builds and checks it like any other
 table) so that single-machine mode never meets it. Topic names left empty
-default from the consumer group: ``<group_id>-changelog``, ``-alerts`` and
-``-quarantine``.
+default from the consumer group: ``<group_id>-changelog``, ``-alerts``,
+``-quarantine`` and ``-deliveries``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class ClusterConfig:
     changelog_topic: str = ""
     alerts_topic: str = ""
     quarantine_topic: str = ""
+    deliveries_topic: str = ""
     # How long the broker lets a transaction stay open before it aborts it: a
     # worker stopped mid-checkpoint (SIGSTOP, a long pause) loses it this soon.
     transaction_timeout_ms: int = 10_000
@@ -39,14 +40,16 @@ class ClusterTopics:
     changelog: str
     alerts: str
     quarantine: str
+    deliveries: str = ""
 
 
 def topics(cluster: ClusterConfig, group_id: str) -> ClusterTopics:
-    """The three topics of a group, each the configured name or ``<group_id>-<kind>``."""
+    """The topics of a group, each the configured name or ``<group_id>-<kind>``."""
     return ClusterTopics(
         changelog=cluster.changelog_topic or f"{group_id}-changelog",
         alerts=cluster.alerts_topic or f"{group_id}-alerts",
         quarantine=cluster.quarantine_topic or f"{group_id}-quarantine",
+        deliveries=cluster.deliveries_topic or f"{group_id}-deliveries",
     )
 
 

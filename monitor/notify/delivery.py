@@ -126,6 +126,9 @@ class DeliveryWorker:
         )
         # Per URL key: when a Slack row held back by the rate limit may go.
         self._slack_wait_until: dict[str, float] = {}
+        # Told of each notification finished (webhook-id, state, when): the cluster
+        # notifier keeps them on its deliveries topic.
+        self.on_finished: Callable[[str, str, float], None] | None = None
 
     def _target(self, key: str, fmt: str) -> WebhookTarget | None:
         return next((t for t in self.targets if url_key(t.url) == key and t.format == fmt), None)
@@ -269,6 +272,8 @@ class DeliveryWorker:
                 "error": error,
             }
             AuditLog.append(self.db, "notification", f"incident:{row[1]}", content, ts=now)
+        if self.on_finished is not None:
+            self.on_finished(row[0], state, now)
         if state != "delivered":
             log.warning("webhook %s %s: %s", row[0], state.replace("_", " "), error)
 

@@ -28,6 +28,7 @@ class ClusterTopics:
     alerts: str
     quarantine: str
     group: str
+    deliveries: str = ""
 
 
 @contextmanager
@@ -35,7 +36,12 @@ def cluster_topics(bootstrap: str, partitions: int = 3) -> Iterator[ClusterTopic
     """Fresh input, changelog (compacted, as many partitions), alerts and quarantine topics."""
     name = f"cl-{uuid.uuid4().hex[:10]}"
     topics = ClusterTopics(
-        f"{name}-events", f"{name}-changelog", f"{name}-alerts", f"{name}-quarantine", name
+        f"{name}-events",
+        f"{name}-changelog",
+        f"{name}-alerts",
+        f"{name}-quarantine",
+        name,
+        f"{name}-deliveries",
     )
     compact = {
         "cleanup.policy": "compact",
@@ -55,10 +61,24 @@ def cluster_topics(bootstrap: str, partitions: int = 3) -> Iterator[ClusterTopic
                 ),
                 NewTopic(topics.alerts, num_partitions=2, replication_factor=1),
                 NewTopic(topics.quarantine, num_partitions=1, replication_factor=1),
+                NewTopic(
+                    topics.deliveries,
+                    num_partitions=1,
+                    replication_factor=1,
+                    topic_configs=compact,
+                ),
             ]
         )
         yield topics
-        admin.delete_topics([topics.events, topics.changelog, topics.alerts, topics.quarantine])
+        admin.delete_topics(
+            [
+                topics.events,
+                topics.changelog,
+                topics.alerts,
+                topics.quarantine,
+                topics.deliveries,
+            ]
+        )
     finally:
         admin.close()
 
@@ -83,6 +103,7 @@ enabled = true
 changelog_topic = "{topics.changelog}"
 alerts_topic = "{topics.alerts}"
 quarantine_topic = "{topics.quarantine}"
+deliveries_topic = "{topics.deliveries}"
 {more}"""
         )
     return path

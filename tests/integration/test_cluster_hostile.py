@@ -8,6 +8,7 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from monitor.cluster import deliveries
 from monitor.store.store import Store
 from simulation.simulator import write_simulation
 from tests.integration.cluster_support import (
@@ -111,3 +112,38 @@ def test_records_no_worker_wrote_are_quarantined_and_the_notifier_goes_on(
             assert raw == (value or b"")
             assert "\x1b" not in str(reason)  # escaped before it reaches a terminal
     assert '"msg":"alerts topic record refused"' in notify_log.read_text()
+
+
+def test_the_notifier_needs_its_deliveries_topic(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Without the topic it keeps finished notifications on, the notifier refuses to start,
+    in one line naming it (a rebuild could not tell what it sent)."""
+    with cluster_topics(kafka_bootstrap, partitions=2) as topics:
+        config = write_cluster_config(
+            tmp_path / "c.toml", kafka_bootstrap, topics, tmp_path / "worker.db", free_port()
+        )
+        config.write_text(config.read_text().replace(topics.deliveries, "no-such-deliveries"))
+        log = tmp_path / "notify.log"
+        notifier = start_notifier(config, tmp_path / "notify.db", log)
+        assert notifier.wait(timeout=60) == 2, log.read_text()[-2000:]
+    said = log.read_text().strip().splitlines()[-1]
+    assert said.startswith("driftwarden: cluster mode: topic no-such-deliveries does not exist")
+
+
+def test_records_on_the_deliveries_topic_no_notifier_wrote_are_skipped() -> None:
+    assert deliveries._row(b"abc", b'{"state": "delivered", "at": 1.5}') == (
+        "abc",
+        "delivered",
+        1.5,
+    )
+    for key, value in [
+        (None, b'{"state": "delivered", "at": 1}'),
+        (b"x" * (deliveries.ID_LIMIT + 1), b'{"state": "delivered", "at": 1}'),
+        (b"\xff", b'{"state": "delivered", "at": 1}'),
+        (b"abc", None),
+        (b"abc", b"not json"),
+        (b"abc", b"[1]"),
+        (b"abc", b'{"state": "sent", "at": 1}'),
+        (b"abc", b'{"state": "delivered", "at": "soon"}'),
+        (b"abc", b'{"state": "delivered", "at": 1e999}'),
+    ]:
+        assert deliveries._row(key, value) is None, (key, value)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from monitor.cluster import cache, publish
 from monitor.cluster.capture import STATE_TABLES, ChangeCapture
@@ -122,7 +121,10 @@ def test_a_row_over_the_chunk_size_goes_in_chunks_and_its_stale_chunks_are_tombs
     assert target.count("state_blobs") == 0
 
 
-def test_a_chunk_missing_from_the_changelog_is_an_error_not_a_wrong_state(tmp_path: Path) -> None:
+def test_a_row_with_a_chunk_missing_is_skipped_not_written_wrong(tmp_path: Path) -> None:
+    """A compaction or a writer that is no daemon can leave a chunked row incomplete: the
+    row is skipped and counted (its model then loads without it, as a lost state does),
+    never written from the wrong bytes, and the restore goes on."""
     source, capture = _open(tmp_path / "a.db")
     with source.transaction() as db:
         db.execute(
@@ -133,9 +135,11 @@ def test_a_chunk_missing_from_the_changelog_is_an_error_not_a_wrong_state(tmp_pa
     latest = _latest(records)
     del latest[0][records[0].key]
     target, target_capture = _open(tmp_path / "b.db")
-    with pytest.raises(ValueError, match="chunk of the row is missing"):
-        apply(target, target_capture, TOPICS.changelog, latest, {0: 3}, Restored([0]))
-    assert target.count("state_blobs") == 0, "nothing of a failed restore is written"
+    result = Restored([0])
+    apply(target, target_capture, TOPICS.changelog, latest, {0: 3}, result)
+    assert result.refused == 1
+    assert target.count("state_blobs") == 0, "nothing of the incomplete row is written"
+    assert cache.changelog_offset(target.db, TOPICS.changelog, 0) == 3, "the restore went on"
 
 
 def test_rows_of_a_model_with_no_partition_yet_wait_for_the_next_checkpoint(
@@ -182,6 +186,19 @@ def test_a_models_checkpoint_over_the_record_limit_goes_in_numbered_parts(tmp_pa
     ]
 
 
+def _request(**changes: object) -> bytes:
+    """A reset request for fraud on partition 0, as `driftwarden baseline reset` writes it."""
+    row = {
+        "model": "fraud",
+        "request_id": "r1",
+        "kind": "reset",
+        "partition": 0,
+        "requested_at": 1.5,
+        "requested_by": "ops",
+    }
+    return orjson.dumps(row | changes)
+
+
 def test_changelog_records_no_daemon_wrote_are_skipped_and_counted(tmp_path: Path) -> None:
     """Anyone allowed to write to the changelog topic can send anything; a restore skips
     what does not decode as a daemon's row and restores the rest as before."""
@@ -199,6 +216,7 @@ def test_changelog_records_no_daemon_wrote_are_skipped_and_counted(tmp_path: Pat
         records = publish.outgoing(db, capture, TOPICS, {"fraud": 0, "churn": 1}).records
     latest = _latest(records)
     ghost = row_key("model_state", ["ghost"])
+    request = row_key("baseline_requests", ["fraud", "r1"])
     hostile: list[tuple[bytes, bytes | None]] = [
         (b"not json", b"{}"),  # keys that are no table's row
         (b'{"table": 1}', b"{}"),
@@ -213,6 +231,12 @@ def test_changelog_records_no_daemon_wrote_are_skipped_and_counted(tmp_path: Pat
             ghost,
             b'{"model": "fraud", "state": "{}", "events": 1, "updated_at": 1.0}',
         ),  # not its key's
+        (ghost, b'{"$chunks": 1, "$sha256": "00"}'),  # its chunk never came
+        (ghost, b'{"$chunks": 1}'),
+        (request, _request(partition=5)),  # a request naming another partition
+        (request, _request(kind="wipe")),
+        (request, _request(requested_at="soon")),
+        (request, _request(sample=[1])),
     ]
     target, target_capture = _open(tmp_path / "b.db")
     for key, value in hostile:
@@ -279,3 +303,20 @@ def test_the_notifier_keeps_the_history_and_baseline_log_a_worker_keeps(tmp_path
     assert [(s, orjson.loads(c)["source"]) for s, c in log.fetchall()] == [("model:m", "warm-up")]
     worker.close()
     notifier.close()
+
+
+def test_an_upsert_of_a_row_already_noted_is_noted_once(tmp_path: Path) -> None:
+    """A trigger fired by an upsert's DO UPDATE runs under the upsert's ABORT: a note
+    taken with INSERT OR IGNORE failed there on a row changed twice in one checkpoint."""
+    store, capture = _open(tmp_path / "a.db")
+    upsert = (
+        "INSERT INTO label_joined (model, first, bits) VALUES (?, ?, ?) "
+        "ON CONFLICT (model, first) DO UPDATE SET bits = bits | excluded.bits"
+    )
+    with store.transaction() as db:
+        for bits in (1, 2, 4):  # an insert, then two updates of the same row
+            db.conn.execute(upsert, ["fraud", 0, bits])
+        db.conn.execute(upsert, ["fraud", 64, 1])
+    changed = [(table, key) for table, key, _ in capture.changed()]
+    assert sorted(changed) == [("label_joined", ["fraud", 0]), ("label_joined", ["fraud", 64])]
+    assert store.db.execute("SELECT bits FROM label_joined WHERE first = 0").fetchone() == (7,)
