@@ -18,7 +18,7 @@ transaction: a rolled-back checkpoint leaves no note behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -155,6 +155,24 @@ class ChangeCapture:
         """Everything noted is published (call inside the checkpoint's transaction)."""
         self.db.execute("DELETE FROM temp.cluster_changed")
         self.db.execute("DELETE FROM temp.cluster_written")
+
+    def forget(self, models: Collection[str]) -> None:
+        """Drop what was noted of models whose partitions went to another member: their
+        state is the new owner's to publish, from the changelog (a change noted here but
+        never committed, by a failed transaction or a load before it, is redone there)."""
+        if not models:
+            return
+        names = sorted(models)
+        marks = ", ".join("?" * len(names))
+        self.db.execute(
+            f"DELETE FROM temp.cluster_changed WHERE json_extract(key, '$[0]') IN ({marks})",
+            names,
+        )
+        self.db.execute(
+            "DELETE FROM temp.cluster_written WHERE tbl = 'audit' AND row IN "
+            f"(SELECT id FROM main.audit WHERE subject IN ({marks}))",
+            [f"model:{name}" for name in names],
+        )
 
     def keep(self, table: str, key: list[Any]) -> None:
         """Note a row again (after ``clear``): it could not be published this time."""

@@ -176,6 +176,12 @@ class ClusterMember:
         gone = set(partitions)
         self.paused -= gone
         self.held -= {tp.partition for tp in gone}
+        numbers = {tp.partition for tp in gone}
+        moved = {model for model, partition in self.partition_of.items() if partition in numbers}
+        for model in moved:
+            del self.partition_of[model]
+        with self.store.transaction():
+            self.capture.forget(moved)
         self._stop_restore()
         self._stop_follower()
 
@@ -208,7 +214,7 @@ class ClusterMember:
             return
         self.restore = None
         self.held |= set(restored.partitions)
-        self._arm_requests()
+        self._arm_requests(restored=True)
         self._start_follower(restored)
         for tp in self.paused:
             committed = self._committed.get(tp)
@@ -257,9 +263,9 @@ class ClusterMember:
             log.warning("cannot read the changelog yet", extra={"error": str(exc)})
             self.restore = None
 
-    def _arm_requests(self) -> None:
+    def _arm_requests(self, restored: bool = False) -> None:
         with self.store.transaction() as db:
-            armed = requests.sync(db, self.held)
+            armed = requests.sync(db, self.held, restored)
         for model, partition in armed:
             records_on = self.partition_of.get(model)
             if records_on is not None and records_on != partition:

@@ -46,10 +46,18 @@ TABLE = REQUEST_TABLE
 KEY_PREFIX = b'["' + TABLE.encode() + b'",'
 
 
-def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[tuple[str, int]]:
+def sync(
+    db: sqlite_utils.Database, partitions: Collection[int], restored: bool = False
+) -> list[tuple[str, int]]:
     """Each request of the store on ``partitions`` armed as the store's own, each one gone
     withdrawn; call in a write transaction after requests were read. Returns the models
-    armed, each with its request's partition."""
+    armed, each with its request's partition.
+
+    ``restored``: the partitions were just restored. A request still on the changelog
+    then never reached it as carried out, even if this store carried it out (when the
+    model loaded, then the daemon died or its transaction failed before the checkpoint
+    that publishes it): it is armed again, and carried out again from the restored
+    state. (While following, such a request waits for its checkpoint: not again.)"""
     held = sorted(partitions)
     marks = ", ".join("?" * len(held))
     armed = {
@@ -68,6 +76,13 @@ def sync(db: sqlite_utils.Database, partitions: Collection[int]) -> list[tuple[s
     )
     waiting = {(row[0], row[1]): row for row in cursor.fetchall()}
     now = time.time()
+    if restored:
+        for (model, rid), (kind, row_id) in list(armed.items()):
+            if (model, rid) in waiting and _carried_out(db, kind, row_id):
+                del armed[model, rid]
+                db.execute(
+                    "DELETE FROM cluster_armed WHERE model = ? AND request_id = ?", [model, rid]
+                )
     for (model, rid), (kind, row_id) in armed.items():
         if (model, rid) not in waiting:
             _withdraw(db, kind, row_id, now)

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from monitor.audit.chain import AuditLog
 from monitor.cluster import cache, publish
 from monitor.cluster.capture import STATE_TABLES, ChangeCapture
 from monitor.cluster.records import CHUNK_BYTES, KafkaRecord, chunk_count, row_key
@@ -320,3 +321,21 @@ def test_an_upsert_of_a_row_already_noted_is_noted_once(tmp_path: Path) -> None:
     changed = [(table, key) for table, key, _ in capture.changed()]
     assert sorted(changed) == [("label_joined", ["fraud", 0]), ("label_joined", ["fraud", 64])]
     assert store.db.execute("SELECT bits FROM label_joined WHERE first = 0").fetchone() == (7,)
+
+
+def test_the_notes_of_models_gone_to_another_member_are_forgotten(tmp_path: Path) -> None:
+    """A change noted here but never committed (a failed transaction, a load before it)
+    must not be published once the model's partition has moved: its new owner publishes
+    the model's state, from the changelog."""
+    store, capture = _open(tmp_path / "a.db")
+    with store.transaction() as db:
+        for model in ("gone", "kept"):
+            db.execute(
+                "INSERT INTO model_state (model, state, events, updated_at) VALUES (?, '{}', 1, 1)",
+                [model],
+            )
+            AuditLog.append(db, "baseline_change", f"model:{model}", {"source": "reset"})
+    with store.transaction():
+        capture.forget({"gone"})
+    assert [key for _, key, _ in capture.changed()] == [["kept"]]
+    assert [row["subject"] for row in capture.written("audit")] == ["model:kept"]

@@ -79,3 +79,23 @@ def test_a_request_carried_out_elsewhere_is_withdrawn_not_carried_out_here(
     log = store.db.execute("SELECT content FROM audit WHERE kind = 'baseline_change'")
     assert [orjson.loads(c)["source"] for (c,) in log.fetchall()] == [], "nothing carried out"
     store.close()
+
+
+def test_a_request_carried_out_but_never_published_is_armed_again_after_a_restore(
+    tmp_path: Path,
+) -> None:
+    """Carried out when its model loaded, then the daemon died (or its transaction failed)
+    before the checkpoint that publishes it: the request is still on the changelog, and
+    the restored state is the one before it. After the restore it is carried out again;
+    while following, it waits for its checkpoint."""
+    store, capture = _open(tmp_path / "s.db")
+    _request(store, capture, "m", "r1", "reset", 0, 10.0)
+    with store.transaction() as db:
+        assert requests.sync(db, [0]) == [("m", 0)]
+        baseline_reset.carry_out(db, "m", 11.0)  # at load, in a transaction of its own
+    assert baseline_reset.pending(store.db) == set()
+    with store.transaction() as db:
+        assert requests.sync(db, [0]) == [], "following: its checkpoint will publish it"
+        assert requests.sync(db, [0], restored=True) == [("m", 0)]
+        assert requests.sync(db, [0], restored=True) == [], "armed again once"
+    assert baseline_reset.pending(store.db) == {"m"}
