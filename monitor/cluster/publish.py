@@ -49,8 +49,6 @@ QUARANTINE_RAW_BYTES = 512 * 1024
 @dataclass
 class Outgoing:
     records: list[KafkaRecord] = field(default_factory=list)
-    # The last changelog partitions written, for the cache's offsets once committed.
-    changelog_partitions: set[int] = field(default_factory=set)
 
 
 def outgoing(
@@ -79,7 +77,6 @@ def outgoing(
             capture.keep(table, key)
             continue
         placed[model] = partition
-        out.changelog_partitions.add(partition)
         out.records += _state_records(db, chunks, topics.changelog, partition, table, key, row)
     cache.set_model_partitions(db, placed.items())
     out.records += output_records(

@@ -6,7 +6,9 @@ records, detector state and the next offset of each partition in ONE SQLite
 transaction; Kafka commits follow, best effort. On
 (re)assignment the consumer seeks to the offsets in SQLite, so after a crash
 the records since the last checkpoint are read again and their effects, which
-never landed, are made exactly once.
+never landed, are made exactly once. In cluster mode (``monitor.cluster``) a
+checkpoint is a Kafka transaction carrying its effects and offsets, committed
+before the SQLite transaction: Kafka holds the truth, the store is a cache.
 """
 
 from __future__ import annotations
@@ -316,7 +318,8 @@ class Daemon:
                 metrics.advance(metrics.labels, count, model, outcome)
 
     def on_revoked(self, partitions: set[TopicPartition]) -> None:
-        # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call.
+        # Runs on the consumer's IO thread: SQLite only, no blocking Kafka call, but in
+        # cluster mode the final checkpoint's transaction (bounded by its timeout).
         if self._abandoned:
             return  # leaving after a store error: the effects since the last checkpoint are lost
         with self._lock:
