@@ -134,7 +134,8 @@ class SegmentLayout:
         """The keys of events ``rows`` of ``batch``, one a row of a uint8 matrix (``keys``
         without a bytes object per event, for those who store them all)."""
         picked = np.asarray(rows, dtype=np.intp)
-        codes = self._codes_by_feature(batch, picked)
+        every = len(picked) == len(batch) and bool((picked == np.arange(len(batch))).all())
+        codes = self._codes_by_feature(batch, None if every else picked)  # no copy of all
         keyed = np.empty((len(picked), DIGEST_BYTES + len(self.features)), dtype=np.uint8)
         keyed[:, :DIGEST_BYTES] = np.frombuffer(self.digest, dtype=np.uint8)
         keyed[:, DIGEST_BYTES:] = codes.T
