@@ -77,12 +77,22 @@ class SegmentLayout:
 
     def __init__(self, features: list[FeatureBins]) -> None:
         self.features = features
-        # A categorical feature's label -> bin (None: missing; a label not kept: other).
-        self._tables: list[dict[str | None, int] | None] = [
-            None if f.labels is None else {None: MISSING, **{v: i for i, v in enumerate(f.labels)}}
+        # A categorical feature's label -> bin as one byte (None: missing; a label not kept:
+        # other), so that a column's bins are one bytes.join of dict lookups made from C.
+        self._tables: list[dict[str | None, bytes] | None] = [
+            None
+            if f.labels is None
+            else {None: bytes([MISSING]), **{v: bytes([i]) for i, v in enumerate(f.labels)}}
             for f in features
         ]
-        self._cuts = [np.array(f.cuts or (), dtype=np.float64) for f in features]
+        # The numeric features' cuts, one row each, padded with NaN (no value is >= NaN):
+        # a value's bin is the number of its feature's cuts it is >= (searchsorted's "right").
+        self._numeric = [j for j, f in enumerate(features) if f.labels is None]
+        widest = max((len(features[j].cuts or ()) for j in self._numeric), default=0)
+        self._cut_rows = np.full((len(self._numeric), widest), np.nan)
+        for k, j in enumerate(self._numeric):
+            cuts = features[j].cuts or ()
+            self._cut_rows[k, : len(cuts)] = cuts
         self.digest = hashlib.sha256(orjson.dumps(self.dump())).digest()[:DIGEST_BYTES]
 
     @classmethod
@@ -111,24 +121,7 @@ class SegmentLayout:
 
     def codes(self, batch: RowBatch) -> np.ndarray:
         """Each event's bin of each feature: uint8, shape (events, features)."""
-        n = len(batch)
-        out = np.full((n, len(self.features)), MISSING, dtype=np.uint8)
-        for j, feature in enumerate(self.features):
-            table = self._tables[j]
-            if table is None:
-                values = batch.numeric.get(feature.name)
-                if values is None:
-                    continue
-                bins = np.searchsorted(self._cuts[j], values, side="right")
-                out[:, j] = np.where(np.isnan(values), MISSING, bins)
-                continue
-            labels = batch.categorical.get(feature.name)
-            if labels is None:
-                continue
-            # dict.get with a default, called from C: no Python call per value.
-            found = map(table.get, labels.tolist(), repeat(OTHER, n))
-            out[:, j] = np.fromiter(found, np.uint8, count=n)
-        return out
+        return np.ascontiguousarray(self._codes_by_feature(batch, None).T)
 
     def keys(self, batch: RowBatch, rows: list[int]) -> list[bytes]:
         """The keys of events ``rows`` of ``batch``."""
@@ -137,14 +130,47 @@ class SegmentLayout:
         raw = keyed.tobytes()  # slicing one bytes object is cheaper than a row each
         return [raw[k * width : (k + 1) * width] for k in range(len(rows))]
 
-    def key_matrix(self, batch: RowBatch, rows: list[int]) -> np.ndarray:
+    def key_matrix(self, batch: RowBatch, rows: list[int] | np.ndarray) -> np.ndarray:
         """The keys of events ``rows`` of ``batch``, one a row of a uint8 matrix (``keys``
         without a bytes object per event, for those who store them all)."""
-        codes = self.codes(batch)[rows]
-        keyed = np.empty((len(rows), DIGEST_BYTES + codes.shape[1]), dtype=np.uint8)
+        picked = np.asarray(rows, dtype=np.intp)
+        every = len(picked) == len(batch) and bool((picked == np.arange(len(batch))).all())
+        codes = self._codes_by_feature(batch, None if every else picked)  # no copy of all
+        keyed = np.empty((len(picked), DIGEST_BYTES + len(self.features)), dtype=np.uint8)
         keyed[:, :DIGEST_BYTES] = np.frombuffer(self.digest, dtype=np.uint8)
-        keyed[:, DIGEST_BYTES:] = codes
+        keyed[:, DIGEST_BYTES:] = codes.T
         return keyed
+
+    def _codes_by_feature(self, batch: RowBatch, rows: np.ndarray | None) -> np.ndarray:
+        """The bins of events ``rows`` (None: all) of ``batch``: uint8, shape (features,
+        events), each feature's bins contiguous."""
+        n = len(batch) if rows is None else len(rows)
+        out = np.full((len(self.features), n), MISSING, dtype=np.uint8)
+        present = [
+            (j, k, values)
+            for k, j in enumerate(self._numeric)
+            if (values := batch.numeric.get(self.features[j].name)) is not None
+        ]
+        if present:
+            # All numeric features at once: one comparison per cut level over the matrix.
+            values = np.array([v if rows is None else v[rows] for *_, v in present], np.float64)
+            cuts = self._cut_rows[[k for _, k, _ in present]]
+            bins = np.zeros(values.shape, dtype=np.uint8)
+            for level in range(cuts.shape[1]):
+                bins += values >= cuts[:, level : level + 1]
+            np.putmask(bins, np.isnan(values), MISSING)
+            out[[j for j, *_ in present]] = bins
+        other = bytes([OTHER])
+        for j, feature in enumerate(self.features):
+            table = self._tables[j]
+            labels = None if table is None else batch.categorical.get(feature.name)
+            if table is None or labels is None:
+                continue
+            picked = labels.tolist() if rows is None else labels[rows].tolist()
+            # dict.get with a default, called from C, and one join: no Python call per value.
+            found = b"".join(map(table.get, picked, repeat(other, n)))
+            out[j] = np.frombuffer(found, dtype=np.uint8)
+        return out
 
     def dump(self) -> list[dict[str, Any]]:
         return [

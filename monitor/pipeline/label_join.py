@@ -212,7 +212,7 @@ class ModelLabelJoin:
         if not kept.all():
             slots, rows = slots[kept], rows[kept]
         if len(slots):
-            self.recent.add_keys(slots, layout.key_matrix(batch, rows.tolist()))
+            self.recent.add_keys(slots, layout.key_matrix(batch, rows))
 
     def label(self, seq: int, request: str, ts: float, truth: object) -> str:
         """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""
