@@ -109,6 +109,24 @@ def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float, int]:
     return False, float(np.median(y[step_at + 1 :])), 0.0, step_at + 1
 
 
+def _variance_onset(scores: list[float]) -> int:
+    """How many points before the newest of ``scores`` (absolute) a rise of
+    their spread started: the split that maximises the likelihood of two
+    zero-mean normal stretches, the later one wider (0 for fewer than 8)."""
+    n = len(scores)
+    if n < 8:
+        return 0
+    sq = np.square(np.array(scores)) + 1e-12
+    c = np.cumsum(sq)
+    k = np.arange(2, n - 1)  # points before the split
+    left, right = c[k - 1] / k, (c[-1] - c[k - 1]) / (n - k)
+    cost = k * np.log(left) + (n - k) * np.log(right)
+    cost[right <= left] = np.inf
+    if not np.isfinite(cost).any():
+        return 0
+    return n - 1 - int(k[int(np.argmin(cost))])
+
+
 class MetricAnomaly(DetectorBase):
     """Anomalies of a serving-metric series (latency, QPS, error rate, CPU,
     queue depth): spike, dip, level_shift, trend_change, variance_change,
@@ -479,11 +497,14 @@ class MetricAnomaly(DetectorBase):
             self._fired[1] = True
             self._hold = HOLD
             return out
+        scores = self._abs  # (a spread change starts a new list)
         spread = self._spread_change(z_limit)
         if spread is None and noisier:
             spread = self._noisier_rebaseline()
         if spread is not None:
             if settled and not self._fired[1]:
+                onset_back = _variance_onset(scores)
+                details = {**details, "onset_points_back": onset_back}
                 out.append(("variance_change", spread, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD

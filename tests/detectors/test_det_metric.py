@@ -415,3 +415,19 @@ def test_a_ramp_and_a_flat_line_report_where_they_started() -> None:
     flat = MetricAnomaly().update_at(_times(3000), x)[0]
     assert flat.details["kind"] == "flat_line"
     assert flat.index - flat.details["onset_points_back"] == 2000  # the first repeat
+
+
+def test_a_variance_rise_reports_where_it_started() -> None:
+    # the split of the last 60 scores that best explains a wider later stretch
+    near, found = 0, 0
+    for seed in range(10):
+        rng = np.random.default_rng(100 + seed)
+        x = 100 + rng.normal(0, 3, 3000)
+        x[2000:2600] = 100 + 4 * (x[2000:2600] - 100)
+        events = MetricAnomaly().update_at(_times(3000), x)
+        rises = [e for e in events if e.details["kind"] == "variance_change"]
+        if rises:
+            found += 1
+            near += abs(rises[0].index - rises[0].details["onset_points_back"] - 2000) <= 5
+    assert found >= 9
+    assert near >= 8
