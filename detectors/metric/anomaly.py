@@ -483,6 +483,12 @@ class MetricAnomaly(DetectorBase):
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
+            if settled and not sure and not self._fired[1] and self._n < self.probation:
+                # a short history's wider bar not beaten yet: wait for more
+                # evidence rather than restart the baseline in silence (which
+                # would spend the episode: a series of a few dozen points has
+                # no other); the baseline learns nothing meanwhile
+                return out
             kind, stat, back, weekly, onset_back = self._rebaseline()
             if settled and sure and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, {**details, "onset_points_back": onset_back}))
