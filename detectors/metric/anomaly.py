@@ -483,7 +483,11 @@ class MetricAnomaly(DetectorBase):
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
-            if settled and not sure and not self._fired[1] and self._n < self.probation:
+            early = settled and not sure and not self._fired[1] and self._n < self.probation
+            # (once the sums' variance has learnt from 10 sums: before, the
+            # first sums of dependent noise are beyond a variance of 1, and
+            # a wait would leave it there until the 60-point sum confirmed it)
+            if early and self._n >= INIT + 2 * SHORT:
                 # a short history's wider bar not beaten yet: wait for more
                 # evidence rather than restart the baseline in silence (which
                 # would spend the episode: a series of a few dozen points has
