@@ -182,8 +182,13 @@ class MetricAnomaly(DetectorBase):
     shifts, trend and variance changes may alert from the
     :data:`FIRST_ALERT`-th point where they beat the Student t quantile of
     those estimates' degrees of freedom (the baseline follows what the
-    normal quantile finds meanwhile); gaps too; spikes and flat-lines wait
-    for the probation (a heavy tail, a rate of repeats, not learnt yet).
+    normal quantile finds meanwhile, but from the 30th point a shift or ramp
+    beyond it only is waited for, the baseline learning nothing, rather than
+    restarted from in silence); gaps too; spikes and flat-lines wait for
+    the probation (a heavy tail, a rate of repeats, not learnt yet).
+    Level shifts, trend changes, variance changes and flat-lines give
+    ``details.onset_points_back``: how many points before the alert's the
+    change is estimated to have started.
     Points carry event times (``update_at``); ``update`` takes them one
     minute apart.
 
