@@ -31,8 +31,11 @@ detection", in one run:
   Burg & Williams 2020) defines them, on the series whose anomalies are
   changes (level shifts, trend changes, variance changes and flat-lines, whose
   ends are changes too) and the clean ones: the start of a series counts as
-  a change in both the truth and the alerts; an alert within ``--margin``
-  points of a true change (each alert used once) is a true positive; F1 of
+  a change in both the truth and the alerts; an alert's change is where it
+  says the change started (``details.onset_points_back`` points before the
+  point it was raised at, where given: change-point benchmarks score the
+  reported location; NAB and the window F1 the alert's time); one within
+  ``--margin`` points of a true change (each used once) is a true positive; F1 of
   precision and recall; covering the mean over true segments, weighted by
   length, of the best Jaccard overlap with a segment between alerts; both
   averaged over series.
@@ -62,25 +65,34 @@ from metric_corpus import Series, make_corpus
 __all__ = ["make_corpus"]
 
 
-def run_ours(s: Series, batch: int) -> tuple[list[float], float]:
-    """Alert times from a metric series at default settings; CPU seconds spent."""
+Run = tuple[list[float], list[float], float]  # alert times, change times, CPU seconds
+
+
+def run_ours(s: Series, batch: int) -> Run:
+    """Alert times from a metric series at default settings; the times of the
+    changes they report (``details.onset_points_back`` points before the
+    alert's point, where given: the estimated start of a level shift, trend
+    change or flat-line); CPU seconds spent."""
     series = MetricSeries.create(SuiteSettings())
     alerts: list[float] = []
+    onsets: list[float] = []
     start = time.process_time()
     for i in range(0, s.ts.shape[0], batch):
         found = series.observe("metric:x", s.ts[i : i + batch], s.values[i : i + batch])
-        alerts += [f.event_ts for f in found if f.details.get("state") == "alarm"]
-    return alerts, time.process_time() - start
+        for f in found:
+            if f.details.get("state") == "alarm":
+                alerts.append(f.event_ts)
+                back = int(f.details.get("onset_points_back", 0))
+                onsets.append(float(s.ts[max(int(f.details["point_index"]) - back, 0)]))
+    return alerts, onsets, time.process_time() - start
 
 
-def run_zscore(
-    s: Series, batch: int, history: int = 120, recover: int = 120
-) -> tuple[list[float], float]:
+def run_zscore(s: Series, batch: int, history: int = 120, recover: int = 120) -> Run:
     """A rolling z-score at the same budget: alert when a point leaves the
     threshold after ``recover`` quiet points."""
     del batch
     if s.values.shape[0] <= history:
-        return [], 0.0
+        return [], [], 0.0
     n_checks = SuiteSettings().false_alarm_events
     z = float(-special.ndtri(0.5 / n_checks))
     v = s.values
@@ -94,7 +106,7 @@ def run_zscore(
         if i - last >= recover:
             alerts.append(float(s.ts[history + i]))
         last = i
-    return alerts, time.process_time() - start
+    return alerts, alerts, time.process_time() - start
 
 
 def window_hits(s: Series, found: list[float]) -> tuple[list[bool], int, list[float]]:
@@ -260,27 +272,29 @@ def to_indices(s: Series, times: list[float]) -> list[int]:
     return [int(np.searchsorted(s.ts, t)) for t in times]
 
 
-def run_none(s: Series, batch: int) -> tuple[list[float], float]:
+def run_none(s: Series, batch: int) -> Run:
     """No detection at all: the reference that NAB and the change-point scores start from."""
     del s, batch
-    return [], 0.0
+    return [], [], 0.0
 
 
 def evaluate(
     name: str,
-    runner: Callable[[Series, int], tuple[list[float], float]],
+    runner: Callable[[Series, int], Run],
     clean: list[Series],
     dirty: list[Series],
     args: argparse.Namespace,
 ) -> dict[str, float]:
     seconds = points = 0.0
     found_all: list[list[float]] = []
+    onsets_all: list[list[float]] = []
     for s in clean + dirty:
-        found, spent = runner(s, args.batch)
+        found, onsets, spent = runner(s, args.batch)
         found_all.append(found)
+        onsets_all.append(onsets)
         seconds, points = seconds + spent, points + s.ts.shape[0]
     print(f"{name}:")
-    out = summary(clean, dirty, found_all, args.margin)
+    out = summary(clean, dirty, found_all, onsets_all, args.margin)
     out["us_per_point"] = 1e6 * seconds / points
     print(f"  {out['us_per_point']:.1f} µs/point (CPU time)")
     by_kind: dict[str, list[bool]] = {}
@@ -296,6 +310,7 @@ def evaluate(
             [s for s in clean if s.family == family],
             [s for s in dirty if s.family == family],
             [found_all[i] for i in chosen],
+            [onsets_all[i] for i in chosen],
             args.margin,
             indent="    ",
         )["nab"]
@@ -309,17 +324,20 @@ def summary(
     clean: list[Series],
     dirty: list[Series],
     found_all: list[list[float]],
+    onsets_all: list[list[float]],
     margin: int,
     indent: str = "  ",
 ) -> dict[str, float]:
-    """Print and return the scores of alerts ``found_all`` on ``clean + dirty``."""
+    """Print and return the scores of alerts ``found_all`` on ``clean + dirty``
+    (the change-point scores of the changes they report, ``onsets_all``)."""
     clean_alerts = [len(f) for f in found_all[: len(clean)]]
     out = score(dirty, found_all[len(clean) :])
     out["clean_alerts"] = float(sum(clean_alerts))
     out["clean_max"] = float(max(clean_alerts, default=0))
     indices = [to_indices(s, f) for s, f in zip(clean + dirty, found_all, strict=True)]
     out["nab"] = nab_score(clean + dirty, indices)
-    out["cp_f1"], out["cover"], cp_series = change_scores(clean + dirty, indices, margin)
+    changes = [to_indices(s, f) for s, f in zip(clean + dirty, onsets_all, strict=True)]
+    out["cp_f1"], out["cover"], cp_series = change_scores(clean + dirty, changes, margin)
     print(
         f"{' ' if indent != '  ' else indent}precision {out['precision']:.3f}  recall "
         f"{out['recall']:.3f}  F1 {out['f1']:.3f}  false positives {out['fp']:.0f}  median "

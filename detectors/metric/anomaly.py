@@ -82,10 +82,11 @@ def _short_history(df: float, n: float) -> float:
     return float(-special.stdtrit(df, 0.5 / max(n, 2.0))) / _normal_quantile(n)
 
 
-def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float]:
+def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float, int]:
     """Whether ``y`` is better fitted by a level then a ramp (a hinge) than by
-    a level then another level (a step); the fit's last value, and its slope
-    (0 for a step)."""
+    a level then another level (a step); the fit's last value, its slope
+    (0 for a step), and where the fitted change starts (the index in ``y``
+    of the first point past the step or the bend)."""
     n = y.shape[0]
     idx = np.arange(n, dtype=np.float64)
     c, c2 = np.cumsum(y), np.cumsum(y * y)
@@ -94,16 +95,36 @@ def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float]:
     right = (c2[-1] - c2[:-1]) - (c[-1] - c[:-1]) ** 2 / (n - k)
     step_at = int(np.argmin(left + right))
     step_sse = float(left[step_at] + right[step_at])
-    best_sse, best_fit = math.inf, (0.0, 0.0)
+    best_sse, best_fit, best_bend = math.inf, (0.0, 0.0), 0
     for bend in range(0, n - 3):
         design = np.column_stack([np.ones(n), np.maximum(idx - bend, 0.0)])
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         sse = float(np.sum((y - design @ coef) ** 2))
         if sse < best_sse:
-            best_sse, best_fit = sse, (float(coef[0] + coef[1] * (n - 1 - bend)), float(coef[1]))
+            best_sse, best_bend = sse, bend
+            best_fit = (float(coef[0] + coef[1] * (n - 1 - bend)), float(coef[1]))
     if best_sse < step_sse:
-        return True, *best_fit
-    return False, float(np.median(y[step_at + 1 :])), 0.0
+        # (the ramp's first point off the level is the one past the bend)
+        return True, *best_fit, min(best_bend + 1, n - 1)
+    return False, float(np.median(y[step_at + 1 :])), 0.0, step_at + 1
+
+
+def _variance_onset(scores: list[float]) -> int:
+    """How many points before the newest of ``scores`` (absolute) a rise of
+    their spread started: the split that maximises the likelihood of two
+    zero-mean normal stretches, the later one wider (0 for fewer than 8)."""
+    n = len(scores)
+    if n < 8:
+        return 0
+    sq = np.square(np.array(scores)) + 1e-12
+    c = np.cumsum(sq)
+    k = np.arange(2, n - 1)  # points before the split
+    left, right = c[k - 1] / k, (c[-1] - c[k - 1]) / (n - k)
+    cost = k * np.log(left) + (n - k) * np.log(right)
+    cost[right <= left] = np.inf
+    if not np.isfinite(cost).any():
+        return 0
+    return n - 1 - int(k[int(np.argmin(cost))])
 
 
 class MetricAnomaly(DetectorBase):
@@ -161,8 +182,13 @@ class MetricAnomaly(DetectorBase):
     shifts, trend and variance changes may alert from the
     :data:`FIRST_ALERT`-th point where they beat the Student t quantile of
     those estimates' degrees of freedom (the baseline follows what the
-    normal quantile finds meanwhile); gaps too; spikes and flat-lines wait
-    for the probation (a heavy tail, a rate of repeats, not learnt yet).
+    normal quantile finds meanwhile, but from the 30th point a shift or ramp
+    beyond it only is waited for, the baseline learning nothing, rather than
+    restarted from in silence); gaps too; spikes and flat-lines wait for
+    the probation (a heavy tail, a rate of repeats, not learnt yet).
+    Level shifts, trend changes, variance changes and flat-lines give
+    ``details.onset_points_back``: how many points before the alert's the
+    change is estimated to have started.
     Points carry event times (``update_at``); ``update`` takes them one
     minute apart.
 
@@ -368,7 +394,9 @@ class MetricAnomaly(DetectorBase):
         self._last = x
         need = self._flat_need(n_checks)
         if self._run == need and self._scale > 0:
-            return ("flat_line", float(self._run), float(need), {"value": x})
+            # (the run counts the last value before it stuck: the first repeat is one later)
+            details = {"value": x, "onset_points_back": self._run - 2}
+            return ("flat_line", float(self._run), float(need), details)
         return ended
 
     def _flat_need(self, n_checks: float) -> int:
@@ -460,25 +488,38 @@ class MetricAnomaly(DetectorBase):
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
-            kind, stat, back, weekly = self._rebaseline()
+            early = settled and not sure and not self._fired[1] and self._n < self.probation
+            # (once the sums' variance has learnt from 10 sums: before, the
+            # first sums of dependent noise are beyond a variance of 1, and
+            # a wait would leave it there until the 60-point sum confirmed it)
+            if early and self._n >= INIT + 2 * SHORT:
+                # a short history's wider bar not beaten yet: wait for more
+                # evidence rather than restart the baseline in silence (which
+                # would spend the episode: a series of a few dozen points has
+                # no other); the baseline learns nothing meanwhile
+                return out
+            kind, stat, back, weekly, onset_back = self._rebaseline()
             if settled and sure and not self._fired[1] and not back and not weekly:
-                out.append((kind, stat, z_limit, details))
+                out.append((kind, stat, z_limit, {**details, "onset_points_back": onset_back}))
             self._fired[1] = True
             self._hold = HOLD
             return out
         if noisier and self._one_sided(2 * SHORT):
             # larger errors all on one side: a shift or a ramp, not more noise
-            kind, stat, _, weekly = self._rebaseline()
+            kind, stat, _, weekly, onset_back = self._rebaseline()
             if settled and not self._fired[1] and not weekly:
-                out.append((kind, stat, z_limit, details))
+                out.append((kind, stat, z_limit, {**details, "onset_points_back": onset_back}))
             self._fired[1] = True
             self._hold = HOLD
             return out
+        scores = self._abs  # (a spread change starts a new list)
         spread = self._spread_change(z_limit)
         if spread is None and noisier:
             spread = self._noisier_rebaseline()
         if spread is not None:
             if settled and not self._fired[1]:
+                onset_back = _variance_onset(scores)
+                details = {**details, "onset_points_back": onset_back}
                 out.append(("variance_change", spread, z_limit, details))
             self._fired[1] = True
             self._hold = HOLD
@@ -605,21 +646,27 @@ class MetricAnomaly(DetectorBase):
         sd = float(recent.std(ddof=1)) or 1e-9
         return abs(float(recent.mean())) * math.sqrt(recent.shape[0]) / sd > 4.0
 
-    def _rebaseline(self) -> tuple[str, float, bool, bool]:
+    def _rebaseline(self) -> tuple[str, float, bool, bool, int]:
         """Name a confirmed shift from a fit of the recent values; restart the
         baseline from that fit. Also whether it went back to the level before
         the previous shift (the end of an episode, or a season not yet known,
-        as a square wave's edges: no new anomaly), and whether it may be a
-        weekly season not yet seen (:meth:`_weekly_step`)."""
+        as a square wave's edges: no new anomaly), whether it may be a
+        weekly season not yet seen (:meth:`_weekly_step`), and how many
+        points before the newest the fitted change starts (the step's first
+        point past the split of least squares, or the ramp's past its bend:
+        where change-point benchmarks look for it; the alert itself is
+        raised at the point where the evidence was enough)."""
         # deviations from the slow (seasonal) forecast: a shift is a step in
         # them, a trend change a ramp, whatever the season does meanwhile
         devs = np.array(self._values[-LONG:])
         base = self._base
         stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
         if devs.shape[0] >= 8:
-            is_line, level, _ = _ramp_beats_step(devs)
+            is_line, level, _, start = _ramp_beats_step(devs)
+            onset_back = devs.shape[0] - 1 - start
         else:
             is_line, level = False, float(np.median(devs[-SPIKE_RUN:]))
+            onset_back = max(abs(self._pending), 1) - 1
         self._noisier.reset()
         step = level  # in deviations from the seasonal forecast, about 0 before the step
         level += base
@@ -644,7 +691,8 @@ class MetricAnomaly(DetectorBase):
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
-        return ("trend_change" if is_line else "level_shift"), stat, back, weekly
+        kind = "trend_change" if is_line else "level_shift"
+        return kind, stat, back, weekly, onset_back
 
     def _weekly_step(self, step: float) -> bool:
         """Whether a step may be the week's own season, not yet seen: the

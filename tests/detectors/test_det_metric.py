@@ -378,3 +378,56 @@ def test_a_state_saved_with_the_spread_of_errors_loads_as_the_spread_of_scores()
     assert loaded["abs"] == pytest.approx(state["abs"], rel=1e-12)
     assert loaded["spread"] == pytest.approx(state["spread"], rel=1e-12)
     assert len(state["abs"]) == 60 and state["spread"][2] > 3
+
+
+def test_a_shift_reports_where_it_started_within_a_few_points() -> None:
+    # the alert comes where the evidence was enough; ``onset_points_back``
+    # points before it is the fitted step's first point (a change-point
+    # benchmark's location), near the true change in most seeded series
+    near, late, n_alerts = 0, 0, 0
+    for seed in range(20):
+        rng = np.random.default_rng(300 + seed)
+        x = 100 + rng.normal(0, 3, 3000)
+        x[2000:] += rng.choice([-1, 1]) * rng.uniform(12, 18)
+        events = MetricAnomaly().update_at(_times(3000), x)
+        # (a step fitted from 60 points, a few past it, may be named a ramp's start)
+        shifts = [e for e in events if e.details["kind"] in ("level_shift", "trend_change")]
+        if not shifts:
+            continue
+        n_alerts += 1
+        onset = shifts[0].index - shifts[0].details["onset_points_back"]
+        near += abs(onset - 2000) <= 2
+        late += abs(shifts[0].index - 2000) > 2
+    assert n_alerts >= 16
+    assert near >= 14
+    assert late >= 5  # (the alert itself comes later: the onset is no mere copy of it)
+
+
+def test_a_ramp_and_a_flat_line_report_where_they_started() -> None:
+    rng = np.random.default_rng(3)
+    x = 100 + rng.normal(0, 3, 3000)
+    x[2000:] += 1.0 * np.arange(1000)
+    ramp = MetricAnomaly().update_at(_times(3000), x)[0]
+    assert ramp.details["kind"] == "trend_change"
+    assert abs(ramp.index - ramp.details["onset_points_back"] - 2000) <= 5
+    x = 100 + rng.normal(0, 3, 3000)
+    x[2000:2300] = x[1999]
+    flat = MetricAnomaly().update_at(_times(3000), x)[0]
+    assert flat.details["kind"] == "flat_line"
+    assert flat.index - flat.details["onset_points_back"] == 2000  # the first repeat
+
+
+def test_a_variance_rise_reports_where_it_started() -> None:
+    # the split of the last 60 scores that best explains a wider later stretch
+    near, found = 0, 0
+    for seed in range(10):
+        rng = np.random.default_rng(100 + seed)
+        x = 100 + rng.normal(0, 3, 3000)
+        x[2000:2600] = 100 + 4 * (x[2000:2600] - 100)
+        events = MetricAnomaly().update_at(_times(3000), x)
+        rises = [e for e in events if e.details["kind"] == "variance_change"]
+        if rises:
+            found += 1
+            near += abs(rises[0].index - rises[0].details["onset_points_back"] - 2000) <= 5
+    assert found >= 9
+    assert near >= 8
