@@ -14,6 +14,7 @@ reached, or the first chunk still waiting for its row's key.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import orjson
@@ -25,6 +26,10 @@ from monitor.cluster.restore import changelog_reader
 
 # A changelog key [table, model, request id]; a chunk's has ["#", i] after it.
 ROW_KEY_LENGTH = 3
+# Chunks waiting for their row's key, per partition: a sample of several hundred MB is
+# no request's (``baseline set`` samples at most ``reference_size`` events).
+WAITING_BYTES = 256 * 1024 * 1024
+log = logging.getLogger("driftwarden.cluster")
 
 
 class ChangelogFollower:
@@ -51,6 +56,7 @@ class ChangelogFollower:
         for tp, records in self.consumer.poll(timeout_ms=0).items():
             waiting = self.chunks[tp.partition]
             rows: dict[bytes, bytes | None] = {}
+            last_row = -1
             for record in records:
                 key = record.key
                 if key is None or not key.startswith(KEY_PREFIX):
@@ -60,6 +66,7 @@ class ChangelogFollower:
                     continue  # no daemon's or command's: a restore counts it as refused
                 if len(name) == ROW_KEY_LENGTH:
                     rows[key] = record.value
+                    last_row = record.offset
                 elif record.value is not None:  # a chunk's tombstone stands for nothing
                     waiting[key] = (record.offset, record.value)
             if rows:
@@ -68,6 +75,7 @@ class ChangelogFollower:
                     if _row_of(key) in rows:
                         ready[key] = waiting.pop(key)[1]
                 found[tp.partition] = ready
+            _drop_orphans(waiting, last_row, tp.partition)
         return found
 
     def safe(self) -> dict[int, int]:
@@ -81,6 +89,21 @@ class ChangelogFollower:
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
+
+
+def _drop_orphans(waiting: dict[bytes, tuple[int, bytes]], last_row: int, partition: int) -> None:
+    """A request's chunks come just before its row's key, in one transaction: chunks older
+    than a row key read since are no request's (nor are chunks past ``WAITING_BYTES``)."""
+    orphans = [key for key, (offset, _) in waiting.items() if offset < last_row]
+    if sum(len(value) for _, value in waiting.values()) > WAITING_BYTES:
+        orphans = list(waiting)
+    for key in orphans:
+        del waiting[key]
+    if orphans:
+        log.error(
+            "changelog chunks of no baseline request were dropped",
+            extra={"partition": partition, "chunks": len(orphans)},
+        )
 
 
 def _row_of(chunk: bytes) -> bytes:

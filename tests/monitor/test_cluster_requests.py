@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from monitor.cluster import requests
+from monitor.cluster import follow, requests
 from monitor.cluster.capture import ChangeCapture
 from monitor.cluster.records import row_key
 from monitor.pipeline import baseline_reset, reference_file
@@ -99,3 +99,16 @@ def test_a_request_carried_out_but_never_published_is_armed_again_after_a_restor
         assert requests.sync(db, [0], restored=True) == [("m", 0)]
         assert requests.sync(db, [0], restored=True) == [], "armed again once"
     assert baseline_reset.pending(store.db) == {"m"}
+
+
+def test_chunks_of_no_request_stop_waiting_once_a_later_row_key_is_read() -> None:
+    """A request's chunks come just before its row's key; chunks older than a row key read
+    since belong to no request (a writer that is no command), and are dropped."""
+    waiting = {b"old": (3, b"x"), b"next": (11, b"y")}
+    follow._drop_orphans(waiting, last_row=7, partition=0)
+    assert list(waiting) == [b"next"], "a chunk after the row key may be the next request's"
+    follow._drop_orphans(waiting, last_row=-1, partition=0)
+    assert list(waiting) == [b"next"], "no row key read: nothing to judge by"
+    huge = {b"big": (12, b"z" * (follow.WAITING_BYTES + 1))}
+    follow._drop_orphans(huge, last_row=-1, partition=0)
+    assert huge == {}
