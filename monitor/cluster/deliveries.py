@@ -26,9 +26,9 @@ import sqlite_utils
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from monitor.audit.chain import AuditLog
 from monitor.daemon.kafka_client import open_consumer
 from monitor.errors import DriftwardenError
+from monitor.notify.delivery import audit_finished
 
 log = logging.getLogger("driftwarden.notify")
 TABLE = """CREATE TABLE IF NOT EXISTS cluster_delivered (
@@ -40,6 +40,7 @@ STATES = frozenset({"delivered", "failed", "gave_up"})
 FINISHED_AT = {"delivered": "delivered_at", "failed": "failed_at", "gave_up": "gave_up_at"}
 ID_LIMIT = 200  # webhook-ids are ``<incident>-<sequence>-<url>`` digests: far shorter
 READ_SECONDS = 120.0
+REBUILT = "finished before this store was rebuilt"
 
 
 class DeliveryLog:
@@ -131,17 +132,8 @@ def settle(db: sqlite_utils.Database, now: float) -> int:
     ).fetchall()
     for row_id, webhook_id, incident_id, url_index, kind, state, finished_at in rows:
         db.execute(
-            f"UPDATE outbox SET state = ?, {FINISHED_AT[state]} = ?, "
-            "last_error = 'finished before this store was rebuilt' WHERE id = ?",
-            [state, finished_at, row_id],
+            f"UPDATE outbox SET state = ?, {FINISHED_AT[state]} = ?, last_error = ? WHERE id = ?",
+            [state, finished_at, REBUILT, row_id],
         )
-        content = {
-            "event": state,
-            "webhook_id": webhook_id,
-            "webhook": url_index,
-            "kind": kind,
-            "status": None,
-            "error": "finished before this store was rebuilt",
-        }
-        AuditLog.append(db, "notification", f"incident:{incident_id}", content, ts=now)
+        audit_finished(db, (webhook_id, incident_id, url_index, kind), state, None, REBUILT, now)
     return len(rows)

@@ -174,9 +174,9 @@ class ClusterMember:
 
     def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         gone = set(partitions)
-        self.paused -= gone
-        self.held -= {tp.partition for tp in gone}
         numbers = {tp.partition for tp in gone}
+        self.paused -= gone
+        self.held -= numbers
         moved = {model for model, partition in self.partition_of.items() if partition in numbers}
         for model in moved:
             del self.partition_of[model]

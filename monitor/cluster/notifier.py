@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from types import FrameType
@@ -275,7 +274,7 @@ def run_notify(config: Config, targets: list[WebhookTarget]) -> int:
     """``driftwarden notify`` until SIGTERM or SIGINT; exit 0. Store errors end it (exit 2)."""
     from monitor.daemon.alert_log import start_store_readers
     from monitor.daemon.logs import setup_logging
-    from monitor.store.errors import explain
+    from monitor.store.errors import ending_on_store_errors
     from monitor.store.lease import StoreLease
 
     setup_logging(config.ops.log_level)
@@ -293,21 +292,18 @@ def run_notify(config: Config, targets: list[WebhookTarget]) -> int:
     if early is not None:  # it came while the command was starting
         on_signal(early, None)
     try:
-        store = Store(path)
-        try:
-            notifier = Notifier(config, store, targets)
-            stop_readers = start_store_readers(config)  # alert log lines, Alertmanager pushes
-            log.info("started", extra={"store": path, "topic": notifier.topic})
+        with ending_on_store_errors(path, log):
+            store = Store(path)
             try:
-                notifier.run(stop)
+                notifier = Notifier(config, store, targets)
+                stop_readers = start_store_readers(config)  # alert log lines, Alertmanager
+                log.info("started", extra={"store": path, "topic": notifier.topic})
+                try:
+                    notifier.run(stop)
+                finally:
+                    stop_readers()
             finally:
-                stop_readers()
-        finally:
-            store.close()
-    except sqlite3.Error as exc:
-        error = explain(exc, path)
-        log.error(f"stopping on a store error: {error}", extra={"store": path})
-        raise error from None
+                store.close()
     finally:
         lease.release()
     log.info("stopped")

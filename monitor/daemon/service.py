@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import signal
-import sqlite3
 import stat
 import threading
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from monitor.daemon.ops import DaemonMetrics, OpsServer
 from monitor.daemon.supervisor import Supervisor
 from monitor.daemon.systemd import SystemdNotifier
 from monitor.notify.targets import WebhookTarget
-from monitor.store.errors import explain
+from monitor.store.errors import ending_on_store_errors
 from monitor.store.lease import StoreLease
 from monitor.store.store import Store
 
@@ -48,11 +47,8 @@ def run_daemon(
     path = config.store.path
     lease = StoreLease.shared(path, "driftwarden run", config.kafka.group_id)
     try:
-        return _serve(config, targets, notify_socket, owner_pid)
-    except sqlite3.Error as exc:
-        error = explain(exc, path)
-        log.error(f"stopping on a store error: {error}", extra={"store": path})
-        raise error from None
+        with ending_on_store_errors(path, log):
+            return _serve(config, targets, notify_socket, owner_pid)
     finally:
         lease.release()
 

@@ -82,6 +82,28 @@ class RetryPolicy:
     poll_seconds: float = 1.0
 
 
+def audit_finished(
+    db: sqlite_utils.Database,
+    row: tuple[str, int, int, str],
+    state: str,
+    status: int | None,
+    error: str | None,
+    now: float,
+) -> None:
+    """The audit row of a finished notification; ``row`` is its outbox row's
+    ``(webhook_id, incident_id, url_index, kind)``."""
+    webhook_id, incident_id, url_index, kind = row
+    content: dict[str, Any] = {
+        "event": state,
+        "webhook_id": webhook_id,
+        "webhook": url_index,
+        "kind": kind,
+        "status": status,
+        "error": error,
+    }
+    AuditLog.append(db, "notification", f"incident:{incident_id}", content, ts=now)
+
+
 class DeliveryWorker:
     """Posts due outbox rows. Drive it with ``deliver_due`` or let ``start`` run a thread."""
 
@@ -263,15 +285,7 @@ class DeliveryWorker:
                 "SELECT webhook_id, incident_id, url_index, kind FROM outbox WHERE id = ?",
                 [row_id],
             ).fetchone()
-            content: dict[str, Any] = {
-                "event": state,
-                "webhook_id": row[0],
-                "webhook": row[2],
-                "kind": row[3],
-                "status": status,
-                "error": error,
-            }
-            AuditLog.append(self.db, "notification", f"incident:{row[1]}", content, ts=now)
+            audit_finished(self.db, row, state, status, error, now)
         if self.on_finished is not None:
             self.on_finished(row[0], state, now)
         if state != "delivered":

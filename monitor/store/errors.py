@@ -9,6 +9,7 @@ in a statement) stay unexpected.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,3 +98,15 @@ def store_errors(path: str | Path) -> Iterator[None]:
         if describe(exc, path) is None:
             raise
         raise explain(exc, path) from None
+
+
+@contextmanager
+def ending_on_store_errors(path: str, log: logging.Logger) -> Iterator[None]:
+    """For a long-running command (``run``, ``notify``): an error of its store is logged,
+    then raised as one line (exit 2), for a service manager to start it again."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = explain(exc, path)
+        log.error(f"stopping on a store error: {error}", extra={"store": path})
+        raise error from None

@@ -56,21 +56,29 @@ def _state(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def test_a_checkpoints_state_restores_into_an_empty_store_row_for_row(tmp_path: Path) -> None:
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=15_000, seed=3, malformed=5)
+def _checkpointed(
+    tmp_path: Path, events: int, seed: int, malformed: int = 0
+) -> tuple[Store, ChangeCapture, list[KafkaRecord]]:
+    """A simulated stream of fraud and churn through a pipeline into ``a.db``, and its
+    one checkpoint's records, fraud's on partition 0 and churn's on 1."""
+    path = tmp_path / "events.jsonl"
+    write_simulation(path, events=events, seed=seed, malformed=malformed)
     config = parse_config({"models": [{"name": "fraud"}, {"name": "churn"}]}, "test")
     source, capture = _open(tmp_path / "a.db")
     pipeline = Pipeline(config, source, offsets_group="g")
     bounds = config.events.replay_bounds(2e9)
-    with events.open("rb") as lines:
+    with path.open("rb") as lines:
         for line in lines:
             route(pipeline, line.rstrip(b"\n"), None, bounds, "file")
-    placed = {"fraud": 0, "churn": 1}
-    records: list[KafkaRecord] = []
     with source.transaction() as db:
         pipeline.checkpoint()
-        records = publish.outgoing(db, capture, TOPICS, placed).records
+        records = publish.outgoing(db, capture, TOPICS, {"fraud": 0, "churn": 1}).records
+    return source, capture, records
+
+
+def test_a_checkpoints_state_restores_into_an_empty_store_row_for_row(tmp_path: Path) -> None:
+    placed = {"fraud": 0, "churn": 1}
+    source, capture, records = _checkpointed(tmp_path, events=15_000, seed=3, malformed=5)
     assert {r.partition for r in records if r.topic == TOPICS.changelog} == {0, 1}
     alerts = publish.alert_rows([r.value for r in records if r.topic == TOPICS.alerts and r.value])
     assert [a["fingerprint"] for a in alerts] == [a["fingerprint"] for a in source.alerts()]
@@ -203,18 +211,7 @@ def _request(**changes: object) -> bytes:
 def test_changelog_records_no_daemon_wrote_are_skipped_and_counted(tmp_path: Path) -> None:
     """Anyone allowed to write to the changelog topic can send anything; a restore skips
     what does not decode as a daemon's row and restores the rest as before."""
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=6_000, seed=4)
-    config = parse_config({"models": [{"name": "fraud"}, {"name": "churn"}]}, "test")
-    source, capture = _open(tmp_path / "a.db")
-    pipeline = Pipeline(config, source, offsets_group="g")
-    bounds = config.events.replay_bounds(2e9)
-    with events.open("rb") as lines:
-        for line in lines:
-            route(pipeline, line.rstrip(b"\n"), None, bounds, "file")
-    with source.transaction() as db:
-        pipeline.checkpoint()
-        records = publish.outgoing(db, capture, TOPICS, {"fraud": 0, "churn": 1}).records
+    source, _, records = _checkpointed(tmp_path, events=6_000, seed=4)
     latest = _latest(records)
     ghost = row_key("model_state", ["ghost"])
     request = row_key("baseline_requests", ["fraud", "r1"])
