@@ -22,6 +22,7 @@ from monitor.audit import commands as audit_commands
 from monitor.cli import labels_command, performance_command
 from monitor.cli.console import wide_console
 from monitor.cli.safe_text import LINE_LIMIT, cell, printable
+from monitor.cluster import topics_command as cluster_topics
 from monitor.config import Config, load_config
 from monitor.errors import DriftwardenError
 from monitor.incidents import commands as incident_commands
@@ -152,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     labels_command.register(commands)
     performance_command.register(commands)
     baseline_reset.register(commands)
+    cluster_topics.register(commands)
     demo = commands.add_parser(
         "demo",
         help="the showcase: broker, simulated traffic with incidents, the daemon, webhooks",

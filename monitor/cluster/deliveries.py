@@ -63,8 +63,9 @@ class DeliveryLog:
             partitions = consumer.partitions_for_topic(self.topic)
             if not partitions:
                 raise DriftwardenError(
-                    f"cluster mode: topic {self.topic} does not exist: create it (see README, "
-                    "Running on several machines) or set [cluster] deliveries_topic"
+                    f"cluster mode: topic {self.topic} does not exist: create it "
+                    "(driftwarden cluster-topics --config FILE --create) or set [cluster] "
+                    "deliveries_topic"
                 )
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)

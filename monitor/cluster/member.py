@@ -89,8 +89,9 @@ class ClusterMember:
             found = self.consumer.partitions_for_topic(name)
             if not found:
                 raise DriftwardenError(
-                    f"cluster mode: topic {name} does not exist: create it (see README, "
-                    '"Running on several machines") or set its name in [cluster]'
+                    f"cluster mode: topic {name} does not exist: create it "
+                    "(driftwarden cluster-topics --config FILE --create) or set its name in "
+                    "[cluster]"
                 )
         changelog = len(self.consumer.partitions_for_topic(self.topics.changelog) or ())
         if wanted and changelog != wanted:

@@ -103,8 +103,9 @@ def _partitions(config: Config, changelog: str, alerts: str) -> int:
     for name, count in counts.items():
         if count == 0:
             raise DriftwardenError(
-                f"cluster mode: topic {name} does not exist: create it (see README, "
-                '"Running on several machines") or set its name in the config; nothing was sent'
+                f"cluster mode: topic {name} does not exist: create it "
+                "(driftwarden cluster-topics --config FILE --create) or set its name in the "
+                "config; nothing was sent"
             )
     if counts[changelog] != counts[kafka.topics[0]]:
         raise DriftwardenError(
