@@ -13,6 +13,7 @@ from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
 from detectors.metric.bursts import MAX_WAIT, Bursts
+from detectors.metric.levelnoise import LevelNoise
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.season import DAY as DAY_BUCKETS
 from detectors.metric.tail import TailThreshold
@@ -278,6 +279,8 @@ class MetricAnomaly(DetectorBase):
         self._noisier_lag = 0  # the season whose forecast errors it sees
         self._bursts = Bursts()
         self._prior_n, self._prior_stat = -(10**12), 0.0  # point count and size of that shift
+        self._level_noise = LevelNoise()
+        self._unit = 1.0  # the noise at the newest point's expected level over the typical
 
     @classmethod
     def build(cls, **kwargs: Any) -> Self:
@@ -414,14 +417,20 @@ class MetricAnomaly(DetectorBase):
         floor = max(1e-9 * (1.0 + abs(self._level)), RESOLUTION * abs(self._slow))
         forecast = self._level + self._trend
         err = x - forecast
-        scale = max(self._scale, floor)
-        z1 = err / scale
-        z = z1
         offsets = self._season.offsets(t)
+        # noise scales are of the noise at the series' typical level: where
+        # its noise grows with its level (counts, latency) a point's errors
+        # are judged in the noise at the level expected for it
+        self._level_noise.see(x)
+        expected = self._slow + offsets[0] if offsets else forecast
+        unit = self._unit = self._level_noise.unit(expected)
+        floor /= unit
+        scale = max(self._scale, floor)
+        z = err / (unit * scale)
         near = err  # the error nearest zero of the forecasts in force
         self._season.add(t, x, self._slow)
         slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
-        clip = HUBER * max(scale, self._scale2)
+        clip = HUBER * unit * max(scale, self._scale2)
         self._slow += self._slow_rate() * max(-clip, min(clip, slow_err))
         if offsets:
             # with a season: unusual against each seasonal forecast (the slow
@@ -429,12 +438,12 @@ class MetricAnomaly(DetectorBase):
             errs = [x - self._slow - o for o in offsets]
 
             if self._n2 >= 30:
-                scale2 = max(self._scale2, floor)
+                scale2 = unit * max(self._scale2, floor)
                 z = errs[0] / scale2
                 for e in errs[1:]:
                     z = _weaker(z, e / scale2)
             near = min(errs, key=abs)
-            self._scale2 = self._robust_scale(self._scale2 or scale, near)
+            self._scale2 = self._robust_scale(self._scale2 or scale, near / unit)
             self._n2 += 1
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
@@ -478,7 +487,7 @@ class MetricAnomaly(DetectorBase):
         if self._season.lag != self._noisier_lag:  # the errors change forecast
             self._noisier_lag = self._season.lag
             self._noisier.restart()
-        noisier = self._noisier.add(near, scale, n_checks)
+        noisier = self._noisier.add(near / unit, scale, n_checks)
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
@@ -528,7 +537,8 @@ class MetricAnomaly(DetectorBase):
             self._hold = HOLD
             return out
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
-            self._learn(err, abs(z), scale)
+            self._learn(err, abs(z), scale, unit)
+            self._level_noise.learn(expected, near, unit * scale)
         return out
 
     def _excursion_ended(
@@ -592,10 +602,11 @@ class MetricAnomaly(DetectorBase):
         sq = min(err * err, 9.0 * scale * scale) / CLIP_MEAN
         return math.sqrt(scale * scale + rate * (sq - scale * scale))
 
-    def _learn(self, err: float, score: float, scale: float) -> None:
-        psi = max(-HUBER * scale, min(HUBER * scale, err))
+    def _learn(self, err: float, score: float, scale: float, unit: float) -> None:
+        psi = max(-HUBER * scale * unit, min(HUBER * scale * unit, err))
         self._level += self._trend + ALPHA * psi
         self._trend += ALPHA * TREND_GAIN * psi
+        err /= unit  # the scales are of the noise at the typical level
         self._scale = self._robust_scale(scale, err)
         if self._n < self.probation:
             # a running mean of the clipped squares, the warm-up's estimate
@@ -679,7 +690,7 @@ class MetricAnomaly(DetectorBase):
         # (within a day of that shift: a level left days ago and met again
         # is a new shift, not the end of an episode or a square wave's edge)
         recent = self._t - self._prior_t <= RETURN_SECONDS
-        near = abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
+        near = abs(level - self._prior) < RETURN * self._unit * max(self._scale, 1e-300)
         back = not is_line and recent and near
         # a step that may be the week's season is no new anomaly either
         weekly = not is_line and self._weekly_step(step)
@@ -770,6 +781,7 @@ class MetricAnomaly(DetectorBase):
             "noisier": [self._noisier.dump(), self._noisier_lag],
             "bursts": [self._bursts.dump(), self._prior_n, self._prior_stat],
             "early_scale": self._early,
+            "level_noise": self._level_noise.dump(),
         }
 
     @classmethod
@@ -824,4 +836,6 @@ class MetricAnomaly(DetectorBase):
         if "bursts" in state:  # absent from states saved before excursions were kept
             det._bursts = Bursts.load(state["bursts"][0])
             det._prior_n, det._prior_stat = int(state["bursts"][1]), float(state["bursts"][2])
+        if "level_noise" in state:  # absent from states saved before noise followed the level
+            det._level_noise = LevelNoise.load(state["level_noise"])
         return det
