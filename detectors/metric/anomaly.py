@@ -13,6 +13,8 @@ from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
 from detectors.metric.bursts import MAX_WAIT, Bursts
+from detectors.metric.drift import WINDOW as DRIFT_WINDOW
+from detectors.metric.drift import Drift
 from detectors.metric.levelnoise import LevelNoise
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.season import DAY as DAY_BUCKETS
@@ -280,6 +282,7 @@ class MetricAnomaly(DetectorBase):
         self._bursts = Bursts()
         self._prior_n, self._prior_stat = -(10**12), 0.0  # point count and size of that shift
         self._level_noise = LevelNoise()
+        self._drift = Drift()  # a slow reference a new slope leaves for good
         self._unit = 1.0  # the noise at the newest point's expected level over the typical
 
     @classmethod
@@ -358,6 +361,7 @@ class MetricAnomaly(DetectorBase):
         spread = 1.4826 * float(np.median(np.abs(np.diff(warm)))) / math.sqrt(2.0)
         self._scale = spread or float(warm.std()) or 1e-6 * (1.0 + abs(self._level))
         self._early = self._scale
+        self._drift.rebase(self._level)
         self._warm = []
 
     def _gap(self, t: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
@@ -445,6 +449,10 @@ class MetricAnomaly(DetectorBase):
             near = min(errs, key=abs)
             self._scale2 = self._robust_scale(self._scale2 or scale, near / unit)
             self._n2 += 1
+        # from the slope's reference plus the season's offset that fits best
+        # (a season's edge may fall a little early or late)
+        drift_err = x - self._drift.level - ((x - self._slow - near) if offsets else 0.0)
+        self._drift.follow(drift_err, clip, self._slow_rate())
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
         widen_point = widen_sums = 1.0
@@ -487,13 +495,25 @@ class MetricAnomaly(DetectorBase):
         if self._season.lag != self._noisier_lag:  # the errors change forecast
             self._noisier_lag = self._season.lag
             self._noisier.restart()
+            self._drift.restart()
         noisier = self._noisier.add(near / unit, scale, n_checks)
+        drift_scale = max(self._scale2, floor) if offsets and self._n2 >= 30 else scale
+        drift_bar = z_limit + (max(z_limit, limit) - z_limit) / math.sqrt(DRIFT_WINDOW)
+        # (its variance is learnt from a few dozen windows: a Student t bar)
+        drift_bar *= _short_history(self._drift.degrees(), n_checks)
+        drift = self._drift.add(drift_err / (unit * drift_scale), drift_bar)
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
         found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
+        if drift is not None and settled and not self._season.lag:
+            # a slope the forecast learnt, told where no season is known (a
+            # seasonal series' residue steps at a week not yet seen, and its
+            # ramps beyond the day's swing are the sums'); judged from the
+            # drift's fifth window: past any probation
+            found = strong = True
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
@@ -671,6 +691,7 @@ class MetricAnomaly(DetectorBase):
         # them, a trend change a ramp, whatever the season does meanwhile
         devs = np.array(self._values[-LONG:])
         base = self._base
+        offset = base - self._slow  # the season's, where one is known
         stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
         if devs.shape[0] >= 8:
             is_line, level, _, start = _ramp_beats_step(devs)
@@ -700,6 +721,7 @@ class MetricAnomaly(DetectorBase):
         self._prior, self._prior_t = before, self._t
         self._prior_n, self._prior_stat = self._n, stat
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
+        self._drift.rebase(level - offset)
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
         kind = "trend_change" if is_line else "level_shift"
@@ -782,6 +804,7 @@ class MetricAnomaly(DetectorBase):
             "bursts": [self._bursts.dump(), self._prior_n, self._prior_stat],
             "early_scale": self._early,
             "level_noise": self._level_noise.dump(),
+            "drift": self._drift.dump(),
         }
 
     @classmethod
@@ -838,4 +861,6 @@ class MetricAnomaly(DetectorBase):
             det._prior_n, det._prior_stat = int(state["bursts"][1]), float(state["bursts"][2])
         if "level_noise" in state:  # absent from states saved before noise followed the level
             det._level_noise = LevelNoise.load(state["level_noise"])
+        # absent from states saved before slopes were watched: it starts from the slow level
+        det._drift = Drift.load(state["drift"]) if "drift" in state else Drift(det._slow)
         return det
