@@ -147,6 +147,9 @@ class MetricAnomaly(DetectorBase):
     scores are judged against their own running variance (as an anomaly
     likelihood; above the normal quantile by the tail's excess over it, less
     for longer windows), so ``false_alarm_events`` holds at any scale and noise.
+    Where the noise grows with the level (counts, latency), the noise scales
+    are of the noise at the series' typical level and a point is judged in
+    the noise at the level expected for it (:mod:`detectors.metric.levelnoise`).
 
     - spike / dip: one point beyond the threshold, the next back inside
       (reported at that next point); in a series that makes excursions of
@@ -158,7 +161,10 @@ class MetricAnomaly(DetectorBase):
       or a persistent sum of errors over 10 or 60 points; a fit of the last 60
       values (less the slow seasonal forecast) names it: a level then a ramp,
       or a level then another level; the baseline then restarts from the fit
-      (re-baselining: one alert, then quiet); a shift back to the level before
+      (re-baselining: one alert, then quiet); where no season is known, also
+      a mean deviation of 60 points from a slow reference level beyond what
+      its windows have done (:mod:`detectors.metric.drift`: a gentle new
+      slope the forecast would learn in silence); a shift back to the level before
       the previous one, within a day of it, is no new anomaly (a recovery, or
       a square wave's edge before its season is known);
     - variance_change: the median absolute score of the last 60 points far above its
@@ -496,7 +502,10 @@ class MetricAnomaly(DetectorBase):
             self._noisier_lag = self._season.lag
             self._noisier.restart()
             self._drift.restart()
-        noisier = self._noisier.add(near / unit, scale, n_checks)
+        # (the variance CUSUM keeps the errors as they are: its slow running
+        # mean follows a level's noise through the day, and errors divided by
+        # the level's unit made it fire on clean Poisson counts)
+        noisier = self._noisier.add(near, scale * unit, n_checks)
         drift_scale = max(self._scale2, floor) if offsets and self._n2 >= 30 else scale
         drift_bar = z_limit + (max(z_limit, limit) - z_limit) / math.sqrt(DRIFT_WINDOW)
         # (its variance is learnt from a few dozen windows: a Student t bar)
