@@ -13,6 +13,9 @@ from detectors.base import DetectorBase, Severity
 from detectors.change.base import ChangeEvent
 from detectors.codec import decode_float, encode_float
 from detectors.metric.bursts import MAX_WAIT, Bursts
+from detectors.metric.drift import WINDOW as DRIFT_WINDOW
+from detectors.metric.drift import Drift
+from detectors.metric.levelnoise import LevelNoise
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.season import DAY as DAY_BUCKETS
 from detectors.metric.tail import TailThreshold
@@ -144,6 +147,9 @@ class MetricAnomaly(DetectorBase):
     scores are judged against their own running variance (as an anomaly
     likelihood; above the normal quantile by the tail's excess over it, less
     for longer windows), so ``false_alarm_events`` holds at any scale and noise.
+    Where the noise grows with the level (counts, latency), the noise scales
+    are of the noise at the series' typical level and a point is judged in
+    the noise at the level expected for it (:mod:`detectors.metric.levelnoise`).
 
     - spike / dip: one point beyond the threshold, the next back inside
       (reported at that next point); in a series that makes excursions of
@@ -155,7 +161,10 @@ class MetricAnomaly(DetectorBase):
       or a persistent sum of errors over 10 or 60 points; a fit of the last 60
       values (less the slow seasonal forecast) names it: a level then a ramp,
       or a level then another level; the baseline then restarts from the fit
-      (re-baselining: one alert, then quiet); a shift back to the level before
+      (re-baselining: one alert, then quiet); where no season is known, also
+      a mean deviation of 60 points from a slow reference level beyond what
+      its windows have done (:mod:`detectors.metric.drift`: a gentle new
+      slope the forecast would learn in silence); a shift back to the level before
       the previous one, within a day of it, is no new anomaly (a recovery, or
       a square wave's edge before its season is known);
     - variance_change: the median absolute score of the last 60 points far above its
@@ -278,6 +287,9 @@ class MetricAnomaly(DetectorBase):
         self._noisier_lag = 0  # the season whose forecast errors it sees
         self._bursts = Bursts()
         self._prior_n, self._prior_stat = -(10**12), 0.0  # point count and size of that shift
+        self._level_noise = LevelNoise()
+        self._drift = Drift()  # a slow reference a new slope leaves for good
+        self._unit = 1.0  # the noise at the newest point's expected level over the typical
 
     @classmethod
     def build(cls, **kwargs: Any) -> Self:
@@ -355,6 +367,7 @@ class MetricAnomaly(DetectorBase):
         spread = 1.4826 * float(np.median(np.abs(np.diff(warm)))) / math.sqrt(2.0)
         self._scale = spread or float(warm.std()) or 1e-6 * (1.0 + abs(self._level))
         self._early = self._scale
+        self._drift.rebase(self._level)
         self._warm = []
 
     def _gap(self, t: float, n_checks: float) -> tuple[str, float, float, dict[str, Any]] | None:
@@ -414,14 +427,20 @@ class MetricAnomaly(DetectorBase):
         floor = max(1e-9 * (1.0 + abs(self._level)), RESOLUTION * abs(self._slow))
         forecast = self._level + self._trend
         err = x - forecast
-        scale = max(self._scale, floor)
-        z1 = err / scale
-        z = z1
         offsets = self._season.offsets(t)
+        # noise scales are of the noise at the series' typical level: where
+        # its noise grows with its level (counts, latency) a point's errors
+        # are judged in the noise at the level expected for it
+        self._level_noise.see(x)
+        expected = self._slow + offsets[0] if offsets else forecast
+        unit = self._unit = self._level_noise.unit(expected)
+        floor /= unit
+        scale = max(self._scale, floor)
+        z = err / (unit * scale)
         near = err  # the error nearest zero of the forecasts in force
         self._season.add(t, x, self._slow)
         slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
-        clip = HUBER * max(scale, self._scale2)
+        clip = HUBER * unit * max(scale, self._scale2)
         self._slow += self._slow_rate() * max(-clip, min(clip, slow_err))
         if offsets:
             # with a season: unusual against each seasonal forecast (the slow
@@ -429,13 +448,17 @@ class MetricAnomaly(DetectorBase):
             errs = [x - self._slow - o for o in offsets]
 
             if self._n2 >= 30:
-                scale2 = max(self._scale2, floor)
+                scale2 = unit * max(self._scale2, floor)
                 z = errs[0] / scale2
                 for e in errs[1:]:
                     z = _weaker(z, e / scale2)
             near = min(errs, key=abs)
-            self._scale2 = self._robust_scale(self._scale2 or scale, near)
+            self._scale2 = self._robust_scale(self._scale2 or scale, near / unit)
             self._n2 += 1
+        # from the slope's reference plus the season's offset that fits best
+        # (a season's edge may fall a little early or late)
+        drift_err = x - self._drift.level - ((x - self._slow - near) if offsets else 0.0)
+        self._drift.follow(drift_err, clip, self._slow_rate())
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
         widen_point = widen_sums = 1.0
@@ -478,13 +501,28 @@ class MetricAnomaly(DetectorBase):
         if self._season.lag != self._noisier_lag:  # the errors change forecast
             self._noisier_lag = self._season.lag
             self._noisier.restart()
-        noisier = self._noisier.add(near, scale, n_checks)
+            self._drift.restart()
+        # (the variance CUSUM keeps the errors as they are: its slow running
+        # mean follows a level's noise through the day, and errors divided by
+        # the level's unit made it fire on clean Poisson counts)
+        noisier = self._noisier.add(near, scale * unit, n_checks)
+        drift_scale = max(self._scale2, floor) if offsets and self._n2 >= 30 else scale
+        drift_bar = z_limit + (max(z_limit, limit) - z_limit) / math.sqrt(DRIFT_WINDOW)
+        # (its variance is learnt from a few dozen windows: a Student t bar)
+        drift_bar *= _short_history(self._drift.degrees(), n_checks)
+        drift = self._drift.add(drift_err / (unit * drift_scale), drift_bar)
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
         found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
+        if drift is not None and settled and not self._season.lag:
+            # a slope the forecast learnt, told where no season is known (a
+            # seasonal series' residue steps at a week not yet seen, and its
+            # ramps beyond the day's swing are the sums'); judged from the
+            # drift's fifth window: past any probation
+            found = strong = True
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
@@ -528,7 +566,8 @@ class MetricAnomaly(DetectorBase):
             self._hold = HOLD
             return out
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
-            self._learn(err, abs(z), scale)
+            self._learn(err, abs(z), scale, unit)
+            self._level_noise.learn(expected, near, unit * scale)
         return out
 
     def _excursion_ended(
@@ -592,10 +631,11 @@ class MetricAnomaly(DetectorBase):
         sq = min(err * err, 9.0 * scale * scale) / CLIP_MEAN
         return math.sqrt(scale * scale + rate * (sq - scale * scale))
 
-    def _learn(self, err: float, score: float, scale: float) -> None:
-        psi = max(-HUBER * scale, min(HUBER * scale, err))
+    def _learn(self, err: float, score: float, scale: float, unit: float) -> None:
+        psi = max(-HUBER * scale * unit, min(HUBER * scale * unit, err))
         self._level += self._trend + ALPHA * psi
         self._trend += ALPHA * TREND_GAIN * psi
+        err /= unit  # the scales are of the noise at the typical level
         self._scale = self._robust_scale(scale, err)
         if self._n < self.probation:
             # a running mean of the clipped squares, the warm-up's estimate
@@ -660,6 +700,7 @@ class MetricAnomaly(DetectorBase):
         # them, a trend change a ramp, whatever the season does meanwhile
         devs = np.array(self._values[-LONG:])
         base = self._base
+        offset = base - self._slow  # the season's, where one is known
         stat = self._pending_z or sum(self._zs[-SHORT:]) / math.sqrt(SHORT)
         if devs.shape[0] >= 8:
             is_line, level, _, start = _ramp_beats_step(devs)
@@ -679,7 +720,7 @@ class MetricAnomaly(DetectorBase):
         # (within a day of that shift: a level left days ago and met again
         # is a new shift, not the end of an episode or a square wave's edge)
         recent = self._t - self._prior_t <= RETURN_SECONDS
-        near = abs(level - self._prior) < RETURN * max(self._scale, 1e-300)
+        near = abs(level - self._prior) < RETURN * self._unit * max(self._scale, 1e-300)
         back = not is_line and recent and near
         # a step that may be the week's season is no new anomaly either
         weekly = not is_line and self._weekly_step(step)
@@ -689,6 +730,7 @@ class MetricAnomaly(DetectorBase):
         self._prior, self._prior_t = before, self._t
         self._prior_n, self._prior_stat = self._n, stat
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
+        self._drift.rebase(level - offset)
         self._zs, self._abs = [], []
         self._pending, self._pending_z = 0, 0.0
         kind = "trend_change" if is_line else "level_shift"
@@ -770,6 +812,8 @@ class MetricAnomaly(DetectorBase):
             "noisier": [self._noisier.dump(), self._noisier_lag],
             "bursts": [self._bursts.dump(), self._prior_n, self._prior_stat],
             "early_scale": self._early,
+            "level_noise": self._level_noise.dump(),
+            "drift": self._drift.dump(),
         }
 
     @classmethod
@@ -824,4 +868,8 @@ class MetricAnomaly(DetectorBase):
         if "bursts" in state:  # absent from states saved before excursions were kept
             det._bursts = Bursts.load(state["bursts"][0])
             det._prior_n, det._prior_stat = int(state["bursts"][1]), float(state["bursts"][2])
+        if "level_noise" in state:  # absent from states saved before noise followed the level
+            det._level_noise = LevelNoise.load(state["level_noise"])
+        # absent from states saved before slopes were watched: it starts from the slow level
+        det._drift = Drift.load(state["drift"]) if "drift" in state else Drift(det._slow)
         return det
