@@ -22,9 +22,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import msgspec
 import orjson
 
 EVENT_TYPES = ("prediction", "input", "label", "metric")
@@ -34,6 +33,13 @@ Scalar = str | int | float | bool
 _FEATURE_TYPES = frozenset({str, int, float, bool, type(None)})
 _NUMBER_TYPES = frozenset({int, float})
 _INT_LIMIT = 2**63
+# Feature values the fast paths take as they are; an integer needs its range checked.
+_PLAIN_FEATURE_TYPES = frozenset({str, float, bool, type(None)})
+# The fields of the usual prediction or input (``parse_record``'s first pass).
+_USUAL_FIELDS = frozenset(
+    {"type", "model", "ts", "id", "client", "version", "features", "prediction", "score"}
+)
+_loads = orjson.loads
 # Names longer than this are not names but payloads: the record is quarantined.
 MAX_NAME_CHARS = 1024
 
@@ -102,32 +108,6 @@ Row = tuple[
 ]
 
 
-# The usual prediction or input as a typed schema, decoded and checked in one C pass
-# (msgspec): it takes only records the checks below would take unchanged, as the
-# same values (names and categories bounded in characters, integers in the range
-# the full path takes, text valid UTF-8 without lone surrogates, no field the
-# contract does not name, no probabilities/label/name/value); anything it refuses,
-# valid or not, goes the full way, which also names what is wrong.
-_Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
-_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Value = _Name | _Int | float | bool | None
-
-
-class _UsualRecord(msgspec.Struct, forbid_unknown_fields=True):
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-    type: Literal["prediction", "input"] = "prediction"
-    ts: _Int | float | str | None = None
-    id: _Name | None = None
-    client: _Name | None = None
-    version: _Name | None = None
-    features: dict[_Name, _Value] | None = None
-    prediction: _Value = None
-    score: float | None = None
-
-
-_USUAL = msgspec.json.Decoder(_UsualRecord)
-
-
 def parse_record(
     raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
 ) -> Row | Event | Malformed:
@@ -137,29 +117,52 @@ def parse_record(
     Both accepted forms have passed the same checks as ``parse_event``; a ``Row``
     is what ``parse_event`` would give, without the object (``row_event`` makes it).
     """
+    # The usual prediction or input, checked in one pass of exact-type tests without
+    # a function call per step: it takes only what ``parse_checked`` takes unchanged
+    # (a float time within the bounds or none, string ids, a float score, plain
+    # feature values, a record too short to hold an over-long name, no field beyond
+    # these); anything else, valid or not, goes ``parse_checked``, which names what
+    # is wrong.
     try:
-        typed = _USUAL.decode(raw)
-        ts = _event_time(typed.ts, default_ts, bounds)
-    except Exception:  # anything unusual, valid or not: the checks by rule decide
+        obj = _loads(raw)
+    except Exception:  # NaN, text that is not Unicode, anything: the checks say which
         return parse_checked(raw, default_ts, bounds)
-    return (
-        typed.model,
-        ts,
-        typed.id,
-        typed.client,
-        typed.features,
-        typed.prediction,
-        typed.score,
-        typed.type,
-        typed.version,
-    )
+    if type(obj) is not dict or not obj.keys() <= _USUAL_FIELDS:
+        return parse_checked(raw, default_ts, bounds)
+    get = obj.get
+    model, etype, ts = get("model"), get("type", "prediction"), get("ts")
+    ident, client, version = get("id"), get("client"), get("version")
+    features, prediction, score = get("features"), get("prediction"), get("score")
+    if ts is None:
+        ts = default_ts
+    if not (
+        len(raw) <= MAX_NAME_CHARS  # every character takes a byte at least
+        and type(model) is str
+        and model
+        and (etype == "prediction" or etype == "input")
+        and type(ts) is float
+        and bounds.earliest <= ts <= bounds.latest  # NaN and infinities fail it
+        and (ident is None or type(ident) is str)
+        and (client is None or type(client) is str)
+        and (version is None or type(version) is str)
+        and (score is None or type(score) is float)
+        and (prediction is None or type(prediction) in _FEATURE_TYPES)
+        and (
+            features is None
+            or (
+                type(features) is dict and set(map(type, features.values())) <= _PLAIN_FEATURE_TYPES
+            )
+        )
+    ):
+        return parse_checked(raw, default_ts, bounds)
+    return (model, ts, ident, client, features, prediction, score, etype, version)
 
 
 def parse_checked(
     raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
 ) -> Row | Event | Malformed:
-    """``parse_record`` without the typed schema: orjson, then each field checked by
-    its rule (the usual prediction in a few exact-type tests). The same results."""
+    """``parse_record`` field by field: each checked by its rule, naming what is wrong.
+    The same results, for any record."""
     try:
         obj = _decode(raw)
         # Every character takes at least one byte of the record (an escape more),
@@ -292,10 +295,6 @@ def _check_by_keys(obj: dict[str, Any], etype: str, model: str, ts: float) -> Ev
         if event.label is None:
             raise _Invalid("a label event needs a 'label'")
     return event
-
-
-# Feature values the fast path takes as they are; an integer needs its range checked.
-_PLAIN_FEATURE_TYPES = frozenset({str, float, bool, type(None)})
 
 
 def _common_prediction(

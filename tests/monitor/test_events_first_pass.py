@@ -1,9 +1,8 @@
-"""The typed decoding of the usual prediction agrees with the checks by rule.
+"""The first pass of the parser agrees with the checks by rule.
 
-``parse_record`` decodes a record first against a typed schema (msgspec) and
-falls back to ``parse_checked`` (orjson, then each field by its rule) for
-anything the schema refuses. Whatever a producer sends, both must give the
-same event, or the same reason.
+``parse_record`` takes the usual prediction in one pass of exact-type tests and
+hands anything else to ``parse_checked`` (each field by its rule). Whatever a
+producer sends, both must give the same event, or the same reason.
 """
 
 from __future__ import annotations
@@ -11,9 +10,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.ingest import events
 from monitor.ingest.events import (
     MAX_NAME_CHARS,
     Event,
@@ -30,20 +31,20 @@ BOUNDS = TimeBounds(1.0e9, 2.0e9)
 
 
 def _same(raw: bytes | str, default_ts: float | None = 1.5e9) -> Row | Event | Malformed:
-    """Parse ``raw`` both ways; assert they agree; return what the typed path gave."""
-    typed = parse_record(raw, default_ts, BOUNDS)
+    """Parse ``raw`` both ways; assert they agree; return what ``parse_record`` gave."""
+    first = parse_record(raw, default_ts, BOUNDS)
     checked = parse_checked(raw, default_ts, BOUNDS)
-    if isinstance(checked, Malformed) or isinstance(typed, Malformed):
-        assert typed == checked, raw
-        return typed
+    if isinstance(checked, Malformed) or isinstance(first, Malformed):
+        assert first == checked, raw
+        return first
     # A ``Row`` and an ``Event`` stand for the same thing when their fields agree;
     # repr, since NaN is data and equals no other NaN.
-    as_row = [event_row(x) if isinstance(x, Event) else x for x in (typed, checked)]
+    as_row = [event_row(x) if isinstance(x, Event) else x for x in (first, checked)]
     assert repr(as_row[0]) == repr(as_row[1]), raw
     assert [type(v) for v in as_row[0]] == [type(v) for v in as_row[1]], raw
     if isinstance(checked, Event):
-        assert (checked.probabilities is None and checked.unknown is None) or type(typed) is Event
-    return typed
+        assert (checked.probabilities is None and checked.unknown is None) or type(first) is Event
+    return first
 
 
 def _base_lines(n: int) -> list[bytes]:
@@ -67,9 +68,17 @@ def _base_lines(n: int) -> list[bytes]:
     return lines
 
 
-def test_the_usual_records_take_the_typed_path() -> None:
-    for line in _base_lines(50):
+def test_the_usual_records_take_the_first_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = _base_lines(50)
+    for line in lines:
         assert type(_same(line)) is tuple
+    checked: list[bytes | str] = []
+    monkeypatch.setattr(events, "parse_checked", lambda raw, *_: checked.append(raw))
+    for line in lines:
+        assert type(parse_record(line, None, BOUNDS)) is tuple
+        assert type(parse_record(line, 1.5e9, BOUNDS)) is tuple
+    parse_record(lines[0].replace(b'"fraud"', b'"fraud", "label": null'), None, BOUNDS)
+    assert checked == [lines[0].replace(b'"fraud"', b'"fraud", "label": null')]
 
 
 def test_hostile_records_agree() -> None:
