@@ -11,7 +11,8 @@ with other jobs moves it far less than wall time), the fastest of ``--repeats``:
    pipeline (no label join) and turn every 2,048 into columns;
 2. CBPE: hand a model's scored predictions to the estimator in batches of
    2,048, past its reference (no window closes: the per-event part), alone and
-   with a label for every other prediction interleaved.
+   with a label for every other prediction interleaved; then past the fit of its
+   calibration with a window closing every 2,000 predictions (no labels).
 
 With ``--code``, each source tree runs in its own process (``PYTHONPATH``),
 one after the other in every round, so old and new code compare within one run;
@@ -99,6 +100,37 @@ def cbpe_us(n: int, repeats: int, labels: bool) -> float:
     return best(repeats, run)
 
 
+def cbpe_closes_us(n: int, repeats: int) -> float:
+    """CPU microseconds per scored prediction past the calibration's fit, window closes
+    included (a window of 2,000 closes every 2,000 predictions; labels never come)."""
+    import numpy as np
+
+    from detectors.performance import estimated
+
+    rng = np.random.default_rng(1)
+    p = rng.beta(0.6, 0.6, n + 12_000)
+    predicted = np.where(p >= 0.5, "yes", "no").tolist()
+    confidence = np.where(p >= 0.5, p, 1 - p).tolist()
+    stream = [
+        (i, 1.79e9 + i, f"r{i}", predicted[i], confidence[i], None, None)
+        for i in range(len(predicted))
+    ]
+    warm, timed = stream[:12_000], stream[12_000:]  # the reference and its first window
+
+    def feed(est: Any, rows: list[tuple[Any, ...]]) -> None:
+        for start in range(0, len(rows), FLUSH):
+            est.observe_rows(rows[start : start + FLUSH])
+
+    def run() -> float:
+        est = estimated.EstimatedPerformance(window=2000, reference=10_000)
+        feed(est, warm)
+        started = time.process_time()
+        feed(est, timed)
+        return (time.process_time() - started) / n * 1e6
+
+    return best(repeats, run)
+
+
 def measure(events: int, repeats: int) -> str:
     # The packages first, from PYTHONPATH (the tree measured): bench_daemon puts this
     # script's own tree in front of sys.path when it is imported.
@@ -115,7 +147,8 @@ def measure(events: int, repeats: int) -> str:
     return (
         f"ingest (parse, buffer, columns) {ingest_us(lines, repeats):.2f} us/event; "
         f"CBPE {cbpe_us(events, repeats, labels=False):.2f} us/prediction alone, "
-        f"{cbpe_us(events, repeats, labels=True):.2f} with labels interleaved"
+        f"{cbpe_us(events, repeats, labels=True):.2f} with labels interleaved, "
+        f"{cbpe_closes_us(events, repeats):.2f} with window closes"
     )
 
 

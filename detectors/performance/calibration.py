@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,7 @@ class Calibration:
         index = {c: i for i, c in enumerate(self.classes)}
         k, n = len(self.classes), len(rows.predicted)
         raw = np.zeros((n, k))
-        predicted = np.array([index.get(p, -1) for p in rows.predicted], dtype=np.int64)
+        predicted = np.array(list(map(index.get, rows.predicted, repeat(-1))), dtype=np.int64)
         usable = predicted >= 0
         if self.source == "probabilities":
             for i, probs in enumerate(rows.probabilities):
@@ -107,8 +108,9 @@ class Calibration:
         """:meth:`matrix`'s usable rows with their true class indices (-1: no label, or
         a class not tracked)."""
         raw, predicted, usable = self.matrix(rows)
-        index = {c: i for i, c in enumerate(self.classes)}
-        truth = [-1 if t is None else index.get(t, -1) for t in rows.truth]
+        # None (no label) is no class: -1, as a class not tracked.
+        index: dict[str | None, int] = {c: i for i, c in enumerate(self.classes)}
+        truth = list(map(index.get, rows.truth, repeat(-1)))
         return raw, predicted, np.array(truth, dtype=np.int64)[usable]
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:

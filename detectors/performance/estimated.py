@@ -37,9 +37,11 @@ probabilities than that is taken without them.
 from __future__ import annotations
 
 import math
+import operator
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -543,6 +545,8 @@ class EstimatedPerformance:
     def _realize(self, number: int, rows: Rows) -> None:
         """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
         self._forget(number, rows)
+        if len(rows.truth) - rows.truth.count(None) < MIN_ROWS:
+            return  # too few labels came, whatever their classes: nothing to compute
         calibration = self.calibration
         assert calibration is not None
         raw, predicted, truth = calibration.with_truth(rows)
@@ -561,9 +565,12 @@ class EstimatedPerformance:
                 )
 
     def _forget(self, number: int, rows: Rows) -> None:
-        for i, request in enumerate(rows.ids):
-            if request is not None and self.ids.get(request) == (number, i):
-                del self.ids[request]
+        """Drop the ids of ``rows`` (window ``number``) that still point at them (an id
+        sent again later points at its later row). In C: a window's ids, each a look-up."""
+        ids: dict[str | None, tuple[int, int]] = self.ids  # type: ignore[assignment]
+        places = zip(repeat(number), range(len(rows.ids)))
+        here = map(operator.eq, map(ids.get, rows.ids), places)  # None is never a key
+        deque(map(ids.__delitem__, compress(rows.ids, here)), maxlen=0)
 
     # -- results -----------------------------------------------------------
     def set_reference(self, events: Sequence[ScoredRow]) -> int:
