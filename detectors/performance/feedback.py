@@ -106,7 +106,6 @@ CRITICAL_NATS = math.log(100.0)
 # them from its homogeneity statistic less this quantile of its chi-square law under no
 # spread: at the upper end of what the reference allows, so pooling is not over-trusted.
 SPREAD_QUANTILE = 0.25
-MAX_POOLING = 1e5  # pseudo-labels at most: segments alike in the reference
 # The rest of a feature lifts its segments' nulls by its recent rise at this many standard
 # errors below its recent rate: a rise that is there, not the noise of ~1,000 labels.
 LIFT_Z = 1.645
@@ -424,7 +423,8 @@ class FeedbackWatch:
     def _pooling(self, trials: np.ndarray, hits: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         """The strength (pseudo-labels) of each feature and direction's prior for its
         segments' rates, from how much they differ in the reference (empirical Bayes; at
-        least ``prior_strength``, at most MAX_POOLING). If the segments' true rates are
+        least ``prior_strength``, at most the feature's trials in the direction: the
+        pooled rate is known no better than its labels make it). If the segments' true rates are
         spread as a Beta of strength ``m`` around the pooled rate ``mu``, a segment's
         disagreements vary ``1 + (n - 1) / (m + 1)`` times as much as a binomial's, and the
         homogeneity statistic ``Q`` (its squared deviations over binomial variances) has
@@ -441,8 +441,9 @@ class FeedbackWatch:
         allowed = stats.chi2.ppf(SPREAD_QUANTILE, np.maximum(segments - 1, 1))
         room = np.where(seen, trials - 1, 0).sum(axis=1, keepdims=True)
         rho = np.maximum(q - allowed, 0) / np.maximum(room, 1)
-        m = np.where(rho > 0, 1 / np.maximum(rho, 1e-12) - 1, MAX_POOLING)
-        m = np.clip(m, self.prior_strength, MAX_POOLING)
+        most = np.maximum(trials.sum(axis=1, keepdims=True), self.prior_strength)
+        m = np.where(rho > 0, 1 / np.maximum(rho, 1e-12) - 1, most)
+        m = np.clip(m, self.prior_strength, most)
         return np.where((segments >= 2) & (pooled > 0), m, self.prior_strength)
 
     def _begin_tests(self) -> None:

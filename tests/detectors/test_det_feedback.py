@@ -75,7 +75,7 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_within_500
         assert first.statistic >= first.threshold  # type: ignore[operator]
         delays.append(_label_number(first) - ONSET)
     # Labels from the onset to the alarm, per seed (2.1% of labels are approvals at m07,
-    # so ~50 poisoned trials take ~2,500 labels): [2306, 3130, 4389, 2580, 3060, 2629]
+    # so ~50 poisoned trials take ~2,500 labels): [2306, 3168, 4389, 2580, 3060, 2629]
     # when written; [2306, 3702, 8461, 3459, 3955, 4771] with each segment's own
     # reference rate and the rest's noise in the null; the test of blocks before that:
     # [2597, 4540, 8685, 4546, 5196, 5124] to the label that crossed, raised up to 2,000
