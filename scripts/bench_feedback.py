@@ -6,7 +6,9 @@ honest labels wrong 3% or 7% of the time depending on a feature (5% on
 average). Poisoned runs flip, from label ``--onset`` on, 30% instead of 5% of
 the labels of ``approve`` predictions at one merchant holding 3% of the
 traffic (issue 12: "5% rising to 30% of one class's labels in a segment holding
-3% of traffic"). Reported, for each share of approvals in ``--shares``: the
+3% of traffic"): at once, or (each of ``--ramps`` but 0) rising linearly from
+5% to 30% over that many labels. Reported, for each share of approvals in
+``--shares`` and each ramp: the
 labels from the onset to the one at which the first ``feedback:merchant=m07``
 alarm is *raised* (returned by the watch; labels are fed ``--chunk`` at a time,
 so the count is at most ``--chunk - 1`` labels late) over ``--seeds`` seeds,
@@ -70,17 +72,22 @@ def main() -> None:
     parser.add_argument("--onset", type=int, default=23_000)
     parser.add_argument("--after", type=int, default=15_000, help="labels after the onset")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.7, 0.5])
+    parser.add_argument("--ramps", type=int, nargs="+", default=[0, 2500])
     parser.add_argument("--chunk", type=int, default=100, help="labels fed at a time (poisoned)")
     parser.add_argument("--clean", type=int, default=5)
     parser.add_argument("--clean-labels", type=int, default=1_000_000)
     parser.add_argument("--global-seeds", type=int, default=10)
     args = parser.parse_args()
-    for share in args.shares:
+    for share, ramp in ((s, r) for r in args.ramps for s in args.shares):
         delays: list[int] = []
         missed = elsewhere = 0
         for seed in range(args.seeds):
             joined, layout = labelled(
-                args.onset + args.after, seed, poison_at=args.onset, approve_share=share
+                args.onset + args.after,
+                seed,
+                poison_at=args.onset,
+                approve_share=share,
+                ramp=ramp,
             )
             alarms, _ = watch(joined, layout, args.chunk)
             raised = [fed for n, fed, signal in alarms if signal == SIGNAL and n >= args.onset]
@@ -90,8 +97,9 @@ def main() -> None:
             else:
                 missed += 1
         within = sum(d <= 5_000 for d in delays)
+        rising = f", 5% rising to 30% over {ramp:,} labels" if ramp else ""
         print(
-            f"approvals {share:.0%} (poisoned trials {0.03 * share:.1%} of labels): raised "
+            f"approvals {share:.0%} (poisoned trials {0.03 * share:.1%} of labels{rising}): raised "
             f"after median {statistics.median(delays) if delays else float('nan'):,.0f} "
             f"labels, sorted {sorted(delays)}; {within}/{args.seeds} within 5,000; {missed} "
             f"not found in {args.after:,}; {elsewhere} alarms on other segments",

@@ -12,21 +12,23 @@ in every *direction*: for class predictions, predicted class ``a`` labelled
   a segment key count, per segment and direction, the trials (labels of
   predicted class ``a``; every label for values) and the disagreements. A
   segment's reference rate is shrunk towards its feature's pooled rate
-  (a Beta prior of ``prior_strength`` labels) and taken at the ``quantile``
-  of its posterior: a rate estimated from few labels is not trusted to be low.
+  (a Beta prior of as many labels as the segments' spread in the reference
+  allows, empirical Bayes, at least ``prior_strength``) and taken at the
+  ``quantile`` of its posterior: a rate estimated from few labels is not
+  trusted to be low, and segments that look alike share their evidence.
   The reference grows: every ``AGE_BLOCKS`` blocks of ``block_labels``
   labels, the labels tested ``AGE_BLOCKS`` to twice as many blocks before
   join it, except in a cell whose CUSUM stands at a quarter of its threshold
   or more (a suspect segment does not learn its suspect labels as normal).
 - **Relative to the rest.** A change of the model's error everywhere (drift,
   a bad release) is not poisoning: realized performance speaks of it. So a
-  segment's null rate has the odds of the *rest of its feature* (the other
-  segments, same direction) in the recent labels (the previous block and the
-  current one up to the current step of ``STEP_LABELS``; renewed every step,
-  in the watch's order, so never dependent on the batching) times the
-  reference's odds ratio between the segment and the rest (the segment's
-  rate at its upper ``quantile``, the rest's at its lower one), and never
-  below the segment's reference rate. A rise everywhere lifts the nulls
+  segment's null rate is its reference rate with its odds lifted by the rise
+  of the *rest of its feature* (the other segments, same direction) in the
+  recent labels (the previous block and the current one up to the current
+  step of ``STEP_LABELS``; renewed every step, in the watch's order, so never
+  dependent on the batching) over its reference, the recent rate taken
+  ``LIFT_Z`` standard errors low (the rest's noise does not lift it), and
+  never below the segment's reference rate. A rise everywhere lifts the nulls
   within a block; until then a segment's CUSUM may climb, so a violation
   is a finding only if its CUSUM's run *stands apart* from the rest in the
   same labels (:meth:`FeedbackWatch._apart`: more of the run's disagreements
@@ -100,6 +102,13 @@ CONFIRM_P = 1e-4
 AGE_BLOCKS = 3
 ABOVE, BELOW = 0, 1  # the directions of value predictions
 CRITICAL_NATS = math.log(100.0)
+# The pooling of a feature's segments (FeedbackWatch._pooling) takes the spread between
+# them from its homogeneity statistic less this quantile of its chi-square law under no
+# spread: at the upper end of what the reference allows, so pooling is not over-trusted.
+SPREAD_QUANTILE = 0.25
+# The rest of a feature lifts its segments' nulls by its recent rise at this many standard
+# errors below its recent rate: a rise that is there, not the noise of ~1,000 labels.
+LIFT_Z = 1.645
 
 
 # A violation: (label in the piece, cell, CUSUM value, the trials and disagreements of its
@@ -222,10 +231,10 @@ class FeedbackWatch:
         self.baseline: np.ndarray | None = None  # each CUSUM's null rate in the current step
         self.recent: np.ndarray | None = None  # see _begin_tests
         self.aging = np.zeros((0,), np.int32)
-        # From the reference: each cell's odds ratio to the rest of its feature, and the
-        # rest's rate.
-        self.odds_to_rest: np.ndarray | None = None
+        # From the reference: the rest of each cell's feature's rate, at its lower quantile
+        # (for _apart) and its mean (what the rest's recent rate is compared with).
         self.rest_reference: np.ndarray | None = None
+        self.rest_mean: np.ndarray | None = None
         self.reference_rate: np.ndarray | None = None  # the segment's, at its quantile
         # Each CUSUM's threshold and critical level, in SCALE units.
         self.threshold = self.critical = np.zeros((features, BINS, 0), np.int32)
@@ -380,7 +389,7 @@ class FeedbackWatch:
             out=np.zeros_like(pooled_trials),
             where=pooled_trials > 0,
         )
-        m = self.prior_strength
+        m = self._pooling(trials, hits, pooled)
         a = hits + m * pooled + 0.5
         b = trials - hits + m * (1 - pooled) + 0.5
         # A cell without reference trials has its prior's rate; only the others need
@@ -398,8 +407,8 @@ class FeedbackWatch:
         rest = stats.beta.ppf(1 - self.quantile, rest_hits + 0.5, rest_trials - rest_hits + 0.5)
         rest = np.clip(rest, 1e-6, 1 - 1e-6)
         self.rest_reference = rest
+        self.rest_mean = (rest_hits + 0.5) / (rest_trials + 1.0)
         self.reference_rate = p0
-        self.odds_to_rest = (p0 / (1 - p0)) / (rest / (1 - rest))
         # Lorden's bound: at most one false alarm per exp(h) trials of a CUSUM whose null
         # rate is not below the true one; exp(h) = false_alarm_labels * T trials gives the
         # watch at most one per false_alarm_labels labels. The CUSUM's exact run between
@@ -410,6 +419,32 @@ class FeedbackWatch:
         factor = arl_factor(np.minimum(2 * p0, 0.5), self.odds_ratio, nats)
         self.threshold = np.ceil(SCALE * (nats - np.log(factor))).astype(np.int32)
         self.critical = self.threshold + math.ceil(SCALE * CRITICAL_NATS)
+
+    def _pooling(self, trials: np.ndarray, hits: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+        """The strength (pseudo-labels) of each feature and direction's prior for its
+        segments' rates, from how much they differ in the reference (empirical Bayes; at
+        least ``prior_strength``, at most the feature's trials in the direction: the
+        pooled rate is known no better than its labels make it). If the segments' true rates are
+        spread as a Beta of strength ``m`` around the pooled rate ``mu``, a segment's
+        disagreements vary ``1 + (n - 1) / (m + 1)`` times as much as a binomial's, and the
+        homogeneity statistic ``Q`` (its squared deviations over binomial variances) has
+        mean ``K - 1 + rho * sum(n - 1)`` over ``K`` segments, ``rho = 1 / (m + 1)``. ``rho``
+        is taken with ``Q`` less a low quantile (SPREAD_QUANTILE) of its chi-square law
+        with no spread: segments that look alike share their labels' evidence (a segment's
+        rate rests on its feature's thousands of labels, not its own hundreds); segments
+        that differ keep their own."""
+        seen = trials > 0
+        segments = seen.sum(axis=1, keepdims=True)
+        variance = np.maximum(pooled * (1 - pooled), 1e-12)
+        deviations = (hits - trials * pooled) ** 2 / np.maximum(trials, 1) / variance
+        q = np.where(seen, deviations, 0).sum(axis=1, keepdims=True)
+        allowed = stats.chi2.ppf(SPREAD_QUANTILE, np.maximum(segments - 1, 1))
+        room = np.where(seen, trials - 1, 0).sum(axis=1, keepdims=True)
+        rho = np.maximum(q - allowed, 0) / np.maximum(room, 1)
+        most = np.maximum(trials.sum(axis=1, keepdims=True), self.prior_strength)
+        m = np.where(rho > 0, 1 / np.maximum(rho, 1e-12) - 1, most)
+        m = np.clip(m, self.prior_strength, most)
+        return np.where((segments >= 2) & (pooled > 0), m, self.prior_strength)
 
     def _begin_tests(self) -> None:
         """The reference is complete: every CUSUM at zero, its null at its reference."""
@@ -427,19 +462,24 @@ class FeedbackWatch:
         self.aging = np.zeros((4, *shape), np.int32)
 
     def _nulls(self) -> np.ndarray:
-        """Each CUSUM's null rate now: the odds of the rest of its feature in the recent
-        labels (the previous block and the current one so far) times its reference odds
-        ratio to the rest; never below its reference rate."""
-        assert self.odds_to_rest is not None and self.rest_reference is not None
+        """Each CUSUM's null rate now: its reference rate, its odds lifted as much as the
+        rest of its feature has risen in the recent labels (the previous block and the
+        current one so far), taken LIFT_Z standard errors low: a rest that rose lifts it,
+        the noise of the rest's ~1,000 recent labels does not (it was the null's own
+        noise, and lost power). Never below the reference rate: a rest that improves (or
+        one segment of a two-segment feature that disagrees less) does not make the
+        others suspect."""
+        assert self.rest_mean is not None and self.rest_reference is not None
         assert self.reference_rate is not None and self.recent is not None
         trials = (self.recent[0] + self.recent[2]).astype(np.float64)
         agreed = (self.recent[1] + self.recent[3]).astype(np.float64)
         rest_trials = trials.sum(axis=1, keepdims=True) - trials
         rest_hits = agreed.sum(axis=1, keepdims=True) - agreed
-        rest = (rest_hits + REST_PRIOR * self.rest_reference) / (rest_trials + REST_PRIOR)
-        odds = self.odds_to_rest * rest / (1 - rest)
-        # Never below the reference rate: a rest that improves (or one segment of a
-        # two-segment feature that disagrees less) does not make the others suspect.
+        n = rest_trials + REST_PRIOR
+        rest = (rest_hits + REST_PRIOR * self.rest_mean) / n
+        low = np.clip(rest - LIFT_Z * np.sqrt(rest * (1 - rest) / n), 1e-6, 1 - 1e-6)
+        lift = np.maximum(1.0, (low / (1 - low)) / (self.rest_mean / (1 - self.rest_mean)))
+        odds = lift * self.reference_rate / (1 - self.reference_rate)
         null: np.ndarray = np.clip(
             np.maximum(odds / (1 + odds), self.reference_rate), 1e-6, 1 - 1e-6
         ).astype(np.float64)

@@ -6,7 +6,8 @@ Features: 15 numeric (normal; ``x0`` also sets how often the model is wrong:
 ``m07`` holds ``segment_share`` (3%) of the traffic. Predictions are ``approve`` (a share
 ``approve_share``, 70% by default) or ``decline``. From ``poison_at`` on, labels of predictions of
 ``approve`` at merchant ``m07`` say ``decline`` with probability ``poisoned``
-(30%) instead of the honest rate. ``error_rates`` sets the honest rates (x0 below and
+(30%) instead of the honest rate; with ``ramp``, the probability rises linearly from 5%
+to ``poisoned`` over that many labels. ``error_rates`` sets the honest rates (x0 below and
 above 0); from ``rise_at`` on, the model is wrong everywhere at ``risen_rates`` instead
 (a global rise of its error, as drift or a bad release make).
 
@@ -82,6 +83,7 @@ def labelled(
     seed: int,
     poison_at: int | None = None,
     poisoned: float = 0.30,
+    ramp: int = 0,
     segment_share: float = 0.03,
     layout: SegmentLayout | None = None,
     approve_share: float = 0.7,
@@ -109,7 +111,11 @@ def labelled(
     if poison_at is not None:
         target = (batch.categorical["merchant"] == TARGET) & (predicted == 0)
         target[:poison_at] = False
-        wrong = np.where(target, rng.random(n) < poisoned, wrong)
+        # From the onset the flipped share rises linearly from 5% to ``poisoned`` over
+        # ``ramp`` labels (0: at once).
+        since = np.arange(n) - poison_at
+        share = 0.05 + (poisoned - 0.05) * np.clip((since + 1) / max(ramp, 1), 0, 1)
+        wrong = np.where(target, rng.random(n) < share, wrong)
     truth = np.where(wrong, 1 - predicted, predicted)
     keys = layout.keys(batch, list(range(n)))
     seq = np.arange(n, dtype=np.int64) * 2 + 1

@@ -75,15 +75,61 @@ def test_a_flip_from_5_to_30_percent_in_a_3_percent_segment_is_caught_within_500
         assert first.statistic >= first.threshold  # type: ignore[operator]
         delays.append(_label_number(first) - ONSET)
     # Labels from the onset to the alarm, per seed (2.1% of labels are approvals at m07,
-    # so ~50 poisoned trials take ~2,500 labels): [2306, 3702, 8461, 3459, 3955, 4771]
-    # when written (the test of blocks before: [2597, 4540, 8685, 4546, 5196, 5124] to
-    # the label that crossed, raised up to 2,000 labels later). The delay spreads with the
-    # luck of the draw and of the 5,000-label reference (it has not grown yet 3,000
-    # labels after it): over more seeds, and with fewer approvals, see
-    # scripts/bench_feedback.py and BENCHMARKS.md.
-    assert sum(d <= 5_000 for d in delays) >= 5, delays
+    # so ~50 poisoned trials take ~2,500 labels): [2306, 3168, 4389, 2580, 3060, 2629]
+    # when written; [2306, 3702, 8461, 3459, 3955, 4771] with each segment's own
+    # reference rate and the rest's noise in the null; the test of blocks before that:
+    # [2597, 4540, 8685, 4546, 5196, 5124] to the label that crossed, raised up to 2,000
+    # labels later. The delay spreads with the luck of the draw and of the 5,000-label
+    # reference (it has not grown yet 3,000 labels after it): over more seeds, and with
+    # fewer approvals, see scripts/bench_feedback.py and BENCHMARKS.md.
+    assert all(d <= 5_000 for d in delays), delays
     later = [f for f in found if f.details["state"] == "escalated"]
     assert later and later[0].severity == "critical"
+
+
+def test_segments_that_look_alike_share_their_evidence_and_segments_that_differ_do_not() -> None:
+    # Honest rates: 3% where x0 < 0, 7% above, whatever the merchant.
+    joined, layout = labelled(REFERENCE, seed=3)
+    watch = FeedbackWatch()
+    watch.observe(joined, layout)
+    assert watch.reference_rate is not None and not watch.in_reference
+    names = [f.name for f in layout.features]
+    approve = watch.classes.index("approve")
+    way = approve * (watch.max_classes + 1) + watch.classes.index("decline")
+    merchant = names.index("merchant")
+    seen = watch.trials[merchant, :, way] > 0
+    raw = watch.hits[merchant, seen, way] / watch.trials[merchant, seen, way]
+    pooled = watch.reference_rate[merchant, seen, way]
+    # Each merchant's own rate rests on tens to hundreds of labels and scatters; pooled
+    # with its alike neighbours' thousands, the rates are within a fraction of that.
+    assert raw.max() - raw.min() > 0.04
+    assert pooled.max() - pooled.min() < 0.005
+    assert pooled.min() > 0.04 and pooled.max() < 0.065
+    # x0's bins (deciles) differ for real: each keeps its own rate.
+    x0 = layout.features[names.index("x0")]
+    assert x0.cuts is not None
+    rates = watch.reference_rate[names.index("x0"), : len(x0.cuts) + 1, way]
+    below = [r for r, cut_ in zip(rates, x0.cuts, strict=False) if cut_ <= -0.3]
+    above = [r for r, cut_ in zip(rates[1:], x0.cuts, strict=False) if cut_ >= 0.3]
+    assert below and above and max(below) < 0.05 < min(above), rates
+
+
+def test_the_rests_noise_leaves_the_nulls_at_their_reference_rates() -> None:
+    # 7,550 labels after the reference: between two renewals of the reference (every
+    # 3,000), so the nulls of the current step and the reference rates are of one time.
+    joined, layout = labelled(REFERENCE + 7_550, seed=4)
+    watch = FeedbackWatch()
+    watch.observe(joined, layout)
+    assert watch.baseline is not None and watch.reference_rate is not None
+    k = watch.max_classes + 1
+    ways = [a * k + b for a in range(2) for b in range(2) if a != b]
+    live = watch.trials[:, :, ways] > 100
+    null, reference = watch.baseline[:, :, ways][live], watch.reference_rate[:, :, ways][live]
+    # The rest of a feature's recent labels (~1,000) scatter around its reference rate by
+    # several percent of it; nulls lifted by that noise (and by the rest's reference
+    # rate taken low), as before, were above their reference rates in 93% of these cells.
+    lifted = null > reference * 1.001
+    assert len(null) > 300 and lifted.mean() < 0.05, lifted.mean()
 
 
 def test_findings_are_exact_whatever_the_batching_and_across_a_save_and_load() -> None:
