@@ -54,7 +54,7 @@ def _series(name: str) -> np.ndarray:
     rng = np.random.default_rng(7)
     i = np.arange(N)
     day = np.sin(2 * np.pi * i / DAY_POINTS)
-    series = {
+    series: dict[str, np.ndarray] = {
         "zeros": np.zeros(N),
         "constant": np.full(N, 5.0),
         "negative_constant": np.full(N, -5.0),
