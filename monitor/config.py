@@ -379,7 +379,7 @@ def _check_values(config: Config) -> None:
     if not 1 <= config.ops.max_signal_series <= 10_000:
         raise ConfigError(f"{source}: key 'ops.max_signal_series' must be between 1 and 10000")
     _check_alertmanagers(config)
-    wrong = cluster_settings.problems(config.cluster, config.kafka.topics)
+    wrong = cluster_settings.problems(config.cluster, config.kafka.topics, config.kafka.group_id)
     if wrong is not None:
         raise ConfigError(f"{source}: key '{wrong[0]}' {wrong[1]}")
 

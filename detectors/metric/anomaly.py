@@ -567,7 +567,11 @@ class MetricAnomaly(DetectorBase):
             return out
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
             self._learn(err, abs(z), scale, unit)
-            self._level_noise.learn(expected, near, unit * scale)
+            if x != 0.0:
+                # (a zero's error is the expected level itself: counts that
+                # are mostly zeros would show noise growing with the level
+                # as it wanders, and judge their next 2 against none)
+                self._level_noise.learn(expected, near, unit * scale)
         return out
 
     def _excursion_ended(

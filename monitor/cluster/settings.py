@@ -68,7 +68,9 @@ def transactional_id(cluster: ClusterConfig, group_id: str, store_path: str, slo
     return f"driftwarden-{group_id}-{_INSTANCE_CHARS.sub('_', instance)}-{slot}"
 
 
-def problems(cluster: ClusterConfig, kafka_topics: list[str]) -> tuple[str, str] | None:
+def problems(
+    cluster: ClusterConfig, kafka_topics: list[str], group_id: str
+) -> tuple[str, str] | None:
     """What is wrong with ``[cluster]`` in this config, as (key, why); None when nothing."""
     timeout = cluster.transaction_timeout_ms
     if not MIN_TRANSACTION_TIMEOUT_MS <= timeout <= MAX_TRANSACTION_TIMEOUT_MS:
@@ -83,4 +85,20 @@ def problems(cluster: ClusterConfig, kafka_topics: list[str]) -> tuple[str, str]
         # A model's state lives on the changelog partition of its records' partition:
         # partition p of two input topics could go to two different workers.
         return "kafka.topics", "must name exactly one topic in cluster mode"
+    return _shared_topic(topics(cluster, group_id), kafka_topics[0])
+
+
+def _shared_topic(names: ClusterTopics, input_topic: str) -> tuple[str, str] | None:
+    """Two of cluster mode's topics, or one and the input topic, under one
+    name: checkpoints, alerts and deliveries would be read as one another's
+    records (or as events)."""
+    seen = {input_topic: "the input topic (kafka.topics)"}
+    for kind in ("changelog", "alerts", "quarantine", "deliveries"):
+        name = getattr(names, kind)
+        if name in seen:
+            return (
+                f"cluster.{kind}_topic",
+                f"names {name!r}, which is already {seen[name]}: give each topic its own name",
+            )
+        seen[name] = f"the {kind} topic"
     return None

@@ -169,6 +169,15 @@ def test_cluster_mode_is_off_by_default_and_checked_when_on() -> None:
         parse_config({**on, "kafka": {"topics": ["a", "b"]}}, "c.toml")
     with pytest.raises(ConfigError, match=r"'cluster.transaction_timeout_ms' must be between"):
         parse_config({**on, "cluster": {"transaction_timeout_ms": 10}}, "c.toml")
+    # one topic in two roles: alerts read back as events, deliveries as checkpoints
+    with pytest.raises(ConfigError, match=r"'cluster.alerts_topic' names 'ev', which is already "):
+        parse_config(
+            {**on, "kafka": {"topics": ["ev"]}, "cluster": {"enabled": True, "alerts_topic": "ev"}},
+            "c.toml",
+        )
+    shared = {"enabled": True, "deliveries_topic": "driftwarden-changelog"}
+    with pytest.raises(ConfigError, match=r"'cluster.deliveries_topic' .* the changelog topic"):
+        parse_config({**on, "cluster": shared}, "c.toml")
     config = parse_config(on, "c.toml")
     # The same slot of the same daemon has the same id at every start; another store, another.
     first = transactional_id(config.cluster, "grp", "/var/lib/a.db", 1)
