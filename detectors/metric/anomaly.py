@@ -152,7 +152,9 @@ class MetricAnomaly(DetectorBase):
     the noise at the level expected for it (:mod:`detectors.metric.levelnoise`).
 
     - spike / dip: one point beyond the threshold, the next back inside
-      (reported at that next point); in a series that makes excursions of
+      (reported at that next point); with a season, its score in the noise
+      of one seasonal forecast's errors (the median one's) beyond that
+      score's own tail too; in a series that makes excursions of
       its own (bursts that come back, as cloud CPU at each cron job) only
       one beyond what they reach (:mod:`detectors.metric.bursts`), and a run
       of outliers as long as twice its longest burst is waited for before
