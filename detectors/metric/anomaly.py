@@ -152,7 +152,9 @@ class MetricAnomaly(DetectorBase):
     the noise at the level expected for it (:mod:`detectors.metric.levelnoise`).
 
     - spike / dip: one point beyond the threshold, the next back inside
-      (reported at that next point); in a series that makes excursions of
+      (reported at that next point); with a season, its score in the noise
+      of one seasonal forecast's errors (the median one's) beyond that
+      score's own tail too; in a series that makes excursions of
       its own (bursts that come back, as cloud CPU at each cron job) only
       one beyond what they reach (:mod:`detectors.metric.bursts`), and a run
       of outliers as long as twice its longest burst is waited for before
@@ -262,9 +264,11 @@ class MetricAnomaly(DetectorBase):
         self._prior = math.nan  # the level before the last confirmed shift
         self._prior_t = -math.inf  # the event time of that shift
         self._scale = self._scale2 = 0.0
+        self._scale1 = 0.0  # the noise of the median seasonal forecast's errors
         self._early = 0.0  # the noise scale as a running mean over the probation
         self._n2 = 0  # errors against the seasonal reference seen
         self._tail = TailThreshold()
+        self._point_tail = TailThreshold()  # of ``z_point``: a point in one forecast's noise
         self._zs: list[float] = []  # last LONG clipped scores
         # last LONG absolute scores (in noise units: a level forecast's noise
         # widens after each edge of a known season, the scores do not)
@@ -280,6 +284,7 @@ class MetricAnomaly(DetectorBase):
         self._flat_told = False  # the current run was told as a flat-line
         self._pending = 0  # signed count of outliers in a row not yet reported
         self._pending_z = 0.0
+        self._pending_point = 0.0  # their largest score in one forecast's noise
         self._hold = 0
         self._fired = [False, False]  # in this episode: a point alert, a persistent one
         self._season = SeasonBuckets()
@@ -436,7 +441,7 @@ class MetricAnomaly(DetectorBase):
         unit = self._unit = self._level_noise.unit(expected)
         floor /= unit
         scale = max(self._scale, floor)
-        z = err / (unit * scale)
+        z = z_point = err / (unit * scale)
         near = err  # the error nearest zero of the forecasts in force
         self._season.add(t, x, self._slow)
         slow_err = x - self._slow - (offsets[0] if offsets else 0.0)
@@ -452,7 +457,11 @@ class MetricAnomaly(DetectorBase):
                 z = errs[0] / scale2
                 for e in errs[1:]:
                     z = _weaker(z, e / scale2)
+                z_point = z * scale2 / (unit * max(self._scale1 or self._scale2, floor))
             near = min(errs, key=abs)
+            self._scale1 = self._robust_scale(
+                self._scale1 or self._scale2 or scale, _median(errs) / unit
+            )
             self._scale2 = self._robust_scale(self._scale2 or scale, near / unit)
             self._n2 += 1
         # from the slope's reference plus the season's offset that fits best
@@ -461,6 +470,13 @@ class MetricAnomaly(DetectorBase):
         self._drift.follow(drift_err, clip, self._slow_rate())
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
+        # a spike or dip is told only when its score in the noise of one
+        # seasonal forecast's errors (the median forecast's) is beyond that
+        # score's own tail too: the weakest error's noise (``z``'s) is about
+        # half of it on a smooth day, and where the forecasts agree the
+        # weakest error is one forecast's, which the tail learnt from all
+        # points' weakest errors let through at 4 of its standard deviations
+        point_limit = widen_point_limit = self._point_tail.threshold(n_checks, z_limit)
         widen_point = widen_sums = 1.0
         if self._n < self.probation:
             # (a point's evidence in the early scale's units: ``widen_point``
@@ -472,6 +488,7 @@ class MetricAnomaly(DetectorBase):
             early = _short_history(self._n - INIT + WARM_WEIGHT, n_checks)
             widen_point = early * max(self._early, floor) / scale
             widen_sums = _short_history(OVERLAP_DF * (self._n - INIT) / SHORT, n_checks)
+            widen_point_limit = widen_point * point_limit
         out: list[tuple[str, float, float, dict[str, Any]]] = []
         details = {"value": x, "expected": forecast, "period": self._period()}
         outlier = abs(z) > limit
@@ -480,15 +497,18 @@ class MetricAnomaly(DetectorBase):
         if outlier and self._pending * side >= 0:
             self._pending += side
             self._pending_z = max(self._pending_z, abs(z)) * side
+            self._pending_point = max(self._pending_point, abs(z_point))
         else:
             if self._pending:
                 bar = max(self._bursts.bar(limit, n_checks, self._n), widen_point * limit)
                 # a spike in the probation may be the noise's own tail, not yet learnt
                 # (``_n`` counts this point: past the probation as ``_step`` counts it)
-                excursion = self._excursion_ended(bar, self._n > self.probation, details)
+                bars = (bar, widen_point_limit)
+                excursion = self._excursion_ended(bars, self._n > self.probation, details)
                 if excursion is not None:
                     out.append(excursion)
             self._pending, self._pending_z = (side, abs(z) * side) if outlier else (0, 0.0)
+            self._pending_point = abs(z_point) if outlier else 0.0
         clipped = max(-6.0, min(6.0, z))
         _push(self._zs, clipped, LONG)
         _push(self._abs, abs(z), LONG)
@@ -567,6 +587,7 @@ class MetricAnomaly(DetectorBase):
             return out
         if self._run < 3 or self._run_p > 0.5:  # a stuck run teaches nothing
             self._learn(err, abs(z), scale, unit)
+            self._point_tail.learn(abs(z_point))
             if x != 0.0:
                 # (a zero's error is the expected level itself: counts that
                 # are mostly zeros would show noise growing with the level
@@ -575,11 +596,12 @@ class MetricAnomaly(DetectorBase):
         return out
 
     def _excursion_ended(
-        self, bar: float, alerting: bool, details: dict[str, Any]
+        self, bars: tuple[float, float], alerting: bool, details: dict[str, Any]
     ) -> tuple[str, float, float, dict[str, Any]] | None:
         """A run of outliers came back before it was confirmed as a shift: a
         spike or dip when it was short, the scores quiet before it and its
-        peak beyond ``bar`` (what the series' own excursions reach); kept as
+        peak beyond ``bars[0]`` (what the series' own excursions reach) and,
+        in the noise of one seasonal forecast, beyond ``bars[1]``; kept as
         one of them, and, in a series that makes excursions, its scores taken
         out of the window sums (it came back: no persistent change)."""
         run = abs(self._pending)
@@ -591,10 +613,11 @@ class MetricAnomaly(DetectorBase):
             self._bursts.add(self._n - run, self._pending_z, run)
         found = None
         short = run < SPIKE_RUN and not any(self._fired)
-        if short and self._calm() and abs(self._pending_z) > bar:
+        beyond = abs(self._pending_z) > bars[0] and self._pending_point > bars[1]
+        if short and self._calm() and beyond:
             kind = "spike" if self._pending > 0 else "dip"
             if alerting:
-                found = (kind, self._pending_z, bar, details)
+                found = (kind, self._pending_z, bars[0], details)
             self._fired[0] = True
             self._hold = HOLD
         return found
@@ -616,6 +639,7 @@ class MetricAnomaly(DetectorBase):
         factor = max(_median(recent) / 0.6745, 1.0) if recent else 1.0
         self._scale *= factor
         self._scale2 *= factor
+        self._scale1 *= factor
         self._noisier.reset()
         return factor
 
@@ -736,7 +760,7 @@ class MetricAnomaly(DetectorBase):
         self._level = level  # the slope is left to the forecast: a fitted one overshoots
         self._drift.rebase(level - offset)
         self._zs, self._abs = [], []
-        self._pending, self._pending_z = 0, 0.0
+        self._pending, self._pending_z, self._pending_point = 0, 0.0, 0.0
         kind = "trend_change" if is_line else "level_shift"
         return kind, stat, back, weekly, onset_back
 
@@ -816,6 +840,7 @@ class MetricAnomaly(DetectorBase):
             "noisier": [self._noisier.dump(), self._noisier_lag],
             "bursts": [self._bursts.dump(), self._prior_n, self._prior_stat],
             "early_scale": self._early,
+            "point": [self._scale1, self._point_tail.dump(), self._pending_point],
             "level_noise": self._level_noise.dump(),
             "drift": self._drift.dump(),
         }
@@ -869,6 +894,16 @@ class MetricAnomaly(DetectorBase):
             det._noisier_lag = int(state["noisier"][1])
         # absent from states saved before early alerts: the model's scale
         det._early = float(state.get("early_scale", det._scale))
+        if "point" in state:
+            det._scale1 = float(state["point"][0])
+            det._point_tail = TailThreshold.load(state["point"][1])
+            det._pending_point = float(state["point"][2])
+        else:
+            # saved before a point was judged in one forecast's noise too:
+            # judged as then (in the weakest error's noise, by the sums' tail)
+            # until it learns its own
+            det._point_tail = TailThreshold.load(state["tail"])
+            det._pending_point = abs(det._pending_z)
         if "bursts" in state:  # absent from states saved before excursions were kept
             det._bursts = Bursts.load(state["bursts"][0])
             det._prior_n, det._prior_stat = int(state["bursts"][1]), float(state["bursts"][2])
