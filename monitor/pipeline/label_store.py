@@ -34,7 +34,8 @@ row in each generation, and then one chunk; the chunks and shards read lately ar
 from __future__ import annotations
 
 import math
-from collections.abc import Container
+from collections.abc import Container, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -248,15 +249,16 @@ class LabelStore:
         write_marks(db, self.model, chunks, slots)
         out.marks = list(zip(chunks.tolist(), slots.tolist(), strict=True))
         out.pending -= len(joined_stored)
-        self._count_gone(db, bounds, counted, out)
+        newly_gone = self._count_gone(db, bounds, counted, out)
         level0 = list(self.level0)
         if new.ids:
             hs = self._insert(db, new, ins, bounds, out)
             level0.append(_sorted_run(hs, ins, int(ins[-1])))
-        out.floor = self._drop_gone_prefix(db, bounds)
-        out.parts = [part for part in self.parts if part >= out.floor]
-        if len(out.parts) < len(self.parts):
-            drop_generations(db, self.model, out.floor)
+        with fast_deletes(db):
+            out.floor = self._drop_gone_prefix(db, newly_gone)
+            out.parts = [part for part in self.parts if part >= out.floor]
+            if len(out.parts) < len(self.parts):
+                drop_generations(db, self.model, out.floor)
         level0 = [run for run in level0 if run[2] >= out.floor]
         if len(level0) > LEVEL0_RUNS:  # a label looks in each run: keep them few
             level0 = [_merged(level0)]
@@ -350,10 +352,12 @@ class LabelStore:
         bounds: tuple[int, float],
         counted: tuple[int, float],
         out: Written,
-    ) -> None:
+    ) -> dict[int, int]:
         """Count the stored predictions that went since ``counted`` (unlabelled ones are
-        evicted or expired), in the batches the bounds moved into."""
+        evicted or expired), in the batches the bounds moved into; how many went in each
+        (by its first)."""
         (evict_below, gone_before), (was_below, was_before) = bounds, counted
+        newly_gone = {}
         rows = db.execute(
             "SELECT first, last, ts, ins FROM label_batches WHERE model = ? "
             "AND gone < count AND ((first < ? AND last >= ?) OR (min_ts < ? AND max_ts >= ?))",
@@ -373,10 +377,8 @@ class LabelStore:
             out.evicted += int(np.count_nonzero(waiting & evicted))
             out.expired += int(np.count_nonzero(waiting & ~evicted))
             out.pending -= int(np.count_nonzero(waiting))
-            db.execute(
-                "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
-                [int(np.count_nonzero(newly)), self.model, int(first)],
-            )
+            newly_gone[int(first)] = int(np.count_nonzero(newly))
+        return newly_gone
 
     def _labelled(self, db: sqlite_utils.Database, ins: np.ndarray) -> np.ndarray:
         """Which of one batch's predictions (numbered ``ins``) are labelled."""
@@ -386,18 +388,27 @@ class LabelStore:
         ).fetchall()
         return labelled_mask(ins, rows)
 
-    def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
-        """Delete the oldest batches while all their predictions are gone; the new floor."""
+    def _drop_gone_prefix(self, db: sqlite_utils.Database, newly_gone: dict[int, int]) -> int:
+        """Add ``newly_gone`` to the batches' counts of gone predictions, and delete the
+        oldest batches while all their predictions are gone; the new floor."""
         dropped: list[tuple[int, int]] = []
         floor = None
         for first, last, count, gone in db.execute(
             "SELECT first, last, count, gone FROM label_batches WHERE model = ? ORDER BY first",
             [self.model],
         ):
-            if gone < count:
+            if gone + newly_gone.get(first, 0) < count:
                 floor = int(first)
                 break
             dropped.append((int(first), int(last)))
+        # A batch's row is rewritten whole (its arrays too) when its count changes size:
+        # the count of one about to go is left as it is.
+        for first, newly in newly_gone.items():
+            if floor is not None and first >= floor:
+                db.execute(
+                    "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
+                    [newly, self.model, first],
+                )
         for first, _ in dropped:
             db.execute(
                 "DELETE FROM label_batches WHERE model = ? AND first = ?", [self.model, first]
@@ -426,6 +437,23 @@ class LabelStore:
             "UPDATE label_batches SET indexed = 1 WHERE model = ? AND indexed = 0", [self.model]
         )
         return parts
+
+
+@contextmanager
+def fast_deletes(db: sqlite_utils.Database) -> Iterator[None]:
+    """SQLite's ``secure_delete`` at FAST rather than ON for the deletes of what nothing
+    can join any more: ON (the default of some builds, Debian's and Ubuntu's among them)
+    writes zeros over every page freed, which doubled the pages a checkpoint wrote; the
+    freed pages hold the next checkpoints' predictions soon. FAST still clears what was
+    deleted on the pages written anyway."""
+    if db.execute("PRAGMA secure_delete").fetchone()[0] != 1:
+        yield
+        return
+    db.execute("PRAGMA secure_delete = FAST")
+    try:
+        yield
+    finally:
+        db.execute("PRAGMA secure_delete = ON")
 
 
 def _ends_before(ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
