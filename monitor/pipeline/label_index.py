@@ -24,7 +24,7 @@ from itertools import accumulate
 import numpy as np
 import sqlite_utils
 
-SHARD_BITS = 13
+SHARD_BITS = 14  # ~64 pairs a row: rows of ~512 bytes, kept whole in their B-tree page
 OFFSET_SPAN = 1 << 32  # a generation's numbers lie within base .. base + OFFSET_SPAN - 1
 PAIR = np.dtype([("offset", "<u4"), ("low", "<u4")])
 _SHIFT = np.uint64(64 - SHARD_BITS)

@@ -55,7 +55,7 @@ from monitor.pipeline.label_index import (
     write_generation,
 )
 
-FLUSH_ENTRIES = 1 << 19  # 8 MB of (hash, ins) pairs in memory at most
+FLUSH_ENTRIES = 1 << 20  # 16 MB of (hash, ins) pairs in memory at most: fewer generations
 LEVEL0_RUNS = 8  # more and level 0 is merged into one run
 CHUNK = 64
 # A stored prediction's fixed-size fields (code: its index in the chunk's classes, -1 a
