@@ -6,8 +6,10 @@ often in the same index shard: a label read from the cache costs no query.
 Both caches hold only what the last committed checkpoint wrote: a chunk's
 content never changes once written (only its labelled mask, updated here when
 a checkpoint's marks commit), and the index shards are forgotten whenever a
-checkpoint flushes level 0 into them. Their size is bounded whatever the
-number of predictions pending (``CHUNKS`` chunks, ``SHARD_BYTES`` of shards).
+checkpoint flushes level 0 into a new generation of them (a generation dropped
+since holds only predictions gone, which a lookup tells by their number). Their
+size is bounded whatever the number of predictions pending (``CHUNKS`` chunks,
+``SHARD_BYTES`` of shards).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections import OrderedDict
 from typing import Generic, Protocol, TypeVar
-
-import numpy as np
 
 CHUNKS = 32  # ~5 KB each with 20 segment features
 SHARD_BYTES = 256 * 1024
@@ -28,8 +28,12 @@ class CachedChunk(Protocol):
     bits: int  # its labelled mask as committed
 
 
+class CachedShard(Protocol):
+    nbytes: int
+
+
 C = TypeVar("C", bound=CachedChunk)
-Runs = list[tuple[np.ndarray, np.ndarray]]
+S = TypeVar("S", bound=CachedShard)
 
 
 class ChunkCache(Generic[C]):
@@ -68,26 +72,25 @@ class ChunkCache(Generic[C]):
             del self._chunks[self._firsts.pop(0)]
 
 
-class ShardCache:
+class ShardCache(Generic[S]):
     def __init__(self) -> None:
-        self._shards: OrderedDict[int, tuple[Runs, int]] = OrderedDict()
+        self._shards: OrderedDict[int, S] = OrderedDict()
         self._bytes = 0
 
-    def get(self, shard: int) -> Runs | None:
+    def get(self, shard: int) -> S | None:
         found = self._shards.get(shard)
-        if found is None:
-            return None
-        self._shards.move_to_end(shard)
-        return found[0]
+        if found is not None:
+            self._shards.move_to_end(shard)
+        return found
 
-    def put(self, shard: int, runs: Runs) -> None:
-        size = sum(hs.nbytes + refs.nbytes for hs, refs in runs)
+    def put(self, shard: int, read: S) -> None:
+        size = read.nbytes
         if size > SHARD_BYTES or shard in self._shards:
             return
         while self._bytes + size > SHARD_BYTES:
-            _, (_, dropped) = self._shards.popitem(last=False)
-            self._bytes -= dropped
-        self._shards[shard] = (runs, size)
+            _, dropped = self._shards.popitem(last=False)
+            self._bytes -= dropped.nbytes
+        self._shards[shard] = read
         self._bytes += size
 
     def clear(self) -> None:

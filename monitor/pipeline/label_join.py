@@ -126,7 +126,7 @@ class ModelLabelJoin:
         self.counts = LabelCounts()
         self.watermark = -math.inf
         self._counted: tuple[int, float] = (-(2**63), -1e300)  # bounds gone ones were counted to
-        self._flushes = 0  # index flushes (label_store), each merging one shard in 8
+        self._flushes = 0  # level 0's flushes into the index (label_store)
         self._pending = 0  # stored predictions waiting: neither labelled nor gone
         # Predictions since the last checkpoint; the stored predictions labelled since (by
         # ins); the labels joined since take_joined (with the slot of a recent prediction).
@@ -286,9 +286,7 @@ class ModelLabelJoin:
         self._key_joined(self._joined)  # before the recent predictions go
         new = self.recent.predictions()
         bounds = (self.inserted - self.max_pending, self.watermark - 2 * self.horizon)
-        out = self.store.write(
-            db, new, list(self._joined_stored.values()), bounds, self._counted, self._flushes
-        )
+        out = self.store.write(db, new, list(self._joined_stored.values()), bounds, self._counted)
         self._staged = out
         c.evicted += out.evicted
         c.expired += out.expired

@@ -1,5 +1,6 @@
 """Move the pending predictions of a store written before the batch layout into it; mark
-the labelled ones of a store written before the marks per chunk by chunk.
+the labelled ones of a store written before the marks per chunk by chunk; index those of a
+store written before the index generations by generation.
 
 Such a store has one ``label_pending`` row per waiting prediction (primary key
 (model, id): each id's latest prediction only). Its rows become batches of
@@ -7,8 +8,10 @@ Such a store has one ``label_pending`` row per waiting prediction (primary key
 keep them, ``Predictions.ins``), indexed at once, with their labelled marks;
 then the table is dropped. A store of the batch layout whose ``label_joined``
 has a row per labelled prediction gets one mask per chunk instead
-(``mark_joined_by_chunk``). Both run in the transaction that opens the store
-(``monitor.store.schema``).
+(``mark_joined_by_chunk``). A store whose ``label_index`` holds runs per shard,
+merged now and then, gets generations (``label_index``) built from its indexed
+batches, whose hashes it keeps (``index_by_generation``). Each runs in the
+transaction that opens the store (``monitor.store.schema``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,11 @@ import math
 import numpy as np
 import sqlite_utils
 
+from monitor.pipeline import label_store
+from monitor.pipeline.label_index import write_generation
 from monitor.pipeline.label_store import CHUNK as STORE_CHUNK
-from monitor.pipeline.label_store import (
-    SHARD_BITS,
-    LabelStore,
-    Predictions,
-    compact_shards,
-    segment_keys,
-    write_marks,
-    write_runs,
-)
+from monitor.pipeline.label_store import LabelStore, Predictions, segment_keys, write_marks
+from monitor.store.schema import LABEL_INDEX_TABLE
 
 CHUNK = 65_536  # predictions per batch
 
@@ -65,7 +63,7 @@ def _move_model(db: sqlite_utils.Database, model: str, segments: str) -> None:
         )
         # Rows of the old table were all within the bounds of its last checkpoint.
         nothing_gone = (-(2**63), -math.inf)
-        out = store.write(db, predictions, [], nothing_gone, nothing_gone, 0)
+        out = store.write(db, predictions, [], nothing_gone, nothing_gone)
         store.written(out)
         waiting += int(np.count_nonzero(~joined))
         least = (int(ins[0]), float(min(predictions.ts)))
@@ -85,11 +83,38 @@ def _index_all(db: sqlite_utils.Database, store: LabelStore) -> None:
     if store.level0:
         hs = np.concatenate([run[0] for run in store.level0])
         refs = np.concatenate([run[1] for run in store.level0])
-        write_runs(db, store.model, hs, refs, int(refs.max()))
+        store.parts += write_generation(db, store.model, hs, refs)
         db.execute("UPDATE label_batches SET indexed = 1 WHERE model = ?", [store.model])
         store.level0 = []
-    # One run per shard: the flushes on the way merged only some of them.
-    compact_shards(db, store.model, range(1 << SHARD_BITS), store.floor)
+
+
+def index_by_generation(db: sqlite_utils.Database) -> None:
+    """Turn a ``label_index`` of runs per shard (model, shard, part, hashes, refs) into
+    generations: those of the indexed batches, in order, ``FLUSH_ENTRIES`` pairs or so
+    each (what a flush writes), one generation in memory at a time."""
+    db.execute("DROP TABLE label_index")  # the batches hold every pair it had
+    db.execute(LABEL_INDEX_TABLE)
+    models = [str(r[0]) for r in db.execute("SELECT DISTINCT model FROM label_batches")]
+    for model in models:
+        hs: list[np.ndarray] = []
+        refs: list[np.ndarray] = []
+        held = 0
+        for first, last, raw_ins, raw_hashes in db.execute(
+            "SELECT first, last, ins, hashes FROM label_batches "
+            "WHERE model = ? AND indexed = 1 ORDER BY first",
+            [model],
+        ):
+            hs.append(np.frombuffer(raw_hashes, dtype=np.uint64))
+            if raw_ins is None:
+                refs.append(np.arange(int(first), int(last) + 1, dtype=np.int64))
+            else:
+                refs.append(np.frombuffer(raw_ins, dtype=np.int64))
+            held += len(hs[-1])
+            if held >= label_store.FLUSH_ENTRIES:
+                write_generation(db, model, np.concatenate(hs), np.concatenate(refs))
+                hs, refs, held = [], [], 0
+        if hs:
+            write_generation(db, model, np.concatenate(hs), np.concatenate(refs))
 
 
 def mark_joined_by_chunk(db: sqlite_utils.Database) -> None:

@@ -19,23 +19,23 @@ costs a few large writes instead of one B-tree insert per prediction:
 - the index: the (hash, ins) pairs of the batches not yet indexed are held in
   memory (level 0: runs sorted by hash, merged into one past ``LEVEL0_RUNS``;
   at most ``FLUSH_ENTRIES`` pairs, rebuilt from the batches on load); past
-  that they go to ``label_index`` as one run per shard (the hash's top
-  ``SHARD_BITS`` bits) in one flush. Each flush also merges the runs of one
-  shard in ``COMPACT_ROUNDS`` into one, dropping pairs below the floor. The
-  memory held is bounded whatever the number pending.
+  that they go to ``label_index`` as one generation (``label_index``: a row per
+  shard, never rewritten, dropped whole once all its predictions are gone).
+  The memory held is bounded whatever the number pending.
 - ``label_joined``: the stored predictions labelled already, one row per chunk
   with any: a 64-bit mask of its slots (a checkpoint whose labels fall in few
   chunks writes few rows).
 
 A label's lookup searches level 0 from its newest run, else reads its shard's
-few runs, and then one chunk; the chunks and shards read lately are kept
+row in each generation, and then one chunk; the chunks and shards read lately are kept
 (``label_cache``, bounded), so labels in about prediction order seldom read.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Container
+from collections.abc import Container, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -46,11 +46,17 @@ import sqlite_utils
 
 from monitor.pipeline.label_cache import ChunkCache, ShardCache
 from monitor.pipeline.label_ids import decoded, encoded, hash_one, hashes
+from monitor.pipeline.label_index import (
+    IndexedShard,
+    drop_generations,
+    index_parts,
+    read_shard,
+    shard_of,
+    write_generation,
+)
 
-SHARD_BITS = 12
-FLUSH_ENTRIES = 1 << 19  # 8 MB of (hash, ins) pairs in memory at most
+FLUSH_ENTRIES = 1 << 20  # 16 MB of (hash, ins) pairs in memory at most: fewer generations
 LEVEL0_RUNS = 8  # more and level 0 is merged into one run
-COMPACT_ROUNDS = 8
 CHUNK = 64
 # A stored prediction's fixed-size fields (code: its index in the chunk's classes, -1 a
 # value; id_end and segment_end: offsets in the chunk's ids and segments).
@@ -65,7 +71,6 @@ RECORD = np.dtype(
         ("keyed", "u1"),
     ]
 )
-_SHIFT = np.uint64(64 - SHARD_BITS)
 
 
 @dataclass(slots=True)
@@ -119,12 +124,9 @@ class Written:
     pending: int = 0  # change in the predictions waiting
     level0: list[tuple[np.ndarray, np.ndarray, int]] = field(default_factory=list)
     floor: int = 0
+    parts: list[int] = field(default_factory=list)  # the index's generations
     flushed: bool = False
     marks: list[tuple[int, int]] = field(default_factory=list)  # (chunk, slot) labelled
-
-
-def shard_of(h: int) -> int:
-    return h >> (64 - SHARD_BITS)
 
 
 class LabelStore:
@@ -147,8 +149,9 @@ class LabelStore:
             ins = self._ins_of(int(batch_first), int(last), len(raw) // 8)
             runs.append((np.frombuffer(raw, dtype=np.uint64), ins, int(last)))
         self.level0 = [_merged(runs)] if runs else []
+        self.parts = index_parts(db, model)
         self._chunks: ChunkCache[_Chunk] = ChunkCache()
-        self._shards = ShardCache()
+        self._shards: ShardCache[IndexedShard] = ShardCache()
 
     def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
         if last - first + 1 == count:
@@ -174,7 +177,7 @@ class LabelStore:
             if found is not None or gone:
                 break
         if found is None and not gone:
-            found, _ = self._latest(_matches(key, self._shard(shard_of(h))), request)
+            found, _ = self._latest(self._shard(shard_of(h)).numbers(h), request)
         if found is not None:
             found.joined = found.joined or found.ins in joined_since
         return found
@@ -190,16 +193,12 @@ class LabelStore:
                 return found, False
         return None, False
 
-    def _shard(self, shard: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        runs = self._shards.get(shard)
-        if runs is None:
-            rows = self.db.conn.execute(
-                "SELECT hashes, refs FROM label_index WHERE model = ? AND shard = ?",
-                [self.model, shard],
-            )
-            runs = [(np.frombuffer(a, np.uint64), np.frombuffer(b, np.int64)) for a, b in rows]
-            self._shards.put(shard, runs)
-        return runs
+    def _shard(self, shard: int) -> IndexedShard:
+        found = self._shards.get(shard)
+        if found is None:
+            found = read_shard(self.db, self.model, self.parts, shard)
+            self._shards.put(shard, found)
+        return found
 
     def _read(self, ins: int, request: str) -> Pending | None:
         """The stored prediction ``ins`` if its id is ``request``."""
@@ -230,7 +229,6 @@ class LabelStore:
         joined_stored: list[tuple[int, int]],
         bounds: tuple[int, float],
         counted: tuple[int, float],
-        flushes: int,
     ) -> Written:
         """Store ``new`` and the stored predictions labelled since (``joined_stored``: their
         chunk and slot), count what went since the bounds ``counted`` (evict below ins,
@@ -251,23 +249,27 @@ class LabelStore:
         write_marks(db, self.model, chunks, slots)
         out.marks = list(zip(chunks.tolist(), slots.tolist(), strict=True))
         out.pending -= len(joined_stored)
-        self._count_gone(db, bounds, counted, out)
+        newly_gone = self._count_gone(db, bounds, counted, out)
         level0 = list(self.level0)
         if new.ids:
             hs = self._insert(db, new, ins, bounds, out)
             level0.append(_sorted_run(hs, ins, int(ins[-1])))
-        out.floor = self._drop_gone_prefix(db, bounds)
+        with fast_deletes(db):
+            out.floor = self._drop_gone_prefix(db, newly_gone)
+            out.parts = [part for part in self.parts if part >= out.floor]
+            if len(out.parts) < len(self.parts):
+                drop_generations(db, self.model, out.floor)
         level0 = [run for run in level0 if run[2] >= out.floor]
         if len(level0) > LEVEL0_RUNS:  # a label looks in each run: keep them few
             level0 = [_merged(level0)]
         if sum(len(run[0]) for run in level0) >= FLUSH_ENTRIES:
-            self._flush(db, level0, out.floor, flushes)
+            out.parts += self._flush(db, level0)
             level0, out.flushed = [], True
         out.level0 = level0
         return out
 
     def written(self, out: Written) -> None:
-        self.level0, self.floor = out.level0, out.floor
+        self.level0, self.floor, self.parts = out.level0, out.floor, out.parts
         self._chunks.committed(out.marks, out.floor)
         if out.flushed:
             self._shards.clear()
@@ -350,10 +352,12 @@ class LabelStore:
         bounds: tuple[int, float],
         counted: tuple[int, float],
         out: Written,
-    ) -> None:
+    ) -> dict[int, int]:
         """Count the stored predictions that went since ``counted`` (unlabelled ones are
-        evicted or expired), in the batches the bounds moved into."""
+        evicted or expired), in the batches the bounds moved into; how many went in each
+        (by its first)."""
         (evict_below, gone_before), (was_below, was_before) = bounds, counted
+        newly_gone = {}
         rows = db.execute(
             "SELECT first, last, ts, ins FROM label_batches WHERE model = ? "
             "AND gone < count AND ((first < ? AND last >= ?) OR (min_ts < ? AND max_ts >= ?))",
@@ -373,10 +377,8 @@ class LabelStore:
             out.evicted += int(np.count_nonzero(waiting & evicted))
             out.expired += int(np.count_nonzero(waiting & ~evicted))
             out.pending -= int(np.count_nonzero(waiting))
-            db.execute(
-                "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
-                [int(np.count_nonzero(newly)), self.model, int(first)],
-            )
+            newly_gone[int(first)] = int(np.count_nonzero(newly))
+        return newly_gone
 
     def _labelled(self, db: sqlite_utils.Database, ins: np.ndarray) -> np.ndarray:
         """Which of one batch's predictions (numbered ``ins``) are labelled."""
@@ -386,18 +388,27 @@ class LabelStore:
         ).fetchall()
         return labelled_mask(ins, rows)
 
-    def _drop_gone_prefix(self, db: sqlite_utils.Database, bounds: tuple[int, float]) -> int:
-        """Delete the oldest batches while all their predictions are gone; the new floor."""
+    def _drop_gone_prefix(self, db: sqlite_utils.Database, newly_gone: dict[int, int]) -> int:
+        """Add ``newly_gone`` to the batches' counts of gone predictions, and delete the
+        oldest batches while all their predictions are gone; the new floor."""
         dropped: list[tuple[int, int]] = []
         floor = None
         for first, last, count, gone in db.execute(
             "SELECT first, last, count, gone FROM label_batches WHERE model = ? ORDER BY first",
             [self.model],
         ):
-            if gone < count:
+            if gone + newly_gone.get(first, 0) < count:
                 floor = int(first)
                 break
             dropped.append((int(first), int(last)))
+        # A batch's row is rewritten whole (its arrays too) when its count changes size:
+        # the count of one about to go is left as it is.
+        for first, newly in newly_gone.items():
+            if floor is not None and first >= floor:
+                db.execute(
+                    "UPDATE label_batches SET gone = gone + ? WHERE model = ? AND first = ?",
+                    [newly, self.model, first],
+                )
         for first, _ in dropped:
             db.execute(
                 "DELETE FROM label_batches WHERE model = ? AND first = ?", [self.model, first]
@@ -416,24 +427,33 @@ class LabelStore:
         return floor
 
     def _flush(
-        self,
-        db: sqlite_utils.Database,
-        level0: list[tuple[np.ndarray, np.ndarray, int]],
-        floor: int,
-        flushes: int,
-    ) -> None:
-        """Move level 0 into ``label_index`` and merge the runs of one shard in
-        ``COMPACT_ROUNDS``."""
+        self, db: sqlite_utils.Database, level0: list[tuple[np.ndarray, np.ndarray, int]]
+    ) -> list[int]:
+        """Move level 0 into ``label_index`` as a new generation; its parts."""
         hs = np.concatenate([run[0] for run in level0])
         refs = np.concatenate([run[1] for run in level0])
-        part = int(refs.max())
-        write_runs(db, self.model, hs, refs, part)
+        parts = write_generation(db, self.model, hs, refs)
         db.execute(
             "UPDATE label_batches SET indexed = 1 WHERE model = ? AND indexed = 0", [self.model]
         )
-        compact_shards(
-            db, self.model, range(flushes % COMPACT_ROUNDS, 1 << SHARD_BITS, COMPACT_ROUNDS), floor
-        )
+        return parts
+
+
+@contextmanager
+def fast_deletes(db: sqlite_utils.Database) -> Iterator[None]:
+    """SQLite's ``secure_delete`` at FAST rather than ON for the deletes of what nothing
+    can join any more: ON (the default of some builds, Debian's and Ubuntu's among them)
+    writes zeros over every page freed, which doubled the pages a checkpoint wrote; the
+    freed pages hold the next checkpoints' predictions soon. FAST still clears what was
+    deleted on the pages written anyway."""
+    if db.execute("PRAGMA secure_delete").fetchone()[0] != 1:
+        yield
+        return
+    db.execute("PRAGMA secure_delete = FAST")
+    try:
+        yield
+    finally:
+        db.execute("PRAGMA secure_delete = ON")
 
 
 def _ends_before(ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -481,54 +501,6 @@ def _sorted_run(hs: np.ndarray, ins: np.ndarray, last: int) -> tuple[np.ndarray,
     return hs[order], ins[order], last
 
 
-def write_runs(
-    db: sqlite_utils.Database, model: str, hs: np.ndarray, refs: np.ndarray, part: int
-) -> None:
-    """Add (hash, ins) pairs to ``label_index``: one run per shard, numbered ``part``."""
-    # A flush passes level 0's runs one after another, each sorted by hash: the stable
-    # sort (timsort) merges them, ~4 times faster than sorting afresh.
-    order = np.argsort(hs, kind="stable")
-    hs, refs = hs[order], refs[order]
-    shards = (hs >> _SHIFT).astype(np.int64)
-    edges = np.searchsorted(shards, np.arange((1 << SHARD_BITS) + 1), side="left")
-    rows = [
-        (model, s, part, hs[a:b].tobytes(), refs[a:b].tobytes())
-        for s, (a, b) in enumerate(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
-        if b > a
-    ]
-    db.conn.executemany(
-        "INSERT INTO label_index (model, shard, part, hashes, refs) VALUES (?, ?, ?, ?, ?)", rows
-    )
-
-
-def compact_shards(db: sqlite_utils.Database, model: str, shards: range, floor: int) -> None:
-    """Merge the runs of each of ``shards`` into one, without the pairs below ``floor``."""
-    for shard in shards:
-        rows = db.execute(
-            "SELECT part, hashes, refs FROM label_index WHERE model = ? AND shard = ?",
-            [model, shard],
-        ).fetchall()
-        if len(rows) < 2 and not (rows and _has_gone(rows[0][2], floor)):
-            continue
-        hs = np.concatenate([np.frombuffer(r[1], dtype=np.uint64) for r in rows])
-        refs = np.concatenate([np.frombuffer(r[2], dtype=np.int64) for r in rows])
-        kept = refs >= floor
-        hs, refs = hs[kept], refs[kept]
-        order = np.argsort(hs, kind="stable")  # sorted runs: merged, ~10 times faster
-        db.execute("DELETE FROM label_index WHERE model = ? AND shard = ?", [model, shard])
-        if len(order):
-            db.execute(
-                "INSERT INTO label_index (model, shard, part, hashes, refs) VALUES (?, ?, ?, ?, ?)",
-                [
-                    model,
-                    shard,
-                    max(int(r[0]) for r in rows),
-                    hs[order].tobytes(),
-                    refs[order].tobytes(),
-                ],
-            )
-
-
 def write_marks(
     db: sqlite_utils.Database, model: str, chunks: np.ndarray, slots: np.ndarray
 ) -> None:
@@ -560,11 +532,6 @@ def labelled_mask(ins: np.ndarray, marks: list[Any]) -> np.ndarray:
         at = base[hit] + slot
         labelled[at[at < len(ins)]] = True
     return labelled
-
-
-def _has_gone(raw_refs: bytes, floor: int) -> bool:
-    refs = np.frombuffer(raw_refs, dtype=np.int64)
-    return bool(len(refs)) and int(refs.min()) < floor
 
 
 def segment_keys(segments: list[bytes | None]) -> SegmentKeys:

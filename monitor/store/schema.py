@@ -24,7 +24,22 @@ import sqlite3
 
 import sqlite_utils
 
-TABLES = """
+# Where to find a prediction by the hash of its id (monitor.pipeline.label_index): per
+# model, a generation of rows per flush (part: the last ins in it; dropped whole once all
+# of it is gone), a row per shard (the hash's top bits) of pairs (ins - base, the hash's
+# low 32 bits). Its own string: a store of the index before generations gets it anew.
+LABEL_INDEX_TABLE = """
+CREATE TABLE IF NOT EXISTS label_index (
+    model TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    base INTEGER NOT NULL,
+    pairs BLOB NOT NULL,
+    PRIMARY KEY (model, part, shard)
+) WITHOUT ROWID;
+"""
+TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -184,16 +199,9 @@ CREATE TABLE IF NOT EXISTS label_chunks (
     segments BLOB NOT NULL,
     PRIMARY KEY (model, first)
 );
--- Where to find a prediction by the hash of its id: per model and shard (the hash's top
--- bits), runs of (hash, ins) sorted by hash, merged now and then (label_store).
-CREATE TABLE IF NOT EXISTS label_index (
-    model TEXT NOT NULL,
-    shard INTEGER NOT NULL,
-    part INTEGER NOT NULL,
-    hashes BLOB NOT NULL,
-    refs BLOB NOT NULL,
-    PRIMARY KEY (model, shard, part)
-);
+"""
+    + LABEL_INDEX_TABLE
+    + """
 -- Stored predictions already labelled (a second label is a duplicate): per chunk of
 -- label_chunks with any (its first), a mask of its slots labelled (bit k: slot k).
 CREATE TABLE IF NOT EXISTS label_joined (
@@ -298,6 +306,7 @@ CREATE TABLE IF NOT EXISTS alertmanager_pushes (
     PRIMARY KEY (url_key, model, detector, signal)
 );
 """
+)
 OFFSETS_TABLE = """
 CREATE TABLE IF NOT EXISTS offsets (
     group_id TEXT NOT NULL DEFAULT '',
@@ -347,6 +356,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     _add_groups_to_offsets(db)
     _add_missing_columns(db)
     _mark_joined_by_chunk(db)
+    _index_by_generation(db)
     _move_pending_labels(db)
 
 
@@ -401,6 +411,19 @@ def _mark_joined_by_chunk(db: sqlite_utils.Database) -> None:
     with write_transaction(db):
         if "ins" in _columns(db, "label_joined"):  # else another process did it meanwhile
             mark_joined_by_chunk(db)
+
+
+def _index_by_generation(db: sqlite_utils.Database) -> None:
+    """Rebuild a store's ``label_index`` of runs per shard, merged now and then (before the
+    generations), as generations."""
+    from monitor.audit.chain import write_transaction
+    from monitor.pipeline.label_migration import index_by_generation
+
+    if "pairs" in _columns(db, "label_index"):
+        return
+    with write_transaction(db):
+        if "pairs" not in _columns(db, "label_index"):  # else another process did it meanwhile
+            index_by_generation(db)
 
 
 def _has_table(db: sqlite_utils.Database, table: str) -> bool:

@@ -10,6 +10,7 @@ decided by the id text).
 from __future__ import annotations
 
 import math
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.pipeline import label_cache, label_store
+from monitor.pipeline import label_cache, label_index, label_store
 from monitor.pipeline.label_ids import encoded, hash_one, hashes
 from monitor.pipeline.label_join import ModelLabelJoin
 from monitor.pipeline.label_store import waiting_predictions
@@ -31,7 +32,8 @@ MAX_PENDING = 300
 class RulesModel:
     """The join's rules, with every prediction in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int, horizon: float) -> None:
+        self.max_pending, self.horizon = max_pending, horizon
         self.latest: dict[str, list[Any]] = {}  # id -> [ins, ts, predicted, joined]
         self.all: list[list[Any]] = []
         self.watermark = -math.inf
@@ -45,12 +47,12 @@ class RulesModel:
     def label(self, request: str, ts: float) -> tuple[str, Any]:
         self.watermark = max(self.watermark, ts)
         found = self.latest.get(request)
-        if found is None or found[0] < len(self.all) - MAX_PENDING:
+        if found is None or found[0] < len(self.all) - self.max_pending:
             return "unmatched", None
         age = self.watermark - found[1]
-        if age > 2 * HORIZON:
+        if age > 2 * self.horizon:
             return "unmatched", None
-        if age > HORIZON:
+        if age > self.horizon:
             return "late", None
         if found[3]:
             return "duplicate", None
@@ -58,7 +60,10 @@ class RulesModel:
         return "joined", (found[1], found[2])
 
     def gone_unlabelled(self) -> int:
-        evict_below, gone_before = len(self.all) - MAX_PENDING, self.watermark - 2 * HORIZON
+        evict_below, gone_before = (
+            len(self.all) - self.max_pending,
+            self.watermark - 2 * self.horizon,
+        )
         return sum(1 for e in self.all if (e[0] < evict_below or e[1] < gone_before) and not e[3])
 
 
@@ -83,11 +88,17 @@ def _stream(n: int, seed: int) -> list[tuple[str, str, float, str | float]]:
     return events
 
 
-def _run(events: list[tuple[str, str, float, str | float]], path: Path, seed: int) -> None:
+def _run(
+    events: list[tuple[str, str, float, str | float]],
+    path: Path,
+    seed: int,
+    max_pending: int = MAX_PENDING,
+    horizon: float = HORIZON,
+) -> None:
     rng = np.random.default_rng(seed)
-    model = RulesModel()
+    model = RulesModel(max_pending, horizon)
     store = Store(path)
-    join = ModelLabelJoin("m", store.db, HORIZON, MAX_PENDING)
+    join = ModelLabelJoin("m", store.db, horizon, max_pending)
     for k, (kind, request, ts, value) in enumerate(events):
         if kind == "prediction":
             model.prediction(request, ts, value)
@@ -106,7 +117,7 @@ def _run(events: list[tuple[str, str, float, str | float]], path: Path, seed: in
             if rng.random() < 0.3:
                 store.close()
                 store = Store(path)
-                join = ModelLabelJoin("m", store.db, HORIZON, MAX_PENDING)
+                join = ModelLabelJoin("m", store.db, horizon, max_pending)
     with store.transaction() as db:
         join.write(db)
     join.written()
@@ -119,25 +130,35 @@ def _run(events: list[tuple[str, str, float, str | float]], path: Path, seed: in
 
 @pytest.fixture
 def small_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Level 0 flushed to the index every few hundred predictions, merged every 2 runs;
-    the caches of chunks and shards read so small that they forget all the time."""
+    """Level 0 flushed to the index every few hundred predictions (a generation each),
+    merged past 2 runs; the caches of chunks and shards read so small that they forget
+    all the time."""
     monkeypatch.setattr(label_cache, "CHUNKS", 3)
     monkeypatch.setattr(label_cache, "SHARD_BYTES", 1024)
     monkeypatch.setattr(label_store, "FLUSH_ENTRIES", 256)
     monkeypatch.setattr(label_store, "LEVEL0_RUNS", 2)
-    monkeypatch.setattr(label_store, "COMPACT_ROUNDS", 2)
 
 
+@pytest.mark.parametrize("span", [None, 100])
 def test_the_join_follows_its_rules_across_checkpoints_restarts_and_index_flushes(
-    tmp_path: Path, small_index: None
+    tmp_path: Path, small_index: None, monkeypatch: pytest.MonkeyPatch, span: int | None
 ) -> None:
+    if span is not None:  # a flush's numbers split into generations of at most 100
+        monkeypatch.setattr(label_index, "OFFSET_SPAN", span)
     events = _stream(6_000, seed=1)
     _run(events, tmp_path / "s.db", seed=2)
     with sqlite3.connect(tmp_path / "s.db") as db:
-        runs = db.execute("SELECT count(*) FROM label_index").fetchone()[0]
+        generations = db.execute(
+            "SELECT part, min(base), count(*) FROM label_index GROUP BY part ORDER BY part"
+        ).fetchall()
         batches = db.execute("SELECT count(*), min(first) FROM label_batches").fetchone()
-    assert runs > 0  # the index was used
+        flushes = db.execute("SELECT index_flushes FROM label_counts").fetchone()[0]
+    assert flushes > 5 and generations  # the index was used, a generation per flush or more
     assert batches[1] > 0  # batches whose predictions had all gone were deleted
+    assert generations[0][1] > 0  # and so were the generations all below the floor
+    assert all(part >= batches[1] for part, *_ in generations)
+    if span is not None:
+        assert max(part - base for part, base, _ in generations) < span
 
 
 def test_ids_with_the_same_hash_are_told_apart_by_their_text(
@@ -200,10 +221,11 @@ def test_a_store_of_the_row_per_prediction_layout_keeps_its_predictions(
     store = Store(path)
     tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
     assert "label_pending" not in tables
-    runs_per_shard = store.db.execute(
-        "SELECT max(n), count(*) FROM (SELECT count(*) AS n FROM label_index GROUP BY shard)"
-    ).fetchone()
-    assert runs_per_shard == (1, 4096)  # indexed as it moved, then merged
+    indexed = store.db.execute("SELECT sum(length(pairs)) / 8 FROM label_index").fetchone()
+    assert indexed == (70_000,)  # every moved prediction indexed as it moved
+    assert store.db.execute("SELECT count(*) FROM label_batches WHERE indexed = 0").fetchone() == (
+        0,
+    )
     assert store.db.execute("SELECT pending FROM label_counts").fetchone() == (69_999,)
     join = ModelLabelJoin("m", store.db, horizon=86_400.0, max_pending=10_000_000)
     now = T0 + 70_001
@@ -351,3 +373,71 @@ def test_a_label_read_from_a_cached_chunk_sees_the_marks_of_the_checkpoints_sinc
     outcomes = [join.label(k, f"p{k}", now, "a") for k in (5, 8, 9, 10)]
     assert outcomes == ["duplicate", "duplicate", "joined", "joined"]
     store.close()
+
+
+OLD_LABEL_INDEX = """
+CREATE TABLE label_index (
+    model TEXT NOT NULL, shard INTEGER NOT NULL, part INTEGER NOT NULL,
+    hashes BLOB NOT NULL, refs BLOB NOT NULL, PRIMARY KEY (model, shard, part)
+);
+"""
+
+
+def _index_pairs(db: sqlite3.Connection, floor: int) -> set[tuple[int, int]]:
+    """The (number, low 32 bits of the hash) pairs of the index, from ``floor`` on."""
+    found = set()
+    for base, raw in db.execute("SELECT base, pairs FROM label_index"):
+        pairs = np.frombuffer(raw, dtype=label_index.PAIR)
+        numbers = (base + pairs["offset"].astype(np.int64)).tolist()
+        found |= set(zip(numbers, pairs["low"].tolist(), strict=True))
+    return {p for p in found if p[0] >= floor}
+
+
+def _as_runs_per_shard(path: Path) -> None:
+    """Rewrite the store's index as the layout before generations left it: per shard of
+    4,096, runs of (hash, ins) sorted by hash, one per flush (two flushes here)."""
+    with sqlite3.connect(path) as db:
+        hs, refs = [], []
+        for first, last, raw_ins, raw in db.execute(
+            "SELECT first, last, ins, hashes FROM label_batches WHERE indexed = 1"
+        ):
+            hs.append(np.frombuffer(raw, dtype=np.uint64))
+            refs.append(np.arange(first, last + 1) if raw_ins is None else np.frombuffer(raw_ins))
+        h, ins = np.concatenate(hs), np.concatenate(refs).astype(np.int64)
+        db.execute("DROP TABLE label_index")
+        db.executescript(OLD_LABEL_INDEX)
+        middle = int(np.median(ins))
+        for flush in (ins <= middle, ins > middle):
+            part = int(ins[flush].max())
+            for shard in np.unique(h[flush] >> np.uint64(52)).tolist():
+                picked = flush & (h >> np.uint64(52) == shard)
+                order = np.argsort(h[picked])
+                db.execute(
+                    "INSERT INTO label_index VALUES ('m', ?, ?, ?, ?)",
+                    [shard, part, h[picked][order].tobytes(), ins[picked][order].tobytes()],
+                )
+
+
+def test_a_store_of_the_index_before_generations_joins_the_same_after_it_moves(
+    tmp_path: Path, small_index: None
+) -> None:
+    _run(_stream(4_000, seed=7), tmp_path / "new.db", seed=8, max_pending=3_000, horizon=1e4)
+    shutil.copy(tmp_path / "new.db", tmp_path / "old.db")
+    _as_runs_per_shard(tmp_path / "old.db")
+    outcomes, pairs = [], []
+    for name in ("new.db", "old.db"):
+        store = Store(tmp_path / name)  # the old one's index is rebuilt as generations
+        floor = store.db.execute("SELECT min(first) FROM label_batches").fetchone()[0]
+        pairs.append(_index_pairs(store.db.conn, floor))
+        assert "pairs" in {r[1] for r in store.db.execute("PRAGMA table_info(label_index)")}
+        join = ModelLabelJoin("m", store.db, 1e4, 3_000)
+        ids = [p.id for p in waiting_predictions(store.db, "m")]
+        now = join.watermark
+        labelled = [join.label(k, i, now, "a") for k, i in enumerate([*ids, *ids[:50], "none"])]
+        taken = join.take_joined()
+        assert taken is not None
+        outcomes.append((labelled, taken.predicted_ts.tolist(), taken.predicted))
+        store.close()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0].count("joined") > 100 and "duplicate" in outcomes[0][0]
+    assert pairs[0] == pairs[1] and len(pairs[0]) > 1_000
