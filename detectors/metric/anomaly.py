@@ -15,6 +15,7 @@ from detectors.codec import decode_float, encode_float
 from detectors.metric.bursts import MAX_WAIT, Bursts
 from detectors.metric.drift import WINDOW as DRIFT_WINDOW
 from detectors.metric.drift import Drift
+from detectors.metric.flat_phases import FlatPhases
 from detectors.metric.levelnoise import LevelNoise
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.season import DAY as DAY_BUCKETS
@@ -278,6 +279,7 @@ class MetricAnomaly(DetectorBase):
         self._run_p = 1.0
         self._last = math.nan
         self._flat_told = False  # the current run was told as a flat-line
+        self._flat_phases = FlatPhases()  # where in its season the series sits flat
         self._pending = 0  # signed count of outliers in a row not yet reported
         self._pending_z = 0.0
         self._hold = 0
@@ -338,12 +340,15 @@ class MetricAnomaly(DetectorBase):
         if gap is not None and alerting:
             out.append(gap)
         flat = self._flat(x, n_checks)
+        self._flat_phases.see(t, x, self._run, self.flat_run)
         if flat is not None and flat[0] == "flat_line_end":
             if self._flat_told:  # the end of a flat-line that was told
                 out.append(flat)
             self._flat_told = False
         elif flat is not None:
-            if self._n >= self.probation and not self._fired[1]:
+            # (a flat run that recurs at its phase of the season is the series' own)
+            expected = self._flat_phases.recurs(t, x)
+            if self._n >= self.probation and not self._fired[1] and not expected:
                 out.append(flat)
                 self._flat_told = True
             self._fired[1] = True  # the flat-line's end is no new anomaly
@@ -818,6 +823,7 @@ class MetricAnomaly(DetectorBase):
             "early_scale": self._early,
             "level_noise": self._level_noise.dump(),
             "drift": self._drift.dump(),
+            "flat_phases": self._flat_phases.dump(),
         }
 
     @classmethod
@@ -876,4 +882,6 @@ class MetricAnomaly(DetectorBase):
             det._level_noise = LevelNoise.load(state["level_noise"])
         # absent from states saved before slopes were watched: it starts from the slow level
         det._drift = Drift.load(state["drift"]) if "drift" in state else Drift(det._slow)
+        if "flat_phases" in state:  # absent from states saved before flat runs recurred
+            det._flat_phases = FlatPhases.load(state["flat_phases"])
         return det
