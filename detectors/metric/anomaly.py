@@ -174,7 +174,8 @@ class MetricAnomaly(DetectorBase):
       length (:mod:`detectors.metric.variance`), unless those errors keep to
       one side (then a level shift or trend change);
     - flat_line: a run of identical values improbable at the series' own rate
-      of repeated values, and at least ``flat_run`` long; flat_line_end at
+      of repeated values, and at least ``flat_run`` long, unless it recurs at
+      its phase of the day or week (:mod:`detectors.metric.flat_phases`); flat_line_end at
       the first value that differs after a flat-line that was alerted (the
       end of a stuck metric is a change point of its own);
     - gap: a point arrives after far more than the series' cadence (the median
