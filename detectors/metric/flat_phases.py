@@ -40,11 +40,14 @@ class FlatPhases:
         self._marked = last
 
     def recurs(self, t: float, x: float) -> bool:
-        """Whether ``x`` sat flat at this phase a day or a week before."""
+        """Whether ``x`` sat flat at this phase a day or a week before, in an
+        earlier run (at a slow cadence one run may last longer than a day:
+        it does not make itself expected)."""
         now = _bucket(t)
+        onset = _bucket(self._onset) if math.isfinite(self._onset) else now + 1
         for back in (DAY, WEEK):
             for b in range(now - back - JITTER, now - back + JITTER + 1):
-                if self._seen.get(b % WEEK) == (b, x):
+                if b < onset and self._seen.get(b % WEEK) == (b, x):
                     return True
         return False
 

@@ -112,3 +112,19 @@ def test_a_state_saved_before_flat_phases_loads_and_learns_them_again() -> None:
     del state["flat_phases"]
     rest = _flats(MetricAnomaly.load(state).update_at(ts[cut:], x[cut:]))
     assert [i for i, _ in rest if i >= 288 * 1.1] == []
+
+
+def test_a_run_longer_than_a_day_at_an_hourly_cadence_is_still_a_flat_line() -> None:
+    # 240 hourly points frozen on a daily and weekly series: the flat-line is
+    # told 29 hours in, when the run's own first day is a day back; that day
+    # is no earlier run (without this, no alert at all on these seeds)
+    n = 1008
+    ts = T0 + 3600.0 * np.arange(n, dtype=np.float64)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        day, week = 2 * np.pi * (ts - T0) / DAY, 2 * np.pi * (ts - T0) / (7 * DAY)
+        x = 50 + 15 * np.sin(day) + 10 * np.sign(np.sin(week)) + rng.normal(0, 2, n)
+        x[600:840] = x[599]
+        flats = _flats(MetricAnomaly().update_at(ts, x))
+        assert [k for _, k in flats] == ["flat_line", "flat_line_end"], f"seed {seed}"
+        assert 600 <= flats[0][0] < 840 and flats[1][0] == 840
