@@ -15,6 +15,7 @@ from detectors.codec import decode_float, encode_float
 from detectors.metric.bursts import MAX_WAIT, Bursts
 from detectors.metric.drift import WINDOW as DRIFT_WINDOW
 from detectors.metric.drift import Drift
+from detectors.metric.flat_phases import FlatPhases
 from detectors.metric.levelnoise import LevelNoise
 from detectors.metric.season import BUCKET_SECONDS, SeasonBuckets
 from detectors.metric.season import DAY as DAY_BUCKETS
@@ -175,7 +176,8 @@ class MetricAnomaly(DetectorBase):
       length (:mod:`detectors.metric.variance`), unless those errors keep to
       one side (then a level shift or trend change);
     - flat_line: a run of identical values improbable at the series' own rate
-      of repeated values, and at least ``flat_run`` long; flat_line_end at
+      of repeated values, and at least ``flat_run`` long, unless it recurs at
+      its phase of the day or week (:mod:`detectors.metric.flat_phases`); flat_line_end at
       the first value that differs after a flat-line that was alerted (the
       end of a stuck metric is a change point of its own);
     - gap: a point arrives after far more than the series' cadence (the median
@@ -282,6 +284,7 @@ class MetricAnomaly(DetectorBase):
         self._run_p = 1.0
         self._last = math.nan
         self._flat_told = False  # the current run was told as a flat-line
+        self._flat_phases = FlatPhases()  # where in its season the series sits flat
         self._pending = 0  # signed count of outliers in a row not yet reported
         self._pending_z = 0.0
         self._pending_point = 0.0  # their largest score in one forecast's noise
@@ -343,12 +346,15 @@ class MetricAnomaly(DetectorBase):
         if gap is not None and alerting:
             out.append(gap)
         flat = self._flat(x, n_checks)
+        self._flat_phases.see(t, x, self._run, self.flat_run)
         if flat is not None and flat[0] == "flat_line_end":
             if self._flat_told:  # the end of a flat-line that was told
                 out.append(flat)
             self._flat_told = False
         elif flat is not None:
-            if self._n >= self.probation and not self._fired[1]:
+            # (a flat run that recurs at its phase of the season is the series' own)
+            expected = self._flat_phases.recurs(t, x)
+            if self._n >= self.probation and not self._fired[1] and not expected:
                 out.append(flat)
                 self._flat_told = True
             self._fired[1] = True  # the flat-line's end is no new anomaly
@@ -843,6 +849,7 @@ class MetricAnomaly(DetectorBase):
             "point": [self._scale1, self._point_tail.dump(), self._pending_point],
             "level_noise": self._level_noise.dump(),
             "drift": self._drift.dump(),
+            "flat_phases": self._flat_phases.dump(),
         }
 
     @classmethod
@@ -911,4 +918,6 @@ class MetricAnomaly(DetectorBase):
             det._level_noise = LevelNoise.load(state["level_noise"])
         # absent from states saved before slopes were watched: it starts from the slow level
         det._drift = Drift.load(state["drift"]) if "drift" in state else Drift(det._slow)
+        if "flat_phases" in state:  # absent from states saved before flat runs recurred
+            det._flat_phases = FlatPhases.load(state["flat_phases"])
         return det
