@@ -72,6 +72,12 @@ def register(commands: Any) -> None:
         help=f"replicas of each created topic (default: {DEFAULT_REPLICATION}, "
         "or the number of brokers when fewer)",
     )
+    command.add_argument(
+        "--input-partitions",
+        type=int,
+        help="with --create, also create the input topic (kafka.topics) with this many "
+        "partitions when it is missing",
+    )
     command.set_defaults(handler=_cluster_topics)
 
 
@@ -96,9 +102,13 @@ def _cluster_topics(args: argparse.Namespace) -> int:
         )
     if args.replication_factor is not None and args.replication_factor < 1:
         raise DriftwardenError("--replication-factor must be 1 or more")
+    if args.input_partitions is not None and not (args.create and args.input_partitions >= 1):
+        raise DriftwardenError("--input-partitions needs --create and a count of 1 or more")
     admin = _open_admin(config)
     try:
-        findings = check_and_create(config, admin, args.create, args.replication_factor)
+        findings = check_and_create(
+            config, admin, args.create, args.replication_factor, args.input_partitions
+        )
     except KafkaError as exc:
         raise DriftwardenError(
             f"cannot read or create the cluster's topics: {printable(str(exc), 300)}"
@@ -135,25 +145,47 @@ def _open_admin(config: Config) -> KafkaAdminClient:
 
 
 def check_and_create(
-    config: Config, admin: KafkaAdminClient, create: bool, replication: int | None
+    config: Config,
+    admin: KafkaAdminClient,
+    create: bool,
+    replication: int | None,
+    input_partitions: int | None = None,
 ) -> list[TopicFinding]:
-    """One finding per topic of ``[cluster]``, creating the missing ones when asked."""
+    """One finding per topic of ``[cluster]``, creating the missing ones when asked (and the
+    input topic, when it is missing and ``input_partitions`` says how many partitions)."""
     input_topic = config.kafka.topics[0]
     existing = _partition_counts(admin)
-    if input_topic not in existing:
-        raise DriftwardenError(
-            f"the input topic {printable(input_topic)} does not exist: create it first "
-            "(its partition count is yours to choose; the changelog gets as many)"
-        )
-    wanted = wanted_topics(config, existing[input_topic])
-    findings = [_check(admin, topic, existing) for topic in wanted]
-    if not create or not any(f.state == "missing" for f in findings):
-        return findings
     replicas = replication or min(DEFAULT_REPLICATION, len(admin.describe_cluster()["brokers"]))
+    found_input = _input_topic(admin, input_topic, existing, input_partitions, replicas)
+    wanted = wanted_topics(config, existing[input_topic])
+    findings = [found_input, *(_check(admin, topic, existing) for topic in wanted)]
+    if not create:
+        return findings
     return [
         _create(admin, f.topic, existing[input_topic], replicas) if f.state == "missing" else f
         for f in findings
     ]
+
+
+def _input_topic(
+    admin: KafkaAdminClient,
+    name: str,
+    existing: dict[str, int],
+    partitions: int | None,
+    replicas: int,
+) -> TopicFinding:
+    topic = WantedTopic("input", name, partitions)
+    if name in existing:
+        return TopicFinding(topic, "ok", f"present, {existing[name]} partition(s)")
+    if partitions is None:
+        raise DriftwardenError(
+            f"the input topic {printable(name)} does not exist: create it first, or pass "
+            "--create --input-partitions N (its partition count is yours to choose: the "
+            "changelog gets as many)"
+        )
+    created = _create(admin, topic, partitions, replicas)
+    existing[name] = partitions
+    return created
 
 
 def _partition_counts(admin: KafkaAdminClient) -> dict[str, int]:

@@ -137,6 +137,25 @@ def test_says_what_is_wrong_with_a_topic_and_leaves_it_alone(
     admin.delete_topics([f"{group}-quarantine", f"{group}-deliveries"])
 
 
+def test_creates_a_missing_input_topic_when_told_its_partition_count(
+    kafka_bootstrap: str, admin: KafkaAdminClient, tmp_path: Path
+) -> None:
+    group = f"ct-{uuid.uuid4().hex[:8]}"
+    events = f"{group}-events"
+    config = _config(tmp_path / "c.toml", kafka_bootstrap, events, group)
+
+    created = _command(config, "--create", "--input-partitions", "4")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert created.stdout.splitlines()[0].startswith(f"input      {events}: created: 4 partition")
+    counts = _partitions(admin)
+    assert counts[events] == 4
+    assert counts[f"{group}-changelog"] == 4
+    again = _command(config)
+    assert again.returncode == 0 and f"{events}: present, 4 partition(s)" in again.stdout
+    admin.delete_topics([events, *(f"{group}-{k}" for k in ("changelog", "alerts"))])
+    admin.delete_topics([f"{group}-quarantine", f"{group}-deliveries"])
+
+
 def test_refuses_in_one_line_without_cluster_mode_input_topic_or_broker(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -144,9 +163,11 @@ def test_refuses_in_one_line_without_cluster_mode_input_topic_or_broker(
     single = _command(_config(tmp_path / "a.toml", kafka_bootstrap, "x", group, cluster=False))
     no_input = _command(_config(tmp_path / "b.toml", kafka_bootstrap, f"{group}-none", group))
     no_broker = _command(_config(tmp_path / "d.toml", "127.0.0.1:9", "x", group))
+    no_create = _command(tmp_path / "b.toml", "--input-partitions", "3")
     for result, says in (
+        (no_create, "--input-partitions needs --create"),
         (single, "set [cluster] enabled = true"),
-        (no_input, "does not exist: create it first"),
+        (no_input, "does not exist: create it first, or pass --create --input-partitions N"),
         (no_broker, "no Kafka broker answers at 127.0.0.1:9"),
     ):
         assert result.returncode == 2, result.stdout + result.stderr
