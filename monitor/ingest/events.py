@@ -40,6 +40,8 @@ _USUAL_FIELDS = frozenset(
     {"type", "model", "ts", "id", "client", "version", "features", "prediction", "score"}
 )
 _loads = orjson.loads
+# ``parse_checked`` without a record decoded already (None is a record: JSON null).
+_NOT_DECODED = object()
 # Names longer than this are not names but payloads: the record is quarantined.
 MAX_NAME_CHARS = 1024
 
@@ -128,7 +130,7 @@ def parse_record(
     except Exception:  # NaN, text that is not Unicode, anything: the checks say which
         return parse_checked(raw, default_ts, bounds)
     if type(obj) is not dict or not obj.keys() <= _USUAL_FIELDS:
-        return parse_checked(raw, default_ts, bounds)
+        return parse_checked(raw, default_ts, bounds, obj)  # labels, metrics, ...
     get = obj.get
     model, etype, ts = get("model"), get("type", "prediction"), get("ts")
     ident, client, version = get("id"), get("client"), get("version")
@@ -154,17 +156,21 @@ def parse_record(
             )
         )
     ):
-        return parse_checked(raw, default_ts, bounds)
+        return parse_checked(raw, default_ts, bounds, obj)
     return (model, ts, ident, client, features, prediction, score, etype, version)
 
 
 def parse_checked(
-    raw: bytes | str, default_ts: float | None = None, bounds: TimeBounds = ANY_TIME
+    raw: bytes | str,
+    default_ts: float | None = None,
+    bounds: TimeBounds = ANY_TIME,
+    decoded: Any = _NOT_DECODED,
 ) -> Row | Event | Malformed:
     """``parse_record`` field by field: each checked by its rule, naming what is wrong.
-    The same results, for any record."""
+    The same results, for any record. ``decoded``: what orjson made of ``raw``, when
+    the caller has it already."""
     try:
-        obj = _decode(raw)
+        obj = _decode(raw) if decoded is _NOT_DECODED else decoded
         # Every character takes at least one byte of the record (an escape more),
         # so no string in a record this short can be longer than a name may be.
         return _build(obj, default_ts, bounds, short=len(raw) <= MAX_NAME_CHARS)
