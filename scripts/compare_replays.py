@@ -7,7 +7,8 @@ Simulates ``--events`` events with ``--malformed`` malformed lines mixed in
 (``driftwarden simulate``, this tree's), replays the file with each tree
 (``driftwarden replay``, the tree first on ``PYTHONPATH``) into a store of its
 own, then compares what the stores hold, row for row: alerts, incidents,
-signal history and states, performance windows and quarantined records. Columns
+signal history and states, performance windows, quarantined records and the
+label join's counts and stored predictions. Columns
 of wall-clock time (``*_at``) are left out: they differ from run to run. Exits
 1 when any table differs, naming the first differing row.
 """
@@ -31,6 +32,12 @@ TABLES = {
     "signal_state": "model, detector, signal",
     "performance_windows": "id",
     "quarantine": "id",
+    # The label join: its counts and states, and what it stores, byte for byte.
+    "label_counts": "model",
+    "label_batches": "model, first",
+    "label_chunks": "model, first",
+    "label_joined": "model, first",
+    "label_index": "model, part, shard",
 }
 
 

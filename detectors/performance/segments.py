@@ -27,11 +27,14 @@ import numpy as np
 import orjson
 
 from detectors.base import RowBatch
-from detectors.reference import CategoricalReference, NumericReference
+from detectors.reference import MISSING_CODE, CategoricalReference, NumericReference
 
 BINS = 12  # bins per feature: at most 10 value bins, then "(other)" and "(missing)"
 OTHER = 10
 MISSING = 11
+# The drift detectors' codes of a batch's categorical features (``ModelDetectors.
+# category_codes``): the first row they cover, and per feature its reference and codes.
+CodedRows = tuple[int, dict[str, tuple[CategoricalReference, np.ndarray]]]
 DIGEST_BYTES = 4
 NAME_LIMIT = 100  # characters of a category kept in a segment's name
 
@@ -130,18 +133,25 @@ class SegmentLayout:
         raw = keyed.tobytes()  # slicing one bytes object is cheaper than a row each
         return [raw[k * width : (k + 1) * width] for k in range(len(rows))]
 
-    def key_matrix(self, batch: RowBatch, rows: list[int] | np.ndarray) -> np.ndarray:
+    def key_matrix(
+        self, batch: RowBatch, rows: list[int] | np.ndarray, coded: CodedRows | None = None
+    ) -> np.ndarray:
         """The keys of events ``rows`` of ``batch``, one a row of a uint8 matrix (``keys``
-        without a bytes object per event, for those who store them all)."""
+        without a bytes object per event, for those who store them all). ``coded``: the
+        reference codes of categorical features that the drift detectors made for the
+        batch (``ModelDetectors.category_codes``), turned into bins instead of looking
+        each label up again."""
         picked = np.asarray(rows, dtype=np.intp)
         every = len(picked) == len(batch) and bool((picked == np.arange(len(batch))).all())
-        codes = self._codes_by_feature(batch, None if every else picked)  # no copy of all
+        codes = self._codes_by_feature(batch, None if every else picked, coded)
         keyed = np.empty((len(picked), DIGEST_BYTES + len(self.features)), dtype=np.uint8)
         keyed[:, :DIGEST_BYTES] = np.frombuffer(self.digest, dtype=np.uint8)
         keyed[:, DIGEST_BYTES:] = codes.T
         return keyed
 
-    def _codes_by_feature(self, batch: RowBatch, rows: np.ndarray | None) -> np.ndarray:
+    def _codes_by_feature(
+        self, batch: RowBatch, rows: np.ndarray | None, coded: CodedRows | None = None
+    ) -> np.ndarray:
         """The bins of events ``rows`` (None: all) of ``batch``: uint8, shape (features,
         events), each feature's bins contiguous."""
         n = len(batch) if rows is None else len(rows)
@@ -166,11 +176,36 @@ class SegmentLayout:
             labels = None if table is None else batch.categorical.get(feature.name)
             if table is None or labels is None:
                 continue
+            reused = None if coded is None else self._bins_of_codes(j, coded, rows, len(batch))
+            if reused is not None:
+                out[j] = reused
+                continue
             picked = labels.tolist() if rows is None else labels[rows].tolist()
             # dict.get with a default, called from C, and one join: no Python call per value.
             found = b"".join(map(table.get, picked, repeat(other, n)))
             out[j] = np.frombuffer(found, dtype=np.uint8)
         return out
+
+    def _bins_of_codes(
+        self, j: int, coded: CodedRows, rows: np.ndarray | None, n: int
+    ) -> np.ndarray | None:
+        """Feature ``j``'s bins of events ``rows`` from their reference codes, when those
+        cover the rows and the feature's labels lead the reference's (the layout was built
+        from it: bin i is the reference's label i, the labels after ours are "other")."""
+        first, by_feature = coded
+        found = by_feature.get(self.features[j].name)
+        labels = self.features[j].labels or ()
+        if found is None or (first > 0 and (rows is None or (len(rows) and rows.min() < first))):
+            return None
+        reference, codes = found
+        if len(codes) != n - first or tuple(reference.labels[: len(labels)]) != labels:
+            return None
+        # Codes run from MISSING_CODE (-1) to the reference's unknown code: shifted by one.
+        table = np.full(reference.unknown_code + 2, OTHER, dtype=np.uint8)
+        table[MISSING_CODE + 1] = MISSING
+        table[1 : len(labels) + 1] = np.arange(len(labels), dtype=np.uint8)
+        at = codes + 1 if rows is None else codes[rows - first] + 1
+        return np.asarray(table[at], dtype=np.uint8)
 
     def dump(self) -> list[dict[str, Any]]:
         return [

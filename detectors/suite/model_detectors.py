@@ -100,6 +100,10 @@ class ModelDetectors:
             estimated_window, settings.reference_size, recover_windows=settings.recover_windows
         )
         self.caps = StreamCaps(settings)
+        # The last batch given to observe_rows, the first of its rows past the warm-up, and
+        # the reference codes of its categorical features from there (a copy per window
+        # segment): what ``category_codes`` hands on, so nothing codes them twice.
+        self._coded: tuple[RowBatch, int, dict[str, list[np.ndarray]]] | None = None
 
     # -- reference ------------------------------------------------------
     @property
@@ -212,6 +216,7 @@ class ModelDetectors:
         """Feed the next events of the model; return the findings they raise."""
         n = len(batch)
         warmup_rows = 0 if self._warmup is None else self.settings.reference_size - self._warmup.n
+        given = batch
         batch, dropped = admit_columns(batch, self.caps.features, warmup_rows)
         self.caps.features_dropped += dropped
         columns = {**batch.numeric, **batch.categorical}
@@ -228,6 +233,7 @@ class ModelDetectors:
                     f"column {name!r} has {len(col)} values for {n} events; fix the batch"
                 )
         out: list[Finding] = []
+        self._coded = None
         start = 0
         while start < n:
             if self._warmup is not None:
@@ -241,11 +247,29 @@ class ModelDetectors:
                     self._build_reference(*self._warmup.columns())
                 continue
             take = min(n - start, self.settings.window - self._fill)
+            if self._coded is None:
+                self._coded = (given, start, {})
             out += self._segment(batch, start, start + take, self._fill)
             start += take
         if self._clients.detectors:
             out = self._clients.attribute(out, self._events - 1)
         return out
+
+    def category_codes(
+        self, batch: RowBatch
+    ) -> tuple[int, dict[str, tuple[CategoricalReference, np.ndarray]]] | None:
+        """For ``batch``, the last batch observed: the first of its rows past the warm-up,
+        and each categorical feature's reference and the codes of its rows from there
+        (``CategoricalReference.encode``'s). None for another batch or none past it."""
+        if self._coded is None or self._coded[0] is not batch:
+            return None
+        _, first, parts = self._coded
+        codes = {}
+        for name, pieces in parts.items():
+            if len(pieces) > 1:
+                parts[name] = pieces = [np.concatenate(pieces)]
+            codes[name.removeprefix("feature:")] = (self._categorical[name].reference, pieces[0])
+        return first, codes
 
     def _observe_clients(self, batch: RowBatch, start: int, stop: int) -> list[Finding]:
         """The client detectors' findings on events [start, stop) of ``batch``, whose
@@ -278,9 +302,12 @@ class ModelDetectors:
         for name, sig in self._numeric.items():
             col = num_cols.get(name)
             sig.push(None if col is None else col[1][start:stop], size)
+        coded = None if self._coded is None else self._coded[2]
         for name, csig in self._categorical.items():
             ccol = cat_cols.get(name)
             csig.push(None if ccol is None else ccol[1][start:stop], size)
+            if coded is not None and ccol is not None and csig.role == FEATURE:
+                coded.setdefault(name, []).append(csig.buffer[csig.fill - size : csig.fill].copy())
         self._window_clients[filled : filled + size] = (
             None if batch.client is None else batch.client[start:stop]
         )

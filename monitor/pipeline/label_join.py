@@ -35,6 +35,7 @@ still stored or already deleted, which is what makes the join deterministic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,7 @@ from detectors.performance.segments import SegmentLayout
 from detectors.performance.watch import PerformanceWatch
 from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
+from monitor.ingest.events import Row
 from monitor.pipeline.label_recent import RecentPredictions
 from monitor.pipeline.label_store import LabelStore, Pending, Written
 
@@ -189,6 +191,32 @@ class ModelLabelJoin:
         recent.scores.append(score)
         recent.batch_rows.append(row)
 
+    def predictions_of_rows(self, rows: Sequence[Row], start: int) -> None:
+        """Remember the predictions of ``rows[start:]`` (a micro-batch's buffered rows,
+        each at its position there): ``prediction`` for each row with an id, at once.
+
+        The pipeline hands over its rows when a label or a flush needs them, not one call
+        per event: with plain ids and classes that is a transposition and five
+        ``list.extend`` in C."""
+        if start >= len(rows):
+            return
+        _, times, ids, _, _, predicted, scores, _, _ = zip(*rows[start:], strict=True)
+        plain = None not in ids and set(map(type, predicted)) == {str}
+        if not plain:  # an event without an id, or a value or odd class: one at a time
+            for k, row in enumerate(rows[start:], start):
+                if row[2] is not None:
+                    self.prediction(row[2], row[1], row[5], row[6], k)
+            return
+        latest = max(times)
+        if latest > self.watermark:
+            self.watermark = latest
+        recent = self.recent
+        recent.ids.extend(ids)
+        recent.ts.extend(times)
+        recent.predicted.extend(predicted)
+        recent.scores.extend(scores)
+        recent.batch_rows.extend(range(start, len(rows)))
+
     def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
         """The segments of the model's reference (None while it warms up)."""
         if self._layout is None or self._layout[0] is not detectors or self._layout[1] is None:
@@ -212,7 +240,8 @@ class ModelLabelJoin:
         if not kept.all():
             slots, rows = slots[kept], rows[kept]
         if len(slots):
-            self.recent.add_keys(slots, layout.key_matrix(batch, rows))
+            coded = detectors.category_codes(batch)
+            self.recent.add_keys(slots, layout.key_matrix(batch, rows, coded))
 
     def label(self, seq: int, request: str, ts: float, truth: object) -> str:
         """Join one label (the model's stream position ``seq``); its outcome (``OUTCOMES``)."""

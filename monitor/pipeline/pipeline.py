@@ -72,6 +72,7 @@ class ModelPipeline:
     clock: EventClock = field(default_factory=EventClock)
     times: list[float] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
+    remembered: int = 0  # rows whose predictions the label join has (a prefix of rows)
     row_seq: list[int] = field(default_factory=list)
     # Labels join their predictions as they come, in stream order (None: labels are ignored).
     label_join: ModelLabelJoin | None = None
@@ -118,6 +119,7 @@ class ModelPipeline:
         else:
             self.labels += 1
             if self.label_join is not None and event.id is not None:
+                self._remember_predictions()  # the label may be of one just buffered
                 self.label_join.label(seq, event.id, event.ts, event.label)
             if event.id is not None and event.label is not None:
                 label = class_name(event.label)
@@ -133,8 +135,6 @@ class ModelPipeline:
         self.events += 1
         _, ts, ident, _, features, prediction, score, _, _ = row
         self.times.append(ts)
-        if ident is not None and self.label_join is not None:
-            self.label_join.prediction(ident, ts, prediction, score, len(self.rows))
         if prediction is not None:
             scored = scored_row(seq, ts, ident, prediction, score, probabilities)
             if scored is not None:
@@ -145,6 +145,12 @@ class ModelPipeline:
         self.row_seq.append(seq)
         self.buffered += 1
         return self.buffered >= FLUSH_EVENTS
+
+    def _remember_predictions(self) -> None:
+        """Hand the predictions buffered since the last call to the label join."""
+        if self.label_join is not None and self.remembered < len(self.rows):
+            self.label_join.predictions_of_rows(self.rows, self.remembered)
+            self.remembered = len(self.rows)
 
     def buffered_features(self) -> list[dict[str, Any] | None]:
         """The features of the predictions and inputs buffered for the next flush."""
@@ -167,6 +173,8 @@ class ModelPipeline:
         self.clock.observe(self.times)
         self.times = []
         if self.rows:
+            self._remember_predictions()
+            self.remembered = 0
             batch = rows_batch(self.rows, self.row_seq, self.categorical)
             had, before = self.detectors.has_reference, self.detectors.rows_observed
             findings += self.detectors.observe_rows(batch)

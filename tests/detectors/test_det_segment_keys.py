@@ -18,6 +18,8 @@ from detectors.performance.segments import (
     SegmentLayout,
 )
 from detectors.reference import CategoricalReference, NumericReference
+from detectors.suite.model_detectors import ModelDetectors
+from detectors.suite.settings import SuiteSettings
 
 
 def former_key_matrix(layout: SegmentLayout, batch: RowBatch, rows: list[int]) -> np.ndarray:
@@ -140,3 +142,48 @@ def test_keys_of_a_loaded_layout_and_of_inf_cuts_match_too() -> None:
         expected = former_key_matrix(layout, batch, rows).tobytes()
         assert loaded.key_matrix(batch, rows).tobytes() == expected
         assert layout.key_matrix(batch, rows).tobytes() == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_keys_from_the_detectors_codes_are_the_lookups_keys(seed: int) -> None:
+    """Keys made from the drift detectors' reference codes of a batch
+    (``ModelDetectors.category_codes``) equal those of the label lookups, whatever the
+    batch: the warm-up ending inside it, windows closing inside it, labels beyond the
+    layout's ten and beyond the reference's cap, unseen labels, missing values, a
+    feature absent from a batch, and rows picked out of order."""
+    rng = np.random.default_rng(seed)
+    settings = SuiteSettings(detectors=("ks",), reference_size=700, window=300, max_categories=15)
+    detectors = ModelDetectors(settings)
+    pool = np.array([f"L{i}" for i in range(40)] + [None], dtype=object)  # 40 labels, missing
+    weights = np.r_[np.geomspace(1.0, 0.01, 40), 0.2]
+    layout = None
+    reused = 0
+    for _ in range(12):
+        n = int(rng.integers(1, 900))
+        categorical = {
+            "c_many": pool[rng.choice(len(pool), n, p=weights / weights.sum())],
+            "c_few": pool[rng.integers(0, 4, n)],
+        }
+        if rng.random() < 0.2:  # a batch without one of the features
+            del categorical["c_few"]
+        if layout is not None and rng.random() < 0.5:  # labels never seen in the reference
+            categorical["c_many"][rng.random(n) < 0.3] = "new"
+        batch = RowBatch(
+            ts=np.arange(n, dtype=np.float64),
+            numeric={"x": rng.normal(size=n)},
+            categorical=categorical,
+        )
+        detectors.observe_rows(batch)
+        if layout is None and detectors.has_reference:
+            layout = SegmentLayout.build(detectors.feature_references(), categories=10)
+        coded = detectors.category_codes(batch)
+        if layout is None or coded is None:
+            continue
+        first = coded[0]
+        rows = rng.permutation(np.arange(first, n))[: int(rng.integers(0, n - first + 1))]
+        for picked in (rows, np.arange(first, n)):
+            expected = former_key_matrix(layout, batch, picked.tolist())
+            np.testing.assert_array_equal(layout.key_matrix(batch, picked, coded), expected)
+        reused += "c_many" in coded[1]
+    assert reused >= 5  # the codes were there to reuse, not only the fallback
+    assert detectors.category_codes(RowBatch(ts=np.zeros(1))) is None  # another batch

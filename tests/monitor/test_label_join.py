@@ -12,7 +12,7 @@ import pytest
 
 from monitor.cli.main import main
 from monitor.config import Config, parse_config
-from monitor.ingest.events import Event
+from monitor.ingest.events import Event, Row, Scalar
 from monitor.pipeline.label_store import StoredPrediction, waiting_predictions
 from monitor.pipeline.pipeline import Pipeline
 from monitor.store.store import Store
@@ -409,3 +409,51 @@ def test_a_store_from_before_segments_gains_them_and_its_predictions_still_join(
     assert _feedback_state(path)["skipped"] == 1  # no segments: the feedback test skips it
     keyed = [p for p in _waiting(path) if p.segments is not None]
     assert len(keyed) == 100  # of the 600 predictions, those after the warm-up
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_handed_over_at_once_are_remembered_as_one_at_a_time(
+    tmp_path: Path, seed: int
+) -> None:
+    """``predictions_of_rows`` (the pipeline's rows at a label or a flush) leaves the join
+    as ``prediction`` row by row would: plain rows, and rows without an id, with a value,
+    a bool, no prediction or a number as class, from any position."""
+    from monitor.pipeline.label_join import ModelLabelJoin
+
+    rng = np.random.default_rng(seed)
+    odd: list[Scalar | None] = [None, 3, 2.5, True, float("nan"), "b"]
+    rows: list[Row] = []
+    for k in range(400):
+        ident = None if rng.random() < 0.05 else f"r{int(rng.integers(0, 300))}"
+        prediction = odd[int(rng.integers(0, len(odd)))] if rng.random() < 0.1 else "a"
+        score = None if rng.random() < 0.2 else float(rng.random())
+        rows.append(
+            (
+                "m",
+                T0 + float(rng.normal(k, 20)),
+                ident,
+                None,
+                None,
+                prediction,
+                score,
+                "prediction",
+                None,
+            )
+        )
+    if seed % 2:  # plain rows only: the fast path
+        rows = [r for r in rows if r[2] is not None and type(r[5]) is str]
+    stores = [Store(tmp_path / f"{name}.db") for name in ("one", "all")]
+    one, together = (ModelLabelJoin("m", s.db, 86_400.0, 1_000) for s in stores)
+    for k, row in enumerate(rows[:250]):
+        if row[2] is not None:
+            one.prediction(row[2], row[1], row[5], row[6], k)
+    together.predictions_of_rows(rows[:250], 0)
+    for k, row in enumerate(rows[250:], 250):
+        if row[2] is not None:
+            one.prediction(row[2], row[1], row[5], row[6], k)
+    together.predictions_of_rows(rows, 250)
+    assert together.watermark == one.watermark
+    for column in ("ids", "ts", "predicted", "scores", "batch_rows"):
+        assert repr(getattr(together.recent, column)) == repr(getattr(one.recent, column))
+    for s in stores:
+        s.close()
