@@ -527,7 +527,7 @@ class MetricAnomaly(DetectorBase):
         if self._season.lag != self._noisier_lag:  # the errors change forecast
             self._noisier_lag = self._season.lag
             self._noisier.restart()
-            self._drift.restart()
+            self._drift.restart(self._slow)
         # (the variance CUSUM keeps the errors as they are: its slow running
         # mean follows a level's noise through the day, and errors divided by
         # the level's unit made it fire on clean Poisson counts)
@@ -536,19 +536,18 @@ class MetricAnomaly(DetectorBase):
         drift_bar = z_limit + (max(z_limit, limit) - z_limit) / math.sqrt(DRIFT_WINDOW)
         # (its variance is learnt from a few dozen windows: a Student t bar)
         drift_bar *= _short_history(self._drift.degrees(), n_checks)
-        drift = self._drift.add(drift_err / (unit * drift_scale), drift_bar)
+        drift = self._drift.add(drift_err / unit, drift_scale, drift_bar)
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
         found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
-        if drift is not None and settled and not self._season.lag:
-            # a slope the forecast learnt, told where no season is known (a
-            # seasonal series' residue steps at a week not yet seen, and its
-            # ramps beyond the day's swing are the sums'); judged from the
-            # drift's fifth window: past any probation
-            found = strong = True
+        if drift is not None and settled:
+            if not self._season.lag or _ramp_beats_step(np.array(self._values))[0]:
+                # a slope the forecast learnt; judged from the drift's fifth
+                # window: past any probation
+                found = strong = True
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
