@@ -297,6 +297,7 @@ class MetricAnomaly(DetectorBase):
         self._prior_n, self._prior_stat = -(10**12), 0.0  # point count and size of that shift
         self._level_noise = LevelNoise()
         self._drift = Drift()  # a slow reference a new slope leaves for good
+        self._episode_t = -math.inf  # event time of the last point in an episode
         self._unit = 1.0  # the noise at the newest point's expected level over the typical
 
     @classmethod
@@ -366,6 +367,8 @@ class MetricAnomaly(DetectorBase):
                 self._start()
             return out
         out += self._judge(t, x, n_checks, alerting)
+        if any(self._fired) or self._flat_told:  # (a flat-line's episode may end before it)
+            self._episode_t = t
         if self._hold > 0:
             self._hold -= 1
             if self._hold == 0:
@@ -473,7 +476,11 @@ class MetricAnomaly(DetectorBase):
         # from the slope's reference plus the season's offset that fits best
         # (a season's edge may fall a little early or late)
         drift_err = x - self._drift.level - ((x - self._slow - near) if offsets else 0.0)
-        self._drift.follow(drift_err, clip, self._slow_rate())
+        # (a stuck run teaches the slope's reference nothing either: a value
+        # stuck while the season moves on is a flat-line, not a new slope)
+        stuck = self._run >= 3 and self._run_p <= 0.5
+        if not stuck:
+            self._drift.follow(drift_err, clip, self._slow_rate())
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
         # a spike or dip is told only when its score in the noise of one
@@ -536,18 +543,17 @@ class MetricAnomaly(DetectorBase):
         drift_bar = z_limit + (max(z_limit, limit) - z_limit) / math.sqrt(DRIFT_WINDOW)
         # (its variance is learnt from a few dozen windows: a Student t bar)
         drift_bar *= _short_history(self._drift.degrees(), n_checks)
-        drift = self._drift.add(drift_err / unit, drift_scale, drift_bar)
+        drift = None if stuck else self._drift.add(drift_err / unit, drift_scale, drift_bar)
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
         found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
-        if drift is not None and settled:
-            if not self._season.lag or _ramp_beats_step(np.array(self._values))[0]:
-                # a slope the forecast learnt; judged from the drift's fifth
-                # window: past any probation
-                found = strong = True
+        if drift is not None and settled and self._slope_told(t):
+            # a slope the forecast learnt; judged from the drift's fifth
+            # window: past any probation
+            found = strong = True
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
             sure = strong or (run and abs(self._pending_z) > widen_point * limit)
@@ -769,6 +775,23 @@ class MetricAnomaly(DetectorBase):
         kind = "trend_change" if is_line else "level_shift"
         return kind, stat, back, weekly, onset_back
 
+    def _slope_told(self, t: float) -> bool:
+        """Whether a new slope the drift found may be told: always where no
+        season is known; in a seasonal series where a ramp fits the last
+        values better than a step (a step in the residue may be a week not
+        yet seen), and no episode was in force within a period of event
+        time (the season's buckets then hold the episode's points, and its
+        echo a period later is one-sided too: a flat-line's, a spike's)."""
+        if not self._season.lag:
+            return True
+        # (the echo lasts a period and the twin's neighbouring bucket after
+        # the episode, and then fills the drift's window)
+        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        echo = (self._season.lag + 1) * BUCKET_SECONDS + DRIFT_WINDOW * cadence
+        if t - self._episode_t <= echo:
+            return False
+        return _ramp_beats_step(np.array(self._values))[0]
+
     def _weekly_step(self, step: float) -> bool:
         """Whether a step may be the week's own season, not yet seen: the
         series follows a day, a week of event time has not passed since its
@@ -848,6 +871,7 @@ class MetricAnomaly(DetectorBase):
             "point": [self._scale1, self._point_tail.dump(), self._pending_point],
             "level_noise": self._level_noise.dump(),
             "drift": self._drift.dump(),
+            "episode_t": encode_float(self._episode_t),
             "flat_phases": self._flat_phases.dump(),
         }
 
@@ -917,6 +941,8 @@ class MetricAnomaly(DetectorBase):
             det._level_noise = LevelNoise.load(state["level_noise"])
         # absent from states saved before slopes were watched: it starts from the slow level
         det._drift = Drift.load(state["drift"]) if "drift" in state else Drift(det._slow)
+        # absent from states saved before slopes were told with a season: none known
+        det._episode_t = decode_float(state.get("episode_t", encode_float(-math.inf)))
         if "flat_phases" in state:  # absent from states saved before flat runs recurred
             det._flat_phases = FlatPhases.load(state["flat_phases"])
         return det

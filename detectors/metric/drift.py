@@ -61,7 +61,9 @@ class Drift:
         is judged in the noise scale of :data:`LAG` windows before (a ramp
         widens the scale it is judged in as it builds up), and a window is
         learnt only :data:`LAG` windows after it closed."""
-        frozen = self.scales[0] if self.scales else scale
+        # (the largest of them: a seasonal forecast's noise moves with the
+        # phase of the day, and one window's may be the day's least)
+        frozen = max(self.scales) if self.scales else scale
         self.devs.append(max(-CLIP, min(CLIP, dev / max(frozen, 1e-300))))
         if len(self.devs) > WINDOW:
             del self.devs[0]
