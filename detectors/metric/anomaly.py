@@ -33,6 +33,7 @@ SCALE_RATE = 0.01
 CLIP_MEAN = 0.9707  # E[min(Z^2, 9)] for a standard normal Z
 SHORT, LONG = 10, 60  # points of the persistence windows
 SUM_RATE = 0.005  # weight of a new window sum in its own variance
+ONSET_SPAN = 240  # values a slope's onset is fitted over (a gentle ramp's starts far back)
 SPREAD_RATE = 0.05  # weight of a new 60-point window in the spread's mean and variance
 SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
 HOLD = 120  # quiet points that end an episode
@@ -275,7 +276,8 @@ class MetricAnomaly(DetectorBase):
         # last LONG absolute scores (in noise units: a level forecast's noise
         # widens after each edge of a known season, the scores do not)
         self._abs: list[float] = []
-        self._values: list[float] = []  # last LONG values less the slow (seasonal) forecast
+        # last ONSET_SPAN values less the slow (seasonal) forecast
+        self._values: list[float] = []
         self._base = 0.0  # the slow (seasonal) forecast of the newest point
         self._var_short = self._var_long = 1.0
         self._spread = [0.0, 0.0, 0.0]  # running mean, variance, count of the log spread
@@ -477,8 +479,9 @@ class MetricAnomaly(DetectorBase):
         # (a season's edge may fall a little early or late)
         drift_err = x - self._drift.level - ((x - self._slow - near) if offsets else 0.0)
         # (a stuck run teaches the slope's reference nothing either: a value
-        # stuck while the season moves on is a flat-line, not a new slope)
-        stuck = self._run >= 3 and self._run_p <= 0.5
+        # stuck while the season moves on is a flat-line, not a new slope;
+        # nor does an episode's echo a period later)
+        stuck = (self._run >= 3 and self._run_p <= 0.5) or self._echo(t)
         if not stuck:
             self._drift.follow(drift_err, clip, self._slow_rate())
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
@@ -526,7 +529,7 @@ class MetricAnomaly(DetectorBase):
         _push(self._zs, clipped, LONG)
         _push(self._abs, abs(z), LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
-        _push(self._values, x - self._base, LONG)
+        _push(self._values, x - self._base, ONSET_SPAN)
         if outlier and 0 < abs(self._pending) <= wait:
             # as long as the series' own bursts last: no shift, no noise yet
             self._hold = HOLD
@@ -550,7 +553,8 @@ class MetricAnomaly(DetectorBase):
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
         found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
-        if drift is not None and settled and self._slope_told(t):
+        slope = not found and drift is not None and settled and self._slope_told()
+        if slope:
             # a slope the forecast learnt; judged from the drift's fifth
             # window: past any probation
             found = strong = True
@@ -568,6 +572,8 @@ class MetricAnomaly(DetectorBase):
                 # no other); the baseline learns nothing meanwhile
                 return out
             kind, stat, back, weekly, onset_back = self._rebaseline()
+            if slope and kind == "trend_change":
+                onset_back = self._slope_onset(onset_back)
             if settled and sure and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, {**details, "onset_points_back": onset_back}))
             self._fired[1] = True
@@ -775,22 +781,35 @@ class MetricAnomaly(DetectorBase):
         kind = "trend_change" if is_line else "level_shift"
         return kind, stat, back, weekly, onset_back
 
-    def _slope_told(self, t: float) -> bool:
+    def _slope_told(self) -> bool:
         """Whether a new slope the drift found may be told: always where no
         season is known; in a seasonal series where a ramp fits the last
         values better than a step (a step in the residue may be a week not
-        yet seen), and no episode was in force within a period of event
-        time (the season's buckets then hold the episode's points, and its
-        echo a period later is one-sided too: a flat-line's, a spike's)."""
+        yet seen)."""
+        return not self._season.lag or _ramp_beats_step(np.array(self._values[-LONG:]))[0]
+
+    def _slope_onset(self, onset_back: float) -> int:
+        """How many points back a slope the drift found started: where a
+        level then a ramp fits the last :data:`ONSET_SPAN` values best (a
+        gentle ramp is found a hundred points or more after its start, before
+        the last 60 values); ``onset_back`` (the last 60 values' fit) where a
+        step fits them better."""
+        values = np.array(self._values)
+        is_line, _, _, start = _ramp_beats_step(values)
+        return values.shape[0] - 1 - start if is_line else int(onset_back)
+
+    def _echo(self, t: float) -> bool:
+        """Whether an episode was in force within a period of event time in a
+        seasonal series: the season's buckets then hold the episode's
+        points, and their echo a period later is one-sided too (a
+        flat-line's, a spike's), as a ramp's residue is."""
         if not self._season.lag:
-            return True
+            return False
         # (the echo lasts a period and the twin's neighbouring bucket after
         # the episode, and then fills the drift's window)
         cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
         echo = (self._season.lag + 1) * BUCKET_SECONDS + DRIFT_WINDOW * cadence
-        if t - self._episode_t <= echo:
-            return False
-        return _ramp_beats_step(np.array(self._values))[0]
+        return t - self._episode_t <= echo
 
     def _weekly_step(self, step: float) -> bool:
         """Whether a step may be the week's own season, not yet seen: the
