@@ -93,13 +93,24 @@ def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float, int]:
     (0 for a step), and where the fitted change starts (the index in ``y``
     of the first point past the step or the bend)."""
     n = y.shape[0]
-    idx = np.arange(n, dtype=np.float64)
     c, c2 = np.cumsum(y), np.cumsum(y * y)
     k = np.arange(1, n)  # points before the step
     left = c2[:-1] - c[:-1] ** 2 / k
     right = (c2[-1] - c2[:-1]) - (c[-1] - c[:-1]) ** 2 / (n - k)
     step_at = int(np.argmin(left + right))
     step_sse = float(left[step_at] + right[step_at])
+    best_sse, best_fit, start = _hinge(y)
+    if best_sse < step_sse:
+        return True, *best_fit, start
+    return False, float(np.median(y[step_at + 1 :])), 0.0, step_at + 1
+
+
+def _hinge(y: np.ndarray) -> tuple[float, tuple[float, float], int]:
+    """The least-squares fit of a level then a ramp to ``y``: its sum of
+    squared errors, its last value and slope, and where the ramp starts
+    (the index of its first point off the level: the one past the bend)."""
+    n = y.shape[0]
+    idx = np.arange(n, dtype=np.float64)
     best_sse, best_fit, best_bend = math.inf, (0.0, 0.0), 0
     for bend in range(0, n - 3):
         design = np.column_stack([np.ones(n), np.maximum(idx - bend, 0.0)])
@@ -108,10 +119,7 @@ def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float, int]:
         if sse < best_sse:
             best_sse, best_bend = sse, bend
             best_fit = (float(coef[0] + coef[1] * (n - 1 - bend)), float(coef[1]))
-    if best_sse < step_sse:
-        # (the ramp's first point off the level is the one past the bend)
-        return True, *best_fit, min(best_bend + 1, n - 1)
-    return False, float(np.median(y[step_at + 1 :])), 0.0, step_at + 1
+    return best_sse, best_fit, min(best_bend + 1, n - 1)
 
 
 def _variance_onset(scores: list[float]) -> int:
@@ -573,7 +581,7 @@ class MetricAnomaly(DetectorBase):
                 return out
             kind, stat, back, weekly, onset_back = self._rebaseline()
             if slope and kind == "trend_change":
-                onset_back = self._slope_onset(onset_back)
+                onset_back = self._slope_onset()
             if settled and sure and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, {**details, "onset_points_back": onset_back}))
             self._fired[1] = True
@@ -788,15 +796,13 @@ class MetricAnomaly(DetectorBase):
         yet seen)."""
         return not self._season.lag or _ramp_beats_step(np.array(self._values[-LONG:]))[0]
 
-    def _slope_onset(self, onset_back: float) -> int:
+    def _slope_onset(self) -> int:
         """How many points back a slope the drift found started: where a
         level then a ramp fits the last :data:`ONSET_SPAN` values best (a
         gentle ramp is found a hundred points or more after its start, before
-        the last 60 values); ``onset_back`` (the last 60 values' fit) where a
-        step fits them better."""
+        the last 60 values the shift's fit sees)."""
         values = np.array(self._values)
-        is_line, _, _, start = _ramp_beats_step(values)
-        return values.shape[0] - 1 - start if is_line else int(onset_back)
+        return int(values.shape[0]) - 1 - _hinge(values)[2]
 
     def _echo(self, t: float) -> bool:
         """Whether an episode was in force within a period of event time in a

@@ -61,9 +61,7 @@ class Drift:
         is judged in the noise scale of :data:`LAG` windows before (a ramp
         widens the scale it is judged in as it builds up), and a window is
         learnt only :data:`LAG` windows after it closed."""
-        # (the largest of them: a seasonal forecast's noise moves with the
-        # phase of the day, and one window's may be the day's least)
-        frozen = max(self.scales) if self.scales else scale
+        frozen = self.frozen(scale)
         self.devs.append(max(-CLIP, min(CLIP, dev / max(frozen, 1e-300))))
         if len(self.devs) > WINDOW:
             del self.devs[0]
@@ -85,6 +83,13 @@ class Drift:
                 self._learn(self.pending.pop(0))
                 del self.scales[0]
         return None
+
+    def frozen(self, scale: float) -> float:
+        """The noise scale deviations are judged in: the largest of those
+        when the windows not learnt yet closed (a seasonal forecast's noise
+        moves with the phase of the day, and one window's may be the day's
+        least); ``scale`` (the noise now) before any closed."""
+        return max(self.scales) if self.scales else scale
 
     def _learn(self, m: float) -> None:
         rate = max(RATE, 1.0 / (self.windows + 1.0))
