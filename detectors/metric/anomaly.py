@@ -797,12 +797,14 @@ class MetricAnomaly(DetectorBase):
         return not self._season.lag or _ramp_beats_step(np.array(self._values[-LONG:]))[0]
 
     def _slope_onset(self) -> int:
-        """How many points back a slope the drift found started: where a
-        level then a ramp fits the last :data:`ONSET_SPAN` values best (a
-        gentle ramp is found a hundred points or more after its start, before
-        the last 60 values the shift's fit sees)."""
+        """How many points back a change the drift found started: the bend
+        of a level then a ramp, or the split of a step, whichever fits the
+        last :data:`ONSET_SPAN` values better (it is found a hundred points
+        or more after its start, before the last 60 values the shift's fit
+        sees: a gentle ramp's residue, or a step the sums missed, whose last
+        60 values rise as the seasonal forecasts catch up with it)."""
         values = np.array(self._values)
-        return int(values.shape[0]) - 1 - _hinge(values)[2]
+        return int(values.shape[0]) - 1 - _ramp_beats_step(values)[3]
 
     def _echo(self, t: float) -> bool:
         """Whether an episode was in force within a period of event time in a
