@@ -173,10 +173,13 @@ class MetricAnomaly(DetectorBase):
       or a persistent sum of errors over 10 or 60 points; a fit of the last 60
       values (less the slow seasonal forecast) names it: a level then a ramp,
       or a level then another level; the baseline then restarts from the fit
-      (re-baselining: one alert, then quiet); where no season is known, also
-      a mean deviation of 60 points from a slow reference level beyond what
-      its windows have done (:mod:`detectors.metric.drift`: a gentle new
-      slope the forecast would learn in silence); a shift back to the level before
+      (re-baselining: one alert, then quiet); also a mean deviation of 60
+      points from a slow reference level (plus the seasonal offset that
+      fits best) beyond what its windows have done, learnt late in a noise
+      scale of before (:mod:`detectors.metric.drift`: a gentle new slope the
+      forecast would learn in silence), with a season only where a ramp fits
+      the last 60 values better than a step and no episode's echo is due
+      (its onset fitted over the last 240 values); a shift back to the level before
       the previous one, within a day of it, is no new anomaly (a recovery, or
       a square wave's edge before its season is known);
     - variance_change: the median absolute score of the last 60 points far above its

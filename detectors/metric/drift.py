@@ -17,7 +17,12 @@ That mean is judged against its own running mean and variance, learnt from
 disjoint 60-point windows while nothing is found (a wandering level or a
 season's residue makes it vary, and then it needs more): a level that
 wanders as a matter of course is not a change, a slope that takes it
-beyond what it has done is.
+beyond what it has done is. A window is learnt only :data:`LAG` windows
+after it closed (dropped if a shift is confirmed first), and deviations are
+judged in the largest noise scale of those windows, not the current one: in
+a seasonal series the forecast's noise scale and the window sums' variance
+learn from a ramp's own build-up (on daily Poisson counts the scale grew
+fourfold in the 200 points after a gentle ramp began) and would hide it.
 """
 
 from __future__ import annotations
