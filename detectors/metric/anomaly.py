@@ -33,6 +33,7 @@ SCALE_RATE = 0.01
 CLIP_MEAN = 0.9707  # E[min(Z^2, 9)] for a standard normal Z
 SHORT, LONG = 10, 60  # points of the persistence windows
 SUM_RATE = 0.005  # weight of a new window sum in its own variance
+ONSET_SPAN = 240  # values a slope's onset is fitted over (a gentle ramp's starts far back)
 SPREAD_RATE = 0.05  # weight of a new 60-point window in the spread's mean and variance
 SAME_RATE = 0.01  # weight of a new point in the rate of repeated values
 HOLD = 120  # quiet points that end an episode
@@ -92,13 +93,24 @@ def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float, int]:
     (0 for a step), and where the fitted change starts (the index in ``y``
     of the first point past the step or the bend)."""
     n = y.shape[0]
-    idx = np.arange(n, dtype=np.float64)
     c, c2 = np.cumsum(y), np.cumsum(y * y)
     k = np.arange(1, n)  # points before the step
     left = c2[:-1] - c[:-1] ** 2 / k
     right = (c2[-1] - c2[:-1]) - (c[-1] - c[:-1]) ** 2 / (n - k)
     step_at = int(np.argmin(left + right))
     step_sse = float(left[step_at] + right[step_at])
+    best_sse, best_fit, start = _hinge(y)
+    if best_sse < step_sse:
+        return True, *best_fit, start
+    return False, float(np.median(y[step_at + 1 :])), 0.0, step_at + 1
+
+
+def _hinge(y: np.ndarray) -> tuple[float, tuple[float, float], int]:
+    """The least-squares fit of a level then a ramp to ``y``: its sum of
+    squared errors, its last value and slope, and where the ramp starts
+    (the index of its first point off the level: the one past the bend)."""
+    n = y.shape[0]
+    idx = np.arange(n, dtype=np.float64)
     best_sse, best_fit, best_bend = math.inf, (0.0, 0.0), 0
     for bend in range(0, n - 3):
         design = np.column_stack([np.ones(n), np.maximum(idx - bend, 0.0)])
@@ -107,10 +119,7 @@ def _ramp_beats_step(y: np.ndarray) -> tuple[bool, float, float, int]:
         if sse < best_sse:
             best_sse, best_bend = sse, bend
             best_fit = (float(coef[0] + coef[1] * (n - 1 - bend)), float(coef[1]))
-    if best_sse < step_sse:
-        # (the ramp's first point off the level is the one past the bend)
-        return True, *best_fit, min(best_bend + 1, n - 1)
-    return False, float(np.median(y[step_at + 1 :])), 0.0, step_at + 1
+    return best_sse, best_fit, min(best_bend + 1, n - 1)
 
 
 def _variance_onset(scores: list[float]) -> int:
@@ -164,10 +173,13 @@ class MetricAnomaly(DetectorBase):
       or a persistent sum of errors over 10 or 60 points; a fit of the last 60
       values (less the slow seasonal forecast) names it: a level then a ramp,
       or a level then another level; the baseline then restarts from the fit
-      (re-baselining: one alert, then quiet); where no season is known, also
-      a mean deviation of 60 points from a slow reference level beyond what
-      its windows have done (:mod:`detectors.metric.drift`: a gentle new
-      slope the forecast would learn in silence); a shift back to the level before
+      (re-baselining: one alert, then quiet); also a mean deviation of 60
+      points from a slow reference level (plus the seasonal offset that
+      fits best) beyond what its windows have done, learnt late in a noise
+      scale of before (:mod:`detectors.metric.drift`: a gentle new slope the
+      forecast would learn in silence), with a season only where a ramp fits
+      the last 60 values better than a step and no episode's echo is due
+      (its onset fitted over the last 240 values); a shift back to the level before
       the previous one, within a day of it, is no new anomaly (a recovery, or
       a square wave's edge before its season is known);
     - variance_change: the median absolute score of the last 60 points far above its
@@ -275,7 +287,8 @@ class MetricAnomaly(DetectorBase):
         # last LONG absolute scores (in noise units: a level forecast's noise
         # widens after each edge of a known season, the scores do not)
         self._abs: list[float] = []
-        self._values: list[float] = []  # last LONG values less the slow (seasonal) forecast
+        # last ONSET_SPAN values less the slow (seasonal) forecast
+        self._values: list[float] = []
         self._base = 0.0  # the slow (seasonal) forecast of the newest point
         self._var_short = self._var_long = 1.0
         self._spread = [0.0, 0.0, 0.0]  # running mean, variance, count of the log spread
@@ -297,6 +310,7 @@ class MetricAnomaly(DetectorBase):
         self._prior_n, self._prior_stat = -(10**12), 0.0  # point count and size of that shift
         self._level_noise = LevelNoise()
         self._drift = Drift()  # a slow reference a new slope leaves for good
+        self._episode_t = -math.inf  # event time of the last point in an episode
         self._unit = 1.0  # the noise at the newest point's expected level over the typical
 
     @classmethod
@@ -366,6 +380,8 @@ class MetricAnomaly(DetectorBase):
                 self._start()
             return out
         out += self._judge(t, x, n_checks, alerting)
+        if any(self._fired) or self._flat_told:  # (a flat-line's episode may end before it)
+            self._episode_t = t
         if self._hold > 0:
             self._hold -= 1
             if self._hold == 0:
@@ -473,7 +489,12 @@ class MetricAnomaly(DetectorBase):
         # from the slope's reference plus the season's offset that fits best
         # (a season's edge may fall a little early or late)
         drift_err = x - self._drift.level - ((x - self._slow - near) if offsets else 0.0)
-        self._drift.follow(drift_err, clip, self._slow_rate())
+        # (a stuck run teaches the slope's reference nothing either: a value
+        # stuck while the season moves on is a flat-line, not a new slope;
+        # nor does an episode's echo a period later)
+        stuck = (self._run >= 3 and self._run_p <= 0.5) or self._echo(t)
+        if not stuck:
+            self._drift.follow(drift_err, clip, self._slow_rate())
         limit = self._tail.threshold(n_checks, _normal_quantile(n_checks))
         z_limit = _normal_quantile(n_checks)
         # a spike or dip is told only when its score in the noise of one
@@ -519,7 +540,7 @@ class MetricAnomaly(DetectorBase):
         _push(self._zs, clipped, LONG)
         _push(self._abs, abs(z), LONG)
         self._base = self._slow + (offsets[0] if offsets else 0.0)
-        _push(self._values, x - self._base, LONG)
+        _push(self._values, x - self._base, ONSET_SPAN)
         if outlier and 0 < abs(self._pending) <= wait:
             # as long as the series' own bursts last: no shift, no noise yet
             self._hold = HOLD
@@ -527,7 +548,7 @@ class MetricAnomaly(DetectorBase):
         if self._season.lag != self._noisier_lag:  # the errors change forecast
             self._noisier_lag = self._season.lag
             self._noisier.restart()
-            self._drift.restart()
+            self._drift.restart(self._slow)
         # (the variance CUSUM keeps the errors as they are: its slow running
         # mean follows a level's noise through the day, and errors divided by
         # the level's unit made it fire on clean Poisson counts)
@@ -536,18 +557,17 @@ class MetricAnomaly(DetectorBase):
         drift_bar = z_limit + (max(z_limit, limit) - z_limit) / math.sqrt(DRIFT_WINDOW)
         # (its variance is learnt from a few dozen windows: a Student t bar)
         drift_bar *= _short_history(self._drift.degrees(), n_checks)
-        drift = self._drift.add(drift_err / (unit * drift_scale), drift_bar)
+        drift = None if stuck else self._drift.add(drift_err / unit, drift_scale, drift_bar)
         # the sums are judged above the normal quantile where the scores' own
         # tail raised the point threshold: the scores of a heavy-tailed or
         # seasonal series follow each other, and their sums keep some of the tail
         # a step or a wider spread before a day is seen may be the day itself
         settled = alerting and self._day_seen(t)
         found, strong = self._persistent(z_limit, max(z_limit, limit), widen_sums)
-        if drift is not None and settled and not self._season.lag:
-            # a slope the forecast learnt, told where no season is known (a
-            # seasonal series' residue steps at a week not yet seen, and its
-            # ramps beyond the day's swing are the sums'); judged from the
-            # drift's fifth window: past any probation
+        slope = not found and drift is not None and settled and self._slope_told()
+        if slope:
+            # a slope the forecast learnt; judged from the drift's fifth
+            # window: past any probation
             found = strong = True
         run = abs(self._pending) >= SPIKE_RUN
         if found or run:
@@ -563,6 +583,8 @@ class MetricAnomaly(DetectorBase):
                 # no other); the baseline learns nothing meanwhile
                 return out
             kind, stat, back, weekly, onset_back = self._rebaseline()
+            if slope and kind == "trend_change":
+                onset_back = self._slope_onset()
             if settled and sure and not self._fired[1] and not back and not weekly:
                 out.append((kind, stat, z_limit, {**details, "onset_points_back": onset_back}))
             self._fired[1] = True
@@ -770,6 +792,36 @@ class MetricAnomaly(DetectorBase):
         kind = "trend_change" if is_line else "level_shift"
         return kind, stat, back, weekly, onset_back
 
+    def _slope_told(self) -> bool:
+        """Whether a new slope the drift found may be told: always where no
+        season is known; in a seasonal series where a ramp fits the last
+        values better than a step (a step in the residue may be a week not
+        yet seen)."""
+        return not self._season.lag or _ramp_beats_step(np.array(self._values[-LONG:]))[0]
+
+    def _slope_onset(self) -> int:
+        """How many points back a change the drift found started: the bend
+        of a level then a ramp, or the split of a step, whichever fits the
+        last :data:`ONSET_SPAN` values better (it is found a hundred points
+        or more after its start, before the last 60 values the shift's fit
+        sees: a gentle ramp's residue, or a step the sums missed, whose last
+        60 values rise as the seasonal forecasts catch up with it)."""
+        values = np.array(self._values)
+        return int(values.shape[0]) - 1 - _ramp_beats_step(values)[3]
+
+    def _echo(self, t: float) -> bool:
+        """Whether an episode was in force within a period of event time in a
+        seasonal series: the season's buckets then hold the episode's
+        points, and their echo a period later is one-sided too (a
+        flat-line's, a spike's), as a ramp's residue is."""
+        if not self._season.lag:
+            return False
+        # (the echo lasts a period and the twin's neighbouring bucket after
+        # the episode, and then fills the drift's window)
+        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        echo = (self._season.lag + 1) * BUCKET_SECONDS + DRIFT_WINDOW * cadence
+        return t - self._episode_t <= echo
+
     def _weekly_step(self, step: float) -> bool:
         """Whether a step may be the week's own season, not yet seen: the
         series follows a day, a week of event time has not passed since its
@@ -849,6 +901,7 @@ class MetricAnomaly(DetectorBase):
             "point": [self._scale1, self._point_tail.dump(), self._pending_point],
             "level_noise": self._level_noise.dump(),
             "drift": self._drift.dump(),
+            "episode_t": encode_float(self._episode_t),
             "flat_phases": self._flat_phases.dump(),
         }
 
@@ -918,6 +971,8 @@ class MetricAnomaly(DetectorBase):
             det._level_noise = LevelNoise.load(state["level_noise"])
         # absent from states saved before slopes were watched: it starts from the slow level
         det._drift = Drift.load(state["drift"]) if "drift" in state else Drift(det._slow)
+        # absent from states saved before slopes were told with a season: none known
+        det._episode_t = decode_float(state.get("episode_t", encode_float(-math.inf)))
         if "flat_phases" in state:  # absent from states saved before flat runs recurred
             det._flat_phases = FlatPhases.load(state["flat_phases"])
         return det

@@ -17,7 +17,12 @@ That mean is judged against its own running mean and variance, learnt from
 disjoint 60-point windows while nothing is found (a wandering level or a
 season's residue makes it vary, and then it needs more): a level that
 wanders as a matter of course is not a change, a slope that takes it
-beyond what it has done is.
+beyond what it has done is. A window is learnt only :data:`LAG` windows
+after it closed (dropped if a shift is confirmed first), and deviations are
+judged in the largest noise scale of those windows, not the current one: in
+a seasonal series the forecast's noise scale and the window sums' variance
+learn from a ramp's own build-up (on daily Poisson counts the scale grew
+fourfold in the 200 points after a gentle ramp began) and would hide it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ RATE = 0.05  # weight of a new window in the running mean and variance
 MIN_WINDOWS = 5  # windows learnt before any is judged
 CLIP = 6.0  # a deviation counts at most this many noise units (one wild point)
 ANCHOR = 4 * WINDOW  # points whose running mean a restarted reference is
+LAG = 4  # windows a window waits before it is learnt (a change's build-up is not)
 
 
 class Drift:
@@ -40,7 +46,9 @@ class Drift:
         self.devs: list[float] = []  # last WINDOW deviations, in noise units
         self.mean = self.var = 0.0
         self.windows = 0
-        self.filled = 0  # points since the last window learnt
+        self.filled = 0  # points since the last window closed
+        self.pending: list[float] = []  # the last LAG windows' means, not learnt yet
+        self.scales: list[float] = []  # the noise scale when each of them closed
         self.since = 0  # points since the reference restarted
 
     def follow(self, err: float, clip: float, rate: float) -> None:
@@ -51,11 +59,15 @@ class Drift:
             rate = max(rate, 1.0 / self.since)
         self.level += rate * err
 
-    def add(self, score: float, bar: float) -> float | None:
-        """One more deviation (noise units); how far the last window's mean
-        is beyond its usual, in its standard deviations, when beyond ``bar``
-        and kept to one side."""
-        self.devs.append(max(-CLIP, min(CLIP, score)))
+    def add(self, dev: float, scale: float, bar: float) -> float | None:
+        """One more deviation (in the units of the noise ``scale``); how far
+        the last window's mean is beyond its usual, in its standard
+        deviations, when beyond ``bar`` and kept to one side. The deviation
+        is judged in the noise scale of :data:`LAG` windows before (a ramp
+        widens the scale it is judged in as it builds up), and a window is
+        learnt only :data:`LAG` windows after it closed."""
+        frozen = self.frozen(scale)
+        self.devs.append(max(-CLIP, min(CLIP, dev / max(frozen, 1e-300))))
         if len(self.devs) > WINDOW:
             del self.devs[0]
         if len(self.devs) < WINDOW:
@@ -70,12 +82,26 @@ class Drift:
         self.filled += 1
         if self.filled >= WINDOW:  # disjoint windows: overlapping ones agree
             self.filled = 0
-            rate = max(RATE, 1.0 / (self.windows + 1.0))
-            delta = m - self.mean if self.windows else 0.0
-            self.mean = m if not self.windows else self.mean + rate * delta
-            self.var = (1.0 - rate) * (self.var + rate * delta * delta)
-            self.windows += 1
+            self.pending.append(m)
+            self.scales.append(scale)
+            if len(self.pending) > LAG:
+                self._learn(self.pending.pop(0))
+                del self.scales[0]
         return None
+
+    def frozen(self, scale: float) -> float:
+        """The noise scale deviations are judged in: the largest of those
+        when the windows not learnt yet closed (a seasonal forecast's noise
+        moves with the phase of the day, and one window's may be the day's
+        least); ``scale`` (the noise now) before any closed."""
+        return max(self.scales) if self.scales else scale
+
+    def _learn(self, m: float) -> None:
+        rate = max(RATE, 1.0 / (self.windows + 1.0))
+        delta = m - self.mean if self.windows else 0.0
+        self.mean = m if not self.windows else self.mean + rate * delta
+        self.var = (1.0 - rate) * (self.var + rate * delta * delta)
+        self.windows += 1
 
     def degrees(self) -> float:
         """The degrees of freedom of the windows' variance (exponentially
@@ -92,19 +118,25 @@ class Drift:
         self.level = level
         self.devs = []
         self.filled = self.since = 0
+        # (the windows not learnt yet may hold the change's build-up)
+        self.pending, self.scales = [], []
 
-    def restart(self) -> None:
+    def restart(self, level: float) -> None:
         """The deviations are from another forecast (a season was found or
-        lost): their windows' mean and variance are learnt anew."""
-        self.devs = []
+        lost): the reference restarts from ``level`` (a reference kept
+        through a square wave's edges before its season was known sits on
+        one of its sides) and their windows' mean and variance are learnt anew."""
+        self.rebase(level)
         self.filled = self.windows = 0
         self.mean = self.var = 0.0
+        self.pending, self.scales = [], []
 
     def dump(self) -> dict[str, Any]:
         return {
             "level": self.level,
             "devs": self.devs,
             "stats": [self.mean, self.var, self.windows, self.filled, self.since],
+            "pending": [self.pending, self.scales],
         }
 
     @classmethod
@@ -114,4 +146,9 @@ class Drift:
         mean, var, windows, filled, since = state["stats"]
         out.mean, out.var = float(mean), float(var)
         out.windows, out.filled, out.since = int(windows), int(filled), int(since)
+        if "pending" in state:  # absent from states saved before windows waited
+            means, scales = state["pending"]
+            kept = min(len(means), len(scales), LAG)  # (one scale per window)
+            out.pending = [float(v) for v in means[len(means) - kept :]]
+            out.scales = [float(v) for v in scales[len(scales) - kept :]]
         return out
