@@ -657,7 +657,7 @@ class MetricAnomaly(DetectorBase):
         is not held for 17,280 points) or they have come anyway."""
         if self._n >= SEASON_POINTS or t - self._season.first * BUCKET_SECONDS >= SEASON_SECONDS:
             return True
-        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        cadence = self._cadence()
         return cadence * SEASON_POINTS < SEASON_SECONDS
 
     def _noisier_rebaseline(self) -> float:
@@ -676,10 +676,14 @@ class MetricAnomaly(DetectorBase):
         # (of the scores as they came: an excursion's are taken out of the sums only)
         return not self._abs or _median(self._abs[-SHORT:]) < CALM
 
+    def _cadence(self) -> float:
+        """The series' usual spacing of points, in seconds (the median of the last few)."""
+        return _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+
     def _slow_rate(self) -> float:
         """The slow level's gain: a memory of about a day of points, so that it
         follows level changes, not the daily season."""
-        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        cadence = self._cadence()
         return min(max(cadence / 86400.0, 0.0005), 0.05)
 
     def _robust_scale(self, scale: float, err: float, rate: float = SCALE_RATE) -> float:
@@ -814,11 +818,11 @@ class MetricAnomaly(DetectorBase):
         seasonal series: the season's buckets then hold the episode's
         points, and their echo a period later is one-sided too (a
         flat-line's, a spike's), as a ramp's residue is."""
-        if not self._season.lag:
+        if not self._season.lag or self._episode_t == -math.inf:
             return False
         # (the echo lasts a period and the twin's neighbouring bucket after
         # the episode, and then fills the drift's window)
-        cadence = _median(self._spacings) if self._spacings else DEFAULT_CADENCE
+        cadence = self._cadence()
         echo = (self._season.lag + 1) * BUCKET_SECONDS + DRIFT_WINDOW * cadence
         return t - self._episode_t <= echo
 

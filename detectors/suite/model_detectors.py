@@ -30,6 +30,7 @@ from detectors.performance.estimated import (
     ScoredRow,
     WindowResult,
 )
+from detectors.performance.segments import CodedRows
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.registry import (
     ChangeDetector,
@@ -255,9 +256,7 @@ class ModelDetectors:
             out = self._clients.attribute(out, self._events - 1)
         return out
 
-    def category_codes(
-        self, batch: RowBatch
-    ) -> tuple[int, dict[str, tuple[CategoricalReference, np.ndarray]]] | None:
+    def category_codes(self, batch: RowBatch) -> CodedRows | None:
         """For ``batch``, the last batch observed: the first of its rows past the warm-up,
         and each categorical feature's reference and the codes of its rows from there
         (``CategoricalReference.encode``'s). None for another batch or none past it."""

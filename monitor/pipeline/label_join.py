@@ -200,10 +200,11 @@ class ModelLabelJoin:
         ``list.extend`` in C."""
         if start >= len(rows):
             return
-        _, times, ids, _, _, predicted, scores, _, _ = zip(*rows[start:], strict=True)
+        given = rows[start:]
+        _, times, ids, _, _, predicted, scores, _, _ = zip(*given, strict=True)
         plain = None not in ids and set(map(type, predicted)) == {str}
         if not plain:  # an event without an id, or a value or odd class: one at a time
-            for k, row in enumerate(rows[start:], start):
+            for k, row in enumerate(given, start):
                 if row[2] is not None:
                     self.prediction(row[2], row[1], row[5], row[6], k)
             return
