@@ -47,6 +47,9 @@ class KafkaConfig:
     session_timeout_ms: int = 10_000
     dead_letter_topic: str = ""
     consumer_processes: int = 1
+    # Fetch, decode and parse records in a process of its own beside each consume loop, so
+    # that the loop's core goes to the detectors (issue 16). Not in cluster mode.
+    fetch_process: bool = True
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
@@ -28,10 +29,13 @@ from monitor.cluster.member import CONSUMER_SETTINGS as CLUSTER_CONSUMER
 from monitor.cluster.member import ClusterMember
 from monitor.cluster.transaction import TransactionFailed
 from monitor.config import Config
-from monitor.daemon.kafka_client import open_consumer
+from monitor.daemon.fetch_process import FetchProcess, FetchProcessGone
+from monitor.daemon.kafka_client import CONNECT_TIMEOUT_MS, open_consumer
 from monitor.daemon.ops import DaemonMetrics
 from monitor.daemon.poll_idle import PollIdle
 from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
+from monitor.ingest.events import Malformed
+from monitor.ingest.fetched import Fetched, parse_records
 from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.policy import NotificationPolicy
@@ -39,13 +43,15 @@ from monitor.notify.targets import WebhookTarget
 from monitor.pipeline.checkpoint import Checkpoint, CheckpointResult
 from monitor.pipeline.limits import UNLISTED_LABEL, UNLISTED_OTHER
 from monitor.pipeline.pipeline import Pipeline, collect_garbage_rarely
-from monitor.pipeline.routing import route
+from monitor.pipeline.routing import deliver
 from monitor.store.store import Store
 
 log = logging.getLogger("driftwarden.daemon")
 OUTAGE_GRACE_SECONDS = 3.0
 # Repeats and resolves from the CLI must go out even while no records arrive.
 NOTIFY_SWEEP_SECONDS = 30.0
+# Between restarts of a fetch process that died.
+FETCH_RESTART_SECONDS = 1.0
 
 
 class Daemon:
@@ -82,21 +88,39 @@ class Daemon:
         self.poll_idle = PollIdle(metrics.registry)
         kafka = config.kafka
         log.info("connecting to Kafka", extra={"bootstrap_servers": kafka.bootstrap_servers})
-        self.consumer = open_consumer(
-            kafka.bootstrap_servers,
-            group_id=kafka.group_id,
+        fetching: dict[str, Any] = dict(
             client_id=f"driftwarden-{kafka.group_id}",
             enable_auto_commit=False,
             auto_offset_reset=kafka.auto_offset_reset,
             max_poll_records=kafka.max_poll_records,
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-            session_timeout_ms=kafka.session_timeout_ms,
-            heartbeat_interval_ms=max(1000, kafka.session_timeout_ms // 4),
             retry_backoff_ms=20,
             reconnect_backoff_ms=200,
             reconnect_backoff_max_ms=5000,
+        )
+        self.consumer = open_consumer(
+            kafka.bootstrap_servers,
+            group_id=kafka.group_id,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, kafka.session_timeout_ms // 4),
+            **fetching,
             **(CLUSTER_CONSUMER if config.cluster.enabled else {}),
         )
+        # Records are fetched and parsed by a process of its own (monitor.daemon.fetch_child),
+        # except in cluster mode, whose transactions need them read by the group's member.
+        self._fetch_settings: dict[str, Any] = {
+            **fetching,
+            "client_id": f"driftwarden-{kafka.group_id}-fetch",
+            "group_id": kafka.group_id,  # for the committed offsets; it never joins the group
+            "bootstrap_servers": list(kafka.bootstrap_servers),
+            "bootstrap_timeout_ms": CONNECT_TIMEOUT_MS,
+            "request_timeout_ms": max(CONNECT_TIMEOUT_MS, 15_000),
+        }
+        use_fetcher = kafka.fetch_process and not config.cluster.enabled
+        self.fetcher = FetchProcess(config, self._fetch_settings) if use_fetcher else None
+        # Which assignment the fetch process reads for: its batches of an earlier one are dropped.
+        self._epoch = 0
+        self._assigned: set[TopicPartition] = set()
         # Cluster mode (monitor.cluster): checkpoints are Kafka transactions, partitions restore.
         self.cluster = (
             ClusterMember(config, store, self.consumer, slot) if config.cluster.enabled else None
@@ -141,28 +165,10 @@ class Daemon:
 
     def _consume(self, stop: threading.Event, heartbeat: Callable[[], None] | None) -> None:
         while not stop.is_set():
-            self.poll_idle.poll_started()
-            try:
-                # While a restore reads the changelog, this poll only keeps the member alive.
-                restoring = self.cluster is not None and self.cluster.restoring
-                polled = self.consumer.poll(timeout_ms=0 if restoring else 500)
-                self.poll_idle.poll_ended()
-            except KafkaError as exc:
-                if self._store_failure is not None:
-                    raise self._store_failure from None
-                log.warning("poll failed; retrying", extra={"error": str(exc)})
-                self._broker_state(self._connected(), str(exc))
-                stop.wait(1.0)
-                continue
-            if self._store_failure is not None:
-                raise self._store_failure
-            self._broker_state(self._connected(), "")
-            if polled:
-                started = time.perf_counter()
-                with self._lock:
-                    for tp, records in polled.items():
-                        self._process(tp, records)
-                self.metrics.latency.observe(time.perf_counter() - started)
+            if self.fetcher is not None:
+                self._take_fetched()
+            else:
+                self._poll_records()
             if self.cluster is not None:
                 with self._lock:
                     self.cluster.step()
@@ -173,6 +179,86 @@ class Daemon:
             if heartbeat is not None:
                 heartbeat()
             self.poll_idle.loop_ended()
+
+    def _poll_records(self) -> None:
+        """One poll of the group's consumer, its records parsed and processed here."""
+        self.poll_idle.poll_started()
+        # While a restore reads the changelog, this poll only keeps the member alive.
+        restoring = self.cluster is not None and self.cluster.restoring
+        polled = self._poll_group(0 if restoring else 500)
+        if polled is None:
+            return
+        self.poll_idle.poll_ended()
+        if not polled:
+            return
+        started = time.perf_counter()
+        with self._lock:
+            bounds = self.config.events.live_bounds(time.time())
+            for tp, records in polled.items():
+                highwater = self.consumer.highwater(tp)
+                fetched = parse_records(
+                    self._epoch, tp.topic, tp.partition, records, bounds, highwater
+                )
+                self._process(fetched)
+        self.metrics.latency.observe(time.perf_counter() - started)
+
+    def _take_fetched(self) -> None:
+        """The group's consumer polled for rebalances only (its partitions are paused),
+        then a batch from the fetch process, if one comes within the poll's wait."""
+        assert self.fetcher is not None
+        if self._poll_group(0 if self._assigned else 500) is None or not self._assigned:
+            return
+        self.poll_idle.poll_started()
+        try:
+            fetched = self.fetcher.receive(timeout=0.5)
+        except FetchProcessGone as exc:
+            self._restart_fetcher(str(exc))
+            return
+        self.poll_idle.poll_ended()
+        if fetched is None or fetched.epoch != self._epoch:
+            return  # nothing yet, or read for an assignment that has ended
+        started = time.perf_counter()
+        with self._lock:
+            self._process(fetched)
+        self.metrics.latency.observe(time.perf_counter() - started)
+
+    def _poll_group(self, timeout_ms: int) -> dict[TopicPartition, list[Any]] | None:
+        """One poll of the group's consumer; None when it failed (said, and waited out)."""
+        try:
+            polled: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            if self._store_failure is not None:
+                raise self._store_failure from None
+            log.warning("poll failed; retrying", extra={"error": str(exc)})
+            self._broker_state(self._connected(), str(exc))
+            time.sleep(1.0)
+            return None
+        if self._store_failure is not None:
+            raise self._store_failure
+        self._broker_state(self._connected(), "")
+        return polled
+
+    def _restart_fetcher(self, why: str) -> None:
+        """A new fetch process, reading on from the last checkpoint (taken first)."""
+        log.error("the fetch process failed; starting another", extra={"error": why})
+        assert self.fetcher is not None
+        self.fetcher.close()
+        time.sleep(FETCH_RESTART_SECONDS)
+        with self._lock:
+            self.checkpoint(commit=True)
+            self.fetcher = FetchProcess(self.config, self._fetch_settings)
+            stored = self.store.stored_offsets(self.config.kafka.group_id)
+            self._hand_to_fetcher(self._assigned, stored)
+
+    def _hand_to_fetcher(
+        self, partitions: set[TopicPartition], stored: dict[tuple[str, int], int]
+    ) -> None:
+        """The fetch process reads ``partitions`` from the stored offsets, for a new epoch."""
+        assert self.fetcher is not None
+        self._epoch += 1
+        names = [(tp.topic, tp.partition) for tp in partitions]
+        positions = {name: stored.get(name) for name in names}
+        self.fetcher.assign(self._epoch, positions)
 
     def _sweep_notifications(self) -> None:
         self._last_sweep = time.monotonic()
@@ -192,6 +278,8 @@ class Daemon:
             self.consumer.close(autocommit=False, timeout_ms=5000)
         except Exception as exc:  # leaving politely is best effort
             log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if self.fetcher is not None:  # after the group's leaving, which tells it to stop
+            self.fetcher.close()
         if self.dead_letters is not None:
             self.dead_letters.close(timeout=5)
         if self.cluster is not None:
@@ -206,47 +294,46 @@ class Daemon:
             self.consumer.close(autocommit=False, timeout_ms=5000)
         except Exception as exc:
             log.warning("closing the consumer failed", extra={"error": str(exc)})
+        if self.fetcher is not None:
+            self.fetcher.close()
         if self.cluster is not None:
             self.cluster.close()
 
-    def _process(self, tp: TopicPartition, records: list) -> None:  # type: ignore[type-arg]
-        pipeline = self.pipeline
+    def _process(self, fetched: Fetched) -> None:
+        pipeline, topic, partition = self.pipeline, fetched.topic, fetched.partition
         per_model: dict[str, int] = {}
-        bounds = self.config.events.live_bounds(time.time())
-        source = f"kafka:{tp.topic}"
-        for record in records:
-            model, _, listed = route(
-                pipeline,
-                record.value,
-                record.timestamp / 1000.0,
-                bounds,
-                source,
-                tp.topic,
-                tp.partition,
-                record.offset,
-            )
-            if model is None:  # malformed: quarantined
+        source = f"kafka:{topic}"
+        bad = iter(fetched.bad)
+        for parsed in fetched.parsed:
+            if type(parsed) is tuple:  # the usual prediction
+                model: str | None = parsed[0]
+                listed = pipeline.feed_row(parsed)
+            elif type(parsed) is Malformed:
+                record = next(bad)
+                deliver(pipeline, parsed, source, topic, partition, record.offset, record.value)
                 self.metrics.quarantined.inc()
                 if self.dead_letters is not None:
-                    raw = record.value if isinstance(record.value, bytes) else b""
                     self.dead_letters.send(
-                        self.config.kafka.dead_letter_topic, value=raw, key=record.key
+                        self.config.kafka.dead_letter_topic, value=record.value, key=record.key
                     )
+                continue
             else:
-                # Unlisted models share one label: a series per name would be unbounded.
-                model = model if listed else UNLISTED_LABEL
-                per_model[model] = per_model.get(model, 0) + 1
+                model, _, listed = deliver(pipeline, parsed, source, topic, partition, None, b"")
+            # Unlisted models share one label: a series per name would be unbounded.
+            model = model if listed else UNLISTED_LABEL
+            assert model is not None
+            per_model[model] = per_model.get(model, 0) + 1
         # One metric update per model and poll: labels() per record costs more than parsing.
         for model, count in per_model.items():
             self.metrics.records.labels(model).inc(count)
         if self.cluster is not None:
-            self.cluster.saw(tp.partition, per_model)
-        self._checkpoint.advance(tp.topic, tp.partition, records[-1].offset + 1)
-        self._checkpoint.count(len(records))
-        highwater = self.consumer.highwater(tp)
-        if highwater is not None:
-            behind = highwater - records[-1].offset - 1
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(behind)
+            self.cluster.saw(partition, per_model)
+        self._checkpoint.advance(topic, partition, fetched.last_offset + 1)
+        self._checkpoint.count(len(fetched.parsed))
+        if fetched.highwater is not None:
+            behind = fetched.highwater - fetched.last_offset - 1
+            tp = TopicPartition(topic, partition)
+            self.metrics.lag.labels(topic, str(partition)).set(behind)
             self.poll_idle.lag(tp, behind)
 
     def _checkpoint_due(self) -> bool:
@@ -332,6 +419,9 @@ class Daemon:
             self._checkpoint.forget()
             self.poll_idle.forget()
             self.status.assigned = 0
+            self._assigned = set()
+            if self.fetcher is not None:
+                self._hand_to_fetcher(set(), {})
             if self.cluster is not None:
                 self.cluster.revoked(partitions)
         log.info("partitions revoked", extra={"partitions": partition_names(partitions)})
@@ -350,10 +440,16 @@ class Daemon:
             raise
         with self._lock:
             self.status.assigned = len(partitions)
-            for tp in partitions:
-                offset = stored.get((tp.topic, tp.partition))
-                if offset is not None:
-                    self.consumer.seek(tp, offset)
+            self._assigned = set(partitions)
+            if self.fetcher is not None:
+                # The fetch process reads them: this consumer only keeps the membership.
+                self.consumer.pause(*partitions)
+                self._hand_to_fetcher(self._assigned, stored)
+            else:
+                for tp in partitions:
+                    offset = stored.get((tp.topic, tp.partition))
+                    if offset is not None:
+                        self.consumer.seek(tp, offset)
         log.info(
             "partitions assigned",
             extra={"partitions": partition_names(partitions)},

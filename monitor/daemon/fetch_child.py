@@ -1,0 +1,132 @@
+"""The fetch process: Kafka fetching, record decoding and parsing, beside the consume loop.
+
+kafka-python decodes every record in Python, and with JSON parsing that is
+about half of what one event costs the daemon (issue 16). This process does
+that work on a core of its own and hands the consume loop ``Fetched`` batches
+over a socket, so the loop spends its core on the detectors.
+
+It is a plain Kafka consumer of the partitions the loop tells it (``Assign``),
+never a member of the group: the loop's own consumer stays the member, pauses
+every partition it is given, and keeps rebalances, commits and checkpoints as
+before. A position of None is left to this consumer, which shares the group id:
+the group's committed offset, else ``auto_offset_reset``.
+
+Started by ``monitor.daemon.fetch_process`` as ``python -m
+monitor.daemon.fetch_child FD``, FD one end of a socket pair. It imports no
+detector. It ends when the loop closes its end of the socket, or is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from monitor.daemon.logs import setup_logging
+from monitor.ingest.events import TimeBounds
+from monitor.ingest.fetched import parse_records
+
+log = logging.getLogger("driftwarden.fetch")
+# How long a poll waits for records: an assignment from the loop waits at most this.
+POLL_MS = 100
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """The consumer's keyword arguments and the daemon's event-time bounds, as plain values."""
+
+    consumer: dict[str, Any]
+    earliest_ts: float
+    max_future_seconds: float
+    default_time_zone: str
+    log_level: str
+
+
+@dataclass(frozen=True)
+class Assign:
+    """Read these partitions from these offsets (None: the group's committed offset), and
+    tag what is read with ``epoch``."""
+
+    epoch: int
+    positions: dict[tuple[str, int], int | None]
+
+
+@dataclass(frozen=True)
+class FetchFailed:
+    """The process cannot go on (its consumer could not be made): why, in one line."""
+
+    reason: str
+
+
+def serve(conn: Connection) -> None:
+    settings: FetchSettings = conn.recv()
+    setup_logging(settings.log_level)
+    zone = ZoneInfo(settings.default_time_zone) if settings.default_time_zone else None
+    try:
+        consumer = KafkaConsumer(**settings.consumer)
+    except KafkaError as exc:
+        conn.send(FetchFailed(f"the fetch process could not reach Kafka: {exc}"))
+        return
+    epoch = -1
+    try:
+        while True:
+            wait = 0.0 if consumer.assignment() else 0.5
+            while conn.poll(wait):
+                order: Assign = conn.recv()
+                epoch = order.epoch
+                _assign(consumer, order.positions)
+                wait = 0.0
+            if not consumer.assignment():
+                continue
+            try:
+                polled = consumer.poll(timeout_ms=POLL_MS)
+            except KafkaError as exc:  # the loop's own consumer reports the broker's state
+                log.debug("fetch failed; retrying: %s", exc)
+                time.sleep(RETRY_SECONDS)
+                continue
+            if not polled:
+                continue
+            bounds = TimeBounds(
+                settings.earliest_ts, time.time() + settings.max_future_seconds, zone
+            )
+            for tp, records in polled.items():
+                if records:
+                    batch = parse_records(
+                        epoch, tp.topic, tp.partition, records, bounds, consumer.highwater(tp)
+                    )
+                    conn.send(batch)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _assign(consumer: KafkaConsumer, positions: dict[tuple[str, int], int | None]) -> None:
+    partitions = {TopicPartition(topic, part): at for (topic, part), at in positions.items()}
+    consumer.assign(list(partitions))  # none: unsubscribes, and drops what was fetched
+    for tp, at in partitions.items():
+        if at is not None:
+            consumer.seek(tp, at)
+
+
+def main() -> None:
+    # A terminal's Ctrl-C goes to the whole process group: the loop stops this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(int(sys.argv[1]))
+    try:
+        serve(conn)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the consume loop is gone or stopping: nothing is owed to it
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The daemon's fetch process (``kafka.fetch_process``) against the real broker.
+
+Records are fetched and parsed by a process of its own beside the consume loop.
+It must be invisible in what the daemon finds: killed, it is replaced and the
+stream still gives exactly a replay's alerts and quarantine; it never outlives
+its daemon, even one killed with SIGKILL; and turned off, the loop reads the
+records itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.store.store import Store
+from simulation.simulator import write_simulation
+from tests.integration.daemon_support import (
+    consumed,
+    free_port,
+    metric_totals,
+    produce_file,
+    replay_alerts,
+    signal_states,
+    start_daemon,
+    stop,
+    wait_until,
+    write_config,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:  # gone meanwhile
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _fetch_process(pid: int) -> int:
+    """The one fetch process of daemon ``pid``, once it has started."""
+    holder: list[int] = []
+
+    def started() -> bool:
+        holder[:] = _children(pid)
+        return len(holder) == 1
+
+    wait_until(started, 30, "the fetch process")
+    with open(f"/proc/{holder[0]}/cmdline", "rb") as cmdline:
+        assert b"monitor.daemon.fetch_child" in cmdline.read()
+    return holder[0]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie is gone too: only its parent can reap it.
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    return text[text.rindex(")") + 2] == "Z"
+
+
+def test_a_killed_fetch_process_is_replaced_and_the_stream_matches_a_replay(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=60_000, seed=7, malformed=500)
+    total = produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "live.db"
+    port = free_port()
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port)
+    log = tmp_path / "daemon.log"
+    process = start_daemon(config, log)
+    try:
+        first = _fetch_process(process.pid)
+        wait_until(lambda: consumed(store) >= 15_000, 180, "15,000 records checkpointed")
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: _gone(first), 10, "the killed fetch process to end")
+        second = _fetch_process(process.pid)
+        assert second != first
+        wait_until(lambda: consumed(store) >= total, 300, "the whole stream")
+        metrics = metric_totals(port)
+        assert metrics["driftwarden_broker_up"] == 1
+    finally:
+        code = stop(process)
+    assert code == 0, log.read_text()[-3000:]
+    assert "the fetch process failed; starting another" in log.read_text()
+    wait_until(lambda: _gone(second), 10, "the fetch process to end with its daemon")
+
+    live = Store(store)
+    try:
+        live_alerts = live.alerts()
+        quarantined = live.count("quarantine")
+    finally:
+        live.close()
+    replayed = replay_alerts(config, events, tmp_path / "replay.db")
+    assert live_alerts, "the stream holds drift; the daemon found none"
+    assert live_alerts == replayed
+    assert quarantined == 500
+    assert signal_states(store) == signal_states(tmp_path / "replay.db")
+
+
+def test_the_fetch_process_ends_with_a_daemon_killed_outright(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=20_000, seed=8)
+    produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "live.db"
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
+    process = start_daemon(config, tmp_path / "daemon.log")
+    try:
+        child = _fetch_process(process.pid)
+        wait_until(lambda: consumed(store) >= 2_000, 180, "a first checkpoint")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    # Its socket to the daemon closes with the daemon: it ends by itself, within its poll.
+    wait_until(lambda: _gone(child), 10, "the orphaned fetch process to end")
+
+
+def test_without_a_fetch_process_the_loop_reads_the_records_itself(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=20_000, seed=9, malformed=100)
+    total = produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "live.db"
+    config = write_config(
+        tmp_path / "live.toml",
+        kafka_bootstrap,
+        topic,
+        store,
+        free_port(),
+        kafka_extra="fetch_process = false",
+    )
+    log = tmp_path / "daemon.log"
+    process = start_daemon(config, log)
+    try:
+        wait_until(lambda: consumed(store) >= total, 180, "the whole stream")
+        time.sleep(0.5)
+        assert _children(process.pid) == []
+    finally:
+        code = stop(process)
+    assert code == 0, log.read_text()[-3000:]
+    live = Store(store)
+    try:
+        live_alerts, quarantined = live.alerts(), live.count("quarantine")
+    finally:
+        live.close()
+    assert live_alerts == replay_alerts(config, events, tmp_path / "replay.db")
+    assert quarantined == 100
