@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from monitor.daemon import record_batches
 from monitor.daemon.logs import setup_logging
 from monitor.ingest.events import TimeBounds
 from monitor.ingest.fetched import parse_records
@@ -76,6 +77,8 @@ def serve(conn: Connection) -> None:
     except KafkaError as exc:
         conn.send(FetchFailed(f"the fetch process could not reach Kafka: {exc}"))
         return
+    decoder = "plain v2 batches here" if record_batches.install(consumer) else "kafka-python"
+    log.info("fetch process started", extra={"records_decoded_by": decoder})
     epoch = -1
     try:
         while True:

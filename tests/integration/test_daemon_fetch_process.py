@@ -99,7 +99,10 @@ def test_a_killed_fetch_process_is_replaced_and_the_stream_matches_a_replay(
     finally:
         code = stop(process)
     assert code == 0, log.read_text()[-3000:]
-    assert "the fetch process failed; starting another" in log.read_text()
+    text = log.read_text()
+    assert "the fetch process failed; starting another" in text
+    # Both fetch processes decoded the records themselves (monitor.daemon.record_batches).
+    assert text.count('"records_decoded_by":"plain v2 batches here"') == 2, text[-3000:]
     wait_until(lambda: _gone(second), 10, "the fetch process to end with its daemon")
 
     live = Store(store)
