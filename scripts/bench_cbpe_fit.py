@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=2000)
+    parser.add_argument("--only", nargs="+", choices=(*MODELS, "reference"), metavar="KIND")
     args = parser.parse_args()
     trees = [
         (label, Path(where).resolve()) for label, _, where in (c.partition("=") for c in args.code)
@@ -178,13 +179,14 @@ def main() -> None:
         short = len(last) - 1  # all but the reference's last event, then that one
         md.observe_rows(base.RowBatch(**_fields(last, 0, short)))
         ready[label, "reference"] = (md, base.RowBatch(**_fields(last, short, len(last))))
-    kinds = (*MODELS, "reference")
+    kinds = args.only or (*MODELS, "reference")
     times: dict[tuple[str, str], list[float]] = {key: [] for key in ready}
     for round_ in range(1, args.rounds + 1):
         for kind in kinds:
             fitted = {}
             line = []
-            for label, _ in trees:
+            # Each round in the other order: a tree timed second ran slower, whichever.
+            for label, _ in trees if round_ % 2 else trees[::-1]:
                 timer = build_time if kind == "reference" else fit_time
                 seconds, fitted[label] = timer(ready[label, kind], args.repeats)
                 times[label, kind].append(seconds)
