@@ -47,7 +47,7 @@ class Draws:
         u = np.empty((draws, window), dtype=np.float64)
         for d in range(draws):
             take[d] = rng.integers(0, rows, window)
-            u[d] = rng.random(window)
+            rng.random(window, out=u[d])  # the same draws, written in place
         return cls(take, u)
 
     def block(self, start: int, stop: int) -> Draws:
@@ -114,31 +114,29 @@ class Ranked:
     """Each window's items sorted by one class's score, and the runs of ties among them."""
 
     flat: np.ndarray  # where each sorted item sits in the (draws x window) matrix, flat
-    rows: np.ndarray  # its reference row
     starts: np.ndarray  # where each run of ties starts among the sorted items (flat)
     sizes: np.ndarray  # each run's length
     runs: Segments  # each window's runs
     window: int
 
     @classmethod
-    def of(cls, ranks: np.ndarray, take: np.ndarray) -> Ranked:
-        """``ranks``: each reference row's rank by the score; ``take``: the windows' rows.
+    def of(cls, ranks: np.ndarray) -> Ranked:
+        """``ranks``: (draws x window) each item's rank by the score among the reference's.
         A stable sort by rank is the stable argsort of the scores: the same order."""
-        draws, window = take.shape
-        order = np.argsort(ranks[take], axis=1, kind="stable")
+        draws, window = ranks.shape
+        order = np.argsort(ranks, axis=1, kind="stable")
         flat = (order + np.arange(0, draws * window, window)[:, None]).ravel()
-        rows = take.ravel()[flat]
-        ranked = ranks[rows].reshape(draws, window)
+        ranked = ranks.ravel()[flat].reshape(draws, window)
         first = np.ones((draws, window), dtype=bool)
         first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
         starts = np.flatnonzero(first)  # each window's first item starts a run
         sizes = np.diff(starts, append=draws * window)
-        return cls(flat, rows, starts, sizes, Segments(first.sum(axis=1)), window)
+        return cls(flat, starts, sizes, Segments(first.sum(axis=1)), window)
 
     def auc(self, p: np.ndarray) -> np.ndarray:
-        """Per window, ``cbpe._auc_rows(scores, p[its rows][None, :])[0]`` (its estimated
-        AUC) for the class probabilities ``p`` of the reference rows."""
-        pos = np.asarray(np.add.reduceat(p[self.rows], self.starts))  # alone per run
+        """Per window, ``cbpe._auc_rows(scores, p[None, :])[0]`` (its estimated AUC) for
+        the (draws x window) class probabilities ``p``."""
+        pos = np.asarray(np.add.reduceat(p.ravel()[self.flat], self.starts))  # alone per run
         neg = self.sizes - pos
         below = self._running_sums(neg) - neg
         right = self.runs.sums(pos * (below + 0.5 * neg))
@@ -229,14 +227,13 @@ def _block(
     real_f1s: list[np.ndarray] = []
     real_aucs: list[np.ndarray] = []
     for c, ranked_c in ranks.items():
-        column = calibrated[:, c]
-        p, is_c, true_c = column[take], chosen == c, labels == c
+        p, is_c, true_c = calibrated[:, c][take], chosen == c, labels == c
         predicted_c = Selected(is_c)
         tp, fp = predicted_c.sums(p), predicted_c.sums(1 - p)
         f1s.append(cbpe.f1(tp, fp, Selected(~is_c).sums(p)))
         real_f1s.append(_counted_f1(is_c, true_c))
-        ranked = Ranked.of(ranked_c, take)
-        aucs.append(ranked.auc(column))
+        ranked = Ranked.of(ranked_c[take])
+        aucs.append(ranked.auc(p))
         real_aucs.append(ranked.realized_auc(true_c))
     estimated = {
         "accuracy": confidence[take].mean(axis=1),
