@@ -22,9 +22,10 @@ import numpy as np
 
 from detectors.performance import cbpe
 
-# Ranks of up to this many distinct scores fit in 16 bits, which numpy's stable sort
-# sorts by radix (linear time) rather than by comparing (more: sorted by comparing).
-_RADIX_RANKS = 1 << 16
+# numpy's stable sort sorts 16-bit integers by radix (linear time), wider ones by
+# comparing (~10 times slower here): ranks of more distinct scores than 16 bits hold
+# are sorted by two 16-bit passes.
+_DIGIT = 16
 # Windows are computed this many items at a time: arrays of a few hundred kB stay in
 # the caches and are reused by the allocator; arrays of all the windows at once (3 MB
 # each at the defaults) are fresh pages each, and faulting them in cost half the time.
@@ -106,7 +107,18 @@ def rank(scores: np.ndarray) -> np.ndarray:
     """Each score's rank among the distinct ``scores`` (equal scores, equal ranks): the
     scores' order and ties, in the smallest integer type that holds them."""
     distinct, inverse = np.unique(scores, return_inverse=True)
-    return inverse.astype(np.uint16 if len(distinct) <= _RADIX_RANKS else np.int64)
+    return inverse.astype(np.uint16 if len(distinct) <= 1 << _DIGIT else np.uint32)
+
+
+def stable_order(ranks: np.ndarray) -> np.ndarray:
+    """``np.argsort(ranks, axis=1, kind="stable")`` of 16- or 32-bit ranks: the same
+    order, a 32-bit rank sorted by its low 16 bits, then stably by its high 16 bits."""
+    if ranks.dtype == np.uint16:
+        return np.argsort(ranks, axis=1, kind="stable")
+    low = (ranks & ((1 << _DIGIT) - 1)).astype(np.uint16)
+    by_low = np.argsort(low, axis=1, kind="stable")
+    high = np.take_along_axis(ranks >> _DIGIT, by_low, axis=1).astype(np.uint16)
+    return np.take_along_axis(by_low, np.argsort(high, axis=1, kind="stable"), axis=1)
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ class Ranked:
         """``ranks``: (draws x window) each item's rank by the score among the reference's.
         A stable sort by rank is the stable argsort of the scores: the same order."""
         draws, window = ranks.shape
-        order = np.argsort(ranks, axis=1, kind="stable")
+        order = stable_order(ranks)
         flat = (order + np.arange(0, draws * window, window)[:, None]).ravel()
         ranked = ranks.ravel()[flat].reshape(draws, window)
         first = np.ones((draws, window), dtype=bool)

@@ -112,6 +112,24 @@ def test_batched_windows_equal_the_window_by_window_figures(
                 assert_bitwise(g[metric], e[metric], f"{name} {window} {kind} {metric}")
 
 
+def test_scores_past_16_bit_ranks_equal_the_window_by_window_figures() -> None:
+    case = binary_scores(8, 70_000, None, 1)  # ~70,000 distinct scores: 32-bit ranks
+    assert bootstrap.rank(case[1][:, 1]).dtype == np.uint32
+    expected, got = per_window(case, 300, 12, 8), batched(case, 300, 12, 8)
+    for e, g in zip(expected, got, strict=True):
+        for metric in cbpe.METRICS:
+            assert_bitwise(g[metric], e[metric], metric)
+
+
+def test_stable_order_of_32_bit_ranks_is_numpy_s_stable_argsort() -> None:
+    rng = np.random.default_rng(6)
+    for high in (70_000, 1 << 20, (1 << 32) - 1):
+        ranks = rng.integers(0, high, (5, 3000)).astype(np.uint32)
+        ranks[:, ::7] = ranks[:, :1]  # ties, a seventh of each row
+        expected = np.argsort(ranks, axis=1, kind="stable")
+        assert np.array_equal(bootstrap.stable_order(ranks), expected)
+
+
 def test_the_cases_cover_ties_and_absent_classes() -> None:
     """The cases above meet what they are meant to: NaN AUCs where a window lacks a class
     (estimated and realized), and runs of ties longer than numpy's pairwise blocks."""
