@@ -136,9 +136,10 @@ def fastest(state: Any, step: Callable[[Any], object], repeats: int) -> tuple[fl
 
 
 def fit_time(est: Any, repeats: int) -> tuple[float, Any]:
-    """A CBPE fit's time, and the calibration it fitted."""
+    """A CBPE fit's time, and the calibration it fitted (as JSON: floats by ``repr``,
+    so equal text is equal bits, NaN and -0.0 included)."""
     seconds, fitted = fastest(est, lambda e: e._fit(), repeats)
-    return seconds, fitted.calibration.dump()
+    return seconds, json.dumps(fitted.calibration.dump(), sort_keys=True)
 
 
 def build_time(ready: tuple[Any, Any], repeats: int) -> tuple[float, Any]:
