@@ -29,10 +29,19 @@ def fit_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``IsotonicRegression(out_of_bounds="clip")`` does.
     """
     order = np.argsort(x, kind="stable")
-    xs, ys = x[order], y[order].astype(np.float64)
-    unique, start = np.unique(xs, return_index=True)
-    counts = np.diff(np.append(start, len(xs))).astype(np.float64)
-    fit = optimize.isotonic_regression(np.add.reduceat(ys, start) / counts, weights=counts)
+    return _fit_sorted(x[order], y[order])
+
+
+def _fit_sorted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_isotonic` of ``xs`` sorted (``ys`` in their order; finite ``xs``)."""
+    first = np.empty(len(xs), dtype=bool)
+    first[:1] = True
+    first[1:] = xs[1:] != xs[:-1]
+    start = np.flatnonzero(first)  # where each distinct x starts, as np.unique finds it
+    unique = xs[start]
+    counts = np.diff(start, append=len(xs)).astype(np.float64)
+    sums = np.add.reduceat(ys.astype(np.float64), start)
+    fit = optimize.isotonic_regression(sums / counts, weights=counts)
     lows, highs = fit.blocks[:-1], fit.blocks[1:] - 1
     xp = np.column_stack([unique[lows], unique[highs]]).ravel()
     return xp, np.repeat(fit.x[lows], 2)
@@ -42,7 +51,9 @@ def apply_isotonic(xp: np.ndarray, fp: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.asarray(np.interp(x, xp, fp), dtype=np.float64)
 
 
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+def f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 from (expected) true positives, false positives and false negatives; 0 where
+    there are none of the three."""
     denominator = 2 * tp + fp + fn
     out = np.zeros_like(tp, dtype=np.float64)
     np.divide(2 * tp, denominator, out=out, where=denominator > 0)
@@ -69,7 +80,8 @@ def _auc_rows(ranking: np.ndarray, positive: np.ndarray) -> np.ndarray:
     return out
 
 
-def _classes(k: int, positive: int) -> list[int]:
+def classes(k: int, positive: int) -> list[int]:
+    """The classes F1 and ROC AUC are of: the positive one of two, else all (macro)."""
     return [positive] if k == 2 else list(range(k))
 
 
@@ -85,11 +97,11 @@ def estimate(
     rows = np.arange(n)
     accuracy = float(calibrated[rows, predicted].mean())
     f1s, aucs = [], []
-    for c in _classes(k, positive):
+    for c in classes(k, positive):
         p = calibrated[:, c]
         is_c = predicted == c
         tp, fp, fn = p[is_c].sum(), (1 - p[is_c]).sum(), p[~is_c].sum()
-        f1s.append(float(_f1(np.array([tp]), np.array([fp]), np.array([fn]))[0]))
+        f1s.append(float(f1(np.array([tp]), np.array([fp]), np.array([fn]))[0]))
         aucs.append(float(_auc_rows(raw[:, c], p[None, :])[0]))
     return {"accuracy": accuracy, "f1": float(np.mean(f1s)), "roc_auc": float(np.mean(aucs))}
 
@@ -100,12 +112,12 @@ def realized(
     """The same metrics from the true class indices (NaN where a class is absent)."""
     k = raw.shape[1]
     f1s, aucs = [], []
-    for c in _classes(k, positive):
+    for c in classes(k, positive):
         is_c, true_c = predicted == c, truth == c
         tp = np.array([float(np.sum(is_c & true_c))])
         fp = np.array([float(np.sum(is_c & ~true_c))])
         fn = np.array([float(np.sum(~is_c & true_c))])
-        f1s.append(float(_f1(tp, fp, fn)[0]))
+        f1s.append(float(f1(tp, fp, fn)[0]))
         aucs.append(float(_auc_rows(raw[:, c], true_c[None, :])[0]))
     return {
         "accuracy": float(np.mean(predicted == truth)),
@@ -133,14 +145,31 @@ def needs_calibration(
     ends of the scores it pools few labels, all of one class, into probabilities 0 and 1)."""
     if y.min() == y.max():
         return False
+    before, after = held_out_brier(p, y, rng, splits)
+    return after < before
+
+
+def held_out_brier(
+    p: np.ndarray, y: np.ndarray, rng: np.random.Generator, splits: int
+) -> tuple[float, float]:
+    """The held-out Brier scores of :func:`needs_calibration`, summed over the splits:
+    of ``p`` as they are, and isotonically calibrated on each split's other rows."""
     before = after = 0.0
     n = len(p)
     held = max(n // 10, 1)
+    # Sorted once: a split's training rows are the sorted rows it keeps. Tied scores may
+    # come in another order than a sort of the split's own would give, which changes no
+    # figure: the fit sums each score's outcomes, 0s and 1s, exactly in any order, and
+    # tied scores are the same number (-0.0 and 0.0 aside, which interpolate alike).
+    by_score = np.argsort(p, kind="stable")
+    p_sorted, y_sorted = p[by_score], y[by_score]
     for _ in range(splits):
-        order = rng.permutation(n)
-        test, train = order[:held], order[held:]
-        xp, fp = fit_isotonic(p[train], y[train])
+        test = rng.permutation(n)[:held]
+        train = np.ones(n, dtype=bool)
+        train[test] = False
+        kept = train[by_score]
+        xp, fp = _fit_sorted(p_sorted[kept], y_sorted[kept])
         outcome = y[test].astype(np.float64)
         before += float(np.sum((p[test] - outcome) ** 2))
         after += float(np.sum((apply_isotonic(xp, fp, p[test]) - outcome) ** 2))
-    return after < before
+    return before, after

@@ -49,7 +49,7 @@ from scipy import special
 
 from detectors.base import Finding, Severity, SignalChange
 from detectors.codec import decode_float, encode_float
-from detectors.performance import cbpe
+from detectors.performance import bootstrap, cbpe
 from detectors.performance.calibration import Calibration, Rows
 from detectors.suite.alarms import AlarmTracker
 
@@ -393,22 +393,17 @@ class EstimatedPerformance:
         """The reference's estimates; their spread over windows drawn from its rows (the
         alarm limits); and how far a window's realized value strays from its estimate
         when labels are drawn from the calibrated probabilities (the bands)."""
-        rng = np.random.default_rng(0)
         value = cbpe.estimate(calibrated, raw, predicted, calibration.positive)
-        draws: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
-        gaps: dict[str, list[float]] = {m: [] for m in cbpe.METRICS}
-        for _ in range(BOOTSTRAP_DRAWS):
-            take = rng.integers(0, len(predicted), self.window)
-            p, r, k = calibrated[take], raw[take], predicted[take]
-            drawn = cbpe.estimate(p, r, k, calibration.positive)
-            realized = cbpe.realized(r, k, cbpe.draw_labels(p, rng), calibration.positive)
-            for metric, v in drawn.items():
-                draws[metric].append(v)
-                gaps[metric].append(realized[metric] - v)
+        # The windows' estimates and realized values all at once (each window's
+        # ``cbpe.estimate`` and ``cbpe.realized`` of ``cbpe.draw_labels``, the same figures).
+        draws = bootstrap.Draws.of(
+            np.random.default_rng(0), len(predicted), self.window, BOOTSTRAP_DRAWS
+        )
+        drawn, realized = bootstrap.metrics(calibrated, raw, predicted, calibration.positive, draws)
         # The reference value is itself estimated from `reference` rows: widen for it.
         widen = math.sqrt(1 + self.window / len(predicted))
         for metric in cbpe.METRICS:
-            spread, gap = np.array(draws[metric]), np.array(gaps[metric])
+            spread, gap = drawn[metric], realized[metric] - drawn[metric]
             if math.isfinite(value[metric]) and np.isfinite(spread).all():
                 finite = gap[np.isfinite(gap)]
                 calibration.reference[metric] = [

@@ -94,12 +94,16 @@ class RankTable:
         for f, ref in enumerate(references):
             if ref.size == 0:
                 continue
-            u = self.ranks[f][np.searchsorted(self.edges[f], ref.values, "right")]
+            index = np.searchsorted(self.edges[f], ref.values, "right")
+            u = self.ranks[f][index]
             a = np.abs(2 * u - 1)
             var_u[f] = float(np.mean((u - 0.5) ** 2))
             mean_a[f] = float(np.mean(a))
             var_a[f] = float(np.var(a))
-            bins[f] = float(np.unique(u).shape[0])
+            # The distinct u are the mid-ranks of the bins hit: at most EDGES + 1 to sort,
+            # not every value of the reference.
+            hit = np.bincount(index, minlength=EDGES + 1) > 0
+            bins[f] = float(np.unique(self.ranks[f][hit]).shape[0])
         return {"var_u": var_u, "mean_a": mean_a, "var_a": var_a, "bins": bins}
 
     def dump(self, stored: Container[str] = frozenset()) -> dict[str, Any]:
