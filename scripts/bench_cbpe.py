@@ -295,7 +295,7 @@ def cost(n: int) -> None:
 
     from monitor.config import parse_config
     from monitor.ingest.events import Event
-    from monitor.pipeline.pipeline import Pipeline, scored_prediction
+    from monitor.pipeline.pipeline import Pipeline, scored_row
     from monitor.store.store import Store
 
     rng = np.random.default_rng(1)
@@ -338,9 +338,11 @@ def cost(n: int) -> None:
         if event.type == "label":
             scored.append(Scored(seq, event.ts, event.id, truth=str(event.label)))
         else:
-            made = scored_prediction(seq, event)
+            made = scored_row(
+                seq, event.ts, event.id, event.prediction, event.score, event.probabilities
+            )
             assert made is not None
-            scored.append(made)
+            scored.append(Scored(*made))
     making = time.process_time() - started
     estimator = EstimatedPerformance()
     # The reference and the first window (where the calibration is fitted, once), then the rest.
