@@ -166,7 +166,7 @@ class Daemon:
     def _consume(self, stop: threading.Event, heartbeat: Callable[[], None] | None) -> None:
         while not stop.is_set():
             if self.fetcher is not None:
-                self._take_fetched()
+                self._take_fetched(stop)
             else:
                 self._poll_records()
             if self.cluster is not None:
@@ -202,7 +202,7 @@ class Daemon:
                 self._process(fetched)
         self.metrics.latency.observe(time.perf_counter() - started)
 
-    def _take_fetched(self) -> None:
+    def _take_fetched(self, stop: threading.Event) -> None:
         """The group's consumer polled for rebalances only (its partitions are paused),
         then a batch from the fetch process, if one comes within the poll's wait."""
         assert self.fetcher is not None
@@ -212,7 +212,8 @@ class Daemon:
         try:
             fetched = self.fetcher.receive(timeout=0.5)
         except FetchProcessGone as exc:
-            self._restart_fetcher(str(exc))
+            if not stop.is_set():  # while stopping, the loop needs it no more
+                self._restart_fetcher(str(exc))
             return
         self.poll_idle.poll_ended()
         if fetched is None or fetched.epoch != self._epoch:

@@ -18,9 +18,13 @@ detector. It ends when the loop closes its end of the socket, or is gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
+import queue
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -33,11 +37,16 @@ from kafka.errors import KafkaError
 from monitor.daemon import record_batches
 from monitor.daemon.logs import setup_logging
 from monitor.ingest.events import TimeBounds
-from monitor.ingest.fetched import parse_records
+from monitor.ingest.fetched import Fetched, parse_records
 
 log = logging.getLogger("driftwarden.fetch")
 # How long a poll waits for records: an assignment from the loop waits at most this.
 POLL_MS = 100
+# Records per batch handed over: the loop starts on a poll's first records while the
+# rest are parsed, and a batch's objects stay a few MB.
+BATCH_RECORDS = 2048
+# Batches parsed ahead of the loop, waiting to be written (each up to BATCH_RECORDS).
+AHEAD = 4
 RETRY_SECONDS = 1.0
 
 
@@ -79,9 +88,10 @@ def serve(conn: Connection) -> None:
         return
     decoder = "plain v2 batches here" if record_batches.install(consumer) else "kafka-python"
     log.info("fetch process started", extra={"records_decoded_by": decoder})
+    outbox = Outbox(conn)
     epoch = -1
     try:
-        while True:
+        while outbox.open:
             wait = 0.0 if consumer.assignment() else 0.5
             while conn.poll(wait):
                 order: Assign = conn.recv()
@@ -96,19 +106,58 @@ def serve(conn: Connection) -> None:
                 log.debug("fetch failed; retrying: %s", exc)
                 time.sleep(RETRY_SECONDS)
                 continue
-            if not polled:
-                continue
             bounds = TimeBounds(
                 settings.earliest_ts, time.time() + settings.max_future_seconds, zone
             )
             for tp, records in polled.items():
-                if records:
-                    batch = parse_records(
-                        epoch, tp.topic, tp.partition, records, bounds, consumer.highwater(tp)
+                highwater = consumer.highwater(tp)
+                for start in range(0, len(records), BATCH_RECORDS):
+                    part = records[start : start + BATCH_RECORDS]
+                    outbox.put(
+                        parse_records(epoch, tp.topic, tp.partition, part, bounds, highwater)
                     )
-                    conn.send(batch)
     finally:
+        outbox.close()
         consumer.close(autocommit=False)
+
+
+class Outbox:
+    """Batches pickled here and written to the socket by a thread of their own, up to
+    ``AHEAD`` of them waiting: the process fetches and parses on while the loop is busy
+    with a batch, instead of waiting for the loop to take each one before the next. The
+    write releases the GIL."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
+        self.open = True
+        self._thread = threading.Thread(target=self._write, name="fetch-outbox", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: Fetched) -> None:
+        data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        while self.open:  # a loop that is gone takes nothing more
+            try:
+                self._queue.put(data, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        self.open = False
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+
+    def _write(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            try:
+                self._conn.send_bytes(data)
+            except OSError:  # the loop closed its end: it is stopping, or gone
+                self.open = False
+                return
 
 
 def _assign(consumer: KafkaConsumer, positions: dict[tuple[str, int], int | None]) -> None:
@@ -120,8 +169,11 @@ def _assign(consumer: KafkaConsumer, positions: dict[tuple[str, int], int | None
 
 
 def main() -> None:
-    # A terminal's Ctrl-C goes to the whole process group: the loop stops this process.
+    # A terminal's Ctrl-C goes to the whole process group, and systemd's SIGTERM to the
+    # whole control group: the loop stops this process, by closing its socket, once it
+    # has stopped reading from it (a fetch process that ended first would look failed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(int(sys.argv[1]))
     try:
         serve(conn)

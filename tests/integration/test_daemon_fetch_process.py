@@ -51,17 +51,24 @@ def _children(pid: int) -> list[int]:
 
 
 def _fetch_process(pid: int) -> int:
-    """The one fetch process of daemon ``pid``, once it has started."""
+    """The one fetch process of daemon ``pid``, once it has started (other children, such
+    as a library's short-lived helper at start-up, are not it)."""
     holder: list[int] = []
 
     def started() -> bool:
-        holder[:] = _children(pid)
+        holder[:] = [c for c in _children(pid) if b"monitor.daemon.fetch_child" in _cmdline(c)]
         return len(holder) == 1
 
     wait_until(started, 30, "the fetch process")
-    with open(f"/proc/{holder[0]}/cmdline", "rb") as cmdline:
-        assert b"monitor.daemon.fetch_child" in cmdline.read()
     return holder[0]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:  # gone meanwhile
+        return b""
 
 
 def _gone(pid: int) -> bool:
@@ -157,7 +164,8 @@ def test_without_a_fetch_process_the_loop_reads_the_records_itself(
     try:
         wait_until(lambda: consumed(store) >= total, 180, "the whole stream")
         time.sleep(0.5)
-        assert _children(process.pid) == []
+        fetchers = [c for c in _children(process.pid) if b"fetch_child" in _cmdline(c)]
+        assert fetchers == []
     finally:
         code = stop(process)
     assert code == 0, log.read_text()[-3000:]
@@ -168,3 +176,28 @@ def test_without_a_fetch_process_the_loop_reads_the_records_itself(
         live.close()
     assert live_alerts == replay_alerts(config, events, tmp_path / "replay.db")
     assert quarantined == 100
+
+
+def test_a_sigterm_to_every_process_of_the_daemon_stops_it_cleanly(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    """systemd's stop sends SIGTERM to every process of the service, not only the main one."""
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=20_000, seed=10)
+    total = produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "live.db"
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
+    log = tmp_path / "daemon.log"
+    process = start_daemon(config, log)
+    try:
+        child = _fetch_process(process.pid)
+        wait_until(lambda: consumed(store) >= total, 180, "the whole stream")
+        os.kill(child, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGTERM)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            stop(process)
+    assert code == 0, log.read_text()[-3000:]
+    assert "the fetch process failed" not in log.read_text()
+    wait_until(lambda: _gone(child), 10, "the fetch process to end with its daemon")
