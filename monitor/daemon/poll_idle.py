@@ -1,10 +1,12 @@
-"""How long the consume loop waits idle inside Kafka's poll while records are waiting for it.
+"""How long the consume loop waits idle for records while records are waiting for it.
 
-Fetches arrive on kafka-python's IO thread; the loop's own thread decodes the
-records inside ``poll``. The loop's wait in a poll is therefore its wall time
-less the loop thread's CPU time in it. It counts only when, before the poll, a
-partition was behind its high-water mark as the last fetch reported it: waiting
-for records nobody has produced yet is not idle. ``waiting / behind`` is the
+The loop takes its records from its fetch process (``monitor.daemon.fetch_child``),
+or, without one, from Kafka's ``poll``, whose fetches arrive on kafka-python's IO
+thread and whose records the loop's own thread decodes. Either way the loop's
+wait is the wall time of taking a batch less the loop thread's CPU time in it.
+It counts only when, before the wait, a partition was behind its high-water mark
+as the last fetch reported it: waiting for records nobody has produced yet is not
+idle. ``waiting / behind`` is the
 idle share of the loop while it has work; a fetch pipeline that keeps up holds
 it near zero, one that lets the broker hold fetch requests brings it near one.
 """
@@ -21,8 +23,9 @@ class PollIdle:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.waiting = Counter(
             "driftwarden_poll_waiting",
-            "Seconds the consume loop waited inside Kafka poll while a partition had records "
-            "beyond its position (poll wall time less the loop thread's CPU time)",
+            "Seconds the consume loop waited for records (the fetch process's next batch, or "
+            "inside Kafka poll) while a partition had records beyond its position (wall time "
+            "less the loop thread's CPU time)",
             unit="seconds",
             registry=registry,
         )
