@@ -50,8 +50,11 @@ log = logging.getLogger("driftwarden.daemon")
 OUTAGE_GRACE_SECONDS = 3.0
 # Repeats and resolves from the CLI must go out even while no records arrive.
 NOTIFY_SWEEP_SECONDS = 30.0
-# Between restarts of a fetch process that died.
+# Between restarts of a fetch process that died; so many deaths within the window end the
+# daemon instead (a fetch process that cannot start at all would otherwise loop forever).
 FETCH_RESTART_SECONDS = 1.0
+FETCH_RESTARTS_AT_MOST = 5
+FETCH_RESTART_WINDOW_SECONDS = 60.0
 
 
 class Daemon:
@@ -120,6 +123,7 @@ class Daemon:
         self.fetcher = FetchProcess(config, self._fetch_settings) if use_fetcher else None
         # Which assignment the fetch process reads for: its batches of an earlier one are dropped.
         self._epoch = 0
+        self._fetch_restarts: list[float] = []  # when, in monotonic seconds
         self._assigned: set[TopicPartition] = set()
         # Cluster mode (monitor.cluster): checkpoints are Kafka transactions, partitions restore.
         self.cluster = (
@@ -241,6 +245,17 @@ class Daemon:
 
     def _restart_fetcher(self, why: str) -> None:
         """A new fetch process, reading on from the last checkpoint (taken first)."""
+        now = time.monotonic()
+        self._fetch_restarts = [
+            t for t in self._fetch_restarts if now - t < FETCH_RESTART_WINDOW_SECONDS
+        ]
+        if len(self._fetch_restarts) >= FETCH_RESTARTS_AT_MOST:
+            raise FetchProcessGone(
+                f"the fetch process failed {len(self._fetch_restarts) + 1} times within "
+                f"{FETCH_RESTART_WINDOW_SECONDS:.0f} s (last: {why}); set [kafka] "
+                "fetch_process = false to read records in the consume loop instead"
+            )
+        self._fetch_restarts.append(now)
         log.error("the fetch process failed; starting another", extra={"error": why})
         assert self.fetcher is not None
         self.fetcher.close()

@@ -56,6 +56,7 @@ class FetchProcess:
             )
         self._conn = Connection(ours.detach())
         self._closed = False
+        self._lost = False  # found gone by ``assign``
         self._conn.send(settings)
 
     @property
@@ -63,10 +64,18 @@ class FetchProcess:
         return self._process.pid
 
     def assign(self, epoch: int, positions: dict[tuple[str, int], int | None]) -> None:
-        self._send(Assign(epoch, positions))
+        """Tell the process what to read. It never raises: the rebalance callbacks call
+        it, and kafka-python would turn an exception there into an error on every poll
+        after. A process found gone here is reported by the next ``receive``."""
+        try:
+            self._conn.send(Assign(epoch, positions))
+        except OSError:
+            self._lost = True
 
     def receive(self, timeout: float) -> Fetched | None:
         """The next batch, or None when none came within ``timeout`` seconds."""
+        if self._lost:
+            raise self._gone()
         try:
             if not self._conn.poll(timeout):
                 return None
@@ -91,16 +100,7 @@ class FetchProcess:
             self._process.kill()
             self._process.wait()
 
-    def _send(self, message: Assign) -> None:
-        try:
-            self._conn.send(message)
-        except OSError:
-            raise self._gone() from None
-
     def _gone(self) -> FetchProcessGone:
         code = self._process.poll()
         how = f"exited with {code}" if code is not None else "closed its socket"
-        return FetchProcessGone(
-            f"the fetch process (pid {self.pid}) {how}; the daemon stops, and starts again "
-            "from its last checkpoint when its service manager restarts it"
-        )
+        return FetchProcessGone(f"the fetch process (pid {self.pid}) {how}")

@@ -6,6 +6,7 @@ which checkpoints before partitions go and seeks to stored offsets when they com
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 if TYPE_CHECKING:
     from monitor.daemon.daemon import Daemon
+
+log = logging.getLogger("driftwarden.daemon")
 
 
 @dataclass
@@ -28,11 +31,21 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
+    # kafka-python swallows a callback's exception into "User rebalance callback throws an
+    # error" on every later poll: the cause is logged here, once.
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.daemon.on_revoked(revoked)
+        try:
+            self.daemon.on_revoked(revoked)
+        except Exception:
+            log.exception("revoking partitions failed")
+            raise
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.daemon.on_assigned(assigned)
+        try:
+            self.daemon.on_assigned(assigned)
+        except Exception:
+            log.exception("taking assigned partitions failed")
+            raise
 
 
 def partition_names(partitions: set[TopicPartition]) -> list[str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,10 @@ def _cmdline(pid: int) -> bytes:
             return cmdline.read()
     except OSError:  # gone meanwhile
         return b""
+
+
+def _gone_or_ended(pid: int, daemon: subprocess.Popen[bytes]) -> bool:
+    return _gone(pid) or daemon.poll() is not None
 
 
 def _gone(pid: int) -> bool:
@@ -201,3 +207,30 @@ def test_a_sigterm_to_every_process_of_the_daemon_stops_it_cleanly(
     assert code == 0, log.read_text()[-3000:]
     assert "the fetch process failed" not in log.read_text()
     wait_until(lambda: _gone(child), 10, "the fetch process to end with its daemon")
+
+
+def test_a_fetch_process_that_keeps_dying_ends_the_daemon_with_one_line(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_simulation(events, events=5_000, seed=11)
+    produce_file(kafka_bootstrap, topic, events)
+    store = tmp_path / "live.db"
+    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
+    log = tmp_path / "daemon.log"
+    process = start_daemon(config, log)
+    try:
+        for _ in range(6):  # the sixth death within a minute is one too many
+            child = _fetch_process(process.pid)
+            os.kill(child, signal.SIGKILL)
+            wait_until(partial(_gone_or_ended, child, process), 10, "the kill")
+            if process.poll() is not None:
+                break
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            stop(process)
+    text = log.read_text()
+    assert code == 2, text[-3000:]
+    assert text.count("the fetch process failed; starting another") == 5
+    assert "fetch_process = false to read records in the consume loop instead" in text
