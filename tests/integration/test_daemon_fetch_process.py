@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -88,17 +89,44 @@ def _gone(pid: int) -> bool:
     return text[text.rindex(")") + 2] == "Z"
 
 
+@dataclass
+class Run:
+    """A simulated stream produced to ``topic`` and a daemon started on it."""
+
+    events: Path
+    total: int
+    store: Path
+    config: Path
+    log: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+def _run(
+    tmp_path: Path,
+    bootstrap: str,
+    topic: str,
+    events: int,
+    seed: int,
+    malformed: int = 0,
+    kafka_extra: str = "",
+) -> Run:
+    stream = tmp_path / "events.jsonl"
+    write_simulation(stream, events=events, seed=seed, malformed=malformed)
+    total = produce_file(bootstrap, topic, stream)
+    store, port, log = tmp_path / "live.db", free_port(), tmp_path / "daemon.log"
+    config = write_config(
+        tmp_path / "live.toml", bootstrap, topic, store, port, kafka_extra=kafka_extra
+    )
+    return Run(stream, total, store, config, log, port, start_daemon(config, log))
+
+
 def test_a_killed_fetch_process_is_replaced_and_the_stream_matches_a_replay(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=60_000, seed=7, malformed=500)
-    total = produce_file(kafka_bootstrap, topic, events)
-    store = tmp_path / "live.db"
-    port = free_port()
-    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, port)
-    log = tmp_path / "daemon.log"
-    process = start_daemon(config, log)
+    run = _run(tmp_path, kafka_bootstrap, topic, 60_000, seed=7, malformed=500)
+    events, total, store, config = run.events, run.total, run.store, run.config
+    log, port, process = run.log, run.port, run.process
     try:
         first = _fetch_process(process.pid)
         wait_until(lambda: consumed(store) >= 15_000, 180, "15,000 records checkpointed")
@@ -134,12 +162,8 @@ def test_a_killed_fetch_process_is_replaced_and_the_stream_matches_a_replay(
 def test_the_fetch_process_ends_with_a_daemon_killed_outright(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=20_000, seed=8)
-    produce_file(kafka_bootstrap, topic, events)
-    store = tmp_path / "live.db"
-    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
-    process = start_daemon(config, tmp_path / "daemon.log")
+    run = _run(tmp_path, kafka_bootstrap, topic, 20_000, seed=8)
+    store, process = run.store, run.process
     try:
         child = _fetch_process(process.pid)
         wait_until(lambda: consumed(store) >= 2_000, 180, "a first checkpoint")
@@ -153,20 +177,17 @@ def test_the_fetch_process_ends_with_a_daemon_killed_outright(
 def test_without_a_fetch_process_the_loop_reads_the_records_itself(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=20_000, seed=9, malformed=100)
-    total = produce_file(kafka_bootstrap, topic, events)
-    store = tmp_path / "live.db"
-    config = write_config(
-        tmp_path / "live.toml",
+    run = _run(
+        tmp_path,
         kafka_bootstrap,
         topic,
-        store,
-        free_port(),
+        20_000,
+        seed=9,
+        malformed=100,
         kafka_extra="fetch_process = false",
     )
-    log = tmp_path / "daemon.log"
-    process = start_daemon(config, log)
+    events, total, store, config = run.events, run.total, run.store, run.config
+    log, process = run.log, run.process
     try:
         wait_until(lambda: consumed(store) >= total, 180, "the whole stream")
         time.sleep(0.5)
@@ -188,13 +209,8 @@ def test_a_sigterm_to_every_process_of_the_daemon_stops_it_cleanly(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
     """systemd's stop sends SIGTERM to every process of the service, not only the main one."""
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=20_000, seed=10)
-    total = produce_file(kafka_bootstrap, topic, events)
-    store = tmp_path / "live.db"
-    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
-    log = tmp_path / "daemon.log"
-    process = start_daemon(config, log)
+    run = _run(tmp_path, kafka_bootstrap, topic, 20_000, seed=10)
+    total, store, log, process = run.total, run.store, run.log, run.process
     try:
         child = _fetch_process(process.pid)
         wait_until(lambda: consumed(store) >= total, 180, "the whole stream")
@@ -212,13 +228,8 @@ def test_a_sigterm_to_every_process_of_the_daemon_stops_it_cleanly(
 def test_a_fetch_process_that_keeps_dying_ends_the_daemon_with_one_line(
     kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
-    events = tmp_path / "events.jsonl"
-    write_simulation(events, events=5_000, seed=11)
-    produce_file(kafka_bootstrap, topic, events)
-    store = tmp_path / "live.db"
-    config = write_config(tmp_path / "live.toml", kafka_bootstrap, topic, store, free_port())
-    log = tmp_path / "daemon.log"
-    process = start_daemon(config, log)
+    run = _run(tmp_path, kafka_bootstrap, topic, 5_000, seed=11)
+    log, process = run.log, run.process
     try:
         for _ in range(6):  # the sixth death within a minute is one too many
             child = _fetch_process(process.pid)
