@@ -1,10 +1,9 @@
 """The consume loop's handle on its fetch process (``monitor.daemon.fetch_child``).
 
 The loop tells it which partitions to read from where (``assign``) and takes
-its parsed batches (``receive``); the socket between them holds about one
-batch, so the fetch process reads at most a batch or two ahead of the loop
-and blocks while the loop is busy: memory stays bounded however far behind
-the stream is.
+its parsed batches (``receive``). The fetch process keeps at most a few
+batches waiting (``fetch_child.AHEAD``) and blocks while the loop is busy:
+memory stays bounded however far behind the stream is.
 """
 
 from __future__ import annotations
