@@ -7,6 +7,7 @@ which checkpoints before partitions go and seeks to stored offsets when they com
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,10 +33,13 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.daemon = daemon
 
     # kafka-python swallows a callback's exception into "User rebalance callback throws an
-    # error" on every later poll: the cause is logged here, once.
+    # error" on every later poll: the cause is logged here, once. A store error is the
+    # daemon's to report (it stops on it, with one line).
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         try:
             self.daemon.on_revoked(revoked)
+        except sqlite3.Error:
+            raise
         except Exception:
             log.exception("revoking partitions failed")
             raise
@@ -43,6 +47,8 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         try:
             self.daemon.on_assigned(assigned)
+        except sqlite3.Error:
+            raise
         except Exception:
             log.exception("taking assigned partitions failed")
             raise
