@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,26 +33,26 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
-    # kafka-python swallows a callback's exception into "User rebalance callback throws an
-    # error" on every later poll: the cause is logged here, once. A store error is the
-    # daemon's to report (it stops on it, with one line).
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        try:
-            self.daemon.on_revoked(revoked)
-        except sqlite3.Error:
-            raise
-        except Exception:
-            log.exception("revoking partitions failed")
-            raise
+        _reporting("revoking partitions failed", self.daemon.on_revoked, revoked)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        try:
-            self.daemon.on_assigned(assigned)
-        except sqlite3.Error:
-            raise
-        except Exception:
-            log.exception("taking assigned partitions failed")
-            raise
+        _reporting("taking assigned partitions failed", self.daemon.on_assigned, assigned)
+
+
+def _reporting(
+    what: str, callback: Callable[[set[TopicPartition]], None], partitions: set[TopicPartition]
+) -> None:
+    """Run a rebalance callback, logging its exception once: kafka-python swallows it into
+    "User rebalance callback throws an error" on every later poll. A store error is the
+    daemon's to report (it stops on it, with one line)."""
+    try:
+        callback(partitions)
+    except sqlite3.Error:
+        raise
+    except Exception:
+        log.exception(what)
+        raise
 
 
 def partition_names(partitions: set[TopicPartition]) -> list[str]:

@@ -118,16 +118,8 @@ def _records(
             pos = pos + 1 if buf[pos] < 0x80 else varint(buf, pos)[1]
             ts_delta, pos = varint(buf, pos)
             offset_delta, pos = varint(buf, pos)
-            key_len, pos = varint(buf, pos)
-            key = None
-            if key_len >= 0:
-                key = bytes(buf[pos : pos + key_len])
-                pos += key_len
-            value_len, pos = varint(buf, pos)
-            value = None
-            if value_len >= 0:
-                value = bytes(buf[pos : pos + value_len])
-                pos += value_len
+            key, pos = _nullable_bytes(buf, pos)
+            value, pos = _nullable_bytes(buf, pos)
             header_count, pos = varint(buf, pos)
             headers: list[tuple[str, bytes | None]] = []
             if header_count:
@@ -143,6 +135,15 @@ def _records(
     return out
 
 
+def _nullable_bytes(buf: memoryview, pos: int) -> tuple[bytes | None, int]:
+    """A varint length and that many bytes (a negative length: None), and the position
+    after them."""
+    length, pos = _varint(buf, pos)
+    if length < 0:
+        return None, pos
+    return bytes(buf[pos : pos + length]), pos + length
+
+
 def _headers(buf: memoryview, pos: int, count: int, into: list[tuple[str, bytes | None]]) -> int:
     if count < 0:
         raise NotPlain("a negative header count")
@@ -152,11 +153,7 @@ def _headers(buf: memoryview, pos: int, count: int, into: list[tuple[str, bytes 
             raise NotPlain("a header without a key")
         key = bytes(buf[pos : pos + key_len]).decode("utf-8")
         pos += key_len
-        value_len, pos = _varint(buf, pos)
-        value = None
-        if value_len >= 0:
-            value = bytes(buf[pos : pos + value_len])
-            pos += value_len
+        value, pos = _nullable_bytes(buf, pos)
         into.append((key, value))
     return pos
 

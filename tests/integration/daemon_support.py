@@ -139,6 +139,15 @@ def consumed(store_path: Path) -> int:
         store.close()
 
 
+def alerts_and_quarantined(store_path: Path) -> tuple[list[dict[str, object]], int]:
+    """The store's alerts and how many records it quarantined."""
+    store = Store(store_path)
+    try:
+        return store.alerts(), store.count("quarantine")
+    finally:
+        store.close()
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

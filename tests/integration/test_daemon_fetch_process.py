@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store.store import Store
 from simulation.simulator import write_simulation
 from tests.integration.daemon_support import (
+    alerts_and_quarantined,
     consumed,
     free_port,
     metric_totals,
@@ -146,12 +146,7 @@ def test_a_killed_fetch_process_is_replaced_and_the_stream_matches_a_replay(
     assert text.count('"records_decoded_by":"plain v2 batches here"') == 2, text[-3000:]
     wait_until(lambda: _gone(second), 10, "the fetch process to end with its daemon")
 
-    live = Store(store)
-    try:
-        live_alerts = live.alerts()
-        quarantined = live.count("quarantine")
-    finally:
-        live.close()
+    live_alerts, quarantined = alerts_and_quarantined(store)
     replayed = replay_alerts(config, events, tmp_path / "replay.db")
     assert live_alerts, "the stream holds drift; the daemon found none"
     assert live_alerts == replayed
@@ -196,11 +191,7 @@ def test_without_a_fetch_process_the_loop_reads_the_records_itself(
     finally:
         code = stop(process)
     assert code == 0, log.read_text()[-3000:]
-    live = Store(store)
-    try:
-        live_alerts, quarantined = live.alerts(), live.count("quarantine")
-    finally:
-        live.close()
+    live_alerts, quarantined = alerts_and_quarantined(store)
     assert live_alerts == replay_alerts(config, events, tmp_path / "replay.db")
     assert quarantined == 100
 
