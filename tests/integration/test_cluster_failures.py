@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -84,6 +85,14 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
     receiver = start_receiver()
     events = tmp_path / "events.jsonl"
     _six_models(events, tmp_path)
+    # Produced in three parts, each once the members are where the test needs them: a fast
+    # machine would otherwise read the whole stream while a member starts or is stopped.
+    lines = events.read_bytes().splitlines(keepends=True)
+    cuts = [0, len(lines) // 2, len(lines) * 3 // 4, len(lines)]
+    parts = [tmp_path / f"part{i}.jsonl" for i in range(3)]
+    for part, begin, end in zip(parts, cuts, cuts[1:], strict=False):
+        part.write_bytes(b"".join(lines[begin:end]))
+    total = len(lines)
     rng = random.Random(18)
     with cluster_topics(kafka_bootstrap, partitions=PARTITIONS) as topics:
         stores = [tmp_path / f"m{i}.db" for i in range(3)]
@@ -109,7 +118,7 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
                 120,
                 "every member ready",
             )
-            total = produce_file(kafka_bootstrap, topics.events, events)
+            produce_file(kafka_bootstrap, topics.events, parts[0])
             # 1. Killed anywhere (mid-transaction or not), and restarted without its store.
             wait_until(lambda: progress() >= total * 0.2, 180, "a fifth of the stream")
             time.sleep(rng.random())
@@ -117,13 +126,22 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
             members[0].wait(timeout=30)
             _wipe(stores[0])
             members[0] = start_daemon(configs[0], logs[0])
-            # 2. Stopped past the session timeout: a zombie, fenced when it wakes. It is
-            # woken once another member has committed on the partitions it held.
-            wait_until(lambda: progress() >= total * 0.45, 180, "nearly half the stream")
-            zombie = next(i for i in (1, 2, 0) if _assigned(logs[i]) & MODEL_PARTITIONS)
-            held = _assigned(logs[zombie]) & MODEL_PARTITIONS
+            wait_until(
+                lambda: '"changelog restored"' in _life(logs[0], 2),
+                120,
+                "the wiped member to join again",
+            )
+            # 2. Stopped past the session timeout: a zombie, fenced when it wakes. It holds
+            # partitions the second part writes to, and is stopped before that part is
+            # written; it is woken once another member has committed on those partitions.
+            wait_until(lambda: progress() >= cuts[1], 180, "the first part read")
+            wait_until(lambda: _settled(logs), 60, "every partition assigned once")
+            written = _partitions_of(parts[1])
+            zombie = next(i for i in (1, 2, 0) if _assigned(logs[i]) & written)
+            held = _assigned(logs[zombie]) & written
             before = _committed(kafka_bootstrap, topics, held)
             members[zombie].send_signal(signal.SIGSTOP)
+            produce_file(kafka_bootstrap, topics.events, parts[1])
             time.sleep(SESSION_TIMEOUT_SECONDS)
             wait_until(
                 lambda: _committed(kafka_bootstrap, topics, held) != before,
@@ -131,6 +149,7 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
                 "another member to commit on the stopped member's partitions",
             )
             members[zombie].send_signal(signal.SIGCONT)
+            produce_file(kafka_bootstrap, topics.events, parts[2])
             # 3. Killed again, restarted with its store (a restore from its cache).
             wait_until(lambda: progress() >= total * 0.7, 180, "most of the stream")
             time.sleep(rng.random())
@@ -173,7 +192,7 @@ def test_killed_wiped_and_stopped_members_keep_the_alerts_exactly_once(
     assert ids and set(accepted) == ids
     assert set(accepted.values()) == {1}, "each notification once per webhook-id"
     # The wiped member's restores after its restart: models' state from the beginning.
-    second_life = _text(logs[0]).split('"msg":"cluster mode"')[2]
+    second_life = _life(logs[0], 2)
     restores = [orjson.loads(line) for line in second_life.splitlines() if "restored" in line]
     assert any(r["from_beginning"] and r["models"] for r in restores), second_life[-2000:]
 
@@ -182,12 +201,30 @@ def _text(log: Path) -> str:
     return log.read_text() if log.exists() else ""
 
 
+def _life(log: Path, n: int) -> str:
+    """A member's log from its ``n``-th start to the next ("" if it has not started so often)."""
+    lives = _text(log).split('"msg":"cluster mode"')
+    return lives[n] if n < len(lives) else ""
+
+
 def _assigned(log: Path) -> set[int]:
     """The partitions of a member's latest assignment, from its log."""
     lines = [line for line in _text(log).splitlines() if '"partitions assigned"' in line]
     if not lines:
         return set()
     return {int(name.rsplit("[", 1)[1][:-1]) for name in orjson.loads(lines[-1])["partitions"]}
+
+
+def _settled(logs: list[Path]) -> bool:
+    """Whether the members' latest assignments, from their logs, hold each partition once."""
+    held = [_assigned(log) for log in logs]
+    return sum(map(len, held)) == PARTITIONS and set().union(*held) == set(range(PARTITIONS))
+
+
+def _partitions_of(events: Path) -> set[int]:
+    """The partitions the producer's default partitioner writes these events' models to."""
+    models = {m.decode() for m in re.findall(rb'"model":"([a-z_]+)"', events.read_bytes())}
+    return {(murmur2(m.encode()) & 0x7FFFFFFF) % PARTITIONS for m in models}
 
 
 def _committed(bootstrap: str, topics: ClusterTopics, partitions: set[int]) -> list[int]:
