@@ -99,7 +99,9 @@ def make_events(kind: str, seed: int, n: int = 3000) -> list[ScoredRow]:
     for i in range(n):
         shifted = n // 2 <= i < n // 2 + 600
         predicted, score, probabilities, truth_p = _prediction(kind, i, rng, shifted)
-        roll = rng.random()
+        # Ids missing or sent again in one stretch of three: the other windows have each
+        # id once, as most streams do.
+        roll = rng.random() if (i // 400) % 3 == 1 else 1.0
         request: str | None
         if roll < 0.03:
             request = None
