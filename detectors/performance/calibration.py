@@ -31,14 +31,20 @@ class Rows:
             "ids": self.ids,
             "predicted": self.predicted,
             "score": encode_array(np.array(self.score, dtype=np.float64)),
-            "probabilities": [
-                None if p is None else [[k, encode_float(v)] for k, v in p.items()]
-                for p in self.probabilities
-            ],
+            "probabilities": self._dump_probabilities(),
             "truth": self.truth,
             "end_ts": encode_float(self.end_ts),
             "estimate": {k: encode_float(v) for k, v in self.estimate.items()},
         }
+
+    def _dump_probabilities(self) -> list[list[list[Any]] | None]:
+        probabilities = self.probabilities
+        if probabilities.count(None) == len(probabilities):  # scores alone: the usual
+            return [None] * len(probabilities)
+        return [
+            None if p is None else [[k, encode_float(v)] for k, v in p.items()]
+            for p in probabilities
+        ]
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> Rows:
@@ -77,7 +83,7 @@ class Calibration:
         index = {c: i for i, c in enumerate(self.classes)}
         k, n = len(self.classes), len(rows.predicted)
         raw = np.zeros((n, k))
-        predicted = np.array(list(map(index.get, rows.predicted, repeat(-1))), dtype=np.int64)
+        predicted = np.fromiter(map(index.get, rows.predicted, repeat(-1)), np.int64, n)
         usable = predicted >= 0
         if self.source == "probabilities":
             for i, probs in enumerate(rows.probabilities):
@@ -96,7 +102,7 @@ class Calibration:
         else:
             score = np.array(rows.score, dtype=np.float64)
             usable &= np.isfinite(score)
-            p = np.clip(np.nan_to_num(score), 0, 1)
+            p = np.clip(score, 0, 1)  # rows with a NaN or an infinity go below, unusable
             if self.source == "score":
                 first = p if self.score_class == 1 else 1 - p
             else:  # confidence in the predicted class

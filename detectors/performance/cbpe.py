@@ -66,7 +66,7 @@ def _auc_rows(ranking: np.ndarray, positive: np.ndarray) -> np.ndarray:
     (ties count half) over all positive-negative pairs, each weighted: with 0/1 rows the
     Mann-Whitney AUC, with probabilities the expected pairs' (CBPE)."""
     order = np.argsort(ranking, kind="stable")
-    _, start = np.unique(ranking[order], return_index=True)
+    start = _distinct_starts(ranking[order])
     # Items down the first axis (contiguous): reduceat and cumsum run along it fast.
     pos = np.ascontiguousarray(positive[:, order].T, dtype=np.float64)
     if len(start) < len(order):  # ties: one group per distinct value
@@ -78,6 +78,18 @@ def _auc_rows(ranking: np.ndarray, positive: np.ndarray) -> np.ndarray:
     out = np.full(len(pairs), np.nan)
     np.divide(right, pairs, out=out, where=pairs > 0)
     return out
+
+
+def _distinct_starts(ranked: np.ndarray) -> np.ndarray:
+    """Where each distinct value of sorted ``ranked`` starts: ``np.unique(ranked,
+    return_index=True)[1]`` without its sort of what is sorted already. NaNs (sorted
+    last) are one value to ``np.unique``: with any, it answers."""
+    if len(ranked) and ranked[-1] != ranked[-1]:
+        return np.unique(ranked, return_index=True)[1]
+    first = np.empty(len(ranked), dtype=bool)
+    first[:1] = True
+    np.not_equal(ranked[1:], ranked[:-1], out=first[1:])
+    return np.flatnonzero(first)
 
 
 def classes(k: int, positive: int) -> list[int]:

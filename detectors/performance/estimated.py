@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from typing import Any
@@ -103,6 +103,12 @@ class ScoredColumns:
 
 def scored_rows(events: Sequence[Scored]) -> list[ScoredRow]:
     return [(e.seq, e.ts, e.id, e.predicted, e.score, e.probabilities, e.truth) for e in events]
+
+
+# A row's fields, each taken from all rows of a batch by ``map``: unlike ``zip(*rows)``,
+# which makes an iterator per row (garbage collected objects, so collections follow),
+# these allocate nothing per row.
+_ID, _PREDICTED, _SCORE, _PROBABILITIES = map(operator.itemgetter, range(2, 6))
 
 
 def _rows(events: ScoredColumns) -> Iterable[ScoredRow]:
@@ -217,7 +223,16 @@ class EstimatedPerformance:
         self.reference = Rows()
         self.windows: list[Rows] = []  # the open window last; closed ones wait for labels
         self.first_window = 0  # the number of windows[0]
-        self.ids: dict[str, tuple[int, int]] = {}  # request id -> (window number or -1, row)
+        # Request id -> its prediction's place among the scored ones (``count`` before it):
+        # the reference's rows first, then each window's (see ``_place``). An int is
+        # cheaper than a (window, row) pair to make, to compare, and for the garbage
+        # collector (which tracks tuples and lists, never ints).
+        self.ids: dict[str, int] = {}
+        # Predictions whose id was not a new key of ``ids`` (sent again, or none), and
+        # their number when each window (-1: the reference) took its first row: with no
+        # more since, every id of the window is still a key pointing at it (``_forget``).
+        self._reused = 0
+        self._reused_at: dict[int, int] = {-1: 0}
         self.calibration: Calibration | None = None
         self.unsupported = ""  # why the model cannot be estimated (then nothing is kept)
         self.alarms = AlarmTracker(recover_after=recover_windows * window)
@@ -225,7 +240,6 @@ class EstimatedPerformance:
         self._tested: list[SignalChange] = []
         # Where predictions go now, and how many more before a boundary (0: work it out).
         self._rows = self.reference
-        self._number = -1
         self._room = 0
 
     # -- the stream ------------------------------------------------------
@@ -235,7 +249,17 @@ class EstimatedPerformance:
 
     def observe_rows(self, rows: Sequence[ScoredRow]) -> list[Finding]:
         """``observe`` for ``Scored``'s fields as tuples (what the service buffers)."""
-        return self.observe_columns(ScoredColumns.of(rows), rows)
+        n = len(rows)
+        predicted = list(map(_PREDICTED, rows))
+        probabilities = map(_PROBABILITIES, rows)
+        if self.unsupported or None in predicted or operator.countOf(probabilities, None) < n:
+            return self.observe_columns(ScoredColumns.of(rows), rows)  # as it says why
+        score = list(map(_SCORE, rows))
+        if not _all_finite(score):
+            return self.observe_columns(ScoredColumns.of(rows), rows)
+        return self._extend(
+            list(map(_ID, rows)), predicted, score, lambda i: (rows[i][1], rows[i][0])
+        )
 
     def observe_columns(
         self, events: ScoredColumns, as_rows: Iterable[ScoredRow] | None = None
@@ -251,26 +275,42 @@ class EstimatedPerformance:
         score = events.score
         if events.probabilities.count(None) < n or not all(map(math.isfinite, score)):
             return self._each(each)  # rows to bound or skip one by one
-        # The hot path: where predictions go is worked out at the reference's end and at
-        # each window's start, so a batch is a few list extends per boundary it crosses.
+        return self._extend(
+            events.ids,
+            events.predicted,  # type: ignore[arg-type]
+            score,
+            lambda i: (events.ts[i], events.seq[i]),
+        )
+
+    def _extend(
+        self,
+        ids: Sequence[str | None],
+        predicted: Sequence[str],
+        score: Sequence[float],
+        moment: Callable[[int], tuple[float, int]],
+    ) -> list[Finding]:
+        """The hot path: predictions alone, each with a finite score and no probabilities;
+        ``moment(i)`` is the (time, stream position) of the i-th. Where predictions go is
+        worked out at the reference's end and at each window's start, so a batch is a
+        few list extends per boundary it crosses."""
         found: list[Finding] = []
-        at = 0
+        n, at = len(predicted), 0
+        known = self.ids
         while at < n and not self.unsupported:
             if self._room == 0:
                 self._open()
-            rows, number = self._rows, self._number
+            rows = self._rows
             take = min(self._room, n - at)
-            first = len(rows.predicted)
-            ids = events.ids[at : at + take]
-            if None in ids:
-                for row, request in enumerate(ids, start=first):
-                    if request is not None:
-                        self.ids[request] = (number, row)
-            else:
-                places = zip(repeat(number), range(first, first + take))  # repeat: unbounded
-                self.ids.update(zip(ids, places, strict=False))  # type: ignore[arg-type]
-            rows.ids.extend(ids)
-            rows.predicted.extend(events.predicted[at : at + take])  # type: ignore[arg-type]
+            part = ids[at : at + take]
+            before = len(known)
+            # A None id goes in and out again: the other ids' order is as if it never had.
+            places = range(self.count, self.count + take)
+            known.update(zip(part, places, strict=True))  # type: ignore[arg-type]
+            known.pop(None, None)  # type: ignore[call-overload]
+            if len(known) - before != take:
+                self._reused += 1
+            rows.ids.extend(part)
+            rows.predicted.extend(predicted[at : at + take])
             rows.score.extend(score[at : at + take])
             rows.probabilities.extend(repeat(None, take))
             rows.truth.extend(repeat(None, take))
@@ -279,7 +319,7 @@ class EstimatedPerformance:
             at += take
             after = self.count - self.reference_size
             if after > 0 and after % self.window == 0:  # the batch filled a window
-                found += self._close(events.ts[at - 1], events.seq[at - 1])
+                found += self._close(*moment(at - 1))
         return found
 
     def _each(self, events: Iterable[ScoredRow]) -> list[Finding]:
@@ -302,8 +342,11 @@ class EstimatedPerformance:
             if self._room == 0:
                 self._open()
             rows = self._rows
+            before = len(ids)
             if request is not None:
-                ids[request] = (self._number, len(rows.predicted))
+                ids[request] = self.count
+            if len(ids) == before:
+                self._reused += 1
             rows.ids.append(request)
             rows.predicted.append(predicted)
             rows.score.append(score)
@@ -319,17 +362,28 @@ class EstimatedPerformance:
     def _open(self) -> None:
         """Where the next predictions go: the reference, or the window they fall in."""
         if self.count < self.reference_size:
-            self._rows, self._number = self.reference, -1
+            self._rows = self.reference
             self._room = self.reference_size - self.count
             return
         number = (self.count - self.reference_size) // self.window
         if number == self.first_window + len(self.windows):  # the first of a window
             self.windows.append(Rows())
-        self._rows, self._number = self.windows[-1], number
+            self._reused_at[number] = self._reused
+        self._rows = self.windows[-1]
         self._room = self.window - len(self._rows.predicted)
 
-    def _truth(self, where: tuple[int, int], truth: str | None) -> None:
-        number, row = where
+    def _place(self, place: int) -> tuple[int, int]:
+        """(window number, or -1 for the reference; row) of a scored prediction's place."""
+        if place < self.reference_size:
+            return -1, place
+        return divmod(place - self.reference_size, self.window)
+
+    def _start(self, number: int) -> int:
+        """The place of window ``number``'s first row (-1: the reference's)."""
+        return 0 if number == -1 else self.reference_size + number * self.window
+
+    def _truth(self, where: int, truth: str | None) -> None:
+        number, row = self._place(where)
         rows = self.reference if number == -1 else self.windows[number - self.first_window]
         if rows.truth[row] is None:
             rows.truth[row] = truth
@@ -562,8 +616,12 @@ class EstimatedPerformance:
     def _forget(self, number: int, rows: Rows) -> None:
         """Drop the ids of ``rows`` (window ``number``) that still point at them (an id
         sent again later points at its later row). In C: a window's ids, each a look-up."""
-        ids: dict[str | None, tuple[int, int]] = self.ids  # type: ignore[assignment]
-        places = zip(repeat(number), range(len(rows.ids)))
+        ids: dict[str | None, int] = self.ids  # type: ignore[assignment]
+        if self._reused_at.pop(number, None) == self._reused:  # all are there: no look-ups
+            deque(map(ids.__delitem__, rows.ids), maxlen=0)
+            return
+        start = self._start(number)
+        places = range(start, start + len(rows.ids))
         here = map(operator.eq, map(ids.get, rows.ids), places)  # None is never a key
         deque(map(ids.__delitem__, compress(rows.ids, here)), maxlen=0)
 
@@ -582,8 +640,9 @@ class EstimatedPerformance:
         self.reference_size = self.count = taken
         self.reference = sample.reference
         self.windows, self.first_window, self.ids = [], 0, {}
+        self._reused_at = {}  # the reference's ids are not in the map
         self.calibration, self.unsupported = None, ""
-        self._rows, self._number, self._room = self.reference, -1, 0
+        self._rows, self._room = self.reference, 0
         return taken
 
     def take_results(self) -> list[WindowResult]:
@@ -614,11 +673,27 @@ class EstimatedPerformance:
             "reference": self.reference.dump(),
             "windows": [w.dump() for w in self.windows],
             "first_window": self.first_window,
-            "ids": {k: list(v) for k, v in self.ids.items()},
+            "ids": self._dump_ids(),
             "calibration": None if self.calibration is None else self.calibration.dump(),
             "unsupported": self.unsupported,
             "alarms": self.alarms.dump(),
         }
+
+    def _dump_ids(self) -> dict[str, list[int]]:
+        """The id map as {id: [window number or -1, row]}: the pairs made by numpy at once,
+        into a copy of the map (a copy is made at memory speed, and its values replaced
+        in place: no dict grows key by key)."""
+        ids, reference = self.ids, self.reference_size
+        if not ids or self.count + reference >= 2**62:  # int64 holds what follows
+            return {k: list(self._place(v)) for k, v in ids.items()}
+        place = np.fromiter(ids.values(), dtype=np.int64, count=len(ids))
+        number, row = np.divmod(place - reference, self.window)
+        in_reference = place < reference
+        number[in_reference] = -1
+        row[in_reference] = place[in_reference]
+        out: dict[str, Any] = ids.copy()
+        out.update(zip(ids, np.column_stack((number, row)).tolist(), strict=True))
+        return out
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> EstimatedPerformance:
@@ -629,12 +704,24 @@ class EstimatedPerformance:
         est.reference = Rows.load(state["reference"])
         est.windows = [Rows.load(w) for w in state["windows"]]
         est.first_window = int(state["first_window"])
-        est.ids = {k: (int(v[0]), int(v[1])) for k, v in state["ids"].items()}
+        est.ids = {k: est._start(int(v[0])) + int(v[1]) for k, v in state["ids"].items()}
+        est._reused_at = {}  # the kept windows' ids may have been sent again: look them up
         saved = state["calibration"]
         est.calibration = None if saved is None else Calibration.load(saved)
         est.unsupported = str(state["unsupported"])
         est.alarms = AlarmTracker.load(state["alarms"])
         return est
+
+
+def _all_finite(values: list[float]) -> bool:
+    """Whether every value is surely a finite number, at a few ns a value: their float sum
+    is finite (a NaN or an infinity makes it not; an int too large for a float raises).
+    False is no verdict: huge values may overflow the sum, and anything it will not take
+    is for the caller's value-by-value check to judge (and to raise on, as it would)."""
+    try:
+        return math.isfinite(sum(values, 0.0))
+    except Exception:
+        return False
 
 
 def normal_sf(z: float) -> float:
