@@ -7,25 +7,28 @@ The fetch process has a core of its own, so it does the transposition: each
 model's usual rows of a batch become one ``RowRun``, its numeric features as
 float64 arrays (a copy of memory to unpickle, not an object per value).
 
-Exactness comes first. A run keeps its rows, pickled and unread
-(``rows_blob``): wherever the loop cannot use the columns as they are (a
-feature outside the model's filter, a ``models[].categorical`` feature, a
-micro-batch mixing runs with rows or with another schema), it reads the rows
-back and takes the path it always took. Grouping a batch's rows by model keeps
-each model's own order, and every event of another kind stays in place: one of
-a model (a label, a metric) first hands over the runs begun up to that model's,
-and a malformed record every run. Records of models outside the config are
-never grouped: their names are counted in the order they come. So each model
-sees the events it saw before, in the order it saw them.
+Exactness comes first. A run gives its rows back exactly as they were parsed
+(``RowRun.rows``: the usual row's feature values are floats, labels, bools and
+None, and the columns keep where the Nones and bools were), so wherever the
+loop cannot use the columns as they are (a feature outside the model's filter,
+a ``models[].categorical`` feature, a micro-batch mixing runs with rows or with
+another schema), it takes the rows back and the path it always took.
+
+Grouping a batch's rows by model keeps each model's own order, and every event
+of another kind stays in place: one of a model (a label, a metric) first hands
+over the runs begun up to that model's, and a malformed record every run.
+Records of models outside the config are never grouped: their names are
+counted in the order they come. So each model sees the events it saw before,
+in the order it saw them.
 
 This module is imported by the fetch process: numpy and the event types only.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -34,10 +37,11 @@ from monitor.ingest.events import Event, Malformed, Row
 # Fewer rows than this stay rows: a run's fixed cost would outweigh what it saves.
 MIN_RUN = 16
 _NONE = type(None)
-_NUMERIC = frozenset({int, float, _NONE})
+_NUMERIC = frozenset({float, _NONE})  # no int: a row has none (parse_record)
 _LABELS = frozenset({str, _NONE})
 _BOOLS = frozenset({str, bool, _NONE})
 _BOOL_LABELS: dict[object, str] = {True: "true", False: "false"}
+_LABEL_BOOLS = {"true": True, "false": False}
 
 
 @dataclass(slots=True)
@@ -64,12 +68,50 @@ class RowRun:
     # Where a column's value is None, for the columns with one: a slice of the run where
     # a feature is None throughout has no column, as rows_batch has none for its rows.
     nones: dict[str, np.ndarray]
-    rows_blob: bytes
+    bools: dict[str, np.ndarray]  # where a labels column's value was a bool
+    kinds: list[str]  # "prediction" or "input"
+    versions: list[str | None]
 
     def rows(self, start: int = 0, end: int | None = None) -> list[Row]:
-        """The run's rows ``start:end`` exactly as parsed (the slow path)."""
-        rows: list[Row] = pickle.loads(self.rows_blob)
-        return rows[start:end]
+        """The run's rows ``start:end`` exactly as parsed: the same values of the same
+        types, the features in the same order (the slow path)."""
+        end = self.n if end is None else end
+        count = end - start
+        columns = []
+        for name in self.keys:
+            column = self.numeric.get(name)
+            if column is None:
+                column = self.categorical.get(name)
+            values = [None] * count if column is None else column[start:end].tolist()
+            nones = self.nones.get(name)
+            if nones is not None and column is not None:
+                for i in np.flatnonzero(nones[start:end]).tolist():
+                    values[i] = None
+            bools = self.bools.get(name)
+            if bools is not None:
+                for i in np.flatnonzero(bools[start:end]).tolist():
+                    values[i] = _LABEL_BOOLS[values[i]]  # type: ignore[index]
+            columns.append(values)
+        keys = self.keys
+        features = (
+            [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+            if keys
+            else [{} for _ in range(count)]
+        )
+        return list(
+            zip(
+                repeat(self.model, count),
+                self.ts[start:end],
+                self.ids[start:end],
+                self.clients[start:end],
+                features,
+                self.predictions[start:end],
+                self.scores[start:end],
+                self.kinds[start:end],
+                self.versions[start:end],
+                strict=True,
+            )
+        )
 
 
 Item = Row | Event | Malformed | RowRun
@@ -131,7 +173,9 @@ def make_run(rows: list[Row]) -> RowRun | None:
 
 
 def _columns_of(rows: list[Row]) -> RowRun | None:
-    model, ts, ids, clients, features, predictions, scores, _, _ = zip(*rows, strict=True)
+    model, ts, ids, clients, features, predictions, scores, kinds, versions = zip(
+        *rows, strict=True
+    )
     first = features[0]
     if first is None:
         return None
@@ -141,6 +185,7 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
     numeric: dict[str, np.ndarray] = {}
     categorical: dict[str, np.ndarray] = {}
     nones: dict[str, np.ndarray] = {}
+    bools: dict[str, np.ndarray] = {}
     columns = zip(*map(dict.values, features), strict=True) if keys else ()
     for name, values in zip(keys, columns, strict=True):
         types = set(map(type, values))
@@ -154,6 +199,7 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
             categorical[name] = _objects(values)
         elif types <= _BOOLS:  # true and false are labels, as rows_batch makes them
             categorical[name] = _objects(tuple(_BOOL_LABELS.get(v, v) for v in values))
+            bools[name] = np.array([type(v) is bool for v in values], dtype=bool)
         else:
             return None
     return RowRun(
@@ -168,7 +214,9 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
         numeric=numeric,
         categorical=categorical,
         nones=nones,
-        rows_blob=pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL),
+        bools=bools,
+        kinds=list(kinds),
+        versions=list(versions),
     )
 
 
