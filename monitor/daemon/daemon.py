@@ -36,6 +36,7 @@ from monitor.daemon.poll_idle import PollIdle
 from monitor.daemon.rebalance import DaemonStatus, Rebalance, partition_names
 from monitor.ingest.events import Malformed
 from monitor.ingest.fetched import Fetched, parse_records
+from monitor.ingest.row_runs import RowRun
 from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.outbox import WebhookOutbox
 from monitor.notify.policy import NotificationPolicy
@@ -321,9 +322,13 @@ class Daemon:
         source = f"kafka:{topic}"
         bad = iter(fetched.bad)
         for parsed in fetched.parsed:
+            count = 1
             if type(parsed) is tuple:  # the usual prediction
                 model: str | None = parsed[0]
                 listed = pipeline.feed_row(parsed)
+            elif type(parsed) is RowRun:  # a model's usual predictions, as columns
+                model, count = parsed.model, parsed.n
+                listed = pipeline.feed_run(parsed)
             elif type(parsed) is Malformed:
                 record = next(bad)
                 deliver(pipeline, parsed, source, topic, partition, record.offset, record.value)
@@ -334,18 +339,19 @@ class Daemon:
                     )
                 continue
             else:
+                assert not isinstance(parsed, RowRun)
                 model, _, listed = deliver(pipeline, parsed, source, topic, partition, None, b"")
             # Unlisted models share one label: a series per name would be unbounded.
             model = model if listed else UNLISTED_LABEL
             assert model is not None
-            per_model[model] = per_model.get(model, 0) + 1
+            per_model[model] = per_model.get(model, 0) + count
         # One metric update per model and poll: labels() per record costs more than parsing.
         for model, count in per_model.items():
             self.metrics.records.labels(model).inc(count)
         if self.cluster is not None:
             self.cluster.saw(partition, per_model)
         self._checkpoint.advance(topic, partition, fetched.last_offset + 1)
-        self._checkpoint.count(len(fetched.parsed))
+        self._checkpoint.count(fetched.records)
         if fetched.highwater is not None:
             behind = fetched.highwater - fetched.last_offset - 1
             tp = TopicPartition(topic, partition)

@@ -38,6 +38,7 @@ from monitor.daemon import record_batches
 from monitor.daemon.logs import setup_logging
 from monitor.ingest.events import TimeBounds
 from monitor.ingest.fetched import Fetched, parse_records
+from monitor.ingest.row_runs import group_runs
 
 log = logging.getLogger("driftwarden.fetch")
 # How long a poll waits for records: an assignment from the loop waits at most this.
@@ -59,6 +60,7 @@ class FetchSettings:
     max_future_seconds: float
     default_time_zone: str
     log_level: str
+    models: frozenset[str]  # the config's: only their rows form runs
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,9 @@ def serve(conn: Connection) -> None:
                 highwater = consumer.highwater(tp)
                 for start in range(0, len(records), BATCH_RECORDS):
                     part = records[start : start + BATCH_RECORDS]
-                    outbox.put(
-                        parse_records(epoch, tp.topic, tp.partition, part, bounds, highwater)
-                    )
+                    fetched = parse_records(epoch, tp.topic, tp.partition, part, bounds, highwater)
+                    fetched.parsed = group_runs(fetched.parsed, settings.models)
+                    outbox.put(fetched)
     finally:
         outbox.close()
         consumer.close(autocommit=False)

@@ -40,6 +40,7 @@ class FetchProcess:
             max_future_seconds=events.max_future_seconds,
             default_time_zone=events.default_time_zone,
             log_level=config.ops.log_level,
+            models=frozenset(model.name for model in config.models),
         )
         ours, theirs = socket.socketpair()
         # The tree this process runs from, whether installed or put on sys.path.

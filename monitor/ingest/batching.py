@@ -14,6 +14,7 @@ import numpy as np
 
 from detectors.base import RowBatch
 from monitor.ingest.events import Event, Row, Scalar, event_row
+from monitor.ingest.row_runs import RowRun
 
 _BOOL_LABELS = {True: "true", False: "false"}
 MAX_MAGNITUDE = 1e100
@@ -133,6 +134,81 @@ def rows_batch(
         has_features=has_features,
         ids=_optional_objects(ids),
         seq=None if seq is None else np.array(seq, dtype=np.int64),
+    )
+
+
+RunSlice = tuple[RowRun, int, int]  # rows start:end of a run
+
+
+def runs_batch(
+    slices: Sequence[RunSlice], seq: Sequence[int], as_categories: frozenset[str] = frozenset()
+) -> RowBatch:
+    """``rows_batch`` of the rows of ``slices``, in order, from the runs' columns.
+
+    The same batch, value for value and in the same column order: runs of one
+    schema concatenate their columns, a feature missing from a run's columns being
+    None there. Anything else (runs of different schemas, a feature of
+    ``as_categories``) goes through ``rows_batch`` on the runs' own rows.
+    """
+    keys = slices[0][0].keys
+    if as_categories.intersection(keys) or any(run.keys != keys for run, _, _ in slices):
+        rows = [row for run, start, end in slices for row in run.rows(start, end)]
+        return rows_batch(rows, seq, as_categories)
+    n = sum(end - start for _, start, end in slices)
+    numeric: dict[str, np.ndarray] = {}
+    categorical: dict[str, np.ndarray] = {}
+    for name in keys:  # a feature in both (numbers in one run, labels in another) is in both
+        column = _joined(slices, name, numeric=True)
+        if column is not None:
+            numeric[name] = measured(column)
+        column = _joined(slices, name, numeric=False)
+        if column is not None:
+            categorical[name] = column
+    ts: list[float] = []
+    ids: list[str | None] = []
+    clients: list[str | None] = []
+    predictions: list[object] = []
+    scores: list[float | None] = []
+    for run, start, end in slices:
+        ts += run.ts[start:end]
+        ids += run.ids[start:end]
+        clients += run.clients[start:end]
+        predictions += run.predictions[start:end]
+        scores += run.scores[start:end]
+    labels, values = _predictions(predictions)  # type: ignore[arg-type]
+    return RowBatch(
+        ts=np.array(ts, dtype=np.float64),
+        numeric=numeric,
+        categorical=categorical,
+        score=None if scores.count(None) == n else measured(np.array(scores, dtype=np.float64)),
+        prediction=labels,
+        prediction_value=None if values is None else measured(values),
+        client=_optional_objects(clients),
+        has_features=None,
+        ids=_optional_objects(ids),
+        seq=np.array(seq, dtype=np.int64),
+    )
+
+
+def _joined(slices: Sequence[RunSlice], name: str, numeric: bool) -> np.ndarray | None:
+    """One feature's column over the slices (missing where a slice has none of it), or
+    None if no slice has it of that kind: a slice where it is None throughout has none."""
+    parts = []
+    for run, start, end in slices:
+        part = (run.numeric if numeric else run.categorical).get(name)
+        nones = run.nones.get(name)
+        if part is not None and nones is not None and nones[start:end].all():
+            part = None
+        parts.append(part)
+    if all(part is None for part in parts):
+        return None
+    missing: object = np.nan if numeric else None
+    dtype = np.float64 if numeric else object
+    return np.concatenate(
+        [
+            np.full(end - start, missing, dtype=dtype) if part is None else part[start:end]
+            for part, (_, start, end) in zip(parts, slices, strict=True)
+        ]
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from monitor.ingest.events import Event, Malformed, Row, TimeBounds, parse_record
+from monitor.ingest.row_runs import RowRun
 
 Parsed = Row | Event | Malformed
 
@@ -58,8 +59,9 @@ class Fetched:
     partition: int
     last_offset: int
     highwater: int | None
-    parsed: list[Parsed] = field(default_factory=list)
+    parsed: list[Parsed | RowRun] = field(default_factory=list)
     bad: list[BadRecord] = field(default_factory=list)
+    records: int = 0  # records read: ``parsed`` holds fewer items once rows form runs
 
 
 def parse_records(
@@ -72,7 +74,7 @@ def parse_records(
 ) -> Fetched:
     """Parse a poll's records of one partition (at least one); a record without its own
     ``ts`` takes its Kafka timestamp."""
-    parsed: list[Parsed] = []
+    parsed: list[Parsed | RowRun] = []
     bad: list[BadRecord] = []
     append = parsed.append
     last = -1
@@ -84,4 +86,4 @@ def parse_records(
         if type(result) is Malformed:
             raw = value if isinstance(value, bytes) else b""
             bad.append(BadRecord(last, raw, record.key))
-    return Fetched(epoch, topic, partition, last, highwater, parsed, bad)
+    return Fetched(epoch, topic, partition, last, highwater, parsed, bad, len(parsed))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -200,23 +201,36 @@ class ModelLabelJoin:
         ``list.extend`` in C."""
         if start >= len(rows):
             return
-        given = rows[start:]
-        _, times, ids, _, _, predicted, scores, _, _ = zip(*given, strict=True)
+        _, times, ids, _, _, predicted, scores, _, _ = zip(*rows[start:], strict=True)
+        self.predictions_of_columns(times, ids, predicted, scores, start)
+
+    def predictions_of_columns(
+        self,
+        times: Sequence[float],
+        ids: Sequence[str | None],
+        predicted: Sequence[Any],
+        scores: Sequence[float | None],
+        start: int,
+    ) -> None:
+        """``predictions_of_rows`` for rows given as columns: the first at ``start`` in
+        the micro-batch, the others after it."""
         plain = None not in ids and set(map(type, predicted)) == {str}
         if not plain:  # an event without an id, or a value or odd class: one at a time
-            for k, row in enumerate(given, start):
-                if row[2] is not None:
-                    self.prediction(row[2], row[1], row[5], row[6], k)
+            for k, (ident, ts, prediction, score) in enumerate(
+                zip(ids, times, predicted, scores, strict=True), start
+            ):
+                if ident is not None:
+                    self.prediction(ident, ts, prediction, score, k)
             return
         latest = max(times)
         if latest > self.watermark:
             self.watermark = latest
         recent = self.recent
-        recent.ids.extend(ids)
+        recent.ids.extend(ids)  # type: ignore[arg-type]  # plain: no None among them
         recent.ts.extend(times)
         recent.predicted.extend(predicted)
         recent.scores.extend(scores)
-        recent.batch_rows.extend(range(start, len(rows)))
+        recent.batch_rows.extend(range(start, start + len(ids)))
 
     def layout(self, detectors: ModelDetectors) -> SegmentLayout | None:
         """The segments of the model's reference (None while it warms up)."""

@@ -16,6 +16,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,9 @@ from monitor.cli.safe_text import printable
 from monitor.config import Config
 from monitor.incidents import signal_states
 from monitor.incidents.grouping import AlertPolicy
-from monitor.ingest.batching import measured, rows_batch
+from monitor.ingest.batching import RunSlice, measured, rows_batch, runs_batch
 from monitor.ingest.events import Event, Row, event_row
+from monitor.ingest.row_runs import RowRun
 from monitor.notify.policy import NotificationPolicy
 from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
@@ -72,6 +74,8 @@ class ModelPipeline:
     clock: EventClock = field(default_factory=EventClock)
     times: list[float] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
+    # Or, instead of rows (never both), slices of the fetch process's runs: see ``add_run``.
+    runs: list[RunSlice] = field(default_factory=list)
     remembered: int = 0  # rows whose predictions the label join has (a prefix of rows)
     row_seq: list[int] = field(default_factory=list)
     # Labels join their predictions as they come, in stream order (None: labels are ignored).
@@ -131,6 +135,8 @@ class ModelPipeline:
         """Buffer one prediction or input (``add`` for a ``Row``); True when worth flushing.
 
         The hot path: no object of its own per event, a few list appends."""
+        if self.runs:
+            self._runs_to_rows()
         seq = self.events
         self.events += 1
         _, ts, ident, _, features, prediction, score, _, _ = row
@@ -146,15 +152,69 @@ class ModelPipeline:
         self.buffered += 1
         return self.buffered >= FLUSH_EVENTS
 
+    def add_run(self, run: RowRun, start: int, end: int) -> bool:
+        """Buffer the rows ``start:end`` of a run (``add_row`` for each, in effect); True
+        when worth flushing. The rows stay columns unless a feature is outside the filter
+        or rows are buffered already: then they are read back and added one by one."""
+        if self.rows or not self.feature_filter.issuperset(run.keys):
+            wanted = False
+            for row in run.rows(start, end):
+                wanted = self.add_row(row)
+            return wanted
+        seq, count = self.events, end - start
+        self.events += count
+        ts, ids = run.ts[start:end], run.ids[start:end]
+        predictions, scores = run.predictions[start:end], run.scores[start:end]
+        self.times += ts
+        sequence = range(seq, seq + count)
+        if _plain_scored(predictions, scores):  # what scored_row makes of each, at once
+            self.scored += zip(sequence, ts, ids, predictions, scores, repeat(None), repeat(None))
+        else:
+            for k, ident, prediction, score in zip(sequence, ids, predictions, scores, strict=True):
+                if prediction is not None:
+                    scored = scored_row(k, ts[k - seq], ident, prediction, score, None)
+                    if scored is not None:
+                        self.scored.append(scored)
+        self.runs.append((run, start, end))
+        self.row_seq += sequence
+        self.buffered += count
+        return self.buffered >= FLUSH_EVENTS
+
+    def _runs_to_rows(self) -> None:
+        """The buffered runs as rows, before a row of another form joins them."""
+        self.rows = self._buffered_rows()
+        self.runs = []
+
+    def _buffered_rows(self) -> list[Row]:
+        if not self.runs:
+            return self.rows
+        return [row for run, start, end in self.runs for row in run.rows(start, end)]
+
     def _remember_predictions(self) -> None:
         """Hand the predictions buffered since the last call to the label join."""
-        if self.label_join is not None and self.remembered < len(self.rows):
+        if self.label_join is None:
+            return
+        if self.runs:
+            at = 0
+            for run, start, end in self.runs:  # the slices past what the join has
+                skip = max(0, self.remembered - at)
+                at += end - start
+                if start + skip < end:
+                    self.label_join.predictions_of_columns(
+                        run.ts[start + skip : end],
+                        run.ids[start + skip : end],
+                        run.predictions[start + skip : end],
+                        run.scores[start + skip : end],
+                        at - (end - start - skip),
+                    )
+            self.remembered = at
+        elif self.remembered < len(self.rows):
             self.label_join.predictions_of_rows(self.rows, self.remembered)
             self.remembered = len(self.rows)
 
     def buffered_features(self) -> list[dict[str, Any] | None]:
         """The features of the predictions and inputs buffered for the next flush."""
-        return [row[4] for row in self.rows]
+        return [row[4] for row in self._buffered_rows()]
 
     def _keep_features(self, features: dict[str, Any]) -> dict[str, Any]:
         """The slow path: an event with feature names outside the filter."""
@@ -172,15 +232,18 @@ class ModelPipeline:
         self.buffered = 0
         self.clock.observe(self.times)
         self.times = []
-        if self.rows:
+        if self.rows or self.runs:
             self._remember_predictions()
             self.remembered = 0
-            batch = rows_batch(self.rows, self.row_seq, self.categorical)
+            if self.runs:
+                batch = runs_batch(self.runs, self.row_seq, self.categorical)
+            else:
+                batch = rows_batch(self.rows, self.row_seq, self.categorical)
             had, before = self.detectors.has_reference, self.detectors.rows_observed
             findings += self.detectors.observe_rows(batch)
             if self.label_join is not None:
                 self.label_join.segment_rows(batch, self.detectors, before, had)
-            self.rows, self.row_seq = [], []
+            self.rows, self.runs, self.row_seq = [], [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         if self.scored:  # predictions and labels in stream order: flushes cannot reorder them
             findings += self.detectors.observe_scored_rows(self.scored)
@@ -224,6 +287,16 @@ def scored_row(
     if type(prediction) is bool:
         return (seq, ts, ident, class_name(prediction), score, None, None)
     return None
+
+
+def _plain_scored(predictions: list[object], scores: list[float | None]) -> bool:
+    """Whether every prediction is a class name with a finite score: ``scored_row`` then
+    makes each one's tuple of its fields as they are."""
+    return (
+        set(map(type, predictions)) == {str}
+        and set(map(type, scores)) == {float}
+        and all(map(math.isfinite, scores))  # type: ignore[arg-type]
+    )
 
 
 def class_name(value: object) -> str:
@@ -362,6 +435,25 @@ class Pipeline:
         self._touched.add(name)
         if pipeline.add_row(row):
             self._findings.setdefault(name, []).extend(pipeline.flush())
+        return True
+
+    def feed_run(self, run: RowRun) -> bool:
+        """Take a run of one model's rows (``feed_row`` for each, in effect), flushing where
+        rows one by one would; False if its model is not in the config."""
+        name = run.model
+        pipeline = self.models.get(name) or self.model(name)
+        if pipeline is None:
+            for _ in range(run.n):
+                count_unlisted(self.stats.unlisted, name, self.config.limits.max_unlisted_models)
+            return False
+        self.stats.processed += run.n
+        self._touched.add(name)
+        start = 0
+        while start < run.n:
+            end = min(run.n, start + FLUSH_EVENTS - pipeline.buffered)
+            if pipeline.add_run(run, start, end):
+                self._findings.setdefault(name, []).extend(pipeline.flush())
+            start = end
         return True
 
     def feed(self, event: Event) -> bool:

@@ -1,0 +1,226 @@
+"""Runs of one model's usual rows, turned into columns by the fetch process.
+
+The consume loop's core is the daemon's bottleneck, and a third of what it
+spent per event went to taking rows apart: unpickling a feature dict per event,
+and transposing the buffered rows into the detectors' columns (``rows_batch``).
+The fetch process has a core of its own, so it does the transposition: each
+model's usual rows of a batch become one ``RowRun``, its numeric features as
+float64 arrays (a copy of memory to unpickle, not an object per value).
+
+Exactness comes first. A run gives its rows back exactly as they were parsed
+(``RowRun.rows``: the usual row's feature values are floats, labels, bools and
+None, and the columns keep where the Nones and bools were), so wherever the
+loop cannot use the columns as they are (a feature outside the model's filter,
+a ``models[].categorical`` feature, a micro-batch mixing runs with rows or with
+another schema), it takes the rows back and the path it always took.
+
+Grouping a batch's rows by model keeps each model's own order, and every event
+of another kind stays in place: one of a model (a label, a metric) first hands
+over the runs begun up to that model's, and a malformed record every run.
+Records of models outside the config are never grouped: their names are
+counted in the order they come. So each model sees the events it saw before,
+in the order it saw them.
+
+This module is imported by the fetch process: numpy and the event types only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+
+from monitor.ingest.events import Event, Malformed, Row
+
+# Fewer rows than this stay rows: a run's fixed cost would outweigh what it saves.
+MIN_RUN = 16
+_NONE = type(None)
+_NUMERIC = frozenset({float, _NONE})  # no int: a row has none (parse_record)
+_LABELS = frozenset({str, _NONE})
+_BOOLS = frozenset({str, bool, _NONE})
+_BOOL_LABELS: dict[object, str] = {True: "true", False: "false"}
+_LABEL_BOOLS = {"true": True, "false": False}
+
+
+@dataclass(slots=True)
+class RowRun:
+    """``n`` usual rows of ``model`` in stream order, as columns.
+
+    ``keys`` is the feature names every row has, in the same order; ``numeric``
+    holds each feature whose values are numbers (None as NaN, not yet bounded
+    by ``measured``), ``categorical`` each whose values are labels (bools as
+    "true" and "false"); a feature that is None in every row is in neither, as
+    ``rows_batch`` leaves it out.
+    """
+
+    model: str
+    n: int
+    ts: list[float]
+    ids: list[str | None]
+    clients: list[str | None]
+    predictions: list[object]
+    scores: list[float | None]
+    keys: tuple[str, ...]
+    numeric: dict[str, np.ndarray]
+    categorical: dict[str, np.ndarray]
+    # Where a column's value is None, for the columns with one: a slice of the run where
+    # a feature is None throughout has no column, as rows_batch has none for its rows.
+    nones: dict[str, np.ndarray]
+    bools: dict[str, np.ndarray]  # where a labels column's value was a bool
+    kinds: list[str]  # "prediction" or "input"
+    versions: list[str | None]
+
+    def rows(self, start: int = 0, end: int | None = None) -> list[Row]:
+        """The run's rows ``start:end`` exactly as parsed: the same values of the same
+        types, the features in the same order (the slow path)."""
+        end = self.n if end is None else end
+        count = end - start
+        columns = []
+        for name in self.keys:
+            column = self.numeric.get(name)
+            if column is None:
+                column = self.categorical.get(name)
+            values = [None] * count if column is None else column[start:end].tolist()
+            nones = self.nones.get(name)
+            if nones is not None and column is not None:
+                for i in np.flatnonzero(nones[start:end]).tolist():
+                    values[i] = None
+            bools = self.bools.get(name)
+            if bools is not None:
+                for i in np.flatnonzero(bools[start:end]).tolist():
+                    values[i] = _LABEL_BOOLS[values[i]]  # type: ignore[index]
+            columns.append(values)
+        keys = self.keys
+        features = (
+            [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+            if keys
+            else [{} for _ in range(count)]
+        )
+        return list(
+            zip(
+                repeat(self.model, count),
+                self.ts[start:end],
+                self.ids[start:end],
+                self.clients[start:end],
+                features,
+                self.predictions[start:end],
+                self.scores[start:end],
+                self.kinds[start:end],
+                self.versions[start:end],
+                strict=True,
+            )
+        )
+
+
+Item = Row | Event | Malformed | RowRun
+
+
+def group_runs(
+    parsed: Sequence[Item], models: frozenset[str], min_run: int = MIN_RUN
+) -> list[Item]:
+    """``parsed`` with the usual rows of each of ``models`` (the config's) gathered into
+    ``RowRun``s where they can be.
+
+    A model's rows wait until an event of that model, a malformed record, or the end
+    comes; then the runs begun up to that point are handed over in the order they
+    began. Everything of a model outside ``models`` stays in place: such events are
+    counted by name, in the order the names come. Rows that cannot make a run (a
+    feature that is a number in one event and a label in another, another schema) are
+    handed over as rows.
+    """
+    out: list[Item] = []
+    waiting: dict[str, list[Row]] = {}  # in the order their first rows came
+    for item in parsed:
+        if type(item) is tuple and item[0] in models:
+            rows = waiting.get(item[0])
+            if rows is None:
+                waiting[item[0]] = [item]
+            else:
+                rows.append(item)
+            continue
+        if type(item) is tuple or type(item) is Event:
+            model = item[0] if type(item) is tuple else item.model  # type: ignore[union-attr]
+            while model in waiting:  # those begun up to this model's run, the last
+                name = next(iter(waiting))
+                _hand_over(out, waiting.pop(name), min_run)
+        else:  # a malformed record: every run first
+            for rows in waiting.values():
+                _hand_over(out, rows, min_run)
+            waiting.clear()
+        out.append(item)
+    for rows in waiting.values():
+        _hand_over(out, rows, min_run)
+    return out
+
+
+def _hand_over(out: list[Item], rows: list[Row], min_run: int) -> None:
+    run = None if len(rows) < min_run else make_run(rows)
+    if run is None:
+        out.extend(rows)
+    else:
+        out.append(run)
+
+
+def make_run(rows: list[Row]) -> RowRun | None:
+    """The rows of one model as a run; None if they do not all have the first row's
+    feature names in its order, or a feature's values are not all numbers or all labels."""
+    try:
+        return _columns_of(rows)
+    except (OverflowError, ValueError):  # what the loop's own path reports, from the rows
+        return None
+
+
+def _columns_of(rows: list[Row]) -> RowRun | None:
+    model, ts, ids, clients, features, predictions, scores, kinds, versions = zip(
+        *rows, strict=True
+    )
+    first = features[0]
+    if first is None:
+        return None
+    keys = tuple(first)
+    if not all(f is not None and tuple(f) == keys for f in features):
+        return None
+    numeric: dict[str, np.ndarray] = {}
+    categorical: dict[str, np.ndarray] = {}
+    nones: dict[str, np.ndarray] = {}
+    bools: dict[str, np.ndarray] = {}
+    columns = zip(*map(dict.values, features), strict=True) if keys else ()
+    for name, values in zip(keys, columns, strict=True):
+        types = set(map(type, values))
+        if types == {_NONE}:
+            continue
+        if _NONE in types:
+            nones[name] = np.array([v is None for v in values], dtype=bool)
+        if types <= _NUMERIC:
+            numeric[name] = np.array(values, dtype=np.float64)
+        elif types <= _LABELS:
+            categorical[name] = _objects(values)
+        elif types <= _BOOLS:  # true and false are labels, as rows_batch makes them
+            categorical[name] = _objects(tuple(_BOOL_LABELS.get(v, v) for v in values))
+            bools[name] = np.array([type(v) is bool for v in values], dtype=bool)
+        else:
+            return None
+    return RowRun(
+        model=model[0],
+        n=len(rows),
+        ts=list(ts),
+        ids=list(ids),
+        clients=list(clients),
+        predictions=list(predictions),
+        scores=list(scores),
+        keys=keys,
+        numeric=numeric,
+        categorical=categorical,
+        nones=nones,
+        bools=bools,
+        kinds=list(kinds),
+        versions=list(versions),
+    )
+
+
+def _objects(values: tuple[object, ...]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
