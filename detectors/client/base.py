@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from detectors.base import DetectorBase, Severity
+from detectors.client.callers import Callers
 from detectors.codec import decode_float, encode_float
 
 
@@ -89,12 +90,22 @@ class ClientWindowTest(DetectorBase):
 
     def update(self, clients: np.ndarray, scores: np.ndarray | None = None) -> list[ClientOutcome]:
         """Feed callers (None where an event has none) and, if given, scores, in stream order."""
-        present = self._counted(clients, scores)
+        return self.feed(Callers.of(clients), scores)
+
+    def feed(
+        self,
+        callers: Callers,
+        scores: np.ndarray | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+    ) -> list[ClientOutcome]:
+        """:meth:`update` with the callers coded (shared by the detectors of a watch);
+        ``inputs`` for the detectors that read them, ignored by the others."""
+        present = self._counted(callers, scores)
         out: list[ClientOutcome] = []
         start = 0
         while start < len(present):
             take = min(len(present) - start, self.window - self._fill)
-            self._accumulate(clients, scores, present[start : start + take])
+            self._accumulate(callers, scores, present[start : start + take])
             self._fill += take
             start += take
             if self._fill == self.window:
@@ -103,11 +114,11 @@ class ClientWindowTest(DetectorBase):
                 self._fill = 0
         return out
 
-    def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    def _counted(self, callers: Callers, scores: np.ndarray | None) -> np.ndarray:
         """The rows this test counts (indices, ascending): those with a client."""
-        return np.flatnonzero(has_client(clients))
+        return callers.rows()
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
+    def _accumulate(self, callers: Callers, scores: np.ndarray | None, rows: np.ndarray) -> None:
         raise NotImplementedError
 
     def _close(self, index: int) -> list[ClientOutcome]:
@@ -176,14 +187,6 @@ class ClientWindowTest(DetectorBase):
         self._fill = int(state["fill"])
         self._windows = int(state["windows"])
         self._baseline = {c: decode_float(s) for c, s in state["baseline"]}
-
-
-def has_client(clients: np.ndarray) -> np.ndarray:
-    """Per event, whether it carries a client: not None (only an object array
-    can hold None), compared for the whole batch at once."""
-    if clients.dtype != object:
-        return np.ones(len(clients), dtype=bool)
-    return np.asarray(clients != None, dtype=bool)  # noqa: E711 (elementwise)
 
 
 def learned(

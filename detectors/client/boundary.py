@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from itertools import compress
 from typing import Any
 
 import numpy as np
 
-from detectors.client.base import ClientOutcome, ClientWindowTest, has_client
+from detectors.client.base import ClientOutcome, ClientWindowTest
+from detectors.client.callers import Callers, span
 from detectors.codec import decode_float, encode_float
 
 
@@ -117,17 +117,17 @@ class ClientBoundary(ClientWindowTest):
         self._near: Counter[str] = Counter()
         self._population = math.nan  # share near the boundary in all traffic, learned
 
-    def _counted(self, clients: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    def _counted(self, callers: Callers, scores: np.ndarray | None) -> np.ndarray:
         if scores is None:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(has_client(clients) & np.isfinite(scores))
+        return np.flatnonzero(callers.present & np.isfinite(scores))
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
+    def _accumulate(self, callers: Callers, scores: np.ndarray | None, rows: np.ndarray) -> None:
         assert scores is not None  # _counted keeps no row without a score
-        callers = clients[rows].tolist()
-        near = (np.abs(scores[rows] - self.boundary) <= self.band).tolist()
-        self._requests.update(callers)
-        self._near.update(compress(callers, near))
+        take = span(rows)
+        near = np.abs(scores[take] - self.boundary) <= self.band
+        callers.count_into(self._requests, take)
+        callers.count_into(self._near, take, near)
 
     def _close(self, index: int) -> list[ClientOutcome]:
         flagged: list[ClientOutcome] = []
@@ -154,10 +154,10 @@ class ClientBoundary(ClientWindowTest):
 
     def _learn_population(self, frozen: set[str]) -> None:
         """The share near the boundary in this window's traffic, flagged callers left out."""
-        requests = sum(n for c, n in self._requests.items() if c not in frozen)
+        requests = sum(self._requests.values()) - sum(self._requests[c] for c in frozen)
         if requests == 0:
             return
-        share = sum(n for c, n in self._near.items() if c not in frozen) / requests
+        share = (sum(self._near.values()) - sum(self._near[c] for c in frozen)) / requests
         decay = self.decay
         old = self._population
         self._population = share if math.isnan(old) else decay * old + (1 - decay) * share

@@ -95,17 +95,34 @@ class InputProfile:
 
     def flags(self, x: np.ndarray) -> InputFlags:
         """The flags of each row of ``x`` (from :meth:`matrix`)."""
+        spread, novel = self.marks(x)
+        return InputFlags(spread, novel, self.cells(x))
+
+    def marks(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``spread`` and ``novel`` of each row of ``x`` (from :meth:`matrix`)."""
         xt = x.T  # features x requests
         c = self._cuts[:, :, None]  # each cut point against a feature's row
         with np.errstate(invalid="ignore"):
             tails = (xt < c[0]) | (xt > c[1])
             novel = ((xt < c[2]) | (xt > c[3])).any(axis=0)
-            spread = tails.sum(axis=0) >= min(self.spread_features, max(1, x.shape[1]))
+        # a count per request: bytes summed as bytes, when the features fit in one
+        wide = xt.shape[0] > np.iinfo(np.uint8).max
+        dtype = np.int64 if wide else np.uint8
+        spread = tails.view(np.uint8).sum(axis=0, dtype=dtype) >= min(
+            self.spread_features, max(1, x.shape[1])
+        )
+        return spread, novel
+
+    def cells(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The grid cell (a hash) of each row of ``x`` (from :meth:`matrix`), or of
+        its ``rows``: the search detector needs the cells of few requests."""
+        xt = x.T if rows is None else x.T[:, rows]  # features x requests, C order
+        with np.errstate(invalid="ignore"):
             cells = self._cells(xt)
         cells[np.isnan(xt)] = len(GRID) + 1  # missing: a cell of its own
         # wraps modulo 2**64, whatever the order of the sum
-        cell: np.ndarray = (cells.astype(np.uint64) * self._weights[:, None]).sum(axis=0)
-        return InputFlags(spread, novel, cell)
+        cell: np.ndarray = np.einsum("j,jn->n", self._weights, cells.astype(np.uint64))
+        return cell
 
     def _cells(self, xt: np.ndarray) -> np.ndarray:
         """Each value's decile cell (features x requests): the number of its

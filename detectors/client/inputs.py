@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 from itertools import compress, repeat
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from detectors.base import Severity
 from detectors.client.base import ClientOutcome, ClientWindowTest, learned
+from detectors.client.callers import Callers, span
 from detectors.client.input_profile import InputProfile
 from detectors.client.tally import NO_SIDE, WindowCounts, WindowTally
 from detectors.codec import (
@@ -182,26 +184,34 @@ class ClientInputs(ClientWindowTest):
         (feature -> values), in stream order; without inputs nothing is counted."""
         if inputs is None:
             return []
-        n = len(clients)
+        return self.feed(Callers.of(clients), scores, inputs)
+
+    def feed(
+        self,
+        callers: Callers,
+        scores: np.ndarray | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+    ) -> list[ClientOutcome]:
+        if inputs is None:
+            return []
+        n = len(callers.codes)
         self._batch = (
             inputs,
             np.full(n, np.nan) if scores is None else np.asarray(scores, dtype=np.float64),
         )
         try:
-            return super().update(clients, scores)
+            return super().feed(callers, scores)
         finally:
             self._batch = None
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
-        assert self._batch is not None  # set by update for the rows it counts
+    def _accumulate(self, callers: Callers, scores: np.ndarray | None, rows: np.ndarray) -> None:
+        assert self._batch is not None  # set by feed for the rows it counts
         inputs, score = self._batch
         if self._profile is None:
-            self._keep_reference(clients, score, inputs, rows)
+            self._keep_reference(callers.clients, score, inputs, rows)
             return
-        take: np.ndarray | slice = rows
-        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # contiguous (sorted rows): a view
-            take = slice(int(rows[0]), int(rows[-1]) + 1)
-        self._count(clients[take], score[take], {k: v[take] for k, v in inputs.items()})
+        take = span(rows)  # contiguous rows (the usual case): views
+        self._count(callers, take, score[take], {k: v[take] for k, v in inputs.items()})
 
     def _keep_reference(
         self,
@@ -225,11 +235,20 @@ class ClientInputs(ClientWindowTest):
             if len(parts) > 32:  # tiny batches: few arrays, not one per event
                 parts[:] = [np.concatenate(parts)]
 
-    def _count(self, callers: np.ndarray, score: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
+    def _count(
+        self,
+        callers: Callers,
+        take: np.ndarray | slice,
+        score: np.ndarray,
+        inputs: dict[str, np.ndarray],
+    ) -> None:
+        """Count the events ``take`` of ``callers``, whose scores and inputs are given."""
         assert self._profile is not None
-        flags = self._profile.flags(self._profile.matrix(inputs, len(callers)))
+        codes = callers.codes[take]
+        x = self._profile.matrix(inputs, len(codes))
+        spread, novel = self._profile.marks(x)
         side = np.where(np.isnan(score), NO_SIDE, score >= self.boundary).astype(np.int64)
-        self._tally.add(callers.tolist(), flags.spread, flags.novel, flags.cell, side)
+        self._tally.add(callers.names, codes, spread, novel, partial(self._profile.cells, x), side)
 
     # -- closing a window -------------------------------------------------
     def _close(self, index: int) -> list[ClientOutcome]:
@@ -270,7 +289,7 @@ class ClientInputs(ClientWindowTest):
         self._profile = InputProfile.fit(
             inputs, self.tail, self.novel, self.spread_features, self.max_features
         )
-        self._count(ref["$client"], ref["$score"], inputs)
+        self._count(Callers.of(ref["$client"]), slice(None), ref["$score"], inputs)
 
     @property
     def warm(self) -> bool:
@@ -327,17 +346,18 @@ class ClientInputs(ClientWindowTest):
             return []
         row = np.array([rows[c] for c in tested], dtype=np.int64)
         mine = np.array(mine_of, dtype=np.int64)
-        others = totals[0] - mine[:, 0]
-        worth = np.zeros((len(tested), len(BEHAVIOURS)), dtype=bool)
-        for b, behaviour in enumerate(BEHAVIOURS, start=1):
-            now = np.zeros(len(tested))
-            np.divide(totals[b] - mine[:, b], others, out=now, where=others != 0)
+        others = totals[0] - mine[:, :1]
+        # callers x behaviours, each column as Python would compute it for one caller
+        now = np.zeros((len(tested), len(BEHAVIOURS)))
+        np.divide(totals[1:] - mine[:, 1:], others, out=now, where=others != 0)
+        known = np.empty_like(now)
+        for b, behaviour in enumerate(BEHAVIOURS):
             prior = repeat(self._population[behaviour])
-            known = np.fromiter(map(self._baselines[behaviour].get, tested, prior), np.float64)
-            base = np.where(now > known, now, known)  # max(known, now), NaN kept as Python's
-            share = row[:, b] / row[:, 0]
-            with np.errstate(invalid="ignore"):
-                worth[:, b - 1] = ~np.isnan(base) & ~(share - base < self.min_excess)
+            known[:, b] = np.fromiter(map(self._baselines[behaviour].get, tested, prior), float)
+        base = np.where(now > known, now, known)  # max(known, now), NaN kept as Python's
+        share = row[:, 1:] / row[:, :1]
+        with np.errstate(invalid="ignore"):
+            worth = ~np.isnan(base) & ~(share - base < self.min_excess)
         return [(int(i), int(b) + 1) for i, b in zip(*np.nonzero(worth), strict=True)]
 
     def _severity(self, o: ClientOutcome) -> Severity:

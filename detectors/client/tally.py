@@ -1,15 +1,16 @@
 """One window's per-caller counts of :class:`ClientInputs`, kept in numpy arrays.
 
 Callers get a slot on their first request in the window (a dict lookup per
-request, run in C by ``map``: the only per-request work outside numpy); the
-counts, and each caller's last grid cell and output side, are numpy arrays
-indexed by slot, updated for a whole batch at once. A window holds at most
-``window`` callers, so memory is bounded whatever the number of distinct
-callers in the stream.
+caller of a batch, whose requests come coded by caller: see
+:mod:`detectors.client.callers`); the counts, and each caller's last grid
+cell and output side, are numpy arrays indexed by slot, updated for a whole
+batch at once. A window holds at most ``window`` callers, so memory is
+bounded whatever the number of distinct callers in the stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
@@ -55,40 +56,61 @@ class WindowTally:
 
     def add(
         self,
-        callers: list[str],
+        names: list[object],
+        codes: np.ndarray,
         spread: np.ndarray,
         novel: np.ndarray,
-        cell: np.ndarray,
+        cells: Callable[[np.ndarray | None], np.ndarray],
         side: np.ndarray,
     ) -> None:
-        """Count a batch of requests, in stream order.
+        """Count a batch of requests, in stream order; ``names[codes[i]]`` sent request ``i``
+        (the coding of :class:`~detectors.client.callers.Callers`, shared by the detectors).
+        ``cells(rows)`` gives the grid cells of the requests ``rows`` (all for None).
 
         A search hit is a request in the same cell as its caller's previous
         one, with a finite score on the other side of the boundary.
         """
-        slots = self.slots
-        for c in dict.fromkeys(callers):  # each caller once, in order of first request
-            if c not in slots:
-                slots[c] = len(slots)
-        code = np.fromiter(map(slots.__getitem__, callers), dtype=np.int64, count=len(callers))
-        self._grow(len(slots))
-        order = np.argsort(code, kind="stable")
-        c_sorted, cell_sorted, side_sorted = code[order], cell[order], side[order]
+        # Stable sort by caller, each caller's requests in stream order; 16-bit codes
+        # (all but a flood of callers) sort by radix, in linear time.
+        small = codes.astype(np.int16) if len(names) <= np.iinfo(np.int16).max else codes
+        order = np.argsort(small, kind="stable")
+        c_sorted, side_sorted = codes[order], side[order]
         start = np.ones(len(order), dtype=bool)
         start[1:] = c_sorted[1:] != c_sorted[:-1]
-        prev_cell = np.where(start, self.last_cell[c_sorted], shifted(cell_sorted))
-        prev_side = np.where(start, self.last_side[c_sorted], shifted(side_sorted))
-        hit = (prev_cell == cell_sorted) & (prev_side >= 0) & (side_sorted >= 0)
-        hit &= prev_side != side_sorted
-        size = len(slots)
-        self.counts[:size, 0] += np.bincount(code, minlength=size)
-        self.counts[:size, 1] += np.bincount(code, weights=spread, minlength=size).astype(np.int64)
-        self.counts[:size, 2] += np.bincount(code, weights=novel, minlength=size).astype(np.int64)
-        self.counts[:size, 3] += np.bincount(c_sorted, weights=hit, minlength=size).astype(np.int64)
         end = np.ones(len(order), dtype=bool)
         end[:-1] = start[1:]
-        self.last_cell[c_sorted[end]] = cell_sorted[end]
-        self.last_side[c_sorted[end]] = side_sorted[end]
+        seen = c_sorted[start]  # the callers of the batch, by code
+        # a slot for each new caller, in order of first request
+        first = np.argsort(order[start])
+        slot = np.empty(len(seen), dtype=np.intp)
+        slots = self.slots
+        slot[first] = [slots.setdefault(names[c], len(slots)) for c in seen[first].tolist()]
+        self._grow(len(slots))
+        prev_side = shifted(side_sorted)
+        prev_side[start] = self.last_side[slot]
+        # a hit needs a side flip; only then, and for each caller's last request, are
+        # cells compared or kept: computed for those requests alone when they are few
+        flip = (prev_side >= 0) & (side_sorted >= 0) & (prev_side != side_sorted)
+        needed = flip | end
+        needed[:-1] |= flip[1:] & ~start[1:]  # the request before a flip, same caller
+        picked = np.flatnonzero(needed)
+        if 4 * len(picked) < 3 * len(order):
+            cell_sorted = np.zeros(len(order), dtype=np.uint64)
+            cell_sorted[picked] = cells(order[picked])
+        else:
+            cell_sorted = cells(None)[order]
+        prev_cell = shifted(cell_sorted)
+        prev_cell[start] = self.last_cell[slot]
+        hit = flip & (prev_cell == cell_sorted)
+        group = np.cumsum(start) - 1  # per sorted request, its caller's place in seen
+        size = len(seen)
+        counts = self.counts
+        counts[slot, 0] += np.bincount(group, minlength=size)
+        counts[slot, 1] += np.bincount(group, spread[order], size).astype(np.int64)
+        counts[slot, 2] += np.bincount(group, novel[order], size).astype(np.int64)
+        counts[slot, 3] += np.bincount(group, hit, size).astype(np.int64)
+        self.last_cell[slot] = cell_sorted[end]
+        self.last_side[slot] = side_sorted[end]
 
     def table(self) -> WindowCounts:
         """The counts as they stand, for numpy work over all callers at once."""

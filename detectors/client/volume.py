@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from detectors.client.base import ClientOutcome, ClientWindowTest
+from detectors.client.callers import Callers, span
 
 __all__ = ["ClientOutcome", "ClientVolume"]
+
+
+def median(values: Iterable[float]) -> float:
+    """``np.median`` of ``values`` (the middle one, or the mean of the middle two:
+    the same floating-point steps), without building an array for a few dozen."""
+    ordered = sorted(values)
+    if any(v != v for v in ordered):  # NaN (a hand-edited state): numpy's answer
+        return math.nan
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 class ClientVolume(ClientWindowTest):
@@ -94,14 +109,14 @@ class ClientVolume(ClientWindowTest):
         )
         self._counts: Counter[str] = Counter()
 
-    def _accumulate(self, clients: np.ndarray, scores: np.ndarray | None, rows: np.ndarray) -> None:
-        self._counts.update(clients[rows].tolist())
+    def _accumulate(self, callers: Callers, scores: np.ndarray | None, rows: np.ndarray) -> None:
+        callers.count_into(self._counts, span(rows))
 
     def _close(self, index: int) -> list[ClientOutcome]:
         counts, total = self._counts, self.window
         flagged: list[ClientOutcome] = []
         if self.warm:
-            typical = float(np.median(list(self._baseline.values())))
+            typical = median(self._baseline.values())
             tested = sorted((c, n) for c, n in counts.items() if n >= self.min_events)
             level = self._alpha / max(1, len(tested))
             for client, n in tested:
@@ -122,7 +137,7 @@ class ClientVolume(ClientWindowTest):
             return {}
         counts = Counter(c for c in callers.tolist() if c is not None)
         total = sum(counts.values())
-        typical = float(np.median(list(self._baseline.values())))
+        typical = median(self._baseline.values())
         tested = [(c, n) for c, n in sorted(counts.items()) if n >= self.min_events]
         level = self._alpha / max(1, len(tested))
         out = {}

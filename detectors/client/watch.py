@@ -20,6 +20,8 @@ import numpy as np
 
 from detectors import registry
 from detectors.base import Finding
+from detectors.client.base import ClientWindowTest
+from detectors.client.callers import Callers
 from detectors.client.volume import ClientVolume
 from detectors.registry import ClientDetector, InputClientDetector
 from detectors.suite.alarms import AlarmTracker
@@ -63,15 +65,17 @@ class ClientWatch:
         def moment(index: int) -> float:
             return float(ts[min(max(index - first_index, 0), len(ts) - 1)])
 
-        detected = [
-            (o.index, order, name, det, o)
-            for order, (name, det) in enumerate(self.detectors.items())
-            for o in (
-                cast_inputs(det).update(clients, scores, inputs)
-                if reads_inputs(det)
-                else det.update(clients, scores)
-            )
-        ]
+        coded: Callers | None = None  # coded once for every detector that takes them so
+        detected = []
+        for order, (name, det) in enumerate(self.detectors.items()):
+            if isinstance(det, ClientWindowTest):
+                coded = Callers.of(clients) if coded is None else coded
+                found = det.feed(coded, scores, inputs)
+            elif reads_inputs(det):
+                found = cast_inputs(det).update(clients, scores, inputs)
+            else:
+                found = det.update(clients, scores)
+            detected += [(o.index, order, name, det, o) for o in found]
         detected.sort(key=lambda t: t[:2])
         findings = []
         for _, _, name, det, o in detected:
