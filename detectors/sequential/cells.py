@@ -4,14 +4,19 @@ Each feature's range, from its first to its last finite edge, is cut into
 equal cells, and a value's cell computed by a few float operations (subtract,
 multiply, clip, truncate). Those keep order whatever the rounding: a larger
 value never gets an earlier cell. Computing the edges' cells by the very same
-operations, the edges in the cells before a value's are below it and those in
-later cells above it, so where no cell holds more than one edge a value's bin
-is the number of edges in the cells before its own, plus one if its cell's edge
-is at or below it: three lookups and a comparison instead of eight halvings.
+operations, the edges in the cells before a value's are at or below it and
+those in later cells above it, so where no cell holds more than one edge a
+value's bin is the number of edges in the cells before its own, plus one if
+its cell's edge is at or below it: three lookups and a comparison instead of
+eight halvings.
 
-A feature whose edges crowd (a heavy tail: most edges within a few cells of a
-range set by the rest) keeps the binary search: it gets up to
-``max(SIZES)`` cells, then none.
+Memory bounds the cells, not speed: a model's tables live as long as it does,
+and a daemon holds hundreds of models within 2 MB each. A cell stores its
+feature's own edge count (one byte: at most 255 edges), the feature's offset
+added at lookup, and a feature gets the fewest cells of ``SIZES`` that do, at
+most 4,096 (4 kB, 64 kB for 16 features). A feature whose edges crowd more
+than that (a heavy tail: most edges within a few cells of a range set by the
+rest) keeps the binary search.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Cells per feature, tried in turn until none holds more than one edge: 16 to 64
-# per edge of 255 (int32, 16 to 64 kB per feature: less than a 10,000-value reference)
-SIZES = (4096, 8192, 16384)
+# Cells per feature, tried in turn until none holds more than one edge. Few
+# cells are enough for most features (255 quantiles of a normal need 1,024),
+# and a small table also stays in cache.
+SIZES = (256, 512, 1024, 2048, 4096)
 
 
 def cells_of(x: np.ndarray, low: np.ndarray, scale: np.ndarray, top: np.ndarray) -> np.ndarray:
@@ -42,9 +48,10 @@ def cells_of(x: np.ndarray, low: np.ndarray, scale: np.ndarray, top: np.ndarray)
 @dataclass(frozen=True)
 class CellGrid:
     """Cells of the ``gridded`` features (the others: ``searched``), each row of
-    ``low``, ``scale``, ``top`` and ``row`` one gridded feature's. ``first`` holds,
-    per cell, where its edges start in ``edges``, the (features x width) table of
-    the edges padded with +inf, whose rows are laid out as the mid-ranks'."""
+    ``low``, ``scale``, ``top``, ``row`` and ``at`` one gridded feature's.
+    ``first`` holds, per cell, the number of its feature's edges in the cells
+    before it, capped at its last edge; ``edges`` is the table's (features x
+    width) edges, flat (a view, not a copy)."""
 
     gridded: np.ndarray  # (G,) feature numbers
     searched: np.ndarray  # (S,) feature numbers
@@ -52,15 +59,17 @@ class CellGrid:
     scale: np.ndarray  # (G, 1): cells per unit; 0 with fewer than two edges
     top: np.ndarray  # (G, 1): its last cell
     row: np.ndarray  # (G, 1): where its cells start in ``first``
-    first: np.ndarray  # (sum of the G features' cells,) int32
+    at: np.ndarray  # (G, 1): where its edges start in ``edges``: f * width
+    shift: np.ndarray  # (G, 1): f, the further start of its mid-ranks (width + 1 long)
+    first: np.ndarray  # (sum of the G features' cells,) uint8
     edges: np.ndarray  # (F * width,)
 
     @classmethod
-    def build(cls, edges: np.ndarray, width: int) -> CellGrid:
-        """The grid of an (F x E) table of sorted edges padded with +inf, whose
-        mid-ranks' rows are ``width`` long (E < width)."""
-        padded = np.full((edges.shape[0], width), np.inf)
-        padded[:, : edges.shape[1]] = edges
+    def build(cls, edges: np.ndarray) -> CellGrid:
+        """The grid of an (F x E) table of sorted edges padded with +inf, E <= 256."""
+        width = edges.shape[1]
+        if width > 256:
+            raise ValueError(f"{width} edges a feature do not fit a byte")
         gridded: list[int] = []
         searched: list[int] = []
         params: list[tuple[float, float, float]] = []  # low, scale, top
@@ -73,10 +82,14 @@ class CellGrid:
                 continue
             low, scale, cells = found
             count = np.bincount(_cells(finite, low, scale, cells), minlength=cells)
-            start = np.concatenate([[0], np.cumsum(count)[:-1]])
+            before = np.concatenate([[0], np.cumsum(count)[:-1]])
+            # A cell past the last edge's (none, in practice: the last edge is in the
+            # last cell) reads the last edge, which is below any value there, and
+            # so stays within the feature's row.
+            np.minimum(before, max(finite.shape[0] - 1, 0), out=before)
             gridded.append(f)
             params.append((low, scale, float(cells - 1)))
-            firsts.append((f * width + start).astype(np.int32))
+            firsts.append(before.astype(np.uint8))
         rows = np.cumsum([0] + [c.shape[0] for c in firsts[:-1]]) if firsts else np.zeros(0)
         column = np.array(params, dtype=np.float64).reshape(-1, 3)
         return cls(
@@ -86,18 +99,27 @@ class CellGrid:
             column[:, 1:2].copy(),
             column[:, 2:3].copy(),
             np.asarray(rows, dtype=np.intp).reshape(-1, 1),
-            np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int32),
-            padded.ravel(),
+            np.array(gridded, dtype=np.intp).reshape(-1, 1) * width,
+            np.array(gridded, dtype=np.intp).reshape(-1, 1),
+            np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.uint8),
+            edges.reshape(-1),
         )
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the grid holds beyond the table's edges (which it only views)."""
+        params = (self.low, self.scale, self.top, self.row, self.at, self.shift)
+        return sum(a.nbytes for a in (self.gridded, self.searched, *params)) + self.first.nbytes
+
     def bins(self, x: np.ndarray) -> np.ndarray:
-        """Index into the padded edges (and the mid-ranks) of the bin of every value
-        of ``x`` (gridded features x events): its count of edges at or below it
-        (past the table for x = +inf)."""
-        cell = cells_of(x, self.low, self.scale, self.top)
-        cell += self.row
-        at: np.ndarray = self.first.take(cell)  # int32
-        at += self.edges.take(at) <= x  # a finite value is never at or past the padding
+        """Index into the flat (features x width + 1) mid-ranks of the bin of every
+        value of ``x`` (gridded features x events): the feature's row plus its
+        count of edges at or below the value (one more for x = +inf)."""
+        at = cells_of(x, self.low, self.scale, self.top)
+        at += self.row
+        np.add(self.first.take(at), self.at, out=at)  # the feature's offset, added here
+        at += self.edges.take(at) <= x
+        at += self.shift  # row f of the mid-ranks starts f further than its edges'
         return at
 
 

@@ -75,13 +75,13 @@ class RankTable:
         """Mid-ranks of ``x`` (features x events); NaN where ``x`` is not finite."""
         grid = self._grid
         if grid is None:  # built once per table, on first use (a table never changes)
-            grid = self._grid = CellGrid.build(self.edges, EDGES + 1)
+            grid = self._grid = CellGrid.build(self.edges)
         if grid.searched.shape[0] == 0:
-            u: np.ndarray = self.ranks.take(grid.bins(x), mode="clip")  # clip: x = +inf
+            u: np.ndarray = self.ranks.take(grid.bins(x))
         else:
             u = np.empty(x.shape)
             if grid.gridded.shape[0]:
-                u[grid.gridded] = self.ranks.take(grid.bins(x[grid.gridded]), mode="clip")
+                u[grid.gridded] = self.ranks.take(grid.bins(x[grid.gridded]))
             u[grid.searched] = self._search(x[grid.searched], grid.searched)
         u[~np.isfinite(x)] = np.nan
         return u

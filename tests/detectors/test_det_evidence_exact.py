@@ -24,6 +24,7 @@ import pytest
 from detectors.change.base import ChangeEvent
 from detectors.reference import CategoricalReference, NumericReference
 from detectors.sequential import FeatureEvidence
+from detectors.sequential.cells import SIZES
 from detectors.sequential.ranks import RankTable
 
 DIGESTS = Path(__file__).with_name("evidence_exact_digests.json")
@@ -201,3 +202,19 @@ def test_mid_ranks_equal_a_search_per_feature_on_every_kind_of_value() -> None:
 
 def write_digests(cls: Any) -> None:  # pragma: no cover - how the fixture was made
     DIGESTS.write_text(json.dumps(digests(cls), indent=0) + "\n")
+
+
+def test_the_lookup_of_sixteen_numeric_features_takes_under_80_kb() -> None:
+    """A model's tables live as long as it does (2 MB a model of 20 features): the
+    lookup of 16 features that each need the most cells stays under 80 kB."""
+    rng = np.random.default_rng(3)
+    # lognormal sigma 1, to 4 decimals: its 255 quantiles need 4,096 cells, the most
+    refs = [NumericReference.build(np.round(rng.lognormal(0, 1, 10_000), 4)) for _ in range(16)]
+    table = RankTable.build(refs)
+    x = rng.lognormal(0, 1, (16, 100))
+    assert np.array_equal(table.transform(x), reference_ranks(table, x))
+    grid = table._grid
+    assert grid is not None and grid.gridded.shape[0] == 16
+    assert grid.first.shape[0] == 16 * max(SIZES)
+    assert grid.nbytes < 80_000
+    assert max(SIZES) * 16 * grid.first.itemsize < 80_000  # whatever the features
