@@ -9,12 +9,13 @@ one call. Only a column that mixes numbers and labels is split value by value.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from detectors.base import RowBatch
 from monitor.ingest.events import Event, Row, Scalar, event_row
-from monitor.ingest.row_runs import RowRun
+from monitor.ingest.row_runs import RowRun, objects
 
 _BOOL_LABELS = {True: "true", False: "false"}
 MAX_MAGNITUDE = 1e100
@@ -40,15 +41,15 @@ class _Columns:
         if types == {_NONE}:
             return  # missing everywhere in the group: nothing says what kind it is
         if name in self.as_categories:
-            self._put(self.categorical, name, rows, _objects(tuple(map(category, values))), None)
+            self._put(self.categorical, name, rows, objects(tuple(map(category, values))), None)
         elif types <= _NUMERIC_TYPES:
             # None becomes NaN in the conversion: missing, as it should.
             self._put(self.numeric, name, rows, np.array(values, dtype=np.float64), np.nan)
         elif types <= _LABEL_TYPES:
-            self._put(self.categorical, name, rows, _objects(values), None)
+            self._put(self.categorical, name, rows, objects(values), None)
         elif types <= _BOOL_TYPES:
             labels = tuple(_BOOL_LABELS[v] if type(v) is bool else v for v in values)
-            self._put(self.categorical, name, rows, _objects(labels), None)
+            self._put(self.categorical, name, rows, objects(labels), None)
         else:
             self._add_mixed(name, rows, values)
 
@@ -66,7 +67,7 @@ class _Columns:
             self._put(self.numeric, name, list(rows_n), np.array(vals_n, dtype=np.float64), np.nan)
         if labels:
             rows_l, vals_l = zip(*labels, strict=True)
-            self._put(self.categorical, name, list(rows_l), _objects(vals_l), None)
+            self._put(self.categorical, name, list(rows_l), objects(vals_l), None)
 
     def _put(
         self,
@@ -122,12 +123,30 @@ def rows_batch(
     if without_features:
         has_features = np.ones(n, dtype=bool)
         has_features[without_features] = False
+    fields = (ids, clients, predictions, scores)
+    return _assembled(ts, columns.numeric, columns.categorical, fields, has_features, seq)
+
+
+def _assembled(
+    ts: Sequence[float],
+    numeric: dict[str, np.ndarray],
+    categorical: dict[str, np.ndarray],
+    fields: tuple[Sequence[str | None], Sequence[str | None], Sequence[Any], Sequence[Any]],
+    has_features: np.ndarray | None,
+    seq: Sequence[int] | None,
+) -> RowBatch:
+    """The batch of the rows' columns and their ``fields`` (ids, clients, predictions and
+    scores, in stream order): numbers beyond ``MAX_MAGNITUDE`` made NaN, and a field
+    given by no row None."""
+    ids, clients, predictions, scores = fields
     labels, values = _predictions(predictions)
     return RowBatch(
         ts=np.array(ts, dtype=np.float64),
-        numeric={name: measured(column) for name, column in columns.numeric.items()},
-        categorical=columns.categorical,
-        score=None if scores.count(None) == n else measured(np.array(scores, dtype=np.float64)),
+        numeric={name: measured(column) for name, column in numeric.items()},
+        categorical=categorical,
+        score=None
+        if scores.count(None) == len(scores)
+        else measured(np.array(scores, dtype=np.float64)),
         prediction=labels,
         prediction_value=None if values is None else measured(values),
         client=_optional_objects(clients),
@@ -154,13 +173,12 @@ def runs_batch(
     if as_categories.intersection(keys) or any(run.keys != keys for run, _, _ in slices):
         rows = [row for run, start, end in slices for row in run.rows(start, end)]
         return rows_batch(rows, seq, as_categories)
-    n = sum(end - start for _, start, end in slices)
     numeric: dict[str, np.ndarray] = {}
     categorical: dict[str, np.ndarray] = {}
     for name in keys:  # a feature in both (numbers in one run, labels in another) is in both
         column = _joined(slices, name, numeric=True)
         if column is not None:
-            numeric[name] = measured(column)
+            numeric[name] = column
         column = _joined(slices, name, numeric=False)
         if column is not None:
             categorical[name] = column
@@ -175,19 +193,7 @@ def runs_batch(
         clients += run.clients[start:end]
         predictions += run.predictions[start:end]
         scores += run.scores[start:end]
-    labels, values = _predictions(predictions)  # type: ignore[arg-type]
-    return RowBatch(
-        ts=np.array(ts, dtype=np.float64),
-        numeric=numeric,
-        categorical=categorical,
-        score=None if scores.count(None) == n else measured(np.array(scores, dtype=np.float64)),
-        prediction=labels,
-        prediction_value=None if values is None else measured(values),
-        client=_optional_objects(clients),
-        has_features=None,
-        ids=_optional_objects(ids),
-        seq=np.array(seq, dtype=np.int64),
-    )
+    return _assembled(ts, numeric, categorical, (ids, clients, predictions, scores), None, seq)
 
 
 def _joined(slices: Sequence[RunSlice], name: str, numeric: bool) -> np.ndarray | None:
@@ -278,16 +284,10 @@ def _predictions(
         elif out is not None:
             values[i] = out
             given_values = True
-    return (_objects(tuple(labels)) if given_labels else None), (values if given_values else None)
+    return (objects(tuple(labels)) if given_labels else None), (values if given_values else None)
 
 
 def _optional_objects(values: Sequence[str | None]) -> np.ndarray | None:
     if values.count(None) == len(values):
         return None
-    return _objects(tuple(values))
-
-
-def _objects(values: tuple[object, ...]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+    return objects(tuple(values))

@@ -196,9 +196,9 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
         if types <= _NUMERIC:
             numeric[name] = np.array(values, dtype=np.float64)
         elif types <= _LABELS:
-            categorical[name] = _objects(values)
+            categorical[name] = objects(values)
         elif types <= _BOOLS:  # true and false are labels, as rows_batch makes them
-            categorical[name] = _objects(tuple(_BOOL_LABELS.get(v, v) for v in values))
+            categorical[name] = objects(tuple(_BOOL_LABELS.get(v, v) for v in values))
             bools[name] = np.array([type(v) is bool for v in values], dtype=bool)
         else:
             return None
@@ -220,7 +220,8 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
     )
 
 
-def _objects(values: tuple[object, ...]) -> np.ndarray:
+def objects(values: tuple[object, ...]) -> np.ndarray:
+    """``values`` as a numpy array of objects (never a 2-d array of tuples or strings)."""
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
