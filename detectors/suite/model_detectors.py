@@ -256,6 +256,12 @@ class ModelDetectors:
             out = self._clients.attribute(out, self._events - 1)
         return out
 
+    def forget_batch(self) -> None:
+        """Let go of the last batch observed, once ``category_codes`` is done with it:
+        kept until the next one, its columns would stay in memory (~0.3 MB a model of 20
+        features) between flushes."""
+        self._coded = None
+
     def category_codes(self, batch: RowBatch) -> CodedRows | None:
         """For ``batch``, the last batch observed: the first of its rows past the warm-up,
         and each categorical feature's reference and the codes of its rows from there

@@ -243,6 +243,7 @@ class ModelPipeline:
             findings += self.detectors.observe_rows(batch)
             if self.label_join is not None:
                 self.label_join.segment_rows(batch, self.detectors, before, had)
+            self.detectors.forget_batch()
             self.rows, self.runs, self.row_seq = [], [], []
             self.feature_filter = self.detectors.feature_filter  # the reference's, once built
         if self.scored:  # predictions and labels in stream order: flushes cannot reorder them
