@@ -20,7 +20,7 @@ against the reference's).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,16 +127,23 @@ class ChartBank:
     def charts(self) -> int:
         return int(self.k.shape[1])
 
-    def step(self, z: np.ndarray, raw: np.ndarray, n: np.ndarray) -> np.ndarray:
-        """One block: z-scores, raw sums and counts per chart in; return a
-        (side, tier, chart) mask of the sums now above their thresholds."""
-        signed = np.stack([z, -z])[:, None, :]  # side, 1, chart
-        self.sums = np.minimum(np.maximum(self.sums + signed - self.k, 0.0), self.cap * self.h)
-        live = self.sums > 0
-        self.run_sum = np.where(live, self.run_sum + raw, 0.0)
-        self.run_n = np.where(live, self.run_n + n, 0.0)
-        over: np.ndarray = self.sums > self.h
-        return over
+    def steps(self, z: np.ndarray, raw: np.ndarray, n: np.ndarray) -> Iterator[np.ndarray]:
+        """``k`` blocks in turn: z-scores, raw sums and counts per block and chart
+        in; yield a block's (side, tier, chart) mask of the sums then above their
+        thresholds once the bank has taken that block, and that block only."""
+        signed = np.stack([z, -z], axis=1)[:, :, None, :]  # block, side, 1, chart
+        capped = self.cap * self.h
+        for b in range(z.shape[0]):
+            sums = self.sums + signed[b]
+            sums -= self.k
+            np.maximum(sums, 0.0, out=sums)
+            np.minimum(sums, capped, out=sums)
+            self.sums = sums
+            live = sums > 0
+            self.run_sum = np.where(live, self.run_sum + raw[b], 0.0)
+            self.run_n = np.where(live, self.run_n + n[b], 0.0)
+            over: np.ndarray = sums > self.h
+            yield over
 
     def run_mean(self, side: int, tier: int, chart: int) -> float:
         n = float(self.run_n[side, tier, chart])

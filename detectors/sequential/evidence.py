@@ -249,16 +249,29 @@ class FeatureEvidence(DetectorBase):
         u = self._ranks(numeric, size)
         buckets = self._bucket_ids(categorical, size)
         out: list[tuple[str, ChangeEvent]] = []
-        pos = 0
-        while pos < size:
-            take = min(size - pos, self.block - self._fill)
-            self._u[:, self._fill : self._fill + take] = u[:, pos : pos + take]
-            self._buckets[:, self._fill : self._fill + take] = buckets[:, pos : pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == self.block:
-                self._fill = 0
-                out += [(s, ev) for s, ev in self._close_block(pos - 1)]
+        block, pos = self.block, 0
+        if self._fill:  # the block begun by earlier events
+            pos = min(size, block - self._fill)
+            self._u[:, self._fill : self._fill + pos] = u[:, :pos]
+            self._buckets[:, self._fill : self._fill + pos] = buckets[:, :pos]
+            self._fill += pos
+            if self._fill < block:
+                return out
+            self._fill = 0
+            out += self._close_blocks(self._u[:, None], self._buckets[:, None], pos - 1)
+        whole = (size - pos) // block
+        if whole:  # blocks within these events: read in place, all at once
+            stop = pos + whole * block
+            out += self._close_blocks(
+                u[:, pos:stop].reshape(u.shape[0], whole, block),
+                buckets[:, pos:stop].reshape(buckets.shape[0], whole, block),
+                pos + block - 1,
+            )
+            pos = stop
+        if pos < size:  # the start of the next block
+            self._fill = size - pos
+            self._u[:, : self._fill] = u[:, pos:]
+            self._buckets[:, : self._fill] = buckets[:, pos:]
         return out
 
     def _ranks(self, numeric: dict[str, np.ndarray], size: int) -> np.ndarray:
@@ -290,26 +303,44 @@ class FeatureEvidence(DetectorBase):
         self._null_mean = np.array([c.mean for c in self._charts])
         self._null_var = np.array([c.var for c in self._charts])
 
-    def _block_sums(self) -> tuple[np.ndarray, np.ndarray]:
-        """Raw sum and count of every chart's statistic over the full block."""
-        present = ~np.isnan(self._u)
-        n_num = present.sum(axis=1).astype(np.float64)
-        u = np.where(present, self._u, 0.0)
-        a = np.where(present, np.abs(2 * u - 1), 0.0)
-        ids = self._buckets[self._buckets >= 0]
-        counts = np.bincount(ids, minlength=self._owner.shape[0]).astype(np.float64)
-        n_cat = np.bincount(self._owner, weights=counts, minlength=len(self._categorical))
-        raw = np.concatenate([u.sum(axis=1), a.sum(axis=1), counts])[self._raw_at]
-        return raw, np.concatenate([n_num, n_cat])[self._n_at]
+    def _block_sums(self, u: np.ndarray, buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw sum and count of every chart's statistic over each of ``k`` full blocks:
+        ``u`` (features x k x block) and ``buckets`` (categorical features x k x block)
+        in, (k x charts) out. Each block's row is summed on its own, as a block alone."""
+        present = u == u  # not NaN, in one pass
+        n_num = present.sum(axis=2).T.astype(np.float64)
+        u = np.where(present, u, 0.0)
+        a = u * 2
+        a -= 1
+        np.abs(a, out=a)
+        a = np.where(present, a, 0.0)
+        k, buckets_n = u.shape[1], self._owner.shape[0]
+        seen = buckets >= 0
+        # bucket id + buckets_n * the block's number: one count for every block
+        ids = (buckets + buckets_n * np.arange(k)[:, None])[seen]
+        counts = np.bincount(ids, minlength=k * buckets_n).reshape(k, buckets_n)
+        # a categorical feature's count is that of its buckets (integers: exact)
+        n_cat = seen.sum(axis=2).T.astype(np.float64)
+        raw = np.concatenate([u.sum(axis=2).T, a.sum(axis=2).T, counts], axis=1)[:, self._raw_at]
+        return raw, np.concatenate([n_num, n_cat], axis=1)[:, self._n_at]
 
-    def _close_block(self, index: int) -> list[tuple[str, ChangeEvent]]:
-        raw, n = self._block_sums()
+    def _close_blocks(
+        self, u: np.ndarray, buckets: np.ndarray, index: int
+    ) -> list[tuple[str, ChangeEvent]]:
+        """Step the charts once per full block (see :meth:`_block_sums`), the first
+        ending at event ``index``; their findings."""
+        raw, n = self._block_sums(u, buckets)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (raw - n * self._null_mean) / np.sqrt(n * self._null_var)
         z = np.where(n >= MIN_VALUES, z, 0.0)
-        over = self._bank.step(z, raw, n)
-        if not over.any():
-            return []
+        out: list[tuple[str, ChangeEvent]] = []
+        for b, over in enumerate(self._bank.steps(z, raw, n)):
+            if over.any():
+                out += self._findings(over, index + b * self.block)
+        return out
+
+    def _findings(self, over: np.ndarray, index: int) -> list[tuple[str, ChangeEvent]]:
+        """One finding per signal over its threshold: its chart furthest above."""
         excess = np.where(over, self._bank.sums / self._bank.h, 0.0)
         best: dict[str, tuple[float, int, int, int]] = {}
         for side, tier, chart in zip(*np.nonzero(over), strict=True):

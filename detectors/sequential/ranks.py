@@ -8,8 +8,11 @@ itself, ties and discrete values included. The transform is computed on at
 most 255 bin edges per feature: every distinct value of a reference with few
 of them (exact mid-ranks), quantiles of a continuous one (u resolved to 1/256,
 which costs a test of location or scale a negligible share of its power).
-Binning every feature at once by a branchless binary search over a (features x
-edges) table takes 8 numpy steps per segment instead of one search per feature.
+Values are binned by a lookup in equal cells of each feature's range (see
+:mod:`detectors.sequential.cells`): three numpy lookups and a comparison for
+every feature at once. A feature whose edges crowd a few cells (a heavy tail)
+is binned by a branchless binary search over a (features x edges) table
+instead, 8 numpy steps for all such features.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from detectors.codec import FixedArrays, decode_array
 from detectors.reference import NumericReference
+from detectors.sequential.cells import CellGrid
 
 EDGES = 255  # per feature, padded with +inf; 2**8 - 1 so the search takes 8 halvings
 
@@ -47,6 +51,7 @@ class RankTable:
     edges: np.ndarray
     ranks: np.ndarray
     _fixed: FixedArrays = field(default_factory=FixedArrays, repr=False, compare=False)
+    _grid: CellGrid | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, references: list[NumericReference]) -> RankTable:
@@ -68,9 +73,25 @@ class RankTable:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Mid-ranks of ``x`` (features x events); NaN where ``x`` is not finite."""
-        f, n = x.shape
+        grid = self._grid
+        if grid is None:  # built once per table, on first use (a table never changes)
+            grid = self._grid = CellGrid.build(self.edges)
+        if grid.searched.shape[0] == 0:
+            u: np.ndarray = self.ranks.take(grid.bins(x))
+        else:
+            u = np.empty(x.shape)
+            if grid.gridded.shape[0]:
+                u[grid.gridded] = self.ranks.take(grid.bins(x[grid.gridded]))
+            u[grid.searched] = self._search(x[grid.searched], grid.searched)
+        u[~np.isfinite(x)] = np.nan
+        return u
+
+    def _search(self, x: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Mid-ranks of ``x`` (these features x events) by a branchless binary search
+        over every feature's edges at once: 8 numpy steps."""
+        n = x.shape[1]
         flat = self.edges.ravel()
-        feature = np.arange(f)[:, None]
+        feature = features[:, None]
         # position in the flattened edges: the feature's first edge plus the
         # number of its edges found at or below x so far
         pos = np.repeat(feature * EDGES, n, axis=1)
@@ -81,11 +102,8 @@ class RankTable:
                 # there rather than by adding the offset to every position
                 pos += (flat[step - 1 :][pos] <= x) * step
                 step //= 2
-        u: np.ndarray = self.ranks.ravel()[
-            pos + feature
-        ]  # row f of ranks starts at f * (EDGES + 1)
-        u[~np.isfinite(x)] = np.nan
-        return u
+        found: np.ndarray = self.ranks.ravel()[pos + feature]  # row f starts at f * (EDGES + 1)
+        return found
 
     def null_moments(self, references: list[NumericReference]) -> dict[str, np.ndarray]:
         """Per feature: variance of u, mean and variance of |2u - 1|, and how many
