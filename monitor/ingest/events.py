@@ -33,7 +33,7 @@ Scalar = str | int | float | bool
 _FEATURE_TYPES = frozenset({str, int, float, bool, type(None)})
 _NUMBER_TYPES = frozenset({int, float})
 _INT_LIMIT = 2**63
-# Feature values the fast paths take as they are; an integer needs its range checked.
+# Feature values the fast paths take as they are; an integer too, once its range is checked.
 _PLAIN_FEATURE_TYPES = frozenset({str, float, bool, type(None)})
 # The fields of the usual prediction or input (``parse_record``'s first pass).
 _USUAL_FIELDS = frozenset(
@@ -149,12 +149,7 @@ def parse_record(
         and (version is None or type(version) is str)
         and (score is None or type(score) is float)
         and (prediction is None or type(prediction) in _FEATURE_TYPES)
-        and (
-            features is None
-            or (
-                type(features) is dict and set(map(type, features.values())) <= _PLAIN_FEATURE_TYPES
-            )
-        )
+        and (features is None or (type(features) is dict and _plain_values(features)))
     ):
         return parse_checked(raw, default_ts, bounds, obj)
     return (model, ts, ident, client, features, prediction, score, etype, version)
@@ -330,9 +325,7 @@ def _common_prediction(
     ):
         return None
     if features is not None:
-        if type(features) is not dict or not set(map(type, features.values())).issubset(
-            _PLAIN_FEATURE_TYPES
-        ):
+        if type(features) is not dict or not _plain_values(features):
             return None
         if not short and features and _names_too_long(features):
             return None
@@ -341,6 +334,13 @@ def _common_prediction(
         if max(len(t) if type(t) is str else 0 for t in texts) > MAX_NAME_CHARS:
             return None
     return (model, ts, ident, client, features, prediction, score, etype, version)
+
+
+def _plain_values(features: dict[str, Any]) -> bool:
+    """Whether every feature value is one the full check takes unchanged: a float, a
+    label, a bool, None, or an integer within ``_INT_LIMIT``."""
+    types = set(map(type, features.values()))
+    return types <= _PLAIN_FEATURE_TYPES or (types <= _FEATURE_TYPES and _ints_fit(features))
 
 
 def _names_too_long(features: dict[str, Any]) -> bool:

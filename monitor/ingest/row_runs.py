@@ -8,7 +8,7 @@ model's usual rows of a batch become one ``RowRun``, its numeric features as
 float64 arrays (a copy of memory to unpickle, not an object per value).
 
 Exactness comes first. A run gives its rows back exactly as they were parsed
-(``RowRun.rows``: the usual row's feature values are floats, labels, bools and
+(``RowRun.rows``: the usual row's feature values are numbers, labels, bools and
 None, and the columns keep where the Nones and bools were), so wherever the
 loop cannot use the columns as they are (a feature outside the model's filter,
 a ``models[].categorical`` feature, a micro-batch mixing runs with rows or with
@@ -37,7 +37,9 @@ from monitor.ingest.events import Event, Malformed, Row
 # Fewer rows than this stay rows: a run's fixed cost would outweigh what it saves.
 MIN_RUN = 16
 _NONE = type(None)
-_NUMERIC = frozenset({float, _NONE})  # no int: a row has none (parse_record)
+_NUMERIC = frozenset({float, int, _NONE})
+# An integer goes into a float64 column and comes back by ``int``: exactly, within this.
+_EXACT_INT = 2**53
 _LABELS = frozenset({str, _NONE})
 _BOOLS = frozenset({str, bool, _NONE})
 _BOOL_LABELS: dict[object, str] = {True: "true", False: "false"}
@@ -69,6 +71,7 @@ class RowRun:
     # a feature is None throughout has no column, as rows_batch has none for its rows.
     nones: dict[str, np.ndarray]
     bools: dict[str, np.ndarray]  # where a labels column's value was a bool
+    ints: dict[str, np.ndarray]  # where a numbers column's value was an integer
     kinds: list[str]  # "prediction" or "input"
     versions: list[str | None]
 
@@ -91,6 +94,10 @@ class RowRun:
             if bools is not None:
                 for i in np.flatnonzero(bools[start:end]).tolist():
                     values[i] = _LABEL_BOOLS[values[i]]  # type: ignore[index]
+            ints = self.ints.get(name)
+            if ints is not None:
+                for i in np.flatnonzero(ints[start:end]).tolist():
+                    values[i] = int(values[i])  # type: ignore[arg-type]
             columns.append(values)
         keys = self.keys
         features = (
@@ -186,6 +193,7 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
     categorical: dict[str, np.ndarray] = {}
     nones: dict[str, np.ndarray] = {}
     bools: dict[str, np.ndarray] = {}
+    ints: dict[str, np.ndarray] = {}
     columns = zip(*map(dict.values, features), strict=True) if keys else ()
     for name, values in zip(keys, columns, strict=True):
         types = set(map(type, values))
@@ -195,6 +203,10 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
             nones[name] = np.array([v is None for v in values], dtype=bool)
         if types <= _NUMERIC:
             numeric[name] = np.array(values, dtype=np.float64)
+            if int in types:
+                if max(abs(v) for v in values if type(v) is int) > _EXACT_INT:
+                    return None  # would not come back exactly: the rows stay rows
+                ints[name] = np.array([type(v) is int for v in values], dtype=bool)
         elif types <= _LABELS:
             categorical[name] = objects(values)
         elif types <= _BOOLS:  # true and false are labels, as rows_batch makes them
@@ -215,6 +227,7 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
         categorical=categorical,
         nones=nones,
         bools=bools,
+        ints=ints,
         kinds=list(kinds),
         versions=list(versions),
     )

@@ -34,6 +34,8 @@ def _value(rng: random.Random, kind: str) -> Any:
         return None
     if kind == "float":
         return rng.choice([rng.gauss(0, 1), 1e300, float("inf"), float("nan"), 0.5])
+    if kind == "int":  # integers, floats among them now and then, as a producer sends
+        return rng.choice([rng.randint(-5, 5), 2**53, -(2**53), 444, 1.5])
     if kind == "label":
         return rng.choice(["x", "y", "3", ""])
     if kind == "bool":
@@ -86,7 +88,7 @@ def test_columns_of_runs_are_rows_batch_of_their_rows(seed: int) -> None:
     rows: list[Row] = []
     first = 0
     for _ in range(rng.randint(1, 5)):
-        kinds = {k: rng.choice(["float", "label", "bool", "none"]) for k in KEYS}
+        kinds = {k: rng.choice(["float", "int", "label", "bool", "none"]) for k in KEYS}
         run_rows = _rows(rng, rng.randint(1, 40), kinds, first)
         first += len(run_rows)
         run = make_run(run_rows)
@@ -119,7 +121,7 @@ def _same(a: Any, b: Any) -> bool:
 def test_a_run_gives_back_its_rows_exactly(seed: int) -> None:
     """The slow path's rows: the same values of the same types, features in the same order."""
     rng = random.Random(seed)
-    kinds = {k: rng.choice(["float", "label", "bool", "none"]) for k in KEYS}
+    kinds = {k: rng.choice(["float", "int", "label", "bool", "none"]) for k in KEYS}
     rows = _rows(rng, rng.randint(1, 60), kinds, 0)
     more = [(rng.choice(["prediction", "input"]), rng.choice([None, "v2"])) for _ in rows]
     rows = [(*row[:7], *other) for row, other in zip(rows, more, strict=True)]
@@ -137,8 +139,11 @@ def test_rows_that_cannot_be_columns_make_no_run() -> None:
     mixed[3][4]["a"] = "label"  # type: ignore[index]  # a number here, a label there
     assert make_run(mixed) is None
     whole = _rows(rng, 10, dict.fromkeys(KEYS, "float"), 0)
-    whole[2][4]["b"] = 7  # type: ignore[index]  # never in a row: parse_record makes an Event
+    whole[2][4]["b"] = 2**53 + 1  # type: ignore[index]  # a float64 cannot give it back
     assert make_run(whole) is None
+    whole[2][4]["b"] = 2**53  # type: ignore[index]  # it can this one, as an int again
+    run = make_run(whole)
+    assert run is not None and _same(run.rows(), whole)
     reordered = _rows(rng, 10, dict.fromkeys(KEYS, "float"), 0)
     reordered[5] = (*reordered[5][:4], dict(reversed(reordered[5][4].items())), *reordered[5][5:])  # type: ignore[union-attr]
     assert make_run(reordered) is None
