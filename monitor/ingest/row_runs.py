@@ -29,11 +29,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import TypeVar
 
 import numpy as np
 
 from monitor.ingest.events import Event, Malformed, Row
 
+T = TypeVar("T")
 # Fewer rows than this stay rows: a run's fixed cost would outweigh what it saves.
 MIN_RUN = 16
 _NONE = type(None)
@@ -219,8 +221,8 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
         n=len(rows),
         ts=list(ts),
         ids=list(ids),
-        clients=list(clients),
-        predictions=list(predictions),
+        clients=shared(clients),
+        predictions=shared(predictions),
         scores=list(scores),
         keys=keys,
         numeric=numeric,
@@ -231,6 +233,17 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
         kinds=list(kinds),
         versions=list(versions),
     )
+
+
+def shared(values: tuple[T, ...]) -> list[T]:
+    """``values`` with equal labels as one object, when all are labels or None: a model
+    has a few classes and callers, and each row's own copy of their text would be
+    pickled, unpickled and then kept (CBPE's windows, the caller windows hold 8,000 a
+    model). Numbers are left as they are: ``True == 1 == 1.0`` as keys would merge them."""
+    if not set(map(type, values)) <= _LABELS:
+        return list(values)
+    first = dict(zip(values, values, strict=True))  # each key's value: its last copy
+    return list(map(first.__getitem__, values))
 
 
 def objects(values: tuple[object, ...]) -> np.ndarray:

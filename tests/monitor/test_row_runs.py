@@ -308,3 +308,20 @@ def test_a_pipeline_fed_runs_writes_what_rows_write(tmp_path: Path, seed: int) -
     assert orjson.dumps(by_runs.stats.features_dropped) == orjson.dumps(
         by_rows.stats.features_dropped
     )
+
+
+def test_a_runs_labels_are_shared_and_its_numbers_kept_apart() -> None:
+    """Equal callers and classes become one object each (what is pickled and kept once),
+    while predictions that are numbers or bools keep their own types."""
+    rng = random.Random(3)
+    rows = _rows(rng, 50, dict.fromkeys(KEYS, "float"), 0)
+    labels: list[Row] = [
+        (*r[:3], f"caller-{i % 2}", r[4], ["yes", "no"][i % 2], *r[6:]) for i, r in enumerate(rows)
+    ]
+    run = make_run(labels)
+    assert run is not None and _same(run.rows(), labels)
+    assert len({id(c) for c in run.clients}) == 2 and len({id(p) for p in run.predictions}) == 2
+    classes: list[bool | int | float | str] = [True, 1, 1.0, "1"]
+    mixed: list[Row] = [(*r[:5], classes[i % 4], *r[6:]) for i, r in enumerate(rows)]
+    run = make_run(mixed)
+    assert run is not None and _same(run.predictions, [r[5] for r in mixed])
