@@ -4,6 +4,7 @@ calibration that turns them into class probabilities (see ``estimated``)."""
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -20,7 +21,9 @@ class Rows:
 
     ids: list[str | None] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)
-    score: list[float] = field(default_factory=list)
+    # A C array of doubles, not a list of float objects: 8 bytes a row instead of 32,
+    # ~190 kB a model over the reference and the windows kept.
+    score: array[float] = field(default_factory=lambda: array("d"))
     probabilities: list[dict[str, float] | None] = field(default_factory=list)
     truth: list[str | None] = field(default_factory=list)
     end_ts: float = math.nan
@@ -51,7 +54,7 @@ class Rows:
         return cls(
             list(state["ids"]),
             list(state["predicted"]),
-            [float(v) for v in decode_array(state["score"])],
+            array("d", decode_array(state["score"]).astype(np.float64).tobytes()),
             [
                 None if p is None else {k: decode_float(v) for k, v in p}
                 for p in state["probabilities"]
