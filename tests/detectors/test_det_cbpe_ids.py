@@ -189,7 +189,7 @@ def make_stream(seed: int) -> tuple[dict[str, Any], list[ScoredRow], int | None,
         events.append((len(events), 1.6e9 + len(events), request, None, math.nan, None, truth))
 
     sample: list[ScoredRow] = []
-    given = int(rng.integers(100, n)) if seed % 3 == 1 else None
+    given = int(rng.integers(100, n // 2)) if seed % 3 == 1 else None
     at = None
     for i in range(n):
         if i == given:
@@ -272,6 +272,24 @@ def _cuts(start: int, stop: int, rng: np.random.Generator) -> list[tuple[int, in
 Outputs = tuple[list[Any], list[Any], list[Any]]
 
 
+def _reloaded(est: Watched, eager: EagerMap, rng: np.random.Generator) -> Watched:
+    """``est`` as after a restart: its state through JSON and ``load``; at random, as a
+    checkpoint written when the map was dumped held it (the map, and the ids of a
+    reference given by ``set_reference``)."""
+    state = json.loads(json.dumps(est.dump()))
+    if rng.random() < 0.5:
+        state["ids"] = eager.as_checkpoints_held_it()
+        ref = state["reference"]
+        ref["ids"] = eager.requests[: len(ref["ids"])]
+        eager.note("loaded with the map")
+    loaded = Watched.load(state)
+    assert isinstance(loaded, Watched)
+    loaded.seen = est.seen
+    eager.note("loaded")
+    eager.check(loaded)
+    return loaded
+
+
 def feed(seed: int, cut_seed: int, reload: bool) -> tuple[Outputs, EagerMap]:
     """CBPE and the eager map fed a stream in random batches (checked after each);
     the findings, results and changes."""
@@ -287,6 +305,10 @@ def feed(seed: int, cut_seed: int, reload: bool) -> tuple[Outputs, EagerMap]:
         if s == 1:
             assert est.set_reference(sample) == eager.set_reference(sample)
             eager.check(est)
+            if reload:  # before the fit: labels for the sample's ids come
+                results += est.take_results()  # a restart loses what was not taken
+                changes += est.take_changes()
+                est = _reloaded(est, eager, rng)
         for start, stop in _cuts(begin, end, rng):
             part = events[start:stop]
             way = rng.random()
@@ -298,18 +320,10 @@ def feed(seed: int, cut_seed: int, reload: bool) -> tuple[Outputs, EagerMap]:
                 found += est.observe_columns(ScoredColumns.of(part))
             eager.feed(part, gives_up=bool(est.unsupported))
             eager.check(est)
-            if reload and rng.random() < 0.1:  # as after a restart
-                results += est.take_results()
+            if reload and rng.random() < 0.1:
+                results += est.take_results()  # a restart loses what was not taken
                 changes += est.take_changes()
-                state = json.loads(json.dumps(est.dump()))
-                if rng.random() < 0.5:  # as a checkpoint written before held it
-                    state["ids"] = eager.as_checkpoints_held_it()
-                    eager.note("loaded with the map")
-                seen = est.seen
-                est = Watched.load(state)  # type: ignore[assignment]
-                est.seen = seen
-                eager.note("loaded")
-                eager.check(est)
+                est = _reloaded(est, eager, rng)
     results += est.take_results()
     changes += est.take_changes()
     # A call's changes are its tests, then its state changes: in another order when taken
@@ -349,9 +363,11 @@ def test_the_streams_take_every_path() -> None:
     }
 
 
-def test_a_checkpoint_with_the_map_after_set_reference_keeps_the_reference_out() -> None:
-    """The reference given by ``set_reference`` is not in the map: after a checkpoint that
-    held the map, its ids still find none of its rows, while the stream's do."""
+@pytest.mark.parametrize("held", [None, False, True])
+def test_after_set_reference_the_reference_finds_no_label(held: bool | None) -> None:
+    """The rows of a reference given by ``set_reference`` are not in the map: its ids
+    find none of its rows, while the stream's do, before and after the fit; also after a
+    checkpoint (``held``: one that held the map and the sample's ids; None: none)."""
     sample: list[ScoredRow] = []
     for j in range(150):
         predicted = "yes" if j % 3 else "no"
@@ -359,9 +375,12 @@ def test_a_checkpoint_with_the_map_after_set_reference_keeps_the_reference_out()
     est = EstimatedPerformance(window=100, reference=300)
     assert est.set_reference(sample) == 150
     est.observe_rows([(j, 1.6e9 + j, f"r{j}", "yes", 0.9, None, None) for j in range(20)])
-    state = json.loads(json.dumps(est.dump()))
-    state["ids"] = {f"r{j}": [0, j] for j in range(20)}  # as a checkpoint held it
-    est = EstimatedPerformance.load(state)
+    if held is not None:
+        state = json.loads(json.dumps(est.dump()))
+        if held:
+            state["ids"] = {f"r{j}": [0, j] for j in range(20)}
+            state["reference"]["ids"] = [f"s{j}" for j in range(150)]
+        est = EstimatedPerformance.load(state)
     labels: list[ScoredRow] = [
         (99, 1.6e9 + 99, f"s{j}", None, math.nan, None, "no") for j in range(5)
     ]
@@ -369,3 +388,23 @@ def test_a_checkpoint_with_the_map_after_set_reference_keeps_the_reference_out()
     est.observe_rows(labels)
     assert est.reference.truth == [None] * 150
     assert est.windows[0].truth == [None] * 3 + ["no"] + [None] * 16
+    # On through the fit (the reference forgotten) to the next window: ids all new.
+    more: list[ScoredRow] = [
+        (j, 1.6e9 + j, f"r{j}", "yes" if j % 2 else "no", 0.9, None, None) for j in range(20, 150)
+    ]
+    est.observe_rows([*more, (150, 1.6e9 + 150, "r120", None, math.nan, None, "yes")])
+    assert est.calibration is not None and est.reference.truth == []
+    assert est.windows[1].truth == [None] * 20 + ["yes"] + [None] * 29
+
+
+def test_a_checkpoint_that_held_the_map_finds_the_references_rows() -> None:
+    """Where the map pointed into the reference (one not given by ``set_reference``),
+    its ids find its rows after the checkpoint."""
+    rows: list[ScoredRow] = [(j, 1.6e9 + j, f"r{j}", "yes", 0.9, None, None) for j in range(150)]
+    est = EstimatedPerformance(window=100, reference=300)
+    est.observe_rows(rows)
+    state = json.loads(json.dumps(est.dump()))
+    state["ids"] = {f"r{j}": [-1, j] for j in range(150)}
+    est = EstimatedPerformance.load(state)
+    est.observe_rows([(150, 1.6e9 + 150, "r7", None, math.nan, None, "no")])
+    assert est.reference.truth == [None] * 7 + ["no"] + [None] * 142
