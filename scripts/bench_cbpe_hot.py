@@ -1,12 +1,13 @@
 """CBPE's steady-state cost, this tree's against another revision's, in one process.
 
 The stream is the daemon's busy partition: one binary model, a score and a "yes"/"no"
-prediction and a request id on every event, no labels after the reference's, fed as
-``observe_rows`` batches of ``--batch`` tuples as the service buffers them. Past the
+prediction and a request id on every event, no labels after the reference's (or, with
+``--labelled``, a share of predictions labelled a little later), fed as
+``observe_rows`` batches of ``--batch`` predictions as the service buffers them. Past the
 calibration, both versions are fed the same batches, alternating (each batch is made
 just before it is fed, as the service makes it), and the CPU time per prediction is
-the minimum over ``--repeats`` rounds of ``--batches`` batches each; then ``dump()``
-with the full id map, the minimum of as many. The other revision's
+the minimum over ``--repeats`` rounds of ``--batches`` batches each; then ``dump()``,
+the minimum of as many, and its size as JSON. The other revision's
 ``detectors/performance`` modules are read with ``git show`` and imported under
 another name:
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from detectors.performance import estimated  # noqa: E402
 
 MODULES = ("cbpe", "bootstrap", "calibration", "estimated")
+LABEL_DELAY = 50  # predictions between one and its label, with --labelled
 
 
 def old_version(revision: str, into: Path) -> ModuleType:
@@ -59,13 +62,19 @@ def old_version(revision: str, into: Path) -> ModuleType:
     return importlib.import_module("old_performance.estimated")
 
 
-def make_rows(p: np.ndarray, start: int, n: int) -> list[Any]:
-    """Rows as ``scored_row`` makes them: a confidence score, no probabilities."""
+def make_rows(p: np.ndarray, start: int, n: int, labelled: float = 0.0) -> list[Any]:
+    """Rows as ``scored_row`` makes them: a confidence score, no probabilities; after
+    each, the label of the prediction ``LABEL_DELAY`` before it, for a share ``labelled``
+    of them (drawn from the prediction's number: both versions get the same)."""
     rows = []
     for i in range(start, start + n):
         predicted = "yes" if p[i] >= 0.5 else "no"
         score = float(max(p[i], 1 - p[i]))
         rows.append((i, 1.6e9 + i, f"req-{i:09d}", predicted, score, None, None))
+        j = i - LABEL_DELAY
+        if labelled and j >= 0 and (j * 0.6180339887) % 1 < labelled:
+            truth = "yes" if (j * 0.7548776662) % 1 < p[j] else "no"
+            rows.append((i, 1.6e9 + i, f"req-{j:09d}", None, math.nan, None, truth))
     return rows
 
 
@@ -89,6 +98,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--labelled", type=float, default=0.0, help="the share of predictions with a label"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = old_version(args.against, Path(tmp))
@@ -101,9 +113,10 @@ def main() -> int:
         dumps = {k: math.inf for k in versions}
         for _ in range(args.repeats):
             spent = dict.fromkeys(versions, 0.0)
-            for _ in range(args.batches):
-                for name, est in ests.items():
-                    rows = make_rows(p, at, args.batch)
+            for batch in range(args.batches):
+                # Each version first every other batch: neither is timed in the other's wake.
+                for name, est in sorted(ests.items(), reverse=batch % 2 == 1):
+                    rows = make_rows(p, at, args.batch, args.labelled)
                     started = time.process_time()
                     est.observe_rows(rows)
                     spent[name] += time.process_time() - started
@@ -111,21 +124,26 @@ def main() -> int:
             for name, est in ests.items():
                 best[name] = min(best[name], spent[name] / (args.batches * args.batch))
                 started = time.process_time()
-                state = est.dump()
+                est.dump()
                 dumps[name] = min(dumps[name], time.process_time() - started)
-        same = ests["old"].dump() == ests["new"].dump()
-        ids = len(state["ids"])
+        states = {name: est.dump() for name, est in ests.items()}
+        # A revision that dumps the id map: the rest of the state is the same.
+        same = {k: v for k, v in states["old"].items() if k != "ids"} == {
+            k: v for k, v in states["new"].items() if k != "ids"
+        } and repr(ests["old"].take_results()) == repr(ests["new"].take_results())
+        size = {name: len(json.dumps(state)) for name, state in states.items()}
     print(
-        f"batches of {args.batch:,}, min of {args.repeats} rounds of {args.batches} batches; "
-        f"the same state: {same}"
+        f"batches of {args.batch:,} predictions, {args.labelled:.0%} labelled, min of "
+        f"{args.repeats} rounds of {args.batches} batches; the same state and results: {same}"
     )
     print(
         f"observe_rows: old {best['old'] * 1e6:.3f} us, new {best['new'] * 1e6:.3f} us per "
         f"prediction ({best['old'] / best['new']:.2f}x)"
     )
     print(
-        f"dump ({ids:,} ids): old {dumps['old'] * 1e3:.2f} ms, new {dumps['new'] * 1e3:.2f} ms "
-        f"({dumps['old'] / dumps['new']:.2f}x)"
+        f"dump: old {dumps['old'] * 1e3:.2f} ms, new {dumps['new'] * 1e3:.2f} ms "
+        f"({dumps['old'] / dumps['new']:.2f}x); as JSON: old {size['old']:,} bytes, "
+        f"new {size['new']:,} bytes"
     )
     return 0
 

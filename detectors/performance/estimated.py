@@ -223,16 +223,18 @@ class EstimatedPerformance:
         self.reference = Rows()
         self.windows: list[Rows] = []  # the open window last; closed ones wait for labels
         self.first_window = 0  # the number of windows[0]
-        # Request id -> its prediction's place among the scored ones (``count`` before it):
-        # the reference's rows first, then each window's (see ``_place``). An int is
-        # cheaper than a (window, row) pair to make, to compare, and for the garbage
-        # collector (which tracks tuples and lists, never ints).
+        # Request id -> the latest place among the kept scored predictions (``count``
+        # before it: the reference's rows first, then each window's, see ``_place``) of
+        # those below ``_indexed``. Made only when a label is looked up, from the rows'
+        # ids (``_index``): most streams have no labels, or few, and a map of every
+        # prediction was a fifth of a model's memory. An int is cheaper than a (window,
+        # row) pair to make, to compare, and for the garbage collector.
         self.ids: dict[str, int] = {}
-        # Predictions whose id was not a new key of ``ids`` (sent again, or none), and
-        # their number when each window (-1: the reference) took its first row: with no
-        # more since, every id of the window is still a key pointing at it (``_forget``).
-        self._reused = 0
-        self._reused_at: dict[int, int] = {-1: 0}
+        self._indexed = 0  # the places below it are indexed (or forgotten)
+        # The last place indexed whose id was none or a key already (sent again), -1 for
+        # none: a window starting after it has all its indexed ids in the map, pointing
+        # at it (``_forget`` needs no look-ups).
+        self._repeated = -1
         self.calibration: Calibration | None = None
         self.unsupported = ""  # why the model cannot be estimated (then nothing is kept)
         self.alarms = AlarmTracker(recover_after=recover_windows * window)
@@ -295,21 +297,12 @@ class EstimatedPerformance:
         few list extends per boundary it crosses."""
         found: list[Finding] = []
         n, at = len(predicted), 0
-        known = self.ids
         while at < n and not self.unsupported:
             if self._room == 0:
                 self._open()
             rows = self._rows
             take = min(self._room, n - at)
-            part = ids[at : at + take]
-            before = len(known)
-            # A None id goes in and out again: the other ids' order is as if it never had.
-            places = range(self.count, self.count + take)
-            known.update(zip(part, places, strict=True))  # type: ignore[arg-type]
-            known.pop(None, None)  # type: ignore[call-overload]
-            if len(known) - before != take:
-                self._reused += 1
-            rows.ids.extend(part)
+            rows.ids.extend(ids[at : at + take])
             rows.predicted.extend(predicted[at : at + take])
             rows.score.extend(score[at : at + take])
             rows.probabilities.extend(repeat(None, take))
@@ -324,12 +317,20 @@ class EstimatedPerformance:
 
     def _each(self, events: Iterable[ScoredRow]) -> list[Finding]:
         """Event by event: labels among the predictions, probabilities to bound, scores
-        that cannot be used. A few list appends per prediction, a look-up per label."""
+        that cannot be used. A few list appends per prediction, a look-up per label.
+        The first label indexes the ids not indexed yet; the predictions after it are
+        indexed as they come (where labels are, the map is whole at each of them)."""
         found: list[Finding] = []
         ids, reference, window = self.ids, self.reference_size, self.window
+        indexing = False  # the map is whole: ``_indexed`` is ``count``
         for seq, ts, request, predicted, score, probabilities, truth in events:
             if predicted is None:
-                where = None if request is None else ids.get(request)
+                if request is None:
+                    continue
+                if not indexing:
+                    self._index()
+                    indexing = True
+                where = ids.get(request)
                 if where is not None:
                     self._truth(where, truth)
                 continue
@@ -342,17 +343,19 @@ class EstimatedPerformance:
             if self._room == 0:
                 self._open()
             rows = self._rows
-            before = len(ids)
-            if request is not None:
-                ids[request] = self.count
-            if len(ids) == before:
-                self._reused += 1
             rows.ids.append(request)
             rows.predicted.append(predicted)
             rows.score.append(score)
             rows.probabilities.append(probabilities)
             rows.truth.append(None)
             self._room -= 1
+            if indexing:
+                known = len(ids)
+                if request is not None:
+                    ids[request] = self.count
+                if len(ids) == known:
+                    self._repeated = self.count
+                self._indexed = self.count + 1
             self.count += 1
             after = self.count - reference
             if after > 0 and after % window == 0:
@@ -368,7 +371,6 @@ class EstimatedPerformance:
         number = (self.count - self.reference_size) // self.window
         if number == self.first_window + len(self.windows):  # the first of a window
             self.windows.append(Rows())
-            self._reused_at[number] = self._reused
         self._rows = self.windows[-1]
         self._room = self.window - len(self._rows.predicted)
 
@@ -381,6 +383,25 @@ class EstimatedPerformance:
     def _start(self, number: int) -> int:
         """The place of window ``number``'s first row (-1: the reference's)."""
         return 0 if number == -1 else self.reference_size + number * self.window
+
+    def _index(self) -> None:
+        """Put the ids of the kept predictions from ``_indexed`` up to ``count`` in the map,
+        in stream order (the latest place of an id wins). In C: a dict insert per id."""
+        ids, start, stop = self.ids, self._indexed, self.count
+        if start >= stop:
+            return
+        kept = [(0, self.reference)]
+        kept += [(self._start(self.first_window + k), w) for k, w in enumerate(self.windows)]
+        for first, rows in kept:
+            low, high = max(start, first), min(stop, first + len(rows.ids))
+            if low < high:
+                part = rows.ids[low - first : high - first]
+                known = len(ids)
+                ids.update(zip(part, range(low, high), strict=True))  # type: ignore[arg-type]
+                ids.pop(None, None)  # type: ignore[call-overload]  # a None id went in
+                if len(ids) - known != high - low:
+                    self._repeated = high - 1
+        self._indexed = stop
 
     def _truth(self, where: int, truth: str | None) -> None:
         number, row = self._place(where)
@@ -471,6 +492,7 @@ class EstimatedPerformance:
         place: ``observe`` holds the id map while it runs."""
         self.windows.clear()
         self.ids.clear()
+        self._indexed = self.count
 
     def _choose_source(self, ref: Rows) -> Calibration | None:
         with_probabilities = [p for p in ref.probabilities if p is not None]
@@ -614,16 +636,23 @@ class EstimatedPerformance:
                 )
 
     def _forget(self, number: int, rows: Rows) -> None:
-        """Drop the ids of ``rows`` (window ``number``) that still point at them (an id
-        sent again later points at its later row). In C: a window's ids, each a look-up."""
-        ids: dict[str | None, int] = self.ids  # type: ignore[assignment]
-        if self._reused_at.pop(number, None) == self._reused:  # all are there: no look-ups
-            deque(map(ids.__delitem__, rows.ids), maxlen=0)
-            return
+        """Drop the ids of ``rows`` (window ``number``, the oldest kept) that were indexed
+        and still point at them (an id sent again later points at its later row); what
+        was not indexed never will be. In C: an indexed id, a look-up (none when no id
+        indexed since the window's start was missing or sent again)."""
         start = self._start(number)
-        places = range(start, start + len(rows.ids))
-        here = map(operator.eq, map(ids.get, rows.ids), places)  # None is never a key
-        deque(map(ids.__delitem__, compress(rows.ids, here)), maxlen=0)
+        stop = start + len(rows.ids)
+        indexed = min(self._indexed, stop) - start
+        if indexed > 0:
+            ids: dict[str | None, int] = self.ids  # type: ignore[assignment]
+            part = rows.ids if indexed == len(rows.ids) else rows.ids[:indexed]
+            if self._repeated < start:  # all are there: no look-ups
+                deque(map(ids.__delitem__, part), maxlen=0)
+            else:
+                places = range(start, start + indexed)
+                here = map(operator.eq, map(ids.get, part), places)  # None is never a key
+                deque(map(ids.__delitem__, compress(part, here)), maxlen=0)
+        self._indexed = max(self._indexed, stop)
 
     # -- results -----------------------------------------------------------
     def set_reference(self, events: Sequence[ScoredRow]) -> int:
@@ -639,8 +668,11 @@ class EstimatedPerformance:
             return 0
         self.reference_size = self.count = taken
         self.reference = sample.reference
+        # Its labels are joined: later ones are not for it, so its ids are let go (and
+        # the rows are as if indexed, each without an id).
+        self.reference.ids = [None] * taken
         self.windows, self.first_window, self.ids = [], 0, {}
-        self._reused_at = {}  # the reference's ids are not in the map
+        self._indexed, self._repeated = taken, taken - 1
         self.calibration, self.unsupported = None, ""
         self._rows, self._room = self.reference, 0
         return taken
@@ -673,27 +705,10 @@ class EstimatedPerformance:
             "reference": self.reference.dump(),
             "windows": [w.dump() for w in self.windows],
             "first_window": self.first_window,
-            "ids": self._dump_ids(),
             "calibration": None if self.calibration is None else self.calibration.dump(),
             "unsupported": self.unsupported,
             "alarms": self.alarms.dump(),
         }
-
-    def _dump_ids(self) -> dict[str, list[int]]:
-        """The id map as {id: [window number or -1, row]}: the pairs made by numpy at once,
-        into a copy of the map (a copy is made at memory speed, and its values replaced
-        in place: no dict grows key by key)."""
-        ids, reference = self.ids, self.reference_size
-        if not ids or self.count + reference >= 2**62:  # int64 holds what follows
-            return {k: list(self._place(v)) for k, v in ids.items()}
-        place = np.fromiter(ids.values(), dtype=np.int64, count=len(ids))
-        number, row = np.divmod(place - reference, self.window)
-        in_reference = place < reference
-        number[in_reference] = -1
-        row[in_reference] = place[in_reference]
-        out: dict[str, Any] = ids.copy()
-        out.update(zip(ids, np.column_stack((number, row)).tolist(), strict=True))
-        return out
 
     @classmethod
     def load(cls, state: dict[str, Any]) -> EstimatedPerformance:
@@ -704,8 +719,14 @@ class EstimatedPerformance:
         est.reference = Rows.load(state["reference"])
         est.windows = [Rows.load(w) for w in state["windows"]]
         est.first_window = int(state["first_window"])
-        est.ids = {k: est._start(int(v[0])) + int(v[1]) for k, v in state["ids"].items()}
-        est._reused_at = {}  # the kept windows' ids may have been sent again: look them up
+        # The id map is made again from the rows' ids when a label comes. A state saved
+        # by an earlier version holds it too: what the rows give (each id's latest place
+        # among the kept rows), but that a reference given by ``set_reference`` was never
+        # in it. So when no id in it points into the reference, the reference's ids are
+        # let go: they are such a reference's, or all sent again later (the later wins).
+        saved_ids = state.get("ids")
+        if saved_ids is not None and all(v[0] != -1 for v in saved_ids.values()):
+            est.reference.ids = [None] * len(est.reference.ids)
         saved = state["calibration"]
         est.calibration = None if saved is None else Calibration.load(saved)
         est.unsupported = str(state["unsupported"])

@@ -4,7 +4,9 @@ again, labels late or for unknown ids, batches of 1 to thousands of events cut a
 through each of the three ways in) are fed, and everything that comes out is compared
 with what the code gave when the fixture was written: each call's findings, the window
 results, the signal changes and ``dump()`` (its ``repr``: values, types and key order),
-with the state round-tripped through JSON and ``load`` now and then.
+with the state round-tripped through JSON and ``load`` now and then. The state's id
+map is left out of the comparison: the rows hold the ids it is made of, and
+``test_det_cbpe_ids`` holds the rows the labels land on to that map, kept eagerly.
 
 The fixture holds a digest per stretch of each stream. To write it again (only for a
 deliberate change of results): ``python -m tests.detectors.test_det_cbpe_exact --write``.
@@ -165,7 +167,8 @@ def trace(kind: str, seed: int) -> list[str]:
         seen.append(repr(found))
         if call % CHECKPOINT == 0 or stop == len(events):
             state = est.dump()
-            seen += [repr(est.take_results()), repr(est.take_changes()), repr(state)]
+            rows = {k: v for k, v in state.items() if k != "ids"}  # see the docstring
+            seen += [repr(est.take_results()), repr(est.take_changes()), repr(rows)]
             digests.append(hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16])
             seen = []
             if call % (3 * CHECKPOINT) == 0:  # go on from the state, as after a restart
