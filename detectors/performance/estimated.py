@@ -393,9 +393,9 @@ class EstimatedPerformance:
         kept = [(0, self.reference)]
         kept += [(self._start(self.first_window + k), w) for k, w in enumerate(self.windows)]
         for first, rows in kept:
-            low, high = max(start, first), min(stop, first + len(rows.ids))
+            low, high = max(start, first), min(stop, first + rows.id_count())
             if low < high:
-                part = rows.ids[low - first : high - first]
+                part = rows.kept_ids()[low - first : high - first]
                 known = len(ids)
                 ids.update(zip(part, range(low, high), strict=True))  # type: ignore[arg-type]
                 ids.pop(None, None)  # type: ignore[call-overload]  # a None id went in
@@ -418,6 +418,7 @@ class EstimatedPerformance:
                 return []
         number = self.first_window + len(self.windows) - 1
         self.windows[-1].end_ts = ts
+        self.windows[-1].pack_ids()  # no prediction comes to it any more
         found = self._estimate(number, self.windows[-1], ts, seq)
         self.alarms.resolve_due(self.count, lambda _: ts)
         while len(self.windows) > self.realized_after:
@@ -641,11 +642,12 @@ class EstimatedPerformance:
         was not indexed never will be. In C: an indexed id, a look-up (none when no id
         indexed since the window's start was missing or sent again)."""
         start = self._start(number)
-        stop = start + len(rows.ids)
+        kept = rows.id_count()
+        stop = start + kept
         indexed = min(self._indexed, stop) - start
         if indexed > 0:
             ids: dict[str | None, int] = self.ids  # type: ignore[assignment]
-            part = rows.ids if indexed == len(rows.ids) else rows.ids[:indexed]
+            part = rows.kept_ids() if indexed == kept else rows.kept_ids()[:indexed]
             if self._repeated < start:  # all are there: no look-ups
                 deque(map(ids.__delitem__, part), maxlen=0)
             else:
@@ -718,6 +720,9 @@ class EstimatedPerformance:
         est.count = int(state["count"])
         est.reference = Rows.load(state["reference"])
         est.windows = [Rows.load(w) for w in state["windows"]]
+        for closed in est.windows:
+            if not math.isnan(closed.end_ts):
+                closed.pack_ids()
         est.first_window = int(state["first_window"])
         # The id map is made again from the rows' ids when a label comes. A state saved
         # by an earlier version holds it too: what the rows give (each id's latest place

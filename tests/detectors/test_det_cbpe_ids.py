@@ -160,8 +160,8 @@ class EagerMap:
         start = self.reference + self.forgotten * self.window
         for rows in est.windows:
             assert rows.truth == self.truth[start : start + len(rows.truth)]
-            assert rows.ids == self.requests[start : start + len(rows.ids)]
-            start += len(rows.ids)
+            assert rows.kept_ids() == self.requests[start : start + rows.id_count()]
+            start += rows.id_count()
         assert start == est.count or not est.windows
 
 
@@ -408,3 +408,43 @@ def test_a_checkpoint_that_held_the_map_finds_the_references_rows() -> None:
     est = EstimatedPerformance.load(state)
     est.observe_rows([(150, 1.6e9 + 150, "r7", None, math.nan, None, "no")])
     assert est.reference.truth == [None] * 7 + ["no"] + [None] * 142
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [],
+        [""],
+        [None],
+        ["a", None, "", "é\U0001f600", None],
+        [f"req-{i}" for i in range(2000)],
+    ],
+)
+def test_packed_ids_unpack_to_the_same_ids(ids: list[str | None]) -> None:
+    rows = Rows(ids=list(ids))
+    rows.pack_ids()
+    assert rows.kept_ids() == ids and rows.id_count() == len(ids)
+    assert (rows.packed is not None) == bool(ids) and (not ids or rows.ids == [])
+
+
+def test_an_id_holding_the_separator_stays_a_list() -> None:
+    ids: list[str | None] = ["a\x00b", "c"]
+    rows = Rows(ids=list(ids))
+    rows.pack_ids()
+    assert rows.packed is None and rows.ids == ids
+
+
+def test_closed_windows_keep_their_ids_packed() -> None:
+    est = EstimatedPerformance(window=WINDOW, reference=2 * WINDOW)
+    rng = np.random.default_rng(0)
+    rows: list[ScoredRow] = []
+    for i in range(2 * WINDOW + 3 * WINDOW + 10):
+        score = float(rng.random())
+        rows.append((i, 1.7e9 + i, f"r{i}", "yes" if score > 0.5 else "no", score, None, None))
+    est.observe_rows(rows)
+    *closed, still_open = est.windows
+    assert closed and all(w.packed is not None and w.ids == [] for w in closed)
+    assert still_open.packed is None and len(still_open.ids) == 10
+    again = EstimatedPerformance.load(json.loads(json.dumps(est.dump())))
+    assert [w.kept_ids() for w in again.windows] == [w.kept_ids() for w in est.windows]
+    assert all(w.packed is not None for w in again.windows[:-1])
