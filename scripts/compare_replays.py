@@ -32,7 +32,10 @@ TABLES = {
     "signal_state": "model, detector, signal",
     "performance_windows": "id",
     "quarantine": "id",
-    # The label join: its counts and states, and what it stores, byte for byte.
+    # The label join: its counts and states, and what it stores, byte for byte. Where a
+    # prediction's (hash, number) pair lives (level 0 in memory or ``label_index``) shows
+    # in ``label_index``, ``label_batches.indexed`` and ``label_counts.index_flushes``
+    # only: a change of when level 0 is flushed may differ there and nowhere else.
     "label_counts": "model",
     "label_batches": "model, first",
     "label_chunks": "model, first",

@@ -25,7 +25,9 @@ quarantine buffer is full.
    baseline is built from it when it next loads (``reference_file``);
 7. quarantined records;
 8. model state (detector state, its long strings as blobs), and each model's
-   label join: predictions waiting for labels, and its counts (``label_join``);
+   label join: predictions waiting for labels, and its counts; then the
+   largest models' level 0 flushed into the index while the pipeline's models
+   hold ``label_store.LEVEL0_BUDGET`` pairs in all (``label_join.write_all``);
 9. offsets: the next offset of each partition, under the consumer group.
 
 A crash leaves all of it or none. Kafka commits, if any, follow the
@@ -47,7 +49,8 @@ import sqlite_utils
 from detectors.base import Finding
 from monitor.audit.chain import AuditLog
 from monitor.incidents import signal_states
-from monitor.pipeline import baseline_reset, performance_windows, reference_file
+from monitor.pipeline import baseline_reset, label_join, performance_windows, reference_file
+from monitor.pipeline.label_store import LEVEL0_BUDGET
 from monitor.store.store import CheckpointRows, Store
 
 if TYPE_CHECKING:
@@ -145,6 +148,10 @@ class UnitOfWork:
     models: Sequence[ModelPipeline]  # the models that saw events, in name order
     rows: CheckpointRows
     history_seconds: float = 30 * 86_400.0  # [history] retention_days, in seconds
+    # The pairs of level 0 the pipeline's models not in ``models`` hold, and the budget
+    # for all of them (``label_join.write_all``).
+    level0_idle: int = 0
+    level0_budget: int = LEVEL0_BUDGET
 
 
 def write(
@@ -194,9 +201,9 @@ def write(
                 )
             # A reference set from a file is built when the model next loads.
         result.models_written = len(unit.rows.model_states)
-        for model in unit.models:  # 8: the label join, even of a model reset in 6
-            if model.label_join is not None:
-                model.label_join.write(db)
+        joins = [m.label_join for m in unit.models if m.label_join is not None]
+        # 8: the label join, even of a model reset in 6
+        label_join.write_all(db, joins, unit.level0_idle, unit.level0_budget)
         store.write_checkpoint(db, unit.rows)  # 7, 8, 9
     return result
 

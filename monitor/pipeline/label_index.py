@@ -1,19 +1,21 @@
 """Where a stored prediction is, by the hash of its id: one generation of rows per flush.
 
 The newest batches' (hash, number) pairs are in memory (``label_store``'s level
-0); past ``FLUSH_ENTRIES`` a flush writes them to ``label_index`` as one
-*generation*: a row per shard (the hash's top ``SHARD_BITS`` bits) of pairs
-(``PAIR``: the number's offset from the row's ``base``, the hash's low 32 bits),
-8 bytes each, in no order. A generation is never rewritten: it goes whole once
-every prediction in it is gone (its ``part``, the last number in it, below the
+0); when a pipeline's models hold ``LEVEL0_BUDGET`` pairs in all, a flush writes
+a model's to ``label_index`` (the largest models' first) as one *generation*: a
+row per shard (the hash's top ``SHARD_BITS`` bits) of pairs (``PAIR``: the
+number's offset from the row's ``base``, the hash's low 32 bits), 8 bytes each,
+in no order. A generation is never rewritten: it goes whole once every
+prediction in it is gone (its ``part``, the last number in it, below the
 store's floor), so a flush writes each pair once and nothing else, however many
 predictions are pending. Rows are keyed (model, part, shard): a generation is
 appended after the ones before it and deleted as one range.
 
 A lookup reads its shard's row in every generation (one query, a seek and a
-row of a few hundred bytes per generation: their number is the predictions
-pending over ``FLUSH_ENTRIES``) and compares the low 32 bits; a match is only a
-candidate, the stored id text decides (``label_store``).
+row of at most a few hundred bytes per generation: their number is about the
+predictions pending in all the pipeline's models over ``LEVEL0_BUDGET``) and
+compares the low 32 bits; a match is only a candidate, the stored id text
+decides (``label_store``).
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ prediction replaced by a later one with its id is counted too, when it goes)
 and deletes what nothing can join any more, with the counts, in the
 checkpoint's transaction. The logical rules above hold whether a prediction is
 still stored or already deleted, which is what makes the join deterministic.
+The checkpoint writes all of a pipeline's models at once (``write_all``), which
+keeps the index's level 0 in memory within one budget for them all; where a
+prediction's (hash, number) pair lives, memory or ``label_index``, changes no
+outcome.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
 from monitor.ingest.events import Row
 from monitor.pipeline.label_recent import RecentPredictions
-from monitor.pipeline.label_store import LabelStore, Pending, Written
+from monitor.pipeline.label_store import LEVEL0_BUDGET, LabelStore, Pending, Written
 
 # Label delays (label time minus prediction time) are counted in log-spaced
 # bins: bin 0 is under a second, then four bins per doubling.
@@ -336,7 +340,6 @@ class ModelLabelJoin:
         c.expired += out.expired
         self._pending += out.pending
         self._counted = (bounds[0], max(bounds[1], -1e300))
-        self._flushes += out.flushed
         db.execute(
             "INSERT OR REPLACE INTO label_counts (model, inserted, watermark, labels, joined, "
             "late, unmatched, duplicate, evicted, expired, delays, performance, feedback, "
@@ -356,6 +359,24 @@ class ModelLabelJoin:
             ],
         )
 
+    @property
+    def staged_pairs(self) -> int:
+        """The pairs of level 0 the last ``write`` leaves, once it commits."""
+        assert self._staged is not None
+        return self._staged.pairs
+
+    def flush_level0(self, db: sqlite_utils.Database) -> None:
+        """Move the level 0 the last ``write`` leaves into the index, in its transaction."""
+        assert self._staged is not None
+        if not self._staged.level0:
+            return
+        self.store.flush(db, self._staged)
+        self._flushes += 1  # restored with the counts if the transaction does not commit
+        db.execute(
+            "UPDATE label_counts SET index_flushes = ? WHERE model = ?",
+            [self._flushes, self.model],
+        )
+
     def written(self) -> None:
         """The checkpoint holding ``write``'s rows committed: the recent ones are in the store."""
         if self._staged is not None:
@@ -363,3 +384,32 @@ class ModelLabelJoin:
             self._staged = None
         self.recent = RecentPredictions(self.inserted)
         self._joined_stored = {}
+
+
+def write_all(
+    db: sqlite_utils.Database,
+    joins: Sequence[ModelLabelJoin],
+    idle_pairs: int = 0,
+    budget: int = LEVEL0_BUDGET,
+) -> None:
+    """A checkpoint's ``write`` of each of ``joins`` (the models it writes), then level 0
+    kept under ``budget`` pairs for all of the pipeline's models together: while the pairs
+    these leave and ``idle_pairs`` (those of its models not written now) reach it, the
+    model with the largest level 0 is flushed into the index, in the same transaction.
+
+    The largest first: the fewest flushes get under the budget, each generation as large
+    as it can be (a label of a prediction in the index reads one row per generation).
+    Only the models written now are flushed (another's flush would need a write of its
+    own); that suffices: an idle model's level 0 has not changed since the last
+    checkpoint, which left the pipeline's total under the budget, and a model loaded
+    since is written now (it loads for an event). Level 0 is rebuilt from the batches
+    when a model loads, so which models flush changes no outcome, only the index."""
+    for join in joins:
+        join.write(db)
+    total = idle_pairs + sum(join.staged_pairs for join in joins)
+    for join in sorted(joins, key=lambda j: (-j.staged_pairs, j.model)):
+        pairs = join.staged_pairs
+        if total < budget or not pairs:
+            break
+        join.flush_level0(db)
+        total -= pairs

@@ -64,6 +64,8 @@ def _move_model(db: sqlite_utils.Database, model: str, segments: str) -> None:
         # Rows of the old table were all within the bounds of its last checkpoint.
         nothing_gone = (-(2**63), -math.inf)
         out = store.write(db, predictions, [], nothing_gone, nothing_gone)
+        if out.pairs >= label_store.LEVEL0_BUDGET:  # memory bounded while moving
+            store.flush(db, out)
         store.written(out)
         waiting += int(np.count_nonzero(~joined))
         least = (int(ins[0]), float(min(predictions.ts)))
@@ -90,8 +92,8 @@ def _index_all(db: sqlite_utils.Database, store: LabelStore) -> None:
 
 def index_by_generation(db: sqlite_utils.Database) -> None:
     """Turn a ``label_index`` of runs per shard (model, shard, part, hashes, refs) into
-    generations: those of the indexed batches, in order, ``FLUSH_ENTRIES`` pairs or so
-    each (what a flush writes), one generation in memory at a time."""
+    generations: those of the indexed batches, in order, ``LEVEL0_BUDGET`` pairs or so
+    each (what a model's flush writes when it is alone), one generation in memory at a time."""
     db.execute("DROP TABLE label_index")  # the batches hold every pair it had
     db.execute(LABEL_INDEX_TABLE)
     models = [str(r[0]) for r in db.execute("SELECT DISTINCT model FROM label_batches")]
@@ -110,7 +112,7 @@ def index_by_generation(db: sqlite_utils.Database) -> None:
             else:
                 refs.append(np.frombuffer(raw_ins, dtype=np.int64))
             held += len(hs[-1])
-            if held >= label_store.FLUSH_ENTRIES:
+            if held >= label_store.LEVEL0_BUDGET:
                 write_generation(db, model, np.concatenate(hs), np.concatenate(refs))
                 hs, refs, held = [], [], 0
         if hs:

@@ -18,10 +18,13 @@ costs a few large writes instead of one B-tree insert per prediction:
   id and segment key end.
 - the index: the (hash, ins) pairs of the batches not yet indexed are held in
   memory (level 0: runs sorted by hash, merged into one past ``LEVEL0_RUNS``;
-  at most ``FLUSH_ENTRIES`` pairs, rebuilt from the batches on load); past
-  that they go to ``label_index`` as one generation (``label_index``: a row per
-  shard, never rewritten, dropped whole once all its predictions are gone).
-  The memory held is bounded whatever the number pending.
+  rebuilt from the batches on load); a flush moves a model's level 0 to
+  ``label_index`` as one generation (``label_index``: a row per shard, never
+  rewritten, dropped whole once all its predictions are gone). ``write`` never
+  flushes: the checkpoint decides, for all of a pipeline's models together
+  (``label_join.write_all``), so that their level 0 holds fewer than
+  ``LEVEL0_BUDGET`` pairs in all. The memory held is bounded whatever the
+  number pending and the number of models.
 - ``label_joined``: the stored predictions labelled already, one row per chunk
   with any: a 64-bit mask of its slots (a checkpoint whose labels fall in few
   chunks writes few rows).
@@ -55,7 +58,13 @@ from monitor.pipeline.label_index import (
     write_generation,
 )
 
-FLUSH_ENTRIES = 1 << 20  # 16 MB of (hash, ins) pairs in memory at most: fewer generations
+# (hash, ins) pairs of level 0 in memory for all of a pipeline's models together, 16 bytes
+# each: 16 MB at most whatever the number of models (a budget per model let 100 models hold
+# 1.6 GB). A model alone flushes at this many, as when the bound was per model; many
+# models flush sooner, in smaller generations (a label of a prediction in the index reads
+# one row per generation: their number is the predictions pending over all the models
+# divided by the budget).
+LEVEL0_BUDGET = 1 << 20
 LEVEL0_RUNS = 8  # more and level 0 is merged into one run
 CHUNK = 64
 # A stored prediction's fixed-size fields (code: its index in the chunk's classes, -1 a
@@ -128,6 +137,11 @@ class Written:
     flushed: bool = False
     marks: list[tuple[int, int]] = field(default_factory=list)  # (chunk, slot) labelled
 
+    @property
+    def pairs(self) -> int:
+        """The pairs of level 0 once it commits."""
+        return level0_pairs(self.level0)
+
 
 class LabelStore:
     """One model's stored predictions (see the module docstring)."""
@@ -152,6 +166,11 @@ class LabelStore:
         self.parts = index_parts(db, model)
         self._chunks: ChunkCache[_Chunk] = ChunkCache()
         self._shards: ShardCache[IndexedShard] = ShardCache()
+
+    @property
+    def pairs(self) -> int:
+        """The (hash, ins) pairs level 0 holds in memory."""
+        return level0_pairs(self.level0)
 
     def _ins_of(self, first: int, last: int, count: int) -> np.ndarray:
         if last - first + 1 == count:
@@ -262,11 +281,16 @@ class LabelStore:
         level0 = [run for run in level0 if run[2] >= out.floor]
         if len(level0) > LEVEL0_RUNS:  # a label looks in each run: keep them few
             level0 = [_merged(level0)]
-        if sum(len(run[0]) for run in level0) >= FLUSH_ENTRIES:
-            out.parts += self._flush(db, level0)
-            level0, out.flushed = [], True
         out.level0 = level0
         return out
+
+    def flush(self, db: sqlite_utils.Database, out: Written) -> None:
+        """Move the level 0 that ``write`` left in ``out`` into ``label_index`` as a new
+        generation, in the same transaction; memory follows once it commits (``written``)."""
+        if not out.level0:
+            return
+        out.parts = [*out.parts, *self._flush(db, out.level0)]
+        out.level0, out.flushed = [], True
 
     def written(self, out: Written) -> None:
         self.level0, self.floor, self.parts = out.level0, out.floor, out.parts
@@ -477,6 +501,10 @@ def _class_codes(predicted: list[str | float]) -> tuple[np.ndarray, list[str]]:
         count=len(predicted),
     )
     return codes, list(names)
+
+
+def level0_pairs(level0: list[tuple[np.ndarray, np.ndarray, int]]) -> int:
+    return sum(len(run[0]) for run in level0)
 
 
 def _matches(key: np.uint64, runs: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:

@@ -39,6 +39,7 @@ from monitor.pipeline import baseline_reset, checkpoint, reference_file
 from monitor.pipeline.checkpoint import CheckpointResult, UnitOfWork
 from monitor.pipeline.event_clock import EventClock
 from monitor.pipeline.label_join import LabelCounts, ModelLabelJoin
+from monitor.pipeline.label_store import LEVEL0_BUDGET
 from monitor.pipeline.limits import (
     MAX_UNKNOWN_FIELDS,
     UNKNOWN_OTHER,
@@ -352,6 +353,9 @@ class Pipeline:
         self._findings: dict[str, list[Finding]] = {}
         self._quarantine = QuarantineBuffer(config.limits)
         self._touched: set[str] = set()
+        # Pairs of the label index's level 0 its models hold in memory, all together
+        # (``label_join.write_all``).
+        self.level0_budget = LEVEL0_BUDGET
 
     def model(self, name: str) -> ModelPipeline | None:
         pipeline = self.models.get(name)
@@ -520,11 +524,14 @@ class Pipeline:
             offsets=offsets or {},
             group_id=self.offsets_group,
         )
+        idle = (m.label_join for n, m in self.models.items() if n not in self._touched)
         unit = UnitOfWork(
             self._findings,
             [self.models[name] for name in touched],
             rows,
             history_seconds=self.config.history.retention_days * 86_400.0,
+            level0_idle=sum(join.store.pairs for join in idle if join is not None),
+            level0_budget=self.level0_budget,
         )
         result = checkpoint.write(
             self.store, unit, self.policy, self.notifier, set(self.models.keys())

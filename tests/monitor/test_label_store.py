@@ -3,7 +3,7 @@
 A plain dictionary model of the rules (the latest prediction of each id, the
 watermark, horizon and max_pending) is the reference; the join runs on a real
 store with checkpoints and restarts anywhere, its index flushed and merged
-often (small ``FLUSH_ENTRIES``), and with every id hashing alike (collisions
+often (a small budget for level 0), and with every id hashing alike (collisions
 decided by the id text).
 """
 
@@ -20,13 +20,14 @@ import pytest
 
 from monitor.pipeline import label_cache, label_index, label_store
 from monitor.pipeline.label_ids import encoded, hash_one, hashes
-from monitor.pipeline.label_join import ModelLabelJoin
+from monitor.pipeline.label_join import ModelLabelJoin, write_all
 from monitor.pipeline.label_store import waiting_predictions
 from monitor.store.store import Store
 
 T0 = 1.6e9
 HORIZON = 50.0
 MAX_PENDING = 300
+BUDGET = 256  # pairs of level 0: a flush every few hundred predictions
 
 
 class RulesModel:
@@ -112,14 +113,14 @@ def _run(
                 assert (taken.predicted_ts[0], taken.predicted[0]) == joined
         if rng.random() < 0.01:  # a checkpoint, now and then a restart after it
             with store.transaction() as db:
-                join.write(db)
+                write_all(db, [join], budget=BUDGET)
             join.written()
             if rng.random() < 0.3:
                 store.close()
                 store = Store(path)
                 join = ModelLabelJoin("m", store.db, horizon, max_pending)
     with store.transaction() as db:
-        join.write(db)
+        write_all(db, [join], budget=BUDGET)
     join.written()
     assert join.counts.evicted + join.counts.expired == model.gone_unlabelled()
     waiting = [p for p in waiting_predictions(store.db, "m") if not p.joined]
@@ -130,12 +131,12 @@ def _run(
 
 @pytest.fixture
 def small_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Level 0 flushed to the index every few hundred predictions (a generation each),
-    merged past 2 runs; the caches of chunks and shards read so small that they forget
-    all the time."""
+    """Level 0 merged past 2 runs (``_run`` flushes it every few hundred predictions, and
+    so does a store's move from an older layout); the caches of chunks and shards read
+    so small that they forget all the time."""
     monkeypatch.setattr(label_cache, "CHUNKS", 3)
     monkeypatch.setattr(label_cache, "SHARD_BYTES", 1024)
-    monkeypatch.setattr(label_store, "FLUSH_ENTRIES", 256)
+    monkeypatch.setattr(label_store, "LEVEL0_BUDGET", BUDGET)
     monkeypatch.setattr(label_store, "LEVEL0_RUNS", 2)
 
 
@@ -271,6 +272,52 @@ def test_a_checkpoint_that_did_not_commit_is_written_again_the_same(tmp_path: Pa
         store.close()
     assert counts[0] == counts[1]
     assert counts[0][0]["evicted"] > 0 and counts[0][0]["expired"] > 0
+
+
+def test_a_checkpoint_whose_flush_did_not_commit_is_written_again_the_same(
+    tmp_path: Path,
+) -> None:
+    """Two models over a budget of 300 pairs: the larger one's level 0 goes into the index;
+    a checkpoint that fails after that leaves memory as it was, and its retry writes the
+    same as one that never failed."""
+    results = []
+    for name, fail_first in (("once.db", False), ("again.db", True)):
+        store = Store(tmp_path / name)
+        joins = [ModelLabelJoin(m, store.db, 1e6, 10_000) for m in ("a", "b")]
+        for i in range(150):
+            joins[0].prediction(f"p{i}", T0 + i, "x", None)
+        for i in range(100):
+            joins[1].prediction(f"q{i}", T0 + i, "y", None)
+        with store.transaction() as db:
+            write_all(db, joins, budget=300)  # 250 pairs: under it
+        for join in joins:
+            join.written()
+        for i in range(150, 250):
+            joins[0].prediction(f"p{i}", T0 + i, "x", None)
+        if fail_first:
+            with pytest.raises(RuntimeError), store.transaction() as db:
+                write_all(db, joins, budget=300)
+                raise RuntimeError("the checkpoint fails after the flush")
+            assert [join.store.pairs for join in joins] == [150, 100]
+            assert [join.store.parts for join in joins] == [[], []]
+        with store.transaction() as db:
+            write_all(db, joins, budget=300)
+        for join in joins:
+            join.written()
+        assert [join.store.pairs for join in joins] == [0, 100]  # the largest went
+        outcomes = [joins[0].label(0, "p3", T0 + 250, "a"), joins[1].label(1, "q3", T0 + 250, "a")]
+        results.append(
+            (
+                outcomes,
+                store.db.execute("SELECT model, index_flushes FROM label_counts").fetchall(),
+                store.db.execute("SELECT * FROM label_index").fetchall(),
+                store.db.execute("SELECT model, first, indexed FROM label_batches").fetchall(),
+            )
+        )
+        store.close()
+    assert results[0] == results[1]
+    assert results[0][0] == ["joined", "joined"]
+    assert results[0][1] == [("a", 1), ("b", 0)] and results[0][2]
 
 
 def _marks(db: sqlite3.Connection) -> list[tuple[str, int, int]]:
