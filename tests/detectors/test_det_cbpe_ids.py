@@ -448,3 +448,21 @@ def test_closed_windows_keep_their_ids_packed() -> None:
     again = EstimatedPerformance.load(json.loads(json.dumps(est.dump())))
     assert [w.kept_ids() for w in again.windows] == [w.kept_ids() for w in est.windows]
     assert all(w.packed is not None for w in again.windows[:-1])
+
+
+def test_without_labels_no_id_is_mapped_until_one_comes() -> None:
+    """The map costs nothing while no label comes (most streams): the first label maps
+    the kept predictions' ids, and joins the one it names."""
+    est = EstimatedPerformance(window=WINDOW, reference=2 * WINDOW)
+    rng = np.random.default_rng(1)
+    rows: list[ScoredRow] = []
+    for i in range(2 * WINDOW + 4 * WINDOW):
+        score = float(rng.random())
+        rows.append((i, 1.7e9 + i, f"r{i}", "yes" if score > 0.5 else "no", score, None, None))
+    est.observe_rows(rows)
+    assert est.ids == {}
+    last = len(rows) - 1
+    est.observe_rows([(last + 1, 1.7e9 + last + 1, f"r{last}", None, math.nan, None, "yes")])
+    kept = sum(w.id_count() for w in est.windows)
+    assert len(est.ids) == kept and est.ids[f"r{last}"] == last
+    assert est.windows[-1].truth[-1] == "yes"
