@@ -63,11 +63,17 @@ class Rows:
     packed: PackedIds | None = None  # the ids, once packed (``ids`` is then empty)
 
     def pack_ids(self) -> None:
-        """Pack the ids: no more predictions come to these rows."""
+        """Pack the ids, and share equal classes: no more predictions come to these rows.
+        (Events parsed one by one bring a string of their own per class named: ~50
+        bytes a row, 400 kB a model over the windows kept.)"""
         if self.packed is None and self.ids:
             self.packed = PackedIds.of(self.ids)
             if self.packed is not None:
                 self.ids = []
+        predicted = self.predicted
+        if set(map(type, predicted)) == {str}:
+            first = dict(zip(predicted, predicted, strict=True))  # each class: its last copy
+            self.predicted = list(map(first.__getitem__, predicted))
 
     def kept_ids(self) -> list[str | None]:
         """The rows' ids in order, packed or not."""

@@ -440,10 +440,14 @@ def test_closed_windows_keep_their_ids_packed() -> None:
     rows: list[ScoredRow] = []
     for i in range(2 * WINDOW + 3 * WINDOW + 10):
         score = float(rng.random())
-        rows.append((i, 1.7e9 + i, f"r{i}", "yes" if score > 0.5 else "no", score, None, None))
+        label = "yes" if score > 0.5 else "no"
+        label = label[:1] + label[1:]  # a string object of its own, as parsing makes
+        rows.append((i, 1.7e9 + i, f"r{i}", label, score, None, None))
     est.observe_rows(rows)
     *closed, still_open = est.windows
     assert closed and all(w.packed is not None and w.ids == [] for w in closed)
+    # Classes parsed one by one (a string each) are shared once the window closes.
+    assert all(len({id(c) for c in w.predicted}) <= 2 for w in closed)
     assert still_open.packed is None and len(still_open.ids) == 10
     again = EstimatedPerformance.load(json.loads(json.dumps(est.dump())))
     assert [w.kept_ids() for w in again.windows] == [w.kept_ids() for w in est.windows]
