@@ -49,7 +49,7 @@ class PackedIds:
 @dataclass
 class Rows:
     """Scored predictions as they came (and their labels, once joined), column by column.
-    A closed window's ids are packed (``pack_ids``): read them by ``kept_ids``."""
+    A closed window is sealed (``seal``): its ids packed, read them by ``kept_ids``."""
 
     ids: list[str | None] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)
@@ -62,7 +62,7 @@ class Rows:
     estimate: dict[str, float] = field(default_factory=dict)
     packed: PackedIds | None = None  # the ids, once packed (``ids`` is then empty)
 
-    def pack_ids(self) -> None:
+    def seal(self) -> None:
         """Pack the ids, and share equal classes: no more predictions come to these rows.
         (Events parsed one by one bring a string of their own per class named: ~50
         bytes a row, 400 kB a model over the windows kept.)"""

@@ -418,7 +418,7 @@ class EstimatedPerformance:
                 return []
         number = self.first_window + len(self.windows) - 1
         self.windows[-1].end_ts = ts
-        self.windows[-1].pack_ids()  # no prediction comes to it any more
+        self.windows[-1].seal()  # no prediction comes to it any more
         found = self._estimate(number, self.windows[-1], ts, seq)
         self.alarms.resolve_due(self.count, lambda _: ts)
         while len(self.windows) > self.realized_after:
@@ -722,7 +722,7 @@ class EstimatedPerformance:
         est.windows = [Rows.load(w) for w in state["windows"]]
         for closed in est.windows:
             if not math.isnan(closed.end_ts):
-                closed.pack_ids()
+                closed.seal()
         est.first_window = int(state["first_window"])
         # The id map is made again from the rows' ids when a label comes. A state saved
         # by an earlier version holds it too: what the rows give (each id's latest place

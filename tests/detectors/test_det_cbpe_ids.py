@@ -422,7 +422,7 @@ def test_a_checkpoint_that_held_the_map_finds_the_references_rows() -> None:
 )
 def test_packed_ids_unpack_to_the_same_ids(ids: list[str | None]) -> None:
     rows = Rows(ids=list(ids))
-    rows.pack_ids()
+    rows.seal()
     assert rows.kept_ids() == ids and rows.id_count() == len(ids)
     assert (rows.packed is not None) == bool(ids) and (not ids or rows.ids == [])
 
@@ -430,7 +430,7 @@ def test_packed_ids_unpack_to_the_same_ids(ids: list[str | None]) -> None:
 def test_an_id_holding_the_separator_stays_a_list() -> None:
     ids: list[str | None] = ["a\x00b", "c"]
     rows = Rows(ids=list(ids))
-    rows.pack_ids()
+    rows.seal()
     assert rows.packed is None and rows.ids == ids
 
 
