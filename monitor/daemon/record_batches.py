@@ -36,6 +36,7 @@ _CODEC = 0x07
 _LOG_APPEND_TIME = 0x08
 _TRANSACTIONAL = 0x10
 _CONTROL = 0x20
+_new_record = tuple.__new__
 _DECOMPRESS = {1: gzip_decode, 2: snappy_decode, 3: lz4_decode, 4: zstd_decode}
 
 # offset, timestamp, timestamp type, key, value, headers, and the record's length as
@@ -87,7 +88,7 @@ def decode_fetch(
     return batches
 
 
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     """A zig-zag varint at ``pos``, and the position after it."""
     byte = buf[pos]
     if byte < 0x80:
@@ -109,33 +110,79 @@ def _records(
 ) -> list[Decoded]:
     kind = 0 if append_time is None else 1
     out: list[Decoded] = []
+    append = out.append
+    # Slices of bytes are bytes: one copy of the batch here instead of a memoryview and
+    # a copy for every key and value.
+    data = bytes(buf)
     pos, varint = 0, _varint
     try:
         for _ in range(count):
-            length, pos = varint(buf, pos)
+            # Each field's usual one- or two-byte varint is read inline: a call per field
+            # was most of what a record cost.
+            byte = data[pos]
+            if byte < 0x80:
+                length, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+            elif data[pos + 1] < 0x80:  # two bytes: a record under 8 kB
+                byte = (byte & 0x7F) | data[pos + 1] << 7
+                length, pos = (byte >> 1) ^ -(byte & 1), pos + 2
+            else:
+                length, pos = varint(data, pos)
             start = pos
             # The record's attributes, unused in format v2: read as kafka-python reads them.
-            pos = pos + 1 if buf[pos] < 0x80 else varint(buf, pos)[1]
-            ts_delta, pos = varint(buf, pos)
-            offset_delta, pos = varint(buf, pos)
-            key, pos = _nullable_bytes(buf, pos)
-            value, pos = _nullable_bytes(buf, pos)
-            header_count, pos = varint(buf, pos)
+            pos = pos + 1 if data[pos] < 0x80 else varint(data, pos)[1]
+            byte = data[pos]
+            if byte < 0x80:
+                ts_delta, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+            else:
+                ts_delta, pos = varint(data, pos)
+            byte = data[pos]
+            if byte < 0x80:
+                offset_delta, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+            elif data[pos + 1] < 0x80:  # two bytes: offsets 64 to 8191 into the batch
+                byte = (byte & 0x7F) | data[pos + 1] << 7
+                offset_delta, pos = (byte >> 1) ^ -(byte & 1), pos + 2
+            else:
+                offset_delta, pos = varint(data, pos)
+            byte = data[pos]
+            if byte == 1:  # zig-zag -1: no key
+                key, pos = None, pos + 1
+            elif byte < 0x80 and not byte & 1:
+                end = pos + 1 + (byte >> 1)
+                key, pos = data[pos + 1 : end], end
+            else:
+                key, pos = _nullable_bytes(data, pos)
+            byte = data[pos]
+            if byte < 0x80 or not (byte & 1 or data[pos + 1] & 0x80):
+                if byte < 0x80:
+                    size, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+                else:  # two bytes, the second the last, the sign bit clear: under 8 kB
+                    size, pos = ((byte & 0x7F) | data[pos + 1] << 7) >> 1, pos + 2
+                if size < 0:
+                    value = None
+                else:
+                    end = pos + size
+                    value, pos = data[pos:end], end
+            else:
+                value, pos = _nullable_bytes(data, pos)
             headers: list[tuple[str, bytes | None]] = []
-            if header_count:
-                pos = _headers(buf, pos, header_count, headers)
+            if data[pos] == 0:  # no headers
+                pos += 1
+            else:
+                header_count, pos = varint(data, pos)
+                if header_count:
+                    pos = _headers(data, pos, header_count, headers)
             if pos - start != length:
                 raise NotPlain("a record's length does not match its fields")
             timestamp = first_ts + ts_delta if append_time is None else append_time
-            out.append((base + offset_delta, timestamp, kind, key, value, headers, length))
+            append((base + offset_delta, timestamp, kind, key, value, headers, length))
     except (IndexError, UnicodeDecodeError):
         raise NotPlain("a record runs past its batch") from None
-    if pos != len(buf):
+    if pos != len(data):
         raise NotPlain("bytes left after the batch's records")
     return out
 
 
-def _nullable_bytes(buf: memoryview, pos: int) -> tuple[bytes | None, int]:
+def _nullable_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
     """A varint length and that many bytes (a negative length: None), and the position
     after them."""
     length, pos = _varint(buf, pos)
@@ -144,7 +191,7 @@ def _nullable_bytes(buf: memoryview, pos: int) -> tuple[bytes | None, int]:
     return bytes(buf[pos : pos + length]), pos + length
 
 
-def _headers(buf: memoryview, pos: int, count: int, into: list[tuple[str, bytes | None]]) -> int:
+def _headers(buf: bytes, pos: int, count: int, into: list[tuple[str, bytes | None]]) -> int:
     if count < 0:
         raise NotPlain("a negative header count")
     for _ in range(count):
@@ -182,20 +229,24 @@ class PlainPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             self.bytes_read += sum(record[6] for record in decoded)
             for offset, timestamp, kind, key, value, headers, _ in decoded:
                 self.next_fetch_offset = offset + 1
-                yield ConsumerRecord(
-                    topic,
-                    partition,
-                    epoch,
-                    offset,
-                    timestamp,
-                    kind,
-                    key,
-                    value,
-                    headers,
-                    None,
-                    -1 if key is None else len(key),
-                    -1 if value is None else len(value),
-                    -1 if not headers else _header_size(headers),
+                # tuple.__new__ in C: the namedtuple's own __new__ is a Python call
+                yield _new_record(
+                    ConsumerRecord,
+                    (
+                        topic,
+                        partition,
+                        epoch,
+                        offset,
+                        timestamp,
+                        kind,
+                        key,
+                        value,
+                        headers,
+                        None,
+                        -1 if key is None else len(key),
+                        -1 if value is None else len(value),
+                        -1 if not headers else _header_size(headers),
+                    ),
                 )
         if batches:
             # Format v2 keeps a batch's last offset even when compaction removed its record.
