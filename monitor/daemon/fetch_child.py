@@ -37,8 +37,8 @@ from kafka.errors import KafkaError
 from monitor.daemon import record_batches
 from monitor.daemon.logs import setup_logging
 from monitor.ingest.events import TimeBounds
-from monitor.ingest.fetched import Fetched, parse_records
-from monitor.ingest.row_runs import group_runs
+from monitor.ingest.fetched import Fetched
+from monitor.ingest.parse_runs import parse_runs
 
 log = logging.getLogger("driftwarden.fetch")
 # How long a poll waits for records: an assignment from the loop waits at most this.
@@ -115,8 +115,9 @@ def serve(conn: Connection) -> None:
                 highwater = consumer.highwater(tp)
                 for start in range(0, len(records), BATCH_RECORDS):
                     part = records[start : start + BATCH_RECORDS]
-                    fetched = parse_records(epoch, tp.topic, tp.partition, part, bounds, highwater)
-                    fetched.parsed = group_runs(fetched.parsed, settings.models)
+                    fetched = parse_runs(
+                        epoch, tp.topic, tp.partition, part, bounds, highwater, settings.models
+                    )
                     outbox.put(fetched)
     finally:
         outbox.close()

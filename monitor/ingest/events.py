@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -40,6 +40,8 @@ _USUAL_FIELDS = frozenset(
     {"type", "model", "ts", "id", "client", "version", "features", "prediction", "score"}
 )
 _loads = orjson.loads
+# isinstance(value, str), callable from C (``filter``); the decoders make no str subclass.
+is_text = str.__instancecheck__
 # ``parse_checked`` without a record decoded already (None is a record: JSON null).
 _NOT_DECODED = object()
 # Names longer than this are not names but payloads: the record is quarantined.
@@ -122,13 +124,19 @@ def parse_record(
     # The usual prediction or input, checked in one pass of exact-type tests without
     # a function call per step: it takes only what ``parse_checked`` takes unchanged
     # (a float time within the bounds or none, string ids, a float score, plain
-    # feature values, a record too short to hold an over-long name, no field beyond
-    # these); anything else, valid or not, goes ``parse_checked``, which names what
-    # is wrong.
+    # feature values, no name longer than a name may be, no field beyond these);
+    # anything else, valid or not, goes ``parse_checked``, which names what is wrong.
     try:
         obj = _loads(raw)
     except Exception:  # NaN, text that is not Unicode, anything: the checks say which
         return parse_checked(raw, default_ts, bounds)
+    return parse_decoded(raw, obj, default_ts, bounds)
+
+
+def parse_decoded(
+    raw: bytes | str, obj: Any, default_ts: float | None, bounds: TimeBounds
+) -> Row | Event | Malformed:
+    """``parse_record`` of a record orjson has decoded already into ``obj``."""
     if type(obj) is not dict or not obj.keys() <= _USUAL_FIELDS:
         return parse_checked(raw, default_ts, bounds, obj)  # labels, metrics, ...
     get = obj.get
@@ -138,8 +146,7 @@ def parse_record(
     if ts is None:
         ts = default_ts
     if not (
-        len(raw) <= MAX_NAME_CHARS  # every character takes a byte at least
-        and type(model) is str
+        type(model) is str
         and model
         and (etype == "prediction" or etype == "input")
         and type(ts) is float
@@ -152,7 +159,38 @@ def parse_record(
         and (features is None or (type(features) is dict and _plain_values(features)))
     ):
         return parse_checked(raw, default_ts, bounds, obj)
+    # Every character takes a byte at least: no name in a record this short is too long.
+    if len(raw) > MAX_NAME_CHARS and _texts_too_long(
+        model, features, ident, client, version, prediction
+    ):
+        return parse_checked(raw, default_ts, bounds, obj)
     return (model, ts, ident, client, features, prediction, score, etype, version)
+
+
+def unchecked_usual_row(obj: Any, default_ts: float, models: Container[str]) -> Row | None:
+    """The row a decoded record makes if it is a prediction or input of one of ``models``
+    with only the usual fields, its values not checked yet (``make_run`` checks them by
+    column); None for any other record."""
+    if type(obj) is not dict or not obj.keys() <= _USUAL_FIELDS:
+        return None
+    get = obj.get
+    model, etype = get("model"), get("type", "prediction")
+    if type(model) is not str or model not in models:
+        return None
+    if etype != "prediction" and etype != "input":
+        return None
+    ts = get("ts")
+    return (
+        model,
+        default_ts if ts is None else ts,
+        get("id"),
+        get("client"),
+        get("features"),
+        get("prediction"),
+        get("score"),
+        etype,
+        get("version"),
+    )
 
 
 def parse_checked(
@@ -343,10 +381,19 @@ def _plain_values(features: dict[str, Any]) -> bool:
     return types <= _PLAIN_FEATURE_TYPES or (types <= _FEATURE_TYPES and _ints_fit(features))
 
 
+def _texts_too_long(model: str, features: dict[str, Any] | None, *texts: object) -> bool:
+    """Whether the model's name, a feature's name or label, or one of ``texts`` (ids,
+    version, a predicted label) is longer than ``MAX_NAME_CHARS``."""
+    if len(model) > MAX_NAME_CHARS or (features and _names_too_long(features)):
+        return True
+    return max(len(t) if type(t) is str else 0 for t in texts) > MAX_NAME_CHARS
+
+
 def _names_too_long(features: dict[str, Any]) -> bool:
     if max(map(len, features)) > MAX_NAME_CHARS:
         return True
-    return any(type(v) is str and len(v) > MAX_NAME_CHARS for v in features.values())
+    # In C, without a Python step per value: wide records (a hundred features) are common.
+    return max(map(len, filter(is_text, features.values())), default=0) > MAX_NAME_CHARS
 
 
 def _event_time(value: Any, default_ts: float | None, bounds: TimeBounds) -> float:

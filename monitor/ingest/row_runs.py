@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from monitor.ingest.events import Event, Malformed, Row
+from monitor.ingest.events import MAX_NAME_CHARS, Event, Malformed, Row, TimeBounds, is_text
 
 T = TypeVar("T")
 # Fewer rows than this stay rows: a run's fixed cost would outweigh what it saves.
@@ -45,6 +45,10 @@ _EXACT_INT = 2**53
 _LABELS = frozenset({str, _NONE})
 _BOOLS = frozenset({str, bool, _NONE})
 _BOOL_LABELS: dict[object, str] = {True: "true", False: "false"}
+_FLOATS = frozenset({float})
+_DICTS = frozenset({dict})
+_SCORES = frozenset({float, _NONE})
+_PREDICTIONS = frozenset({str, int, float, bool, _NONE})  # as parse_record takes them
 _LABEL_BOOLS = {"true": True, "false": False}
 
 
@@ -172,24 +176,36 @@ def _hand_over(out: list[Item], rows: list[Row], min_run: int) -> None:
         out.append(run)
 
 
-def make_run(rows: list[Row]) -> RowRun | None:
+def make_run(
+    rows: list[Row], unchecked: TimeBounds | None = None, long: bool = True
+) -> RowRun | None:
     """The rows of one model as a run; None if they do not all have the first row's
-    feature names in its order, or a feature's values are not all numbers or all labels."""
+    feature names in its order, or a feature's values are not all numbers or all labels.
+
+    ``unchecked``: the rows are as decoded, not yet checked one by one (``parse_runs``),
+    and these are the event times accepted. Every field is then checked by column
+    against what ``parse_record`` takes as it is, and None means that some row may not
+    be a usual row at all. ``long``: whether a record was longer than ``MAX_NAME_CHARS``
+    bytes; if none was, no text can be longer than a name may be, and none is measured."""
     try:
-        return _columns_of(rows)
+        return _columns_of(rows, unchecked, long)
     except (OverflowError, ValueError):  # what the loop's own path reports, from the rows
         return None
 
 
-def _columns_of(rows: list[Row]) -> RowRun | None:
+def _columns_of(rows: list[Row], unchecked: TimeBounds | None, long: bool) -> RowRun | None:
     model, ts, ids, clients, features, predictions, scores, kinds, versions = zip(
         *rows, strict=True
     )
     first = features[0]
-    if first is None:
+    if type(first) is not dict:
         return None
     keys = tuple(first)
     if not all(f is not None and tuple(f) == keys for f in features):
+        return None
+    if unchecked is not None and not _usual(
+        unchecked, rows[0][0], keys, ts, features, ids, clients, versions, scores, predictions, long
+    ):
         return None
     numeric: dict[str, np.ndarray] = {}
     categorical: dict[str, np.ndarray] = {}
@@ -203,6 +219,8 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
             continue
         if _NONE in types:
             nones[name] = np.array([v is None for v in values], dtype=bool)
+        if long and unchecked is not None and str in types and _longest(values) > MAX_NAME_CHARS:
+            return None
         if types <= _NUMERIC:
             numeric[name] = np.array(values, dtype=np.float64)
             if int in types:
@@ -233,6 +251,46 @@ def _columns_of(rows: list[Row]) -> RowRun | None:
         kinds=list(kinds),
         versions=list(versions),
     )
+
+
+def _usual(
+    bounds: TimeBounds,
+    model: str,
+    keys: tuple[str, ...],
+    ts: tuple[object, ...],
+    features: tuple[object, ...],
+    ids: tuple[object, ...],
+    clients: tuple[object, ...],
+    versions: tuple[object, ...],
+    scores: tuple[object, ...],
+    predictions: tuple[object, ...],
+    long: bool,
+) -> bool:
+    """Whether decoded rows hold what ``parse_record`` takes as it is, in C by column
+    rather than a dozen tests a row: float times within ``bounds`` (NaN fails both
+    comparisons), ids, callers and versions as text or none, float scores, plain
+    predictions, features as objects, and no name or text longer than a name may be
+    (measured only if a record was ``long``). The feature values are checked with their
+    columns (``_columns_of``)."""
+    if set(map(type, ts)) != _FLOATS or set(map(type, features)) != _DICTS:
+        return False
+    times = np.array(ts, dtype=np.float64)
+    if not bool(((times >= bounds.earliest) & (times <= bounds.latest)).all()):
+        return False
+    texts = (ids, clients, versions)
+    if not all(set(map(type, column)) <= _LABELS for column in texts):
+        return False
+    if not set(map(type, scores)) <= _SCORES or not set(map(type, predictions)) <= _PREDICTIONS:
+        return False
+    if not long:
+        return True
+    longest = max(len(model), max(map(len, keys), default=0), _longest(predictions))
+    return max(longest, *map(_longest, texts)) <= MAX_NAME_CHARS
+
+
+def _longest(values: tuple[object, ...]) -> int:
+    """The length of the longest text among ``values`` (0 without any)."""
+    return max(map(len, filter(is_text, values)), default=0)  # type: ignore[arg-type]
 
 
 def shared(values: tuple[T, ...]) -> list[T]:

@@ -23,6 +23,7 @@ from monitor.pipeline.pipeline import Pipeline
 from monitor.pipeline.routing import deliver
 from monitor.store.store import Store
 from simulation.simulator import write_simulation
+from tests.monitor.exact_support import same
 
 START = 1_790_000_000.0  # 2026-09-21: in the past, as replayed events are
 KEYS = ("a", "b", "c", "d", "e")
@@ -106,17 +107,6 @@ def test_columns_of_runs_are_rows_batch_of_their_rows(seed: int) -> None:
     )
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal, and of the same types all the way down (``True == 1.0`` is not enough)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, tuple | list):
-        return len(a) == len(b) and all(map(_same, a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(map(_same, a.values(), b.values()))
-    return bool(a == b or (a != a and b != b))  # NaN is NaN
-
-
 @pytest.mark.parametrize("seed", range(30))
 def test_a_run_gives_back_its_rows_exactly(seed: int) -> None:
     """The slow path's rows: the same values of the same types, features in the same order."""
@@ -129,8 +119,8 @@ def test_a_run_gives_back_its_rows_exactly(seed: int) -> None:
     assert run is not None
     start = rng.randint(0, run.n - 1)
     end = rng.randint(start, run.n)
-    assert _same(run.rows(start, end), rows[start:end])
-    assert _same(run.rows(), rows)
+    assert same(run.rows(start, end), rows[start:end])
+    assert same(run.rows(), rows)
 
 
 def test_rows_that_cannot_be_columns_make_no_run() -> None:
@@ -143,7 +133,7 @@ def test_rows_that_cannot_be_columns_make_no_run() -> None:
     assert make_run(whole) is None
     whole[2][4]["b"] = 2**53  # type: ignore[index]  # it can this one, as an int again
     run = make_run(whole)
-    assert run is not None and _same(run.rows(), whole)
+    assert run is not None and same(run.rows(), whole)
     reordered = _rows(rng, 10, dict.fromkeys(KEYS, "float"), 0)
     reordered[5] = (*reordered[5][:4], dict(reversed(reordered[5][4].items())), *reordered[5][5:])  # type: ignore[union-attr]
     assert make_run(reordered) is None
@@ -319,9 +309,9 @@ def test_a_runs_labels_are_shared_and_its_numbers_kept_apart() -> None:
         (*r[:3], f"caller-{i % 2}", r[4], ["yes", "no"][i % 2], *r[6:]) for i, r in enumerate(rows)
     ]
     run = make_run(labels)
-    assert run is not None and _same(run.rows(), labels)
+    assert run is not None and same(run.rows(), labels)
     assert len({id(c) for c in run.clients}) == 2 and len({id(p) for p in run.predictions}) == 2
     classes: list[bool | int | float | str] = [True, 1, 1.0, "1"]
     mixed: list[Row] = [(*r[:5], classes[i % 4], *r[6:]) for i, r in enumerate(rows)]
     run = make_run(mixed)
-    assert run is not None and _same(run.predictions, [r[5] for r in mixed])
+    assert run is not None and same(run.predictions, [r[5] for r in mixed])
