@@ -117,8 +117,10 @@ class SegmentLayout:
             cuts: tuple[float, ...] = ()
             if ref.size:
                 levels = np.arange(1, quantiles) / quantiles
-                found = np.unique(np.quantile(ref.values, levels, method="inverted_cdf"))
-                cuts = tuple(float(c) for c in found if math.isfinite(c))
+                found = np.unique(np.quantile(ref.grid, levels, method="inverted_cdf"))
+                # Reference values on its grid; raw values are cut at their thresholds,
+                # which bins them as their projections on the grid would be.
+                cuts = tuple(float(c) for c in ref.thresholds(found) if math.isfinite(c))
             features.append(FeatureBins(name, cuts=cuts))
         return cls(features)
 
