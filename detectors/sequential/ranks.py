@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from detectors.codec import FixedArrays, decode_array
-from detectors.reference import NumericReference
+from detectors.reference import NumericReference, thresholds_of
 from detectors.sequential.cells import CellGrid
 
 EDGES = 255  # per feature, padded with +inf; 2**8 - 1 so the search takes 8 halvings
@@ -66,11 +66,13 @@ class RankTable:
     def build(cls, references: list[NumericReference]) -> RankTable:
         edges = np.full((len(references), EDGES), np.inf)
         ranks = np.full((len(references), EDGES + 1), 0.5)
-        for f, ref in enumerate(references):
+        on_grid = [_edges(ref.grid) if ref.size else np.zeros(0) for ref in references]
+        for f, (ref, e, t) in enumerate(
+            zip(references, on_grid, thresholds_of(references, on_grid), strict=True)
+        ):
             if ref.size == 0:
                 continue
-            e = _edges(ref.grid)
-            edges[f, : e.shape[0]] = ref.thresholds(e)
+            edges[f, : e.shape[0]] = t
             counts = np.bincount(np.searchsorted(e, ref.grid, "right"), minlength=EDGES + 1)
             below = np.concatenate([[0], np.cumsum(counts)[:-1]])
             ranks[f] = (below + 0.5 * counts) / ref.size
