@@ -26,9 +26,11 @@ keep how many events lacked the signal, for the missing-rate test.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from itertools import repeat
 from typing import Any
 
@@ -205,6 +207,36 @@ def thresholds_of(refs: list[NumericReference], points: list[np.ndarray]) -> lis
     flat = np.concatenate([np.asarray(p, dtype=np.float32) for p in points])
     found = grid_thresholds(flat, center, factor)
     return np.split(found, np.cumsum(sizes)[:-1])
+
+
+def shortest_cuts_of(refs: list[NumericReference], points: list[np.ndarray]) -> list[np.ndarray]:
+    """For each reference's grid ``points``, the number of fewest significant digits
+    among the raw values that project onto each point, at or above the first of
+    them: a cut that bins raw values as the threshold does but for values within
+    the grid's rounding below it, and reads as the reference's value where that
+    was short (0.1, 12.5, 0 rather than a threshold a float32 step below it)."""
+    tops = [np.nextafter(np.asarray(p, np.float32), np.float32(np.inf)) for p in points]
+    out = []
+    for low, high in zip(thresholds_of(refs, points), thresholds_of(refs, tops), strict=True):
+        pairs = zip(low.tolist(), high.tolist(), strict=True)
+        out.append(np.array([_shortest(a, b) for a, b in pairs]))
+    return out
+
+
+def _shortest(low: float, high: float) -> float:
+    """The float of the shortest decimal in [low, high): ``low`` rounded up at the
+    coarsest power of ten that stays below ``high`` (``low`` itself when the
+    interval is empty or unbounded)."""
+    if not low < high or not math.isfinite(high):
+        return low
+    exact = Decimal(low)  # every float is a decimal, exactly
+    top = math.floor(math.log10(max(abs(low), abs(high)))) + 1
+    for exponent in range(top, top - 20, -1):
+        up = exact.scaleb(-exponent).to_integral_value(rounding=ROUND_CEILING)
+        x = float(up.scaleb(exponent)) + 0.0  # -0.0 as 0.0
+        if low <= x < high:
+            return x
+    return low
 
 
 def _project(

@@ -31,7 +31,7 @@ from detectors.reference import (
     MISSING_CODE,
     CategoricalReference,
     NumericReference,
-    thresholds_of,
+    shortest_cuts_of,
 )
 
 BINS = 12  # bins per feature: at most 10 value bins, then "(other)" and "(missing)"
@@ -116,13 +116,13 @@ class SegmentLayout:
         names = sorted(references)[:max_features]
         numeric = [r for n in names if isinstance(r := references[n], NumericReference)]
         levels = np.arange(1, quantiles) / quantiles
-        # Reference values on their grid; raw values are cut at their thresholds, which
-        # bins them as their projections on the grid would be.
+        # Reference values on their grid; raw values are cut at the shortest number
+        # that projects onto each (the reference's own value where it was short).
         found = [
             np.unique(np.quantile(r.grid, levels, method="inverted_cdf")) if r.size else r.grid
             for r in numeric
         ]
-        numeric_cuts = iter(thresholds_of(numeric, found))
+        numeric_cuts = iter(shortest_cuts_of(numeric, found))
         features = []
         for name in names:
             ref = references[name]

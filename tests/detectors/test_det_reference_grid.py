@@ -223,9 +223,15 @@ def test_segment_cuts_and_rank_edges_bin_raw_values_as_the_float64_reference() -
         layout = SegmentLayout.build({"f": ref}, quantiles=10)
         cuts = np.array(layout.features[0].cuts)
         old = np.unique(np.quantile(ref_raw, np.arange(1, 10) / 10, method="inverted_cdf"))
-        # A value's bin is the number of cuts at or below it.
+        # A value's bin is the number of cuts at or below it. A cut is the shortest
+        # number on its grid value: the reference's own where that was short (not
+        # 30 * 1e-310, a float beside the float of 3e-309).
         got = np.searchsorted(cuts, x, side="right")
-        assert np.array_equal(got, np.searchsorted(old, x, side="right")), name
+        if name != "subnormal":
+            short = np.array([float(f"{o:.12g}") == o for o in old])  # 0.1, 1.7e9 + 0.25
+            assert short.sum() >= 2 and np.array_equal(cuts[short], old[short]), name
+            assert np.array_equal(got, np.searchsorted(old, x, side="right")), name
+        assert np.array_equal(ref.project(cuts), ref.project(old)), name
         u = RankTable.build([ref]).transform(x[None, :])[0]
         assert np.array_equal(u, _old_mid_ranks(np.sort(ref_raw), x)), name
 
