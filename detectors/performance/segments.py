@@ -27,7 +27,12 @@ import numpy as np
 import orjson
 
 from detectors.base import RowBatch
-from detectors.reference import MISSING_CODE, CategoricalReference, NumericReference
+from detectors.reference import (
+    MISSING_CODE,
+    CategoricalReference,
+    NumericReference,
+    shortest_cuts_of,
+)
 
 BINS = 12  # bins per feature: at most 10 value bins, then "(other)" and "(missing)"
 OTHER = 10
@@ -108,17 +113,23 @@ class SegmentLayout:
     ) -> SegmentLayout:
         if not 2 <= quantiles <= OTHER or not 1 <= categories <= OTHER:
             raise ValueError(f"quantiles must be 2 to {OTHER} and categories 1 to {OTHER}")
+        names = sorted(references)[:max_features]
+        numeric = [r for n in names if isinstance(r := references[n], NumericReference)]
+        levels = np.arange(1, quantiles) / quantiles
+        # Reference values on their grid; raw values are cut at the shortest number
+        # that projects onto each (the reference's own value where it was short).
+        found = [
+            np.unique(np.quantile(r.grid, levels, method="inverted_cdf")) if r.size else r.grid
+            for r in numeric
+        ]
+        numeric_cuts = iter(shortest_cuts_of(numeric, found))
         features = []
-        for name in sorted(references)[:max_features]:
+        for name in names:
             ref = references[name]
             if isinstance(ref, CategoricalReference):
                 features.append(FeatureBins(name, labels=tuple(ref.labels[:categories])))
                 continue
-            cuts: tuple[float, ...] = ()
-            if ref.size:
-                levels = np.arange(1, quantiles) / quantiles
-                found = np.unique(np.quantile(ref.values, levels, method="inverted_cdf"))
-                cuts = tuple(float(c) for c in found if math.isfinite(c))
+            cuts = tuple(float(c) for c in next(numeric_cuts) if math.isfinite(c))
             features.append(FeatureBins(name, cuts=cuts))
         return cls(features)
 

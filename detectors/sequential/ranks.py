@@ -13,6 +13,12 @@ Values are binned by a lookup in equal cells of each feature's range (see
 every feature at once. A feature whose edges crowd a few cells (a heavy tail)
 is binned by a branchless binary search over a (features x edges) table
 instead, 8 numpy steps for all such features.
+
+The edges are taken from the reference's float32 grid (see
+:mod:`detectors.reference`) and kept as their float64 thresholds: a raw value
+is at or above a threshold exactly when its projection on the grid is at or
+above the grid value, so raw values are binned as projected ones would be
+(ties with reference values kept), without projecting them.
 """
 
 from __future__ import annotations
@@ -24,14 +30,15 @@ from typing import Any
 import numpy as np
 
 from detectors.codec import FixedArrays, decode_array
-from detectors.reference import NumericReference
+from detectors.reference import NumericReference, thresholds_of
 from detectors.sequential.cells import CellGrid
 
 EDGES = 255  # per feature, padded with +inf; 2**8 - 1 so the search takes 8 halvings
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
-    """Bin edges of one sorted finite reference: its distinct values when few, else quantiles."""
+    """Bin edges of one sorted finite reference (its grid): its distinct values when
+    few, else quantiles."""
     distinct: np.ndarray = values[np.concatenate([[True], values[1:] != values[:-1]])]
     if distinct.shape[0] <= EDGES + 1:
         return distinct[1:]
@@ -48,24 +55,28 @@ class RankTable:
     (bin ``j`` holds the values with ``j`` edges at or below them).
     """
 
-    edges: np.ndarray
+    edges: np.ndarray  # float64 thresholds of grid values (see the module docstring)
     ranks: np.ndarray
     _fixed: FixedArrays = field(default_factory=FixedArrays, repr=False, compare=False)
     _grid: CellGrid | None = field(default=None, repr=False, compare=False)
+    # The references the table was built from, for ``null_moments``; none once loaded.
+    _sources: tuple[NumericReference, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def build(cls, references: list[NumericReference]) -> RankTable:
         edges = np.full((len(references), EDGES), np.inf)
         ranks = np.full((len(references), EDGES + 1), 0.5)
-        for f, ref in enumerate(references):
+        on_grid = [_edges(ref.grid) if ref.size else np.zeros(0) for ref in references]
+        for f, (ref, e, t) in enumerate(
+            zip(references, on_grid, thresholds_of(references, on_grid), strict=True)
+        ):
             if ref.size == 0:
                 continue
-            e = _edges(ref.values)
-            edges[f, : e.shape[0]] = e
-            counts = np.bincount(np.searchsorted(e, ref.values, "right"), minlength=EDGES + 1)
+            edges[f, : e.shape[0]] = t
+            counts = np.bincount(np.searchsorted(e, ref.grid, "right"), minlength=EDGES + 1)
             below = np.concatenate([[0], np.cumsum(counts)[:-1]])
             ranks[f] = (below + 0.5 * counts) / ref.size
-        return cls(edges, ranks)
+        return cls(edges, ranks, _sources=tuple(references))
 
     @property
     def features(self) -> int:
@@ -107,12 +118,19 @@ class RankTable:
 
     def null_moments(self, references: list[NumericReference]) -> dict[str, np.ndarray]:
         """Per feature: variance of u, mean and variance of |2u - 1|, and how many
-        distinct bins the reference fills, all over the reference's own values."""
+        distinct bins the reference fills, all over the reference's own values.
+
+        The references the table was built from are binned on their grid, as
+        ``build`` counted them (exactly as their raw values would be); others by
+        their values back in float64 (within their grid's rounding)."""
         var_u, mean_a, var_a, bins = (np.zeros(self.features) for _ in range(4))
         for f, ref in enumerate(references):
             if ref.size == 0:
                 continue
-            index = np.searchsorted(self.edges[f], ref.values, "right")
+            if f < len(self._sources) and ref is self._sources[f]:
+                index = np.searchsorted(_edges(ref.grid), ref.grid, "right")
+            else:
+                index = np.searchsorted(self.edges[f], ref.float_values(), "right")
             u = self.ranks[f][index]
             a = np.abs(2 * u - 1)
             var_u[f] = float(np.mean((u - 0.5) ** 2))

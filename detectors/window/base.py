@@ -38,11 +38,22 @@ class NumericWindow:
         self._finite = np.isfinite(self.values)
         self.n = int(self.values.shape[0])
         self.missing = self.n - int(np.count_nonzero(self._finite))
+        self._on_grid: tuple[NumericReference, np.ndarray] | None = None
 
     @cached_property
     def sorted(self) -> np.ndarray:
         """The finite values, sorted (computed once, on first use)."""
         return np.sort(self.values if self.missing == 0 else self.values[self._finite])
+
+    def on_grid(self, ref: NumericReference) -> np.ndarray:
+        """The sorted finite values on ``ref``'s grid (see
+        :meth:`NumericReference.project`), computed once for the tests that
+        compare them with ``ref.grid``: a raw value would lose its ties with the
+        reference's rounded values and gain ranks against them."""
+        kept = self._on_grid
+        if kept is None or kept[0] is not ref:
+            kept = self._on_grid = (ref, ref.project(self.sorted))
+        return kept[1]
 
 
 @dataclass

@@ -15,17 +15,37 @@ def numeric_shares(
     """Reference and window shares over the reference's quantile bins.
 
     Edges are the reference's interior quantiles, deduplicated, so discrete and
-    zero-inflated features get one bin per atom rather than empty bins.
+    zero-inflated features get one bin per atom rather than empty bins. Both
+    sides are binned on the reference's grid (the window projected there), so a
+    window value equal to a reference value shares its bin.
     """
-    qs = np.arange(1, bins) / bins
-    edges = np.unique(np.quantile(ref.values, qs))
-    ref_counts = np.bincount(
-        np.searchsorted(edges, ref.values, side="right"), minlength=edges.size + 1
-    )
-    win_counts = np.bincount(
-        np.searchsorted(edges, win.sorted, side="right"), minlength=edges.size + 1
+    edges = grid_quantiles(ref.grid, np.arange(1, bins) / bins)
+    # Sorted values: a bin's count is the difference of two positions.
+    ref_counts = np.diff(np.searchsorted(ref.grid, edges, side="left"), prepend=0, append=ref.size)
+    window = win.on_grid(ref)
+    win_counts = np.diff(
+        np.searchsorted(window, edges, side="left"), prepend=0, append=window.shape[0]
     )
     return ref_counts / ref_counts.sum(), win_counts / max(int(win_counts.sum()), 1)
+
+
+def grid_quantiles(grid: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Distinct quantiles ``qs`` of the sorted float32 ``grid``, as ``np.quantile``
+    (linear) interpolates them in float64, each raised to the next float32: a
+    grid value is at or above the raised edge exactly when it is at or above
+    the float64 one, so the float32 comparisons bin as the float64 edges would."""
+    n = grid.shape[0]
+    pos = qs * (n - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    t = pos - lo
+    a, b = grid[lo].astype(np.float64), grid[hi].astype(np.float64)
+    edges = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)  # numpy's lerp
+    raised = edges.astype(np.float32)
+    below = raised < edges
+    raised[below] = np.nextafter(raised[below], np.float32(np.inf))
+    unique: np.ndarray = np.unique(raised)
+    return unique
 
 
 def categorical_shares(

@@ -120,8 +120,10 @@ class CramerVonMises(RankTest):
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         if not self.enough_values(ref, win):
             return None
-        t = cvm_statistic(win.sorted, ref.values)
-        d = max(ks_distances(ref.values, win.sorted))
+        # Ranks against the reference's grid: the window projected there too.
+        window = win.on_grid(ref)
+        t = cvm_statistic(window, ref.grid)
+        d = max(ks_distances(ref.grid, window))
         return WindowOutcome(
             statistic=t,
             effect_size=d,

@@ -101,7 +101,7 @@ class InputRange(WindowTest):
         m = int(values.shape[0])
         if ref.size < self.min_reference or m == 0:
             return None
-        low, high = float(ref.values[0]), float(ref.values[-1])
+        low, high = ref.low, ref.high  # exact, not the grid's rounding
         below = int(np.searchsorted(values, low, side="left"))
         above = m - int(np.searchsorted(values, high, side="right"))
         outside = below + above

@@ -107,6 +107,15 @@ def quantile_summary(sorted_values: np.ndarray, k: int = PLOT_QUANTILES) -> list
     return [significant(float(v)) for v in q]
 
 
+def reference_quantiles(ref: NumericReference) -> list[float]:
+    """:func:`quantile_summary` of a reference: of its grid's values back in float64
+    (within its rounding, beyond the 6 digits shown but near the median), with its
+    exact extremes."""
+    q = quantile_summary(ref.float_values())
+    q[0], q[-1] = significant(ref.low), significant(ref.high)
+    return q
+
+
 def ks_pvalue(d: float, n1: int, n2: int, screen: float = 0.0) -> float:
     """Two-sided asymptotic p-value, as ``scipy.stats.ks_2samp(method="asymp")``.
 
@@ -212,10 +221,11 @@ class KolmogorovSmirnov(RankTest):
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         if not self.enough_values(ref, win):
             return None
-        d_plus, d_minus = ks_distances(ref.values, win.sorted)
+        # Ranks against the reference's grid: the window projected there too.
+        d_plus, d_minus = ks_distances(ref.grid, win.on_grid(ref))
         d = max(d_plus, d_minus)
         p = ks_pvalue(d, ref.size, int(win.sorted.shape[0]), screen=0.2)
-        shift = (sorted_median(win.sorted) - sorted_median(ref.values)) / ref.scale()
+        shift = (sorted_median(win.sorted) - ref.median) / ref.scale()
         return WindowOutcome(
             statistic=d,
             effect_size=d,
@@ -223,7 +233,7 @@ class KolmogorovSmirnov(RankTest):
             p_value=p,
             details={"median_shift_in_ref_std": shift, "values": int(win.sorted.shape[0])},
             plot_details=lambda: {
-                "reference_quantiles": quantile_summary(ref.values),
+                "reference_quantiles": reference_quantiles(ref),
                 "window_quantiles": quantile_summary(win.sorted),
             },
         )

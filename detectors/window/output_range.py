@@ -92,8 +92,7 @@ class OutputRange(WindowTest):
         self.critical_effect = critical_effect
 
     def bounds(self, ref: NumericReference) -> tuple[float, float]:
-        lo_ref = float(ref.values[0]) if ref.size else 0.0
-        hi_ref = float(ref.values[-1]) if ref.size else 0.0
+        lo_ref, hi_ref = ref.low, ref.high  # exact (0 for an empty reference)
         pad = self.margin * (hi_ref - lo_ref)
         low = self.low if self.low is not None else lo_ref - pad
         high = self.high if self.high is not None else hi_ref + pad
@@ -109,11 +108,16 @@ class OutputRange(WindowTest):
             + values.shape[0]
             - np.searchsorted(values, high, side="right")
         )
-        ref_outside = int(
-            np.searchsorted(ref.values, low, side="left")
-            + ref.size
-            - np.searchsorted(ref.values, high, side="right")
-        )
+        ref_outside = 0  # learnt bounds, or given ones around the exact extremes
+        if low > ref.low or high < ref.high:
+            # On the grid: a reference value within its rounding of a bound
+            # counts as on the bound (inside).
+            edges = ref.project(np.array([low, high]))
+            ref_outside = int(
+                np.searchsorted(ref.grid, edges[0], side="left")
+                + ref.size
+                - np.searchsorted(ref.grid, edges[1], side="right")
+            )
         n = int(values.shape[0])
         share = outside / n
         p = 1.0 if outside == 0 else rate_pvalue(outside, n, ref_outside, ref.size)

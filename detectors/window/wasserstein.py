@@ -87,6 +87,11 @@ class NormalisedWasserstein(WindowTest):
     def test_numeric(self, ref: NumericReference, win: NumericWindow) -> WindowOutcome | None:
         if not enough_numeric(ref, win, self.min_values):
             return None
-        value = wasserstein_1(ref.values, win.sorted) / ref.scale()
+        # On the grid's offsets from the reference's center (W1 ignores a shift and
+        # scales with the values: divided by the grid's factor), the reference as
+        # stored, the window rounded the same way.
+        offsets = win.on_grid(ref).astype(np.float64)
+        w1 = wasserstein_1(ref.grid.astype(np.float64), offsets) / ref.factor
+        value = w1 / ref.scale()
         details = {"reference_std": ref.scale()}
         return threshold_outcome(value, self.threshold, self.critical_effect, details)

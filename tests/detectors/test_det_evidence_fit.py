@@ -52,16 +52,16 @@ def test_null_moments_count_the_distinct_mid_ranks_as_np_unique_of_every_value()
     built = [NumericReference.build(c) for c in columns]
     table = RankTable.build(built)
     # And values other than the table's own: they hit fewer of its bins.
-    shifted = [NumericReference.build(c * 1.7 + 0.35) for c in columns]
-    for refs in (built, shifted):
+    moved = [c * 1.7 + 0.35 for c in columns]
+    shifted = [NumericReference.build(c) for c in moved]
+    for refs, raw in ((built, columns), (shifted, moved)):
         got = table.null_moments(refs)["bins"]
+        # The edges are thresholds that bin raw values as their grid values.
         expected = [
-            float(
-                np.unique(table.ranks[f][np.searchsorted(table.edges[f], r.values, "right")]).size
-            )
+            float(np.unique(table.ranks[f][np.searchsorted(table.edges[f], r, "right")]).size)
             if r.size
             else 0.0
-            for f, r in enumerate(refs)
+            for f, r in enumerate(raw)
         ]
         assert got.tolist() == expected
     assert table.null_moments(shifted)["bins"][1] < table.null_moments(built)["bins"][1]

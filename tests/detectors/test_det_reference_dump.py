@@ -91,8 +91,8 @@ def test_fitted_tables_are_named_too_until_a_refit() -> None:
 def test_a_reference_is_read_only() -> None:
     ref = NumericReference.build(np.array([3.0, 1.0, np.nan, 2.0]))
     with pytest.raises(ValueError, match="read-only"):
-        ref.values[0] = 9.0
-    assert NumericReference.load(ref.dump()).values.tolist() == [1.0, 2.0, 3.0]
+        ref.grid[0] = 9.0
+    assert NumericReference.load(ref.dump()).float_values().tolist() == [1.0, 2.0, 3.0]
 
 
 def test_a_model_keeps_no_reference_text_between_dumps() -> None:
@@ -108,5 +108,5 @@ def test_a_model_keeps_no_reference_text_between_dumps() -> None:
     finally:
         tracemalloc.stop()
     texts = sum(len(t) for t in _reference_texts(md.dump()).values())
-    assert texts > 500_000, "the references' text is large enough to tell"
+    assert texts > 250_000, "the references' text is large enough to tell"
     assert held < texts / 20

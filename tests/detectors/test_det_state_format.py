@@ -14,6 +14,9 @@ ones loads with its calibration and River's detector started afresh (ADWIN's
 forecast): a state of the windowed detector before it (``past``, ``run``,
 ``last``; parameters ``history`` and ``recent``) loads as a fresh detector with
 its ``flat_run`` and ``false_alarm_events``, which restarts its probation.
+A numeric reference keeps its values on a float32 grid now (with ``center``,
+``factor`` and its exact ``low``, ``high``, ``mean``, ``std`` and ``var``); one
+of exact float64 values loads into it.
 
 Never regenerate the fixture: it stands for stores written in the field. A
 deliberate format change adds its rewrite to ``_as_written_today``.
@@ -34,6 +37,7 @@ from detectors.change import ADWIN, PageHinkley
 from detectors.change.base import BlockChangeDetector
 from detectors.metric.anomaly import MetricAnomaly
 from detectors.performance.estimated import EstimatedPerformance
+from detectors.reference import NumericReference
 from detectors.suite.error_rate import ErrorRate
 from detectors.suite.error_stream import JoinedLabels
 from detectors.suite.model_detectors import ModelDetectors
@@ -164,7 +168,8 @@ def _as_written_today(state: Any) -> Any:
     evidence's state (empty in a suite saved before it); ``metric_anomaly``'s
     windowed states, which load as a fresh detector of today; the label join,
     moved out of the detectors; the performance estimated without labels (a
-    setting, ``estimated_window``, and its state, fresh in a suite saved before)."""
+    setting, ``estimated_window``, and its state, fresh in a suite saved before);
+    numeric references on a float32 grid (their exact float64 values before)."""
     if isinstance(state, list):
         return [_as_written_today(v) for v in state]
     if not isinstance(state, dict):
@@ -226,6 +231,10 @@ def _as_written_today(state: Any) -> Any:
         keys = list(out)
         at = keys.index("multivariate") + 1
         out = {k: out[k] for k in keys[:at]} | {"sequential": {}} | {k: out[k] for k in keys[at:]}
+    if {"n", "missing", "values"} <= set(out) and "center" not in out:
+        # A numeric reference of exact float64 values: today's keeps them on a float32
+        # grid around its median, with its exact extremes and moments.
+        out = NumericReference.load(out).dump()
     if "version" in out and "estimated" not in out:
         settings = {**out["settings"], "estimated_window": 2000}
         size = settings["reference_size"]

@@ -16,11 +16,13 @@ from monitor.pipeline.pipeline import Pipeline
 from monitor.store.store import Store
 
 REFERENCE = 500  # a small reference, so a baseline forms in a few hundred events
+# One whose values' text (float32, base64) is long enough for the store to keep apart.
+KEPT_APART = 1000
 
 
-def _config(store: Path, false_alarm_events: float = 1e7) -> Config:
+def _config(store: Path, false_alarm_events: float = 1e7, reference: int = REFERENCE) -> Config:
     detection = {
-        "reference_size": REFERENCE,
+        "reference_size": reference,
         "window": 200,
         "false_alarm_events": false_alarm_events,
     }

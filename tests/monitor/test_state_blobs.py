@@ -14,9 +14,10 @@ from detectors.suite.model_detectors import ModelDetectors
 from detectors.suite.settings import SuiteSettings
 from monitor.ingest.events import Event
 from monitor.pipeline.pipeline import Pipeline
+from monitor.store.state_blobs import BLOB_MIN_CHARS
 from monitor.store.store import CheckpointRows, Store
 from tests.detectors.detector_streams import make_stream
-from tests.monitor.test_baseline_reset import REFERENCE, _config
+from tests.monitor.test_baseline_reset import KEPT_APART, _config
 
 SETTINGS = SuiteSettings(reference_size=2000, window=500)
 
@@ -45,17 +46,18 @@ def _blob_rows(store: Store) -> int:
 
 
 def test_a_pipeline_checkpoint_names_stored_references_and_loads_exactly(tmp_path: Path) -> None:
+    assert (4 * KEPT_APART + 2) // 3 * 4 >= BLOB_MIN_CHARS, "a reference's text is kept apart"
     path = tmp_path / "s.db"
     store = Store(path)
-    pipeline = Pipeline(_config(path), store)
+    pipeline = Pipeline(_config(path, reference=KEPT_APART), store)
     rng = np.random.default_rng(4)
-    for i in range(3 * REFERENCE):
+    for i in range(3 * KEPT_APART):
         x = rng.normal(size=8)
         features: dict[str, str | int | float | bool | None] = {
             f"x{j}": float(v) for j, v in enumerate(x)
         }
         pipeline.feed(Event("prediction", "m", 1e9 + i, features=features, score=0.3))
-        if i % REFERENCE == REFERENCE - 1:
+        if i % KEPT_APART == KEPT_APART - 1:
             pipeline.checkpoint()
     detectors = pipeline.models["m"].detectors
     assert len(store.stored_blobs("m")) == _blob_rows(store) > 0

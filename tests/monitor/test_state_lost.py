@@ -9,9 +9,17 @@ import orjson
 import pytest
 
 from monitor.cli.main import main
+from monitor.config import Config
 from monitor.pipeline.pipeline import Pipeline
 from monitor.store.store import Store
-from tests.monitor.test_baseline_reset import REFERENCE, _audit, _config, _feed
+from tests.monitor.test_baseline_reset import KEPT_APART, _audit, _feed
+from tests.monitor.test_baseline_reset import _config as _config_of
+
+REFERENCE = KEPT_APART  # references whose text the store keeps apart (blobs to lose)
+
+
+def _config(path: Path) -> Config:
+    return _config_of(path, reference=REFERENCE)
 
 
 def _with_a_baseline(path: Path) -> None:
