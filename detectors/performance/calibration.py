@@ -13,6 +13,7 @@ import numpy as np
 
 from detectors.codec import decode_array, decode_float, encode_array, encode_float
 from detectors.performance import cbpe
+from detectors.performance.columns import Codes, Sparse
 
 _SEP = "\x00"  # between a closed window's ids in one string (an id holding it: kept as is)
 
@@ -49,15 +50,20 @@ class PackedIds:
 @dataclass
 class Rows:
     """Scored predictions as they came (and their labels, once joined), column by column.
-    A closed window is sealed (``seal``): its ids packed, read them by ``kept_ids``."""
+    A closed window is sealed (``seal``): its ids packed, read them by ``kept_ids``, and
+    its classes coded.
+
+    Labels and probabilities are mostly None (labels come for few predictions, if any;
+    most models send a score): a byte a row, and a row's probabilities only where there
+    are (``columns``), not a list's pointer per row each, ~130 kB a model."""
 
     ids: list[str | None] = field(default_factory=list)
-    predicted: list[str] = field(default_factory=list)
+    predicted: list[str] | Codes = field(default_factory=list)  # Codes once sealed
     # A C array of doubles, not a list of float objects: 8 bytes a row instead of 32,
     # ~190 kB a model over the reference and the windows kept.
     score: array[float] = field(default_factory=lambda: array("d"))
-    probabilities: list[dict[str, float] | None] = field(default_factory=list)
-    truth: list[str | None] = field(default_factory=list)
+    probabilities: Sparse = field(default_factory=Sparse)  # by row; its length: predicted's
+    truth: Codes = field(default_factory=Codes)
     end_ts: float = math.nan
     estimate: dict[str, float] = field(default_factory=dict)
     packed: PackedIds | None = None  # the ids, once packed (``ids`` is then empty)
@@ -70,10 +76,24 @@ class Rows:
             self.packed = PackedIds.of(self.ids)
             if self.packed is not None:
                 self.ids = []
+        if isinstance(self.predicted, list):
+            self.predicted = Codes.of(self.predicted)  # a byte a row, each class once
+
+    def classes(self) -> list[str]:
+        """The predicted classes in order, coded or not."""
         predicted = self.predicted
-        if set(map(type, predicted)) == {str}:
-            first = dict(zip(predicted, predicted, strict=True))  # each class: its last copy
-            self.predicted = list(map(first.__getitem__, predicted))
+        return predicted if isinstance(predicted, list) else predicted.tolist()
+
+    def class_indices(self, index: dict[str, int]) -> np.ndarray:
+        """Each row's predicted class's index in ``index``, -1 for none tracked."""
+        predicted = self.predicted
+        if isinstance(predicted, Codes):
+            return predicted.indices(index, -1)
+        return np.fromiter(map(index.get, predicted, repeat(-1)), np.int64, len(predicted))
+
+    def probability_rows(self) -> list[dict[str, float] | None]:
+        """Each row's probabilities, None where none."""
+        return self.probabilities.values(len(self.predicted))
 
     def kept_ids(self) -> list[str | None]:
         """The rows' ids in order, packed or not."""
@@ -85,21 +105,20 @@ class Rows:
     def dump(self) -> dict[str, Any]:
         return {
             "ids": self.kept_ids(),
-            "predicted": self.predicted,
+            "predicted": self.classes(),
             "score": encode_array(np.array(self.score, dtype=np.float64)),
             "probabilities": self._dump_probabilities(),
-            "truth": self.truth,
+            "truth": self.truth.tolist(),
             "end_ts": encode_float(self.end_ts),
             "estimate": {k: encode_float(v) for k, v in self.estimate.items()},
         }
 
     def _dump_probabilities(self) -> list[list[list[Any]] | None]:
-        probabilities = self.probabilities
-        if probabilities.count(None) == len(probabilities):  # scores alone: the usual
-            return [None] * len(probabilities)
+        if not self.probabilities.count():  # scores alone: the usual
+            return [None] * len(self.predicted)
         return [
             None if p is None else [[k, encode_float(v)] for k, v in p.items()]
-            for p in probabilities
+            for p in self.probability_rows()
         ]
 
     @classmethod
@@ -108,11 +127,11 @@ class Rows:
             list(state["ids"]),
             list(state["predicted"]),
             array("d", decode_array(state["score"]).astype(np.float64).tobytes()),
-            [
+            Sparse.of(
                 None if p is None else {k: decode_float(v) for k, v in p}
                 for p in state["probabilities"]
-            ],
-            list(state["truth"]),
+            ),
+            Codes.of(state["truth"]),
             decode_float(state["end_ts"]),
             {k: decode_float(v) for k, v in state["estimate"].items()},
         )
@@ -139,10 +158,10 @@ class Calibration:
         index = {c: i for i, c in enumerate(self.classes)}
         k, n = len(self.classes), len(rows.predicted)
         raw = np.zeros((n, k))
-        predicted = np.fromiter(map(index.get, rows.predicted, repeat(-1)), np.int64, n)
+        predicted = rows.class_indices(index)
         usable = predicted >= 0
         if self.source == "probabilities":
-            for i, probs in enumerate(rows.probabilities):
+            for i, probs in enumerate(rows.probability_rows()):
                 if probs is None:
                     usable[i] = False
                     continue
@@ -172,8 +191,7 @@ class Calibration:
         raw, predicted, usable = self.matrix(rows)
         # None (no label) is no class: -1, as a class not tracked.
         index: dict[str | None, int] = {c: i for i, c in enumerate(self.classes)}
-        truth = list(map(index.get, rows.truth, repeat(-1)))
-        return raw, predicted, np.array(truth, dtype=np.int64)[usable]
+        return raw, predicted, rows.truth.indices(index, -1)[usable]
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         if not any(curve is not None for curve in self.curves):

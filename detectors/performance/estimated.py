@@ -41,7 +41,7 @@ import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -305,8 +305,7 @@ class EstimatedPerformance:
             rows.ids.extend(ids[at : at + take])
             rows.predicted.extend(predicted[at : at + take])
             rows.score.extend(score[at : at + take])
-            rows.probabilities.extend(repeat(None, take))
-            rows.truth.extend(repeat(None, take))
+            rows.truth.pad(take)  # no label, and no probabilities (nothing to keep)
             self._room -= take
             self.count += take
             at += take
@@ -344,10 +343,14 @@ class EstimatedPerformance:
                 self._open()
             rows = self._rows
             rows.ids.append(request)
+            dense = rows.probabilities.dense  # a list once most rows have some
+            if dense is not None and len(dense) == len(rows.predicted):
+                dense.append(probabilities)
+            elif probabilities is not None:
+                rows.probabilities.put(len(rows.predicted), probabilities)
             rows.predicted.append(predicted)
             rows.score.append(score)
-            rows.probabilities.append(probabilities)
-            rows.truth.append(None)
+            rows.truth.codes.append(0)  # no label yet
             self._room -= 1
             if indexing:
                 known = len(ids)
@@ -406,8 +409,7 @@ class EstimatedPerformance:
     def _truth(self, where: int, truth: str | None) -> None:
         number, row = self._place(where)
         rows = self.reference if number == -1 else self.windows[number - self.first_window]
-        if rows.truth[row] is None:
-            rows.truth[row] = truth
+        rows.truth.fill(row, truth)  # the first label of a prediction holds
 
     def _close(self, ts: float, seq: int) -> list[Finding]:
         """The window just filled closes at the prediction of time ``ts``, stream
@@ -496,13 +498,13 @@ class EstimatedPerformance:
         self._indexed = self.count
 
     def _choose_source(self, ref: Rows) -> Calibration | None:
-        with_probabilities = [p for p in ref.probabilities if p is not None]
+        with_probabilities = ref.probabilities.present()
         if len(with_probabilities) * 2 >= len(ref.predicted):
             seen: dict[str, int] = {}
             for probs in with_probabilities:
                 for name in probs:
                     seen[name] = seen.get(name, 0) + 1
-            for name in ref.predicted:
+            for name in ref.classes():
                 seen[name] = seen.get(name, 0) + 1
             frequent = sorted(seen, key=lambda c: (-seen[c], c))[: self.max_classes]
             classes = sorted(frequent)
@@ -511,7 +513,7 @@ class EstimatedPerformance:
                 return None
             return Calibration("probabilities", classes, self._positive(classes, ref))
         scores = np.array(ref.score, dtype=np.float64)
-        predicted = np.array(ref.predicted, dtype=object)
+        predicted = np.array(ref.classes(), dtype=object)
         finite = np.isfinite(scores)
         classes = sorted({str(p) for p in predicted[finite]})
         if len(classes) != 2:
@@ -531,7 +533,7 @@ class EstimatedPerformance:
     def _positive(classes: list[str], ref: Rows) -> int:
         if len(classes) != 2:
             return 0
-        counts = [sum(1 for p in ref.predicted if p == c) for c in classes]
+        counts = [sum(1 for p in ref.classes() if p == c) for c in classes]
         return 0 if counts[0] < counts[1] else 1
 
     # -- windows -----------------------------------------------------------
@@ -617,7 +619,7 @@ class EstimatedPerformance:
     def _realize(self, number: int, rows: Rows) -> None:
         """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
         self._forget(number, rows)
-        if len(rows.truth) - rows.truth.count(None) < MIN_ROWS:
+        if len(rows.truth) - rows.truth.count_none() < MIN_ROWS:
             return  # too few labels came, whatever their classes: nothing to compute
         calibration = self.calibration
         assert calibration is not None
