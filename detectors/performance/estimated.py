@@ -302,7 +302,7 @@ class EstimatedPerformance:
                 self._open()
             rows = self._rows
             take = min(self._room, n - at)
-            rows.ids.extend(ids[at : at + take])
+            rows.add_ids(ids[at : at + take])
             rows.predicted.extend(predicted[at : at + take])
             rows.score.extend(score[at : at + take])
             rows.truth.pad(take)  # no label, and no probabilities (nothing to keep)
@@ -398,7 +398,7 @@ class EstimatedPerformance:
         for first, rows in kept:
             low, high = max(start, first), min(stop, first + rows.id_count())
             if low < high:
-                part = rows.kept_ids()[low - first : high - first]
+                part = rows.kept_ids(low - first, high - first)
                 known = len(ids)
                 ids.update(zip(part, range(low, high), strict=True))  # type: ignore[arg-type]
                 ids.pop(None, None)  # type: ignore[call-overload]  # a None id went in
@@ -649,7 +649,7 @@ class EstimatedPerformance:
         indexed = min(self._indexed, stop) - start
         if indexed > 0:
             ids: dict[str | None, int] = self.ids  # type: ignore[assignment]
-            part = rows.kept_ids() if indexed == kept else rows.kept_ids()[:indexed]
+            part = rows.kept_ids(0, indexed)
             if self._repeated < start:  # all are there: no look-ups
                 deque(map(ids.__delitem__, part), maxlen=0)
             else:
@@ -674,7 +674,7 @@ class EstimatedPerformance:
         self.reference = sample.reference
         # Its labels are joined: later ones are not for it, so its ids are let go (and
         # the rows are as if indexed, each without an id).
-        self.reference.ids = [None] * taken
+        self.reference.forget_ids()
         self.windows, self.first_window, self.ids = [], 0, {}
         self._indexed, self._repeated = taken, taken - 1
         self.calibration, self.unsupported = None, ""
@@ -733,7 +733,7 @@ class EstimatedPerformance:
         # let go: they are such a reference's, or all sent again later (the later wins).
         saved_ids = state.get("ids")
         if saved_ids is not None and all(v[0] != -1 for v in saved_ids.values()):
-            est.reference.ids = [None] * len(est.reference.ids)
+            est.reference.forget_ids()
         saved = state["calibration"]
         est.calibration = None if saved is None else Calibration.load(saved)
         est.unsupported = str(state["unsupported"])

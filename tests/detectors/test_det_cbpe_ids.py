@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -449,6 +450,47 @@ def test_an_id_holding_the_separator_stays_a_list() -> None:
     assert rows.packed is None and rows.ids == ids
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_ids_added_by_batches_and_one_by_one_read_back(seed: int) -> None:
+    """Rows hold the ids added in batches and one by one (appended, then ``settle``),
+    packed by batches, with (odd seeds) ids holding the separator among them; read by
+    any range, sealed, dumped through JSON and loaded, or let go: the ids of a list."""
+    rng = np.random.default_rng(seed)
+    rows = Rows()
+    plain: list[str | None] = []
+    for _ in range(int(rng.integers(20, 120))):
+        n = int(rng.integers(0, 60))
+        ids = [
+            None
+            if rng.random() < 0.1
+            else ("a\x00b" if seed % 2 and rng.random() < 0.002 else f"r{len(plain) + k}")
+            for k in range(n)
+        ]
+        if rng.random() < 0.5:
+            rows.add_ids(tuple(ids) if rng.random() < 0.5 else ids)
+        else:
+            rows.ids.extend(ids)  # as predictions taken one by one append them
+            rows.settle()
+        plain += ids
+        if "a\x00b" not in plain:
+            assert len(rows.ids) < 256  # the rest packed
+        assert rows.id_count() == len(plain)
+        for _ in range(5):
+            start, stop = sorted(int(x) for x in rng.integers(0, len(plain) + 1, 2))
+            assert rows.kept_ids(start, stop) == plain[start:stop]
+    assert rows.kept_ids() == plain and len(rows.chunks) <= 17
+    rows.predicted = ["yes"] * len(plain)
+    rows.truth.pad(len(plain))
+    rows.score = array("d", [0.5] * len(plain))
+    loaded = Rows.load(json.loads(json.dumps(rows.dump())))
+    assert loaded.kept_ids() == plain and loaded.dump() == rows.dump()
+    rows.seal()
+    assert rows.kept_ids() == plain
+    assert (rows.packed is not None) == (bool(plain) and "a\x00b" not in plain)
+    rows.forget_ids()
+    assert rows.kept_ids() == [None] * len(plain) and rows.chunks == []
+
+
 def test_closed_windows_keep_their_ids_packed() -> None:
     est = EstimatedPerformance(window=WINDOW, reference=2 * WINDOW)
     rng = np.random.default_rng(0)
@@ -463,7 +505,7 @@ def test_closed_windows_keep_their_ids_packed() -> None:
     assert closed and all(w.packed is not None and w.ids == [] for w in closed)
     # Classes parsed one by one (a string each) are shared once the window closes.
     assert all(len({id(c) for c in w.predicted}) <= 2 for w in closed)
-    assert still_open.packed is None and len(still_open.ids) == 10
+    assert still_open.kept_ids() == [r[2] for r in rows[-10:]] and still_open.id_count() == 10
     again = EstimatedPerformance.load(json.loads(json.dumps(est.dump())))
     assert [w.kept_ids() for w in again.windows] == [w.kept_ids() for w in est.windows]
     assert all(w.packed is not None for w in again.windows[:-1])
