@@ -41,7 +41,7 @@ import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -302,11 +302,10 @@ class EstimatedPerformance:
                 self._open()
             rows = self._rows
             take = min(self._room, n - at)
-            rows.ids.extend(ids[at : at + take])
+            rows.add_ids(ids[at : at + take])
             rows.predicted.extend(predicted[at : at + take])
             rows.score.extend(score[at : at + take])
-            rows.probabilities.extend(repeat(None, take))
-            rows.truth.extend(repeat(None, take))
+            rows.truth.pad(take)  # no label, and no probabilities (nothing to keep)
             self._room -= take
             self.count += take
             at += take
@@ -344,10 +343,14 @@ class EstimatedPerformance:
                 self._open()
             rows = self._rows
             rows.ids.append(request)
+            dense = rows.probabilities.dense  # a list once most rows have some
+            if dense is not None and len(dense) == len(rows.predicted):
+                dense.append(probabilities)
+            elif probabilities is not None:
+                rows.probabilities.put(len(rows.predicted), probabilities)
             rows.predicted.append(predicted)
             rows.score.append(score)
-            rows.probabilities.append(probabilities)
-            rows.truth.append(None)
+            rows.truth.codes.append(0)  # no label yet
             self._room -= 1
             if indexing:
                 known = len(ids)
@@ -395,7 +398,7 @@ class EstimatedPerformance:
         for first, rows in kept:
             low, high = max(start, first), min(stop, first + rows.id_count())
             if low < high:
-                part = rows.kept_ids()[low - first : high - first]
+                part = rows.kept_ids(low - first, high - first)
                 known = len(ids)
                 ids.update(zip(part, range(low, high), strict=True))  # type: ignore[arg-type]
                 ids.pop(None, None)  # type: ignore[call-overload]  # a None id went in
@@ -406,8 +409,7 @@ class EstimatedPerformance:
     def _truth(self, where: int, truth: str | None) -> None:
         number, row = self._place(where)
         rows = self.reference if number == -1 else self.windows[number - self.first_window]
-        if rows.truth[row] is None:
-            rows.truth[row] = truth
+        rows.truth.fill(row, truth)  # the first label of a prediction holds
 
     def _close(self, ts: float, seq: int) -> list[Finding]:
         """The window just filled closes at the prediction of time ``ts``, stream
@@ -496,13 +498,13 @@ class EstimatedPerformance:
         self._indexed = self.count
 
     def _choose_source(self, ref: Rows) -> Calibration | None:
-        with_probabilities = [p for p in ref.probabilities if p is not None]
+        with_probabilities = ref.probabilities.present()
         if len(with_probabilities) * 2 >= len(ref.predicted):
             seen: dict[str, int] = {}
             for probs in with_probabilities:
                 for name in probs:
                     seen[name] = seen.get(name, 0) + 1
-            for name in ref.predicted:
+            for name in ref.classes():
                 seen[name] = seen.get(name, 0) + 1
             frequent = sorted(seen, key=lambda c: (-seen[c], c))[: self.max_classes]
             classes = sorted(frequent)
@@ -511,7 +513,7 @@ class EstimatedPerformance:
                 return None
             return Calibration("probabilities", classes, self._positive(classes, ref))
         scores = np.array(ref.score, dtype=np.float64)
-        predicted = np.array(ref.predicted, dtype=object)
+        predicted = np.array(ref.classes(), dtype=object)
         finite = np.isfinite(scores)
         classes = sorted({str(p) for p in predicted[finite]})
         if len(classes) != 2:
@@ -531,7 +533,7 @@ class EstimatedPerformance:
     def _positive(classes: list[str], ref: Rows) -> int:
         if len(classes) != 2:
             return 0
-        counts = [sum(1 for p in ref.predicted if p == c) for c in classes]
+        counts = [sum(1 for p in ref.classes() if p == c) for c in classes]
         return 0 if counts[0] < counts[1] else 1
 
     # -- windows -----------------------------------------------------------
@@ -617,7 +619,7 @@ class EstimatedPerformance:
     def _realize(self, number: int, rows: Rows) -> None:
         """The realized metrics of a window whose labels had ``realized_after`` windows to come."""
         self._forget(number, rows)
-        if len(rows.truth) - rows.truth.count(None) < MIN_ROWS:
+        if len(rows.truth) - rows.truth.count_none() < MIN_ROWS:
             return  # too few labels came, whatever their classes: nothing to compute
         calibration = self.calibration
         assert calibration is not None
@@ -647,7 +649,7 @@ class EstimatedPerformance:
         indexed = min(self._indexed, stop) - start
         if indexed > 0:
             ids: dict[str | None, int] = self.ids  # type: ignore[assignment]
-            part = rows.kept_ids() if indexed == kept else rows.kept_ids()[:indexed]
+            part = rows.kept_ids(0, indexed)
             if self._repeated < start:  # all are there: no look-ups
                 deque(map(ids.__delitem__, part), maxlen=0)
             else:
@@ -672,7 +674,7 @@ class EstimatedPerformance:
         self.reference = sample.reference
         # Its labels are joined: later ones are not for it, so its ids are let go (and
         # the rows are as if indexed, each without an id).
-        self.reference.ids = [None] * taken
+        self.reference.forget_ids()
         self.windows, self.first_window, self.ids = [], 0, {}
         self._indexed, self._repeated = taken, taken - 1
         self.calibration, self.unsupported = None, ""
@@ -731,7 +733,7 @@ class EstimatedPerformance:
         # let go: they are such a reference's, or all sent again later (the later wins).
         saved_ids = state.get("ids")
         if saved_ids is not None and all(v[0] != -1 for v in saved_ids.values()):
-            est.reference.ids = [None] * len(est.reference.ids)
+            est.reference.forget_ids()
         saved = state["calibration"]
         est.calibration = None if saved is None else Calibration.load(saved)
         est.unsupported = str(state["unsupported"])

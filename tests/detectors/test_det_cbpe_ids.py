@@ -9,7 +9,9 @@ to that map side by side: labels for predictions of the same batch, of the refer
 before and after the fit, of forgotten windows, for ids sent again, without an id or for
 unknown ids; batches of every size through every way in; ``set_reference`` now and then;
 the state round-tripped through JSON and ``load`` at random points, sometimes with the
-map as checkpoints used to hold it. The rows' labels must be the map's after every batch,
+map as checkpoints used to hold it; in some streams labels of other types too (bools,
+ints, floats, many classes). The rows' labels (values and types) must be the map's after
+every batch,
 and when the reference is fitted and each window realized (the only moments they are
 read); the findings, results and changes (but for how confirmations are merged, which
 depends on when they are taken) must be those of the same stream fed in other batches
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,24 +39,31 @@ from detectors.performance.estimated import (
 
 WINDOW = 100
 SEEDS = range(12)
+# Labels other than the classes, which JSON carries as they are: each must come back so.
+ODD_LABELS: list[Any] = [True, False, 1, 0, 1.0, -0.0, 2.5, "yes ", ""]
+
+
+def typed(values: list[Any]) -> list[tuple[type, str]]:
+    """Values with their types (``True == 1 == 1.0`` and ``0.0 == -0.0``: not the same)."""
+    return [(type(v), repr(v)) for v in values]
 
 
 class Watched(EstimatedPerformance):
     """CBPE that notes the rows' labels where they are read: the reference's at the
     fit, each window's when it is realized."""
 
-    seen: list[list[str | None]]
+    seen: list[list[tuple[type, str]]]
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.seen = []
 
     def _fit(self) -> None:
-        self.seen.append(list(self.reference.truth))
+        self.seen.append(typed(self.reference.truth.tolist()))
         super()._fit()
 
     def _realize(self, number: int, rows: Rows) -> None:
-        self.seen.append(list(rows.truth))
+        self.seen.append(typed(rows.truth.tolist()))
         super()._realize(number, rows)
 
 
@@ -67,11 +77,11 @@ class EagerMap:
     max_classes: int
     ids: dict[str, int] = field(default_factory=dict)  # id -> place
     requests: list[str | None] = field(default_factory=list)  # by place
-    truth: list[str | None] = field(default_factory=list)  # by place
+    truth: list[Any] = field(default_factory=list)  # by place
     fitted: bool = False
     gave_up: bool = False
     forgotten: int = 0  # windows forgotten
-    seen: list[list[str | None]] = field(default_factory=list)
+    seen: list[list[tuple[type, str]]] = field(default_factory=list)
     landed: dict[str, int] = field(default_factory=dict)  # which paths were taken
 
     def keeps(self, row: ScoredRow) -> bool:
@@ -92,6 +102,8 @@ class EagerMap:
                     self.truth[place] = truth
                     where = "reference" if place < self.reference else "window"
                     self.note(f"{where} {'after' if self.fitted else 'before'} the fit")
+                    if type(truth) is not str:
+                        self.note("a label of another type")
                 continue
             if not self.keeps(row):
                 continue
@@ -110,7 +122,7 @@ class EagerMap:
 
     def _close(self, number: int, gives_up: bool) -> None:
         if not self.fitted:
-            self.seen.append(self.truth[: self.reference])
+            self.seen.append(typed(self.truth[: self.reference]))
             self._forget(0, self.reference)
             if gives_up:
                 self.gave_up = True
@@ -119,7 +131,7 @@ class EagerMap:
             self.fitted = True
         while number - self.forgotten + 1 > self.realized_after:
             start = self.reference + self.forgotten * self.window
-            self.seen.append(self.truth[start : start + self.window])
+            self.seen.append(typed(self.truth[start : start + self.window]))
             self._forget(start, start + self.window)
             self.forgotten += 1
 
@@ -152,14 +164,14 @@ class EagerMap:
         assert est.count == len(self.truth)
         assert est.seen == self.seen
         kept = 0 if self.fitted or self.gave_up else min(est.count, self.reference)
-        assert est.reference.truth == self.truth[:kept]
+        assert typed(est.reference.truth.tolist()) == typed(self.truth[:kept])
         if self.gave_up:
             assert est.windows == []
             return
         assert est.first_window == self.forgotten
         start = self.reference + self.forgotten * self.window
         for rows in est.windows:
-            assert rows.truth == self.truth[start : start + len(rows.truth)]
+            assert typed(rows.truth.tolist()) == typed(self.truth[start : start + len(rows.truth)])
             assert rows.kept_ids() == self.requests[start : start + rows.id_count()]
             start += rows.id_count()
         assert start == est.count or not est.windows
@@ -170,6 +182,7 @@ def make_stream(seed: int) -> tuple[dict[str, Any], list[ScoredRow], int | None,
     and the sample it is given."""
     rng = np.random.default_rng(seed)
     dense = seed % 4 == 0  # every prediction labelled soon: windows are realized
+    odd = seed % 4 == 3  # labels of other types among them
     params = {
         "window": WINDOW,
         "reference": int(rng.choice([200, 300])),
@@ -182,10 +195,10 @@ def make_stream(seed: int) -> tuple[dict[str, Any], list[ScoredRow], int | None,
     kind = ["confidence", "mixed", "one_class"][seed % 3] if seed % 4 else "confidence"
     n = int(rng.integers(1500, 2500))
     events: list[ScoredRow] = []
-    pending: list[tuple[int, str | None, str]] = []  # (due at prediction, id, truth)
+    pending: list[tuple[int, str | None, Any]] = []  # (due at prediction, id, truth)
     sent: list[str] = []
 
-    def label(request: str | None, truth: str) -> None:
+    def label(request: str | None, truth: Any) -> None:
         events.append((len(events), 1.6e9 + len(events), request, None, math.nan, None, truth))
 
     sample: list[ScoredRow] = []
@@ -224,7 +237,9 @@ def make_stream(seed: int) -> tuple[dict[str, Any], list[ScoredRow], int | None,
             (len(events), 1.6e9 + len(events), request, predicted, score, probabilities, None)
         )
         if dense or rng.random() < 0.7:
-            truth = "yes" if rng.random() < p else "no"
+            truth: Any = "yes" if rng.random() < p else "no"
+            if odd and rng.random() < 0.2:
+                truth = ODD_LABELS[int(rng.integers(len(ODD_LABELS)))]
             roll = rng.random()
             delay = 0 if roll < 0.2 else int(rng.integers(1, 40 if roll < 0.8 or dense else 700))
             pending.append((i + delay, request, truth))
@@ -238,7 +253,7 @@ def make_stream(seed: int) -> tuple[dict[str, Any], list[ScoredRow], int | None,
 
 
 def _sample(
-    rng: np.random.Generator, i: int, pending: list[tuple[int, str | None, str]], sent: list[str]
+    rng: np.random.Generator, i: int, pending: list[tuple[int, str | None, Any]], sent: list[str]
 ) -> list[ScoredRow]:
     """What ``set_reference`` is given at prediction ``i`` (fewer than a window at times:
     then nothing changes); some of its ids get labels later in the stream, a few are
@@ -360,6 +375,7 @@ def test_the_streams_take_every_path() -> None:
         "loaded",
         "loaded with the map",
         "given up",
+        "a label of another type",
     }
 
 
@@ -386,15 +402,15 @@ def test_after_set_reference_the_reference_finds_no_label(held: bool | None) -> 
     ]
     labels.append((99, 1.6e9 + 99, "r3", None, math.nan, None, "no"))
     est.observe_rows(labels)
-    assert est.reference.truth == [None] * 150
-    assert est.windows[0].truth == [None] * 3 + ["no"] + [None] * 16
+    assert est.reference.truth.tolist() == [None] * 150
+    assert est.windows[0].truth.tolist() == [None] * 3 + ["no"] + [None] * 16
     # On through the fit (the reference forgotten) to the next window: ids all new.
     more: list[ScoredRow] = [
         (j, 1.6e9 + j, f"r{j}", "yes" if j % 2 else "no", 0.9, None, None) for j in range(20, 150)
     ]
     est.observe_rows([*more, (150, 1.6e9 + 150, "r120", None, math.nan, None, "yes")])
-    assert est.calibration is not None and est.reference.truth == []
-    assert est.windows[1].truth == [None] * 20 + ["yes"] + [None] * 29
+    assert est.calibration is not None and est.reference.truth.tolist() == []
+    assert est.windows[1].truth.tolist() == [None] * 20 + ["yes"] + [None] * 29
 
 
 def test_a_checkpoint_that_held_the_map_finds_the_references_rows() -> None:
@@ -407,7 +423,7 @@ def test_a_checkpoint_that_held_the_map_finds_the_references_rows() -> None:
     state["ids"] = {f"r{j}": [-1, j] for j in range(150)}
     est = EstimatedPerformance.load(state)
     est.observe_rows([(150, 1.6e9 + 150, "r7", None, math.nan, None, "no")])
-    assert est.reference.truth == [None] * 7 + ["no"] + [None] * 142
+    assert est.reference.truth.tolist() == [None] * 7 + ["no"] + [None] * 142
 
 
 @pytest.mark.parametrize(
@@ -434,6 +450,47 @@ def test_an_id_holding_the_separator_stays_a_list() -> None:
     assert rows.packed is None and rows.ids == ids
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_ids_added_by_batches_and_one_by_one_read_back(seed: int) -> None:
+    """Rows hold the ids added in batches and one by one (appended, then ``settle``),
+    packed by batches, with (odd seeds) ids holding the separator among them; read by
+    any range, sealed, dumped through JSON and loaded, or let go: the ids of a list."""
+    rng = np.random.default_rng(seed)
+    rows = Rows()
+    plain: list[str | None] = []
+    for _ in range(int(rng.integers(20, 120))):
+        n = int(rng.integers(0, 60))
+        ids = [
+            None
+            if rng.random() < 0.1
+            else ("a\x00b" if seed % 2 and rng.random() < 0.002 else f"r{len(plain) + k}")
+            for k in range(n)
+        ]
+        if rng.random() < 0.5:
+            rows.add_ids(tuple(ids) if rng.random() < 0.5 else ids)
+        else:
+            rows.ids.extend(ids)  # as predictions taken one by one append them
+            rows.settle()
+        plain += ids
+        if "a\x00b" not in plain:
+            assert len(rows.ids) < 256  # the rest packed
+        assert rows.id_count() == len(plain)
+        for _ in range(5):
+            start, stop = sorted(int(x) for x in rng.integers(0, len(plain) + 1, 2))
+            assert rows.kept_ids(start, stop) == plain[start:stop]
+    assert rows.kept_ids() == plain and len(rows.chunks) <= 17
+    rows.predicted = ["yes"] * len(plain)
+    rows.truth.pad(len(plain))
+    rows.score = array("d", [0.5] * len(plain))
+    loaded = Rows.load(json.loads(json.dumps(rows.dump())))
+    assert loaded.kept_ids() == plain and loaded.dump() == rows.dump()
+    rows.seal()
+    assert rows.kept_ids() == plain
+    assert (rows.packed is not None) == (bool(plain) and "a\x00b" not in plain)
+    rows.forget_ids()
+    assert rows.kept_ids() == [None] * len(plain) and rows.chunks == []
+
+
 def test_closed_windows_keep_their_ids_packed() -> None:
     est = EstimatedPerformance(window=WINDOW, reference=2 * WINDOW)
     rng = np.random.default_rng(0)
@@ -448,7 +505,7 @@ def test_closed_windows_keep_their_ids_packed() -> None:
     assert closed and all(w.packed is not None and w.ids == [] for w in closed)
     # Classes parsed one by one (a string each) are shared once the window closes.
     assert all(len({id(c) for c in w.predicted}) <= 2 for w in closed)
-    assert still_open.packed is None and len(still_open.ids) == 10
+    assert still_open.kept_ids() == [r[2] for r in rows[-10:]] and still_open.id_count() == 10
     again = EstimatedPerformance.load(json.loads(json.dumps(est.dump())))
     assert [w.kept_ids() for w in again.windows] == [w.kept_ids() for w in est.windows]
     assert all(w.packed is not None for w in again.windows[:-1])
