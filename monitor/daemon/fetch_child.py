@@ -18,10 +18,9 @@ detector. It ends when the loop closes its end of the socket, or is gone.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import logging
 import pickle
-import queue
 import signal
 import sys
 import threading
@@ -46,8 +45,13 @@ POLL_MS = 100
 # Records per batch handed over: the loop starts on a poll's first records while the
 # rest are parsed, and a batch's objects stay a few MB.
 BATCH_RECORDS = 2048
-# Batches parsed ahead of the loop, waiting to be written (each up to BATCH_RECORDS).
-AHEAD = 4
+# Pickled batches parsed ahead of the loop, waiting to be written: at most this many
+# bytes (a batch of 2,048 records of 20 features is ~0.4 MB), and one batch whatever
+# its size. The loop takes batches in bursts (a window's close, a checkpoint): with four
+# batches in hand the fetch process stopped in each burst and the loop then waited for
+# it, a third of its time on 8 models over 2 partitions (issue 16; BENCHMARKS, eighth
+# round). Memory stays bounded however far behind the stream is.
+AHEAD_BYTES = 16 * 2**20
 RETRY_SECONDS = 1.0
 
 
@@ -126,41 +130,57 @@ def serve(conn: Connection) -> None:
 
 class Outbox:
     """Batches pickled here and written to the socket by a thread of their own, up to
-    ``AHEAD`` of them waiting: the process fetches and parses on while the loop is busy
-    with a batch, instead of waiting for the loop to take each one before the next. The
-    write releases the GIL."""
+    ``limit`` bytes of them waiting (``AHEAD_BYTES``): the process fetches and parses on
+    while the loop is busy, instead of waiting for the loop to take each batch before
+    the next. The write releases the GIL."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, limit: int = AHEAD_BYTES) -> None:
         self._conn = conn
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
+        self._limit = limit
+        self._waiting: collections.deque[bytes | None] = collections.deque()
+        self._bytes = 0  # of the batches waiting and the one being written
+        self._changed = threading.Condition()
         self.open = True
         self._thread = threading.Thread(target=self._write, name="fetch-outbox", daemon=True)
         self._thread.start()
 
     def put(self, batch: Fetched) -> None:
         data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-        while self.open:  # a loop that is gone takes nothing more
-            try:
-                self._queue.put(data, timeout=0.5)
+        with self._changed:
+            # One batch goes however large: a loop that is gone takes nothing more.
+            while self.open and self._bytes and self._bytes + len(data) > self._limit:
+                self._changed.wait(0.5)
+            if not self.open:
                 return
-            except queue.Full:
-                continue
+            self._waiting.append(data)
+            self._bytes += len(data)
+            self._changed.notify_all()
 
     def close(self) -> None:
-        self.open = False
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+        """Write what waits, then stop (``put`` takes nothing more)."""
+        with self._changed:
+            self.open = False
+            self._waiting.append(None)
+            self._changed.notify_all()
 
     def _write(self) -> None:
         while True:
-            data = self._queue.get()
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+                data = self._waiting.popleft()
             if data is None:
                 return
             try:
                 self._conn.send_bytes(data)
             except OSError:  # the loop closed its end: it is stopping, or gone
-                self.open = False
+                with self._changed:
+                    self.open = False
+                    self._changed.notify_all()
                 return
+            with self._changed:
+                self._bytes -= len(data)
+                self._changed.notify_all()
 
 
 def _assign(consumer: KafkaConsumer, positions: dict[tuple[str, int], int | None]) -> None:
