@@ -30,7 +30,7 @@ EVENT_TYPES = ("prediction", "input", "label", "metric")
 Scalar = str | int | float | bool
 # Exact types, looked up in a set: the decoders return plain builtins, and a set
 # lookup per feature value is several times cheaper than isinstance on a union.
-_FEATURE_TYPES = frozenset({str, int, float, bool, type(None)})
+FEATURE_TYPES = frozenset({str, int, float, bool, type(None)})
 _NUMBER_TYPES = frozenset({int, float})
 _INT_LIMIT = 2**63
 # Feature values the fast paths take as they are; an integer too, once its range is checked.
@@ -155,7 +155,7 @@ def parse_decoded(
         and (client is None or type(client) is str)
         and (version is None or type(version) is str)
         and (score is None or type(score) is float)
-        and (prediction is None or type(prediction) in _FEATURE_TYPES)
+        and (prediction is None or type(prediction) in FEATURE_TYPES)
         and (features is None or (type(features) is dict and _plain_values(features)))
     ):
         return parse_checked(raw, default_ts, bounds, obj)
@@ -355,7 +355,7 @@ def _common_prediction(
         and (client is None or type(client) is str)
         and (version is None or type(version) is str)
         and (score is None or type(score) is float)
-        and (prediction is None or type(prediction) in _FEATURE_TYPES)
+        and (prediction is None or type(prediction) in FEATURE_TYPES)
         and get("probabilities") is None
         and get("label") is None
         and get("name") is None
@@ -378,7 +378,7 @@ def _plain_values(features: dict[str, Any]) -> bool:
     """Whether every feature value is one the full check takes unchanged: a float, a
     label, a bool, None, or an integer within ``_INT_LIMIT``."""
     types = set(map(type, features.values()))
-    return types <= _PLAIN_FEATURE_TYPES or (types <= _FEATURE_TYPES and _ints_fit(features))
+    return types <= _PLAIN_FEATURE_TYPES or (types <= FEATURE_TYPES and _ints_fit(features))
 
 
 def _texts_too_long(model: str, features: dict[str, Any] | None, *texts: object) -> bool:
@@ -463,9 +463,9 @@ def _features(key: str, value: Any) -> dict[str, Scalar | None]:
         raise _Invalid(f"'{key}' must be an object, got {_kind(value)}")
     # One pass in C over the value types; the per-item loop runs only to name a culprit.
     types = set(map(type, value.values()))
-    if not types <= _FEATURE_TYPES or (int in types and not _ints_fit(value)):
+    if not types <= FEATURE_TYPES or (int in types and not _ints_fit(value)):
         for name, item in value.items():
-            if type(item) not in _FEATURE_TYPES:
+            if type(item) not in FEATURE_TYPES:
                 raise _Invalid(
                     f"feature {name!r:.60} must be a number, string or bool, got {_kind(item)}"
                 )
@@ -504,7 +504,7 @@ def _number(key: str, value: Any) -> float:
 
 
 def _scalar(key: str, value: Any) -> Scalar:
-    if type(value) not in _FEATURE_TYPES:
+    if type(value) not in FEATURE_TYPES:
         raise _Invalid(f"'{key}' must be a string, number or bool, got {_kind(value)}")
     if type(value) is str:
         return _bounded(key, value)

@@ -44,6 +44,12 @@ class BadRecord:
     value: bytes
     key: bytes | None
 
+    @classmethod
+    def of(cls, record: KafkaRecord) -> BadRecord:
+        """The record as kept (a value that is not bytes, a tombstone's None, as empty)."""
+        value = record.value
+        return cls(record.offset, value if isinstance(value, bytes) else b"", record.key)
+
 
 @dataclass(slots=True)
 class Fetched:
@@ -84,6 +90,5 @@ def parse_records(
         append(result)
         last = record.offset
         if type(result) is Malformed:
-            raw = value if isinstance(value, bytes) else b""
-            bad.append(BadRecord(last, raw, record.key))
+            bad.append(BadRecord.of(record))
     return Fetched(epoch, topic, partition, last, highwater, parsed, bad, len(parsed))

@@ -99,7 +99,8 @@ def _parse_grouped(
                     waits.long = True
                 continue
             item = parse_decoded(raw, obj, default_ts, bounds)  # type: ignore[arg-type]
-        # From here on, group_runs's steps.
+        # From here on, group_runs's steps, in the same pass: a second pass over the
+        # poll (group_runs with a hand-over of its own) cost ~0.4 us a record here.
         if type(item) is tuple and item[0] in models:  # a row checked already
             waits = waiting.get(item[0])
             if waits is None:
@@ -116,10 +117,7 @@ def _parse_grouped(
             for waits in waiting.values():
                 _hand_over(out, waits, bounds, min_run)
             waiting.clear()
-            value = record.value
-            bad.append(
-                BadRecord(record.offset, value if isinstance(value, bytes) else b"", record.key)
-            )
+            bad.append(BadRecord.of(record))
         out.append(item)
     for waits in waiting.values():
         _hand_over(out, waits, bounds, min_run)

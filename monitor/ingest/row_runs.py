@@ -33,7 +33,15 @@ from typing import TypeVar
 
 import numpy as np
 
-from monitor.ingest.events import MAX_NAME_CHARS, Event, Malformed, Row, TimeBounds, is_text
+from monitor.ingest.events import (
+    FEATURE_TYPES,
+    MAX_NAME_CHARS,
+    Event,
+    Malformed,
+    Row,
+    TimeBounds,
+    is_text,
+)
 
 T = TypeVar("T")
 # Fewer rows than this stay rows: a run's fixed cost would outweigh what it saves.
@@ -48,7 +56,6 @@ _BOOL_LABELS: dict[object, str] = {True: "true", False: "false"}
 _FLOATS = frozenset({float})
 _DICTS = frozenset({dict})
 _SCORES = frozenset({float, _NONE})
-_PREDICTIONS = frozenset({str, int, float, bool, _NONE})  # as parse_record takes them
 _LABEL_BOOLS = {"true": True, "false": False}
 
 
@@ -280,7 +287,7 @@ def _usual(
     texts = (ids, clients, versions)
     if not all(set(map(type, column)) <= _LABELS for column in texts):
         return False
-    if not set(map(type, scores)) <= _SCORES or not set(map(type, predictions)) <= _PREDICTIONS:
+    if not set(map(type, scores)) <= _SCORES or not set(map(type, predictions)) <= FEATURE_TYPES:
         return False
     if not long:
         return True
